@@ -1,0 +1,1 @@
+"""The SGL grammar (sgl.lark), shipped as package data."""

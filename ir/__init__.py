@@ -1,0 +1,1 @@
+"""The IR of SGL programs: data types, printer, verifier, passes."""

@@ -1,0 +1,20 @@
+"""KV write reference: scatter new tokens' keys and values into their pool slots."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+
+def store_kv(k_buffer: Tensor, v_buffer: Tensor, loc: Tensor, k: Tensor, v: Tensor) -> None:
+    """Write ``k``/``v`` ``[T, Hkv, D]`` into slots ``loc`` (int64 ``[T]``) of the pool, in place.
+
+    ``k_buffer``/``v_buffer`` are ``[num_slots, Hkv, D]``; values are cast to the buffer dtype.
+    Slots in ``loc`` must be distinct (a repeated slot keeps an unspecified one of its writes).
+    """
+    if k.shape != v.shape or k.shape[1:] != k_buffer.shape[1:] or k.shape[0] != loc.shape[0]:
+        raise ValueError(
+            f"k {tuple(k.shape)} / v {tuple(v.shape)} / loc {tuple(loc.shape)} do not fit "
+            f"a pool of {tuple(k_buffer.shape)}"
+        )
+    k_buffer.index_copy_(0, loc, k.to(k_buffer.dtype))
+    v_buffer.index_copy_(0, loc, v.to(v_buffer.dtype))

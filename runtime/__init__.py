@@ -1,0 +1,1 @@
+"""The sglc runtime: engine, scheduler, caches, models, executor."""

@@ -1,0 +1,47 @@
+"""EngineConfig: every engine option, validated once, never mutated afterwards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sglc.runtime.core import InvalidRequest
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    dtype: str = "auto"
+    device: str = "cpu"
+    max_total_tokens: int | None = None  # KV pool slots; None = sized from the device
+    max_running_requests: int = 256
+    max_context_len: int | None = None  # None = the model's max_position_embeddings
+    page_size: int = 1
+    policy: str = "lpm"  # fcfs | lpm
+    chunked_prefill_size: int | None = 2048  # None or 0 = no chunking
+    max_prefill_tokens: int = 16384  # token budget of one extend batch
+    disable_radix_cache: bool = False
+    attention_backend: str = "torch"
+    new_token_reserve_ratio: float = 0.3  # share of running requests' future tokens kept free
+    in_batch_prefix_len: int = 32  # defer a request sharing this many head tokens with one in the batch
+    seed: int = 0  # for requests without their own seed
+
+    def __post_init__(self) -> None:
+        for name in ("max_running_requests", "page_size", "max_prefill_tokens"):
+            if getattr(self, name) < 1:
+                raise InvalidRequest(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_total_tokens is not None and self.max_total_tokens < 2 * self.page_size:
+            raise InvalidRequest(f"max_total_tokens must be >= {2 * self.page_size}")
+        if self.chunked_prefill_size is not None and self.chunked_prefill_size < 0:
+            raise InvalidRequest("chunked_prefill_size must be >= 0 (0 or None disables chunking)")
+        if not 0 <= self.new_token_reserve_ratio <= 1:
+            raise InvalidRequest("new_token_reserve_ratio must be in [0, 1]")
+
+    @property
+    def prefill_budget(self) -> int:
+        """Max new tokens in one extend batch; a longer request is chunked to fit it."""
+        if self.chunked_prefill_size:
+            return min(self.chunked_prefill_size, self.max_prefill_tokens)
+        return self.max_prefill_tokens
+
+    @property
+    def is_chunking(self) -> bool:
+        return bool(self.chunked_prefill_size)

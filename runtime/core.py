@@ -1,0 +1,255 @@
+"""Shared engine types: sampling parameters, requests, outputs.
+
+Everyone in the runtime imports these from here; nobody re-declares them.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+
+class EngineError(Exception):
+    """A problem with a request or the engine's inputs, stated for the user."""
+
+
+class InvalidRequest(EngineError, ValueError):
+    """A request that can never be served (bad params, prompt too long, ...)."""
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample one request. Validated on construction.
+
+    `None` means "not set": `top_k=None` is no top-k filter, `seed=None` is
+    non-deterministic sampling, `logprobs=None` returns no logprobs.
+    """
+
+    max_new_tokens: int = 128
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int | None = None
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
+    ignore_eos: bool = False
+    n: int = 1
+    logprobs: int | None = None
+    skip_special_tokens: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.stop, str):
+            object.__setattr__(self, "stop", (self.stop,))
+        object.__setattr__(self, "stop", tuple(self.stop))
+        object.__setattr__(self, "stop_token_ids", tuple(int(t) for t in self.stop_token_ids))
+        self._validate()
+
+    def _validate(self) -> None:
+        def bad(msg: str) -> InvalidRequest:
+            return InvalidRequest(f"invalid sampling params: {msg}")
+
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 0:
+            raise bad(f"max_new_tokens must be an integer >= 0, got {self.max_new_tokens!r}")
+        if not _finite(self.temperature) or self.temperature < 0:
+            raise bad(f"temperature must be >= 0, got {self.temperature!r}")
+        if not _finite(self.top_p) or not 0 < self.top_p <= 1:
+            raise bad(f"top_p must be in (0, 1], got {self.top_p!r}")
+        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
+            raise bad(f"top_k must be None or an integer >= 1, got {self.top_k!r}")
+        if not _finite(self.min_p) or not 0 <= self.min_p < 1:
+            raise bad(f"min_p must be in [0, 1), got {self.min_p!r}")
+        if not _finite(self.repetition_penalty) or self.repetition_penalty <= 0:
+            raise bad(f"repetition_penalty must be > 0, got {self.repetition_penalty!r}")
+        for name in ("frequency_penalty", "presence_penalty"):
+            value = getattr(self, name)
+            if not _finite(value) or not -2 <= value <= 2:
+                raise bad(f"{name} must be in [-2, 2], got {value!r}")
+        if not isinstance(self.n, int) or self.n < 1:
+            raise bad(f"n must be an integer >= 1, got {self.n!r}")
+        if self.logprobs is not None and (not isinstance(self.logprobs, int) or self.logprobs < 0):
+            raise bad(f"logprobs must be None or an integer >= 0, got {self.logprobs!r}")
+        if any(not isinstance(s, str) or not s for s in self.stop):
+            raise bad("stop strings must be non-empty strings")
+        if self.seed is not None and not isinstance(self.seed, int):
+            raise bad(f"seed must be an integer, got {self.seed!r}")
+
+    @property
+    def is_greedy(self) -> bool:
+        return self.temperature == 0 or self.top_k == 1
+
+    @classmethod
+    def coerce(cls, value: SamplingParams | Mapping[str, Any] | None) -> SamplingParams:
+        """Accept a SamplingParams, a plain dict (unknown keys are an error), or None."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping):
+            known = {f.name for f in fields(cls)}
+            unknown = sorted(set(value) - known)
+            if unknown:
+                raise InvalidRequest(
+                    f"invalid sampling params: unknown key(s) {', '.join(unknown)}; "
+                    f"known keys are {', '.join(sorted(known))}"
+                )
+            try:
+                return cls(**value)
+            except TypeError as exc:  # pragma: no cover - guarded by the key check
+                raise InvalidRequest(f"invalid sampling params: {exc}") from None
+        raise InvalidRequest(f"sampling params must be a SamplingParams or a dict, got {type(value).__name__}")
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+class FinishReason(str, enum.Enum):
+    STOP = "stop"  # EOS, a stop token or a stop string
+    LENGTH = "length"  # max_new_tokens or the context length
+    ABORT = "abort"  # engine.abort(rid) or an engine-side failure of this request
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """Log-probability of one generated token and the top alternatives at that step."""
+
+    token_id: int
+    logprob: float
+    top: tuple[tuple[int, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Output:
+    """The result of one sample of one request."""
+
+    rid: str
+    index: int
+    text: str
+    token_ids: list[int]
+    finish_reason: FinishReason | None
+    usage: Usage
+    logprobs: list[TokenLogprob] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class StreamDelta:
+    """What one sample of one request produced since the last delta."""
+
+    rid: str
+    index: int
+    text: str
+    token_ids: list[int]
+    finish_reason: FinishReason | None = None
+    logprobs: list[TokenLogprob] | None = None
+    error: str | None = None
+
+
+class ForwardMode(enum.Enum):
+    EXTEND = "extend"  # prefill of new tokens over a cached prefix (includes plain prefill)
+    DECODE = "decode"  # one new token per request
+
+
+class ReqState(enum.Enum):
+    WAITING = "waiting"  # queued for (re)prefill
+    RUNNING = "running"  # holds KV, in the decode set (or mid chunked prefill)
+    FINISHED = "finished"
+
+
+_rid_counter = itertools.count()
+
+
+def new_rid() -> str:
+    return f"req-{next(_rid_counter)}"
+
+
+@dataclass(eq=False)
+class Req:
+    """One sequence being generated. Owned by the scheduler thread after submission.
+
+    `fill_ids` are the tokens whose KV must exist before the next decode step:
+    prompt + output so far. KV exists for `fill_ids[:kv_len]`.
+    """
+
+    rid: str
+    index: int  # sample index for n > 1
+    prompt_ids: list[int]
+    params: SamplingParams
+    eos_token_ids: frozenset[int]
+    output_ids: list[int] = field(default_factory=list)
+    state: ReqState = ReqState.WAITING
+    # memory
+    req_pool_idx: int | None = None
+    kv_len: int = 0  # tokens of fill_ids whose KV is in this request's slots
+    alloc_len: int = 0  # positions with a slot (>= kv_len while a forward pass is pending)
+    cached_len: int = 0  # tokens of the prompt served from the prefix cache (first admission)
+    prefix_node: Any = None  # the cache node locked for this request
+    num_retractions: int = 0
+    cache_owned_len: int = 0  # leading tokens whose slots belong to the prefix cache (locked)
+    # scoring: record logprobs of fill_ids[score_from:] (None = a plain generation)
+    score_from: int | None = None
+    token_logprobs: list[float] = field(default_factory=list)
+    # outputs
+    finish_reason: FinishReason | None = None
+    error: str | None = None
+    logprobs: list[TokenLogprob] | None = None
+    # detokenization / streaming state, owned by the engine's output stage
+    text: str = ""
+    sent_text_len: int = 0
+    sent_token_len: int = 0
+    sent_logprob_len: int = 0
+    decode_state: Any = None
+
+    @property
+    def fill_ids(self) -> list[int]:
+        return self.prompt_ids + self.output_ids
+
+    @property
+    def seq_len(self) -> int:
+        return len(self.prompt_ids) + len(self.output_ids)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.finish_reason is not None
+
+    @property
+    def extend_len(self) -> int:
+        """Tokens still to prefill before this request can decode."""
+        return self.seq_len - self.kv_len
+
+
+@dataclass
+class ScheduledBatch:
+    """What the scheduler chose for one forward pass.
+
+    EXTEND: request i computes fill_ids[extend_starts[i] : extend_starts[i] + extend_lens[i]].
+    DECODE: each request computes its last token (extend_lens all 1).
+    """
+
+    mode: ForwardMode
+    reqs: list[Req]
+    extend_starts: list[int]
+    extend_lens: list[int]
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(self.extend_lens)
+
+    def completes_fill(self, i: int) -> bool:
+        """Whether request i has KV for all its tokens after this pass (so it can sample)."""
+        return self.extend_starts[i] + self.extend_lens[i] == self.reqs[i].seq_len

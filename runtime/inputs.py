@@ -1,0 +1,93 @@
+"""Normalize what users pass as prompts into token-id lists, with clear errors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sglc.runtime.core import InvalidRequest, SamplingParams
+
+Prompt = str | Sequence[int] | Sequence[Mapping[str, str]]
+
+
+def is_messages(value: Any) -> bool:
+    return (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and len(value) > 0
+        and all(isinstance(m, Mapping) for m in value)
+    )
+
+
+def split_prompts(prompts: Any) -> list[Prompt]:
+    """One prompt (a string, a token-id list, chat messages) or a list of them."""
+    if isinstance(prompts, str) or is_messages(prompts) or _is_token_ids(prompts):
+        return [prompts]
+    if isinstance(prompts, Sequence) and prompts:
+        return list(prompts)
+    raise InvalidRequest(
+        "prompts must be a string, a list of strings, a list of token-id lists, "
+        f"or chat messages; got {type(prompts).__name__} {prompts!r:.60}"
+    )
+
+
+def _is_token_ids(value: Any) -> bool:
+    return (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and len(value) > 0
+        and all(isinstance(t, int) and not isinstance(t, bool) for t in value)
+    )
+
+
+def tokenize_prompt(prompt: Prompt, tokenizer: Any | None, vocab_size: int) -> list[int]:
+    if isinstance(prompt, str):
+        ids = _tokenizer(tokenizer).encode(prompt, add_special_tokens=True) if prompt else []
+    elif is_messages(prompt):
+        ids = render_chat(prompt, tokenizer)
+    elif isinstance(prompt, Sequence) and not isinstance(prompt, str):
+        ids = list(prompt)
+        bad = [t for t in ids if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < vocab_size]
+        if bad:
+            raise InvalidRequest(f"token id {bad[0]!r} is outside the vocabulary [0, {vocab_size})")
+    else:
+        raise InvalidRequest(f"cannot use {type(prompt).__name__} as a prompt")
+    if not ids:
+        raise InvalidRequest("empty prompt: give at least one token")
+    return ids
+
+
+def render_chat(messages: Sequence[Mapping[str, str]], tokenizer: Any | None) -> list[int]:
+    """Chat messages rendered with the model's chat template, ready for the assistant turn."""
+    tok = _tokenizer(tokenizer)
+    for m in messages:
+        if not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            raise InvalidRequest("each chat message needs string 'role' and 'content' fields")
+    if not getattr(tok, "chat_template", None):
+        raise InvalidRequest("this model's tokenizer has no chat template; pass a plain prompt")
+    try:
+        ids = tok.apply_chat_template(
+            [dict(m) for m in messages], add_generation_prompt=True, tokenize=True
+        )
+    except Exception as exc:  # jinja errors from the template itself
+        raise InvalidRequest(f"the chat template failed on these messages: {exc}") from None
+    if isinstance(ids, Mapping):  # newer transformers return a BatchEncoding
+        ids = ids["input_ids"]
+    return list(ids)
+
+
+def _tokenizer(tokenizer: Any | None) -> Any:
+    if tokenizer is None:
+        raise InvalidRequest("this model directory has no tokenizer: pass token-id lists")
+    return tokenizer
+
+
+def per_prompt_params(sampling_params: Any, num_prompts: int) -> list[SamplingParams]:
+    if isinstance(sampling_params, Sequence) and not isinstance(sampling_params, (str, Mapping)):
+        if len(sampling_params) != num_prompts:
+            raise InvalidRequest(
+                f"got {len(sampling_params)} sampling params for {num_prompts} prompts"
+            )
+        return [SamplingParams.coerce(p) for p in sampling_params]
+    params = SamplingParams.coerce(sampling_params)
+    return [params] * num_prompts

@@ -1,0 +1,209 @@
+"""The paged KV pool, its slot allocator and the request-to-token table.
+
+A *slot* holds the K and V of one token in every layer. Slots come in *pages* of `page_size`
+(P) consecutive slots, and a request's token at position p always sits at offset p % P of
+its page, so a page-aligned prefix can be shared by handing over whole pages.
+
+    req_to_token  [max_reqs, max_context_len] int64   (row = request, column = position)
+
+                  pos:  0   1   2   3   4   5
+      row 0 (req A):  [ 4,  5,  6,  7,  8,  9, ... ]
+      row 1 (req B):  [ 4,  5,  6,  7, 12,    ... ]   <- B shares A's cached prefix, slots 4..7
+                        |
+                        v  slot ids index the first dimension of every layer's buffers
+    k_buffers[layer], v_buffers[layer]  [num_slots, num_kv_heads, head_dim], here P = 4
+
+        page 0          page 1          page 2          page 3
+      +---+---+---+---+---+---+---+---+---+---+---+---+---+---+---+---+
+      | 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 |10 |11 |12 |13 |14 |15 |  slot
+      +---+---+---+---+---+---+---+---+---+---+---+---+---+---+---+---+
+        padding: never    shared prefix   A's own page    B's own page
+        allocated; pad    (A: pos 0..3,   (pos 4, 5 at    (pos 4 at
+        tokens write here  B: pos 0..3)    offsets 0, 1)   offset 0)
+"""
+
+from __future__ import annotations
+
+import torch
+
+# NOTE: page 0 is never handed out, so slot 0 is always a safe target for padding tokens.
+PADDING_SLOT = 0
+
+
+class KVPool:
+    """Per-layer K/V buffers indexed by slot; zero-initialised."""
+
+    def __init__(
+        self,
+        *,
+        num_layers: int,
+        num_slots: int,
+        num_kv_heads: int,
+        head_dim: int,
+        dtype: torch.dtype,
+        device: torch.device | str,
+        page_size: int = 1,
+    ) -> None:
+        _check_paging(num_slots, page_size)
+        self.num_layers = num_layers
+        self.num_slots = num_slots
+        self.num_kv_heads = num_kv_heads
+        self.head_dim = head_dim
+        self.dtype = dtype
+        self.device = torch.device(device)
+        self.page_size = page_size
+        shape = (num_slots, num_kv_heads, head_dim)
+        self.k_buffers = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
+        self.v_buffers = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
+
+    def layer(self, layer_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (K, V) buffers of one layer, each `[num_slots, num_kv_heads, head_dim]`."""
+        return self.k_buffers[layer_id], self.v_buffers[layer_id]
+
+    def store_kv(
+        self, layer_id: int, slots: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+    ) -> None:
+        """Write `k`, `v` (`[len(slots), num_kv_heads, head_dim]`) into `slots` of one layer."""
+        self.k_buffers[layer_id][slots] = k.to(self.dtype)
+        self.v_buffers[layer_id][slots] = v.to(self.dtype)
+
+    @staticmethod
+    def bytes_per_slot(
+        *, num_layers: int, num_kv_heads: int, head_dim: int, dtype: torch.dtype
+    ) -> int:
+        """Memory one slot takes across all layers, K and V: for sizing `num_slots`."""
+        return 2 * num_layers * num_kv_heads * head_dim * torch.empty((), dtype=dtype).itemsize
+
+
+class SlotAllocator:
+    """Hands out slots a page at a time; pages are either free or owned by one holder.
+
+    Free pages live on a stack, so `alloc_extend` and `free` cost O(pages touched).
+    """
+
+    def __init__(self, num_slots: int, page_size: int = 1, device: torch.device | str = "cpu"):
+        _check_paging(num_slots, page_size)
+        self.num_slots = num_slots
+        self.page_size = page_size
+        self.device = torch.device(device)
+        self.num_pages = num_slots // page_size
+        # Popped from the end: lowest page first, which keeps runs easy to read when debugging.
+        self._free_pages: list[int] = list(range(self.num_pages - 1, 0, -1))
+        self._is_free = [False] + [True] * (self.num_pages - 1)
+
+    @property
+    def num_free_slots(self) -> int:
+        """Slots in wholly free pages (free pages x page_size)."""
+        return len(self._free_pages) * self.page_size
+
+    def num_pages_needed(self, start_pos: int, num_tokens: int) -> int:
+        """Fresh pages `alloc_extend(_, start_pos, num_tokens)` would take."""
+        num_fresh = num_tokens - self._num_in_last_page(start_pos, num_tokens)
+        return -(-num_fresh // self.page_size)
+
+    def _num_in_last_page(self, start_pos: int, num_tokens: int) -> int:
+        """Tokens that fit in the request's partly filled page before `start_pos`."""
+        offset = start_pos % self.page_size
+        return 0 if offset == 0 else min(self.page_size - offset, num_tokens)
+
+    def alloc_extend(
+        self, last_slot: int | None, start_pos: int, num_tokens: int
+    ) -> torch.Tensor | None:
+        """Slots for positions `start_pos .. start_pos + num_tokens - 1` of one request.
+
+        When `start_pos` is not page aligned, position `start_pos - 1` must live in `last_slot`
+        and the request's partly filled page is continued (`last_slot + 1`, ...) before fresh
+        pages are taken. Returns an int64 tensor of `num_tokens` slots, or None, allocating
+        nothing, when there are not enough free pages.
+        """
+        if num_tokens < 0 or start_pos < 0:
+            raise ValueError(f"bad extend: start_pos={start_pos}, num_tokens={num_tokens}")
+        size = self.page_size
+        offset = start_pos % size
+        if offset != 0 and (last_slot is None or last_slot % size != offset - 1):
+            raise ValueError(
+                f"position {start_pos - 1} sits at page offset {offset - 1}, "
+                f"so last_slot must too; got {last_slot}"
+            )
+        num_pages = self.num_pages_needed(start_pos, num_tokens)
+        if num_pages > len(self._free_pages):
+            return None
+        in_last_page = self._num_in_last_page(start_pos, num_tokens)
+        parts = []
+        if in_last_page:
+            first = int(last_slot) + 1
+            parts.append(torch.arange(first, first + in_last_page))
+        if num_pages:
+            pages = self._free_pages[-num_pages:][::-1]
+            del self._free_pages[-num_pages:]
+            for page in pages:
+                self._is_free[page] = False
+            fresh = torch.tensor(pages)[:, None] * size + torch.arange(size)
+            parts.append(fresh.flatten()[: num_tokens - in_last_page])
+        slots = torch.cat(parts) if parts else torch.empty(0, dtype=torch.int64)
+        return slots.to(self.device)
+
+    def free(self, slots: torch.Tensor) -> None:
+        """Return the pages holding `slots`; the caller must own those pages wholly.
+
+        Raises RuntimeError, freeing nothing, on a page that is already free or on page 0.
+        """
+        pages = torch.unique(slots.detach().cpu() // self.page_size).tolist()
+        for page in pages:
+            if page == 0:
+                raise RuntimeError("page 0 is the reserved padding page and is never freed")
+            if self._is_free[page]:
+                raise RuntimeError(f"double free of page {page}")
+        for page in pages:
+            self._is_free[page] = True
+        self._free_pages.extend(pages)
+
+
+class ReqToTokenPool:
+    """Rows of `req_to_token` (request -> slot of each position), handed out one per request."""
+
+    def __init__(self, max_reqs: int, max_context_len: int, device: torch.device | str):
+        self.max_reqs = max_reqs
+        self.max_context_len = max_context_len
+        self.req_to_token = torch.zeros(
+            (max_reqs, max_context_len), dtype=torch.int64, device=device
+        )
+        self._free_rows = list(range(max_reqs - 1, -1, -1))
+        self._is_free = [True] * max_reqs
+
+    @property
+    def num_free(self) -> int:
+        return len(self._free_rows)
+
+    def alloc(self) -> int | None:
+        """A free row index, or None when every row is taken."""
+        if not self._free_rows:
+            return None
+        idx = self._free_rows.pop()
+        self._is_free[idx] = False
+        return idx
+
+    def free(self, idx: int) -> None:
+        if not 0 <= idx < self.max_reqs or self._is_free[idx]:
+            raise RuntimeError(f"row {idx} is not allocated")
+        self._is_free[idx] = True
+        self._free_rows.append(idx)
+
+    def write(self, idx: int, start: int, slots: torch.Tensor) -> None:
+        """Record that positions `start .. start + len(slots) - 1` of row `idx` live in `slots`."""
+        end = start + len(slots)
+        if start < 0 or end > self.max_context_len:
+            raise ValueError(f"positions {start}..{end - 1} exceed {self.max_context_len}")
+        self.req_to_token[idx, start:end] = slots
+
+    def read(self, idx: int, start: int, end: int) -> torch.Tensor:
+        """The slots of positions `start .. end - 1` of row `idx` (a view)."""
+        return self.req_to_token[idx, start:end]
+
+
+def _check_paging(num_slots: int, page_size: int) -> None:
+    if page_size < 1 or num_slots % page_size != 0 or num_slots < 2 * page_size:
+        raise ValueError(
+            f"num_slots ({num_slots}) must be a multiple of page_size ({page_size}) "
+            "with at least one page besides the reserved padding page 0"
+        )

@@ -1,0 +1,210 @@
+"""RadixAttention's cache: a radix tree over token ids whose nodes own KV slots.
+
+Edges are compressed (a node holds a run of tokens) and always a whole number of pages long.
+A node's children are keyed by the first page of their edge (the first token when P = 1), so
+finding the child to follow is one dict lookup.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+
+import torch
+
+from .base import BasePrefixCache, MatchResult
+from .kv_pool import SlotAllocator
+
+
+class TreeNode:
+    """One edge of the tree: `key` tokens whose KV lives in `value` slots."""
+
+    __slots__ = ("key", "value", "parent", "children", "lock_ref", "last_access", "id")
+    _ids = itertools.count()
+
+    def __init__(self, key: list[int], value: torch.Tensor, parent: TreeNode | None) -> None:
+        self.key = key
+        self.value = value
+        self.parent = parent
+        self.children: dict[int | tuple[int, ...], TreeNode] = {}
+        # NOTE: lock_ref of a node is at least the sum over its children: lock() counts the
+        # whole path up to the root.
+        self.lock_ref = 0
+        self.last_access = 0
+        self.id = next(TreeNode._ids)  # breaks last_access ties in the eviction heap
+
+    def __repr__(self) -> str:
+        return f"TreeNode(len={len(self.key)}, lock_ref={self.lock_ref}, id={self.id})"
+
+
+class RadixCache(BasePrefixCache):
+    """Prefix cache as a radix tree; evicts least-recently-used unlocked leaves.
+
+    `last_access` is a counter bumped by every `match_prefix` and `insert`, not wall time,
+    so eviction order is deterministic.
+    """
+
+    def __init__(self, allocator: SlotAllocator, page_size: int = 1) -> None:
+        super().__init__(allocator, page_size)
+        self._new_tree()
+
+    # -- lookup and insertion ------------------------------------------------------------
+
+    def match_prefix(self, key: list[int]) -> MatchResult:
+        node, length, values = self._descend(key)
+        self._record_match(len(key), length)
+        slots = torch.cat(values) if values else self._empty_slots()
+        return MatchResult(slots=slots, node=node, length=length)
+
+    def peek_len(self, key: list[int]) -> int:
+        node, pos = self.root, 0
+        while pos + self.page_size <= len(key):
+            child = node.children.get(self._child_key(key, pos))
+            if child is None:
+                break
+            num_matched = self._num_matched(child.key, key, pos)
+            pos += num_matched
+            if num_matched < len(child.key):
+                break
+            node = child
+        return pos
+
+    def insert(self, key: list[int], slots: torch.Tensor) -> int:
+        assert len(key) % self.page_size == 0, f"key length {len(key)} is not page aligned"
+        assert len(slots) == len(key), f"{len(slots)} slots for {len(key)} tokens"
+        node, num_existing, _ = self._descend(key)
+        if num_existing < len(key):
+            # clone: the caller's tensor may be a view of req_to_token, rewritten later.
+            leaf = TreeNode(list(key[num_existing:]), slots[num_existing:].clone(), parent=node)
+            leaf.last_access = node.last_access
+            node.children[self._child_key(key, num_existing)] = leaf
+            self._evictable_size += len(leaf.key)
+        return num_existing
+
+    def _descend(self, key: list[int]) -> tuple[TreeNode, int, list[torch.Tensor]]:
+        """Follow `key` from the root while whole pages match, marking the path as used.
+
+        An edge the match ends inside is split there, so the returned node covers exactly
+        the matched prefix. Returns that node, the matched length and the path's slots.
+        """
+        tick = self._tick()
+        self.root.last_access = tick
+        node, pos, values = self.root, 0, []
+        while pos + self.page_size <= len(key):
+            child = node.children.get(self._child_key(key, pos))
+            if child is None:
+                break
+            num_matched = self._num_matched(child.key, key, pos)
+            if num_matched < len(child.key):
+                child = self._split(child, num_matched)  # the next lookup will then miss
+            child.last_access = tick
+            values.append(child.value)
+            node, pos = child, pos + num_matched
+        return node, pos, values
+
+    def _num_matched(self, edge: list[int], key: list[int], pos: int) -> int:
+        """Leading tokens of `edge` equal to `key[pos:]`, rounded down to whole pages."""
+        limit = min(len(edge), len(key) - pos)
+        if edge[:limit] == key[pos : pos + limit]:  # fast path: the whole overlap matches
+            return limit - limit % self.page_size
+        n = 0
+        while n < limit and edge[n] == key[pos + n]:
+            n += 1
+        return n - n % self.page_size
+
+    def _split(self, child: TreeNode, at: int) -> TreeNode:
+        """Cut `child`'s edge after `at` tokens; returns the new node holding the first part."""
+        parent = child.parent
+        head = TreeNode(child.key[:at], child.value[:at], parent=parent)
+        # The head lies on every path through child, so it carries child's locks.
+        head.lock_ref = child.lock_ref
+        head.last_access = child.last_access
+        parent.children[self._child_key(head.key, 0)] = head
+        child.key, child.value, child.parent = child.key[at:], child.value[at:], head
+        head.children[self._child_key(child.key, 0)] = child
+        return head
+
+    def _child_key(self, key: list[int], pos: int) -> int | tuple[int, ...]:
+        return key[pos] if self.page_size == 1 else tuple(key[pos : pos + self.page_size])
+
+    # -- locking -------------------------------------------------------------------------
+
+    def lock(self, node: TreeNode) -> None:
+        while node is not self.root:
+            if node.lock_ref == 0:
+                self._evictable_size -= len(node.key)
+                self._protected_size += len(node.key)
+            node.lock_ref += 1
+            node = node.parent
+
+    def unlock(self, node: TreeNode) -> None:
+        if node is not self.root and node.lock_ref <= 0:
+            raise RuntimeError(f"unlock of {node}, which is not locked")
+        while node is not self.root:
+            node.lock_ref -= 1
+            if node.lock_ref == 0:
+                self._evictable_size += len(node.key)
+                self._protected_size -= len(node.key)
+            node = node.parent
+
+    # -- eviction ------------------------------------------------------------------------
+
+    def evict(self, num_tokens: int) -> int:
+        heap = [(n.last_access, n.id, n) for n in self._nodes() if self._is_evictable(n)]
+        heapq.heapify(heap)
+        num_freed = 0
+        while num_freed < num_tokens and heap:
+            _, _, node = heapq.heappop(heap)
+            self.allocator.free(node.value)
+            num_freed += len(node.key)
+            self._evictable_size -= len(node.key)
+            parent = node.parent
+            del parent.children[self._child_key(node.key, 0)]
+            if self._is_evictable(parent):
+                heapq.heappush(heap, (parent.last_access, parent.id, parent))
+        self._evicted_tokens += num_freed
+        return num_freed
+
+    def _is_evictable(self, node: TreeNode) -> bool:
+        return node is not self.root and not node.children and node.lock_ref == 0
+
+    # -- sizes and housekeeping ----------------------------------------------------------
+
+    @property
+    def evictable_size(self) -> int:
+        return self._evictable_size
+
+    @property
+    def protected_size(self) -> int:
+        return self._protected_size
+
+    def total_size(self) -> int:
+        return sum(len(n.key) for n in self._nodes() if n is not self.root)
+
+    def reset(self) -> None:
+        if self._protected_size:
+            raise RuntimeError(f"reset with {self._protected_size} locked tokens")
+        for node in self._nodes():
+            if node is not self.root:
+                self.allocator.free(node.value)
+        self._new_tree()
+        self._reset_stats()
+
+    def _nodes(self) -> list[TreeNode]:
+        """Every node, the root included, parents before children."""
+        order, stack = [], [self.root]
+        while stack:
+            node = stack.pop()
+            order.append(node)
+            stack.extend(node.children.values())
+        return order
+
+    def _new_tree(self) -> None:
+        self.root = TreeNode([], self._empty_slots(), parent=None)
+        self._clock = 0
+        self._evictable_size = 0
+        self._protected_size = 0
+
+    def _tick(self) -> int:
+        self._clock += 1
+        return self._clock

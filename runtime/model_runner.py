@@ -1,0 +1,121 @@
+"""ModelRunner: turn a ScheduledBatch into tensors, run the model, return the logits needed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from sglc.kernels import KernelOps
+from sglc.runtime.core import ForwardMode, ScheduledBatch
+from sglc.runtime.mem.kv_pool import KVPool, ReqToTokenPool
+from sglc.runtime.models.attention import ForwardBatch, PagedAttention
+
+
+@dataclass
+class LogitsLayout:
+    """Which rows of the returned logits belong to whom.
+
+    `sample_rows[i]` is the row to sample request i of the batch from (None: no sample).
+    `score_rows[i]` is (first row, token ids scored by rows first.. first+len-1) or None.
+    """
+
+    sample_rows: list[int | None]
+    score_rows: list[tuple[int, list[int]] | None]
+
+
+class ModelRunner:
+    def __init__(
+        self, model: nn.Module, ops: KernelOps, kv_pool: KVPool, req_pool: ReqToTokenPool,
+        device: torch.device,
+    ) -> None:
+        self.model = model
+        self.ops = ops
+        self.kv_pool = kv_pool
+        self.req_pool = req_pool
+        self.device = device
+
+    @torch.inference_mode()
+    def forward(self, batch: ScheduledBatch) -> tuple[torch.Tensor, LogitsLayout]:
+        fb, layout = self.prepare(batch)
+        attn = PagedAttention(
+            self.ops, self.kv_pool.k_buffers, self.kv_pool.v_buffers,
+            self.req_pool.req_to_token, fb,
+        )
+        hidden = self.model(fb.input_ids, fb.positions, attn)
+        return self.model.compute_logits(hidden[fb.logits_indices]), layout
+
+    def prepare(self, batch: ScheduledBatch) -> tuple[ForwardBatch, LogitsLayout]:
+        if batch.mode is ForwardMode.DECODE:
+            return self._prepare_decode(batch)
+        return self._prepare_extend(batch)
+
+    def _prepare_decode(self, batch: ScheduledBatch) -> tuple[ForwardBatch, LogitsLayout]:
+        dev = self.device
+        ids = [r.output_ids[-1] if r.output_ids else r.prompt_ids[-1] for r in batch.reqs]
+        positions = torch.tensor(batch.extend_starts, dtype=torch.int64, device=dev)
+        rows = torch.tensor([r.req_pool_idx for r in batch.reqs], dtype=torch.int64, device=dev)
+        n = len(ids)
+        fb = ForwardBatch(
+            mode=ForwardMode.DECODE,
+            input_ids=torch.tensor(ids, dtype=torch.int64, device=dev),
+            positions=positions,
+            out_cache_loc=self.req_pool.req_to_token[rows, positions],
+            req_pool_indices=rows,
+            prefix_lens=positions,
+            extend_lens=torch.ones(n, dtype=torch.int64, device=dev),
+            seq_lens=positions + 1,
+            logits_indices=torch.arange(n, device=dev),
+        )
+        return fb, LogitsLayout(list(range(n)), [None] * n)
+
+    def _prepare_extend(self, batch: ScheduledBatch) -> tuple[ForwardBatch, LogitsLayout]:
+        ids: list[int] = []
+        positions: list[torch.Tensor] = []
+        locs: list[torch.Tensor] = []
+        logits_idx: list[int] = []
+        layout = LogitsLayout([], [])
+        table = self.req_pool.req_to_token
+        for i, req in enumerate(batch.reqs):
+            start, num = batch.extend_starts[i], batch.extend_lens[i]
+            offset = len(ids)
+            ids += req.fill_ids[start : start + num]
+            positions.append(torch.arange(start, start + num))
+            locs.append(table[req.req_pool_idx, start : start + num])
+            layout.score_rows.append(self._score_rows(req, start, num, offset, logits_idx))
+            wants_sample = batch.completes_fill(i) and len(req.output_ids) < req.params.max_new_tokens
+            layout.sample_rows.append(len(logits_idx) if wants_sample else None)
+            if wants_sample:
+                logits_idx.append(offset + num - 1)
+        dev = self.device
+        starts = torch.tensor(batch.extend_starts, dtype=torch.int64, device=dev)
+        lens = torch.tensor(batch.extend_lens, dtype=torch.int64, device=dev)
+        fb = ForwardBatch(
+            mode=ForwardMode.EXTEND,
+            input_ids=torch.tensor(ids, dtype=torch.int64, device=dev),
+            positions=torch.cat(positions).to(dev),
+            out_cache_loc=torch.cat(locs),
+            req_pool_indices=torch.tensor(
+                [r.req_pool_idx for r in batch.reqs], dtype=torch.int64, device=dev
+            ),
+            prefix_lens=starts,
+            extend_lens=lens,
+            seq_lens=starts + lens,
+            logits_indices=torch.tensor(logits_idx, dtype=torch.int64, device=dev),
+        )
+        return fb, layout
+
+    @staticmethod
+    def _score_rows(req, start: int, num: int, offset: int, logits_idx: list[int]):
+        """Rows predicting scored tokens t in [score_from, seq_len) computed in this chunk:
+        token t is predicted by the logits at position t - 1."""
+        if req.score_from is None:
+            return None
+        first_t = max(req.score_from, start + 1)
+        last_t = min(req.seq_len, start + num + 1)
+        if first_t >= last_t:
+            return None
+        first_row = len(logits_idx)
+        logits_idx.extend(offset + (t - 1 - start) for t in range(first_t, last_t))
+        return first_row, req.fill_ids[first_t:last_t]

@@ -1,0 +1,28 @@
+"""Model implementations over the ops in sglc.kernels, and their registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from sglc.kernels import KernelOps
+from sglc.runtime.models.config import SUPPORTED_ARCHITECTURES, ModelConfig, UnsupportedModel
+from sglc.runtime.models.llama import LlamaForCausalLM
+
+# architecture name in config.json -> model class
+MODEL_REGISTRY: dict[str, Callable[[ModelConfig, KernelOps | None], nn.Module]] = {
+    arch: LlamaForCausalLM for arch in SUPPORTED_ARCHITECTURES
+}
+
+
+def build_model(cfg: ModelConfig, ops: KernelOps | None = None) -> nn.Module:
+    """An uninitialised-weights model for `cfg` (call under a device context if wanted)."""
+    try:
+        factory = MODEL_REGISTRY[cfg.architecture]
+    except KeyError:
+        raise UnsupportedModel(f"no model class registered for {cfg.architecture}") from None
+    return factory(cfg, ops)
+
+
+__all__ = ["MODEL_REGISTRY", "ModelConfig", "LlamaForCausalLM", "UnsupportedModel", "build_model"]

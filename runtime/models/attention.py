@@ -1,0 +1,112 @@
+"""Attention backends the model layers call: paged (serving) and dense causal (training, tests).
+
+A layer computes its new q, k, v for the flattened tokens of a batch and hands them to
+`attn.attend(...)`; the backend decides where K/V live and which keys each query sees.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from sglc.kernels import KernelOps
+from sglc.runtime.core import ForwardMode
+
+
+class BaseAttention(ABC):
+    """Contract: `attend` gets q `[T, Hq, D]`, k/v `[T, Hkv, D]` of the batch's new tokens
+    (RoPE applied) for layer `layer_id`, and returns the attention output `[T, Hq, D]`
+    in q's dtype. Each query sees only keys of its own sequence, causally, within
+    `sliding_window` tokens (counting itself) when that is set."""
+
+    @abstractmethod
+    def attend(
+        self,
+        layer_id: int,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        *,
+        sm_scale: float,
+        sliding_window: int | None,
+    ) -> torch.Tensor: ...
+
+
+class DenseCausalAttention(BaseAttention):
+    """`batch_size` sequences of `seq_len` tokens each, flattened row-major, no KV cache.
+    Differentiable; used for training and as a reference."""
+
+    def __init__(self, batch_size: int, seq_len: int) -> None:
+        self.batch_size = batch_size
+        self.seq_len = seq_len
+
+    def attend(self, layer_id, q, k, v, *, sm_scale, sliding_window):  # noqa: D102
+        b, t = self.batch_size, self.seq_len
+        qh, kh, vh = (x.view(b, t, x.shape[1], x.shape[2]).transpose(1, 2) for x in (q, k, v))
+        pos = torch.arange(t, device=q.device)
+        mask = pos[None, :] <= pos[:, None]
+        if sliding_window is not None:
+            mask &= pos[None, :] > pos[:, None] - sliding_window
+        out = F.scaled_dot_product_attention(
+            qh, kh, vh, attn_mask=mask, scale=sm_scale, enable_gqa=qh.shape[1] != kh.shape[1]
+        )
+        return out.transpose(1, 2).reshape(b * t, q.shape[1], q.shape[2])
+
+
+@dataclass
+class ForwardBatch:
+    """Tensors describing one forward pass over the KV pool.
+
+    Tokens of the batch are flattened in request order. For request b, the new tokens
+    occupy positions prefix_lens[b] .. seq_lens[b]-1 and their KV goes to
+    `out_cache_loc` (slots, same order as the tokens).
+    """
+
+    mode: ForwardMode
+    input_ids: torch.Tensor  # [T] int64
+    positions: torch.Tensor  # [T] int64
+    out_cache_loc: torch.Tensor  # [T] int64 slots for the new tokens' KV
+    req_pool_indices: torch.Tensor  # [B] int64 rows of req_to_token
+    prefix_lens: torch.Tensor  # [B] int64 tokens already in the pool
+    extend_lens: torch.Tensor  # [B] int64 new tokens (1 each in decode)
+    seq_lens: torch.Tensor  # [B] int64 prefix + new
+    logits_indices: torch.Tensor  # [N] int64 positions in the flattened batch to compute logits for
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.req_pool_indices.shape[0])
+
+
+class PagedAttention(BaseAttention):
+    """Serving attention: store the new K/V into the pool, then attend through req_to_token."""
+
+    def __init__(
+        self,
+        ops: KernelOps,
+        k_buffers: list[torch.Tensor],
+        v_buffers: list[torch.Tensor],
+        req_to_token: torch.Tensor,
+        batch: ForwardBatch,
+    ) -> None:
+        self.ops = ops
+        self.k_buffers = k_buffers
+        self.v_buffers = v_buffers
+        self.req_to_token = req_to_token
+        self.batch = batch
+
+    def attend(self, layer_id, q, k, v, *, sm_scale, sliding_window):  # noqa: D102
+        b = self.batch
+        k_buf, v_buf = self.k_buffers[layer_id], self.v_buffers[layer_id]
+        self.ops.store_kv(k_buf, v_buf, b.out_cache_loc, k, v)
+        if b.mode is ForwardMode.DECODE:
+            return self.ops.decode_attention(
+                q, k_buf, v_buf, self.req_to_token, b.req_pool_indices, b.seq_lens,
+                sm_scale=sm_scale, sliding_window=sliding_window,
+            )
+        return self.ops.extend_attention(
+            q, k_buf, v_buf, self.req_to_token, b.req_pool_indices, b.prefix_lens, b.extend_lens,
+            sm_scale=sm_scale, sliding_window=sliding_window,
+        )

@@ -1,0 +1,143 @@
+"""The Llama family (Llama 2/3, Mistral, Qwen2, Qwen3) over the ops in sglc.kernels.
+
+Parameter names equal Hugging Face's, so `state_dict()` loads and saves HF checkpoints as
+they are. Differences between the members are config flags (`ModelConfig`): qkv bias
+(Qwen2), per-head q/k RMSNorm (Qwen3), sliding windows (Mistral, Qwen), rope scaling,
+tied embeddings.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sglc.kernels import KernelOps, build_rope_cache, get_ops
+from sglc.runtime.models.attention import BaseAttention, DenseCausalAttention
+from sglc.runtime.models.config import ModelConfig
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, size: int, eps: float, ops: KernelOps) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(size))
+        self.eps = eps
+        self.ops = ops
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None):
+        return self.ops.rms_norm(x, self.weight, self.eps, residual)
+
+
+class LlamaAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer_id: int, ops: KernelOps) -> None:
+        super().__init__()
+        self.cfg, self.layer_id, self.ops = cfg, layer_id, ops
+        bias = cfg.attention_bias
+        self.q_proj = nn.Linear(cfg.hidden_size, cfg.q_size, bias=bias)
+        self.k_proj = nn.Linear(cfg.hidden_size, cfg.kv_size, bias=bias)
+        self.v_proj = nn.Linear(cfg.hidden_size, cfg.kv_size, bias=bias)
+        self.o_proj = nn.Linear(cfg.q_size, cfg.hidden_size, bias=False)
+        if cfg.qk_norm:
+            self.q_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps, ops)
+            self.k_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps, ops)
+        self.sm_scale = cfg.head_dim**-0.5
+        self.sliding_window = cfg.sliding_windows[layer_id]
+
+    def forward(
+        self, x: torch.Tensor, positions: torch.Tensor, rope: torch.Tensor, attn: BaseAttention
+    ) -> torch.Tensor:
+        cfg, n = self.cfg, x.shape[0]
+        q = self.q_proj(x).view(n, cfg.num_heads, cfg.head_dim)
+        k = self.k_proj(x).view(n, cfg.num_kv_heads, cfg.head_dim)
+        v = self.v_proj(x).view(n, cfg.num_kv_heads, cfg.head_dim)
+        if cfg.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = self.ops.apply_rope(q, k, positions, rope)
+        o = attn.attend(
+            self.layer_id, q, k, v, sm_scale=self.sm_scale, sliding_window=self.sliding_window
+        )
+        return self.o_proj(o.reshape(n, cfg.q_size))
+
+
+class LlamaMLP(nn.Module):
+    def __init__(self, cfg: ModelConfig, ops: KernelOps) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
+        self.up_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
+        self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
+        self.ops = ops
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate_up = torch.cat([self.gate_proj(x), self.up_proj(x)], dim=-1)
+        return self.down_proj(self.ops.silu_and_mul(gate_up))
+
+
+class LlamaDecoderLayer(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer_id: int, ops: KernelOps) -> None:
+        super().__init__()
+        self.self_attn = LlamaAttention(cfg, layer_id, ops)
+        self.mlp = LlamaMLP(cfg, ops)
+        self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, ops)
+        self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, ops)
+
+    def forward(self, x, residual, positions, rope, attn):
+        if residual is None:
+            residual = x
+            h = self.input_layernorm(x)
+        else:
+            h, residual = self.input_layernorm(x, residual)
+        h = self.self_attn(h, positions, rope, attn)
+        h, residual = self.post_attention_layernorm(h, residual)
+        return self.mlp(h), residual
+
+
+class LlamaModel(nn.Module):
+    def __init__(self, cfg: ModelConfig, ops: KernelOps) -> None:
+        super().__init__()
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.layers = nn.ModuleList(LlamaDecoderLayer(cfg, i, ops) for i in range(cfg.num_layers))
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, ops)
+
+
+class LlamaForCausalLM(nn.Module):
+    """`forward(input_ids, positions, attn)` over flattened tokens -> final hidden states;
+    `compute_logits(hidden)` -> float32 logits."""
+
+    def __init__(self, cfg: ModelConfig, ops: KernelOps | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.ops = ops or get_ops("torch")
+        self.model = LlamaModel(cfg, self.ops)
+        self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        self.tie_weights()
+        self.register_buffer("rope_cache", self.build_rope(), persistent=False)
+
+    def tie_weights(self) -> None:
+        if self.cfg.tie_word_embeddings:
+            self.lm_head.weight = self.model.embed_tokens.weight
+
+    def build_rope(self, device: torch.device | str | None = None) -> torch.Tensor:
+        cfg = self.cfg
+        return build_rope_cache(
+            cfg.head_dim, cfg.max_position_embeddings, cfg.rope_theta, cfg.rope_scaling,
+            device=device,
+        )
+
+    def forward(
+        self, input_ids: torch.Tensor, positions: torch.Tensor, attn: BaseAttention
+    ) -> torch.Tensor:
+        x = self.model.embed_tokens(input_ids)
+        residual = None
+        for layer in self.model.layers:
+            x, residual = layer(x, residual, positions, self.rope_cache, attn)
+        x, _ = self.model.norm(x, residual)
+        return x
+
+    def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(hidden).float()
+
+    def forward_dense(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Plain causal LM over `[B, T]` ids (no cache); logits `[B, T, V]`. Differentiable."""
+        b, t = input_ids.shape
+        positions = torch.arange(t, device=input_ids.device).repeat(b)
+        hidden = self(input_ids.reshape(-1), positions, DenseCausalAttention(b, t))
+        return self.compute_logits(hidden).view(b, t, -1)

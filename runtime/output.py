@@ -1,0 +1,95 @@
+"""Turn sampled tokens into text, decide when a request is finished, emit deltas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sglc.runtime.core import FinishReason, Output, Req, StreamDelta, TokenLogprob, Usage
+from sglc.runtime.detokenize import IncrementalDetokenizer, StopChecker
+
+# How many prompt tokens the detokenizer sees as context (SentencePiece leading spaces).
+_PROMPT_CONTEXT = 4
+
+
+class OutputProcessor:
+    """Owns each request's detokenizer and stop checker (in `req.decode_state`)."""
+
+    def __init__(self, tokenizer: Any | None, max_context_len: int) -> None:
+        self.tokenizer = tokenizer
+        self.max_context_len = max_context_len
+
+    def start(self, req: Req) -> None:
+        detok = None
+        if self.tokenizer is not None:
+            detok = IncrementalDetokenizer(
+                self.tokenizer, req.params.skip_special_tokens, req.prompt_ids[-_PROMPT_CONTEXT:]
+            )
+        req.decode_state = (detok, StopChecker(req.params.stop) if req.params.stop else None)
+
+    def append_token(self, req: Req, token: int, logprob: TokenLogprob | None) -> None:
+        """Record one sampled token and set `req.finish_reason` if it ends the request."""
+        params = req.params
+        req.output_ids.append(token)
+        if logprob is not None:
+            if req.logprobs is None:
+                req.logprobs = []
+            req.logprobs.append(logprob)
+        is_eos = not params.ignore_eos and token in req.eos_token_ids
+        if is_eos or token in params.stop_token_ids:
+            req.finish_reason = FinishReason.STOP
+            return  # the stop token's text is not part of the output
+        self._push_text(req, [token])
+        if req.finish_reason is None and (
+            len(req.output_ids) >= params.max_new_tokens or req.seq_len >= self.max_context_len
+        ):
+            req.finish_reason = FinishReason.LENGTH
+
+    def _push_text(self, req: Req, tokens: list[int]) -> None:
+        detok, stop = req.decode_state
+        if detok is None:
+            return
+        start = len(req.text)
+        req.text += detok.push(tokens)
+        if stop is not None and len(req.text) > start:
+            result = stop.feed(req.text, start)
+            if result.is_stopped:
+                req.text = result.text
+                req.finish_reason = FinishReason.STOP
+
+    def finish_text(self, req: Req) -> None:
+        """Flush held-back bytes once the request is finished by length or abort."""
+        detok, _ = req.decode_state
+        if detok is not None and req.finish_reason is not FinishReason.STOP:
+            req.text += detok.flush()
+
+    def delta(self, req: Req) -> StreamDelta | None:
+        """What is new since the last delta; streamed text never holds a partial stop string."""
+        _, stop = req.decode_state
+        end = len(req.text)
+        if not req.is_finished and stop is not None:
+            end = stop.safe_len(req.text)
+        text = req.text[req.sent_text_len : end]
+        tokens = req.output_ids[req.sent_token_len :]
+        logprobs = (req.logprobs or [])[req.sent_logprob_len :]
+        if not text and not tokens and not req.is_finished:
+            return None
+        req.sent_text_len = max(end, req.sent_text_len)
+        req.sent_token_len = len(req.output_ids)
+        req.sent_logprob_len += len(logprobs)
+        return StreamDelta(
+            req.rid, req.index, text, tokens, req.finish_reason,
+            logprobs if req.logprobs is not None else None, req.error,
+        )
+
+    @staticmethod
+    def output(req: Req) -> Output:
+        return Output(
+            rid=req.rid,
+            index=req.index,
+            text=req.text,
+            token_ids=list(req.output_ids),
+            finish_reason=req.finish_reason,
+            usage=Usage(len(req.prompt_ids), req.cached_len, len(req.output_ids)),
+            logprobs=req.logprobs,
+            error=req.error,
+        )

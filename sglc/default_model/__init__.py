@@ -1,0 +1,1 @@
+"""The embedded default model: trained by `python -m sglc.training`, shipped as package data."""

@@ -1,0 +1,1 @@
+"""Training the embedded default model: data, tokenizer, training loop."""

@@ -1,0 +1,1 @@
+"""The SGL standard library (.sgl modules), shipped as package data."""

@@ -1,0 +1,30 @@
+"""The backend switch: names, frozen op tables, and the torch backend's ops."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+import sglc.kernels as kernels
+from sglc.kernels.decode_attention import decode_attention
+from sglc.kernels.rope import build_rope_cache
+
+
+def test_torch_backend_is_default_and_complete():
+    ops = kernels.get_ops()
+    assert ops == kernels.get_ops("torch")
+    assert ops.decode_attention is decode_attention
+    assert all(callable(getattr(ops, f.name)) for f in dataclasses.fields(ops))
+    assert kernels.build_rope_cache is build_rope_cache
+
+
+def test_unknown_backend_lists_known_names():
+    with pytest.raises(ValueError, match="'cuda'.*known backends: torch"):
+        kernels.get_ops("cuda")
+
+
+def test_ops_table_is_frozen():
+    ops = kernels.get_ops()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ops.rms_norm = None  # type: ignore[misc]
