@@ -103,16 +103,27 @@ class ModelConfig:
         )
 
 
+SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3")
+
+
 def _rope_params(hf: Mapping[str, Any]) -> tuple[float, Mapping[str, Any] | None]:
-    """(theta, scaling dict or None) from either the v5 `rope_parameters` or the older keys."""
-    params = dict(hf.get("rope_parameters") or {})
-    legacy = hf.get("rope_scaling") or {}
-    params = {**legacy, **params}
-    theta = float(params.pop("rope_theta", hf.get("rope_theta", 10000.0)))
-    rope_type = params.get("rope_type", params.get("type", "default"))
-    if rope_type == "default":
-        return theta, None
-    return theta, {**params, "rope_type": rope_type}
+    """(theta, scaling dict or None) from the v5 `rope_parameters` or the older
+    `rope_theta` + `rope_scaling`; whichever names a scaling wins over a plain default."""
+    candidates = [dict(hf.get("rope_parameters") or {}), dict(hf.get("rope_scaling") or {})]
+    theta = float(
+        candidates[0].get("rope_theta") or hf.get("rope_theta") or 10000.0
+    )
+    for params in candidates:
+        rope_type = params.get("rope_type", params.get("type", "default"))
+        if rope_type == "default":
+            continue
+        if rope_type not in SUPPORTED_ROPE_TYPES:
+            raise UnsupportedModel(
+                f"unsupported rope scaling {rope_type!r}; supported: {', '.join(SUPPORTED_ROPE_TYPES)}"
+            )
+        params.pop("rope_theta", None)
+        return theta, {**params, "rope_type": rope_type}
+    return theta, None
 
 
 def _sliding_windows(arch: str, hf: Mapping[str, Any], num_layers: int) -> tuple[int | None, ...]:
