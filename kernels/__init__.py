@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from sglc.kernels.activation import silu_and_mul
-from sglc.kernels.decode_attention import decode_attention
-from sglc.kernels.extend_attention import extend_attention
+from sglc.kernels.attention_common import AttentionShape
+from sglc.kernels.decode_attention import decode_attention, plan_decode
+from sglc.kernels.extend_attention import extend_attention, plan_extend
 from sglc.kernels.kv_store import store_kv
 from sglc.kernels.rmsnorm import rms_norm
 from sglc.kernels.rope import apply_rope, build_rope_cache
@@ -31,6 +32,11 @@ class KernelOps:
     rms_norm: Callable[..., Tensor | tuple[Tensor, Tensor]]
     apply_rope: Callable[..., tuple[Tensor, Tensor]]
     silu_and_mul: Callable[[Tensor], Tensor]
+    # Build an attention layout once per forward pass (same metadata for every layer);
+    # the result goes to decode/extend_attention as `plan=`. A backend whose kernels need
+    # no layout returns None here.
+    plan_decode: Callable[..., object | None]
+    plan_extend: Callable[..., object | None]
 
 
 def torch_ops() -> KernelOps:
@@ -42,6 +48,8 @@ def torch_ops() -> KernelOps:
         rms_norm=rms_norm,
         apply_rope=apply_rope,
         silu_and_mul=silu_and_mul,
+        plan_decode=plan_decode,
+        plan_extend=plan_extend,
     )
 
 
@@ -57,4 +65,4 @@ def get_ops(backend: str = "torch") -> KernelOps:
     return factory()
 
 
-__all__ = ["KernelOps", "build_rope_cache", "get_ops", "torch_ops"]
+__all__ = ["AttentionShape", "KernelOps", "build_rope_cache", "get_ops", "torch_ops"]

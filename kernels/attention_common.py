@@ -222,18 +222,43 @@ def _gather_heads(buffer: Tensor, slots: Tensor) -> Tensor:
     return rows.view(*flat_index.shape, head_dim).float()
 
 
-def _attend_group(
-    q: Tensor,
-    k_buffer: Tensor,
-    v_buffer: Tensor,
-    req_to_token: Tensor,
+class GroupPlan(NamedTuple):
+    """Everything about one padded group that does not depend on the layer."""
+
+    q_rows: Tensor  # [N, Sq] rows of q (padded rows repeat a real one)
+    real: Tensor  # flat indices into [N * Sq] of the real query rows
+    out_rows: Tensor  # rows of the output the real query rows answer
+    slots: Tensor  # [N, Sk] pool slots of the keys (padding clamped to a real slot)
+    visible: Tensor  # [N, Sq, Sk] bool
+
+
+class AttentionPlan(NamedTuple):
+    """A batch's attention layout, built once per forward pass and reused by every layer
+    with the same sliding window (the metadata is the same for all of them)."""
+
+    shape: AttentionShape
+    sliding_window: int | None
+    groups: tuple[GroupPlan, ...]
+
+
+def plan_attention(
     pieces: Sequence[AttentionPiece],
-    sm_scale: float,
+    shape: AttentionShape,
+    req_to_token: Tensor,
     sliding_window: int | None,
-    logit_cap: float | None,
-) -> tuple[Tensor, Tensor]:
-    """Attend one padded group; return (rows of q it answers, float32 outputs for them)."""
-    device = q.device
+) -> AttentionPlan:
+    """Group the pieces into padded batches and precompute their indices and masks."""
+    check_options(sliding_window, None)
+    groups = tuple(
+        _plan_group(group, req_to_token, sliding_window) for group in group_pieces(pieces, shape)
+    )
+    return AttentionPlan(shape, sliding_window, groups)
+
+
+def _plan_group(
+    pieces: Sequence[AttentionPiece], req_to_token: Tensor, sliding_window: int | None
+) -> GroupPlan:
+    device = req_to_token.device
     meta = torch.tensor(
         [[p.req_row, p.q_offset, p.num_queries, p.first_pos, p.key_start] for p in pieces],
         dtype=torch.int64,
@@ -258,39 +283,49 @@ def _attend_group(
     visible = k_pos[:, None, :] <= q_pos[:, :, None]
     if sliding_window is not None:
         visible &= k_pos[:, None, :] > q_pos[:, :, None] - sliding_window
+    real = is_real_query.flatten().nonzero().flatten()
+    return GroupPlan(q_rows, real, q_rows.flatten()[real], slots, visible)
 
+
+def _run_group(
+    q: Tensor,
+    k_buffer: Tensor,
+    v_buffer: Tensor,
+    group: GroupPlan,
+    sm_scale: float,
+    logit_cap: float | None,
+) -> Tensor:
+    """Float32 outputs for the group's real query rows (in `group.out_rows` order)."""
     out = attend(
-        q[q_rows].float(),
-        _gather_heads(k_buffer, slots),
-        _gather_heads(v_buffer, slots),
-        visible,
+        q[group.q_rows].float(),
+        _gather_heads(k_buffer, group.slots),
+        _gather_heads(v_buffer, group.slots),
+        group.visible,
         sm_scale,
         logit_cap,
     )
-    return q_rows[is_real_query], out[is_real_query]
+    return out.flatten(0, 1)[group.real]
 
 
 def run_attention(
     q: Tensor,
     k_buffer: Tensor,
     v_buffer: Tensor,
-    req_to_token: Tensor,
-    pieces: Sequence[AttentionPiece],
+    plan: AttentionPlan,
     *,
     sm_scale: float,
-    sliding_window: int | None,
     logit_cap: float | None,
 ) -> Tensor:
-    """Answer every query row covered by ``pieces``; returns ``[T, Hq, D]`` in ``q.dtype``.
+    """Answer every query row covered by the plan; returns ``[T, Hq, D]`` in ``q.dtype``.
 
-    The pieces must cover each row of ``q`` exactly once.
+    The plan's pieces must cover each row of ``q`` exactly once.
     """
     shape = check_shapes(q, k_buffer, v_buffer)
-    check_options(sliding_window, logit_cap)
+    if shape != plan.shape:
+        raise ValueError(f"plan made for {plan.shape}, got q/k/v of {shape}")
+    check_options(plan.sliding_window, logit_cap)
     out = torch.empty_like(q)
-    for group in group_pieces(pieces, shape):
-        rows, values = _attend_group(
-            q, k_buffer, v_buffer, req_to_token, group, sm_scale, sliding_window, logit_cap
-        )
-        out.index_copy_(0, rows, values.to(q.dtype))
+    for group in plan.groups:
+        values = _run_group(q, k_buffer, v_buffer, group, sm_scale, logit_cap)
+        out.index_copy_(0, group.out_rows, values.to(q.dtype))
     return out

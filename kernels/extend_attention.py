@@ -6,14 +6,33 @@ from torch import Tensor
 
 from sglc.kernels.attention_common import (
     AttentionPiece,
+    AttentionPlan,
     AttentionShape,
     IndexLike,
     check_shapes,
     make_piece,
+    plan_attention,
     run_attention,
     split_piece,
     to_int_list,
 )
+
+
+def plan_extend(
+    req_to_token: Tensor,
+    req_pool_indices: IndexLike,
+    prefix_lens: IndexLike,
+    extend_lens: IndexLike,
+    shape: AttentionShape,
+    *,
+    sliding_window: int | None = None,
+) -> AttentionPlan:
+    """The layout `extend_attention` needs, built once for all layers of a forward pass."""
+    rows, prefixes, extends = (to_int_list(x) for x in (req_pool_indices, prefix_lens, extend_lens))
+    if not len(rows) == len(prefixes) == len(extends):
+        raise ValueError("req_pool_indices, prefix_lens and extend_lens differ in length")
+    pieces = _extend_pieces(rows, prefixes, extends, shape, sliding_window)
+    return plan_attention(pieces, shape, req_to_token, sliding_window)
 
 
 def extend_attention(
@@ -28,6 +47,7 @@ def extend_attention(
     sm_scale: float,
     sliding_window: int | None = None,
     logit_cap: float | None = None,
+    plan: AttentionPlan | None = None,
 ) -> Tensor:
     """Attention of each request's new tokens over its whole cached context.
 
@@ -39,25 +59,18 @@ def extend_attention(
     itself). Scores are ``q.k * sm_scale``, then ``cap * tanh(s / cap)`` if ``logit_cap`` is
     set, then masked; softmax runs in float32. GQA: query head h reads kv head
     ``h // (Hq // Hkv)``. Metadata may be int tensors or Python sequences of length B.
-    Returns ``[T, Hq, D]`` in ``q.dtype``.
+    `plan` (from `plan_extend` on the same metadata and window) skips re-deriving the
+    layout. Returns ``[T, Hq, D]`` in ``q.dtype``.
     """
-    shape = check_shapes(q, k_buffer, v_buffer)
-    rows, prefixes, extends = (to_int_list(x) for x in (req_pool_indices, prefix_lens, extend_lens))
-    if not len(rows) == len(prefixes) == len(extends):
-        raise ValueError("req_pool_indices, prefix_lens and extend_lens differ in length")
-    if sum(extends) != q.shape[0]:
-        raise ValueError(f"q has {q.shape[0]} rows but extend_lens sum to {sum(extends)}")
-    pieces = _extend_pieces(rows, prefixes, extends, shape, sliding_window)
-    return run_attention(
-        q,
-        k_buffer,
-        v_buffer,
-        req_to_token,
-        pieces,
-        sm_scale=sm_scale,
-        sliding_window=sliding_window,
-        logit_cap=logit_cap,
-    )
+    if plan is None:
+        plan = plan_extend(
+            req_to_token, req_pool_indices, prefix_lens, extend_lens,
+            check_shapes(q, k_buffer, v_buffer), sliding_window=sliding_window,
+        )
+    num_rows = sum(g.out_rows.numel() for g in plan.groups)
+    if num_rows != q.shape[0]:
+        raise ValueError(f"q has {q.shape[0]} rows but extend_lens sum to {num_rows}")
+    return run_attention(q, k_buffer, v_buffer, plan, sm_scale=sm_scale, logit_cap=logit_cap)
 
 
 def _extend_pieces(

@@ -129,7 +129,9 @@ class Engine:
                 while True:
                     item = self._inbox.get(block=block)
                     block = False
-                    if item is None:
+                    if item is None:  # shutdown: nobody waits forever on a dropped request
+                        for req in self.core.scheduler.all_reqs():
+                            self.core.abort(req.rid, "the engine was shut down")
                         return
                     item()
             except queue.Empty:

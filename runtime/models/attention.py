@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from sglc.kernels import KernelOps
+from sglc.kernels import AttentionShape, KernelOps
 from sglc.runtime.core import ForwardMode
 
 
@@ -81,7 +81,10 @@ class ForwardBatch:
 
 
 class PagedAttention(BaseAttention):
-    """Serving attention: store the new K/V into the pool, then attend through req_to_token."""
+    """Serving attention: store the new K/V into the pool, then attend through req_to_token.
+
+    The attention layout of the batch is planned once per sliding-window value and reused
+    by every layer of the forward pass."""
 
     def __init__(
         self,
@@ -96,17 +99,39 @@ class PagedAttention(BaseAttention):
         self.v_buffers = v_buffers
         self.req_to_token = req_to_token
         self.batch = batch
+        self._plans: dict[int | None, object | None] = {}
+        # metadata as Python lists: planning reads them without a device sync per layer
+        self._rows = batch.req_pool_indices.tolist()
+        self._seq_lens = batch.seq_lens.tolist()
+        self._prefix_lens = batch.prefix_lens.tolist()
+        self._extend_lens = batch.extend_lens.tolist()
+
+    def _plan(self, q: torch.Tensor, k_buf: torch.Tensor, window: int | None):
+        if window not in self._plans:
+            shape = AttentionShape(q.shape[1], k_buf.shape[1], q.shape[2])
+            if self.batch.mode is ForwardMode.DECODE:
+                plan = self.ops.plan_decode(
+                    self.req_to_token, self._rows, self._seq_lens, shape, sliding_window=window
+                )
+            else:
+                plan = self.ops.plan_extend(
+                    self.req_to_token, self._rows, self._prefix_lens, self._extend_lens, shape,
+                    sliding_window=window,
+                )
+            self._plans[window] = plan
+        return self._plans[window]
 
     def attend(self, layer_id, q, k, v, *, sm_scale, sliding_window):  # noqa: D102
         b = self.batch
         k_buf, v_buf = self.k_buffers[layer_id], self.v_buffers[layer_id]
         self.ops.store_kv(k_buf, v_buf, b.out_cache_loc, k, v)
+        plan = self._plan(q, k_buf, sliding_window)
         if b.mode is ForwardMode.DECODE:
             return self.ops.decode_attention(
-                q, k_buf, v_buf, self.req_to_token, b.req_pool_indices, b.seq_lens,
-                sm_scale=sm_scale, sliding_window=sliding_window,
+                q, k_buf, v_buf, self.req_to_token, self._rows, self._seq_lens,
+                sm_scale=sm_scale, sliding_window=sliding_window, plan=plan,
             )
         return self.ops.extend_attention(
-            q, k_buf, v_buf, self.req_to_token, b.req_pool_indices, b.prefix_lens, b.extend_lens,
-            sm_scale=sm_scale, sliding_window=sliding_window,
+            q, k_buf, v_buf, self.req_to_token, self._rows, self._prefix_lens,
+            self._extend_lens, sm_scale=sm_scale, sliding_window=sliding_window, plan=plan,
         )

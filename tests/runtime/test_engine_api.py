@@ -170,3 +170,21 @@ def test_text_prompt_equals_its_token_ids(llama_engine):
     assert a.token_ids == b.token_ids and a.text == b.text
     if 2 not in a.token_ids:  # no EOS: the text is the plain decode of the tokens
         assert a.text == llama_engine.tokenizer.decode(a.token_ids, skip_special_tokens=True)
+
+
+def test_shutdown_finishes_in_flight_requests_and_refuses_new_ones(llama_dir):
+    import threading
+
+    engine = sglc.Engine(llama_dir, max_total_tokens=4096)
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(out=engine.generate(
+        PROMPT, {"max_new_tokens": 480, "temperature": 0, "ignore_eos": True})[0]))
+    thread.start()
+    while engine.stats()["num_decode_tokens"] == 0:
+        pass
+    engine.shutdown()
+    thread.join(timeout=30)
+    assert result["out"].finish_reason is FinishReason.ABORT
+    assert "shut down" in result["out"].error
+    with pytest.raises(sglc.EngineError, match="shut down"):
+        engine.generate(PROMPT)
