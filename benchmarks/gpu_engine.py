@@ -105,7 +105,7 @@ def throughput(device: str, quick: bool) -> list[dict]:
             prompts = torch.randint(3, 32000, (batch, prompt_len), generator=g).tolist()
             params = {"max_new_tokens": new, "temperature": 0, "ignore_eos": True}
             engine.generate(prompts[:1], {**params, "max_new_tokens": 4})  # warm-up
-            ours = _timed(lambda p=prompts: engine.generate(p, params), device)
+            ours = _timed(lambda p=prompts, s=params: engine.generate(p, s), device)
             ids = torch.tensor(prompts, device=device)
             hf.generate(ids[:1], max_new_tokens=4, do_sample=False, pad_token_id=0)
             theirs = _timed(lambda i=ids: hf.generate(i, max_new_tokens=new, min_new_tokens=new,
