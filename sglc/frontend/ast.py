@@ -1,0 +1,490 @@
+"""The typed SGL syntax tree: frozen dataclasses, each node carrying its source span.
+
+NOTE: nodes compare and hash by identity (`eq=False`), so a checker can key maps on them
+(`CheckedProgram.types[expr]`). Compare fields, not nodes, in tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Span:
+    """A source range: 1-based lines and columns; `end_col` is one past the last char."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+    def to(self, other: Span) -> Span:
+        """The span from the start of `self` to the end of `other`."""
+        return Span(self.file, self.line, self.col, other.end_line, other.end_col)
+
+
+node = dataclass(frozen=True, eq=False)
+
+
+# ---- types as written ---------------------------------------------------------------
+
+
+@node
+class TypeName:
+    """`str`, `Person`, `tools.Person`, `list[int]`, `dict[str, int]`."""
+
+    name: str
+    args: tuple[TypeExpr, ...]
+    span: Span
+
+
+@node
+class TypeLiteral:
+    """A string literal used as a type: `"Paris"` (one member of a literal union)."""
+
+    value: str
+    span: Span
+
+
+@node
+class TypeNone:
+    span: Span
+
+
+@node
+class TypeUnion:
+    """`"a" | "b"` or `str | None`."""
+
+    options: tuple[TypeExpr, ...]
+    span: Span
+
+
+TypeExpr = TypeName | TypeLiteral | TypeNone | TypeUnion
+
+
+# ---- expressions --------------------------------------------------------------------
+
+
+@node
+class Name:
+    id: str
+    span: Span
+
+
+@node
+class Int:
+    value: int
+    span: Span
+
+
+@node
+class Float:
+    value: float
+    span: Span
+
+
+@node
+class Str:
+    """A string literal without interpolation; `value` has escapes decoded."""
+
+    value: str
+    span: Span
+    is_triple: bool = False
+
+
+@node
+class Template:
+    """A prompt string with `{expr}` holes: parts are literal text or expressions."""
+
+    parts: tuple[str | Expr, ...]
+    span: Span
+
+
+@node
+class Bool:
+    value: bool
+    span: Span
+
+
+@node
+class NoneLit:
+    span: Span
+
+
+@node
+class Regex:
+    """A regex literal `/.../`; `pattern` is the text between the slashes, as written."""
+
+    pattern: str
+    span: Span
+
+
+@node
+class ListLit:
+    items: tuple[Expr, ...]
+    span: Span
+
+
+@node
+class DictLit:
+    items: tuple[tuple[Expr, Expr], ...]
+    span: Span
+
+
+@node
+class BinOp:
+    """Arithmetic: `+ - * / // % **`."""
+
+    op: str
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@node
+class UnaryOp:
+    """`-x`, `+x`, `not x`."""
+
+    op: str
+    operand: Expr
+    span: Span
+
+
+@node
+class BoolOp:
+    """`a and b and c` / `a or b`."""
+
+    op: str
+    values: tuple[Expr, ...]
+    span: Span
+
+
+@node
+class Compare:
+    """Chained comparison (Python semantics): `a < b <= c`; ops include `in`, `not in`."""
+
+    left: Expr
+    ops: tuple[str, ...]
+    comparators: tuple[Expr, ...]
+    span: Span
+
+
+@node
+class IfExp:
+    cond: Expr
+    then: Expr
+    orelse: Expr
+    span: Span
+
+
+@node
+class Keyword:
+    name: str
+    value: Expr
+    span: Span
+    name_span: Span
+
+
+@node
+class Call:
+    func: Expr
+    args: tuple[Expr, ...]
+    kwargs: tuple[Keyword, ...]
+    span: Span
+
+
+@node
+class Index:
+    value: Expr
+    index: Expr
+    span: Span
+
+
+@node
+class Slice:
+    value: Expr
+    start: Expr | None
+    stop: Expr | None
+    span: Span
+
+
+@node
+class Attribute:
+    value: Expr
+    attr: str
+    span: Span
+    attr_span: Span
+
+
+Expr = (
+    Name | Int | Float | Str | Template | Bool | NoneLit | Regex | ListLit | DictLit | BinOp
+    | UnaryOp | BoolOp | Compare | IfExp | Call | Index | Slice | Attribute
+)
+
+
+# ---- prompt items -------------------------------------------------------------------
+
+
+@node
+class Gen:
+    """`gen NAME[: constraint][(params)]`; the constraint is a type or a regex literal."""
+
+    name: str
+    constraint: TypeExpr | Regex | None
+    params: tuple[Keyword, ...]
+    span: Span
+    name_span: Span
+    positional: tuple[Expr, ...] = ()
+
+
+@node
+class Select:
+    """`select NAME in OPTIONS`."""
+
+    name: str
+    options: Expr
+    span: Span
+    name_span: Span
+
+
+PromptItem = Expr | Gen | Select
+
+
+# ---- statements ---------------------------------------------------------------------
+
+
+@node
+class ExprStmt:
+    """A line holding one expression; a str value is appended to the stream."""
+
+    expr: Expr
+    span: Span
+
+
+@node
+class PromptStmt:
+    """A line of items appended in order: strings, gens, selects (`"A: " gen a`)."""
+
+    items: tuple[PromptItem, ...]
+    span: Span
+
+
+@node
+class Role:
+    """`user "text" ...`: one role turn holding the items of the line."""
+
+    role: str
+    items: tuple[PromptItem, ...]
+    span: Span
+
+
+@node
+class RoleBlock:
+    """`assistant:` + a body: one role turn holding everything the body appends."""
+
+    role: str
+    body: tuple[Stmt, ...]
+    span: Span
+
+
+@node
+class Let:
+    name: str
+    type: TypeExpr | None
+    value: Expr
+    span: Span
+    name_span: Span
+
+
+@node
+class ParallelFor:
+    """`let NAME = parallel for VAR in ITER:` + body; each item's value is the value of the
+    body's last statement, which must be an expression line (not appended to the stream)."""
+
+    name: str
+    type: TypeExpr | None
+    var: str
+    iterable: Expr
+    body: tuple[Stmt, ...]
+    span: Span
+    name_span: Span
+    var_span: Span
+
+
+@node
+class Assign:
+    """`x = e` or `x += e` (op is `=`, `+=`, `-=`, `*=`, `/=`)."""
+
+    name: str
+    op: str
+    value: Expr
+    span: Span
+    name_span: Span
+
+
+@node
+class If:
+    cond: Expr
+    body: tuple[Stmt, ...]
+    orelse: tuple[Stmt, ...]
+    span: Span
+
+
+@node
+class For:
+    var: str
+    iterable: Expr
+    body: tuple[Stmt, ...]
+    span: Span
+    var_span: Span
+
+
+@node
+class While:
+    cond: Expr
+    body: tuple[Stmt, ...]
+    span: Span
+
+
+@node
+class Fork:
+    """`fork N as NAME:` + body; after it, `NAME.x` is the list of the branches' `x`."""
+
+    count: Expr
+    name: str
+    body: tuple[Stmt, ...]
+    span: Span
+    name_span: Span
+
+
+@node
+class Return:
+    value: Expr | None
+    span: Span
+
+
+@node
+class Break:
+    span: Span
+
+
+@node
+class Continue:
+    span: Span
+
+
+@node
+class Pass:
+    span: Span
+
+
+@node
+class Requires:
+    cond: Expr
+    span: Span
+
+
+@node
+class Ensures:
+    """`ensures COND`; `result` names the return value inside COND."""
+
+    cond: Expr
+    span: Span
+
+
+@node
+class Assert:
+    cond: Expr
+    message: Expr | None
+    span: Span
+
+
+Stmt = (
+    ExprStmt | PromptStmt | Role | RoleBlock | Let | ParallelFor | Assign | If | For | While
+    | Fork | Return | Break | Continue | Pass | Requires | Ensures | Assert
+)
+
+
+# ---- declarations -------------------------------------------------------------------
+
+
+@node
+class Import:
+    """`import tools`, `import tools as t`, `import "lib/x.sgl" as x`."""
+
+    module: str | None
+    path: str | None
+    alias: str | None
+    span: Span
+
+    @property
+    def bound_name(self) -> str:
+        if self.alias:
+            return self.alias
+        if self.module:
+            return self.module.split(".")[-1]
+        return (self.path or "").rsplit("/", 1)[-1].removesuffix(".sgl")
+
+
+@node
+class Field:
+    name: str
+    type: TypeExpr
+    span: Span
+    name_span: Span
+
+
+@node
+class SchemaDef:
+    name: str
+    doc: str | None
+    fields: tuple[Field, ...]
+    span: Span
+    name_span: Span
+
+
+@node
+class Param:
+    name: str
+    type: TypeExpr | None
+    default: Expr | None
+    span: Span
+    name_span: Span
+
+
+@node
+class FnDef:
+    """`fn` (or `extern fn`, with `is_extern` and no body). The builder lifts a leading
+    triple-quoted docstring and the leading `requires`/`ensures` clauses out of the body."""
+
+    name: str
+    params: tuple[Param, ...]
+    returns: TypeExpr | None
+    doc: str | None
+    requires: tuple[Requires, ...]
+    ensures: tuple[Ensures, ...]
+    body: tuple[Stmt, ...]
+    span: Span
+    name_span: Span
+    is_extern: bool = False
+
+
+Decl = Import | SchemaDef | FnDef
+
+
+@node
+class Module:
+    """A parsed file. `stmts` holds statements written outside any fn (always an error)."""
+
+    file: str
+    imports: tuple[Import, ...]
+    schemas: tuple[SchemaDef, ...]
+    fns: tuple[FnDef, ...]
+    stmts: tuple[Stmt, ...] = ()
+    broken: tuple[str, ...] = field(default=())
+    """Names of declarations that failed to parse (suppresses 'unknown name' follow-ups)."""
+    doc: str | None = None

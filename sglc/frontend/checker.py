@@ -1,0 +1,398 @@
+"""The name/type checker: declarations of a module, then each fn body statement by statement.
+
+Rules a reader may not guess from the grammar:
+- names are fn-scoped and must be bound before use in source order; the bodies of `fork`
+  and `parallel for` are branches: what they bind stays inside (read it as `b.x`, or as the
+  parallel for's result), and assigning an outer variable from a branch is an error;
+- a binding may be repeated (a `gen` in a loop, a `let` in both arms of an if) only with
+  the same type;
+- a line holding a single str expression appends it to the stream; a line of items
+  appends each in order (items must be str, gen or select).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import singledispatchmethod
+
+from sglc.frontend import ast as A
+from sglc.frontend.builtins import GEN_PARAMS, check_gen_param
+from sglc.frontend.diagnostics import DiagnosticSink
+from sglc.frontend.exprs import ExprTyper, suggest
+from sglc.frontend.regexes import check_regex
+from sglc.frontend.symbols import FnSig, ModuleInfo, Var
+from sglc.frontend.typeexpr import TypeResolver
+from sglc.frontend.types import (
+    BOOL,
+    INT,
+    JSON,
+    NONE,
+    STR,
+    UNKNOWN,
+    ForkT,
+    ListT,
+    LiteralT,
+    OptionalT,
+    Type,
+    assignable,
+    element_type,
+    is_gradual,
+    is_str,
+    widen,
+)
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """Where a statement sits: inside a loop, a branch, a role turn."""
+
+    in_loop: bool = False
+    branch: str | None = None  # "fork" or "parallel for" when inside one
+    role: str | None = None
+
+
+class FnChecker(ExprTyper):
+    """Checks one fn body (the scope starts with its params)."""
+
+    def __init__(self, info: ModuleInfo, sig: FnSig, sink: DiagnosticSink, types: dict,
+                 resolver: TypeResolver) -> None:
+        super().__init__(info, sink, types)
+        self.sig = sig
+        self.resolver = resolver
+        self.fork_layers: list[dict[str, Var]] = []  # read later as b.x: warned at the end
+
+    def run(self) -> None:
+        fn = self.sig.node
+        for p, ps in zip(fn.params, self.sig.params, strict=False):
+            self.scope.layers[0][p.name] = Var(p.name, ps.type, p.name_span, "param", True)
+        for clause in fn.requires:
+            self.expect(clause.cond, BOOL, "a requires clause")
+        self.block(fn.body, Ctx())
+        if fn.ensures:
+            self.result_type = self.sig.returns
+            for clause in fn.ensures:
+                if self.sig.returns == NONE:
+                    self.sink.error("ensures on a fn that returns nothing", clause.span,
+                                    "declare a return type (-> str) to constrain `result`",
+                                    "spec-misuse")
+                self.expect(clause.cond, BOOL, "an ensures clause")
+            self.result_type = None
+        if self.sig.returns != NONE and falls_through(fn.body):
+            self.sink.error(f"fn '{fn.name}' may end without returning a {self.sig.returns}",
+                            fn.name_span, "add a return at the end of the body",
+                            "missing-return")
+        self.warn_unused(self.scope.layers[0])
+        for layer in self.fork_layers:
+            self.warn_unused(layer)
+
+    # ---- bindings ------------------------------------------------------------------------
+
+    def bind(self, name: str, t: Type, span: A.Span, kind: str) -> Var:
+        layer = self.scope.layers[-1]
+        old = layer.get(name)
+        if old is not None:
+            if not (assignable(t, old.type) or is_gradual(old.type)):
+                self.sink.error(f"'{name}' is already {old.type} (line {old.span.line}); "
+                                f"cannot rebind it as {t}", span,
+                                "use a new name", "rebind-type")
+            return old
+        var = Var(name, t, span, kind, used=kind != "let")
+        layer[name] = var
+        return var
+
+    def warn_unused(self, layer: dict[str, Var]) -> None:
+        for var in layer.values():
+            if not var.used and not var.name.startswith("_"):
+                self.sink.warning(f"unused variable '{var.name}'", var.span,
+                                  f"remove it, or name it '_{var.name}' if that is intended",
+                                  "unused-variable")
+
+    # ---- statements ----------------------------------------------------------------------
+
+    def block(self, stmts: tuple[A.Stmt, ...], ctx: Ctx) -> None:
+        for s in stmts:
+            self.stmt(s, ctx)
+
+    @singledispatchmethod
+    def stmt(self, s: A.Stmt, ctx: Ctx) -> None:
+        raise NotImplementedError(type(s).__name__)
+
+    @stmt.register
+    def _(self, s: A.ExprStmt, ctx: Ctx) -> None:
+        t = self.check(s.expr)
+        if t in (NONE,) or is_str(t) or is_gradual(t):
+            return
+        self.sink.warning(f"the {t} value of this line is discarded", s.span,
+                          'to add it to the prompt, interpolate it: "{x}"', "discarded-value")
+
+    @stmt.register
+    def _(self, s: A.PromptStmt, ctx: Ctx) -> None:
+        self.items(s.items, ctx)
+
+    def items(self, items: tuple[A.PromptItem, ...], ctx: Ctx) -> None:
+        for item in items:
+            if isinstance(item, A.Gen):
+                self.gen(item, ctx)
+            elif isinstance(item, A.Select):
+                self.select(item)
+            else:
+                t = self.check(item)
+                if not (is_str(t) or is_gradual(t)):
+                    self.sink.error(f"a prompt item must be a str, not {t}", item.span,
+                                    'interpolate it: "{x}"', "type-mismatch")
+
+    @stmt.register
+    def _(self, s: A.Role, ctx: Ctx) -> None:
+        self.role_nesting(s.role, s.span, ctx)
+        self.items(s.items, Ctx(ctx.in_loop, ctx.branch, s.role))
+
+    @stmt.register
+    def _(self, s: A.RoleBlock, ctx: Ctx) -> None:
+        self.role_nesting(s.role, s.span, ctx)
+        self.block(s.body, Ctx(ctx.in_loop, ctx.branch, s.role))
+
+    def role_nesting(self, role: str, span: A.Span, ctx: Ctx) -> None:
+        if ctx.role is not None:
+            self.sink.error(f"'{role}' turn inside an '{ctx.role}' turn", span,
+                            f"end the {ctx.role} block first (dedent), then start the {role} turn",
+                            "role-misuse")
+
+    @stmt.register
+    def _(self, s: A.Let, ctx: Ctx) -> None:
+        got = self.check(s.value)
+        t = widen(got)
+        if s.type is not None:
+            t = self.resolver.resolve(s.type, self.info)
+            if not assignable(got, t):
+                self.sink.error(f"'{s.name}' is declared {t} but the value is {got}",
+                                s.value.span, self.conversion_hint(got, t), "type-mismatch")
+        self.bind(s.name, t, s.name_span, "let")
+
+    @stmt.register
+    def _(self, s: A.ParallelFor, ctx: Ctx) -> None:
+        iterable = self.check(s.iterable)
+        elem = self.iter_elem(iterable, s.iterable)
+        self.scope.layers.append({})
+        self.bind(s.var, elem, s.var_span, "for").used = True
+        *head, last = s.body
+        inner = Ctx(False, "parallel for", ctx.role)
+        self.block(tuple(head), inner)
+        if isinstance(last, A.ExprStmt):
+            item = widen(self.check(last.expr))
+        else:
+            self.stmt(last, inner)
+            self.sink.error("the last line of a parallel for body must be an expression: "
+                            "the value of each item", last.span,
+                            "end the body with the value, e.g. a line holding just `answer`",
+                            "parallel-value")
+            item = UNKNOWN
+        self.warn_unused(self.scope.layers.pop())
+        t: Type = ListT(item)
+        if s.type is not None:
+            declared = self.resolver.resolve(s.type, self.info)
+            if not assignable(t, declared):
+                self.sink.error(f"'{s.name}' is declared {declared} but the items give {t}",
+                                last.span, None, "type-mismatch")
+            t = declared
+        self.bind(s.name, t, s.name_span, "parallel")
+
+    @stmt.register
+    def _(self, s: A.Assign, ctx: Ctx) -> None:
+        value = self.check(s.value)
+        found = self.scope.lookup(s.name)
+        if found is None:
+            hint = f"declare it first: let {s.name} = ..."
+            self.sink.error(f"assignment to undeclared name '{s.name}'", s.name_span, hint,
+                            "unknown-name")
+            return
+        var, depth = found
+        if depth < len(self.scope.layers) - 1 and ctx.branch:
+            self.sink.error(f"cannot assign to '{s.name}' inside a {ctx.branch} branch",
+                            s.name_span, "branches run apart; bind a new name with let and "
+                            "read the branches' values after the block", "branch-assign")
+        if s.op != "=":
+            value = self.binop(s.op[0], var.type, value, s.span)
+        if not assignable(value, var.type):
+            self.sink.error(f"cannot assign a {value} to '{s.name}', which is {var.type}",
+                            s.value.span, self.conversion_hint(value, var.type), "type-mismatch")
+
+    @stmt.register
+    def _(self, s: A.If, ctx: Ctx) -> None:
+        self.check(s.cond)
+        self.block(s.body, ctx)
+        self.block(s.orelse, ctx)
+
+    @stmt.register
+    def _(self, s: A.For, ctx: Ctx) -> None:
+        elem = self.iter_elem(self.check(s.iterable), s.iterable)
+        self.bind(s.var, widen(elem), s.var_span, "for")
+        self.block(s.body, Ctx(True, ctx.branch, ctx.role))
+
+    def iter_elem(self, t: Type, node: A.Expr) -> Type:
+        elem = element_type(t)
+        if elem is None:
+            self.sink.error(f"cannot iterate over {t}", node.span,
+                            "iterate over a list, e.g. range(n)" if t == INT else None,
+                            "type-mismatch")
+            return UNKNOWN
+        return elem
+
+    @stmt.register
+    def _(self, s: A.While, ctx: Ctx) -> None:
+        self.check(s.cond)
+        self.block(s.body, Ctx(True, ctx.branch, ctx.role))
+
+    @stmt.register
+    def _(self, s: A.Fork, ctx: Ctx) -> None:
+        self.expect(s.count, INT, "the number of branches")
+        if isinstance(s.count, A.Int) and s.count.value < 1:
+            self.sink.error("a fork needs at least 1 branch", s.count.span, None, "fork-count")
+        self.scope.layers.append({})
+        self.block(s.body, Ctx(False, "fork", ctx.role))
+        layer = self.scope.layers.pop()
+        self.bind(s.name, ForkT(s.name, layer), s.name_span, "fork")
+        self.fork_layers.append(layer)
+
+    @stmt.register
+    def _(self, s: A.Return, ctx: Ctx) -> None:
+        if ctx.branch:
+            self.sink.error(f"return inside a {ctx.branch} branch", s.span,
+                            "branches end with their block; read their values after it",
+                            "branch-return")
+        want = self.sig.returns
+        if s.value is None:
+            if want != NONE:
+                self.sink.error(f"return without a value in a fn returning {want}", s.span,
+                                None, "type-mismatch")
+            return
+        if want == NONE:
+            got = self.check(s.value)
+            self.sink.error(f"fn '{self.sig.name}' declares no return type but returns a value",
+                            s.value.span, f"declare it: -> {widen(got)}", "type-mismatch")
+            return
+        self.expect(s.value, want, "the returned value")
+
+    @stmt.register
+    def _(self, s: A.Break, ctx: Ctx) -> None:
+        self.loop_only("break", s.span, ctx)
+
+    @stmt.register
+    def _(self, s: A.Continue, ctx: Ctx) -> None:
+        self.loop_only("continue", s.span, ctx)
+
+    def loop_only(self, word: str, span: A.Span, ctx: Ctx) -> None:
+        if not ctx.in_loop:
+            where = f" (a {ctx.branch} branch is not a loop)" if ctx.branch else ""
+            self.sink.error(f"'{word}' outside a loop{where}", span, None, "loop-misuse")
+
+    @stmt.register
+    def _(self, s: A.Pass, ctx: Ctx) -> None:
+        return
+
+    @stmt.register
+    def _(self, s: A.Requires, ctx: Ctx) -> None:
+        self.misplaced_spec("requires", s.span)
+        self.expect(s.cond, BOOL, "a requires clause")
+
+    @stmt.register
+    def _(self, s: A.Ensures, ctx: Ctx) -> None:
+        self.misplaced_spec("ensures", s.span)
+
+    def misplaced_spec(self, word: str, span: A.Span) -> None:
+        self.sink.error(f"'{word}' must come at the start of the fn body", span,
+                        "put requires/ensures right after the docstring", "spec-misuse")
+
+    @stmt.register
+    def _(self, s: A.Assert, ctx: Ctx) -> None:
+        self.expect(s.cond, BOOL, "an assert condition")
+        if s.message is not None:
+            self.expect(s.message, STR, "an assert message")
+
+    # ---- gen and select ------------------------------------------------------------------
+
+    def gen(self, g: A.Gen, ctx: Ctx) -> None:
+        if ctx.role in ("user", "system"):
+            self.sink.warning(f"gen inside a {ctx.role} turn: the model writes the "
+                              f"{ctx.role}'s text", g.span, "generate in an assistant turn",
+                              "role-misuse")
+        for arg in g.positional:
+            self.check(arg)
+            self.sink.error("gen parameters are keywords", arg.span,
+                            "name it, e.g. max_tokens=64", "gen-param")
+        seen: set[str] = set()
+        for kw in g.params:
+            if kw.name not in GEN_PARAMS:
+                self.check(kw.value)
+                self.sink.error(f"gen has no parameter '{kw.name}'", kw.name_span,
+                                suggest(kw.name, GEN_PARAMS) or
+                                f"parameters: {', '.join(GEN_PARAMS)}", "gen-param")
+            elif kw.name in seen:
+                self.sink.error(f"gen parameter '{kw.name}' given twice", kw.name_span, None,
+                                "gen-param")
+            else:
+                check_gen_param(self, kw)
+            seen.add(kw.name)
+        t = self.constraint_type(g.constraint)
+        self.types[g] = t
+        self.bind(g.name, t, g.name_span, "gen")
+
+    def constraint_type(self, c: A.TypeExpr | A.Regex | None) -> Type:
+        if c is None:
+            return STR
+        if isinstance(c, A.Regex):
+            check_regex(c, self.sink)
+            return STR
+        t = self.resolver.resolve(c, self.info)
+        if t == NONE or isinstance(t, OptionalT):
+            self.sink.error("a gen constraint cannot be None", c.span,
+                            "constrain to a value type: str, int, a schema, json, ...",
+                            "bad-constraint")
+            return UNKNOWN
+        return t
+
+    def select(self, s: A.Select) -> None:
+        t = self.check(s.options)
+        result: Type = STR
+        if isinstance(s.options, A.ListLit):
+            values = [i.value for i in s.options.items if isinstance(i, A.Str)]
+            if not s.options.items:
+                self.sink.error("select needs at least one option", s.options.span, None,
+                                "select-options")
+            if len(values) == len(s.options.items) and values:
+                result = LiteralT(tuple(dict.fromkeys(values)))
+                if len(set(values)) < len(values):
+                    self.sink.warning("select has duplicate options", s.options.span, None,
+                                      "select-options")
+        if not assignable(t, ListT(STR)):
+            self.sink.error(f"select options must be a list[str], not {t}", s.options.span,
+                            None, "select-options")
+        self.types[s] = result
+        self.bind(s.name, result, s.name_span, "select")
+
+
+def falls_through(body: tuple[A.Stmt, ...]) -> bool:
+    """May control reach the end of `body`? (conservative: loops may exit)"""
+    for s in body:
+        if isinstance(s, A.Return):
+            return False
+        if isinstance(s, A.If) and s.orelse and not falls_through(s.body) \
+                and not falls_through(s.orelse):
+            return False
+        if isinstance(s, A.While) and isinstance(s.cond, A.Bool) and s.cond.value \
+                and not _breaks(s.body):
+            return False
+    return True
+
+
+def _breaks(body: tuple[A.Stmt, ...]) -> bool:
+    for s in body:
+        if isinstance(s, A.Break):
+            return True
+        if isinstance(s, A.If) and (_breaks(s.body) or _breaks(s.orelse)):
+            return True
+        if isinstance(s, (A.RoleBlock,)) and _breaks(s.body):
+            return True
+    return False
+
+
+__all__ = ["FnChecker", "falls_through", "JSON"]

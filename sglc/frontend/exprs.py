@@ -1,0 +1,447 @@
+"""Static typing of expressions: names, operators, calls (fns, builtins, methods)."""
+
+from __future__ import annotations
+
+import difflib
+from functools import singledispatchmethod
+
+from sglc.frontend import ast as A
+from sglc.frontend.diagnostics import DiagnosticSink
+from sglc.frontend.regexes import check_regex
+from sglc.frontend.symbols import FnSig, ModuleInfo, Var
+from sglc.frontend.types import (
+    BOOL,
+    FLOAT,
+    INT,
+    JSON,
+    NONE,
+    REGEX,
+    STR,
+    UNKNOWN,
+    BuiltinT,
+    DictT,
+    FnT,
+    ForkT,
+    Json,
+    ListT,
+    LiteralT,
+    ModuleT,
+    OptionalT,
+    SchemaT,
+    Type,
+    assignable,
+    element_type,
+    is_gradual,
+    is_numeric,
+    is_str,
+    join,
+)
+
+BUILTINS = ("len", "range", "str", "int", "float", "bool", "print", "matches", "min", "max",
+            "abs", "sum", "sorted")
+
+STR_METHODS: dict[str, tuple[tuple[Type, ...], int, Type]] = {
+    # name: (param types, number required, result)
+    "strip": ((), 0, STR), "lower": ((), 0, STR), "upper": ((), 0, STR),
+    "split": ((STR,), 0, ListT(STR)), "startswith": ((STR,), 1, BOOL),
+    "endswith": ((STR,), 1, BOOL), "replace": ((STR, STR), 2, STR),
+    "join": ((ListT(STR),), 1, STR), "find": ((STR,), 1, INT), "count": ((STR,), 1, INT),
+}
+LIST_METHODS = ("append", "pop", "extend", "index", "count")
+DICT_METHODS = ("get", "keys", "values")
+
+
+def suggest(name: str, candidates: list[str] | tuple[str, ...] | set[str]) -> str | None:
+    """'did you mean ...?' for the closest candidate, if any is close."""
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+class Scope:
+    """Local bindings of one fn: a stack of layers (a fork / parallel-for branch pushes one)."""
+
+    def __init__(self) -> None:
+        self.layers: list[dict[str, Var]] = [{}]
+
+    def lookup(self, name: str) -> tuple[Var, int] | None:
+        for depth in range(len(self.layers) - 1, -1, -1):
+            if name in self.layers[depth]:
+                return self.layers[depth][name], depth
+        return None
+
+    def names(self) -> list[str]:
+        return [n for layer in self.layers for n in layer]
+
+
+class ExprTyper:
+    """Types expressions in the context of one module and one fn's scope."""
+
+    def __init__(self, info: ModuleInfo, sink: DiagnosticSink, types: dict) -> None:
+        self.info = info
+        self.sink = sink
+        self.types = types
+        self.scope = Scope()
+        self.result_type: Type | None = None  # bound to `result` inside `ensures`
+        self.used_imports: set[str] = set()
+
+    # ---- entry ---------------------------------------------------------------------------
+
+    def check(self, e: A.Expr) -> Type:
+        t = self._check(e)
+        self.types[e] = t
+        return t
+
+    def expect(self, e: A.Expr, want: Type, what: str) -> Type:
+        got = self.check(e)
+        if not assignable(got, want):
+            self.sink.error(f"{what} must be {want}, not {got}", e.span,
+                            self.conversion_hint(got, want), "type-mismatch")
+        return got
+
+    def conversion_hint(self, got: Type, want: Type) -> str | None:
+        if want == STR and not is_str(got):
+            return "convert with str(...), or interpolate: \"{x}\""
+        if want in (INT, FLOAT) and is_str(got):
+            return f"convert with {want}(...), or generate it typed: gen x: {want}"
+        if isinstance(want, LiteralT) and got == STR:
+            return "only these exact strings are allowed; a select or choice gen gives one"
+        return None
+
+    @singledispatchmethod
+    def _check(self, e: A.Expr) -> Type:
+        return UNKNOWN
+
+    # ---- atoms ---------------------------------------------------------------------------
+
+    @_check.register
+    def _(self, e: A.Int) -> Type:
+        return INT
+
+    @_check.register
+    def _(self, e: A.Float) -> Type:
+        return FLOAT
+
+    @_check.register
+    def _(self, e: A.Bool) -> Type:
+        return BOOL
+
+    @_check.register
+    def _(self, e: A.NoneLit) -> Type:
+        return NONE
+
+    @_check.register
+    def _(self, e: A.Str) -> Type:
+        return LiteralT((e.value,))
+
+    @_check.register
+    def _(self, e: A.Template) -> Type:
+        for part in e.parts:
+            if not isinstance(part, str):
+                self.check(part)
+        return STR
+
+    @_check.register
+    def _(self, e: A.Regex) -> Type:
+        check_regex(e, self.sink)
+        return REGEX
+
+    @_check.register
+    def _(self, e: A.Name) -> Type:
+        return self.name_type(e.id, e.span)
+
+    def name_type(self, name: str, span: A.Span) -> Type:
+        found = self.scope.lookup(name)
+        if found:
+            found[0].used = True
+            return found[0].type
+        if name == "result" and self.result_type is not None:
+            return self.result_type
+        if name in self.info.fns:
+            return FnT(self.info.fns[name])
+        if name in self.info.imports:
+            self.used_imports.add(name)
+            mod = self.info.imports[name]
+            return ModuleT(mod) if mod else UNKNOWN
+        if name in self.info.schemas:
+            self.sink.error(f"schema '{name}' is a type, not a value", span,
+                            f"generate one with `gen x: {name}`", "schema-as-value")
+            return UNKNOWN
+        if name in BUILTINS:
+            return BuiltinT(name)
+        if name not in self.info.module.broken:
+            self.unknown_name(name, span)
+        return UNKNOWN
+
+    def unknown_name(self, name: str, span: A.Span) -> None:
+        visible = [*self.scope.names(), *self.info.fns, *self.info.imports, *BUILTINS]
+        hint = suggest(name, visible)
+        if name == "result":
+            hint = "`result` names the return value only inside `ensures`"
+        self.sink.error(f"unknown name '{name}'", span, hint, "unknown-name")
+
+    @_check.register
+    def _(self, e: A.ListLit) -> Type:
+        elem: Type = UNKNOWN
+        for item in e.items:
+            elem = join(elem, self.check(item))
+        return ListT(JSON if elem == UNKNOWN and not e.items else elem)
+
+    @_check.register
+    def _(self, e: A.DictLit) -> Type:
+        key: Type = UNKNOWN
+        value: Type = UNKNOWN
+        for k, v in e.items:
+            key, value = join(key, self.check(k)), join(value, self.check(v))
+        if not e.items:
+            return DictT(STR, JSON)
+        return DictT(STR if is_str(key) else key, value)
+
+    # ---- operators -----------------------------------------------------------------------
+
+    @_check.register
+    def _(self, e: A.BinOp) -> Type:
+        left, right = self.check(e.left), self.check(e.right)
+        return self.binop(e.op, left, right, e.span)
+
+    def binop(self, op: str, left: Type, right: Type, span: A.Span) -> Type:
+        if is_gradual(left) or is_gradual(right):
+            return JSON if not (left == UNKNOWN or right == UNKNOWN) else UNKNOWN
+        if is_numeric(left) and is_numeric(right):
+            if op == "/" or FLOAT in (left, right):
+                return FLOAT
+            return INT
+        if op == "+" and is_str(left) and is_str(right):
+            return STR
+        if op == "+" and isinstance(left, ListT) and isinstance(right, ListT):
+            return ListT(join(left.elem, right.elem))
+        if op == "*" and (is_str(left) or isinstance(left, ListT)) and right == INT:
+            return STR if is_str(left) else left
+        hint = None
+        if op == "+" and (is_str(left) or is_str(right)):
+            hint = 'convert with str(...), or interpolate: "{a}{b}"'
+        self.sink.error(f"unsupported operand types for {op}: {left} and {right}", span, hint,
+                        "type-mismatch")
+        return UNKNOWN
+
+    @_check.register
+    def _(self, e: A.UnaryOp) -> Type:
+        t = self.check(e.operand)
+        if e.op == "not":
+            return BOOL
+        if not (is_numeric(t) or is_gradual(t)):
+            self.sink.error(f"unsupported operand type for unary {e.op}: {t}", e.span, None,
+                            "type-mismatch")
+            return UNKNOWN
+        return INT if t == BOOL else t
+
+    @_check.register
+    def _(self, e: A.BoolOp) -> Type:
+        result: Type = UNKNOWN
+        for v in e.values:
+            result = join(result, self.check(v))
+        return result
+
+    @_check.register
+    def _(self, e: A.IfExp) -> Type:
+        self.check(e.cond)
+        return join(self.check(e.then), self.check(e.orelse))
+
+    @_check.register
+    def _(self, e: A.Compare) -> Type:
+        left_node, left = e.left, self.check(e.left)
+        for op, right_node in zip(e.ops, e.comparators, strict=False):
+            right = self.check(right_node)
+            self.compare(op, left, right, left_node, right_node, e.span)
+            left_node, left = right_node, right
+        return BOOL
+
+    def compare(self, op: str, left: Type, right: Type, lnode: A.Expr, rnode: A.Expr,
+                span: A.Span) -> None:
+        if is_gradual(left) or is_gradual(right):
+            return
+        if op in ("in", "not in"):
+            elem = element_type(right)
+            if elem is None:
+                self.sink.error(f"'{op}' needs a list, str or dict on the right, not {right}",
+                                rnode.span, None, "type-mismatch")
+            elif isinstance(elem, LiteralT):
+                self.literal_overlap(left, elem, lnode)
+            return
+        if op in ("==", "!="):
+            if isinstance(left, LiteralT) and isinstance(right, LiteralT):
+                if isinstance(rnode, A.Str):
+                    self.literal_overlap(right, left, rnode)
+                elif isinstance(lnode, A.Str):
+                    self.literal_overlap(left, right, lnode)
+            return
+        comparable = (is_numeric(left) and is_numeric(right)) or (is_str(left) and is_str(right))
+        if not comparable:
+            self.sink.error(f"cannot order {left} and {right} with '{op}'", span, None,
+                            "type-mismatch")
+
+    def literal_overlap(self, value: Type, domain: LiteralT, node: A.Expr) -> None:
+        """Warn when a constant can never equal a value drawn from a fixed set of strings."""
+        if not isinstance(value, LiteralT) or set(value.values) & set(domain.values):
+            return
+        shown = ", ".join(f'"{v}"' for v in domain.values)
+        hint = suggest(value.values[0], domain.values) or f"the possible values are {shown}"
+        self.sink.warning(f"this comparison is always False: the value is one of {shown}",
+                          node.span, hint, "impossible-comparison")
+
+    # ---- postfix -------------------------------------------------------------------------
+
+    @_check.register
+    def _(self, e: A.Index) -> Type:
+        value, index = self.check(e.value), self.check(e.index)
+        if is_gradual(value):
+            return value
+        if isinstance(value, ListT) or is_str(value):
+            if not assignable(index, INT):
+                self.sink.error(f"index must be int, not {index}", e.index.span, None,
+                                "type-mismatch")
+            return value.elem if isinstance(value, ListT) else STR
+        if isinstance(value, DictT):
+            if not assignable(index, value.key):
+                self.sink.error(f"key must be {value.key}, not {index}", e.index.span, None,
+                                "type-mismatch")
+            return value.value
+        hint = "read schema fields with '.name'" if isinstance(value, SchemaT) else None
+        self.sink.error(f"{value} cannot be indexed", e.value.span, hint, "type-mismatch")
+        return UNKNOWN
+
+    @_check.register
+    def _(self, e: A.Slice) -> Type:
+        value = self.check(e.value)
+        for bound in (e.start, e.stop):
+            if bound is not None:
+                self.expect(bound, INT, "a slice bound")
+        if isinstance(value, LiteralT):
+            return STR
+        if not (isinstance(value, ListT) or value == STR or is_gradual(value)):
+            self.sink.error(f"{value} cannot be sliced", e.value.span, None, "type-mismatch")
+            return UNKNOWN
+        return value
+
+    @_check.register
+    def _(self, e: A.Attribute) -> Type:
+        value = self.check(e.value)
+        return self.attribute(value, e)
+
+    def attribute(self, value: Type, e: A.Attribute) -> Type:
+        if is_gradual(value):
+            return value
+        if isinstance(value, SchemaT):
+            if e.attr in value.info.fields:
+                return value.info.fields[e.attr]
+            return self.no_attr(f"schema {value.info.name} has no field '{e.attr}'", e,
+                                list(value.info.fields))
+        if isinstance(value, ForkT):
+            var = value.fields.get(e.attr)
+            if var is None:
+                return self.no_attr(f"fork '{value.name}' binds no variable '{e.attr}'", e,
+                                    list(value.fields))
+            var.used = True
+            return ListT(var.type)
+        if isinstance(value, ModuleT):
+            return self.module_attr(value.info, e)
+        if isinstance(value, OptionalT):
+            self.sink.error(f"'{e.attr}' of a value that may be None", e.span,
+                            "check `if x != None:` first", "optional-access")
+            return UNKNOWN
+        methods = self.method_names(value)
+        hint = f"call it: .{e.attr}()" if e.attr in methods else suggest(e.attr, methods)
+        self.sink.error(f"{value} has no attribute '{e.attr}'", e.attr_span, hint,
+                        "unknown-attribute")
+        return UNKNOWN
+
+    def no_attr(self, message: str, e: A.Attribute, names: list[str]) -> Type:
+        hint = suggest(e.attr, names) or (f"available: {', '.join(names)}" if names else None)
+        self.sink.error(message, e.attr_span, hint, "unknown-attribute")
+        return UNKNOWN
+
+    def module_attr(self, mod: ModuleInfo, e: A.Attribute) -> Type:
+        if e.attr in mod.fns:
+            return FnT(mod.fns[e.attr])
+        if e.attr in mod.schemas:
+            self.sink.error(f"schema '{e.attr}' is a type, not a value", e.span, None,
+                            "schema-as-value")
+            return UNKNOWN
+        names = [*mod.fns, *mod.schemas]
+        return self.no_attr(f"module '{mod.name}' has no '{e.attr}'", e, names)
+
+    def method_names(self, t: Type) -> tuple[str, ...]:
+        if is_str(t):
+            return tuple(STR_METHODS)
+        if isinstance(t, ListT):
+            return LIST_METHODS
+        if isinstance(t, DictT):
+            return DICT_METHODS
+        return ()
+
+    # ---- calls ---------------------------------------------------------------------------
+
+    @_check.register
+    def _(self, e: A.Call) -> Type:
+        if isinstance(e.func, A.Attribute):
+            owner = self.check(e.func.value)
+            if self.method_names(owner) and not isinstance(owner, (ModuleT, ForkT)):
+                return self.method_call(owner, e.func, e)
+            func = self.attribute(owner, e.func)
+        else:
+            func = self.check(e.func)
+        self.types[e.func] = func
+        if isinstance(func, FnT):
+            return self.call_fn(func.sig, e)
+        if isinstance(func, BuiltinT):
+            from sglc.frontend.builtins import call_builtin
+
+            return call_builtin(self, func.name, e)
+        for arg in [*e.args, *(k.value for k in e.kwargs)]:
+            self.check(arg)
+        if not is_gradual(func):
+            self.sink.error(f"{func} is not callable", e.func.span, None, "not-callable")
+        return UNKNOWN
+
+    def call_fn(self, sig: FnSig, e: A.Call) -> Type:
+        self.check_args(f"{sig.name}()", list(sig.params), e)
+        return sig.returns
+
+    def check_args(self, what: str, params: list, e: A.Call) -> None:
+        """Arity, keyword and type checks of a call against (name, type, has_default) params."""
+        if len(e.args) > len(params):
+            extra = e.args[len(params)]
+            self.sink.error(f"{what} takes {len(params)} positional argument"
+                            f"{'s' if len(params) != 1 else ''} but {len(e.args)} were given",
+                            extra.span, None, "arity")
+        given: dict[str, A.Expr] = {}
+        for p, arg in zip(params, e.args, strict=False):
+            given[p.name] = arg
+        names = [p.name for p in params]
+        for kw in e.kwargs:
+            if kw.name not in names:
+                self.sink.error(f"{what} has no parameter '{kw.name}'", kw.name_span,
+                                suggest(kw.name, names) or f"parameters: {', '.join(names)}",
+                                "unknown-keyword")
+                self.check(kw.value)
+            elif kw.name in given:
+                self.sink.error(f"{what} got parameter '{kw.name}' twice", kw.name_span, None,
+                                "duplicate-keyword")
+                self.check(kw.value)
+            else:
+                given[kw.name] = kw.value
+        for p in params:
+            if p.name in given:
+                self.expect(given[p.name], p.type, f"argument '{p.name}' of {what}")
+            elif not p.has_default:
+                self.sink.error(f"{what} is missing argument '{p.name}'", e.span,
+                                f"pass it as {p.name}=...", "arity")
+        for arg in e.args[len(params):]:
+            self.check(arg)
+
+    def method_call(self, owner: Type, attr: A.Attribute, e: A.Call) -> Type:
+        from sglc.frontend.builtins import call_method
+
+        return call_method(self, owner, attr, e)
+
+
+__all__ = ["ExprTyper", "Scope", "suggest", "BUILTINS", "Json"]

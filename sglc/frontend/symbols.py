@@ -1,0 +1,65 @@
+"""What the checker knows about names: functions, modules, variables, and its result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sglc.frontend import ast as A
+from sglc.frontend.diagnostics import Diagnostic, has_errors
+from sglc.frontend.types import SchemaInfo, Type
+
+
+@dataclass(frozen=True)
+class ParamSig:
+    name: str
+    type: Type
+    has_default: bool
+
+
+@dataclass(eq=False)
+class FnSig:
+    name: str
+    params: tuple[ParamSig, ...]
+    returns: Type
+    node: A.FnDef
+    module: str
+
+
+@dataclass(eq=False)
+class ModuleInfo:
+    """One checked file: its AST and the names it declares (fns, externs, schemas)."""
+
+    name: str
+    file: str
+    module: A.Module
+    fns: dict[str, FnSig] = field(default_factory=dict)
+    schemas: dict[str, SchemaInfo] = field(default_factory=dict)
+    imports: dict[str, ModuleInfo | None] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class Var:
+    """A local binding (param, let, gen, select, for variable, fork handle)."""
+
+    name: str
+    type: Type
+    span: A.Span
+    kind: str  # param, let, gen, select, for, fork, parallel
+    used: bool = False
+
+
+@dataclass(eq=False)
+class CheckedProgram:
+    """The checked main module, every module it imports (keyed by display file name), the
+    sources of all of them, and the static type of every expression and gen/select node."""
+
+    main: ModuleInfo | None
+    modules: dict[str, ModuleInfo]
+    sources: dict[str, str]
+    types: dict[Any, Type] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.main is not None and not has_errors(self.diagnostics)

@@ -1,0 +1,141 @@
+"""Prompt strings: literal text (escapes decoded) and `{expr}` holes, each hole parsed with
+the expression grammar at its exact position in the file."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lark import Token
+
+from sglc.frontend import ast as A
+from sglc.frontend.diagnostics import Diagnostic
+from sglc.frontend.parser import parse_expr_tree
+
+if TYPE_CHECKING:
+    from sglc.frontend.build import AstBuilder
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", "'": "'", '"': '"',
+            "{": "{", "}": "}", "\n": ""}
+
+
+def shift(span: A.Span, lines: int) -> A.Span:
+    if not lines:
+        return span
+    return A.Span(span.file, span.line + lines, span.col, span.end_line + lines, span.end_col)
+
+
+class TemplateReader:
+    """Splits one STRING token into literal text and `{expr}` holes, with exact spans."""
+
+    def __init__(self, builder: AstBuilder, tok: Token) -> None:
+        self.builder, self.tok, self.value = builder, tok, str(tok.value)
+        raw = self.value[:1] in "rR"
+        self.raw = raw
+        body_start = int(raw)
+        self.quote_len = 3 if self.value[body_start:body_start + 3] in ('"""', "'''") else 1
+        self.start = body_start + self.quote_len
+        self.end = len(self.value) - self.quote_len
+
+    def position(self, i: int) -> tuple[int, int]:
+        """(line, col) of self.value[i] in the file."""
+        newlines = self.value.count("\n", 0, i)
+        line = (self.tok.line or 1) + self.builder.line_offset + newlines
+        if not newlines:
+            return line, (self.tok.column or 1) + i
+        return line, i - self.value.rfind("\n", 0, i)
+
+    def point(self, i: int, j: int | None = None) -> A.Span:
+        line, col = self.position(i)
+        end_line, end_col = self.position(j) if j is not None else (line, col + 1)
+        return A.Span(self.builder.file, line, col, end_line, end_col)
+
+    def read(self) -> A.Str | A.Template:
+        span = self.builder.tspan(self.tok)
+        text = self.value[self.start:self.end]
+        if self.raw:
+            return A.Str(text, span, self.quote_len == 3)
+        parts: list[str | A.Expr] = []
+        buf: list[str] = []
+        i = self.start
+        while i < self.end:
+            ch = self.value[i]
+            if ch == "\\":
+                i = self.escape(i, buf)
+            elif self.value.startswith("{{", i) or self.value.startswith("}}", i):
+                buf.append(ch)
+                i += 2
+            elif ch == "{":
+                if buf:
+                    parts.append("".join(buf))
+                    buf = []
+                i = self.hole(i, parts)
+            elif ch == "}":
+                self.builder.sink.error("single '}' in a string", self.point(i),
+                                        "write '}}' for a literal brace", "string-brace")
+                i += 1
+            else:
+                buf.append(ch)
+                i += 1
+        if buf:
+            parts.append("".join(buf))
+        if all(isinstance(p, str) for p in parts):
+            return A.Str("".join(parts), span, self.quote_len == 3)  # type: ignore[arg-type]
+        return A.Template(tuple(parts), span)
+
+    def escape(self, i: int, buf: list[str]) -> int:
+        nxt = self.value[i + 1:i + 2]
+        if nxt in _ESCAPES:
+            buf.append(_ESCAPES[nxt])
+            return i + 2
+        width = {"x": 2, "u": 4, "U": 8}.get(nxt)
+        digits = self.value[i + 2:i + 2 + width] if width else ""
+        if width and len(digits) == width and all(c in "0123456789abcdefABCDEF" for c in digits):
+            code = int(digits, 16)
+            buf.append(chr(code) if code <= 0x10FFFF else "\ufffd")
+            return i + 2 + width
+        buf.append("\\")
+        return i + 1
+
+    def hole(self, i: int, parts: list[str | A.Expr]) -> int:
+        close = self.find_close(i + 1)
+        if close is None:
+            self.builder.sink.error("unclosed '{' in a string", self.point(i),
+                                    "close the hole with '}', or write '{{' for a literal brace",
+                                    "string-brace")
+            return self.end
+        inner = self.value[i + 1:close]
+        if not inner.strip():
+            self.builder.sink.error("empty expression in '{}'", self.point(i, close + 1),
+                                    "put a value inside, or write '{{}}' for literal braces",
+                                    "string-brace")
+            return close + 1
+        line, col = self.position(i + 1)
+        tree, diag = parse_expr_tree(inner, self.builder.file, col)
+        if diag is not None:
+            hint = diag.hint or "a '{' in a string starts an interpolation; write '{{' for a brace"
+            self.builder.sink.items.append(
+                Diagnostic(diag.severity, diag.message, shift(diag.span, line - 1), hint, diag.code))
+            return close + 1
+        sub = type(self.builder)(self.builder.file, self.builder.sink, line - 1)
+        parts.append(sub.transform(tree))
+        return close + 1
+
+    def find_close(self, k: int) -> int | None:
+        depth, quote = 0, ""
+        while k < self.end:
+            c = self.value[k]
+            if quote:
+                if c == "\\":
+                    k += 1
+                elif c == quote:
+                    quote = ""
+            elif c in "\"'":
+                quote = c
+            elif c in "([{":
+                depth += 1
+            elif c in ")]}":
+                if depth == 0:
+                    return k if c == "}" else None
+                depth -= 1
+            k += 1
+        return None

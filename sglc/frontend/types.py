@@ -1,0 +1,215 @@
+"""Static types of SGL values, how they print, and when one may stand for another.
+
+`Json` is the gradual "any JSON value" (the `json` type); `Unknown` marks an expression
+whose error was already reported, so one mistake doesn't cascade into many.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Type:
+    """Base of all static types."""
+
+
+@dataclass(frozen=True)
+class Prim(Type):
+    name: str  # str, int, float, bool, None, regex
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Json(Type):
+    def __str__(self) -> str:
+        return "json"
+
+
+@dataclass(frozen=True)
+class Unknown(Type):
+    def __str__(self) -> str:
+        return "<unknown>"
+
+
+@dataclass(frozen=True)
+class ListT(Type):
+    elem: Type
+
+    def __str__(self) -> str:
+        return f"list[{self.elem}]"
+
+
+@dataclass(frozen=True)
+class DictT(Type):
+    key: Type
+    value: Type
+
+    def __str__(self) -> str:
+        return "dict" if isinstance(self.value, Json) else f"dict[{self.key}, {self.value}]"
+
+
+@dataclass(frozen=True)
+class LiteralT(Type):
+    """A string from a fixed set: `"a" | "b"`, a choice gen, a select over constants."""
+
+    values: tuple[str, ...]
+
+    def __str__(self) -> str:
+        if len(self.values) == 1:  # a plain string constant: messages say str
+            return "str"
+        return " | ".join(_quote(v) for v in self.values)
+
+
+@dataclass(frozen=True)
+class OptionalT(Type):
+    inner: Type
+
+    def __str__(self) -> str:
+        return f"{self.inner} | None"
+
+
+@dataclass(eq=False)
+class SchemaInfo:
+    """A schema's fields, filled in after all schema names are known (they may nest)."""
+
+    name: str
+    fields: dict[str, Type] = field(default_factory=dict)
+    doc: str | None = None
+
+
+@dataclass(frozen=True)
+class SchemaT(Type):
+    info: SchemaInfo
+
+    def __str__(self) -> str:
+        return self.info.name
+
+
+@dataclass(frozen=True)
+class ForkT(Type):
+    """The handle `b` of `fork N as b`: `b.x` is the list of every branch's `x`."""
+
+    name: str
+    fields: dict[str, Any] = field(compare=False, hash=False)  # name -> checker Var
+
+    def __str__(self) -> str:
+        return f"fork {self.name}"
+
+
+@dataclass(frozen=True)
+class FnT(Type):
+    sig: Any  # checker.FnSig
+
+    def __str__(self) -> str:
+        return f"fn {self.sig.name}"
+
+
+@dataclass(frozen=True)
+class ModuleT(Type):
+    info: Any  # checker.ModuleInfo
+
+    def __str__(self) -> str:
+        return f"module {self.info.name}"
+
+
+@dataclass(frozen=True)
+class BuiltinT(Type):
+    name: str
+
+    def __str__(self) -> str:
+        return f"builtin {self.name}"
+
+
+STR, INT, FLOAT, BOOL, NONE, REGEX = (Prim(n) for n in ("str", "int", "float", "bool", "None",
+                                                         "regex"))
+JSON, UNKNOWN = Json(), Unknown()
+PRIMS = {"str": STR, "int": INT, "float": FLOAT, "bool": BOOL}
+
+
+def _quote(v: str) -> str:
+    return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def is_gradual(t: Type) -> bool:
+    return isinstance(t, (Json, Unknown))
+
+
+def is_str(t: Type) -> bool:
+    return t == STR or isinstance(t, LiteralT)
+
+
+def is_numeric(t: Type) -> bool:
+    return t in (INT, FLOAT, BOOL)
+
+
+def widen(t: Type) -> Type:
+    """The type a `let` gives an inferred value: literal strings become str."""
+    if isinstance(t, LiteralT):
+        return STR
+    if isinstance(t, ListT):
+        return ListT(widen(t.elem))
+    return t
+
+
+def assignable(src: Type, dst: Type) -> bool:
+    """May a value of type `src` be used where `dst` is expected?"""
+    if is_gradual(src) or is_gradual(dst) or src == dst:
+        return True
+    if isinstance(dst, OptionalT):
+        return src == NONE or assignable(src, dst.inner)
+    if dst == FLOAT:
+        return src in (INT, BOOL)
+    if dst == INT:
+        return src == BOOL
+    if dst == STR:
+        return isinstance(src, LiteralT)
+    if isinstance(dst, LiteralT) and isinstance(src, LiteralT):
+        return set(src.values) <= set(dst.values)
+    if isinstance(dst, ListT) and isinstance(src, ListT):
+        return assignable(src.elem, dst.elem)
+    if isinstance(dst, DictT):
+        if isinstance(src, DictT):
+            return assignable(src.key, dst.key) and assignable(src.value, dst.value)
+        return isinstance(src, SchemaT) and isinstance(dst.value, Json)
+    return False
+
+
+def join(a: Type, b: Type) -> Type:
+    """The least type holding both (list elements, branches of `x if c else y`)."""
+    if isinstance(a, Unknown):
+        return b
+    if isinstance(b, Unknown):
+        return a
+    if is_gradual(a) or is_gradual(b):
+        return JSON
+    if assignable(a, b):
+        return b
+    if assignable(b, a):
+        return a
+    if isinstance(a, LiteralT) and isinstance(b, LiteralT):
+        return LiteralT(tuple(dict.fromkeys(a.values + b.values)))
+    if is_str(a) and is_str(b):
+        return STR
+    if a == NONE:
+        return b if isinstance(b, OptionalT) else OptionalT(b)
+    if b == NONE:
+        return a if isinstance(a, OptionalT) else OptionalT(a)
+    if isinstance(a, ListT) and isinstance(b, ListT):
+        return ListT(join(a.elem, b.elem))
+    return JSON
+
+
+def element_type(t: Type) -> Type | None:
+    """What `for x in t` gives, or None when t cannot be iterated."""
+    if isinstance(t, ListT):
+        return t.elem
+    if is_str(t):
+        return STR
+    if isinstance(t, DictT):
+        return t.key
+    if is_gradual(t):
+        return t
+    return None
