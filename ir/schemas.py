@@ -1,0 +1,57 @@
+"""JSON schemas of SGL types: what a `gen x: Person` (or `list[int]`, `json`) must produce."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sglc.frontend.types import (
+    BOOL,
+    FLOAT,
+    INT,
+    NONE,
+    STR,
+    DictT,
+    ListT,
+    LiteralT,
+    OptionalT,
+    SchemaInfo,
+    SchemaT,
+    Type,
+)
+
+_PRIMS: dict[Type, dict[str, Any]] = {
+    STR: {"type": "string"}, INT: {"type": "integer"}, FLOAT: {"type": "number"},
+    BOOL: {"type": "boolean"}, NONE: {"type": "null"},
+}
+
+
+def json_schema(t: Type) -> dict[str, Any]:
+    """The JSON schema of a type; nested schemas are inlined (the checker rejects cycles);
+    `json` and anything without a finer schema is `{}` (any JSON value)."""
+    if t in _PRIMS:
+        return dict(_PRIMS[t])
+    if isinstance(t, LiteralT):
+        return {"enum": list(t.values)}
+    if isinstance(t, OptionalT):
+        return {"anyOf": [json_schema(t.inner), {"type": "null"}]}
+    if isinstance(t, ListT):
+        return {"type": "array", "items": json_schema(t.elem)}
+    if isinstance(t, DictT):
+        return {"type": "object", "additionalProperties": json_schema(t.value)}
+    if isinstance(t, SchemaT):
+        return schema_of(t.info)
+    return {}
+
+
+def schema_of(info: SchemaInfo) -> dict[str, Any]:
+    """A schema declaration: an object with every field required, no others."""
+    out: dict[str, Any] = {"title": info.name, "type": "object"}
+    if info.doc:
+        out["description"] = info.doc
+    out["properties"] = {name: json_schema(t) for name, t in info.fields.items()}
+    out["required"] = list(info.fields)
+    out["additionalProperties"] = False
+    return out
+
+
+__all__ = ["json_schema", "schema_of"]

@@ -1,0 +1,153 @@
+"""The JSON form of an IRProgram: `from_json(to_json(p)) == p`, spans included.
+
+    {"format": "sglc-ir", "version": 1, "module": "agent", "entry": "agent.main",
+     "schemas": {...}, "externs": {name: sig}, "functions": {name: fn}}
+
+An instruction is `{"opcode": "gen", <its fields>, "span": [file, line, col, end_line, end_col]}`;
+an operand is `{"var": name}` or `{"const": value}`; tuples are lists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from sglc.frontend.ast import Span
+from sglc.ir import instructions as I
+from sglc.ir.program import FORMAT_VERSION, Block, ExternSig, IRFunction, IRProgram, Param
+
+FORMAT_NAME = "sglc-ir"
+
+
+class IRFormatError(ValueError):
+    """JSON that is not a saved IR program of this version."""
+
+
+def to_json(prog: IRProgram) -> dict[str, Any]:
+    return {
+        "format": FORMAT_NAME, "version": prog.version, "module": prog.module,
+        "entry": prog.entry, "schemas": prog.schemas,
+        "externs": {name: _sig_json(sig) for name, sig in prog.externs.items()},
+        "functions": {name: _fn_json(fn) for name, fn in prog.functions.items()},
+    }
+
+
+def from_json(data: dict[str, Any]) -> IRProgram:
+    if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
+        raise IRFormatError("not a saved sglc IR program")
+    if data.get("version") != FORMAT_VERSION:
+        raise IRFormatError(f"saved IR version {data.get('version')} is not {FORMAT_VERSION}; "
+                            "compile the program again")
+    try:
+        return IRProgram(
+            {name: _fn(fn) for name, fn in data["functions"].items()}, data["schemas"],
+            {name: _sig(sig) for name, sig in data["externs"].items()}, data["entry"],
+            data["module"], data["version"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IRFormatError(f"malformed saved IR: {exc!r}") from exc
+
+
+# ---- encoding ----------------------------------------------------------------------------
+
+
+def _span(span: Span) -> list[Any]:
+    return [span.file, span.line, span.col, span.end_line, span.end_col]
+
+
+def _params(params: tuple[Param, ...]) -> list[dict[str, Any]]:
+    return [{"name": p.name, "type": p.type, "default": p.default,
+             "has_default": p.has_default} for p in params]
+
+
+def _sig_json(sig: ExternSig) -> dict[str, Any]:
+    return {"name": sig.name, "params": _params(sig.params), "returns": sig.returns,
+            "doc": sig.doc, "span": _span(sig.span)}
+
+
+def _fn_json(fn: IRFunction) -> dict[str, Any]:
+    return {
+        "name": fn.name, "params": _params(fn.params), "returns": fn.returns, "file": fn.file,
+        "doc": fn.doc, "kind": fn.kind, "outputs": list(fn.outputs), "span": _span(fn.span),
+        "blocks": [{"label": b.label, "instrs": [instr_json(i) for i in b.instrs]}
+                   for b in fn.blocks],
+    }
+
+
+def instr_json(instr: I.Instr) -> dict[str, Any]:
+    out: dict[str, Any] = {"opcode": instr.opname}
+    for f in fields(instr):
+        if f.name != "span":
+            out[f.name] = _encode(getattr(instr, f.name))
+    out["span"] = _span(instr.span)
+    return out
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, I.Var):
+        return {"var": value.name}
+    if isinstance(value, I.Const):
+        return {"const": value.value}
+    if isinstance(value, I.Constraint):
+        return {f.name: _encode(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, I.Instr):
+        return instr_json(value)
+    if isinstance(value, tuple):
+        return [_encode(v) for v in value]
+    return value
+
+
+# ---- decoding ----------------------------------------------------------------------------
+
+
+def _to_span(data: list[Any]) -> Span:
+    return Span(*data)
+
+
+def _to_params(data: list[dict[str, Any]]) -> tuple[Param, ...]:
+    return tuple(Param(p["name"], p["type"], p["default"], p["has_default"]) for p in data)
+
+
+def _sig(data: dict[str, Any]) -> ExternSig:
+    return ExternSig(data["name"], _to_params(data["params"]), data["returns"], data["doc"],
+                     _to_span(data["span"]))
+
+
+def _fn(data: dict[str, Any]) -> IRFunction:
+    blocks = tuple(Block(b["label"], tuple(instr_from_json(i) for i in b["instrs"]))
+                   for b in data["blocks"])
+    return IRFunction(data["name"], _to_params(data["params"]), data["returns"], blocks,
+                      data["file"], data["doc"], data["kind"], tuple(data["outputs"]),
+                      _to_span(data["span"]))
+
+
+def instr_from_json(data: dict[str, Any]) -> I.Instr:
+    cls = I.INSTRUCTIONS.get(data.get("opcode", ""))
+    if cls is None:
+        raise IRFormatError(f"unknown instruction {data.get('opcode')!r}")
+    kwargs = {f.name: _decode(f.name, data[f.name]) for f in fields(cls) if f.name != "span"}
+    return cls(**kwargs, span=_to_span(data["span"]))
+
+
+def _decode(name: str, value: Any) -> Any:
+    if name == "constraint":
+        return I.Constraint(**{k: tuple(v) if isinstance(v, list) else v
+                               for k, v in value.items()})
+    return _decode_value(value)
+
+
+def _decode_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "var" in value:
+            return I.Var(value["var"])
+        if "const" in value:
+            return I.Const(value["const"])
+        if "opcode" in value:
+            return instr_from_json(value)
+        raise IRFormatError(f"unexpected object {value!r}")
+    if isinstance(value, list):
+        return tuple(_decode_value(v) for v in value)
+    return value
+
+
+__all__ = ["FORMAT_NAME", "IRFormatError", "from_json", "instr_from_json", "instr_json",
+           "to_json"]

@@ -1,0 +1,75 @@
+"""How IR values become text and how generated text becomes a value: one place for both.
+
+The executor uses these for `Append`, `Format`, `str()` and `Gen`; the constraint pass's
+regexes accept exactly the texts `parse_generated` accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+
+def to_text(value: Any) -> str:
+    """SGL `str(x)`: a str unchanged; everything else as Python's `str` prints it."""
+    return value if isinstance(value, str) else str(value)
+
+
+def const_repr(value: Any) -> str:
+    """A constant as the IR text form writes it: JSON strings, `true`, `none`, numbers."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return repr(value)
+
+
+class ParseError(ValueError):
+    """Generated text that its value type does not accept."""
+
+
+def parse_generated(value_type: str, text: str) -> Any:
+    """The value a `gen` binds for `text`: str as is; int/float as decimal literals (the
+    canonical regexes of the constraint pass); bool `true`/`false`; json by `json.loads`."""
+    try:
+        return _PARSERS[value_type](text)
+    except (ValueError, KeyError) as exc:
+        raise ParseError(f"cannot read {text!r} as {value_type}") from exc
+
+
+INT_REGEX = r"-?(0|[1-9][0-9]*)"
+FLOAT_REGEX = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"
+BOOL_REGEX = r"(true|false)"
+"""The canonical regexes of the scalar types; their parsers accept exactly these texts."""
+
+
+def _parse_bool(text: str) -> bool:
+    if re.fullmatch(BOOL_REGEX, text) is None:
+        raise ValueError(text)
+    return text == "true"
+
+
+def _parse_int(text: str) -> int:
+    if re.fullmatch(INT_REGEX, text) is None:
+        raise ValueError(text)
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    if re.fullmatch(FLOAT_REGEX, text) is None:
+        raise ValueError(text)
+    return float(text)
+
+
+_PARSERS = {
+    "str": lambda text: text,
+    "int": _parse_int,
+    "float": _parse_float,
+    "bool": _parse_bool,
+    "json": json.loads,
+}
+
+__all__ = ["BOOL_REGEX", "FLOAT_REGEX", "INT_REGEX", "ParseError", "const_repr", "parse_generated", "to_text"]
