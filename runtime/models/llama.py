@@ -42,13 +42,25 @@ class LlamaAttention(nn.Module):
         self.sm_scale = cfg.head_dim**-0.5
         self.sliding_window = cfg.sliding_windows[layer_id]
 
+    def fuse(self) -> None:
+        """Inference: one q|k|v matmul instead of three (the HF-named weights go away)."""
+        self.qkv_proj = _fused_linear(self.q_proj, self.k_proj, self.v_proj)
+        del self.q_proj, self.k_proj, self.v_proj
+
+    def _project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        cfg = self.cfg
+        if hasattr(self, "qkv_proj"):
+            return self.qkv_proj(x).split([cfg.q_size, cfg.kv_size, cfg.kv_size], dim=-1)
+        return self.q_proj(x), self.k_proj(x), self.v_proj(x)
+
     def forward(
         self, x: torch.Tensor, positions: torch.Tensor, rope: torch.Tensor, attn: BaseAttention
     ) -> torch.Tensor:
         cfg, n = self.cfg, x.shape[0]
-        q = self.q_proj(x).view(n, cfg.num_heads, cfg.head_dim)
-        k = self.k_proj(x).view(n, cfg.num_kv_heads, cfg.head_dim)
-        v = self.v_proj(x).view(n, cfg.num_kv_heads, cfg.head_dim)
+        q, k, v = self._project(x)
+        q = q.reshape(n, cfg.num_heads, cfg.head_dim)
+        k = k.reshape(n, cfg.num_kv_heads, cfg.head_dim)
+        v = v.reshape(n, cfg.num_kv_heads, cfg.head_dim)
         if cfg.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = self.ops.apply_rope(q, k, positions, rope)
@@ -66,9 +78,31 @@ class LlamaMLP(nn.Module):
         self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
         self.ops = ops
 
+    def fuse(self) -> None:
+        """Inference: one gate|up matmul feeding silu_and_mul directly."""
+        self.gate_up_proj = _fused_linear(self.gate_proj, self.up_proj)
+        del self.gate_proj, self.up_proj
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate_up = torch.cat([self.gate_proj(x), self.up_proj(x)], dim=-1)
+        if hasattr(self, "gate_up_proj"):
+            gate_up = self.gate_up_proj(x)
+        else:
+            gate_up = torch.cat([self.gate_proj(x), self.up_proj(x)], dim=-1)
         return self.down_proj(self.ops.silu_and_mul(gate_up))
+
+
+def _fused_linear(*parts: nn.Linear) -> nn.Linear:
+    """One Linear computing the concatenated outputs of `parts` (weights copied once)."""
+    first = parts[0]
+    fused = nn.Linear(
+        first.in_features, sum(p.out_features for p in parts), bias=first.bias is not None,
+        device=first.weight.device, dtype=first.weight.dtype,
+    )
+    with torch.no_grad():
+        fused.weight.copy_(torch.cat([p.weight for p in parts]))
+        if first.bias is not None:
+            fused.bias.copy_(torch.cat([p.bias for p in parts]))
+    return fused.requires_grad_(first.weight.requires_grad)
 
 
 class LlamaDecoderLayer(nn.Module):
@@ -131,6 +165,13 @@ class LlamaForCausalLM(nn.Module):
             x, residual = layer(x, residual, positions, self.rope_cache, attn)
         x, _ = self.model.norm(x, residual)
         return x
+
+    def fuse_projections(self) -> None:
+        """Merge q/k/v and gate/up projections for inference. After this the parameter
+        names no longer match Hugging Face's; load weights first, never save afterwards."""
+        for layer in self.model.layers:
+            layer.self_attn.fuse()
+            layer.mlp.fuse()
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.lm_head(hidden).float()

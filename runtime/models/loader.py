@@ -78,7 +78,10 @@ def load_model_dir(
     device: str | torch.device = "cpu",
     ops: KernelOps | None = None,
     load_tokenizer: bool = True,
+    fuse: bool = True,
 ) -> LoadedModel:
+    """Model, config, tokenizer and EOS ids of a local HF directory. `fuse=False` keeps the
+    Hugging Face parameter layout (for training or re-saving)."""
     path = Path(path)
     hf = read_hf_config(path)
     cfg = ModelConfig.from_hf(hf)
@@ -86,6 +89,8 @@ def load_model_dir(
     dtype = resolve_dtype(dtype, device, hf)
     model = _instantiate(cfg, ops, device, dtype)
     _load_weights(model, path, device, dtype)
+    if fuse:
+        model.fuse_projections()
     tokenizer = _load_tokenizer(path) if load_tokenizer else None
     return LoadedModel(model, cfg, tokenizer, _eos_ids(path, cfg, tokenizer), path)
 
