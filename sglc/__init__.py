@@ -21,6 +21,14 @@ _LAZY = {
     "EngineError": "sglc.runtime.core",
     "InvalidRequest": "sglc.runtime.core",
     "EngineConfig": "sglc.runtime.config",
+    "compile": "sglc.program",
+    "load": "sglc.program",
+    "Program": "sglc.program",
+    "Runtime": "sglc.program",
+    "CompileError": "sglc.program",
+    "SGLRuntimeError": "sglc.runtime.executor.errors",
+    "SpecViolation": "sglc.runtime.executor.errors",
+    "Trace": "sglc.runtime.executor.trace",
 }
 
 __all__ = sorted(_LAZY)

@@ -23,12 +23,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from sglc.cli_run import add_program_commands
+
+    add_program_commands(sub)
     _add_generate(sub)
     _add_models(sub)
     return parser
 
 
-def _add_engine_options(p: argparse.ArgumentParser) -> None:
+def add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="PATH", help="a local Hugging Face model directory "
                    "(default: the embedded default model)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
@@ -56,7 +59,7 @@ def _add_generate(sub: Any) -> None:
                    help="stop string (repeatable)")
     p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
     p.add_argument("--json", action="store_true", help="print results as JSON lines")
-    _add_engine_options(p)
+    add_engine_options(p)
     p.set_defaults(func=cmd_generate)
 
 
@@ -66,7 +69,7 @@ def _add_models(sub: Any) -> None:
     p.set_defaults(func=cmd_models)
 
 
-def _engine(args: argparse.Namespace):
+def make_engine(args: argparse.Namespace):
     from sglc.runtime.engine import Engine
 
     options = {"device": args.device, "dtype": args.dtype, "policy": args.policy,
@@ -87,7 +90,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     params = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature,
               "top_p": args.top_p, "top_k": args.top_k, "seed": args.seed, "stop": args.stop}
     prompts = [_prompt(args, t) for t in args.prompts]
-    with _engine(args) as engine:
+    with make_engine(args) as engine:
         if args.stream:
             for prompt in prompts:
                 asyncio.run(_stream(engine, prompt, params))

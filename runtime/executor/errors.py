@@ -1,0 +1,107 @@
+"""Runtime errors of SGL programs, located in the `.sgl` source with an SGL call stack.
+
+    agent.sgl:14:9: runtime error: gen 'n' produced text that does not match /[0-9]+/
+            "Answer: " gen n: int(max_tokens=4)
+                       ^~~~~~~~~~~~~~~~~~~~~~~~
+      hint: the model wrote 'twelve'
+      call stack (most recent call last):
+        agent.sgl:22:5 in main
+        agent.sgl:14:9 in solve
+
+Rendering reuses the front end's diagnostic renderer, so runtime errors read like
+compile errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sglc.frontend.ast import Span
+from sglc.frontend.diagnostics import Diagnostic, render
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One SGL call in progress: the function and where it is (or where it called)."""
+
+    fn: str
+    span: Span | None
+
+    def __str__(self) -> str:
+        where = str(self.span) if self.span is not None else "<unknown>"
+        return f"{where} in {self.fn}"
+
+
+class SGLRuntimeError(Exception):
+    """A failure while running an SGL program, reported in SGL terms, never as a Python
+    traceback. `span` is where it happened; `stack` the SGL calls that led there, outermost
+    first (the last frame is the function the error is in)."""
+
+    kind = "runtime error"
+
+    def __init__(
+        self,
+        message: str,
+        span: Span | None = None,
+        *,
+        hint: str | None = None,
+        stack: tuple[Frame, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.span = span
+        self.hint = hint
+        self.stack = stack
+        self.sources: dict[str, str] | None = None  # set by Program: str() then renders all
+
+    def with_context(self, span: Span | None, stack: tuple[Frame, ...]) -> SGLRuntimeError:
+        """Fill in the location and call stack where they are still missing."""
+        if self.span is None:
+            self.span = span
+        if not self.stack:
+            self.stack = stack
+        return self
+
+    def render(self, sources: dict[str, str] | None = None) -> str:
+        sources = sources or {}
+        if self.span is None:
+            lines = [f"error: {self.kind}: {self.message}"]
+            if self.hint:
+                lines.append(f"  hint: {self.hint}")
+        else:
+            diag = Diagnostic("error", f"{self.kind}: {self.message}", self.span, self.hint)
+            lines = [render(diag, sources.get(self.span.file)).replace(": error: ", ": ", 1)]
+        if self.stack:
+            lines.append("  call stack (most recent call last):")
+            lines += [f"    {frame}" for frame in self.stack]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        if self.sources is not None:
+            return self.render(self.sources)
+        where = f"{self.span}: " if self.span is not None else ""
+        return f"{where}{self.kind}: {self.message}"
+
+
+class SpecViolation(SGLRuntimeError):
+    """A `requires`, `ensures` or `assert` that evaluated to false."""
+
+    kind = "spec violation"
+
+
+class HostError(SGLRuntimeError):
+    """A host (`extern fn`) function that is missing, or that raised."""
+
+    kind = "host function error"
+
+
+class GenError(SGLRuntimeError):
+    """A `gen` whose output does not fit its constraint, or a failed model call."""
+
+    kind = "generation error"
+
+
+class ArgumentError(SGLRuntimeError):
+    """Arguments that do not fit a function's parameters (from Python, the CLI or SGL)."""
+
+    kind = "argument error"
