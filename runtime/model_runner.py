@@ -54,8 +54,9 @@ class ModelRunner:
     def _prepare_decode(self, batch: ScheduledBatch) -> tuple[ForwardBatch, LogitsLayout]:
         dev = self.device
         ids = [r.output_ids[-1] if r.output_ids else r.prompt_ids[-1] for r in batch.reqs]
+        row_list = [r.req_pool_idx for r in batch.reqs]
         positions = torch.tensor(batch.extend_starts, dtype=torch.int64, device=dev)
-        rows = torch.tensor([r.req_pool_idx for r in batch.reqs], dtype=torch.int64, device=dev)
+        rows = torch.tensor(row_list, dtype=torch.int64, device=dev)
         n = len(ids)
         fb = ForwardBatch(
             mode=ForwardMode.DECODE,
@@ -67,6 +68,9 @@ class ModelRunner:
             extend_lens=torch.ones(n, dtype=torch.int64, device=dev),
             seq_lens=positions + 1,
             logits_indices=torch.arange(n, device=dev),
+            rows_list=row_list,
+            prefix_lens_list=list(batch.extend_starts),
+            extend_lens_list=[1] * n,
         )
         return fb, LogitsLayout(list(range(n)), [None] * n)
 
@@ -89,6 +93,7 @@ class ModelRunner:
             if wants_sample:
                 logits_idx.append(offset + num - 1)
         dev = self.device
+        row_list = [r.req_pool_idx for r in batch.reqs]
         starts = torch.tensor(batch.extend_starts, dtype=torch.int64, device=dev)
         lens = torch.tensor(batch.extend_lens, dtype=torch.int64, device=dev)
         fb = ForwardBatch(
@@ -96,13 +101,14 @@ class ModelRunner:
             input_ids=torch.tensor(ids, dtype=torch.int64, device=dev),
             positions=torch.cat(positions).to(dev),
             out_cache_loc=torch.cat(locs),
-            req_pool_indices=torch.tensor(
-                [r.req_pool_idx for r in batch.reqs], dtype=torch.int64, device=dev
-            ),
+            req_pool_indices=torch.tensor(row_list, dtype=torch.int64, device=dev),
             prefix_lens=starts,
             extend_lens=lens,
             seq_lens=starts + lens,
             logits_indices=torch.tensor(logits_idx, dtype=torch.int64, device=dev),
+            rows_list=row_list,
+            prefix_lens_list=list(batch.extend_starts),
+            extend_lens_list=list(batch.extend_lens),
         )
         return fb, layout
 

@@ -7,7 +7,7 @@ A layer computes its new q, k, v for the flattened tokens of a batch and hands t
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -74,6 +74,14 @@ class ForwardBatch:
     extend_lens: torch.Tensor  # [B] int64 new tokens (1 each in decode)
     seq_lens: torch.Tensor  # [B] int64 prefix + new
     logits_indices: torch.Tensor  # [N] int64 positions in the flattened batch to compute logits for
+    # the same metadata as Python lists: attention planning reads these, no device sync
+    rows_list: list[int] = field(default_factory=list)
+    prefix_lens_list: list[int] = field(default_factory=list)
+    extend_lens_list: list[int] = field(default_factory=list)
+
+    @property
+    def seq_lens_list(self) -> list[int]:
+        return [p + e for p, e in zip(self.prefix_lens_list, self.extend_lens_list, strict=True)]
 
     @property
     def batch_size(self) -> int:
@@ -100,11 +108,10 @@ class PagedAttention(BaseAttention):
         self.req_to_token = req_to_token
         self.batch = batch
         self._plans: dict[int | None, object | None] = {}
-        # metadata as Python lists: planning reads them without a device sync per layer
-        self._rows = batch.req_pool_indices.tolist()
-        self._seq_lens = batch.seq_lens.tolist()
-        self._prefix_lens = batch.prefix_lens.tolist()
-        self._extend_lens = batch.extend_lens.tolist()
+        self._rows = batch.rows_list
+        self._seq_lens = batch.seq_lens_list
+        self._prefix_lens = batch.prefix_lens_list
+        self._extend_lens = batch.extend_lens_list
 
     def _plan(self, q: torch.Tensor, k_buf: torch.Tensor, window: int | None):
         if window not in self._plans:
