@@ -23,7 +23,12 @@ from sglc.kernels import get_ops
 from sglc.runtime.config import EngineConfig
 from sglc.runtime.core import EngineError, InvalidRequest, Output, Req, SamplingParams, new_rid
 from sglc.runtime.engine_core import EngineCore, Sink
-from sglc.runtime.inputs import per_prompt_params, split_prompts, tokenize_prompt
+from sglc.runtime.inputs import (
+    common_prefix_len,
+    per_prompt_params,
+    split_prompts,
+    tokenize_prompt,
+)
 from sglc.runtime.mem import KVPool, ReqToTokenPool, SlotAllocator, make_prefix_cache
 from sglc.runtime.model_runner import ModelRunner
 from sglc.runtime.models.loader import LoadedModel, ModelLoadError, load_model_dir
@@ -270,7 +275,7 @@ class Engine:
         prompt_ids = tokenize_prompt(prompt, self.tokenizer, vocab)
         if isinstance(prompt, str) and isinstance(cont, str):
             full = tokenize_prompt(prompt + cont, self.tokenizer, vocab)
-            common = _common_prefix_len(prompt_ids, full)
+            common = common_prefix_len(prompt_ids, full)
             prompt_ids, cont_ids = full[:common], full[common:]
         elif isinstance(cont, str):
             cont_ids = self.tokenizer.encode(cont, add_special_tokens=False) if cont else []
@@ -320,12 +325,3 @@ def _sample_params(params: SamplingParams, index: int) -> SamplingParams:
     if index == 0 or params.seed is None:
         return params
     return dataclasses.replace(params, seed=params.seed + index)
-
-
-def _common_prefix_len(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n

@@ -91,3 +91,13 @@ def per_prompt_params(sampling_params: Any, num_prompts: int) -> list[SamplingPa
         return [SamplingParams.coerce(p) for p in sampling_params]
     params = SamplingParams.coerce(sampling_params)
     return [params] * num_prompts
+
+
+def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens two id sequences share."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n

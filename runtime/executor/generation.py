@@ -27,6 +27,7 @@ from typing import Any
 from sglc.ir import Gen, ParseError, parse_generated
 from sglc.runtime.core import InvalidRequest, SamplingParams
 from sglc.runtime.executor.streams import Stream
+from sglc.runtime.inputs import common_prefix_len
 
 DEFAULT_MAX_TOKENS = 128
 DEFAULT_TEMPERATURE = 0.0  # SGL programs are greedy unless a gen asks for sampling
@@ -158,17 +159,8 @@ def heal_options(stream: Stream, options: list[str]) -> HealedOptions | None:
         return None
     base = stream.encode_piece(tail)
     joined = [stream.encode_piece(tail + option) for option in options]
-    shared = min(_common_len(base, j) for j in joined)
+    shared = min(common_prefix_len(base, j) for j in joined)
     continuations = [j[shared:] for j in joined]
     if not head_ids and not shared or any(not c for c in continuations):
         return None
     return HealedOptions(head_ids + base[:shared], continuations, joined, tail)
-
-
-def _common_len(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
