@@ -207,8 +207,37 @@ class Engine:
         order = {(g[0].rid, r.index): k for k, g in enumerate(groups) for r in g}
         return sorted(collector.outputs, key=lambda o: (order[(o.rid, o.index)]))
 
+    def submit(
+        self,
+        prompts: Any,
+        sampling_params: Any = None,
+        *,
+        on_output: Callable[[Output], None],
+        rids: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Queue prompts without waiting; they are scheduled together. `on_output` gets each
+        sample's Output as soon as it finishes, called on the engine's loop thread (keep it
+        short; hand results to your own thread or event loop). Returns the request ids."""
+        groups = self._prepare(prompts, sampling_params, rids)
+        self._submit(groups, Sink(None, on_output))
+        return [g[0].rid for g in groups]
+
     async def generate_async(self, prompts: Any, sampling_params: Any = None) -> list[Output]:
-        return await asyncio.to_thread(self.generate, prompts, sampling_params)
+        """`generate` for asyncio code: awaits without blocking the event loop."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future = loop.create_future()
+        groups = self._prepare(prompts, sampling_params, None)
+        collector = _Collector(sum(len(g) for g in groups))
+
+        def on_output(output: Output) -> None:
+            collector.add(output)
+            if collector.done.is_set():
+                loop.call_soon_threadsafe(_resolve, done, collector.outputs)
+
+        self._submit(groups, Sink(None, on_output))
+        outputs = await done
+        order = {(g[0].rid, r.index): k for k, g in enumerate(groups) for r in g}
+        return sorted(outputs, key=lambda o: order[(o.rid, o.index)])
 
     async def generate_stream(
         self, prompt: Any, sampling_params: Any = None, *, rid: str | None = None
@@ -319,6 +348,11 @@ class _Collector:
         self.outputs.append(output)
         if len(self.outputs) == self.expected:
             self.done.set()
+
+
+def _resolve(future: asyncio.Future, value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 def _sample_params(params: SamplingParams, index: int) -> SamplingParams:

@@ -6,9 +6,8 @@ queue goes to the engine as ONE `generate` call, so the engine schedules the who
 together (one extend batch when the KV pool and token budget allow). Calls issued later
 form the next wave, which the engine's continuous batching merges with the running one.
 
-NOTE: a wave's results arrive together (when its slowest request finishes); a branch whose
-request finished early waits for its wave. Per-request completion needs a public callback
-submission API on the engine (today only the private `Engine._submit` has one).
+Each request of a wave completes on its own (`Engine.submit` calls back per request), so a
+branch whose request finishes early goes on while the rest of its wave still decodes.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sglc.runtime.core import Output, SamplingParams
+from sglc.runtime.core import Output, SamplingParams, new_rid
 
 
 @dataclass
@@ -67,18 +66,22 @@ class EngineClient:
         loop.create_task(self._run_wave(wave))
 
     async def _run_wave(self, wave: list[_Pending]) -> None:
+        loop = asyncio.get_running_loop()
+        rids = [new_rid() for _ in wave]
+        by_rid = dict(zip(rids, wave, strict=True))
+
+        def on_output(out: Output) -> None:  # on the engine thread
+            loop.call_soon_threadsafe(_settle, by_rid[out.rid].future, GenResult(out, len(wave)))
+
         try:
-            outputs = await asyncio.to_thread(
-                self.engine.generate, [p.prompt_ids for p in wave], [p.params for p in wave]
+            self.engine.submit(
+                [p.prompt_ids for p in wave], [p.params for p in wave],
+                on_output=on_output, rids=rids,
             )
         except Exception as exc:  # noqa: BLE001 - handed to every waiting branch
             for p in wave:
                 if not p.future.done():
                     p.future.set_exception(exc)
-            return
-        for p, out in zip(wave, outputs, strict=True):
-            if not p.future.done():
-                p.future.set_result(GenResult(out, len(wave)))
 
     async def score(self, prompt_ids: list[int], options: Sequence[str]) -> list[Any]:
         """ScoreResults of each option after the prompt, one batched pass (engine.score)."""
@@ -88,3 +91,8 @@ class EngineClient:
         """Compute a prompt's KV into the prefix cache (no tokens generated), so branches
         that start with it extend a cached prefix instead of each computing it."""
         await self.generate(prompt_ids, SamplingParams(max_new_tokens=0))
+
+
+def _settle(future: asyncio.Future, value: Any) -> None:
+    if not future.done():
+        future.set_result(value)

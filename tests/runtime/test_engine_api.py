@@ -188,3 +188,45 @@ def test_shutdown_finishes_in_flight_requests_and_refuses_new_ones(llama_dir):
     assert "shut down" in result["out"].error
     with pytest.raises(sglc.EngineError, match="shut down"):
         engine.generate(PROMPT)
+
+
+def test_submit_calls_back_per_request_as_each_finishes(llama_dir):
+    import threading
+
+    finished: list[tuple[str, int]] = []
+    all_done = threading.Event()
+    with sglc.Engine(llama_dir, max_total_tokens=4096) as engine:
+
+        def on_output(out):
+            finished.append((out.rid, engine.core.counters.num_decode_tokens))
+            if len(finished) == 2:
+                all_done.set()
+
+        engine.submit([PROMPT, [1, 2, 3]],
+                      [{"max_new_tokens": 200, "temperature": 0, "ignore_eos": True},
+                       {"max_new_tokens": 3, "temperature": 0, "ignore_eos": True}],
+                      on_output=on_output, rids=["long", "short"])
+        assert all_done.wait(60)
+    assert [rid for rid, _ in finished] == ["short", "long"]
+    assert finished[0][1] < finished[1][1]  # the short one was delivered mid-way
+
+
+def test_generate_async_awaits_without_blocking(llama_engine):
+    async def main():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.001)
+
+        task = asyncio.create_task(ticker())
+        outs = await llama_engine.generate_async([PROMPT, [1, 4]], {"max_new_tokens": 30,
+                                                                   "temperature": 0})
+        task.cancel()
+        return outs, ticks
+
+    outs, ticks = asyncio.run(main())
+    assert len(outs) == 2 and outs[0].usage.prompt_tokens == len(PROMPT)
+    assert ticks > 1  # the event loop kept running while the engine generated

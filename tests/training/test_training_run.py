@@ -1,0 +1,93 @@
+"""A tiny end-to-end training run: the loss falls, and the saved directory loads in
+transformers and in our loader with the same logits."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from safetensors import safe_open
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from sglc.runtime.models.loader import load_model_dir
+from sglc.training.__main__ import parse_args
+from sglc.training.export import ModelShape
+from sglc.training.train import TrainConfig, lr_at, train
+
+TINY = ModelShape(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2,
+                  intermediate_size=64, max_position_embeddings=256)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    cfg = TrainConfig(
+        out_dir=tmp_path_factory.mktemp("model"), seed=0, max_steps=40, shape=TINY,
+        vocab_size=512, num_tokenizer_examples=1500, max_batch_tokens=1024, max_seq_len=256,
+        peak_lr=1e-2, warmup_steps=5, autocast_bf16=False, save_dtype="float32",
+        log_every=5, eval_every=1000, num_heldout_examples=32,
+    )
+    return cfg, train(cfg)
+
+
+def test_loss_falls(trained):
+    cfg, result = trained
+    assert result.num_steps == 40 and result.num_tokens > 0
+    log = [line.split() for line in (cfg.out_dir / "loss_log.txt").read_text().splitlines()
+           if not line.startswith("#")]
+    first, last = float(log[0][-1]), float(log[-1][-1])
+    assert last < first - 1.0
+    assert result.heldout_loss < math.log(512) - 1.0
+
+
+def test_saved_directory_has_hf_files(trained):
+    cfg, _ = trained
+    config = json.loads((cfg.out_dir / "config.json").read_text())
+    generation = json.loads((cfg.out_dir / "generation_config.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(str(cfg.out_dir))
+    assert config["architectures"] == ["LlamaForCausalLM"] and config["tie_word_embeddings"]
+    assert config["vocab_size"] == len(tokenizer)
+    assert generation["eos_token_id"] == tokenizer.convert_tokens_to_ids("<|im_end|>")
+    with safe_open(str(cfg.out_dir / "model.safetensors"), "pt") as f:
+        assert "lm_head.weight" not in f.keys()
+        assert f.get_tensor("model.embed_tokens.weight").dtype == torch.float32
+
+
+def test_transformers_and_our_model_agree(trained):
+    cfg, _ = trained
+    tokenizer = AutoTokenizer.from_pretrained(str(cfg.out_dir))
+    messages = [{"role": "user", "content": "Is a whale a fish? Answer yes or no."}]
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    ids = torch.tensor([tokenizer(text, add_special_tokens=False).input_ids])
+    reference = AutoModelForCausalLM.from_pretrained(str(cfg.out_dir), dtype=torch.float32)
+    ours = load_model_dir(cfg.out_dir, dtype="float32", load_tokenizer=False).model
+    with torch.no_grad():
+        expected = reference(input_ids=ids).logits
+        actual = ours.forward_dense(ids)
+    torch.testing.assert_close(actual, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_schedule_warms_up_then_decays_to_the_floor():
+    cfg = TrainConfig(out_dir=None, peak_lr=1e-3, warmup_steps=10, min_lr_ratio=0.1)
+    assert lr_at(cfg, 0, 0.0) == pytest.approx(1e-4)
+    assert lr_at(cfg, 9, 0.0) == pytest.approx(1e-3)
+    assert lr_at(cfg, 100, 0.5) == pytest.approx(0.55e-3)
+    assert lr_at(cfg, 1000, 1.0) == pytest.approx(1e-4)
+
+
+def test_command_line_builds_the_config(tmp_path):
+    cfg = parse_args(["--out", str(tmp_path), "--max-minutes", "5", "--seed", "3",
+                      "--num-layers", "4", "--save-dtype", "float32"])
+    assert (cfg.max_minutes, cfg.seed, cfg.shape.num_layers, cfg.save_dtype) == (5, 3, 4, "float32")
+
+
+def test_training_continues_from_a_saved_model(trained, tmp_path):
+    cfg, first = trained
+    more = TrainConfig(out_dir=tmp_path, seed=1, max_steps=5, init_from=cfg.out_dir,
+                       peak_lr=1e-3, warmup_steps=1, autocast_bf16=False, log_every=1,
+                       eval_every=1000, num_heldout_examples=32, max_seq_len=256,
+                       max_batch_tokens=1024)
+    result = train(more)
+    assert result.heldout_loss < first.heldout_loss + 0.3
+    assert (tmp_path / "tokenizer.json").read_text() == (cfg.out_dir / "tokenizer.json").read_text()
