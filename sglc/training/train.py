@@ -1,0 +1,251 @@
+"""Train the default model on CPU within a time budget and save it in Hugging Face format.
+
+    tokenizer  <- BPE on generated chats (seed)
+    model      <- sglc.runtime.models.llama.LlamaForCausalLM, trained through forward_dense
+    schedule   <- linear warmup, then cosine decay over the budget (minutes or steps)
+    out_dir    <- config.json, model.safetensors, generation_config.json, tokenizer files,
+                  loss_log.txt
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer
+
+from sglc.runtime.models.llama import LlamaForCausalLM
+from sglc.runtime.models.loader import load_model_dir
+from sglc.training.batching import (
+    IGNORE_INDEX,
+    Batch,
+    encode_examples,
+    make_batch,
+    training_batches,
+)
+from sglc.training.data import generate
+from sglc.training.export import (
+    ModelShape,
+    build_model,
+    count_parameters,
+    hf_config,
+    save_model_dir,
+)
+from sglc.training.tokenizer import ENDOFTEXT, load_tokenizer, render_chat, train_tokenizer
+
+# NOTE: the cosine follows the spent fraction of the time budget, so a machine that slows
+# down mid-run (shared cores) still ends the schedule at the end of the budget; the first
+# MEASURE_STEPS steps give the step-count estimate that is logged.
+MEASURE_STEPS = 20
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on; `max_steps` set makes the schedule step-based."""
+
+    out_dir: Path
+    seed: int = 0
+    max_minutes: float = 50.0
+    max_steps: int | None = None
+    shape: ModelShape = field(default_factory=ModelShape)
+    vocab_size: int = 4096
+    num_tokenizer_examples: int = 30000
+    max_batch_tokens: int = 3072
+    max_seq_len: int = 512
+    peak_lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 50
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    autocast_bf16: bool = True
+    num_threads: int = 1
+    save_dtype: str = "bfloat16"
+    log_every: int = 10
+    eval_every: int = 200
+    save_every_minutes: float = 10.0
+    num_heldout_examples: int = 256
+    init_from: Path | None = None  # a saved model directory to continue training
+
+    def __post_init__(self) -> None:
+        if self.max_minutes <= 0 or (self.max_steps is not None and self.max_steps <= 0):
+            raise ValueError("max_minutes and max_steps must be positive")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    num_steps: int
+    num_tokens: int
+    minutes: float
+    final_loss: float
+    heldout_loss: float
+    num_parameters: int
+
+
+def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
+    """Linear warmup over `warmup_steps`, then cosine from `peak_lr` to `min_lr_ratio * peak_lr`
+    as `progress` (the spent fraction of the budget) goes from 0 to 1."""
+    if step < cfg.warmup_steps:
+        return cfg.peak_lr * (step + 1) / cfg.warmup_steps
+    cosine = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return cfg.peak_lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
+
+
+def batch_loss(model: LlamaForCausalLM, batch: Batch, autocast_bf16: bool) -> torch.Tensor:
+    """Mean cross-entropy over the trained (assistant) tokens of `batch`."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast_bf16):
+        logits = model.forward_dense(batch.input_ids)
+    return F.cross_entropy(logits.float().flatten(0, 1), batch.labels.flatten(),
+                           ignore_index=IGNORE_INDEX)
+
+
+@torch.no_grad()
+def evaluate(model: LlamaForCausalLM, batches: list[Batch], autocast_bf16: bool) -> float:
+    """Token-weighted mean loss over `batches`."""
+    model.eval()
+    total = count = 0.0
+    for batch in batches:
+        n = batch.num_trained_tokens
+        total += batch_loss(model, batch, autocast_bf16).item() * n
+        count += n
+    model.train()
+    return total / max(count, 1)
+
+
+def heldout_batches(cfg: TrainConfig, tokenizer: Tokenizer) -> list[Batch]:
+    """Fixed evaluation batches from the held-out split."""
+    examples = generate(cfg.seed, cfg.num_heldout_examples, "heldout")
+    encoded = encode_examples(tokenizer, examples, cfg.max_seq_len)
+    pad_id = tokenizer.token_to_id(ENDOFTEXT)
+    return [make_batch(encoded[i: i + 32], pad_id) for i in range(0, len(encoded), 32)]
+
+
+def make_optimizer(model: LlamaForCausalLM, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not norms)."""
+    params = list(model.parameters())
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.peak_lr, betas=(0.9, 0.95), eps=1e-8)
+
+
+class Progress:
+    """Progress line on stderr and the loss log next to the model."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.start = time.monotonic()
+        cfg.out_dir.mkdir(parents=True, exist_ok=True)
+        self.log = (cfg.out_dir / "loss_log.txt").open("w")
+        self.log.write("# step minutes tokens lr loss\n")
+
+    @property
+    def minutes(self) -> float:
+        return (time.monotonic() - self.start) / 60
+
+    def progress(self, step: int) -> float:
+        if self.cfg.max_steps is not None:
+            return step / self.cfg.max_steps
+        return self.minutes / self.cfg.max_minutes
+
+    def done(self, step: int) -> bool:
+        return self.progress(step) >= 1.0 or self.minutes >= self.cfg.max_minutes
+
+    def step(self, step: int, num_tokens: int, lr: float, loss: float) -> None:
+        rate = num_tokens / max(self.minutes * 60, 1e-9)
+        sys.stderr.write(
+            f"\rstep {step:5d} | {self.minutes:5.1f}/{self.cfg.max_minutes:g} min | "
+            f"loss {loss:6.3f} | lr {lr:.2e} | {num_tokens / 1e6:6.2f}M tok | {rate:5.0f} tok/s "
+        )
+        sys.stderr.flush()
+        self.log.write(f"{step} {self.minutes:.2f} {num_tokens} {lr:.3e} {loss:.4f}\n")
+        self.log.flush()
+
+    def note(self, text: str) -> None:
+        sys.stderr.write(f"\n{text}\n")
+        self.log.write(f"# {text}\n")
+        self.log.flush()
+
+    def close(self) -> None:
+        self.log.close()
+
+
+def prepare(cfg: TrainConfig) -> tuple[Tokenizer, dict, LlamaForCausalLM]:
+    """Seed everything, train the tokenizer, and build the initial model."""
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    torch.set_num_threads(cfg.num_threads)
+    if cfg.init_from is not None:
+        return resume(cfg.init_from)
+    examples = generate(cfg.seed + 1, cfg.num_tokenizer_examples)
+    tokenizer = train_tokenizer((render_chat(e.messages) for e in examples), cfg.vocab_size)
+    config = hf_config(cfg.shape, tokenizer, cfg.save_dtype)
+    return tokenizer, config, build_model(config, cfg.seed)
+
+
+def resume(model_dir: Path) -> tuple[Tokenizer, dict, LlamaForCausalLM]:
+    """Tokenizer, config and float32 weights of a saved model, to train further."""
+    config = json.loads((model_dir / "config.json").read_text())
+    model = load_model_dir(model_dir, dtype="float32", load_tokenizer=False).model
+    return load_tokenizer(model_dir), config, model.train().requires_grad_(True)
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Run the whole training; the model directory is written at the end and every
+    `save_every_minutes`."""
+    tokenizer, config, model = prepare(cfg)
+    optimizer = make_optimizer(model, cfg)
+    evaluation = heldout_batches(cfg, tokenizer)
+    batches = training_batches(tokenizer, cfg.seed + 2, cfg.max_batch_tokens, cfg.max_seq_len)
+    progress = Progress(cfg)
+    progress.note(f"{count_parameters(model) / 1e6:.2f}M parameters, vocab "
+                  f"{config['vocab_size']}, seed {cfg.seed}")
+    step = num_tokens = 0
+    recent: list[float] = []
+    last_loss = math.nan
+    last_save = 0.0
+    while not progress.done(step):
+        batch = next(batches)
+        lr = lr_at(cfg, step, progress.progress(step))
+        loss = train_step(model, optimizer, batch, lr, cfg)
+        step, num_tokens = step + 1, num_tokens + batch.num_tokens
+        recent.append(loss)
+        if step % cfg.log_every == 0 or step == 1:
+            progress.step(step, num_tokens, lr, sum(recent) / len(recent))
+            last_loss, recent = sum(recent) / len(recent), []
+        if step == MEASURE_STEPS and cfg.max_steps is None:
+            seconds = progress.minutes * 60 / step
+            progress.note(f"{seconds:.2f} s/step over the first {step} steps: about "
+                          f"{int(cfg.max_minutes * 60 / seconds)} steps in the budget")
+        if step % cfg.eval_every == 0:
+            progress.note(f"step {step} heldout loss {evaluate(model, evaluation, cfg.autocast_bf16):.4f}")
+        if progress.minutes - last_save >= cfg.save_every_minutes:
+            save_model_dir(model, config, tokenizer, cfg.out_dir, cfg.save_dtype)
+            last_save = progress.minutes
+    heldout = evaluate(model, evaluation, cfg.autocast_bf16)
+    progress.note(f"done: {step} steps, {num_tokens} tokens, {progress.minutes:.1f} min, "
+                  f"train loss {last_loss:.4f}, heldout loss {heldout:.4f}")
+    progress.close()
+    save_model_dir(model, config, tokenizer, cfg.out_dir, cfg.save_dtype)
+    return TrainResult(step, num_tokens, progress.minutes, last_loss, heldout,
+                       count_parameters(model))
+
+
+def train_step(model: LlamaForCausalLM, optimizer: torch.optim.Optimizer, batch: Batch,
+               lr: float, cfg: TrainConfig) -> float:
+    """One optimizer step on `batch`; returns its loss."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    loss = batch_loss(model, batch, cfg.autocast_bf16)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    return loss.item()
