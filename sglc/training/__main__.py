@@ -30,6 +30,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--save-dtype", choices=("bfloat16", "float32", "float16"), default="bfloat16")
     p.add_argument("--init-from", type=Path, default=None,
                    help="continue training a saved model directory (its tokenizer and shape)")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--no-autocast", action="store_true", help="train in float32, not bf16 autocast")
     a = p.parse_args(argv)
     shape = ModelShape(hidden_size=a.hidden_size, num_layers=a.num_layers, num_heads=a.num_heads,
@@ -38,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         out_dir=a.out, seed=a.seed, max_minutes=a.max_minutes, max_steps=a.max_steps,
         shape=shape, vocab_size=a.vocab_size, max_batch_tokens=a.batch_tokens, peak_lr=a.lr,
         warmup_steps=a.warmup_steps, num_threads=a.threads, save_dtype=a.save_dtype,
-        autocast_bf16=not a.no_autocast, init_from=a.init_from,
+        autocast_bf16=not a.no_autocast, init_from=a.init_from, device=a.device,
     )
 
 

@@ -85,7 +85,7 @@ def save_model_dir(model: LlamaForCausalLM, config: dict, tokenizer: Tokenizer,
     out.mkdir(parents=True, exist_ok=True)
     # NOTE: the tied lm_head shares storage with embed_tokens; HF omits it from checkpoints.
     state = {
-        name: tensor.detach().to(SAVE_DTYPES[dtype]).contiguous()
+        name: tensor.detach().to("cpu", SAVE_DTYPES[dtype]).contiguous()
         for name, tensor in model.state_dict().items()
         if not (config["tie_word_embeddings"] and name == "lm_head.weight")
     }

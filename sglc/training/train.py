@@ -72,6 +72,7 @@ class TrainConfig:
     save_every_minutes: float = 10.0
     num_heldout_examples: int = 256
     init_from: Path | None = None  # a saved model directory to continue training
+    device: str = "cpu"  # the trainer runs anywhere PyTorch does; the default model is CPU-sized
 
     def __post_init__(self) -> None:
         if self.max_minutes <= 0 or (self.max_steps is not None and self.max_steps <= 0):
@@ -99,9 +100,10 @@ def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
 
 def batch_loss(model: LlamaForCausalLM, batch: Batch, autocast_bf16: bool) -> torch.Tensor:
     """Mean cross-entropy over the trained (assistant) tokens of `batch`."""
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast_bf16):
-        logits = model.forward_dense(batch.input_ids)
-    return F.cross_entropy(logits.float().flatten(0, 1), batch.labels.flatten(),
+    device = model.lm_head.weight.device
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
+        logits = model.forward_dense(batch.input_ids.to(device))
+    return F.cross_entropy(logits.float().flatten(0, 1), batch.labels.to(device).flatten(),
                            ignore_index=IGNORE_INDEX)
 
 
@@ -183,17 +185,22 @@ def prepare(cfg: TrainConfig) -> tuple[Tokenizer, dict, LlamaForCausalLM]:
     random.seed(cfg.seed)
     torch.set_num_threads(cfg.num_threads)
     if cfg.init_from is not None:
-        return resume(cfg.init_from)
-    examples = generate(cfg.seed + 1, cfg.num_tokenizer_examples)
-    tokenizer = train_tokenizer((render_chat(e.messages) for e in examples), cfg.vocab_size)
-    config = hf_config(cfg.shape, tokenizer, cfg.save_dtype)
-    return tokenizer, config, build_model(config, cfg.seed)
+        tokenizer, config, model = resume(cfg.init_from)
+    else:
+        examples = generate(cfg.seed + 1, cfg.num_tokenizer_examples)
+        tokenizer = train_tokenizer((render_chat(e.messages) for e in examples), cfg.vocab_size)
+        config = hf_config(cfg.shape, tokenizer, cfg.save_dtype)
+        model = build_model(config, cfg.seed)
+    model.to(cfg.device)
+    model.rope_cache = model.build_rope(cfg.device)
+    return tokenizer, config, model
 
 
 def resume(model_dir: Path) -> tuple[Tokenizer, dict, LlamaForCausalLM]:
     """Tokenizer, config and float32 weights of a saved model, to train further."""
     config = json.loads((model_dir / "config.json").read_text())
-    model = load_model_dir(model_dir, dtype="float32", load_tokenizer=False).model
+    # fuse=False: keep the Hugging Face parameter layout, which save_model_dir writes
+    model = load_model_dir(model_dir, dtype="float32", load_tokenizer=False, fuse=False).model
     return load_tokenizer(model_dir), config, model.train().requires_grad_(True)
 
 
