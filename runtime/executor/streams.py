@@ -46,6 +46,7 @@ class _Turn:
     header_ids: list[int]
     content: str = ""
     content_ids: list[int] = field(default_factory=list)
+    has_generated: bool = False  # model output inside: its sampled ids are kept
 
 
 class Stream:
@@ -136,6 +137,8 @@ class Stream:
         else:
             ids = self._encode(text, is_first=False)
         self._push(text, ids)
+        if self.turn is not None:
+            self.turn.has_generated = True
         self.tail_text, self.tail_len = "", 0
 
     def begin_role(self, role: str) -> None:
@@ -159,6 +162,11 @@ class Stream:
             return
         self.turn = None
         self.tail_text, self.tail_len = "", 0
+        if not turn.has_generated:
+            # NOTE: a turn written only by the program is re-tokenized whole when it closes,
+            # so later calls see the segmentation the model was trained on ("Text: " + "Ann"
+            # piecewise is [":", " ", "Ann"]; whole it is [":", " Ann"]).
+            turn.content_ids = self._encode(turn.content, is_first=False)
         message = {"role": turn.role, "content": turn.content}
         rendered = self._render([*self.messages, message])
         self.messages.append(message)
@@ -221,5 +229,6 @@ class Stream:
 
 def _copy_turn(turn: _Turn) -> _Turn:
     return _Turn(
-        turn.role, turn.header_text, list(turn.header_ids), turn.content, list(turn.content_ids)
+        turn.role, turn.header_text, list(turn.header_ids), turn.content, list(turn.content_ids),
+        turn.has_generated,
     )
