@@ -138,17 +138,22 @@ class ModelOps:
         """A flat schema gen as one small interleaved program (see schema_gen.py)."""
         base = tuple((k, v) for k, v in i.params if k not in ("max_tokens", "stop"))
         value: dict[str, Any] = {}
+        # NOTE: punctuation is appended in the pieces the model was trained on ('{"name":"',
+        # '","age":'), so a closing quote waits and is written with the next key.
+        pending = ""
         for n, field_ in enumerate(fields):
-            f.stream.append(key_text(n, field_.name))
+            key = pending + key_text(n, field_.name)
+            pending = ""
             dest = f"{i.dest}.{field_.name}"
             if field_.kind == "choice":
+                f.stream.append(key)
                 choice = await self._choose(
                     ir.Select(dest, ir.Const(None), span=i.span), f, list(field_.choices)
                 )
                 value[field_.name] = json.loads(choice)
                 continue
             if field_.kind == "string":
-                f.stream.append('"')
+                f.stream.append(key + '"')
                 sub = ir.Gen(
                     dest,
                     ir.Constraint("str"),
@@ -158,6 +163,7 @@ class ModelOps:
                     span=i.span,
                 )
             else:
+                f.stream.append(key)
                 sub = ir.Gen(
                     dest,
                     ir.Constraint(field_.kind),
@@ -169,8 +175,8 @@ class ModelOps:
             await self._gen(sub, f)
             value[field_.name] = f.vars.pop(dest)
             if field_.kind == "string":
-                f.stream.append('"')
-        f.stream.append("}")
+                pending = '"'
+        f.stream.append(pending + "}")
         return value
 
     async def _select(self, i: ir.Select, f: _Frame) -> None:
