@@ -42,11 +42,13 @@ class BasePrefixCache(ABC):
         self._reset_stats()
 
     @abstractmethod
-    def match_prefix(self, key: list[int]) -> MatchResult:
+    def match_prefix(self, key: list[int], *, record: bool = True) -> MatchResult:
         """The longest cached prefix of `key`, rounded down to whole pages.
 
         May return all of `key`; a caller that needs a token left to compute truncates the
         key first. Marks the matched path as just used (LRU). The result is not locked.
+        `record=False` leaves the hit statistics alone (a re-match of what the caller just
+        inserted is no hit).
         """
 
     @abstractmethod

@@ -18,8 +18,9 @@ class NoPrefixCache(BasePrefixCache):
     to free afterwards, and locks are no-ops on the `None` node.
     """
 
-    def match_prefix(self, key: list[int]) -> MatchResult:
-        self._record_match(len(key), 0)
+    def match_prefix(self, key: list[int], *, record: bool = True) -> MatchResult:
+        if record:
+            self._record_match(len(key), 0)
         return MatchResult(slots=self._empty_slots(), node=None, length=0)
 
     def peek_len(self, key: list[int]) -> int:

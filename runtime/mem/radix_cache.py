@@ -50,9 +50,10 @@ class RadixCache(BasePrefixCache):
 
     # -- lookup and insertion ------------------------------------------------------------
 
-    def match_prefix(self, key: list[int]) -> MatchResult:
+    def match_prefix(self, key: list[int], *, record: bool = True) -> MatchResult:
         node, length, values = self._descend(key)
-        self._record_match(len(key), length)
+        if record:
+            self._record_match(len(key), length)
         slots = torch.cat(values) if values else self._empty_slots()
         return MatchResult(slots=slots, node=node, length=length)
 

@@ -95,7 +95,7 @@ class KVManager:
         if aligned <= req.cache_owned_len:
             return
         self._insert(req, aligned)
-        match = self.cache.match_prefix(req.fill_ids[:aligned])
+        match = self.cache.match_prefix(req.fill_ids[:aligned], record=False)
         self.req_pool.write(req.req_pool_idx, 0, match.slots)
         self.cache.lock(match.node)
         self.cache.unlock(req.prefix_node)

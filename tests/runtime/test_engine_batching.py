@@ -100,3 +100,11 @@ def test_in_batch_shared_head_is_computed_once(llama_dir):
         stats = engine.stats()
     # the 81-token head is prefilled by one request; the other seven reuse it
     assert stats["num_prefill_tokens"] < 81 + 8 * 10
+
+
+def test_cache_statistics_count_only_real_hits(llama_dir):
+    prompts = [[1, 7 + i, 30 + i, 60 + i] for i in range(4)]  # nothing shared but token 1
+    with sglc.Engine(llama_dir, max_total_tokens=4096) as engine:
+        engine.generate(prompts, {"max_new_tokens": 4, "temperature": 0})
+        stats = engine.stats()["cache"]
+    assert stats["matched_tokens"] <= 4  # at most the shared first token per request
