@@ -204,8 +204,7 @@ class Engine:
         collector = _Collector(sum(len(g) for g in groups))
         self._submit(groups, Sink(None, collector.add))
         collector.done.wait()
-        order = {(g[0].rid, r.index): k for k, g in enumerate(groups) for r in g}
-        return sorted(collector.outputs, key=lambda o: (order[(o.rid, o.index)]))
+        return _in_request_order(groups, collector.outputs)
 
     def submit(
         self,
@@ -236,8 +235,7 @@ class Engine:
 
         self._submit(groups, Sink(None, on_output))
         outputs = await done
-        order = {(g[0].rid, r.index): k for k, g in enumerate(groups) for r in g}
-        return sorted(outputs, key=lambda o: order[(o.rid, o.index)])
+        return _in_request_order(groups, outputs)
 
     async def generate_stream(
         self, prompt: Any, sampling_params: Any = None, *, rid: str | None = None
@@ -322,7 +320,6 @@ class Engine:
         def snapshot() -> None:
             core, sched = self.core, self.core.scheduler
             result.update(vars(core.counters))
-            result.pop("extra", None)
             result.update(
                 num_running=len(sched.running), num_waiting=len(sched.waiting),
                 num_retractions=sched.num_retractions,
@@ -348,6 +345,12 @@ class _Collector:
         self.outputs.append(output)
         if len(self.outputs) == self.expected:
             self.done.set()
+
+
+def _in_request_order(groups: list[list[Req]], outputs: list[Output]) -> list[Output]:
+    """Outputs sorted as submitted: prompt by prompt, sample by sample."""
+    order = {(g[0].rid, r.index): k for k, g in enumerate(groups) for r in g}
+    return sorted(outputs, key=lambda o: order[(o.rid, o.index)])
 
 
 def _resolve(future: asyncio.Future, value: Any) -> None:

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from sglc.runtime.config import EngineConfig
-from sglc.runtime.core import FinishReason, Output, Req, ScheduledBatch, StreamDelta
+from sglc.runtime.core import FinishReason, ForwardMode, Output, Req, ScheduledBatch, StreamDelta
 from sglc.runtime.model_runner import LogitsLayout, ModelRunner
 from sglc.runtime.output import OutputProcessor
 from sglc.runtime.sampling import SamplingBatch, sample
@@ -36,7 +36,6 @@ class Counters:
     num_prefill_tokens: int = 0  # tokens computed by extend passes
     num_decode_tokens: int = 0
     num_failed_batches: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 class EngineCore:
@@ -95,7 +94,7 @@ class EngineCore:
 
     def _count(self, batch: ScheduledBatch) -> None:
         c = self.counters
-        if batch.mode.value == "decode":
+        if batch.mode is ForwardMode.DECODE:
             c.num_decode_batches += 1
             c.num_decode_tokens += batch.num_tokens
         else:
