@@ -246,3 +246,13 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return str(value)
+
+
+def start(num_threads: int) -> tuple[dict[str, Any], ModelSpec, Path]:
+    """A benchmark's preamble: threads set, environment recorded and printed, the model
+    built (once) and its directory returned."""
+    set_threads(num_threads)
+    env_start = environment()
+    print(f"{env_start['date_utc']}  load avg {env_start['load_avg_1m']:.2f}")
+    spec = ModelSpec()
+    return env_start, spec, model_dir(spec)

@@ -217,11 +217,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    common.set_threads(args.threads)
-    env_start = common.environment()
-    print(f"{env_start['date_utc']}  load avg {env_start['load_avg_1m']:.2f}")
-    spec = common.ModelSpec()
-    path = common.model_dir(spec)
+    env_start, spec, path = common.start(args.threads)
     work = make_workload(args, spec.vocab_size)
     options = engine_options(args)
     hf = None if args.no_hf else load_hf(path)

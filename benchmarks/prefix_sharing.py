@@ -102,11 +102,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    common.set_threads(args.threads)
-    env_start = common.environment()
-    print(f"{env_start['date_utc']}  load avg {env_start['load_avg_1m']:.2f}")
-    spec = common.ModelSpec()
-    path = common.model_dir(spec)
+    env_start, spec, path = common.start(args.threads)
     prompts = make_prompts(args, spec.vocab_size)
     print(f"model: {spec.name} (~40M params, tied embeddings), fp32, CPU, "
           f"{args.threads} torch threads")
