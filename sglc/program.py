@@ -248,10 +248,15 @@ class BoundFn:
         return f"<sgl fn {self.name}>"
 
 
-def compile(source: str, filename: str | None = None) -> Program:  # noqa: A001 - the API name
-    """Compile SGL source text (imports resolve next to `filename`, or the current folder)."""
+def compile(  # noqa: A001 - the API name
+    source: str, filename: str | None = None, *, skip_passes: tuple[str, ...] = ()
+) -> Program:
+    """Compile SGL source text (imports resolve next to `filename`, or the current folder).
+
+    `skip_passes` names optional IR passes to leave out (e.g. `("prefix_sharing",)` for a
+    baseline); see `sglc.ir.passes.PASSES`."""
     checked, diags = check_program(source, filename=filename or "<string>")
-    return _finish(checked, diags)
+    return _finish(checked, diags, skip_passes)
 
 
 def load(path: str | Path) -> Program:
@@ -267,18 +272,20 @@ def load(path: str | Path) -> Program:
     return _finish(checked, diags)
 
 
-def compile_checked(checked: Any, diags: list[Diagnostic]) -> tuple[Any, list[Diagnostic]]:
+def compile_checked(
+    checked: Any, diags: list[Diagnostic], skip_passes: tuple[str, ...] = ()
+) -> tuple[Any, list[Diagnostic]]:
     """Front-end result -> (IRProgram or None, all diagnostics)."""
     if not checked.ok:
         return None, diags
     from sglc.ir import compile_program
 
-    ir_program, ir_diags = compile_program(checked)
+    ir_program, ir_diags = compile_program(checked, skip=skip_passes)
     return ir_program, [*diags, *ir_diags]
 
 
-def _finish(checked: Any, diags: list[Diagnostic]) -> Program:
-    ir_program, diags = compile_checked(checked, diags)
+def _finish(checked: Any, diags: list[Diagnostic], skip_passes: tuple[str, ...] = ()) -> Program:
+    ir_program, diags = compile_checked(checked, diags, skip_passes)
     if ir_program is None or has_errors(diags):
         raise CompileError(diags, checked.sources)
     return Program(ir_program, checked.sources, diags)

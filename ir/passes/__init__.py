@@ -30,6 +30,9 @@ def run_passes(prog: IRProgram, verify: bool = False, skip: tuple[str, ...] = ()
     """Run every pass not in `skip` (e.g. `("prefix_sharing",)` for a benchmark baseline),
     then the lints. With `verify`, the verifier runs after each pass (IRVerifyError names
     the pass through its traceback)."""
+    unknown = sorted(set(skip) - set(PASSES))
+    if unknown:
+        raise ValueError(f"unknown pass(es) {', '.join(unknown)}; passes: {', '.join(PASSES)}")
     for name, transform in PASSES.items():
         if name in skip:
             continue

@@ -42,6 +42,7 @@ _PARAM_NAMES = {
     "seed": "seed",
     "frequency_penalty": "frequency_penalty",
     "presence_penalty": "presence_penalty",
+    "ignore_eos": "ignore_eos",
 }
 
 

@@ -42,6 +42,7 @@ GEN_PARAMS: dict[str, tuple[Type | str, float | None, float | None]] = {
     "seed": (INT, 0, None),
     "frequency_penalty": (FLOAT, -2, 2),
     "presence_penalty": (FLOAT, -2, 2),
+    "ignore_eos": (BOOL, None, None),
     "adapter": (STR, None, None),
 }
 
