@@ -8,6 +8,7 @@ ops, e.g. ``dataclasses.replace(torch_ops(), decode_attention=triton_decode_atte
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from torch import Tensor
 
 from sglc.kernels.activation import silu_and_mul
 from sglc.kernels.attention_common import AttentionShape
+from sglc.kernels.bitmask import apply_token_bitmask
 from sglc.kernels.decode_attention import decode_attention, plan_decode
 from sglc.kernels.extend_attention import extend_attention, plan_extend
 from sglc.kernels.kv_store import store_kv
@@ -32,6 +34,7 @@ class KernelOps:
     rms_norm: Callable[..., Tensor | tuple[Tensor, Tensor]]
     apply_rope: Callable[..., tuple[Tensor, Tensor]]
     silu_and_mul: Callable[[Tensor], Tensor]
+    apply_token_bitmask: Callable[..., None]  # constrained decoding: -inf where not allowed
     # Build an attention layout once per forward pass (same metadata for every layer);
     # the result goes to decode/extend_attention as `plan=`. A backend whose kernels need
     # no layout returns None here.
@@ -48,12 +51,42 @@ def torch_ops() -> KernelOps:
         rms_norm=rms_norm,
         apply_rope=apply_rope,
         silu_and_mul=silu_and_mul,
+        apply_token_bitmask=apply_token_bitmask,
         plan_decode=plan_decode,
         plan_extend=plan_extend,
     )
 
 
-_BACKENDS: dict[str, Callable[[], KernelOps]] = {"torch": torch_ops}
+def triton_ops() -> KernelOps:
+    """The Triton kernels (CUDA; CPU tensors only under ``TRITON_INTERPRET=1``, which must be
+    set before this is first called: ``triton.jit`` reads it when the kernels are defined)."""
+    from sglc.kernels.triton_activation import triton_silu_and_mul
+    from sglc.kernels.triton_bitmask import triton_apply_token_bitmask
+    from sglc.kernels.triton_decode_attention import triton_decode_attention, triton_plan_decode
+    from sglc.kernels.triton_extend_attention import triton_extend_attention, triton_plan_extend
+    from sglc.kernels.triton_kv_store import triton_store_kv
+    from sglc.kernels.triton_rmsnorm import triton_rms_norm
+    from sglc.kernels.triton_rope import triton_apply_rope
+
+    return KernelOps(
+        rms_norm=triton_rms_norm,
+        apply_rope=triton_apply_rope,
+        silu_and_mul=triton_silu_and_mul,
+        apply_token_bitmask=triton_apply_token_bitmask,
+        store_kv=triton_store_kv,
+        extend_attention=triton_extend_attention,
+        decode_attention=triton_decode_attention,
+        plan_extend=triton_plan_extend,
+        plan_decode=triton_plan_decode,
+    )
+
+
+def triton_interpreted() -> bool:
+    """Whether Triton kernels run under the interpreter (CPU tensors) in this process."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+_BACKENDS: dict[str, Callable[[], KernelOps]] = {"torch": torch_ops, "triton": triton_ops}
 
 
 def get_ops(backend: str = "torch") -> KernelOps:
@@ -65,4 +98,12 @@ def get_ops(backend: str = "torch") -> KernelOps:
     return factory()
 
 
-__all__ = ["AttentionShape", "KernelOps", "build_rope_cache", "get_ops", "torch_ops"]
+def default_backend(device_type: str) -> str:
+    """Triton on CUDA, the PyTorch reference ops elsewhere."""
+    return "triton" if device_type == "cuda" else "torch"
+
+
+__all__ = [
+    "AttentionShape", "KernelOps", "build_rope_cache", "default_backend", "get_ops",
+    "torch_ops", "triton_interpreted", "triton_ops",
+]

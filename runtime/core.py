@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -44,13 +45,44 @@ class SamplingParams:
     n: int = 1
     logprobs: int | None = None
     skip_special_tokens: bool = True
+    # constrained decoding: at most one of these (see sglc.runtime.constrained)
+    regex: str | None = None
+    json_schema: str | None = None  # a JSON schema as JSON text (a dict is serialized)
+    choices: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):
             object.__setattr__(self, "stop", (self.stop,))
         object.__setattr__(self, "stop", tuple(self.stop))
         object.__setattr__(self, "stop_token_ids", tuple(int(t) for t in self.stop_token_ids))
+        if isinstance(self.json_schema, Mapping):
+            object.__setattr__(self, "json_schema", json.dumps(self.json_schema))
+        if self.choices is not None and not isinstance(self.choices, str):
+            object.__setattr__(self, "choices", tuple(self.choices))
         self._validate()
+        self._validate_constraint()
+
+    def _validate_constraint(self) -> None:
+        given = [n for n in ("regex", "json_schema", "choices") if getattr(self, n) is not None]
+        if len(given) > 1:
+            raise InvalidRequest(
+                f"invalid sampling params: give at most one of regex, json_schema, choices "
+                f"(got {', '.join(given)})"
+            )
+        for name in ("regex", "json_schema"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise InvalidRequest(f"invalid sampling params: {name} must be a string")
+        if self.choices is not None and (
+            isinstance(self.choices, str) or not self.choices
+            or not all(isinstance(c, str) and c for c in self.choices)
+        ):
+            raise InvalidRequest(
+                "invalid sampling params: choices must be a non-empty list of non-empty strings"
+            )
+
+    @property
+    def is_constrained(self) -> bool:
+        return self.regex is not None or self.json_schema is not None or self.choices is not None
 
     def _validate(self) -> None:
         def bad(msg: str) -> InvalidRequest:
@@ -145,6 +177,9 @@ class Output:
     usage: Usage
     logprobs: list[TokenLogprob] | None = None
     error: str | None = None
+    # constrained requests: True when the text is a complete match of the constraint,
+    # False when generation stopped first (max_new_tokens, abort); None when unconstrained
+    is_valid: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -204,6 +239,8 @@ class Req:
     # scoring: record logprobs of fill_ids[score_from:] (None = a plain generation)
     score_from: int | None = None
     token_logprobs: list[float] = field(default_factory=list)
+    # constrained decoding (sglc.runtime.constrained.stage.ReqConstraint), None if free
+    constraint: Any = None
     # outputs
     finish_reason: FinishReason | None = None
     error: str | None = None

@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
@@ -19,8 +19,10 @@ from typing import Any
 
 import torch
 
-from sglc.kernels import get_ops
+from sglc.kernels import KernelOps, default_backend, get_ops, triton_interpreted
 from sglc.runtime.config import EngineConfig
+from sglc.runtime.constrained.regex import ConstraintError
+from sglc.runtime.constrained.stage import ConstraintStage, ReqConstraint, request_regex
 from sglc.runtime.core import EngineError, InvalidRequest, Output, Req, SamplingParams, new_rid
 from sglc.runtime.engine_core import EngineCore, Sink
 from sglc.runtime.inputs import (
@@ -77,7 +79,7 @@ class Engine:
             raise InvalidRequest(f"unknown Engine option(s): {', '.join(unknown)}")
         self.config = EngineConfig(**options)
         device = torch.device(self.config.device)
-        ops = get_ops(self.config.attention_backend)
+        ops = _kernel_ops(self.config.attention_backend, device)
         path = Path(model_path) if model_path is not None else default_model_path()
         self.loaded: LoadedModel = load_model_dir(
             path, dtype=self.config.dtype, device=device, ops=ops
@@ -109,7 +111,13 @@ class Engine:
         self.pool_capacity = num_slots - cfg.page_size  # page 0 is padding
         runner = ModelRunner(self.loaded.model, ops, pool, req_pool, device)
         outputs = OutputProcessor(self.tokenizer, self.max_context_len)
-        return EngineCore(cfg, Scheduler(cfg, kv), runner, outputs)
+        constraints = ConstraintStage(
+            self.tokenizer, mcfg.vocab_size, sorted(self.loaded.eos_token_ids),
+            # a jump re-queues the request to extend from its cached KV: needs the cache
+            jump_forward=cfg.enable_jump_forward and not cfg.disable_radix_cache,
+            cache_dir=cfg.index_cache_dir,
+        )
+        return EngineCore(cfg, Scheduler(cfg, kv), runner, outputs, constraints)
 
     def _num_slots(self, device: torch.device, dtype: torch.dtype) -> int:
         cfg, mcfg = self.config, self.loaded.config
@@ -135,8 +143,9 @@ class Engine:
                     item = self._inbox.get(block=block)
                     block = False
                     if item is None:  # shutdown: nobody waits forever on a dropped request
-                        for req in self.core.scheduler.all_reqs():
+                        for req in self.core.all_reqs():
                             self.core.abort(req.rid, "the engine was shut down")
+                        self.core.constraints.close()
                         return
                     item()
             except queue.Empty:
@@ -145,7 +154,7 @@ class Engine:
                 self.core.step()
             except Exception:  # never let the loop die: fail what is in flight, keep going
                 log.exception("engine step failed")
-                for req in self.core.scheduler.all_reqs():
+                for req in self.core.all_reqs():
                     self.core.abort(req.rid, "engine error (see the engine log)")
 
     def _call(self, fn: Callable[[], None]) -> None:
@@ -170,11 +179,26 @@ class Engine:
         ids = tokenize_prompt(prompt, self.tokenizer, self.loaded.config.vocab_size)
         self._check_len(len(ids))
         rid = rid or new_rid()
+        regex = self._constraint_regex(params)
         # samples of one request differ: sample i uses seed + i
-        return [
+        reqs = [
             Req(rid, i, ids, _sample_params(params, i), self.loaded.eos_token_ids)
             for i in range(params.n)
         ]
+        if regex is not None:
+            for req in reqs:
+                req.constraint = ReqConstraint(regex)
+        return reqs
+
+    def _constraint_regex(self, params: SamplingParams) -> str | None:
+        if not params.is_constrained:
+            return None
+        if self.tokenizer is None:
+            raise InvalidRequest("constrained decoding needs a model directory with a tokenizer")
+        try:
+            return request_regex(params.regex, params.json_schema, params.choices)
+        except ConstraintError as exc:
+            raise InvalidRequest(f"invalid constraint: {exc}") from None
 
     def _check_len(self, num_tokens: int) -> None:
         limit = min(self.max_context_len - 1, self.pool_capacity - 1)
@@ -184,9 +208,15 @@ class Engine:
                 f"context length {self.max_context_len}, KV pool {self.pool_capacity} tokens)"
             )
 
-    def _prepare(self, prompts: Any, sampling_params: Any, rids: Sequence[str] | None):
+    def _prepare(
+        self, prompts: Any, sampling_params: Any, rids: Sequence[str] | None,
+        constraint: dict[str, Any] | None = None,
+    ):
         items = split_prompts(prompts)
         params = per_prompt_params(sampling_params, len(items))
+        given = {k: v for k, v in (constraint or {}).items() if v is not None}
+        if given:
+            params = [dataclasses.replace(p, **given) for p in params]
         if rids is not None and len(rids) != len(items):
             raise InvalidRequest(f"got {len(rids)} request ids for {len(items)} prompts")
         return [
@@ -196,11 +226,23 @@ class Engine:
 
     # -- public API ---------------------------------------------------------------------------
     def generate(
-        self, prompts: Any, sampling_params: Any = None, *, rids: Sequence[str] | None = None
+        self,
+        prompts: Any,
+        sampling_params: Any = None,
+        *,
+        rids: Sequence[str] | None = None,
+        regex: str | None = None,
+        json_schema: str | Mapping[str, Any] | None = None,
+        choices: Sequence[str] | None = None,
     ) -> list[Output]:
         """Generate for one prompt or a list; returns one Output per prompt and sample, in
-        order (prompt 0's n samples, then prompt 1's, ...). Blocks until all finish."""
-        groups = self._prepare(prompts, sampling_params, rids)
+        order (prompt 0's n samples, then prompt 1's, ...). Blocks until all finish.
+
+        `regex`, `json_schema` or `choices` constrain every prompt's output (the same as
+        setting them in the sampling params): the text fullmatches the constraint, unless
+        `max_new_tokens` ran out first (then `Output.is_valid` is False)."""
+        constraint = {"regex": regex, "json_schema": json_schema, "choices": choices}
+        groups = self._prepare(prompts, sampling_params, rids, constraint)
         collector = _Collector(sum(len(g) for g in groups))
         self._submit(groups, Sink(None, collector.add))
         collector.done.wait()
@@ -356,6 +398,20 @@ def _in_request_order(groups: list[list[Req]], outputs: list[Output]) -> list[Ou
 def _resolve(future: asyncio.Future, value: Any) -> None:
     if not future.done():
         future.set_result(value)
+
+
+def _kernel_ops(backend: str | None, device: torch.device) -> KernelOps:
+    """The op table for `backend` (None: the device's default), or InvalidRequest."""
+    backend = backend or default_backend(device.type)
+    if backend == "triton" and device.type != "cuda" and not triton_interpreted():
+        raise InvalidRequest(
+            "attention_backend='triton' on CPU needs Triton's interpreter: set "
+            "TRITON_INTERPRET=1 in the environment before starting (slow; for testing)"
+        )
+    try:
+        return get_ops(backend)
+    except ValueError as exc:
+        raise InvalidRequest(f"attention_backend: {exc}") from None
 
 
 def _sample_params(params: SamplingParams, index: int) -> SamplingParams:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 
 import torch
 
 from sglc.runtime.config import EngineConfig
+from sglc.runtime.constrained.stage import ConstraintStage
 from sglc.runtime.core import FinishReason, ForwardMode, Output, Req, ScheduledBatch, StreamDelta
 from sglc.runtime.model_runner import LogitsLayout, ModelRunner
 from sglc.runtime.output import OutputProcessor
@@ -36,6 +38,7 @@ class Counters:
     num_prefill_tokens: int = 0  # tokens computed by extend passes
     num_decode_tokens: int = 0
     num_failed_batches: int = 0
+    num_forced_tokens: int = 0  # appended by jump-forward without a decode step
 
 
 class EngineCore:
@@ -45,11 +48,15 @@ class EngineCore:
         scheduler: Scheduler,
         runner: ModelRunner,
         outputs: OutputProcessor,
+        constraints: ConstraintStage,
     ) -> None:
         self.config = config
         self.scheduler = scheduler
         self.runner = runner
         self.outputs = outputs
+        self.constraints = constraints
+        # request groups waiting for their constraint's automaton (built in the background)
+        self.building: list[tuple[list[Req], Sink, Future]] = []
         self.sinks: dict[str, Sink] = {}
         self.counters = Counters()
         self.generator = torch.Generator(device=runner.device).manual_seed(config.seed)
@@ -59,19 +66,52 @@ class EngineCore:
         self.sinks[reqs[0].rid] = sink
         for req in reqs:
             self.outputs.start(req)
+        if reqs[0].constraint is not None:
+            self.building.append((reqs, sink, self.constraints.start(reqs[0].constraint.regex)))
+            return
+        for req in reqs:
             self.scheduler.add(req)
 
     def abort(self, rid: str, error: str | None = None) -> None:
-        for req in [r for r in self.scheduler.all_reqs() if r.rid == rid]:
+        for req in [r for r in self.all_reqs() if r.rid == rid]:
             req.finish_reason, req.error = FinishReason.ABORT, error
             self._finish(req)
 
+    def all_reqs(self) -> list[Req]:
+        return self.scheduler.all_reqs() + [r for reqs, _, _ in self.building for r in reqs]
+
     @property
     def is_idle(self) -> bool:
-        return self.scheduler.is_idle
+        return self.scheduler.is_idle and not self.building
+
+    def _admit_built(self) -> None:
+        """Requests whose automaton is ready join the scheduler; a failed build fails them."""
+        if not self.building:
+            return
+        if self.scheduler.is_idle:  # nothing else to do: wait a little for a build
+            wait([f for _, _, f in self.building], timeout=0.05, return_when=FIRST_COMPLETED)
+        still = []
+        for reqs, sink, future in self.building:
+            if not future.done():
+                still.append((reqs, sink, future))
+                continue
+            try:
+                for req in reqs:
+                    self.constraints.attach(req.constraint, future.result(),
+                                            req.params.max_new_tokens)
+            except Exception as exc:  # the request fails alone, before any decoding
+                for req in reqs:
+                    req.finish_reason, req.error = FinishReason.ABORT, f"constraint: {exc}"
+                    self._finish(req)
+                continue
+            for req in reqs:
+                if not req.is_finished:
+                    self.scheduler.add(req)
+        self.building = still
 
     # -- the loop body ------------------------------------------------------------------------
     def step(self) -> None:
+        self._admit_built()
         batch = self.scheduler.schedule()
         if batch is None:
             for req in self.scheduler.out_of_memory():
@@ -83,8 +123,11 @@ class EngineCore:
         except Exception as exc:  # a failing batch fails alone; the engine keeps serving
             log.exception("forward pass failed")
             self.counters.num_failed_batches += 1
+            # NOTE: an extend batch's requests are in no queue now; finish them directly
             for req in batch.reqs:
-                self.abort(req.rid, f"engine error: {type(exc).__name__}: {exc}")
+                req.finish_reason = FinishReason.ABORT
+                req.error = f"engine error: {type(exc).__name__}: {exc}"
+                self._finish(req)
             return
         self.scheduler.after_forward(batch)
         self._count(batch)
@@ -124,9 +167,40 @@ class EngineCore:
             [r.params for r in reqs], [r.prompt_ids for r in reqs], [r.output_ids for r in reqs],
             logits.device,
         )
-        out = sample(logits[rows], sb, self.generator)
+        logits = logits[rows]
+        self.constraints.apply_masks(
+            logits, [r.constraint for r in reqs], self.runner.ops.apply_token_bitmask
+        )
+        out = sample(logits, sb, self.generator)
         for req, token, lp in zip(reqs, out.token_ids, out.logprobs, strict=True):
             self.outputs.append_token(req, token, lp)
+            if req.constraint is not None:
+                self._advance_constraint(req, token)
+
+    def _advance_constraint(self, req: Req, token: int) -> None:
+        """Feed the sampled token to the request's automaton; stop when it has matched and
+        nothing may follow; jump forward over a forced string."""
+        constraint = req.constraint
+        if req.is_finished and token in req.eos_token_ids | set(req.params.stop_token_ids):
+            return  # a stop token (allowed by the mask only where the text matches)
+        self.constraints.advance(constraint, token)
+        if constraint.matcher.is_finished():
+            req.finish_reason = req.finish_reason or FinishReason.STOP
+        if req.is_finished:
+            return
+        step = self.constraints.jump(constraint)
+        if step is None:
+            return
+        room = req.params.max_new_tokens - (len(req.output_ids) - step.num_tokens_to_drop)
+        new = step.new_token_ids[: max(room, 0)]
+        self.scheduler.requeue(req)  # KV into the cache first, while the tokens are unchanged
+        constraint.matcher.rollback(step.num_tokens_to_drop)
+        constraint.matcher.advance_many(new)
+        self.outputs.rewrite_tail(req, step.num_tokens_to_drop, new)
+        constraint.num_forced_tokens += len(new)
+        self.counters.num_forced_tokens += len(new)
+        if constraint.matcher.is_finished():
+            req.finish_reason = req.finish_reason or FinishReason.STOP
 
     def _emit(self, batch: ScheduledBatch) -> None:
         for req in batch.reqs:
@@ -150,5 +224,5 @@ class EngineCore:
             if delta is not None:
                 sink.on_delta(delta)
         sink.on_output(self.outputs.output(req))
-        if not any(r.rid == req.rid for r in self.scheduler.all_reqs()):
+        if not any(r.rid == req.rid for r in self.all_reqs()):
             del self.sinks[req.rid]

@@ -44,6 +44,24 @@ class OutputProcessor:
         ):
             req.finish_reason = FinishReason.LENGTH
 
+    def rewrite_tail(self, req: Req, num_drop: int, new_tokens: list[int]) -> None:
+        """Replace the last `num_drop` output tokens by `new_tokens` (jump-forward), redo the
+        text, and set `req.finish_reason` if the request is now at its length limit. The
+        new tokens get logprob 0 (the constraint left no choice)."""
+        keep = len(req.output_ids) - num_drop
+        del req.output_ids[keep:]
+        req.output_ids += new_tokens
+        if req.logprobs is not None:
+            del req.logprobs[keep:]
+            req.logprobs += [TokenLogprob(t, 0.0) for t in new_tokens]
+        req.sent_token_len = min(req.sent_token_len, keep)
+        req.sent_logprob_len = min(req.sent_logprob_len, keep)
+        self.start(req)  # a fresh detokenizer, fed the whole output again
+        req.text = ""
+        self._push_text(req, req.output_ids)
+        if req.finish_reason is None and len(req.output_ids) >= req.params.max_new_tokens:
+            req.finish_reason = FinishReason.LENGTH
+
     def _push_text(self, req: Req, tokens: list[int]) -> None:
         detok, stop = req.decode_state
         if detok is None:
@@ -92,4 +110,5 @@ class OutputProcessor:
             usage=Usage(len(req.prompt_ids), req.cached_len, len(req.output_ids)),
             logprobs=req.logprobs,
             error=req.error,
+            is_valid=None if req.constraint is None else req.constraint.is_valid,
         )

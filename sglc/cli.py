@@ -39,6 +39,8 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-total-tokens", type=int, metavar="N", help="KV pool size in tokens")
     p.add_argument("--policy", default="lpm", choices=["lpm", "fcfs"], help="scheduling policy")
     p.add_argument("--disable-radix-cache", action="store_true", help="turn prefix caching off")
+    p.add_argument("--attention-backend", choices=["torch", "triton"], default=None,
+                   help="kernel backend (default: triton on CUDA, torch on CPU)")
 
 
 def _add_generate(sub: Any) -> None:
@@ -73,7 +75,8 @@ def make_engine(args: argparse.Namespace):
     from sglc.runtime.engine import Engine
 
     options = {"device": args.device, "dtype": args.dtype, "policy": args.policy,
-               "disable_radix_cache": args.disable_radix_cache}
+               "disable_radix_cache": args.disable_radix_cache,
+               "attention_backend": args.attention_backend}
     if args.max_total_tokens is not None:
         options["max_total_tokens"] = args.max_total_tokens
     return Engine(args.model, **options)

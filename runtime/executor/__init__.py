@@ -4,7 +4,6 @@ interpreter.py   frames, control flow, calls, fork / parallel for, host calls, s
 model_ops.py     gen / select / prefetch against the engine (healing, schema fields)
 model_calls.py   EngineClient: ready gens of all branches go to the engine as one wave
 generation.py    sampling params, constraint checks, prompt-boundary healing
-schema_gen.py    flat schema gens filled field by field
 streams.py       a call's prompt: chat turns + raw text, incremental token ids
 builtins.py      value ops and builtins with SGL-level error messages
 host.py          extern fn bindings, --tools files, the built-in calculator

@@ -1,30 +1,22 @@
 """`gen` and `select` against the engine: sampling parameters, constraints, values.
 
-The engine does not enforce regexes yet (constrained decoding is a later issue), so a
-constrained `gen` is emulated here:
+A constrained `gen` (a type, regex, choice, schema or `json`) sends its canonical regex to
+the engine, which decodes under it (compressed FSM with jump-forward), so the text always
+fullmatches it unless max_tokens runs out first (a `GenError`); the text is then parsed into
+the gen's SGL type. `select` scores its options instead (`Engine.score`).
 
-- a **choice** constraint (`gen mood: "happy" | "sad"`) is decided like `select`: each
-  choice is scored as a continuation and the most likely one (length-normalized) wins, so
-  the value is always valid;
-- a flat schema is filled field by field (schema_gen.py);
-- any other constraint (int, float, bool, regex, other schemas, json) generates freely, then
-  the text must `re.fullmatch` the canonical regex. When the model wrote a valid value and kept
-  going, the longest prefix that matches is kept (where a constrained decoder would have
-  stopped); otherwise it is a `GenError` naming the gen, the regex and the text.
-
-Prompt-boundary healing (approximate, until the engine can force a first token): a prompt
-whose last text piece ends in spaces ("Input: ") is sent without them, and when the output
-starts with them (" 84") they are moved into the output's first token, as the model was
-trained to see them. When it does not, the stream keeps the spaces as written.
+Prompt-boundary healing: a prompt whose last text piece ends in spaces ("Input: ") is sent
+without them, so that they can be part of the output's first token (" 84"), as the model
+was trained to see them. A constrained gen's regex then starts with those spaces, so the
+engine forces them; a free gen that does not start with them keeps the spaces as written.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from sglc.ir import Gen, ParseError, parse_generated
+from sglc.ir import Gen
 from sglc.runtime.core import InvalidRequest, SamplingParams
 from sglc.runtime.executor.streams import Stream
 from sglc.runtime.inputs import common_prefix_len
@@ -76,35 +68,12 @@ def sampling_params(params: dict[str, Any]) -> SamplingParams:
         raise GenParamError(str(exc).removeprefix("invalid sampling params: ")) from None
 
 
-@dataclass(frozen=True)
-class Checked:
-    """A constrained gen's output: the text kept (appended to the stream) and its value."""
-
-    text: str
-    value: Any
-    is_trimmed: bool
-
-
-def check_generated(gen: Gen, text: str) -> Checked | None:
-    """Validate and parse `text` for `gen`; None when no prefix of it is acceptable."""
-    if gen.regex is None:
-        return _parse(gen, text, is_trimmed=False)
-    pattern = re.compile(gen.regex)
-    if pattern.fullmatch(text):
-        return _parse(gen, text, is_trimmed=False)
-    for end in range(len(text) - 1, 0, -1):
-        if pattern.fullmatch(text, 0, end):
-            checked = _parse(gen, text[:end], is_trimmed=True)
-            if checked is not None:
-                return checked
-    return None
-
-
-def _parse(gen: Gen, text: str, *, is_trimmed: bool) -> Checked | None:
-    try:
-        return Checked(text, parse_generated(gen.value_type, text), is_trimmed)
-    except ParseError:
-        return None
+def constrained_regex(regex: str, healed_spaces: str = "") -> str:
+    """The regex the engine decodes a constrained gen under: spaces healed off the prompt
+    come first (they belong to the output's first token), then the gen's canonical regex."""
+    if not healed_spaces:
+        return regex
+    return f"{healed_spaces}(?:{regex})"
 
 
 def describe_constraint(gen: Gen) -> str:

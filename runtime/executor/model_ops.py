@@ -2,20 +2,21 @@
 
 A mixin of `Interpreter` (which supplies `program`, `client`, `trace`, `on_gen`,
 `normalized_select`); kept apart because this is where the executor meets the engine:
-prompt-boundary healing, constraint emulation, schema fields and trace records.
+prompt-boundary healing, constrained gens (decoded by the engine) and trace records.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sglc import ir
+from sglc.ir import parse_generated
 from sglc.runtime.executor.errors import GenError, SGLRuntimeError
 from sglc.runtime.executor.generation import (
     GenParamError,
-    check_generated,
+    constrained_regex,
     describe_constraint,
     heal_gen,
     heal_options,
@@ -23,13 +24,6 @@ from sglc.runtime.executor.generation import (
     sampling_params,
 )
 from sglc.runtime.executor.model_calls import EngineClient
-from sglc.runtime.executor.schema_gen import (
-    MAX_NUMBER_TOKENS,
-    MAX_STRING_TOKENS,
-    Field,
-    flat_fields,
-    key_text,
-)
 from sglc.runtime.executor.streams import Stream
 from sglc.runtime.executor.trace import Trace
 
@@ -64,18 +58,12 @@ class ModelOps:
             params = sampling_params(self._kwargs(i.params, f))
         except GenParamError as exc:
             raise GenError(f"gen '{i.dest}': {exc}") from None
-        if i.constraint.kind == "choice":
-            choice = await self._choose(i, f, list(i.constraint.choices))
-            f.vars[i.dest] = choice
-            return
-        if i.constraint.kind == "schema":
-            fields = flat_fields(self.program.schemas.get(i.constraint.schema or ""))
-            if fields is not None:
-                f.vars[i.dest] = await self._gen_fields(i, f, fields)
-                return
         self._prompt(f, f"gen '{i.dest}'")
         healed = heal_gen(f.stream)
         ids = healed.prompt_ids if healed else f.stream.prompt_ids()
+        if i.regex is not None:  # the engine decodes under the constraint
+            spaces = healed.spaces if healed else ""
+            params = dataclasses.replace(params, regex=constrained_regex(i.regex, spaces))
         start = self.trace.now() if self.trace else 0.0
         result = await self.client.generate(ids, params)
         out = result.output
@@ -86,31 +74,31 @@ class ModelOps:
             text = text[len(healed.spaces) :]
         else:
             healed = None
-        checked = check_generated(i, text)
+        value = self._gen_value(i, text, out)
         if self.trace is not None:
-            self._trace_gen(i, f, ids, params, result, checked, start)
-        if checked is None:
-            raise GenError(
-                f"gen '{i.dest}' produced text that does not match its constraint "
-                f"{describe_constraint(i)} (regex /{i.regex}/): {text!r}",
-                hint="the engine does not constrain decoding yet; a clearer prompt, an example "
-                "of the format, or more max_tokens may help",
-            )
+            self._trace_gen(i, f, ids, params, result, text, start)
         if healed is not None:
             f.stream.replace_tail(healed.head_text, f.stream.encode_piece(healed.head_text))
-            if checked.is_trimmed:
-                f.stream.append(healed.spaces + checked.text)
-            else:
-                f.stream.append_generated(out.text, out.token_ids)
-        elif checked.is_trimmed:
-            f.stream.append(checked.text)
-        else:
-            f.stream.append_generated(out.text, out.token_ids)
+        f.stream.append_generated(out.text, out.token_ids)
         if self.on_gen is not None:
-            self.on_gen(f.label, i.dest, checked.text)
-        f.vars[i.dest] = checked.value
+            self.on_gen(f.label, i.dest, text)
+        f.vars[i.dest] = value
 
-    def _trace_gen(self, i, f, ids, params, result, checked, start) -> None:
+    @staticmethod
+    def _gen_value(i: ir.Gen, text: str, out: Any) -> Any:
+        """The gen's SGL value; GenError when a constrained output is incomplete."""
+        if out.is_valid is False:
+            raise GenError(
+                f"gen '{i.dest}' ran out of tokens before completing its constraint "
+                f"{describe_constraint(i)}: {text!r}",
+                hint="raise max_tokens for this gen",
+            )
+        try:
+            return parse_generated(i.value_type, text)
+        except ir.ParseError as exc:
+            raise GenError(f"gen '{i.dest}': cannot read {text!r} as {i.value_type}: {exc}") from None
+
+    def _trace_gen(self, i, f, ids, params, result, text, start) -> None:
         out = result.output
         self.trace.add(
             {
@@ -124,7 +112,7 @@ class ModelOps:
                 "constraint": describe_constraint(i),
                 "regex": i.regex,
                 "output": out.text,
-                "value_text": checked.text if checked else None,
+                "value_text": text,
                 "finish_reason": out.finish_reason.value if out.finish_reason else None,
                 "cached_tokens": out.usage.cached_tokens,
                 "completion_tokens": out.usage.completion_tokens,
@@ -133,51 +121,6 @@ class ModelOps:
                 "end_s": self.trace.now(),
             }
         )
-
-    async def _gen_fields(self, i: ir.Gen, f: _Frame, fields: list[Field]) -> dict[str, Any]:
-        """A flat schema gen as one small interleaved program (see schema_gen.py)."""
-        base = tuple((k, v) for k, v in i.params if k not in ("max_tokens", "stop"))
-        value: dict[str, Any] = {}
-        # NOTE: punctuation is appended in the pieces the model was trained on ('{"name":"',
-        # '","age":'), so a closing quote waits and is written with the next key.
-        pending = ""
-        for n, field_ in enumerate(fields):
-            key = pending + key_text(n, field_.name)
-            pending = ""
-            dest = f"{i.dest}.{field_.name}"
-            if field_.kind == "choice":
-                f.stream.append(key)
-                choice = await self._choose(
-                    ir.Select(dest, ir.Const(None), span=i.span), f, list(field_.choices)
-                )
-                value[field_.name] = json.loads(choice)
-                continue
-            if field_.kind == "string":
-                f.stream.append(key + '"')
-                sub = ir.Gen(
-                    dest,
-                    ir.Constraint("str"),
-                    "str",
-                    None,
-                    (*base, ("stop", ir.Const('"')), ("max_tokens", ir.Const(MAX_STRING_TOKENS))),
-                    span=i.span,
-                )
-            else:
-                f.stream.append(key)
-                sub = ir.Gen(
-                    dest,
-                    ir.Constraint(field_.kind),
-                    field_.kind,
-                    field_.regex,
-                    (*base, ("stop", ir.Const(",")), ("max_tokens", ir.Const(MAX_NUMBER_TOKENS))),
-                    span=i.span,
-                )
-            await self._gen(sub, f)
-            value[field_.name] = f.vars.pop(dest)
-            if field_.kind == "string":
-                pending = '"'
-        f.stream.append(pending + "}")
-        return value
 
     async def _select(self, i: ir.Select, f: _Frame) -> None:
         options = self._val(i.options, f)

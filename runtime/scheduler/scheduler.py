@@ -147,6 +147,14 @@ class Scheduler:
         self.num_retractions += 1
         self.waiting.insert(0, req)
 
+    def requeue(self, req: Req) -> None:
+        """Send a running request back to wait for an extend (jump-forward appends tokens):
+        its KV goes to the prefix cache, from which the extend reuses it."""
+        self.running.remove(req)
+        self.kv.release(req)
+        req.state = ReqState.WAITING
+        self.waiting.insert(0, req)
+
     # -- after the forward pass -------------------------------------------------------------------
     def after_forward(self, batch: ScheduledBatch) -> None:
         """Advance KV lengths; requests whose prefill completed start running."""

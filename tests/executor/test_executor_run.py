@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -149,23 +150,40 @@ def test_schema_gen_gives_a_dict_of_typed_fields(runtime):
     prog = api.compile(
         """
 schema P:
-    name: str
+    name: "Ann" | "Bob" | "Cy"
     city: "Paris" | "Rome"
     ok: bool
 
 fn f() -> P:
-    "Person: " gen p: P(max_tokens=8)
+    "Person: " gen p: P(max_tokens=40)
     return p
 """,
         "schema.sgl",
     )
-    p = prog.f(runtime=runtime)
+    trace = Trace()
+    p = prog.f(runtime=runtime, trace=trace)
     assert set(p) == {"name", "city", "ok"}
-    assert isinstance(p["name"], str) and p["city"] in ("Paris", "Rome")
+    assert p["name"] in ("Ann", "Bob", "Cy") and p["city"] in ("Paris", "Rome")
     assert isinstance(p["ok"], bool)
+    (record,) = trace.records
+    assert json.loads(record["output"]) == p  # one constrained gen, decoded by the engine
 
 
-def test_regex_mismatch_names_gen_regex_and_text(runtime):
+def test_constrained_gen_values_always_match(runtime):
+    prog = api.compile(
+        """
+fn f() -> list[str]:
+    "Code: " gen code: /[A-Z]{2}-[0-9]{3}/(max_tokens=12)
+    " Flag: " gen flag: bool(max_tokens=8)
+    return [code, str(flag)]
+""",
+        "codes.sgl",
+    )
+    code, flag = prog.f(runtime=runtime)
+    assert re.fullmatch(r"[A-Z]{2}-[0-9]{3}", code) and flag in ("True", "False")
+
+
+def test_gen_out_of_tokens_names_gen_and_constraint(runtime):
     prog = api.compile(
         """
 fn f() -> int:
@@ -177,8 +195,7 @@ fn f() -> int:
     with pytest.raises(GenError) as info:
         prog.f(runtime=runtime)
     text = str(info.value)
-    assert "gen 'n' produced text that does not match" in text
-    assert "[0-9]{40}" in text and "regex.sgl:3:24" in text
+    assert "gen 'n'" in text and "max_new_tokens is 3" in text and "regex.sgl:3:24" in text
 
 
 def test_host_functions_bound_missing_and_raising(runtime):

@@ -9,7 +9,12 @@ import pytest
 
 from sglc.ir import Constraint, Gen, ParseError, parse_generated
 from sglc.ir.passes import compile_constraints
-from sglc.ir.passes.constraints import constraint_regex, escape_literal
+from sglc.ir.passes.constraints import (
+    ConstraintError,
+    constraint_regex,
+    escape_literal,
+    schema_regex,
+)
 
 SAMPLES = {
     "int": (["0", "7", "-12", "100"], ["", "01", "+1", "1.0", "1e3", " 1", "-", "--1", "1_0"]),
@@ -74,3 +79,23 @@ def test_the_pass_sets_every_gen_regex(lower) -> None:
             if isinstance(i, Gen)}
     assert gens["a"].regex == r"-?(0|[1-9][0-9]*)" and gens["b"].regex == "(x|y)"
     assert re.fullmatch(gens["c"].regex, '{"n":-4}') and gens["d"].regex is None
+
+
+def test_a_json_field_stays_inside_its_object() -> None:
+    """outlines-core's regex for {} is a bare alternation; nested, it must be grouped."""
+    schema = {"type": "object", "properties": {"data": {}}, "required": ["data"],
+              "additionalProperties": False}
+    regex = constraint_regex(Constraint("schema", schema="P"), {"P": schema})
+    assert re.fullmatch(regex, '{"data":[1,"x",null]}')
+    assert re.fullmatch(regex, "null") is None and re.fullmatch(regex, '{"data":true') is None
+
+
+def test_constraint_errors_carry_positions() -> None:
+    with pytest.raises(ConstraintError) as info:
+        constraint_regex(Constraint("regex", pattern="ab(?=c)"), {})
+    assert info.value.position == 2
+    with pytest.raises(ConstraintError) as info:
+        constraint_regex(Constraint("schema", schema="P"),
+                         {"P": {"type": "object", "patternProperties": {}}})
+    assert info.value.pointer == "/patternProperties"
+    assert schema_regex('{"type": "integer"}') == "(-)?(0|[1-9][0-9]*)"

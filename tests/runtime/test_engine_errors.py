@@ -143,3 +143,24 @@ def test_engine_errors_are_one_family():
     assert issubclass(InvalidRequest, EngineError)
     assert issubclass(ModelLoadError, EngineError)
     assert issubclass(UnsupportedModel, EngineError)
+
+
+def test_failing_forward_pass_fails_its_batch_and_the_engine_goes_on(llama_dir):
+    import sglc
+
+    with sglc.Engine(llama_dir, max_total_tokens=2048) as engine:
+        real_forward, calls = engine.core.runner.forward, []
+
+        def flaky_forward(batch):  # a test double: the first pass (an extend) fails
+            calls.append(batch.mode)
+            if len(calls) == 1:
+                raise RuntimeError("device lost")
+            return real_forward(batch)
+
+        engine.core.runner.forward = flaky_forward
+        (failed,) = engine.generate([[1, 5, 7]], {"max_new_tokens": 4, "temperature": 0})
+        assert failed.finish_reason.value == "abort" and "device lost" in failed.error
+        (ok,) = engine.generate([[1, 5, 7]], {"max_new_tokens": 4, "temperature": 0,
+                                              "ignore_eos": True})
+        assert ok.error is None and len(ok.token_ids) == 4
+        assert engine.stats()["num_failed_batches"] == 1

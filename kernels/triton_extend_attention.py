@@ -1,0 +1,239 @@
+"""Triton extend (prefill) attention: new tokens over a cached prefix, causal among themselves.
+
+Same contract as :func:`sglc.kernels.extend_attention.extend_attention`.
+
+Work is cut into *tiles* of ``BLOCK_M`` consecutive new queries of one request; the plan
+lists them (longest context first, so the slowest tiles start earliest) and the grid is
+``(num_tiles, Hq)``. A program holds its ``[BLOCK_M, BLOCK_D]`` query tile and walks the
+key positions it may see, ``key_lo .. last query position``, in blocks of ``BLOCK_N``:
+slots come from ``req_to_token`` and K/V rows of kv head ``h // (Hq // Hkv)`` are gathered
+from the pool. The cached prefix and the new tokens form one range (``store_kv`` has
+already put the new K/V in the pool); the causal and window masks only hide keys in the
+blocks next to the diagonal and at the window's start. Softmax runs online in float32
+(running max and denominator, exp2), so nothing of size ``[M, keys]`` is materialised.
+
+    tile (request b, queries i0 .. i0+BLOCK_M-1 at positions prefix_b + i)
+    keys:  key_lo ....................... prefix_b + i0 ... last query position
+           [BLOCK_N][BLOCK_N][BLOCK_N] ... [BLOCK_N, masked causally / by window]
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import NamedTuple
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from sglc.kernels.attention_common import (
+    AttentionShape,
+    IndexLike,
+    check_options,
+    check_shapes,
+    to_int_list,
+)
+from sglc.kernels.triton_common import (
+    attention_scores,
+    check_launchable,
+    check_plan_matches,
+    dot_block,
+    dot_precision,
+    int32_tensor,
+    is_interpreted,
+    load_kv_tile,
+    online_softmax_step,
+    require_unit_last_stride,
+    store_dtype,
+)
+
+# Tile sides on a GPU; the interpreter uses the smallest `tl.dot` tiles so that small test
+# shapes still cross block boundaries.
+GPU_BLOCK_M = 64
+GPU_BLOCK_N = 64
+INTERPRETER_BLOCK = 16
+
+
+class TritonExtendPlan(NamedTuple):
+    """A batch's extend layout as device tensors, built once per forward pass."""
+
+    shape: AttentionShape
+    sliding_window: int | None
+    num_tokens: int  # sum of extend lens: rows of q
+    max_extend_len: int
+    block_m: int
+    block_n: int
+    requests: Tensor  # [B, 4] int32: req_to_token row, first row in q, prefix len, extend len
+    tiles: Tensor  # [num_tiles, 2] int32: request index, first query of the tile in it
+
+    @property
+    def num_tiles(self) -> int:
+        return int(self.tiles.shape[0])
+
+
+def triton_plan_extend(
+    req_to_token: Tensor,
+    req_pool_indices: IndexLike,
+    prefix_lens: IndexLike,
+    extend_lens: IndexLike,
+    shape: AttentionShape,
+    *,
+    sliding_window: int | None = None,
+    block_m: int | None = None,
+    block_n: int | None = None,
+) -> TritonExtendPlan:
+    """The tiles and per-request metadata `triton_extend_attention` needs (one sync at most)."""
+    check_options(sliding_window, None)
+    rows, prefixes, extends = (to_int_list(x) for x in (req_pool_indices, prefix_lens, extend_lens))
+    if not len(rows) == len(prefixes) == len(extends):
+        raise ValueError("req_pool_indices, prefix_lens and extend_lens differ in length")
+    default_m, default_n = _default_blocks(req_to_token.device)
+    block_m, block_n = dot_block(block_m or default_m), dot_block(block_n or default_n)
+    q_offsets = list(itertools.accumulate(extends, initial=0))[:-1]
+    requests = [list(r) for r in zip(rows, q_offsets, prefixes, extends, strict=True)]
+    tiles = [(b, start) for b, extend in enumerate(extends) for start in range(0, extend, block_m)]
+    tiles.sort(key=lambda t: -(prefixes[t[0]] + min(t[1] + block_m, extends[t[0]])))
+    device = req_to_token.device
+    return TritonExtendPlan(
+        shape, sliding_window, sum(extends), max(extends, default=0), block_m, block_n,
+        int32_tensor(requests, device).view(-1, 4),
+        int32_tensor([list(t) for t in tiles], device).view(-1, 2),
+    )  # fmt: skip
+
+
+def _default_blocks(device: torch.device) -> tuple[int, int]:
+    if device.type == "cpu":
+        return INTERPRETER_BLOCK, INTERPRETER_BLOCK
+    return GPU_BLOCK_M, GPU_BLOCK_N
+
+
+def triton_extend_attention(
+    q: Tensor,
+    k_buffer: Tensor,
+    v_buffer: Tensor,
+    req_to_token: Tensor,
+    req_pool_indices: IndexLike,
+    prefix_lens: IndexLike,
+    extend_lens: IndexLike,
+    *,
+    sm_scale: float,
+    sliding_window: int | None = None,
+    logit_cap: float | None = None,
+    plan: TritonExtendPlan | None = None,
+) -> Tensor:
+    """Attention of each request's new tokens over its whole cached context.
+
+    Contract as `extend_attention`: ``q[T, Hq, D]`` in request order, the new tokens' K/V
+    already in the pool; returns ``[T, Hq, D]`` in ``q.dtype``. `plan` (from
+    `triton_plan_extend` on the same metadata and window) skips re-deriving the layout.
+    """
+    shape = check_shapes(q, k_buffer, v_buffer)
+    check_options(sliding_window, logit_cap)
+    if plan is None:
+        plan = triton_plan_extend(
+            req_to_token, req_pool_indices, prefix_lens, extend_lens, shape,
+            sliding_window=sliding_window,
+        )  # fmt: skip
+    _check_plan(plan, shape, sliding_window, q)
+    q = q if q.stride(-1) == 1 else q.contiguous()
+    require_unit_last_stride(k_buffer, v_buffer, req_to_token)
+    check_launchable(_extend_kernel, q, k_buffer, v_buffer, req_to_token, plan.requests)
+    out = torch.empty(q.shape, dtype=store_dtype(_extend_kernel, q.dtype), device=q.device)
+    if plan.num_tiles > 0:
+        _launch(q, k_buffer, v_buffer, req_to_token, out, plan, sm_scale, logit_cap)
+    return out.to(q.dtype)
+
+
+def _check_plan(
+    plan: TritonExtendPlan, shape: AttentionShape, sliding_window: int | None, q: Tensor
+) -> None:
+    check_plan_matches(plan.shape, plan.sliding_window, shape, sliding_window)
+    if plan.num_tokens != q.shape[0]:
+        raise ValueError(f"q has {q.shape[0]} rows but extend_lens sum to {plan.num_tokens}")
+
+
+def _launch(
+    q: Tensor,
+    k_buffer: Tensor,
+    v_buffer: Tensor,
+    req_to_token: Tensor,
+    out: Tensor,
+    plan: TritonExtendPlan,
+    sm_scale: float,
+    logit_cap: float | None,
+) -> None:
+    shape = plan.shape
+    _extend_kernel[(plan.num_tiles, shape.num_q_heads)](
+        q, k_buffer, v_buffer, out, req_to_token, plan.requests, plan.tiles,
+        q.stride(0), q.stride(1), k_buffer.stride(0), k_buffer.stride(1),
+        v_buffer.stride(0), v_buffer.stride(1), out.stride(0), out.stride(1),
+        req_to_token.stride(0),
+        sm_scale, logit_cap or 1.0, plan.sliding_window or 0,
+        shape.head_dim, shape.num_q_heads // shape.num_kv_heads,
+        BLOCK_M=plan.block_m, BLOCK_N=plan.block_n, BLOCK_D=dot_block(shape.head_dim),
+        HAS_WINDOW=plan.sliding_window is not None, HAS_CAP=logit_cap is not None,
+        PRECISION=dot_precision(q.dtype), UPCAST=is_interpreted(_extend_kernel),
+    )  # fmt: skip
+
+
+@triton.jit
+def _extend_kernel(
+    q, k_buffer, v_buffer, out, req_to_token, requests, tiles,
+    stride_q_tok, stride_q_head, stride_k_slot, stride_k_head,
+    stride_v_slot, stride_v_head, stride_o_tok, stride_o_head,
+    stride_r2t_row,
+    sm_scale, logit_cap, sliding_window,
+    head_dim, kv_group,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    HAS_WINDOW: tl.constexpr, HAS_CAP: tl.constexpr,
+    PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+):  # fmt: skip
+    tile = tl.program_id(0)
+    head = tl.program_id(1)
+    req = tl.load(tiles + 2 * tile)
+    first_query = tl.load(tiles + 2 * tile + 1)
+    req_row = tl.load(requests + 4 * req).to(tl.int64)
+    q_offset = tl.load(requests + 4 * req + 1)
+    prefix_len = tl.load(requests + 4 * req + 2)
+    extend_len = tl.load(requests + 4 * req + 3)
+
+    queries = first_query + tl.arange(0, BLOCK_M)
+    is_query = queries < extend_len
+    q_pos = prefix_len + queries
+    dims = tl.arange(0, BLOCK_D)
+    is_dim = dims < head_dim
+    q_rows = (q_offset + queries).to(tl.int64)
+    q_mask = is_query[:, None] & is_dim[None, :]
+    q_tile = tl.load(
+        q + q_rows[:, None] * stride_q_tok + head * stride_q_head + dims[None, :],
+        mask=q_mask, other=0.0,
+    )  # fmt: skip
+
+    key_hi = prefix_len + tl.minimum(first_query + BLOCK_M, extend_len)
+    key_lo = 0
+    if HAS_WINDOW:
+        key_lo = tl.maximum(prefix_len + first_query - sliding_window + 1, 0)
+    kv_head = head // kv_group
+    m_i = tl.full([BLOCK_M], -1.0e30, tl.float32)
+    l_i = tl.zeros([BLOCK_M], tl.float32)
+    acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
+    for start in range(key_lo, key_hi, BLOCK_N):
+        k_pos = start + tl.arange(0, BLOCK_N)
+        is_key = k_pos < key_hi
+        slots = tl.load(req_to_token + req_row * stride_r2t_row + k_pos, mask=is_key, other=0)
+        slots = slots.to(tl.int64)
+        kv_mask = is_key[:, None] & is_dim[None, :]
+        k = load_kv_tile(k_buffer, slots, kv_head, stride_k_slot, stride_k_head, dims, kv_mask)
+        s = attention_scores(q_tile, k, sm_scale, logit_cap, HAS_CAP, PRECISION, UPCAST)
+        visible = is_key[None, :] & (k_pos[None, :] <= q_pos[:, None])
+        if HAS_WINDOW:
+            visible &= k_pos[None, :] > q_pos[:, None] - sliding_window
+        s = tl.where(visible, s, float("-inf"))
+        v = load_kv_tile(v_buffer, slots, kv_head, stride_v_slot, stride_v_head, dims, kv_mask)
+        acc, m_i, l_i = online_softmax_step(acc, m_i, l_i, s, v, PRECISION, UPCAST)
+
+    # Every real query sees at least itself; padded rows may see nothing and are not stored.
+    result = acc / tl.where(l_i > 0, l_i, 1.0)[:, None]
+    o_ptrs = out + q_rows[:, None] * stride_o_tok + head * stride_o_head + dims[None, :]
+    tl.store(o_ptrs, result.to(out.dtype.element_ty), mask=q_mask)

@@ -1,0 +1,11 @@
+"""Constrained decoding: constraints as regexes, token automata over a vocabulary, jump-forward.
+
+Modules:
+    regex         the constraint compiler: one canonical regex per constraint (types, choices,
+                  JSON schemas, regex literals), the supported regex dialect and schema subset,
+                  `ConstraintError`, and `index_regex` (the form handed to outlines-core `Index`)
+    vocabulary    the tokenizer's vocabulary as outlines-core sees it
+    index_cache   token automata (outlines-core `Index`) cached by (regex, vocabulary hash)
+    matcher       per-request automaton state: allowed-token masks, advancing, rollback
+    jump_forward  forced paths through the automaton, appended without a decode step
+"""

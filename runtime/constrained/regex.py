@@ -1,0 +1,1174 @@
+"""The constraint compiler: one canonical regex per constraint, and the form the engine's token
+automaton (outlines-core `Index`) is built from.
+
+Canonical regexes (`canonical_regex`; `sglc.ir.passes.constraints` sets them on every `gen`):
+
+    int, float, bool   values.INT_REGEX, FLOAT_REGEX, BOOL_REGEX (what `parse_generated` reads)
+    str                None (any text), or [\\s\\S]{0,N} with a length bound
+    regex              the pattern as written, once `check_regex` accepts it
+    choice             (a|b|c), each option escaped
+    schema, json       outlines-core's regex of the JSON schema (`{}` for json), after
+                       `regex_for_schema` validated and normalised it
+
+A canonical regex means what Python's `re.fullmatch` says it means: the text must match it
+whole.
+
+Regex dialect (what `check_regex` accepts) -- Python `re` syntax restricted to regular
+constructs, which outlines-core (Rust's regex-automata) can build an automaton for:
+
+    literals and escapes   \\n \\t \\xHH \\uHHHH \\UHHHHHHHH \\N{name}, octal, escaped punctuation
+    classes                [...] [^...] with ranges and \\d \\w \\s \\D \\W \\S (Unicode, as Python
+                           defines them); . is any character except \\n ([\\s\\S] is any character)
+    groups                 (...) (?:...) (?P<name>...), comments (?#...)
+    alternation            |
+    quantifiers            ? * + {m} {m,} {,n} {m,n}; the lazy forms (*? +? ?? {m,n}?) are
+                           accepted and mean the same (a constraint is a set of whole texts)
+    anchors                only a leading ^ and a trailing $, which change nothing
+
+Rejected with `ConstraintError` carrying the 0-based `position` in the pattern: anchors elsewhere
+(^ $ \\A \\Z \\b \\B), lookarounds (?= (?! (?<= (?<!, backreferences \\1 (?P=name),
+conditionals (?(1)..), atomic groups (?>..), possessive quantifiers (*+ ++ ?+ {m,n}+), inline
+flags (?i) (?s:..), and a regex that matches no text at all (e.g. [^\\s\\S]; the position is the
+first class that matches no character). Python's own syntax errors keep Python's position.
+
+The Index form (`index_form` / `index_regex`). The automaton is never built from the pattern as
+written: the pattern is parsed with Python's `re` parser and re-emitted in the syntax of Rust's
+regex crate -- every class as explicit code-point ranges computed from Python's tables, groups
+as (?:...), lazy quantifiers as greedy ones -- so both engines accept exactly the same texts even
+where their syntaxes disagree (\\w and \\s differ on some code points, Rust has no octal escapes,
+no {,n}, reads [[:alpha:]] as a POSIX class, and so on).
+
+Pitfall of outlines-core 0.2.14 (pinned by tests/runtime/constrained/test_constrained_regex.py).
+`Index(regex, vocabulary)` builds a leftmost-first regex-automata DFA, anchored at the start but
+not at the end, and keeps a token transition only when the state it reaches is not a match state
+or is a match at end of input. Matches are reported one byte late, so once a proper prefix of a
+text is itself a match, every continuation that is not itself a full match is dropped:
+`[0-9]+(\\.[0-9]+)?` rejects "1.5" (after "1", the "." is dropped), `(yes|yesterday)` rejects
+"yesterday". A trailing `$` fixes it: no state can match before the end of input, so no
+transition is dropped. But whenever the empty text is in the language, `$` is reachable from the
+start, the DFA has no context-independent ("universal") start state, and `Index` raises
+("anchored universal start state doesn't exist"); a leading `^` (or \\A) fails the same way. No
+regex form gives an `Index` that accepts the empty text correctly: the empty match is reported
+at the first byte and kills every continuation that is not a full match.
+
+So `index_form(pattern)` returns `(?:R)$`, where R is the pattern's language *minus the empty
+text* (rewritten structurally: for a nullable sequence AB, (A minus "")B | (B minus "")), and
+`accepts_empty`, which the matcher must honour itself (allow EOS before the first token); R is
+None when the language is exactly {""}. `index_regex(pattern)` is `index_form(pattern).regex`.
+
+Cost: regex-automata also determinizes the unanchored start (unused by `Index`), and with `$`
+none of its threads ever ends early: for the any-JSON regex, `(?:R)$` takes over 30 s to build.
+Regexes made by `regex_for_schema` (remembered in this process; the any-JSON ones always)
+accept JSON texts only, and a JSON text that is not a number is never a proper prefix of another
+JSON text, so their Index form puts `$` only after the top-level alternatives that can start a
+number (0.3 s for any JSON). Without that knowledge (a schema regex from another process) the
+plain form is used: the same language, built more slowly. Large bounds cost too: `[\\s\\S]{0,N}`
+takes about 0.3 s to build for N = 1000 and 10 s for N = 5000.
+
+JSON schema subset (`regex_for_schema`; anything else is a `ConstraintError` with the JSON
+pointer of the offending keyword, checked before outlines-core sees the schema):
+
+    any schema      title description default examples $comment $schema $id deprecated readOnly
+                    writeOnly (ignored); $defs / definitions; true and {} (any JSON value: at the
+                    root outlines-core's regex; nested, the same in a group -- outlines-core
+                    leaves it bare, so the alternation escapes the object -- except as array items
+                    or map values, left to outlines-core's shallower generic values, whose
+                    automata build in seconds rather than minutes); false is an error
+    $ref            local JSON pointers ("#", "#/$defs/Name", "#/properties/a", ...), inlined;
+                    no sibling keywords but annotations; a cycle is an error at the closing $ref
+    type            a name or a list of names (a list becomes anyOf, one branch per type)
+    enum / const    non-empty enum; only annotations and a `type` (which every value must have)
+                    beside them; a string value of a non-string type is an error
+    anyOf           non-empty; only annotations beside it; with an any-JSON branch, any JSON
+    string          minLength maxLength, or pattern (the dialect above; matched against the raw
+                    JSON text between the quotes, so it may not match " \\ or control characters,
+                    and it is anchored: a subset of JSON Schema's search semantics), or format
+                    date / date-time / uuid (outlines-core's regexes for time, email and uri can
+                    produce invalid JSON strings; its date regexes do not check the calendar, so a
+                    format-asserting validator can still refuse e.g. 0000-02-31); lengths cannot
+                    be combined with pattern/format (outlines-core would drop them)
+    integer         minimum maximum exclusiveMinimum exclusiveMaximum (numbers) -- compiled here
+                    to an exact decimal range regex (`regex_for_int_range`), since outlines-core
+                    ignores them
+    number          no bounds: rejected (a float range has no compact exact regex)
+    object          properties (names that need no JSON escaping), required (each one listed in
+                    properties), additionalProperties (with properties, additional properties are
+                    never generated; without, a schema for the values of a map, or false for {})
+    array           items (one schema), minItems maxItems, uniqueItems false; or prefixItems
+                    (a fixed tuple) with at most `items: false` beside it
+
+Rejected: allOf oneOf not if/then/else dependentSchemas dependentRequired patternProperties
+propertyNames unevaluated* contains uniqueItems:true multipleOf min/maxProperties, and any
+unknown keyword (outlines-core would ignore it, and the output might not validate).
+
+Whitespace between JSON tokens: "compact" (none, the default) or "flexible" (`[ ]?`, one
+optional space, outlines-core's default). Every text the schema regex accepts is valid JSON that
+validates against the schema (outlines-core's regexes are a subset: e.g. no \\u escapes in
+strings, exponents carry a sign, objects list properties in schema order).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+from urllib.parse import unquote
+
+from outlines_core.json_schema import build_regex_from_schema
+
+try:  # Python 3.11+
+    from re import _constants as _sre
+    from re import _parser as _sre_parse
+except ImportError:  # pragma: no cover - Python 3.10
+    import sre_constants as _sre  # type: ignore[no-redef]
+    import sre_parse as _sre_parse  # type: ignore[no-redef]
+
+
+class ConstraintError(ValueError):
+    """A constraint that cannot become a regex: `pointer` is the JSON pointer of the offending
+    schema keyword, `position` the 0-based offset of the offending construct in a regex (for a
+    schema's `pattern`, both), `hint` a suggestion (or None)."""
+
+    def __init__(self, message: str, *, pointer: str | None = None,
+                 position: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.pointer = pointer
+        self.position = position
+        self.hint = hint
+
+    def __str__(self) -> str:
+        where = []
+        if self.pointer is not None:
+            where.append(f"at {self.pointer}" if self.pointer else "at the schema root")
+        if self.position is not None:
+            where.append(f"position {self.position}")
+        return self.message + (f" ({', '.join(where)})" if where else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Regex dialect: the scanner (positions of unsupported constructs), Python's parser (structure).
+
+_RE_HINTS = (
+    ("unterminated character set", "close the class with ']' (write \\] for a literal bracket)"),
+    ("missing )", "balance the parentheses (write \\( or \\) for literal ones)"),
+    ("unbalanced parenthesis", "balance the parentheses (write \\( or \\) for literal ones)"),
+    ("nothing to repeat", "escape the quantifier character to match it literally, e.g. \\*"),
+    ("multiple repeat", "escape the quantifier character to match it literally, e.g. \\*"),
+    ("bad escape", "remove the backslash or use a supported escape such as \\d, \\w, \\s, \\n"),
+    ("min repeat greater", "write the smaller count first: {m,n} with m <= n"),
+)
+_ANCHOR_HINT = "a constraint always matches the whole text; drop the anchor"
+_FLAGS_HINT = "spell the cases out, e.g. [aA], or [\\s\\S] for any character"
+_REPEAT = re.compile(r"\{(?:\d+(?:,\d*)?|,\d*)\}")
+_GROUP_ERRORS = (
+    ("(?P=", "backreferences are not supported", "a regular language cannot repeat a text"),
+    ("(?=", "lookaround assertions are not supported", None),
+    ("(?!", "lookaround assertions are not supported", None),
+    ("(?<=", "lookaround assertions are not supported", None),
+    ("(?<!", "lookaround assertions are not supported", None),
+    ("(?>", "atomic groups are not supported", "use a plain group (?:...)"),
+    ("(?(", "conditional groups are not supported", "use an alternation (a|b)"),
+)
+
+
+def check_regex(pattern: str) -> None:
+    """Raise ConstraintError (with `position`) unless `pattern` is in the supported dialect
+    and matches at least one text."""
+    _analyze(pattern)
+
+
+def _analyze(pattern: str) -> Any:
+    """Python's parse tree of a pattern in the dialect (raises ConstraintError otherwise)."""
+    _require_text(pattern)
+    return _analyze_text(pattern)
+
+
+def _require_text(pattern: object) -> None:
+    if not isinstance(pattern, str):
+        raise ConstraintError(f"a regex must be a string, not {type(pattern).__name__}")
+
+
+@lru_cache(maxsize=512)
+def _analyze_text(pattern: str) -> Any:
+    tree = _python_parse(pattern)
+    classes = list(_scan(pattern))
+    if _emit_seq(tree.data) is None:
+        raise ConstraintError("the regex matches no text", position=_empty_class(pattern, classes),
+                              hint="a class such as [^\\s\\S] matches no character")
+    return tree
+
+
+def _python_parse(pattern: str) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # FutureWarning for [[ && -- ~~ || inside classes
+        try:
+            tree = _sre_parse.parse(pattern, 0)
+        except re.error as exc:
+            hint = next((h for key, h in _RE_HINTS if key in exc.msg), None)
+            raise ConstraintError(f"invalid regex: {exc.msg}", position=exc.pos or 0,
+                                  hint=hint) from None
+    if tree.state.flags & ~_sre.SRE_FLAG_UNICODE:
+        raise ConstraintError("inline flags are not supported", position=0, hint=_FLAGS_HINT)
+    return tree
+
+
+def _scan(p: str) -> Iterator[tuple[int, int]]:
+    """Walk a pattern Python accepted; raise on unsupported constructs, yield class spans."""
+    i, quantified = 0, False  # quantified: the previous token was a quantifier
+    while i < len(p):
+        c = p[i]
+        repeat = _REPEAT.match(p, i) if c == "{" else None
+        if c in "*+?" or repeat:
+            if quantified and c == "+":
+                raise ConstraintError("possessive quantifiers are not supported", position=i,
+                                      hint="drop the + after the quantifier")
+            i, quantified = (repeat.end() if repeat else i + 1), not quantified
+            continue
+        quantified = False
+        if c == "\\":
+            _check_escape(p, i)
+            i = _escape_end(p, i)
+        elif c == "[":
+            end = _class_end(p, i)
+            yield i, end
+            i = end
+        elif c == "(":
+            i = _group_start(p, i)
+        else:
+            _check_anchor(p, i)
+            i += 1
+
+
+def _check_escape(p: str, i: int) -> None:
+    nxt = p[i + 1]
+    if nxt in "AZbB":
+        raise ConstraintError(f"anchor \\{nxt} is not supported", position=i, hint=_ANCHOR_HINT)
+    if nxt in "123456789" and not _is_octal(p, i + 1):
+        raise ConstraintError("backreferences are not supported", position=i,
+                              hint="a regular language cannot repeat a captured text")
+
+
+def _is_octal(p: str, j: int) -> bool:
+    """Python reads a backslash and three octal digits as an octal escape."""
+    return len(p) >= j + 3 and all(ch in "01234567" for ch in p[j:j + 3])
+
+
+def _escape_end(p: str, i: int) -> int:
+    return p.index("}", i) + 1 if p.startswith("N{", i + 1) else i + 2
+
+
+def _class_end(p: str, i: int) -> int:
+    j = i + 1
+    j += p.startswith("^", j)
+    j += p.startswith("]", j)
+    while p[j] != "]":
+        j = _escape_end(p, j) if p[j] == "\\" else j + 1
+    return j + 1
+
+
+def _group_start(p: str, i: int) -> int:
+    """Check a group opening at `i`; return where scanning goes on."""
+    if not p.startswith("(?", i):
+        return i + 1
+    if p.startswith("(?:", i):
+        return i + 3
+    if p.startswith("(?P<", i):
+        return p.index(">", i) + 1
+    if p.startswith("(?#", i):
+        return p.index(")", i) + 1
+    for prefix, message, hint in _GROUP_ERRORS:
+        if p.startswith(prefix, i):
+            raise ConstraintError(message, position=i, hint=hint)
+    raise ConstraintError("inline flags are not supported", position=i, hint=_FLAGS_HINT)
+
+
+def _check_anchor(p: str, i: int) -> None:
+    if (p[i] == "^" and i > 0) or (p[i] == "$" and i < len(p) - 1):
+        where = "start" if p[i] == "^" else "end"
+        raise ConstraintError(f"anchor {p[i]} is only allowed at the {where} of a constraint",
+                              position=i, hint=_ANCHOR_HINT)
+
+
+def _empty_class(pattern: str, classes: Sequence[tuple[int, int]]) -> int | None:
+    """The position of the first class that matches no character."""
+    for start, end in classes:
+        data = _python_parse(pattern[start:end]).data
+        if len(data) == 1 and not _charset(*data[0]):
+            return start
+    return None
+
+
+def _strip_anchors(pattern: str) -> str:
+    """A pattern in the dialect without its leading ^ and trailing $ (no-ops for fullmatch)."""
+    if pattern.startswith("^"):
+        pattern = pattern[1:]
+    backslashes = len(pattern[:-1]) - len(pattern[:-1].rstrip("\\"))
+    if pattern.endswith("$") and backslashes % 2 == 0:
+        pattern = pattern[:-1]
+    return pattern
+
+
+# ---------------------------------------------------------------------------------------------
+# Character sets as sorted, disjoint code-point intervals over the Unicode scalar values.
+
+Intervals = tuple[tuple[int, int], ...]
+_UNIVERSE: Intervals = ((0, 0xD7FF), (0xE000, 0x10FFFF))
+_CATEGORIES = {
+    _sre.CATEGORY_DIGIT: ("d", False), _sre.CATEGORY_NOT_DIGIT: ("d", True),
+    _sre.CATEGORY_SPACE: ("s", False), _sre.CATEGORY_NOT_SPACE: ("s", True),
+    _sre.CATEGORY_WORD: ("w", False), _sre.CATEGORY_NOT_WORD: ("w", True),
+}
+_CHAR_OPS = frozenset({_sre.LITERAL, _sre.NOT_LITERAL, _sre.ANY, _sre.IN})
+
+
+def _merge(ivs: Sequence[tuple[int, int]]) -> Intervals:
+    """Sort, merge and clip to the scalar values (no surrogates: they never occur in text)."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(ivs):
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return tuple((max(lo, ulo), min(hi, uhi)) for lo, hi in out for ulo, uhi in _UNIVERSE
+                 if lo <= uhi and hi >= ulo)
+
+
+def _complement(ivs: Intervals) -> Intervals:
+    out, nxt = [], 0
+    for lo, hi in ivs:
+        if lo > nxt:
+            out.append((nxt, lo - 1))
+        nxt = hi + 1
+    if nxt <= 0x10FFFF:
+        out.append((nxt, 0x10FFFF))
+    return _merge(out)
+
+
+@lru_cache(maxsize=1)
+def _category_sets() -> dict[str, Intervals]:
+    """Python's \\d, \\s and \\w (str patterns: Unicode), as intervals."""
+    text = "".join(map(chr, range(0xD800))) + "".join(map(chr, range(0xE000, 0x110000)))
+
+    def code_point(index: int) -> int:
+        return index if index < 0xD800 else index + 0x800
+
+    return {name: _merge([(code_point(m.start()), code_point(m.end() - 1))
+                          for m in re.finditer(f"\\{name}+", text)]) for name in "dsw"}
+
+
+def _charset(op: Any, av: Any) -> Intervals:
+    """The characters one item of a parse tree matches (LITERAL, NOT_LITERAL, ANY, IN)."""
+    if op is _sre.LITERAL:
+        return _merge([(av, av)])
+    if op is _sre.NOT_LITERAL:
+        return _complement(_merge([(av, av)]))
+    if op is _sre.ANY:
+        return _complement(((10, 10),))
+    negate, ivs = False, []
+    for item, value in av:
+        if item is _sre.NEGATE:
+            negate = True
+        elif item is _sre.LITERAL:
+            ivs.append((value, value))
+        elif item is _sre.RANGE:
+            ivs.append(value)
+        elif item is _sre.CATEGORY and value in _CATEGORIES:
+            name, negated = _CATEGORIES[value]
+            category = _category_sets()[name]
+            ivs.extend(_complement(category) if negated else category)
+        else:
+            raise ConstraintError(f"unsupported class item {item}")
+    merged = _merge(ivs)
+    return _complement(merged) if negate else merged
+
+
+# ---------------------------------------------------------------------------------------------
+# Emission in Rust regex syntax (None: the empty language), and the language minus "".
+
+_RUST_META = frozenset("\\.+*?()|[]{}^$#&-~")
+
+
+def _esc(cp: int) -> str:
+    ch = chr(cp)
+    if ch in _RUST_META:
+        return "\\" + ch
+    return ch if " " < ch < "\x7f" else f"\\x{{{cp:X}}}"
+
+
+def _ranges(ivs: Intervals) -> str:
+    return "".join(_esc(lo) if lo == hi else f"{_esc(lo)}-{_esc(hi)}" for lo, hi in ivs)
+
+
+def _emit_set(ivs: Intervals) -> str | None:
+    if not ivs:
+        return None
+    if len(ivs) == 1 and ivs[0][0] == ivs[0][1]:
+        return _esc(ivs[0][0])
+    rest = _complement(ivs)
+    if not rest:
+        return "[\\x{0}-\\x{10FFFF}]"
+    return f"[^{_ranges(rest)}]" if len(rest) < len(ivs) else f"[{_ranges(ivs)}]"
+
+
+def _alt(alternatives: Sequence[str | None]) -> str | None:
+    kept = [a for a in alternatives if a is not None]
+    return f"(?:{'|'.join(kept)})" if kept else None
+
+
+def _quantifier(lo: int, hi: int) -> str:
+    if hi == _sre.MAXREPEAT:
+        return {0: "*", 1: "+"}.get(lo, f"{{{lo},}}")
+    if (lo, hi) in ((0, 1), (1, 1)):
+        return "?" if lo == 0 else ""
+    return f"{{{lo}}}" if lo == hi else f"{{{lo},{hi}}}"
+
+
+def _is_atom(items: Sequence[Any]) -> bool:
+    """Whether `items` is one character or class (possibly in groups): no parentheses needed."""
+    if len(items) != 1:
+        return False
+    op, av = items[0]
+    return op in _CHAR_OPS or (op is _sre.SUBPATTERN and _is_atom(av[3].data))
+
+
+def _repeat(body: str, items: Sequence[Any], lo: int, hi: int) -> str:
+    return (body if _is_atom(items) else f"(?:{body})") + _quantifier(lo, hi)
+
+
+def _emit_seq(items: Sequence[Any]) -> str | None:
+    parts = []
+    for op, av in items:
+        part = _emit_item(op, av)
+        if part is None:
+            return None
+        parts.append(part)
+    return "".join(parts)
+
+
+def _emit_item(op: Any, av: Any) -> str | None:
+    if op in _CHAR_OPS:
+        return _emit_set(_charset(op, av))
+    if op is _sre.AT and av in (_sre.AT_BEGINNING, _sre.AT_END):
+        return ""
+    if op is _sre.SUBPATTERN and not av[1] and not av[2]:
+        inner = _emit_seq(av[3].data)
+        return inner if inner is None or _is_atom(av[3].data) else f"(?:{inner})"
+    if op is _sre.BRANCH:
+        return _alt([_emit_seq(branch.data) for branch in av[1]])
+    if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT):
+        lo, hi, sub = av
+        body = _emit_seq(sub.data)
+        if body is None or hi == 0 or body == "":
+            return "" if lo == 0 or body == "" else None
+        return _repeat(body, sub.data, lo, hi)
+    raise ConstraintError(f"unsupported regex construct {op}")
+
+
+def _nullable_seq(items: Sequence[Any]) -> bool:
+    return all(_nullable(op, av) for op, av in items)
+
+
+def _nullable(op: Any, av: Any) -> bool:
+    if op in _CHAR_OPS:
+        return False
+    if op is _sre.SUBPATTERN:
+        return _nullable_seq(av[3].data)
+    if op is _sre.BRANCH:
+        return any(_nullable_seq(branch.data) for branch in av[1])
+    if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT):
+        return av[0] == 0 or _nullable_seq(av[2].data)
+    return True  # AT
+
+
+def _nonempty_seq(items: Sequence[Any]) -> str | None:
+    """The language of `items` minus the empty text, in Rust syntax (None: nothing left)."""
+    if not _nullable_seq(items):
+        return _emit_seq(items)
+    if not items:
+        return None
+    (op, av), rest = items[0], items[1:]
+    head, tail = _nonempty_item(op, av), _emit_seq(rest)  # here every item is nullable
+    first = None if head is None or tail is None else head + tail
+    return _alt([first, _nonempty_seq(rest)])
+
+
+def _nonempty_item(op: Any, av: Any) -> str | None:
+    if not _nullable(op, av):
+        return _emit_item(op, av)
+    if op is _sre.SUBPATTERN:
+        return _nonempty_seq(av[3].data)
+    if op is _sre.BRANCH:
+        return _alt([_nonempty_seq(branch.data) for branch in av[1]])
+    if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT):
+        _, hi, sub = av
+        body = _nonempty_seq(sub.data)
+        return None if body is None or hi == 0 else _repeat(body, sub.data, 1, hi)
+    return None  # AT
+
+
+@dataclass(frozen=True)
+class IndexForm:
+    """What the engine builds its automaton from: `regex` for `outlines_core.Index` (the
+    pattern's language minus the empty text, with the trailing `$` the Index needs; None when
+    the language is exactly {""}), and whether the empty text is accepted (the Index cannot say
+    so: the matcher must allow EOS before the first token itself)."""
+
+    regex: str | None
+    accepts_empty: bool
+
+
+def index_form(pattern: str) -> IndexForm:
+    """The Index form of a canonical regex (see the module docstring for why)."""
+    _require_text(pattern)
+    return _index_form(pattern)
+
+
+@lru_cache(maxsize=512)
+def _index_form(pattern: str) -> IndexForm:
+    items = _analyze(pattern).data
+    if _is_json_regex(pattern):
+        return IndexForm(_json_index_regex(items), False)
+    body = _nonempty_seq(items)
+    return IndexForm(None if body is None else f"(?:{body})$", _nullable_seq(items))
+
+
+_JSON_REGEXES: set[str] = set()  # regexes from regex_for_schema: their texts are JSON values
+_NUMBER_START: Intervals = ((0x2D, 0x2D), (0x30, 0x39))
+
+
+def _is_json_regex(pattern: str) -> bool:
+    for whitespace in _WHITESPACE:  # the any-JSON regexes are always known
+        regex_for_schema({}, whitespace)
+    return pattern in _JSON_REGEXES
+
+
+def _json_index_regex(items: Sequence[Any]) -> str:
+    """`$` only after the top-level alternatives that can start a number: a JSON text that is
+    not a number is never a proper prefix of another JSON text, so those alternatives need no
+    `$` -- and without it regex-automata's DFA stays small (with `$` after the whole any-JSON
+    regex, building it takes over 30 s: the unanchored start it also builds never prunes)."""
+    parts = []
+    for branch in _alternatives(items):
+        body = _emit_seq(branch)
+        if body is not None:
+            number = _overlaps(_first_chars(branch), _NUMBER_START)
+            parts.append(body + "$" if number else body)
+    return f"(?:{'|'.join(parts)})"
+
+
+def _alternatives(items: Sequence[Any]) -> list[Sequence[Any]]:
+    """The top-level alternatives of a parse tree, through groups and nested alternations."""
+    if len(items) == 1 and items[0][0] is _sre.SUBPATTERN and not items[0][1][1]:
+        return _alternatives(items[0][1][3].data)
+    if len(items) == 1 and items[0][0] is _sre.BRANCH:
+        return [alt for branch in items[0][1][1] for alt in _alternatives(branch.data)]
+    return [items]
+
+
+def _overlaps(a: Intervals, b: Intervals) -> bool:
+    return any(lo <= bhi and hi >= blo for lo, hi in a for blo, bhi in b)
+
+
+def _first_chars(items: Sequence[Any]) -> Intervals:
+    """The characters a text of `items` can start with."""
+    out: list[tuple[int, int]] = []
+    for op, av in items:
+        if op in _CHAR_OPS:
+            out.extend(_charset(op, av))
+        elif op is _sre.SUBPATTERN:
+            out.extend(_first_chars(av[3].data))
+        elif op is _sre.BRANCH:
+            out.extend(iv for branch in av[1] for iv in _first_chars(branch.data))
+        elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) and av[1] > 0:
+            out.extend(_first_chars(av[2].data))
+        if not _nullable(op, av):
+            break
+    return _merge(out)
+
+
+def index_regex(pattern: str) -> str:
+    """The regex to hand to `outlines_core.Index` for a canonical regex: it accepts exactly
+    the non-empty texts `re.fullmatch(pattern, text)` accepts. Check `index_form(pattern)
+    .accepts_empty` for the empty text; raises ConstraintError when only "" is accepted."""
+    form = index_form(pattern)
+    if form.regex is None:
+        raise ConstraintError("the regex matches only the empty text; no automaton is needed",
+                              hint="check index_form(pattern).accepts_empty first")
+    return form.regex
+
+
+# ---------------------------------------------------------------------------------------------
+# Types, choices, integer ranges.
+
+_SPECIAL = frozenset("\\.^$|?*+()[]{}")
+
+
+def escape_literal(text: str) -> str:
+    """Escape the characters that are special in both Python `re` and Rust `regex`."""
+    return "".join("\\" + ch if ch in _SPECIAL else ch for ch in text)
+
+
+def regex_for_type(kind: str, max_len: int | None = None) -> str | None:
+    """The canonical regex of a value type: int, float, bool (what `parse_generated` reads),
+    str (None: any text; `max_len` bounds its length in characters) or json (any JSON)."""
+    from sglc.ir.values import BOOL_REGEX, FLOAT_REGEX, INT_REGEX  # sglc.ir imports this module
+
+    scalars = {"int": INT_REGEX, "float": FLOAT_REGEX, "bool": BOOL_REGEX}
+    if max_len is not None and kind != "str":
+        raise ConstraintError(f"a length bound applies to str, not {kind}")
+    if kind in scalars:
+        return scalars[kind]
+    if kind == "json":
+        return regex_for_schema({})
+    if kind != "str":
+        raise ConstraintError(f"unknown constraint type {kind!r}",
+                              hint="int, float, bool, str or json")
+    if max_len is None:
+        return None
+    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 0:
+        raise ConstraintError(f"a length bound must be a non-negative integer, not {max_len!r}")
+    return rf"[\s\S]{{0,{max_len}}}"
+
+
+def regex_for_choices(options: Sequence[str]) -> str:
+    """(a|b|c): exactly one of the options, each escaped."""
+    if isinstance(options, str) or not options:
+        raise ConstraintError("a choice needs a non-empty list of options")
+    for option in options:
+        if not isinstance(option, str):
+            raise ConstraintError(f"a choice option must be a string, not {option!r}")
+    return "(" + "|".join(escape_literal(option) for option in options) + ")"
+
+
+def regex_for_int_range(minimum: int | None = None, maximum: int | None = None) -> str:
+    """The decimal integers n with minimum <= n <= maximum (either bound may be None), written
+    as JSON writes them: no leading zeros, no + sign, no -0."""
+    if minimum is not None and maximum is not None and minimum > maximum:
+        raise ConstraintError(f"no integer lies between {minimum} and {maximum}")
+    alternatives = []
+    if minimum is None or minimum < 0:
+        low = 1 if maximum is None or maximum >= 0 else -maximum
+        if minimum is None or -minimum >= low:
+            negative = _naturals(low, None if minimum is None else -minimum)
+            alternatives.append("-" + _group(negative))
+    if maximum is None or maximum >= 0:
+        alternatives.extend(_naturals(max(minimum or 0, 0), maximum))
+    return alternatives[0] if len(alternatives) == 1 else f"(?:{'|'.join(alternatives)})"
+
+
+def _group(alternatives: Sequence[str]) -> str:
+    return alternatives[0] if len(alternatives) == 1 else f"(?:{'|'.join(alternatives)})"
+
+
+def _naturals(lo: int, hi: int | None) -> list[str]:
+    """Alternatives for the numerals of lo..hi (hi None: unbounded), lo >= 0."""
+    out: list[str] = []
+    top = len(str(lo)) if hi is None else len(str(hi))
+    for length in range(len(str(lo)), top + 1):
+        a = max(lo, 10 ** (length - 1) if length > 1 else 0)
+        b = 10 ** length - 1 if hi is None else min(hi, 10 ** length - 1)
+        if a <= b:
+            out.extend(_same_length(str(a), str(b)))
+    if hi is None:
+        out.append(f"[1-9][0-9]{{{len(str(lo))},}}")
+    return out
+
+
+def _same_length(a: str, b: str) -> list[str]:
+    """Alternatives for the digit strings from a to b, both of the same length."""
+    if a == b:
+        return [a]
+    if len(a) == 1:
+        return [f"[{a}-{b}]"]
+    if a[0] == b[0]:
+        return [a[0] + _group(_same_length(a[1:], b[1:]))]
+    k = len(a) - 1
+    digits = "[0-9]" if k == 1 else f"[0-9]{{{k}}}"
+    out, first, last = [], int(a[0]), int(b[0])
+    if a[1:] != "0" * k:
+        out.append(a[0] + _group(_same_length(a[1:], "9" * k)))
+        first += 1
+    tail = None
+    if b[1:] != "9" * k:
+        tail = b[0] + _group(_same_length("0" * k, b[1:]))
+        last -= 1
+    if first <= last:
+        out.append((str(first) if first == last else f"[{first}-{last}]") + digits)
+    return out + ([tail] if tail else [])
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON schemas: validate and normalise (pointers for every error), then outlines-core.
+
+_WHITESPACE = {"compact": "", "flexible": "[ ]?"}
+_ANNOTATIONS = frozenset({"title", "description", "default", "examples", "$comment", "$schema",
+                          "$id", "deprecated", "readOnly", "writeOnly", "$defs", "definitions"})
+_TYPE_KEYWORDS: dict[str, frozenset[str]] = {
+    "string": frozenset({"minLength", "maxLength", "pattern", "format"}),
+    "integer": frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}),
+    "number": frozenset(),
+    "object": frozenset({"properties", "required", "additionalProperties"}),
+    "array": frozenset({"items", "prefixItems", "minItems", "maxItems", "uniqueItems"}),
+    "boolean": frozenset(),
+    "null": frozenset(),
+}
+_BOUNDS = _TYPE_KEYWORDS["integer"]
+_ALL_TYPE_KEYWORDS = frozenset().union(*_TYPE_KEYWORDS.values())
+_KNOWN = _ANNOTATIONS | _ALL_TYPE_KEYWORDS | {"type", "enum", "const", "anyOf", "$ref"}
+_FORMATS = ("date", "date-time", "uuid")
+_JSON_UNSAFE: Intervals = ((0, 0x1F), (0x22, 0x22), (0x5C, 0x5C))  # must be escaped in JSON
+_UNSUPPORTED_HINTS = {
+    "allOf": "merge the subschemas into one",
+    "oneOf": "use anyOf (a regex cannot check that exactly one branch matches)",
+    "not": "describe the allowed values instead",
+    "if": "use anyOf over the cases",
+    "then": "use anyOf over the cases",
+    "else": "use anyOf over the cases",
+    "patternProperties": "list the properties under properties",
+    "dependentSchemas": "use anyOf over the cases",
+    "dependentRequired": "use anyOf over the cases",
+    "multipleOf": "check it on the value after generation",
+    "minProperties": "list the properties under properties and require them",
+    "maxProperties": "list the properties under properties",
+    "nullable": 'use anyOf with {"type": "null"}',
+}
+_PLACEHOLDER = "__sglc_subst_{}__"
+
+
+def regex_for_schema(schema: dict[str, Any] | bool | str, whitespace: str = "compact") -> str:
+    """The canonical regex of a JSON schema (a dict, or its JSON text; property order matters)
+    in the supported subset: every text it accepts is JSON valid against the schema.
+    `whitespace` between JSON tokens: "compact" (none) or "flexible" (one optional space)."""
+    if whitespace not in _WHITESPACE:
+        raise ConstraintError(f"unknown whitespace policy {whitespace!r}",
+                              hint="compact or flexible")
+    if not isinstance(schema, str):
+        schema = json.dumps(schema)
+    return _schema_regex(schema, whitespace)
+
+
+@lru_cache(maxsize=256)
+def _schema_regex(text: str, whitespace: str) -> str:
+    try:
+        schema = json.loads(text)
+    except ValueError as exc:
+        raise ConstraintError(f"the schema is not JSON: {exc}", pointer="") from None
+    compiler = _SchemaCompiler(schema, whitespace)
+    regex = _outlines(compiler.node(schema, ""), whitespace)
+    for i, sub in enumerate(compiler.substitutions):
+        regex = regex.replace(_outlines({"const": _PLACEHOLDER.format(i)}, whitespace),
+                              f"(?:{sub})")
+    try:
+        check_regex(regex)
+    except ConstraintError as exc:  # pragma: no cover - outlines-core produced a bad regex
+        raise ConstraintError(f"internal: the schema's regex is unusable: {exc}",
+                              pointer="") from None
+    _JSON_REGEXES.add(regex)
+    return regex
+
+
+@lru_cache(maxsize=64)
+def _outlines_text(schema_text: str, whitespace: str) -> str:
+    try:
+        return build_regex_from_schema(schema_text, whitespace_pattern=_WHITESPACE[whitespace])
+    except ValueError as exc:  # pragma: no cover - the subset is checked first
+        raise ConstraintError(f"outlines-core cannot compile the schema: {exc}",
+                              pointer="") from None
+
+
+def _outlines(schema: Any, whitespace: str) -> str:
+    return _outlines_text(json.dumps(schema), whitespace)
+
+
+def _pointer(base: str, *tokens: str | int) -> str:
+    for token in tokens:
+        base += "/" + str(token).replace("~", "~0").replace("/", "~1")
+    return base
+
+
+def _json_type(value: Any, name: str) -> bool:
+    if name == "integer":
+        return isinstance(value, int) and not isinstance(value, bool) or (
+            isinstance(value, float) and value.is_integer())
+    if name == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    kinds = {"string": str, "boolean": bool, "object": dict, "array": list}
+    return value is None if name == "null" else isinstance(value, kinds[name])
+
+
+def _count(schema: dict[str, Any], key: str, ptr: str) -> int | None:
+    value = schema.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConstraintError(f"{key} must be a non-negative integer", pointer=_pointer(ptr, key))
+    return value
+
+
+def _check_range(schema: dict[str, Any], low: str, high: str, ptr: str, what: str) -> None:
+    lo, hi = _count(schema, low, ptr), _count(schema, high, ptr)
+    if lo is not None and hi is not None and lo > hi:
+        raise ConstraintError(f"{high} is below {low}: no {what} fits",
+                              pointer=_pointer(ptr, high))
+
+
+class _SchemaCompiler:
+    """Walks a schema (each node once per $ref target), checks it against the subset and
+    returns the schema handed to outlines-core: $refs inlined, type lists as anyOf, integer
+    ranges and nested any-JSON values as placeholders (`substitutions` holds their regexes)."""
+
+    def __init__(self, root: Any, whitespace: str) -> None:
+        self.root = root
+        self.whitespace = whitespace
+        self.substitutions: list[str] = []
+        self._active: set[str] = set()
+        self._done: dict[str, Any] = {}
+        self._any_placeholder: str | None = None
+
+    def node(self, schema: Any, ptr: str) -> Any:
+        if schema is True or schema == {}:
+            return self._any(ptr)
+        if schema is False:
+            raise ConstraintError("the schema false accepts no value", pointer=ptr)
+        if not isinstance(schema, dict):
+            raise ConstraintError("a schema must be an object or a boolean", pointer=ptr)
+        self._check_keywords(schema, ptr)
+        self._active.add(ptr)
+        try:
+            return self._dispatch(schema, ptr)
+        finally:
+            self._active.discard(ptr)
+
+    def _dispatch(self, schema: dict[str, Any], ptr: str) -> Any:
+        if "$ref" in schema:
+            return self._ref(schema, ptr)
+        if "anyOf" in schema:
+            return self._any_of(schema, ptr)
+        if "enum" in schema or "const" in schema:
+            return self._literal(schema, ptr)
+        types = self._types(schema, ptr)
+        if not types:
+            return self._any(ptr)
+        branches = [self._typed(schema, name, ptr) for name in types]
+        return branches[0] if len(branches) == 1 else {"anyOf": branches}
+
+    def _placeholder(self, regex: str) -> dict[str, str]:
+        self.substitutions.append(regex)
+        return {"const": _PLACEHOLDER.format(len(self.substitutions) - 1)}
+
+    def _any(self, ptr: str) -> Any:
+        """Any JSON value. Nested, outlines-core's regex for {} lacks parentheses (so it is
+        substituted), except as array items or map values, which are left out: outlines-core's
+        own generic values there nest less deeply, and their automata build much faster."""
+        if ptr == "":
+            return {}
+        if self._any_placeholder is None:
+            self._any_placeholder = self._placeholder(_outlines({}, self.whitespace))["const"]
+        return {"const": self._any_placeholder}
+
+    def _check_keywords(self, schema: dict[str, Any], ptr: str) -> None:
+        for key in schema:
+            if key not in _KNOWN:
+                raise ConstraintError(f"unsupported schema keyword {key!r}",
+                                      pointer=_pointer(ptr, key),
+                                      hint=_UNSUPPORTED_HINTS.get(key))
+        for key in ("$defs", "definitions"):
+            if key in schema and not isinstance(schema[key], dict):
+                raise ConstraintError(f"{key} must be an object", pointer=_pointer(ptr, key))
+
+    def _only(self, schema: dict[str, Any], ptr: str, owner: str, *allowed: str) -> None:
+        for key in schema:
+            if key not in _ANNOTATIONS and key != owner and key not in allowed:
+                raise ConstraintError(f"{key!r} cannot be combined with {owner!r}",
+                                      pointer=_pointer(ptr, key))
+
+    def _ref(self, schema: dict[str, Any], ptr: str) -> Any:
+        self._only(schema, ptr, "$ref")
+        ref, where = schema["$ref"], _pointer(ptr, "$ref")
+        if not isinstance(ref, str) or not ref.startswith("#"):
+            raise ConstraintError("only local references (#/...) are supported", pointer=where)
+        target = unquote(ref[1:])
+        if target and not target.startswith("/"):
+            raise ConstraintError(f"unsupported reference {ref!r}", pointer=where,
+                                  hint="refer by JSON pointer, e.g. #/$defs/Name")
+        if target in self._active:
+            raise ConstraintError(f"recursive reference {ref!r}: a regex cannot express "
+                                  "unbounded nesting", pointer=where,
+                                  hint="write the nesting out to a fixed depth")
+        if target not in self._done:
+            self._done[target] = self.node(self._resolve(target, where), target)
+        return self._done[target]
+
+    def _resolve(self, target: str, where: str) -> Any:
+        node = self.root
+        for token in target.split("/")[1:]:
+            token = token.replace("~1", "/").replace("~0", "~")
+            if isinstance(node, dict) and token in node:
+                node = node[token]
+            elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+                node = node[int(token)]
+            else:
+                raise ConstraintError(f"reference to a missing schema #{target}", pointer=where)
+        return node
+
+    def _any_of(self, schema: dict[str, Any], ptr: str) -> Any:
+        self._only(schema, ptr, "anyOf")
+        branches = schema["anyOf"]
+        if not isinstance(branches, list) or not branches:
+            raise ConstraintError("anyOf must be a non-empty list of schemas",
+                                  pointer=_pointer(ptr, "anyOf"))
+        out = [self.node(b, _pointer(ptr, "anyOf", i)) for i, b in enumerate(branches)]
+        return self._any(ptr) if any(self._is_any(b) for b in out) else {"anyOf": out}
+
+    def _is_any(self, schema: Any) -> bool:
+        return schema == {} or schema == {"const": self._any_placeholder}
+
+    def _literal(self, schema: dict[str, Any], ptr: str) -> Any:
+        key = "enum" if "enum" in schema else "const"
+        self._only(schema, ptr, key, "type")
+        values = schema[key] if key == "enum" else [schema[key]]
+        if not isinstance(values, list) or not values:
+            raise ConstraintError("enum must be a non-empty list", pointer=_pointer(ptr, key))
+        types = self._types({"type": schema["type"]}, ptr) if "type" in schema else []
+        for i, value in enumerate(values):
+            if types and not any(_json_type(value, name) for name in types):
+                where = _pointer(ptr, key, i) if key == "enum" else _pointer(ptr, key)
+                raise ConstraintError(f"{value!r} does not have type {schema['type']}",
+                                      pointer=where)
+        return {key: schema[key]}
+
+    def _types(self, schema: dict[str, Any], ptr: str) -> list[str]:
+        declared = schema.get("type")
+        keywords = [key for key in schema if key in _ALL_TYPE_KEYWORDS]
+        if declared is None:
+            names = [n for n, kws in _TYPE_KEYWORDS.items() if kws.intersection(keywords)]
+            if len(names) > 1:
+                raise ConstraintError(f"keywords of several types ({', '.join(names)}) without "
+                                      "a type", pointer=ptr, hint="add a type")
+        else:
+            names = [declared] if isinstance(declared, str) else declared
+            self._check_type_names(names, ptr)
+        for key in keywords:
+            self._check_applies(key, names, ptr)
+        return names
+
+    def _check_type_names(self, names: Any, ptr: str) -> None:
+        if (not isinstance(names, list) or not names or len(set(map(str, names))) < len(names)
+                or any(name not in _TYPE_KEYWORDS for name in names)):
+            raise ConstraintError(f"unsupported type {names!r}", pointer=_pointer(ptr, "type"),
+                                  hint=f"one or a list of {', '.join(_TYPE_KEYWORDS)}")
+
+    def _check_applies(self, key: str, names: list[str], ptr: str) -> None:
+        if key in _BOUNDS and "number" in names:
+            raise ConstraintError(f"{key} is not supported for type number: a range of floats "
+                                  "has no exact regex", pointer=_pointer(ptr, key),
+                                  hint="use type integer, or check the bound after generation")
+        if not any(key in _TYPE_KEYWORDS[name] for name in names):
+            raise ConstraintError(f"{key} does not apply to type {' or '.join(names)}",
+                                  pointer=_pointer(ptr, key))
+
+    def _typed(self, schema: dict[str, Any], name: str, ptr: str) -> Any:
+        if name == "string":
+            return self._string(schema, ptr)
+        if name == "integer":
+            return self._integer(schema, ptr)
+        if name == "object":
+            return self._object(schema, ptr)
+        if name == "array":
+            return self._array(schema, ptr)
+        return {"type": name}
+
+    def _string(self, schema: dict[str, Any], ptr: str) -> Any:
+        _check_range(schema, "minLength", "maxLength", ptr, "string")
+        lengths = {k: schema[k] for k in ("minLength", "maxLength") if k in schema}
+        shapes = [k for k in ("pattern", "format") if k in schema]
+        if len(shapes) == 2:
+            raise ConstraintError("pattern and format cannot be combined",
+                                  pointer=_pointer(ptr, "format"))
+        if shapes and lengths:
+            raise ConstraintError(f"{next(iter(lengths))} cannot be combined with {shapes[0]} "
+                                  "(outlines-core would drop it)",
+                                  pointer=_pointer(ptr, next(iter(lengths))),
+                                  hint="fold the length into the pattern, e.g. [a-z]{2,8}")
+        if "pattern" in schema:
+            return {"type": "string", "pattern": self._pattern(schema["pattern"], ptr)}
+        if "format" in schema:
+            return {"type": "string", "format": self._format(schema["format"], ptr)}
+        return {"type": "string", **lengths}
+
+    def _pattern(self, pattern: Any, ptr: str) -> str:
+        where = _pointer(ptr, "pattern")
+        if not isinstance(pattern, str):
+            raise ConstraintError("pattern must be a string", pointer=where)
+        try:
+            tree = _analyze(pattern)
+        except ConstraintError as exc:
+            raise ConstraintError(exc.message, pointer=where, position=exc.position,
+                                  hint=exc.hint) from None
+        if _matches_unsafe(tree.data):
+            raise ConstraintError("pattern can match '\"', '\\' or a control character, which "
+                                  "a JSON string must escape", pointer=where,
+                                  hint='exclude them, e.g. [^"\\\\\\x00-\\x1f] instead of .')
+        return f"(?:{_strip_anchors(pattern)})"
+
+    def _format(self, name: Any, ptr: str) -> str:
+        if name not in _FORMATS:
+            raise ConstraintError(f"format {name!r} is not supported",
+                                  pointer=_pointer(ptr, "format"),
+                                  hint=f"use one of {', '.join(_FORMATS)}, or a pattern")
+        return name
+
+    def _integer(self, schema: dict[str, Any], ptr: str) -> Any:
+        lo, hi, last = None, None, None
+        for key in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+            if key not in schema:
+                continue
+            value, last = schema[key], key
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConstraintError(f"{key} must be a number", pointer=_pointer(ptr, key))
+            if key.endswith("imum") and key.startswith(("min", "exclusiveMin")):
+                bound = math.ceil(value) if key == "minimum" else math.floor(value) + 1
+                lo = bound if lo is None else max(lo, bound)
+            else:
+                bound = math.floor(value) if key == "maximum" else math.ceil(value) - 1
+                hi = bound if hi is None else min(hi, bound)
+        if last is None:
+            return {"type": "integer"}
+        if lo is not None and hi is not None and lo > hi:
+            raise ConstraintError("no integer satisfies the bounds", pointer=_pointer(ptr, last))
+        return self._placeholder(regex_for_int_range(lo, hi))
+
+    def _object(self, schema: dict[str, Any], ptr: str) -> Any:
+        out: dict[str, Any] = {"type": "object"}
+        props = schema.get("properties")
+        if props is not None:
+            out["properties"] = self._properties(props, _pointer(ptr, "properties"))
+        required = self._required(schema.get("required", []), props or {}, ptr)
+        if required:
+            out["required"] = required
+        extra = schema.get("additionalProperties", True)
+        if not isinstance(extra, (bool, dict)):
+            raise ConstraintError("additionalProperties must be a schema",
+                                  pointer=_pointer(ptr, "additionalProperties"))
+        if props is not None and extra is False:
+            out["additionalProperties"] = False
+        elif props is None and extra is False:
+            out["properties"] = {}
+        elif props is None and extra is not True:
+            values = self.node(extra, _pointer(ptr, "additionalProperties"))
+            if not self._is_any(values):
+                out["additionalProperties"] = values
+        return out
+
+    def _properties(self, props: Any, ptr: str) -> dict[str, Any]:
+        if not isinstance(props, dict):
+            raise ConstraintError("properties must be an object", pointer=ptr)
+        out = {}
+        for name, sub in props.items():
+            where = _pointer(ptr, name)
+            if json.dumps(name, ensure_ascii=False) != f'"{name}"':
+                raise ConstraintError(f"property name {name!r} needs escaping in JSON, which "
+                                      "outlines-core does not do", pointer=where,
+                                      hint='drop the ", \\ or control character from the name')
+            out[name] = self.node(sub, where)
+        return out
+
+    def _required(self, required: Any, props: dict[str, Any], ptr: str) -> list[str]:
+        if not isinstance(required, list):
+            raise ConstraintError("required must be a list", pointer=_pointer(ptr, "required"))
+        for i, name in enumerate(required):
+            if name not in props or name in required[:i]:
+                raise ConstraintError(f"required property {name!r} is not listed in properties"
+                                      if name not in props else f"{name!r} is required twice",
+                                      pointer=_pointer(ptr, "required", i),
+                                      hint="describe every required property under properties")
+        return required
+
+    def _array(self, schema: dict[str, Any], ptr: str) -> Any:
+        if schema.get("uniqueItems", False) is not False:
+            raise ConstraintError("uniqueItems is not supported",
+                                  pointer=_pointer(ptr, "uniqueItems"),
+                                  hint="check it on the value after generation")
+        if "prefixItems" in schema:
+            return self._tuple(schema, ptr)
+        out: dict[str, Any] = {"type": "array"}
+        items = schema.get("items", True)
+        if isinstance(items, list):
+            raise ConstraintError("items as a list is not supported",
+                                  pointer=_pointer(ptr, "items"), hint="use prefixItems")
+        if items is False:
+            raise ConstraintError("items false allows only []", pointer=_pointer(ptr, "items"),
+                                  hint="use maxItems: 0")
+        values = self.node(items, _pointer(ptr, "items"))
+        if not self._is_any(values):
+            out["items"] = values
+        _check_range(schema, "minItems", "maxItems", ptr, "array")
+        out.update({k: schema[k] for k in ("minItems", "maxItems") if k in schema})
+        return out
+
+    def _tuple(self, schema: dict[str, Any], ptr: str) -> Any:
+        for key in ("minItems", "maxItems", "items"):
+            if key in schema and not (key == "items" and schema[key] is False):
+                raise ConstraintError(f"{key} cannot be combined with prefixItems "
+                                      "(outlines-core generates exactly the prefix)",
+                                      pointer=_pointer(ptr, key))
+        prefix = schema["prefixItems"]
+        if not isinstance(prefix, list):
+            raise ConstraintError("prefixItems must be a list of schemas",
+                                  pointer=_pointer(ptr, "prefixItems"))
+        return {"type": "array", "prefixItems": [self.node(s, _pointer(ptr, "prefixItems", i))
+                                                 for i, s in enumerate(prefix)]}
+
+
+def _matches_unsafe(items: Sequence[Any]) -> bool:
+    """Whether a parse tree can match a character a JSON string must escape."""
+    for op, av in items:
+        if op in _CHAR_OPS:
+            chars = _charset(op, av)
+            if any(lo <= uhi and hi >= ulo for lo, hi in chars for ulo, uhi in _JSON_UNSAFE):
+                return True
+        elif op is _sre.SUBPATTERN and _matches_unsafe(av[3].data):
+            return True
+        elif op is _sre.BRANCH and any(_matches_unsafe(b.data) for b in av[1]):
+            return True
+        elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) and _matches_unsafe(av[2].data):
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def canonical_regex(kind: str, *, pattern: str | None = None, choices: Sequence[str] = (),
+                    schema: dict[str, Any] | str | None = None, max_len: int | None = None,
+                    whitespace: str = "compact") -> str | None:
+    """The one canonical regex of a constraint (None: any text). `kind` is a constraint kind:
+    int, float, bool, str (`max_len`), regex (`pattern`, checked and kept as written), choice
+    (`choices`), schema (`schema`, a dict or its JSON text) or json."""
+    if kind == "regex":
+        if pattern is None:
+            raise ConstraintError("a regex constraint needs a pattern")
+        check_regex(pattern)
+        return pattern
+    if kind == "choice":
+        return regex_for_choices(choices)
+    if kind == "schema":
+        if schema is None:
+            raise ConstraintError("a schema constraint needs a schema")
+        return regex_for_schema(schema, whitespace)
+    if kind == "json":
+        return regex_for_schema({}, whitespace)
+    return regex_for_type(kind, max_len)
+
+
+__all__ = [
+    "ConstraintError", "IndexForm", "canonical_regex", "check_regex", "escape_literal",
+    "index_form", "index_regex", "regex_for_choices", "regex_for_int_range", "regex_for_schema",
+    "regex_for_type",
+]

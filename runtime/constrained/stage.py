@@ -1,0 +1,194 @@
+"""Constrained decoding inside the engine loop: index builds, masks, advances, jump-forward.
+
+The engine thread owns one `ConstraintStage`. A constrained request carries its canonical
+regex (`request_regex`, computed on the caller's thread so a bad constraint fails before
+anything is queued); when it reaches the loop, `start` asks the index cache for its token
+automaton, built in a thread pool while the engine keeps serving the others. Once built, each
+sample gets a `RegexMatcher`; every step the stage writes their bitmasks into one pinned CPU
+buffer, applies them to the logits rows in one op, and advances the matchers with the sampled
+tokens. Where the automaton forces a string, `jump` returns the tokens to append without
+decode steps (the engine re-queues the request so the forced tokens run as one extend over
+its cached prefix).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from sglc.runtime.constrained.index_cache import CompiledIndex, IndexCache
+from sglc.runtime.constrained.jump_forward import JumpForward, JumpForwarder, make_encoder
+from sglc.runtime.constrained.matcher import RegexMatcher
+from sglc.runtime.constrained.regex import (
+    ConstraintError,
+    check_regex,
+    regex_for_choices,
+    regex_for_schema,
+)
+from sglc.runtime.constrained.vocabulary import TokenVocabulary, build_vocabulary
+
+
+def request_regex(
+    regex: str | None, json_schema: str | None, choices: Sequence[str] | None
+) -> str | None:
+    """The canonical regex of a request's constraint (None: unconstrained).
+
+    Raises `ConstraintError` (with the position in the regex or the JSON pointer in the
+    schema) for anything outside the supported dialect and schema subset."""
+    if regex is not None:
+        check_regex(regex)
+        return regex
+    if json_schema is not None:
+        return regex_for_schema(json_schema)
+    if choices is not None:
+        return regex_for_choices(list(choices))
+    return None
+
+
+@dataclass
+class ReqConstraint:
+    """A request's constraint state; `matcher` is None until its index is built."""
+
+    regex: str
+    matcher: RegexMatcher | None = None
+    num_forced_tokens: int = 0  # appended by jump-forward, without decode steps
+
+    @property
+    def is_valid(self) -> bool:
+        """Whether the text so far is a complete match of the regex."""
+        return self.matcher is not None and (self.matcher.stopped or self.matcher.is_accepting())
+
+
+class ConstraintStage:
+    """Everything about constrained decoding the engine loop calls; see the module docstring.
+
+    `tokenizer` and the model's `logit_width` and `stop_ids` define the token vocabulary
+    (built on first use). `jump_forward=False` turns jump-forward off (for comparison).
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        logit_width: int,
+        stop_ids: Sequence[int],
+        *,
+        jump_forward: bool = True,
+        cache_dir: str | None = None,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.logit_width = logit_width
+        self.stop_ids = tuple(stop_ids)
+        self._vocab: TokenVocabulary | None = None
+        self._cache: IndexCache | None = None
+        self._cache_dir = cache_dir
+        encode = make_encoder(tokenizer) if tokenizer is not None else None
+        self.jumper = JumpForwarder(encode, enabled=jump_forward and encode is not None)
+        self._buffer: torch.Tensor | None = None
+        self.num_jumps = 0
+
+    @property
+    def vocab(self) -> TokenVocabulary:
+        if self._vocab is None:
+            if self.tokenizer is None:
+                raise ConstraintError("constrained decoding needs the model's tokenizer")
+            self._vocab = build_vocabulary(self.tokenizer, self.logit_width, self.stop_ids)
+        return self._vocab
+
+    @property
+    def cache(self) -> IndexCache:
+        if self._cache is None:
+            self._cache = IndexCache(self.vocab, cache_dir=self._cache_dir)
+        return self._cache
+
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+
+    # -- index builds -------------------------------------------------------------------------
+    def start(self, regex: str) -> Future[CompiledIndex]:
+        """The index for `regex`, from the cache or built in the background."""
+        return self.cache.get_async(regex)
+
+    def attach(self, constraint: ReqConstraint, compiled: CompiledIndex, max_new_tokens: int):
+        """Give a request its matcher; ConstraintError if no match fits in its token budget."""
+        needed = min_tokens_lower_bound(compiled, self.jumper)
+        if needed > max_new_tokens:
+            raise ConstraintError(
+                f"the constraint needs at least {needed} tokens but max_new_tokens is "
+                f"{max_new_tokens}", hint="raise max_new_tokens (max_tokens in SGL)",
+            )
+        constraint.matcher = RegexMatcher(compiled)
+
+    # -- per step ------------------------------------------------------------------------------
+    def apply_masks(
+        self, logits: torch.Tensor, constraints: Sequence[ReqConstraint | None],
+        apply_bitmask: Callable[..., None],
+    ) -> None:
+        """Mask logits row i by constraints[i]'s allowed tokens (rows with None untouched)."""
+        rows = [i for i, c in enumerate(constraints) if c is not None and c.matcher is not None]
+        if not rows:
+            return
+        words = self.vocab.mask_words
+        buffer = self._mask_buffer(len(rows), words)
+        for k, i in enumerate(rows):
+            constraints[i].matcher.fill_bitmask(buffer[k])
+        mask = buffer.to(logits.device, non_blocking=True)
+        index = torch.tensor(rows, device=logits.device)
+        apply_bitmask(logits, mask, index)
+
+    def _mask_buffer(self, num_rows: int, words: int) -> torch.Tensor:
+        if self._buffer is None or self._buffer.shape[0] < num_rows:
+            pin = torch.cuda.is_available()
+            self._buffer = torch.empty((max(num_rows, 64), words), dtype=torch.int32,
+                                       pin_memory=pin)
+        return self._buffer[:num_rows]
+
+    @staticmethod
+    def advance(constraint: ReqConstraint, token_id: int) -> None:
+        constraint.matcher.advance(token_id)
+
+    def jump(self, constraint: ReqConstraint) -> JumpForward | None:
+        """The forced tokens to append now (after dropping some for a clean boundary), or None."""
+        matcher = constraint.matcher
+        if matcher is None or matcher.is_finished():
+            return None
+        step = self.jumper.propose(matcher)
+        if step is not None:
+            self.num_jumps += 1
+        return step
+
+
+def min_tokens_lower_bound(compiled: CompiledIndex, jumper: JumpForwarder) -> int:
+    """A lower bound on the tokens any match needs: its shortest text in bytes over the
+    longest token. 0 when the empty text matches."""
+    if compiled.accepts_empty:
+        return 0
+    shortest = shortest_match_bytes(jumper.paths(compiled).byte_index)
+    return math.ceil(shortest / max(compiled.vocab.max_token_len, 1))
+
+
+def shortest_match_bytes(byte_index: CompiledIndex) -> int:
+    """Length of the shortest text the byte-level automaton accepts (breadth-first)."""
+    memo = byte_index.extras.get("shortest_bytes")
+    if memo is not None:
+        return memo
+    index = byte_index.index
+    frontier, seen, depth = [byte_index.start_state], {byte_index.start_state}, 0
+    while frontier and not any(index.is_final_state(s) for s in frontier):
+        nxt = []
+        for state in frontier:
+            for byte in index.get_allowed_tokens(state) or ():
+                if byte >= 256:  # the byte vocabulary's stop id
+                    continue
+                target = index.get_next_state(state, byte)
+                if target is not None and target not in seen:
+                    seen.add(target)
+                    nxt.append(target)
+        frontier, depth = nxt, depth + 1
+    byte_index.extras["shortest_bytes"] = depth
+    return depth
