@@ -2,13 +2,19 @@
 
     python benchmarks/default_model_eval.py [--num 100] [--model PATH]
 
-- react_calculator: the full ReAct loop, for real: the model writes Thought/Action/Input,
-  a calculator computes the Observation, the model answers with `Action: finish`.
+- react_calculator, react_search: the full ReAct loop, for real: the model writes
+  Thought/Action/Input, a calculator (or a search over the world table) computes the
+  Observation, the model answers with `Action: finish`.
 - json_extraction: the reply must parse as JSON and equal the expected object.
 - multiple_choice, yes_no, judge: scored two ways: free greedy generation (exact answer),
   and `select` (the option with the best length-normalized likelihood, via Engine.score —
   what an SGL `select` does).
 - instruction, recall, one_sentence: exact match of the greedy reply.
+- every skill also through SGL programs (column `sgl`), as a user would run them, batched with
+  `.batch`: react_calculator with examples/agent.sgl, react_search with the same loop over a
+  search tool (the world table), json_extraction as a `json`-constrained gen, the choice
+  skills as choice-constrained gens (`gen a: "A" | "B" | ...`, decoded by the engine's
+  constrained decoder), the rest as plain gens.
 Prints a table and writes benchmarks/out/default_model_eval.json.
 """
 
@@ -24,7 +30,58 @@ import time
 from pathlib import Path
 
 import sglc
+from sglc.training import world
 from sglc.training.data import SKILLS, generate, prompt_messages
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+# One fn per answer kind, over the conversation before the answer ([[role, text], ...]).
+EVAL_SGL = r"""
+extern fn search(query: str) -> str
+
+fn extract(turns: list[list[str]]) -> json:
+    for t in turns:
+        user "{t[1]}"
+    assistant: gen record: json(max_tokens=96)
+    return record
+
+fn answer(turns: list[list[str]], kind: str) -> str:
+    for t in turns:
+        if t[0] == "system":
+            system "{t[1]}"
+        elif t[0] == "user":
+            user "{t[1]}"
+        else:
+            assistant "{t[1]}"
+    if kind == "letter":
+        assistant: gen letter: "A" | "B" | "C" | "D"
+        return letter
+    if kind == "yes_no":
+        assistant: gen yes_no: "Yes" | "No"
+        return yes_no
+    if kind == "verdict":
+        assistant: gen verdict: "[[A]]" | "[[B]]"
+        return verdict
+    assistant: gen text(max_tokens=96)
+    return text
+
+fn react_search(system_text: str, question: str) -> str:
+    system "{system_text}"
+    user "Question: {question}"
+    for _step in range(3):
+        assistant:
+            "Thought: " gen thought(stop="\n", max_tokens=48)
+            "\nAction: " select action in ["calculator", "search", "finish"]
+            "\nInput: " gen arg(stop="\n", max_tokens=32)
+        if action == "finish":
+            return arg
+        if action == "search":
+            user "Observation: {search(arg)}"
+        else:
+            user "Observation: error: no calculator in this task"
+    return "no answer"
+"""
+SGL_KIND = {"multiple_choice": "letter", "yes_no": "yes_no",
+            "judge": "verdict"}
 
 OUT = Path(__file__).parent / "out"
 GREEDY = {"temperature": 0, "max_new_tokens": 96}
@@ -72,7 +129,8 @@ def eval_react(engine: sglc.Engine, examples) -> list[bool]:
             elif match.group(1) == "finish":
                 answers[i] = match.group(2).strip()
             else:
-                obs = calculator(match.group(2))
+                tool = search if match.group(1) == "search" else calculator
+                obs = tool(match.group(2))
                 convs[i] = convs[i] + [{"role": "user", "content": f"Observation: {obs}"}]
     return [a == ex.answer for a, ex in zip(answers, examples, strict=True)]
 
@@ -105,6 +163,36 @@ def eval_select(engine: sglc.Engine, examples, options: list[str]) -> list[bool]
     return ok
 
 
+def search(query: str) -> str:
+    """The search tool of the react_search skill: capitals from the world table."""
+    for country, capital in world.CAPITALS.items():
+        if country.lower() in query.lower():
+            return f"{capital} is the capital of {country}."
+    return "No result."
+
+
+def eval_sgl(runtime: sglc.Runtime, skill: str, examples) -> list[bool]:
+    """The skill through an SGL program (see EVAL_SGL), all examples in one `.batch`."""
+    if skill == "react_calculator":
+        prog = sglc.load(EXAMPLES / "agent.sgl")
+        calls = [(ex.messages[1]["content"].removeprefix("Question: "),) for ex in examples]
+        answers = prog.batch("react", calls, runtime=runtime)
+    elif skill == "react_search":
+        prog = sglc.compile(EVAL_SGL, "eval.sgl").bind(search=search)
+        calls = [(ex.messages[0]["content"], ex.messages[1]["content"].removeprefix("Question: "))
+                 for ex in examples]
+        answers = prog.batch("react_search", calls, runtime=runtime)
+    else:
+        prog = sglc.compile(EVAL_SGL, "eval.sgl")
+        turns = [[[m["role"], m["content"]] for m in prompt_messages(ex)] for ex in examples]
+        if skill == "json_extraction":  # one user turn
+            answers = prog.batch("extract", [(t,) for t in turns], runtime=runtime)
+            return [a == json.loads(ex.answer) for a, ex in zip(answers, examples, strict=True)]
+        kind = SGL_KIND.get(skill, "text")
+        answers = prog.batch("answer", [(t, kind) for t in turns], runtime=runtime)
+    return [str(a).strip() == ex.answer for a, ex in zip(answers, examples, strict=True)]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--num", type=int, default=100, help="held-out examples per skill")
@@ -112,11 +200,12 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1234)
     args = ap.parse_args()
     engine = sglc.Engine(args.model)
+    runtime = sglc.Runtime(engine=engine)
     rows = {}
     for skill in SKILLS:
         examples = generate(args.seed, args.num, "heldout", (skill,))
         start = time.perf_counter()
-        if skill == "react_calculator":
+        if skill in ("react_calculator", "react_search"):
             ok = {"generate": eval_react(engine, examples)}
         elif skill == "json_extraction":
             ok = {"generate": eval_json(engine, examples)}
@@ -124,16 +213,18 @@ def main() -> int:
             ok = {"generate": eval_exact(engine, examples)}
         if skill in OPTIONS:
             ok["select"] = eval_select(engine, examples, OPTIONS[skill])
+        ok["sgl"] = eval_sgl(runtime, skill, examples)
         rows[skill] = {k: sum(v) / len(v) for k, v in ok.items()}
         rows[skill]["seconds"] = time.perf_counter() - start
         print(f"{skill:18s} " + "  ".join(f"{k} {v:6.1%}" for k, v in rows[skill].items()
                                           if k != "seconds"), flush=True)
     engine.shutdown()
-    print("\nskill              generate   select   target")
+    print("\nskill              generate   select      sgl   target")
     for skill, r in rows.items():
         target = TARGETS.get(skill)
         sel = f"{r['select']:7.1%}" if "select" in r else "      -"
-        print(f"{skill:18s} {r['generate']:7.1%}  {sel}   {f'{target:.0%}' if target else '-'}")
+        print(f"{skill:18s} {r['generate']:7.1%}  {sel}  {r['sgl']:7.1%}   "
+              f"{f'{target:.0%}' if target else '-'}")
     OUT.mkdir(exist_ok=True)
     (OUT / "default_model_eval.json").write_text(json.dumps(
         {"num_per_skill": args.num, "seed": args.seed, "results": rows, "targets": TARGETS},

@@ -23,7 +23,15 @@ from sglc.kernels import KernelOps, default_backend, get_ops, triton_interpreted
 from sglc.runtime.config import EngineConfig
 from sglc.runtime.constrained.regex import ConstraintError
 from sglc.runtime.constrained.stage import ConstraintStage, ReqConstraint, request_regex
-from sglc.runtime.core import EngineError, InvalidRequest, Output, Req, SamplingParams, new_rid
+from sglc.runtime.core import (
+    EngineError,
+    InvalidRequest,
+    Output,
+    Req,
+    SamplingParams,
+    StreamDelta,
+    new_rid,
+)
 from sglc.runtime.engine_core import EngineCore, Sink
 from sglc.runtime.inputs import (
     common_prefix_len,
@@ -254,13 +262,15 @@ class Engine:
         sampling_params: Any = None,
         *,
         on_output: Callable[[Output], None],
+        on_delta: Callable[[StreamDelta], None] | None = None,
         rids: Sequence[str] | None = None,
     ) -> list[str]:
         """Queue prompts without waiting; they are scheduled together. `on_output` gets each
-        sample's Output as soon as it finishes, called on the engine's loop thread (keep it
-        short; hand results to your own thread or event loop). Returns the request ids."""
+        sample's Output as soon as it finishes, `on_delta` (optional) each StreamDelta as
+        tokens arrive; both are called on the engine's loop thread (keep them short; hand
+        results to your own thread or event loop). Returns the request ids."""
         groups = self._prepare(prompts, sampling_params, rids)
-        self._submit(groups, Sink(None, on_output))
+        self._submit(groups, Sink(on_delta, on_output))
         return [g[0].rid for g in groups]
 
     async def generate_async(self, prompts: Any, sampling_params: Any = None) -> list[Output]:

@@ -47,7 +47,8 @@ def add_program_commands(sub: Any) -> None:
     p.add_argument(
         "--stream",
         action="store_true",
-        help="show each gen/select result on stderr as soon as it is produced",
+        help="stream each gen's text to stderr token by token as the engine decodes it "
+        "(and each select's choice)",
     )
     p.add_argument(
         "--trace",
@@ -188,7 +189,7 @@ def _run(args: argparse.Namespace) -> int:
         prog.bind(**load_tools_file(path))
     engine = _make_engine(args)
     trace = Trace() if args.trace else None
-    on_gen = _print_gen if args.stream else None
+    printer = _StreamPrinter() if args.stream else None
     try:
         with Runtime(engine=engine) as runtime:
             result = asyncio.run(
@@ -196,7 +197,8 @@ def _run(args: argparse.Namespace) -> int:
                     fn_name,
                     runtime=runtime,
                     trace=trace,
-                    on_gen=on_gen,
+                    on_gen=printer.on_gen if printer else None,
+                    on_token=printer.on_token if printer else None,
                     out=_write_stdout,
                     **kwargs,
                 )
@@ -215,8 +217,29 @@ def _write_stdout(text: str) -> None:
     sys.stdout.flush()
 
 
-def _print_gen(fn_label: str, name: str, text: str) -> None:
-    print(f"[{fn_label}] {name} = {text!r}", file=sys.stderr, flush=True)
+class _StreamPrinter:
+    """`--stream` on stderr: gen text as it arrives, under a `[fn] name:` header whenever
+    another gen's text comes in (branches decode concurrently), then each value."""
+
+    def __init__(self) -> None:
+        self.current: tuple[str, str] | None = None
+
+    def on_token(self, fn_label: str, name: str, delta: str) -> None:
+        if self.current != (fn_label, name):
+            self._end_line()
+            sys.stderr.write(f"[{fn_label}] {name}: ")
+            self.current = (fn_label, name)
+        sys.stderr.write(delta)
+        sys.stderr.flush()
+
+    def on_gen(self, fn_label: str, name: str, text: str) -> None:
+        self._end_line()
+        print(f"[{fn_label}] {name} = {text!r}", file=sys.stderr, flush=True)
+
+    def _end_line(self) -> None:
+        if self.current is not None:
+            sys.stderr.write("\n")
+            self.current = None
 
 
 def _make_engine(args: argparse.Namespace) -> Any:

@@ -132,9 +132,10 @@ class Program:
         trace: Any = None,
         out: Callable[[str], None] | None = None,
         on_gen: Callable[[str, str, str], None] | None = None,
+        on_token: Callable[[str, str, str], None] | None = None,
         **kwargs: Any,
     ) -> Any:
-        interp = self.interpreter(runtime, trace, out, on_gen)
+        interp = self.interpreter(runtime, trace, out, on_gen, on_token)
         return await self._call(interp, fn, args, kwargs)
 
     def batch(self, fn: str, calls: Iterable[Any], **options: Any) -> list[Any]:
@@ -170,6 +171,7 @@ class Program:
         trace: Any = None,
         out: Callable[[str], None] | None = None,
         on_gen: Callable[[str, str, str], None] | None = None,
+        on_token: Callable[[str, str, str], None] | None = None,
     ) -> Any:
         """An Interpreter of this program on `runtime` (one per event loop)."""
         from sglc.runtime.executor.interpreter import Interpreter
@@ -186,6 +188,7 @@ class Program:
             trace=trace,
             out=out,
             on_gen=on_gen,
+            on_token=on_token,
         )
 
     async def _call(self, interp: Any, fn: str | None, args: tuple, kwargs: dict) -> Any:

@@ -722,6 +722,7 @@ _BOUNDS = _TYPE_KEYWORDS["integer"]
 _ALL_TYPE_KEYWORDS = frozenset().union(*_TYPE_KEYWORDS.values())
 _KNOWN = _ANNOTATIONS | _ALL_TYPE_KEYWORDS | {"type", "enum", "const", "anyOf", "$ref"}
 _FORMATS = ("date", "date-time", "uuid")
+_DATE_REGEX = r'"(?:[0-9]{4})-(?:0[1-9]|1[0-2])-(?:0[1-9]|[1-2][0-9]|3[0-1])"'
 _JSON_UNSAFE: Intervals = ((0, 0x1F), (0x22, 0x22), (0x5C, 0x5C))  # must be escaped in JSON
 _UNSUPPORTED_HINTS = {
     "allOf": "merge the subschemas into one",
@@ -999,7 +1000,10 @@ class _SchemaCompiler:
         if "pattern" in schema:
             return {"type": "string", "pattern": self._pattern(schema["pattern"], ptr)}
         if "format" in schema:
-            return {"type": "string", "format": self._format(schema["format"], ptr)}
+            name = self._format(schema["format"], ptr)
+            if name == "date":  # outlines-core's date regex has \d{4}: non-ASCII digits too
+                return self._placeholder(_DATE_REGEX)
+            return {"type": "string", "format": name}
         return {"type": "string", **lengths}
 
     def _pattern(self, pattern: Any, ptr: str) -> str:

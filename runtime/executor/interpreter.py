@@ -66,7 +66,8 @@ class Interpreter(ModelOps):
     """Runs one IR program on an engine. One interpreter may serve many concurrent calls.
 
     `hosts` binds extern fns by short or qualified name; `out` receives `print` output;
-    `on_gen` (if set) is told each gen's text as soon as it is generated.
+    `on_gen` (if set) is told each gen's text as soon as it is generated; `on_token` (if
+    set) gets each gen's text piece by piece while the engine decodes it.
     """
 
     program: ir.IRProgram
@@ -75,6 +76,7 @@ class Interpreter(ModelOps):
     trace: Trace | None = None
     out: Callable[[str], None] | None = None
     on_gen: Callable[[str, str, str], None] | None = None  # (fn label, gen name, text)
+    on_token: Callable[[str, str, str], None] | None = None  # (fn label, gen name, delta)
     normalized_select: bool = True
 
     # -- entry points -----------------------------------------------------------------------

@@ -13,11 +13,11 @@ branch whose request finishes early goes on while the rest of its wave still dec
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sglc.runtime.core import Output, SamplingParams, new_rid
+from sglc.runtime.core import Output, SamplingParams, StreamDelta, new_rid
 
 
 @dataclass
@@ -25,6 +25,7 @@ class _Pending:
     prompt_ids: list[int]
     params: SamplingParams
     future: asyncio.Future
+    on_text: Callable[[str], None] | None = None  # streamed text, on the event loop
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,14 @@ class EngineClient:
         self._queued_since_check = False
         self.num_waves = 0
 
-    async def generate(self, prompt_ids: list[int], params: SamplingParams) -> GenResult:
+    async def generate(
+        self, prompt_ids: list[int], params: SamplingParams,
+        on_text: Callable[[str], None] | None = None,
+    ) -> GenResult:
+        """The Output of one request, batched with the others of its wave; `on_text` (if
+        given) gets the text as it is generated, on the event loop."""
         loop = asyncio.get_running_loop()
-        item = _Pending(prompt_ids, params, loop.create_future())
+        item = _Pending(prompt_ids, params, loop.create_future(), on_text)
         self._pending.append(item)
         self._queued_since_check = True
         if not self._flush_scheduled:
@@ -73,10 +79,16 @@ class EngineClient:
         def on_output(out: Output) -> None:  # on the engine thread
             loop.call_soon_threadsafe(_settle, by_rid[out.rid].future, GenResult(out, len(wave)))
 
+        def on_delta(delta: StreamDelta) -> None:  # on the engine thread
+            on_text = by_rid[delta.rid].on_text
+            if on_text is not None and delta.text:
+                loop.call_soon_threadsafe(on_text, delta.text)
+
+        streaming = any(p.on_text is not None for p in wave)
         try:
             self.engine.submit(
                 [p.prompt_ids for p in wave], [p.params for p in wave],
-                on_output=on_output, rids=rids,
+                on_output=on_output, on_delta=on_delta if streaming else None, rids=rids,
             )
         except Exception as exc:  # noqa: BLE001 - handed to every waiting branch
             for p in wave:

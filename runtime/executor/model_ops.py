@@ -36,6 +36,7 @@ class ModelOps:
     client: EngineClient
     trace: Trace | None
     on_gen: Callable[[str, str, str], None] | None
+    on_token: Callable[[str, str, str], None] | None
     normalized_select: bool
 
     def _val(self, operand: ir.Operand, frame: _Frame) -> Any:
@@ -65,7 +66,11 @@ class ModelOps:
             spaces = healed.spaces if healed else ""
             params = dataclasses.replace(params, regex=constrained_regex(i.regex, spaces))
         start = self.trace.now() if self.trace else 0.0
-        result = await self.client.generate(ids, params)
+        on_text = None
+        if self.on_token is not None:
+            on_token = self.on_token
+            on_text = lambda delta: on_token(f.label, i.dest, delta)  # noqa: E731
+        result = await self.client.generate(ids, params, on_text)
         out = result.output
         if out.error:
             raise GenError(f"gen '{i.dest}': the engine failed: {out.error}")

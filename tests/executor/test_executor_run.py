@@ -366,3 +366,19 @@ def test_compile_error_carries_rendered_diagnostics():
     err = info.value
     assert err.diagnostics and err.diagnostics[0].code
     assert str(err).startswith("bad.sgl:2:12: error:")
+
+
+def test_on_token_streams_each_gen_piece_by_piece(runtime):
+    prog = api.compile(
+        """
+fn f() -> str:
+    user "Say something."
+    assistant: gen words(max_tokens=12, ignore_eos=True)
+    return words
+""",
+        "stream.sgl",
+    )
+    pieces: list[tuple[str, str, str]] = []
+    words = prog.run("f", runtime=runtime, on_token=lambda *p: pieces.append(p))
+    assert len(pieces) > 1 and {(label, name) for label, name, _ in pieces} == {("f", "words")}
+    assert "".join(text for _, _, text in pieces).strip() == words.strip()
