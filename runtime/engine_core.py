@@ -193,7 +193,12 @@ class EngineCore:
             return
         room = req.params.max_new_tokens - (len(req.output_ids) - step.num_tokens_to_drop)
         new = step.new_token_ids[: max(room, 0)]
-        self.scheduler.requeue(req)  # KV into the cache first, while the tokens are unchanged
+        # The forced tokens run in the next batch with the other running requests; KV of
+        # dropped tokens is freed, unless the prefix cache owns it: then the request waits
+        # for an extend from the cache (its KV goes there first, under the old tokens).
+        keep = req.seq_len - step.num_tokens_to_drop
+        if not self.scheduler.kv.truncate(req, keep):
+            self.scheduler.requeue(req)
         constraint.matcher.rollback(step.num_tokens_to_drop)
         constraint.matcher.advance_many(new)
         self.outputs.rewrite_tail(req, step.num_tokens_to_drop, new)

@@ -85,6 +85,21 @@ class KVManager:
     def slots_needed(self, req: Req, num_tokens: int) -> int:
         return self.allocator.num_pages_needed(req.kv_len, num_tokens) * self.page_size
 
+    def truncate(self, req: Req, length: int) -> bool:
+        """Forget the request's KV past its first `length` tokens (jump-forward re-spelled
+        them). False, changing nothing, when that KV belongs to the prefix cache."""
+        if length >= req.alloc_len:
+            return True
+        if length < req.cache_owned_len:
+            return False
+        # the rest of a partly used page stays with the request: the next alloc continues it
+        first_free = -(-length // self.page_size) * self.page_size
+        if req.alloc_len > first_free:
+            self.allocator.free(self.row_slots(req, req.alloc_len)[first_free:].clone())
+        req.kv_len = min(req.kv_len, length)
+        req.alloc_len = length
+        return True
+
     # -- caching and release ------------------------------------------------------------------
     def cache_prefix(self, req: Req) -> None:
         """Hand the request's computed, page-aligned KV to the prefix cache and re-lock it,

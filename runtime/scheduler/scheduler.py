@@ -2,8 +2,11 @@
 
 Requests move waiting -> (chunked) -> running -> finished. Extend batches take priority
 (new work joins as soon as memory allows); otherwise all running requests decode one
-token. When decode runs out of KV slots, the newest running requests are retracted: their
-KV goes to the prefix cache and they wait to resume with the output they already have.
+token. A running request that got several tokens at once (jump-forward of constrained
+decoding) computes them in that same step: the batch is then an extend batch in which the
+others extend by their one token. When decode runs out of KV slots, the newest running
+requests are retracted: their KV goes to the prefix cache and they wait to resume with the
+output they already have.
 """
 
 from __future__ import annotations
@@ -119,19 +122,21 @@ class Scheduler:
             if len(self.running) == 1:
                 break  # alone and out of memory: the engine finishes it with "length"
             self.retract(self.running[-1])
-        reqs, starts = [], []
+        reqs, starts, lens = [], [], []
         for req in self.running:
-            start = req.kv_len
-            if self.kv.alloc(req, 1) is None:
+            start, num = req.kv_len, req.extend_len
+            if self.kv.alloc(req, num) is None:
                 continue
             reqs.append(req)
             starts.append(start)
+            lens.append(num)
         if not reqs:
             return None
-        return ScheduledBatch(ForwardMode.DECODE, reqs, starts, [1] * len(reqs))
+        mode = ForwardMode.DECODE if all(n == 1 for n in lens) else ForwardMode.EXTEND
+        return ScheduledBatch(mode, reqs, starts, lens)
 
     def _decode_slots_needed(self) -> int:
-        return sum(self.kv.slots_needed(r, 1) for r in self.running)
+        return sum(self.kv.slots_needed(r, r.extend_len) for r in self.running)
 
     def out_of_memory(self) -> list[Req]:
         """Running requests that cannot get a slot even alone (the pool is too small)."""
@@ -160,7 +165,7 @@ class Scheduler:
         """Advance KV lengths; requests whose prefill completed start running."""
         for i, req in enumerate(batch.reqs):
             req.kv_len = batch.extend_starts[i] + batch.extend_lens[i]
-            if batch.mode is ForwardMode.DECODE:
+            if batch.mode is ForwardMode.DECODE or req.state is ReqState.RUNNING:
                 continue
             if batch.completes_fill(i):
                 if req is self.chunked:

@@ -1,0 +1,81 @@
+"""Jump-forward inside the engine: forced tokens run in the next batch with the other
+running requests (no extra passes), dropped tokens give their KV slots back, outputs valid."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import sglc
+from sglc.runtime.core import Req, SamplingParams
+from sglc.runtime.scheduler.kv_manager import KVManager
+
+from conftest import make_model_dir
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 6},
+        "age": {"type": "integer", "minimum": 0, "maximum": 99},
+        "ok": {"type": "boolean"},
+    },
+    "required": ["name", "age", "ok"],
+}
+PROMPTS = [f"Person {i}: " for i in range(12)]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("jf")
+    make_model_dir(path, "llama")
+    return path
+
+
+def run(model_dir, **options):
+    with sglc.Engine(model_dir, max_total_tokens=4096, **options) as engine:
+        outs = engine.generate(PROMPTS, {"max_new_tokens": 120, "temperature": 0},
+                               json_schema=SCHEMA)
+        return outs, engine.stats()
+
+
+@pytest.mark.parametrize("page_size", [1, 4])
+def test_jump_forward_saves_passes_and_leaks_nothing(model_dir, page_size):
+    on, on_stats = run(model_dir, page_size=page_size)
+    off, off_stats = run(model_dir, page_size=page_size, enable_jump_forward=False)
+    for outs in (on, off):
+        assert all(o.is_valid and o.finish_reason.value == "stop" for o in outs)
+        assert all(set(json.loads(o.text)) == {"name", "age", "ok"} for o in outs)
+    passes = {name: s["num_extend_batches"] + s["num_decode_batches"]
+              for name, s in (("on", on_stats), ("off", off_stats))}
+    assert on_stats["num_forced_tokens"] > 0 and passes["on"] < passes["off"]
+    for stats in (on_stats, off_stats):  # every slot is free or held by the prefix cache
+        assert stats["free_slots"] + stats["cache"]["cached_tokens"] == stats["total_slots"]
+
+
+class _Alloc:
+    """A test double recording freed slots (page size 4)."""
+
+    def __init__(self) -> None:
+        self.freed: list[int] = []
+
+    def free(self, slots) -> None:
+        self.freed += slots.tolist()
+
+
+class _Pool:
+    def __init__(self) -> None:
+        import torch
+
+        self.req_to_token = torch.arange(100, 140)[None, :].repeat(2, 1)
+
+
+def test_truncate_frees_whole_pages_only_and_never_cache_owned_kv():
+    kv = KVManager(_Alloc(), _Pool(), cache=None, page_size=4, caches_prefixes=True)
+    req = Req("r", 0, [1] * 10, SamplingParams(), frozenset())
+    req.req_pool_idx, req.kv_len, req.alloc_len, req.cache_owned_len = 1, 10, 10, 4
+    assert kv.truncate(req, 6)
+    assert kv.allocator.freed == [108, 109]  # positions 8, 9: the page of 4..7 is kept
+    assert (req.kv_len, req.alloc_len) == (6, 6)
+    assert not kv.truncate(req, 3)  # inside the prefix cache's part: refused, unchanged
+    assert (req.kv_len, req.alloc_len) == (6, 6)
