@@ -319,6 +319,22 @@ class Engine:
         so one call's requests are scheduled together."""
         self._call(lambda: [self.core.add(group, sink) for group in groups])
 
+    def prebuild_constraints(self, regexes: Sequence[str]) -> None:
+        """Start building the token automata of these regexes in the background (a program
+        does this for its gens when it starts), so its first constrained gens need not wait.
+        Bad regexes are skipped here; they fail with their request."""
+        if self.tokenizer is None:
+            return
+
+        def start() -> None:
+            for regex in regexes:
+                try:
+                    self.core.constraints.start(regex)
+                except Exception:  # noqa: BLE001 - reported by the request that uses it
+                    log.debug("prebuild of %r failed", regex, exc_info=True)
+
+        self._call(start)
+
     def abort(self, rid: str) -> None:
         """Abort a request: its samples finish with finish_reason 'abort', memory is freed."""
         self._call(lambda: self.core.abort(rid))

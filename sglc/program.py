@@ -174,6 +174,7 @@ class Program:
         on_token: Callable[[str, str, str], None] | None = None,
     ) -> Any:
         """An Interpreter of this program on `runtime` (one per event loop)."""
+        from sglc.runtime.executor.generation import program_regexes
         from sglc.runtime.executor.interpreter import Interpreter
         from sglc.runtime.executor.model_calls import EngineClient
 
@@ -181,6 +182,9 @@ class Program:
             if self.runtime is None:
                 self.runtime = Runtime()
             runtime = self.runtime
+        engine = runtime.engine
+        if hasattr(engine, "prebuild_constraints"):  # the gens' automata build meanwhile
+            engine.prebuild_constraints(program_regexes(self.ir))
         return Interpreter(
             self.ir,
             EngineClient(runtime.engine),

@@ -76,6 +76,19 @@ def constrained_regex(regex: str, healed_spaces: str = "") -> str:
     return f"{healed_spaces}(?:{regex})"
 
 
+def program_regexes(program: Any) -> list[str]:
+    """The regexes a program's gens may send to the engine: each canonical regex, and its
+    form after healing one space (the common case, "Answer: " gen ...)."""
+    regexes: dict[str, None] = {}
+    for fn in program.functions.values():
+        for block in fn.blocks:
+            for instr in block.instrs:
+                if isinstance(instr, Gen) and instr.regex is not None:
+                    regexes[instr.regex] = None
+                    regexes[constrained_regex(instr.regex, " ")] = None
+    return list(regexes)
+
+
 def describe_constraint(gen: Gen) -> str:
     c = gen.constraint
     if c.kind == "regex":

@@ -7,6 +7,7 @@ import asyncio
 import json
 import re
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -382,3 +383,23 @@ fn f() -> str:
     words = prog.run("f", runtime=runtime, on_token=lambda *p: pieces.append(p))
     assert len(pieces) > 1 and {(label, name) for label, name, _ in pieces} == {("f", "words")}
     assert "".join(text for _, _, text in pieces).strip() == words.strip()
+
+
+def test_program_prebuilds_its_constraint_automata(runtime):
+    prog = api.compile(
+        """
+fn f() -> int:
+    "Count: " gen n: /[0-9]{2}x[0-9]{3}/(max_tokens=8)
+    return 1
+""",
+        "prebuild.sgl",
+    )
+    engine = runtime.engine
+    prog.interpreter(runtime)  # no gen has run yet
+    engine.stats()  # a round trip through the loop: the prebuild call has run before it
+    cache = engine.core.constraints.cache
+    keys = [(r, cache.vocabulary) for r in ("[0-9]{2}x[0-9]{3}", " (?:[0-9]{2}x[0-9]{3})")]
+    deadline = time.monotonic() + 30
+    while not all(k in cache for k in keys) and time.monotonic() < deadline:
+        time.sleep(0.01)  # built in the background
+    assert all(k in cache for k in keys)
