@@ -9,8 +9,8 @@
    `enable_jump_forward=True` vs `False`. Each run is a fresh engine (cold cache; engine
    construction not timed) and one `generate(..., json_schema=SCHEMA)` call over all requests.
    Quoted (medians over interleaved repeats): forward passes (= decode batches + extend
-   batches: every jump re-queues its request for an extend over its cached prefix, so the
-   extends are counted), decode steps, forced tokens, prefill tokens, wall time, and whether
+   batches: after a jump the forced tokens run in the next pass with the other running
+   requests, which makes that pass an extend batch, so the extends are counted), decode steps, forced tokens, prefill tokens, wall time, and whether
    every output is valid (`Output.is_valid`, `json.loads`, `jsonschema.validate`).
 2. **outlines.** If the `outlines` package imports, the same 64 prompts go through outlines'
    transformers integration (`outlines.from_transformers` + `Generator.batch`: one left-padded
@@ -287,15 +287,15 @@ def summarize_decoding(args, prompts, results, skipped, runner) -> dict:
     saved = off["median_decode_steps"] - on["median_decode_steps"]
     added = on["median_extend_batches"] - off["median_extend_batches"]
     print(f"  jump-forward saved {saved:g} decode steps and added {added:g} extend batches: "
-          "the re-queued requests are extended in their own batches, while the others wait")
+          "a pass that carries forced tokens is an extend batch (the others decode in it)")
     if vs_outlines is not None:
         print(f"sglc (jump-forward on) throughput is {_x(vs_outlines)} outlines' (target >= "
               f"{TARGETS['speedup_vs_outlines']}x: "
               f"{_met(vs_outlines, TARGETS['speedup_vs_outlines'])}); outlines {runner.version}")
     else:
         print(skipped)
-    print("notes: forward passes = decode batches + extend batches (each jump re-queues its "
-          "request for an extend, counted); with jump-forward off the only extends are the "
+    print("notes: forward passes = decode batches + extend batches (a pass carrying forced "
+          "tokens is a mixed extend batch, counted); with jump-forward off the only extends are the "
           "prompt prefills; decode rows = requests summed over decode batches (the "
           "per-request decode work). Outputs differ between on and off: a jump appends the "
           "tokenizer's own tokens for the forced text, which the model then conditions on. "
