@@ -245,6 +245,7 @@ class Req:
     finish_reason: FinishReason | None = None
     error: str | None = None
     logprobs: list[TokenLogprob] | None = None
+    is_text_cut: bool = False  # a stop string ended the text (a constraint may be unmet)
     # detokenization / streaming state, owned by the engine's output stage
     text: str = ""
     sent_text_len: int = 0

@@ -417,7 +417,7 @@ class _Collector:
 
 def _in_request_order(groups: list[list[Req]], outputs: list[Output]) -> list[Output]:
     """Outputs sorted as submitted: prompt by prompt, sample by sample."""
-    order = {(g[0].rid, r.index): k for k, g in enumerate(groups) for r in g}
+    order = {(g[0].rid, r.index): (k, r.index) for k, g in enumerate(groups) for r in g}
     return sorted(outputs, key=lambda o: order[(o.rid, o.index)])
 
 

@@ -73,8 +73,12 @@ class EngineCore:
             self.scheduler.add(req)
 
     def abort(self, rid: str, error: str | None = None) -> None:
-        for req in [r for r in self.all_reqs() if r.rid == rid]:
+        reqs = [r for r in self.all_reqs() if r.rid == rid and not r.is_finished]
+        for req in reqs:
             req.finish_reason, req.error = FinishReason.ABORT, error
+        # a group aborted while its automaton builds is forgotten (the build may finish later)
+        self.building = [b for b in self.building if not all(r.is_finished for r in b[0])]
+        for req in reqs:
             self._finish(req)
 
     def all_reqs(self) -> list[Req]:
@@ -95,6 +99,7 @@ class EngineCore:
             if not future.done():
                 still.append((reqs, sink, future))
                 continue
+            reqs = [r for r in reqs if not r.is_finished]  # aborted while building
             try:
                 for req in reqs:
                     self.constraints.attach(req.constraint, future.result(),
@@ -184,14 +189,16 @@ class EngineCore:
         if req.is_finished and token in req.eos_token_ids | set(req.params.stop_token_ids):
             return  # a stop token (allowed by the mask only where the text matches)
         self.constraints.advance(constraint, token)
-        if constraint.matcher.is_finished():
-            req.finish_reason = req.finish_reason or FinishReason.STOP
+        if constraint.matcher.is_finished() and req.finish_reason is not FinishReason.ABORT:
+            req.finish_reason = FinishReason.STOP  # also when this was the last allowed token
         if req.is_finished:
             return
         step = self.constraints.jump(constraint)
         if step is None:
             return
-        room = req.params.max_new_tokens - (len(req.output_ids) - step.num_tokens_to_drop)
+        kept = len(req.output_ids) - step.num_tokens_to_drop
+        room = min(req.params.max_new_tokens - kept,
+                   self.outputs.max_context_len - len(req.prompt_ids) - kept)
         new = step.new_token_ids[: max(room, 0)]
         # The forced tokens run in the next batch with the other running requests; KV of
         # dropped tokens is freed, unless the prefix cache owns it: then the request waits
@@ -205,7 +212,7 @@ class EngineCore:
         constraint.num_forced_tokens += len(new)
         self.counters.num_forced_tokens += len(new)
         if constraint.matcher.is_finished():
-            req.finish_reason = req.finish_reason or FinishReason.STOP
+            req.finish_reason = FinishReason.STOP
 
     def _emit(self, batch: ScheduledBatch) -> None:
         for req in batch.reqs:

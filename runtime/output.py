@@ -59,7 +59,10 @@ class OutputProcessor:
         self.start(req)  # a fresh detokenizer, fed the whole output again
         req.text = ""
         self._push_text(req, req.output_ids)
-        if req.finish_reason is None and len(req.output_ids) >= req.params.max_new_tokens:
+        if req.finish_reason is None and (
+            len(req.output_ids) >= req.params.max_new_tokens
+            or req.seq_len >= self.max_context_len
+        ):
             req.finish_reason = FinishReason.LENGTH
 
     def _push_text(self, req: Req, tokens: list[int]) -> None:
@@ -73,6 +76,7 @@ class OutputProcessor:
             if result.is_stopped:
                 req.text = result.text
                 req.finish_reason = FinishReason.STOP
+                req.is_text_cut = True
 
     def finish_text(self, req: Req) -> None:
         """Flush held-back bytes once the request is finished by length or abort."""
@@ -87,12 +91,15 @@ class OutputProcessor:
         if not req.is_finished and stop is not None:
             end = stop.safe_len(req.text)
         text = req.text[req.sent_text_len : end]
-        tokens = req.output_ids[req.sent_token_len :]
-        logprobs = (req.logprobs or [])[req.sent_logprob_len :]
+        token_end = len(req.output_ids)
+        if not req.is_finished and req.constraint is not None:  # a jump may replace these
+            token_end = max(req.sent_token_len, token_end - req.constraint.num_unstable_tokens)
+        tokens = req.output_ids[req.sent_token_len : token_end]
+        logprobs = (req.logprobs or [])[req.sent_logprob_len : token_end]
         if not text and not tokens and not req.is_finished:
             return None
         req.sent_text_len = max(end, req.sent_text_len)
-        req.sent_token_len = len(req.output_ids)
+        req.sent_token_len = max(token_end, req.sent_token_len)
         req.sent_logprob_len += len(logprobs)
         return StreamDelta(
             req.rid, req.index, text, tokens, req.finish_reason,
@@ -110,5 +117,7 @@ class OutputProcessor:
             usage=Usage(len(req.prompt_ids), req.cached_len, len(req.output_ids)),
             logprobs=req.logprobs,
             error=req.error,
-            is_valid=None if req.constraint is None else req.constraint.is_valid,
+            is_valid=None if req.constraint is None else (
+                req.constraint.is_valid and not req.is_text_cut
+            ),
         )

@@ -40,7 +40,7 @@ from typing import Any
 
 from outlines_core import Index
 
-from sglc.runtime.constrained.regex import ConstraintError, index_form
+from sglc.runtime.constrained.regex import ConstraintError, index_form, used_chars
 from sglc.runtime.constrained.vocabulary import TokenVocabulary
 
 __all__ = [
@@ -54,7 +54,6 @@ __all__ = [
 
 _MAGIC = b"SGLCIDX1"
 _FORMAT = 1
-_NULLABLE_ERROR = "universal start state"
 try:
     _OC_VERSION = metadata.version("outlines_core")
 except metadata.PackageNotFoundError:  # pragma: no cover - always installed with sglc
@@ -62,6 +61,9 @@ except metadata.PackageNotFoundError:  # pragma: no cover - always installed wit
 
 
 _Key = tuple[str, bool, str]  # (index form, accepts_empty, vocabulary hash)
+
+
+_NULLABLE_ERROR = "universal start state"
 
 
 class IndexBuildError(ValueError):
@@ -135,30 +137,57 @@ def build_index(
     if form is None:
         form, accepts_empty = _index_form(regex)
     start = time.perf_counter()
-    try:
-        index = Index(form, vocab.outlines)
-        start_state, prefix = index.get_initial_state(), ()
-    except Exception as err:  # outlines-core raises ValueError or RuntimeError
-        if _NULLABLE_ERROR not in str(err):
-            raise IndexBuildError(f"cannot build a token index for regex {regex!r}: {err}") from err
-        index, start_state, prefix = _build_with_sentinel(regex, form, vocab)
+    # NOTE: behind a sentinel byte the regex never matches, where there is one. Built
+    # plainly, outlines-core 0.2.14 also builds the unanchored DFA, which grows exponentially
+    # when the first character can recur in a counted repeat (`x[a-z]{30}`: gigabytes, then
+    # the process aborts); the sentinel keeps it small. A sentinel the regex does match can
+    # blow up the same way, so a regex over every ASCII byte is built plainly.
+    sentinel = _unused_sentinel(regex, vocab)
+    if sentinel is None:
+        index, start_state, prefix = _build_plain(regex, form, vocab)
+    else:
+        index, start_state, prefix = _build_with_sentinel(regex, form, vocab, sentinel)
     seconds = time.perf_counter() - start
     return CompiledIndex(regex, form, vocab, index, start_state, prefix, accepts_empty, seconds)
 
 
-def _build_with_sentinel(
+def _unused_sentinel(regex: str, vocab: TokenVocabulary) -> int | None:
+    """An ASCII byte with its own token that no text of the regex contains (controls first)."""
+    try:
+        used = used_chars(regex)
+    except Exception:  # noqa: BLE001 - outside the dialect: assume it may use any byte
+        return None
+    for byte in (*range(0x20), 0x7F, *range(0x20, 0x7F)):
+        if vocab.bytes_to_ids.get(bytes([byte])) and not any(lo <= byte <= hi for lo, hi in used):
+            return byte
+    return None
+
+
+def _build_plain(
     regex: str, form: str, vocab: TokenVocabulary
 ) -> tuple[Index, int, tuple[int, ...]]:
-    """Index of ``\\xNN`` + form; matching starts after the sentinel byte's token."""
-    for byte in range(0x80):
-        ids = vocab.bytes_to_ids.get(bytes([byte]))
-        if ids:
-            break
-    else:
+    try:
+        index = Index(form, vocab.outlines)
+    except Exception as err:  # outlines-core raises ValueError or RuntimeError
+        if _NULLABLE_ERROR not in str(err):
+            raise IndexBuildError(f"cannot build a token index for regex {regex!r}: {err}") from err
+        return _build_with_sentinel(regex, form, vocab, None)
+    return index, index.get_initial_state(), ()
+
+
+def _build_with_sentinel(
+    regex: str, form: str, vocab: TokenVocabulary, byte: int | None
+) -> tuple[Index, int, tuple[int, ...]]:
+    """Index of ``\\xNN`` + form; matching starts after the sentinel byte's token (`byte`, or
+    the first ASCII byte with a token)."""
+    if byte is None:
+        byte = next((b for b in range(0x80) if vocab.bytes_to_ids.get(bytes([b]))), None)
+    if byte is None:
         raise IndexBuildError(
             f"cannot build a token index for regex {regex!r}: it matches the empty string and "
             "the vocabulary has no single-byte ASCII token to anchor it"
         )
+    ids = vocab.bytes_to_ids[bytes([byte])]
     try:
         index = Index(f"\\x{byte:02x}{form}", vocab.outlines)
     except Exception as err:

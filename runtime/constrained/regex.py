@@ -1176,3 +1176,24 @@ __all__ = [
     "index_form", "index_regex", "regex_for_choices", "regex_for_int_range", "regex_for_schema",
     "regex_for_type",
 ]
+
+
+def used_chars(pattern: str) -> Intervals:
+    """Every character some text of `pattern` may contain (an over-approximation), as
+    code-point intervals; the pattern must be in the dialect (`check_regex`)."""
+    found: list[tuple[int, int]] = []
+
+    def walk(items: Any) -> None:
+        for op, av in items:
+            if op in _CHAR_OPS:
+                found.extend(_charset(op, av))
+            elif op is _sre.SUBPATTERN:
+                walk(av[-1])
+            elif op is _sre.BRANCH:
+                for branch in av[1]:
+                    walk(branch)
+            elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT):
+                walk(av[2])
+
+    walk(_analyze(pattern).data)
+    return _merge(found)

@@ -57,6 +57,8 @@ class ReqConstraint:
     regex: str
     matcher: RegexMatcher | None = None
     num_forced_tokens: int = 0  # appended by jump-forward, without decode steps
+    # the newest tokens a jump may still replace: streamed only once the request finishes
+    num_unstable_tokens: int = 0
 
     @property
     def is_valid(self) -> bool:
@@ -123,6 +125,7 @@ class ConstraintStage:
                 f"{max_new_tokens}", hint="raise max_new_tokens (max_tokens in SGL)",
             )
         constraint.matcher = RegexMatcher(compiled)
+        constraint.num_unstable_tokens = self.jumper.window if self.jumper.enabled else 0
 
     # -- per step ------------------------------------------------------------------------------
     def apply_masks(
