@@ -9,6 +9,8 @@ deep inside Triton.
 
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 import triton.language as tl
@@ -145,3 +147,12 @@ def dot_precision(dtype: torch.dtype) -> str:
     """`tl.dot` precision: exact float32 ("ieee", not TF32) for float32 inputs to match the
     reference; the argument is ignored for 16-bit inputs."""
     return "ieee" if dtype == torch.float32 else "tf32"
+
+
+def dot_settings(dtype: torch.dtype) -> tuple[bool, str]:
+    """(upcast operands to float32, tl.dot input_precision) for operands of ``dtype``."""
+    # NOTE: the Triton 3.9 interpreter multiplies 16-bit dot operands as raw integers, so
+    # under TRITON_INTERPRET they are upcast first. float32 uses exact ("ieee") products.
+    interpreting = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    upcast = interpreting and dtype != torch.float32
+    return upcast, "ieee" if upcast or dtype == torch.float32 else dot_precision(dtype)

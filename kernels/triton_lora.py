@@ -7,12 +7,12 @@ exit at once, so the grid needs no host sync to size it.
 
 from __future__ import annotations
 
-import os
-
 import torch
 import triton
 import triton.language as tl
 from torch import Tensor
+
+from sglc.kernels.triton_common import dot_settings
 
 _BLOCK_T = 16
 _BLOCK_R = 16
@@ -20,13 +20,6 @@ _BLOCK_K = 32
 _BLOCK_OUT = 32
 
 
-def _dot_settings(dtype: torch.dtype) -> tuple[bool, str]:
-    """(upcast operands to float32, tl.dot input_precision) for operands of ``dtype``."""
-    # NOTE: the Triton 3.9 interpreter multiplies 16-bit dot operands as raw integers, so
-    # under TRITON_INTERPRET they are upcast first. float32 uses exact ("ieee") products.
-    interpreting = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-    upcast = interpreting and dtype != torch.float32
-    return upcast, "ieee" if upcast or dtype == torch.float32 else "tf32"
 
 
 @triton.jit
@@ -140,7 +133,7 @@ def triton_lora_shrink(
     num_segments = seg_adapter.shape[0]
     if num_tokens == 0 or num_segments == 0:
         return y
-    upcast, precision = _dot_settings(x.dtype)
+    upcast, precision = dot_settings(x.dtype)
     grid = (num_segments, triton.cdiv(num_tokens, _BLOCK_T), triton.cdiv(max_rank, _BLOCK_R))
     _shrink_kernel[grid](
         x.contiguous(),
@@ -178,7 +171,7 @@ def triton_lora_expand(
     num_segments = seg_adapter.shape[0]
     if num_tokens == 0 or num_segments == 0:
         return out
-    upcast, precision = _dot_settings(b_weights.dtype)
+    upcast, precision = dot_settings(b_weights.dtype)
     grid = (num_segments, triton.cdiv(num_tokens, _BLOCK_T), triton.cdiv(out_size, _BLOCK_OUT))
     _expand_kernel[grid](
         y.contiguous(),

@@ -9,8 +9,6 @@ sums each token's K slots.
 
 from __future__ import annotations
 
-import os
-
 import torch
 import triton
 import triton.language as tl
@@ -18,18 +16,12 @@ from torch import Tensor
 
 from sglc.kernels.moe import MoeAlignment, moe_align
 from sglc.kernels.triton_activation import triton_silu_and_mul
+from sglc.kernels.triton_common import dot_settings
 
 _BLOCK_N = 32
 _BLOCK_K = 32
 
 
-def _dot_settings(dtype: torch.dtype) -> tuple[bool, str]:
-    """(upcast operands to float32, tl.dot input_precision) for operands of ``dtype``."""
-    # NOTE: the Triton 3.9 interpreter multiplies 16-bit dot operands as raw integers, so
-    # under TRITON_INTERPRET they are upcast first. float32 uses exact ("ieee") products.
-    interpreting = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-    upcast = interpreting and dtype != torch.float32
-    return upcast, "ieee" if upcast or dtype == torch.float32 else "tf32"
 
 
 @triton.jit
@@ -102,7 +94,7 @@ def _grouped_gemm(
     num_slots, out_size = out.shape
     num_blocks = alignment.block_experts.shape[0]
     block_size = alignment.sorted_slots.shape[0] // num_blocks
-    upcast, precision = _dot_settings(a.dtype)
+    upcast, precision = dot_settings(a.dtype)
     _grouped_gemm_kernel[(num_blocks, triton.cdiv(out_size, _BLOCK_N))](
         a,
         weights,

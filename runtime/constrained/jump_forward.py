@@ -32,6 +32,7 @@ from typing import Any
 from sglc.runtime.constrained.index_cache import CompiledIndex, IndexCache, build_index
 from sglc.runtime.constrained.matcher import RegexMatcher
 from sglc.runtime.constrained.vocabulary import TokenVocabulary, byte_vocabulary
+from sglc.runtime.inputs import common_prefix_len
 
 __all__ = ["ForcedPaths", "JumpForward", "JumpForwarder", "make_encoder"]
 
@@ -173,7 +174,7 @@ class JumpForwarder:
         keep = self._keep_count(matcher.compiled, new, states)
         if len(vocab.decode(new[:keep])) <= len(old_bytes):
             return None
-        common = _common_prefix(old, new[:keep])
+        common = common_prefix_len(old, new[:keep])
         return JumpForward(len(old) - common, new[common:keep])
 
     @staticmethod
@@ -272,11 +273,3 @@ def _walk(compiled: CompiledIndex, state: int, ids: list[int]) -> list[int] | No
         states.append(nxt)
     return states
 
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
