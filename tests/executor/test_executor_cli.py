@@ -214,8 +214,7 @@ def test_any_args_json_gives_a_clean_result(capsys, prog_file, tmp_path, payload
         prog_file,
         "--fn",
         "add",
-        "--args-json",
-        payload,
+        f"--args-json={payload}",  # the = form: a payload may start with "-"
         "--model",
         tmp_path / "no-model",
     )
