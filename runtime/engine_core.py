@@ -110,8 +110,7 @@ class EngineCore:
                     self._finish(req)
                 continue
             for req in reqs:
-                if not req.is_finished:
-                    self.scheduler.add(req)
+                self.scheduler.add(req)
         self.building = still
 
     # -- the loop body ------------------------------------------------------------------------
@@ -186,9 +185,9 @@ class EngineCore:
         """Feed the sampled token to the request's automaton; stop when it has matched and
         nothing may follow; jump forward over a forced string."""
         constraint = req.constraint
-        if req.is_finished and token in req.eos_token_ids | set(req.params.stop_token_ids):
+        if req.is_finished and (token in req.eos_token_ids or token in req.params.stop_token_ids):
             return  # a stop token (allowed by the mask only where the text matches)
-        self.constraints.advance(constraint, token)
+        constraint.matcher.advance(token)
         if constraint.matcher.is_finished() and req.finish_reason is not FinishReason.ABORT:
             req.finish_reason = FinishReason.STOP  # also when this was the last allowed token
         if req.is_finished:
@@ -196,9 +195,7 @@ class EngineCore:
         step = self.constraints.jump(constraint)
         if step is None:
             return
-        kept = len(req.output_ids) - step.num_tokens_to_drop
-        room = min(req.params.max_new_tokens - kept,
-                   self.outputs.max_context_len - len(req.prompt_ids) - kept)
+        room = self.outputs.room(req, len(req.output_ids) - step.num_tokens_to_drop)
         new = step.new_token_ids[: max(room, 0)]
         # The forced tokens run in the next batch with the other running requests; KV of
         # dropped tokens is freed, unless the prefix cache owns it: then the request waits

@@ -39,31 +39,38 @@ class OutputProcessor:
             req.finish_reason = FinishReason.STOP
             return  # the stop token's text is not part of the output
         self._push_text(req, [token])
-        if req.finish_reason is None and (
-            len(req.output_ids) >= params.max_new_tokens or req.seq_len >= self.max_context_len
-        ):
+        self._check_length(req)
+
+    def room(self, req: Req, num_output: int) -> int:
+        """How many more tokens may follow the first `num_output` output tokens
+        (max_new_tokens and the context length)."""
+        return min(req.params.max_new_tokens - num_output,
+                   self.max_context_len - len(req.prompt_ids) - num_output)
+
+    def _check_length(self, req: Req) -> None:
+        if req.finish_reason is None and self.room(req, len(req.output_ids)) <= 0:
             req.finish_reason = FinishReason.LENGTH
 
     def rewrite_tail(self, req: Req, num_drop: int, new_tokens: list[int]) -> None:
-        """Replace the last `num_drop` output tokens by `new_tokens` (jump-forward), redo the
-        text, and set `req.finish_reason` if the request is now at its length limit. The
-        new tokens get logprob 0 (the constraint left no choice)."""
+        """Replace the last `num_drop` output tokens by `new_tokens` (jump-forward), extend
+        or redo the text, and set `req.finish_reason` if the request is now at its length
+        limit. The new tokens get logprob 0 (the constraint left no choice)."""
         keep = len(req.output_ids) - num_drop
         del req.output_ids[keep:]
         req.output_ids += new_tokens
         if req.logprobs is not None:
             del req.logprobs[keep:]
             req.logprobs += [TokenLogprob(t, 0.0) for t in new_tokens]
+        # NOTE: delta() holds back the tokens a jump may drop, so these stay as they are
         req.sent_token_len = min(req.sent_token_len, keep)
         req.sent_logprob_len = min(req.sent_logprob_len, keep)
-        self.start(req)  # a fresh detokenizer, fed the whole output again
-        req.text = ""
-        self._push_text(req, req.output_ids)
-        if req.finish_reason is None and (
-            len(req.output_ids) >= req.params.max_new_tokens
-            or req.seq_len >= self.max_context_len
-        ):
-            req.finish_reason = FinishReason.LENGTH
+        if num_drop:  # a fresh detokenizer, fed the whole output again
+            self.start(req)
+            req.text = ""
+            self._push_text(req, req.output_ids)
+        else:
+            self._push_text(req, new_tokens)
+        self._check_length(req)
 
     def _push_text(self, req: Req, tokens: list[int]) -> None:
         detok, stop = req.decode_state

@@ -1,14 +1,14 @@
-"""Constrained decoding inside the engine loop: index builds, masks, advances, jump-forward.
+"""Constrained decoding inside the engine loop: index builds, masks, jump-forward.
 
 The engine thread owns one `ConstraintStage`. A constrained request carries its canonical
 regex (`request_regex`, computed on the caller's thread so a bad constraint fails before
 anything is queued); when it reaches the loop, `start` asks the index cache for its token
 automaton, built in a thread pool while the engine keeps serving the others. Once built, each
 sample gets a `RegexMatcher`; every step the stage writes their bitmasks into one pinned CPU
-buffer, applies them to the logits rows in one op, and advances the matchers with the sampled
-tokens. Where the automaton forces a string, `jump` returns the tokens to append without
-decode steps (the engine re-queues the request so the forced tokens run as one extend over
-its cached prefix).
+buffer and applies them to the logits rows in one op; the engine advances each matcher with
+its sampled token. Where the automaton forces a string, `jump` returns the tokens to append
+without decode steps (the engine computes them in its next batch, with the other running
+requests' tokens).
 """
 
 from __future__ import annotations
@@ -91,7 +91,6 @@ class ConstraintStage:
         encode = make_encoder(tokenizer) if tokenizer is not None else None
         self.jumper = JumpForwarder(encode, enabled=jump_forward and encode is not None)
         self._buffer: torch.Tensor | None = None
-        self.num_jumps = 0
 
     @property
     def vocab(self) -> TokenVocabulary:
@@ -151,19 +150,12 @@ class ConstraintStage:
                                        pin_memory=pin)
         return self._buffer[:num_rows]
 
-    @staticmethod
-    def advance(constraint: ReqConstraint, token_id: int) -> None:
-        constraint.matcher.advance(token_id)
-
     def jump(self, constraint: ReqConstraint) -> JumpForward | None:
         """The forced tokens to append now (after dropping some for a clean boundary), or None."""
         matcher = constraint.matcher
         if matcher is None or matcher.is_finished():
             return None
-        step = self.jumper.propose(matcher)
-        if step is not None:
-            self.num_jumps += 1
-        return step
+        return self.jumper.propose(matcher)
 
 
 def min_tokens_lower_bound(compiled: CompiledIndex, jumper: JumpForwarder) -> int:

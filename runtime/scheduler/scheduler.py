@@ -145,16 +145,14 @@ class Scheduler:
         return []
 
     def retract(self, req: Req) -> None:
-        self.running.remove(req)
-        self.kv.release(req)
-        req.state = ReqState.WAITING
+        """Requeue a running request for lack of memory (counted)."""
+        self.requeue(req)
         req.num_retractions += 1
         self.num_retractions += 1
-        self.waiting.insert(0, req)
 
     def requeue(self, req: Req) -> None:
-        """Send a running request back to wait for an extend (jump-forward appends tokens):
-        its KV goes to the prefix cache, from which the extend reuses it."""
+        """Send a running request back to wait, first in line, for an extend: its KV goes to
+        the prefix cache, from which the extend reuses it."""
         self.running.remove(req)
         self.kv.release(req)
         req.state = ReqState.WAITING
