@@ -23,7 +23,7 @@ from typing import Any
 from sglc.ir.instructions import Constraint, Gen, Instr
 from sglc.ir.program import IRProgram
 from sglc.runtime.constrained.regex import ConstraintError, canonical_regex, escape_literal
-from sglc.runtime.constrained.regex import regex_for_schema as _regex_for_schema
+from sglc.runtime.constrained.schema import regex_for_schema as _regex_for_schema
 
 
 def compile_constraints(prog: IRProgram) -> IRProgram:

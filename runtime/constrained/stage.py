@@ -28,8 +28,8 @@ from sglc.runtime.constrained.regex import (
     ConstraintError,
     check_regex,
     regex_for_choices,
-    regex_for_schema,
 )
+from sglc.runtime.constrained.schema import regex_for_schema
 from sglc.runtime.constrained.vocabulary import TokenVocabulary, build_vocabulary
 
 

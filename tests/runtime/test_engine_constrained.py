@@ -20,7 +20,7 @@ import torch
 import transformers
 
 import sglc
-from sglc.runtime.constrained.regex import regex_for_schema
+from sglc.runtime.constrained.schema import regex_for_schema
 from sglc.runtime.core import FinishReason, InvalidRequest, Output, SamplingParams
 
 from conftest import TINY

@@ -27,9 +27,9 @@ from sglc.runtime.constrained.regex import (
     index_regex,
     regex_for_choices,
     regex_for_int_range,
-    regex_for_schema,
     regex_for_type,
 )
+from sglc.runtime.constrained.schema import regex_for_schema
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # [[:alpha:]] reads as [[:alph]]
 
