@@ -121,7 +121,8 @@ class Engine:
         outputs = OutputProcessor(self.tokenizer, self.max_context_len)
         constraints = ConstraintStage(
             self.tokenizer, mcfg.vocab_size, sorted(self.loaded.eos_token_ids),
-            # a jump re-queues the request to extend from its cached KV: needs the cache
+            # NOTE: off with the radix cache off too, so that such runs measure plain decoding
+            # (jumps themselves no longer need the cache: forced tokens run in the next batch)
             jump_forward=cfg.enable_jump_forward and not cfg.disable_radix_cache,
             cache_dir=cfg.index_cache_dir,
         )
