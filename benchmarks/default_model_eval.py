@@ -6,15 +6,17 @@
   Thought/Action/Input, a calculator (or a search over the world table) computes the
   Observation, the model answers with `Action: finish`.
 - json_extraction: the reply must parse as JSON and equal the expected object.
-- multiple_choice, yes_no, judge: scored two ways: free greedy generation (exact answer),
-  and `select` (the option with the best length-normalized likelihood, via Engine.score —
-  what an SGL `select` does).
+- multiple_choice, yes_no, judge: scored two ways: free greedy generation (the final answer:
+  the letter after "The answer is", the verdict), and `select` (the option with the best
+  length-normalized likelihood, via Engine.score — what an SGL `select` does; for multiple
+  choice and judge after the reasoning sentence, generated greedily up to the answer).
 - instruction, recall, one_sentence: exact match of the greedy reply.
 - every skill also through SGL programs (column `sgl`), as a user would run them, batched with
   `.batch`: react_calculator with examples/agent.sgl, react_search with the same loop over a
   search tool (the world table), json_extraction as a `json`-constrained gen, the choice
   skills as choice-constrained gens (`gen a: "A" | "B" | ...`, decoded by the engine's
-  constrained decoder), the rest as plain gens.
+  constrained decoder) after a `gen` of the reasoning sentence for multiple choice and
+  judge, the rest as plain gens.
 Prints a table and writes benchmarks/out/default_model_eval.json.
 """
 
@@ -32,8 +34,13 @@ from pathlib import Path
 import sglc
 from sglc.training import world
 from sglc.training.data import SKILLS, generate, prompt_messages
+from sglc.training.skills_facts import MC_ANSWER_PREFIX, final_answer
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+# Multiple choice and judge replies reason first: the text the options follow.
+# (stop the reasoning at, text between the reasoning and " <option>")
+REASON_STOP = {"multiple_choice": (MC_ANSWER_PREFIX, " " + MC_ANSWER_PREFIX.rstrip()),
+               "judge": ("[[", "")}
 # One fn per answer kind, over the conversation before the answer ([[role, text], ...]).
 EVAL_SGL = r"""
 extern fn search(query: str) -> str
@@ -53,13 +60,17 @@ fn answer(turns: list[list[str]], kind: str) -> str:
         else:
             assistant "{t[1]}"
     if kind == "letter":
-        assistant: gen letter: "A" | "B" | "C" | "D"
+        assistant:
+            gen why(stop="The answer is", max_tokens=32)
+            "The answer is " gen letter: "A" | "B" | "C" | "D"
         return letter
     if kind == "yes_no":
         assistant: gen yes_no: "Yes" | "No"
         return yes_no
     if kind == "verdict":
-        assistant: gen verdict: "[[A]]" | "[[B]]"
+        assistant:
+            gen why(stop="[[", max_tokens=32)
+            gen verdict: "[[A]]" | "[[B]]"
         return verdict
     assistant: gen text(max_tokens=96)
     return text
@@ -148,16 +159,23 @@ def eval_json(engine: sglc.Engine, examples) -> list[bool]:
 
 def eval_exact(engine: sglc.Engine, examples) -> list[bool]:
     outs = engine.generate([prompt_messages(ex) for ex in examples], GREEDY)
-    return [out.text.strip() == ex.answer for out, ex in zip(outs, examples, strict=True)]
+    return [final_answer(ex.skill, out.text) == ex.answer
+            for out, ex in zip(outs, examples, strict=True)]
 
 
 def eval_select(engine: sglc.Engine, examples, options: list[str]) -> list[bool]:
+    prompts = [engine.tokenizer.apply_chat_template(
+        prompt_messages(ex), add_generation_prompt=True, tokenize=False) for ex in examples]
+    if examples and examples[0].skill in REASON_STOP:  # the reasoning, then the options
+        stop, lead = REASON_STOP[examples[0].skill]
+        outs = engine.generate(prompts, {**GREEDY, "max_new_tokens": 32, "stop": [stop]})
+        prompts = [p + out.text.rstrip() + lead for p, out in zip(prompts, outs, strict=True)]
+        scored = [" " + o for o in options]
+    else:
+        scored = options
     ok = []
-    for ex in examples:
-        prompt = engine.tokenizer.apply_chat_template(
-            prompt_messages(ex), add_generation_prompt=True, tokenize=False
-        )
-        scores = engine.score(prompt, options)
+    for ex, prompt in zip(examples, prompts, strict=True):
+        scores = engine.score(prompt, scored)
         best = max(range(len(options)), key=lambda k: scores[k].normalized)
         ok.append(options[best] == ex.answer)
     return ok
@@ -198,11 +216,13 @@ def main() -> int:
     ap.add_argument("--num", type=int, default=100, help="held-out examples per skill")
     ap.add_argument("--model", default=None, help="model directory (default: embedded)")
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--skills", nargs="*", choices=sorted(SKILLS), default=list(SKILLS),
+                    help="skills to evaluate (default: all)")
     args = ap.parse_args()
     engine = sglc.Engine(args.model)
     runtime = sglc.Runtime(engine=engine)
     rows = {}
-    for skill in SKILLS:
+    for skill in args.skills:
         examples = generate(args.seed, args.num, "heldout", (skill,))
         start = time.perf_counter()
         if skill in ("react_calculator", "react_search"):

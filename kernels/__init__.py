@@ -1,4 +1,5 @@
-"""Serving kernels: PyTorch reference ops and Triton kernels behind a backend switch.
+"""Serving kernels: PyTorch reference ops, Triton kernels and a compiled CPU decode attention
+behind a backend switch ("torch", "triton", "cpu").
 
 The model runner asks ``get_ops(name)`` once for a :class:`KernelOps` and calls its fields.
 Every backend implements the contracts of the PyTorch reference ops (see each module's
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from torch import Tensor
 
@@ -81,12 +82,30 @@ def triton_ops() -> KernelOps:
     )
 
 
+def cpu_ops() -> KernelOps:
+    """The PyTorch reference ops with decode attention compiled for CPU (see
+    `cpu_decode_attention`); ValueError if that kernel cannot be built here."""
+    from sglc.kernels.cpu_decode_attention import (
+        cpu_decode_attention,
+        cpu_kernels_available,
+        cpu_plan_decode,
+    )
+
+    if not cpu_kernels_available():
+        raise ValueError("the 'cpu' backend's C++ kernel did not build (needs a C++ compiler "
+                         "and ninja); use 'torch'")
+    return replace(torch_ops(), decode_attention=cpu_decode_attention,
+                   plan_decode=cpu_plan_decode)
+
+
 def triton_interpreted() -> bool:
     """Whether Triton kernels run under the interpreter (CPU tensors) in this process."""
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-_BACKENDS: dict[str, Callable[[], KernelOps]] = {"torch": torch_ops, "triton": triton_ops}
+_BACKENDS: dict[str, Callable[[], KernelOps]] = {
+    "torch": torch_ops, "triton": triton_ops, "cpu": cpu_ops,
+}
 
 
 def get_ops(backend: str = "torch") -> KernelOps:
@@ -99,11 +118,15 @@ def get_ops(backend: str = "torch") -> KernelOps:
 
 
 def default_backend(device_type: str) -> str:
-    """Triton on CUDA, the PyTorch reference ops elsewhere."""
-    return "triton" if device_type == "cuda" else "torch"
+    """Triton on CUDA; on CPU the compiled CPU kernels where they build, else the reference."""
+    if device_type == "cuda":
+        return "triton"
+    from sglc.kernels.cpu_decode_attention import cpu_kernels_available
+
+    return "cpu" if device_type == "cpu" and cpu_kernels_available() else "torch"
 
 
 __all__ = [
-    "AttentionShape", "KernelOps", "build_rope_cache", "default_backend", "get_ops",
+    "AttentionShape", "KernelOps", "build_rope_cache", "cpu_ops", "default_backend", "get_ops",
     "torch_ops", "triton_interpreted", "triton_ops",
 ]

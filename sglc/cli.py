@@ -39,8 +39,9 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-total-tokens", type=int, metavar="N", help="KV pool size in tokens")
     p.add_argument("--policy", default="lpm", choices=["lpm", "fcfs"], help="scheduling policy")
     p.add_argument("--disable-radix-cache", action="store_true", help="turn prefix caching off")
-    p.add_argument("--attention-backend", choices=["torch", "triton"], default=None,
-                   help="kernel backend (default: triton on CUDA, torch on CPU)")
+    p.add_argument("--attention-backend", choices=["torch", "triton", "cpu"], default=None,
+                   help="kernel backend (default: triton on CUDA; on CPU the compiled CPU "
+                        "decode attention where a C++ compiler builds it, else torch)")
 
 
 def _add_generate(sub: Any) -> None:

@@ -6,7 +6,8 @@ Formats the model learns (the stdlib and examples should prompt the same way):
   ``Question: ...`` / ``Thought: ...\\nAction: calculator\\nInput: 12*7`` /
   user ``Observation: 84`` / ``Thought: I know the answer.\\nAction: finish\\nInput: 84``.
 - `json_extraction`: compact JSON with the requested keys, e.g. ``{"name":"Ann","age":31}``.
-- `multiple_choice`: one letter; `yes_no`: ``Yes`` or ``No``; `judge`: ``[[A]]`` or ``[[B]]``.
+- `multiple_choice`: the fact, then ``The answer is B.``; `yes_no`: ``Yes`` or ``No``;
+  `judge`: the fact, then ``[[A]]`` or ``[[B]]``.
 - `instruction`, `recall`, `one_sentence`, `repeat`: short plain-text answers.
 
 The held-out split is decided by hashing each example's key (its question, or its expression
@@ -27,16 +28,16 @@ SkillFn = Callable[[random.Random], Example]
 
 # skill name -> (generator, share of the training mixture)
 SKILLS: dict[str, tuple[SkillFn, float]] = {
-    "react_calculator": (react_calculator, 0.22),
+    "react_calculator": (react_calculator, 0.20),
     "react_search": (react_search, 0.05),
-    "json_extraction": (json_extraction, 0.20),
-    "multiple_choice": (multiple_choice, 0.12),
-    "yes_no": (yes_no, 0.11),
-    "judge": (judge, 0.10),
-    "instruction": (instruction, 0.06),
-    "recall": (recall, 0.07),
+    "json_extraction": (json_extraction, 0.17),
+    "multiple_choice": (multiple_choice, 0.16),
+    "yes_no": (yes_no, 0.09),
+    "judge": (judge, 0.13),
+    "instruction": (instruction, 0.05),
+    "recall": (recall, 0.06),
     "one_sentence": (one_sentence, 0.04),
-    "repeat": (repeat, 0.12),
+    "repeat": (repeat, 0.05),
 }
 SPLITS = ("train", "heldout")
 HELDOUT_PERCENT = 5

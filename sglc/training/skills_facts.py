@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 
 from sglc.training import world
@@ -18,46 +19,57 @@ class FactQuestion:
     question: str
     answer: str
     wrong: tuple[str, ...]
+    fact: str  # the sentence that answers the question, said before a verdict
+
+
+def _cap(text: str) -> str:
+    """`text` with its first letter upper-cased (and the rest kept: "the sky" -> "The sky")."""
+    return text[:1].upper() + text[1:]
 
 
 def _capital_question(rng: random.Random) -> FactQuestion:
     country, capital = rng.choice(sorted(world.CAPITALS.items()))
     others = [c for c in world.CAPITALS.values() if c != capital]
     question = rng.choice(("What is the capital of {c}?", "Which city is the capital of {c}?"))
-    return FactQuestion(question.format(c=country), capital, tuple(rng.sample(others, 3)))
+    return FactQuestion(question.format(c=country), capital, tuple(rng.sample(others, 3)),
+                        f"The capital of {country} is {capital}.")
 
 
 def _country_question(rng: random.Random) -> FactQuestion:
     country, capital = rng.choice(sorted(world.CAPITALS.items()))
     others = [c for c in world.CAPITALS if c != country]
     return FactQuestion(f"{capital} is the capital of which country?", country,
-                        tuple(rng.sample(others, 3)))
+                        tuple(rng.sample(others, 3)), f"{capital} is the capital of {country}.")
 
 
 def _animal_kind_question(rng: random.Random) -> FactQuestion:
     kind = rng.choice(world.ANIMAL_KINDS)
     right = rng.choice([a.name for a in world.ANIMALS if a.kind == kind])
     wrong = [a.name for a in world.ANIMALS if a.kind != kind]
-    return FactQuestion(f"Which of these animals is a {kind}?", right, tuple(rng.sample(wrong, 3)))
+    return FactQuestion(f"Which of these animals is a {kind}?", right, tuple(rng.sample(wrong, 3)),
+                        f"{_cap(world.with_article(right))} is a {kind}.")
 
 
 def _flying_question(rng: random.Random) -> FactQuestion:
     right = rng.choice([a.name for a in world.ANIMALS if a.can_fly])
     wrong = [a.name for a in world.ANIMALS if not a.can_fly]
-    return FactQuestion("Which of these animals can fly?", right, tuple(rng.sample(wrong, 3)))
+    return FactQuestion("Which of these animals can fly?", right, tuple(rng.sample(wrong, 3)),
+                        f"{_cap(world.with_article(right))} can fly.")
 
 
 def _legs_question(rng: random.Random) -> FactQuestion:
     animal = rng.choice(world.ANIMALS)
     wrong = [str(n) for n in (0, 2, 4, 6, 8) if n != animal.num_legs]
-    return FactQuestion(f"How many legs does {world.with_article(animal.name)} have?",
-                        str(animal.num_legs), tuple(rng.sample(wrong, 3)))
+    name = world.with_article(animal.name)
+    return FactQuestion(f"How many legs does {name} have?", str(animal.num_legs),
+                        tuple(rng.sample(wrong, 3)), f"{_cap(name)} has {animal.num_legs} legs.")
 
 
 def _colour_question(rng: random.Random) -> FactQuestion:
     thing, colour = rng.choice(sorted(world.COLOURS.items()))
     wrong = [c for c in world.COLOUR_NAMES if c != colour]
-    return FactQuestion(f"What colour is {thing}?", colour, tuple(rng.sample(wrong, 3)))
+    return FactQuestion(f"What colour is {thing}?", colour, tuple(rng.sample(wrong, 3)),
+                        f"{_cap(thing)} is {colour}.")
 
 
 def _size_question(rng: random.Random) -> FactQuestion:
@@ -66,7 +78,8 @@ def _size_question(rng: random.Random) -> FactQuestion:
     right = max(things) if largest else min(things)
     word = "largest" if largest else "smallest"
     wrong = tuple(world.SIZES[i] for i in things if i != right)
-    return FactQuestion(f"Which of these is the {word}?", world.SIZES[right], wrong)
+    return FactQuestion(f"Which of these is the {word}?", world.SIZES[right], wrong,
+                        f"{_cap(world.SIZES[right])} is the {word}.")
 
 
 FACT_QUESTIONS = (_capital_question, _country_question, _animal_kind_question,
@@ -86,12 +99,31 @@ _MC_PROMPTS = (
     "Question: {q}\n{options}\nAnswer:",
     "Choose the correct option.\n{q}\n{options}",
     "{q}\n{options}\nReply with A, B, C or D.",
-    "Answer with only the letter of the correct option.\nQuestion: {q}\n{options}",
+    "Answer with the letter of the correct option.\nQuestion: {q}\n{options}",
 )
+MC_ANSWER_PREFIX = "The answer is "
+_FINAL = {
+    "multiple_choice": re.compile(rf"{MC_ANSWER_PREFIX}([{LETTERS}])\.?\s*$"),
+    "judge": re.compile(r"(\[\[[AB]\]\])\s*$"),
+}
+
+
+def final_answer(skill: str, reply: str) -> str:
+    """The answer a reply ends with: the letter of a multiple-choice reply, a judge's verdict,
+    else the stripped reply ("" when a reasoned reply lacks its final answer)."""
+    if skill not in _FINAL:
+        return reply.strip()
+    match = _FINAL[skill].search(reply)
+    return match.group(1) if match else ""
 
 
 def multiple_choice(rng: random.Random) -> Example:
-    """A fact question with lettered options; the answer is one letter."""
+    """A fact question with lettered options, answered with a letter after the fact it rests on.
+
+    The reply is ``<fact> The answer is <letter>.``: saying the fact first turns picking the
+    letter into finding a word in the prompt, which a small model learns far sooner than
+    matching every option against the question at once (it guessed A/D on capitals before).
+    """
     fact = fact_question(rng)
     num_options = rng.choice((3, 4, 4))
     options = [fact.answer, *fact.wrong[: num_options - 1]]
@@ -100,7 +132,8 @@ def multiple_choice(rng: random.Random) -> Example:
     lines = "\n".join(style.format(l=LETTERS[i], o=o) for i, o in enumerate(options))
     prompt = rng.choice(_MC_PROMPTS).format(q=fact.question, options=lines)
     letter = LETTERS[options.index(fact.answer)]
-    return _example("multiple_choice", [_msg("user", prompt), _msg("assistant", letter)],
+    reply = f"{fact.fact} {MC_ANSWER_PREFIX}{letter}."
+    return _example("multiple_choice", [_msg("user", prompt), _msg("assistant", reply)],
                     letter, prompt)
 
 
@@ -180,11 +213,15 @@ def _small_sum(rng: random.Random) -> FactQuestion:
     op = rng.choice("+*")
     value = a + b if op == "+" else a * b
     wrong = [str(value + d) for d in (-3, -2, -1, 1, 2, 3, 10) if value + d >= 0]
-    return FactQuestion(f"What is {a}{op}{b}?", str(value), tuple(rng.sample(wrong, 3)))
+    return FactQuestion(f"What is {a}{op}{b}?", str(value), tuple(rng.sample(wrong, 3)),
+                        f"{a}{op}{b} = {value}.")
 
 
 def judge(rng: random.Random) -> Example:
-    """Two answers to a question, one clearly right; the verdict names it."""
+    """Two answers to a question, one clearly right; a short reason, then the verdict.
+
+    The reply is ``<fact> [[A]]``, the LLM-as-a-judge form (explanation, then the verdict).
+    """
     fact = _small_sum(rng) if rng.random() < 0.2 else fact_question(rng)
     bad = rng.choice(fact.wrong) if rng.random() < 0.7 else rng.choice(_BAD_ANSWERS)
     good = fact.answer
@@ -195,7 +232,7 @@ def judge(rng: random.Random) -> Example:
     prompt = rng.choice(_JUDGE_PROMPTS).format(q=fact.question, a=a, b=b)
     verdict = "[[A]]" if right_is_a else "[[B]]"
     messages = [_msg("system", "You are a fair judge.")] if rng.random() < 0.3 else []
-    messages += [_msg("user", prompt), _msg("assistant", verdict)]
+    messages += [_msg("user", prompt), _msg("assistant", f"{fact.fact} {verdict}")]
     return _example("judge", messages, verdict, prompt)
 
 

@@ -20,7 +20,7 @@ def test_torch_backend_is_default_and_complete():
 
 
 def test_unknown_backend_lists_known_names():
-    with pytest.raises(ValueError, match="'cuda'.*known backends: torch"):
+    with pytest.raises(ValueError, match="'cuda'.*known backends: cpu, torch, triton"):
         kernels.get_ops("cuda")
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from sglc.training.data import SKILLS, generate, iter_examples, prompt_messages, split_of
 from sglc.training.skills import REACT_SYSTEM
+from sglc.training.skills_facts import final_answer
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +50,10 @@ def test_conversations_end_with_the_answer(train_examples):
         roles = [m["role"] for m in e.messages]
         assert roles[-1] == "assistant" and set(roles) <= {"system", "user", "assistant"}
         last = e.messages[-1]["content"]
-        expected = f"Input: {e.answer}" if e.skill.startswith("react") else e.answer
-        assert last.endswith(expected)
+        if e.skill.startswith("react"):
+            assert last.endswith(f"Input: {e.answer}")
+        else:
+            assert final_answer(e.skill, last) == e.answer
         assert prompt_messages(e)[-1]["role"] == "user"
 
 
@@ -88,3 +91,17 @@ def test_short_answers_have_their_form_and_are_balanced(skill, pattern):
     assert all(re.fullmatch(pattern, a) for a in answers)
     counts = Counter(answers)
     assert min(counts.values()) > 0.5 * max(counts.values())
+
+
+@pytest.mark.parametrize("skill", ["multiple_choice", "judge"])
+def test_reasoned_replies_state_the_fact_naming_the_right_option(skill):
+    for e in generate(13, 200, skills=(skill,)):
+        reply = e.messages[-1]["content"]
+        fact = reply[: reply.rindex("The answer is" if skill == "multiple_choice" else "[[")]
+        assert fact.strip().endswith(".") and (fact[0].isupper() or fact[0].isdigit())
+        prompt = prompt_messages(e)[-1]["content"]
+        if skill == "multiple_choice":  # the fact names the text of the chosen option
+            option = next(line for line in prompt.splitlines()
+                          if re.match(rf"\(?{e.answer}[).:]", line))
+            assert option.split(maxsplit=1)[1].lower() in fact.lower()
+    assert final_answer(skill, "no verdict here") == ""

@@ -1,0 +1,227 @@
+"""Decode attention as a compiled CPU kernel: read each request's K/V once, in place.
+
+The PyTorch reference (`decode_attention.py`) gathers every request's keys and values out of
+the pool into padded batches before attending: on a CPU decode step that copy (and the
+padding) costs as much as the attention itself, and it is memory traffic, which is what CPU
+decoding is short of. This kernel walks ``req_to_token`` and reads each K/V row straight from
+the pool, once per KV head for the whole GQA group of query heads, with a blockwise online
+softmax in float32 (the same maths as the reference: scale, optional tanh logit cap, sliding
+window). Work is split over (request, KV head) with ATen's thread pool.
+
+It is C++ built on first use with ``torch.utils.cpp_extension.load_inline`` (needs a C++
+compiler and ninja; the build is cached by torch under ``~/.cache/torch_extensions``).
+:func:`cpu_kernels_available` says whether it built; the ``"cpu"`` kernel backend uses it and
+`default_backend` picks that backend on CPU only when it did.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import shutil
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from sglc.kernels.attention_common import (
+    AttentionShape,
+    IndexLike,
+    check_options,
+    check_shapes,
+    to_int_list,
+)
+
+log = logging.getLogger(__name__)
+
+_EXTENSION = "sglc_cpu_decode_attention_v1"
+_SOURCE = r"""
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kBlock = 64;  // keys scored together before one softmax rescale
+
+template <typename T>
+inline float dot(const float* q, const T* k, int64_t d) {
+  float s = 0.f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < d; ++i) s += q[i] * static_cast<float>(k[i]);
+  return s;
+}
+
+template <typename T>
+inline void axpy(float p, const T* v, float* acc, int64_t d) {
+#pragma omp simd
+  for (int64_t i = 0; i < d; ++i) acc[i] += p * static_cast<float>(v[i]);
+}
+
+template <typename T>
+void decode(const T* q, const T* kb, const T* vb, const int64_t* table, int64_t table_stride,
+            const int64_t* rows, const int64_t* starts, const int64_t* lens, T* out,
+            int64_t batch, int64_t hq, int64_t hkv, int64_t d, float scale, float cap) {
+  const int64_t group = hq / hkv;
+  const int64_t slot_stride = hkv * d;
+  at::parallel_for(0, batch * hkv, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> qf(group * d), acc(group * d), m(group), l(group), p(group * kBlock);
+    std::vector<int64_t> slots(kBlock);
+    for (int64_t work = begin; work < end; ++work) {
+      const int64_t b = work / hkv, h = work % hkv;
+      const int64_t* slot_of = table + rows[b] * table_stride;
+      for (int64_t g = 0; g < group; ++g) {
+        const T* src = q + (b * hq + h * group + g) * d;
+        for (int64_t i = 0; i < d; ++i) qf[g * d + i] = static_cast<float>(src[i]) * scale;
+        m[g] = -std::numeric_limits<float>::infinity();
+        l[g] = 0.f;
+      }
+      std::fill(acc.begin(), acc.end(), 0.f);
+      for (int64_t t0 = starts[b]; t0 < lens[b]; t0 += kBlock) {
+        const int64_t n = std::min(kBlock, lens[b] - t0);
+        for (int64_t j = 0; j < n; ++j) slots[j] = slot_of[t0 + j];
+        for (int64_t j = 0; j < n; ++j) {
+          const T* k = kb + slots[j] * slot_stride + h * d;
+          for (int64_t g = 0; g < group; ++g) {
+            float s = dot(&qf[g * d], k, d);
+            if (cap > 0.f) s = cap * std::tanh(s / cap);
+            p[g * kBlock + j] = s;
+          }
+        }
+        for (int64_t g = 0; g < group; ++g) {
+          float* pg = &p[g * kBlock];
+          float mx = m[g];
+          for (int64_t j = 0; j < n; ++j) mx = std::max(mx, pg[j]);
+          const float corr = std::exp(m[g] - mx);  // 0 on the first block (m = -inf)
+          l[g] *= corr;
+          for (int64_t i = 0; i < d; ++i) acc[g * d + i] *= corr;
+          m[g] = mx;
+          float sum = 0.f;
+          for (int64_t j = 0; j < n; ++j) {
+            pg[j] = std::exp(pg[j] - mx);
+            sum += pg[j];
+          }
+          l[g] += sum;
+        }
+        for (int64_t j = 0; j < n; ++j) {
+          const T* v = vb + slots[j] * slot_stride + h * d;
+          for (int64_t g = 0; g < group; ++g) axpy(p[g * kBlock + j], v, &acc[g * d], d);
+        }
+      }
+      for (int64_t g = 0; g < group; ++g) {
+        T* dst = out + (b * hq + h * group + g) * d;
+        const float inv = l[g] > 0.f ? 1.f / l[g] : 0.f;
+        for (int64_t i = 0; i < d; ++i) dst[i] = static_cast<T>(acc[g * d + i] * inv);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+torch::Tensor decode_attention(torch::Tensor q, torch::Tensor k_buffer, torch::Tensor v_buffer,
+                               torch::Tensor req_to_token, torch::Tensor rows,
+                               torch::Tensor starts, torch::Tensor lens, double scale,
+                               double cap) {
+  auto out = torch::empty_like(q);
+  const int64_t batch = q.size(0), hq = q.size(1), d = q.size(2), hkv = k_buffer.size(1);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, q.scalar_type(), "decode", [&] {
+    decode<scalar_t>(q.data_ptr<scalar_t>(), k_buffer.data_ptr<scalar_t>(),
+                     v_buffer.data_ptr<scalar_t>(), req_to_token.data_ptr<int64_t>(),
+                     req_to_token.stride(0), rows.data_ptr<int64_t>(), starts.data_ptr<int64_t>(),
+                     lens.data_ptr<int64_t>(), out.data_ptr<scalar_t>(), batch, hq, hkv, d,
+                     static_cast<float>(scale), static_cast<float>(cap));
+  });
+  return out;
+}
+"""
+
+
+class CpuDecodePlan(NamedTuple):
+    """Per-request pool row, first visible key position and sequence length (int64, CPU)."""
+
+    rows: Tensor
+    starts: Tensor
+    lens: Tensor
+    sliding_window: int | None
+
+
+@functools.cache
+def _extension():
+    from torch.utils.cpp_extension import load_inline
+
+    return load_inline(
+        name=_EXTENSION, cpp_sources=[_SOURCE], functions=["decode_attention"],
+        extra_cflags=["-O3", "-march=native", "-fopenmp-simd"], verbose=False,
+    )
+
+
+@functools.cache
+def cpu_kernels_available() -> bool:
+    """Whether the compiled CPU kernel is built (building it now, once, if needed)."""
+    if shutil.which("c++") is None and shutil.which("g++") is None:
+        log.info("no C++ compiler: CPU decode attention uses the PyTorch reference")
+        return False
+    try:
+        _extension()
+    except Exception as exc:  # noqa: BLE001  (any build failure means: use the reference)
+        log.warning("CPU attention kernel did not build (%s); using the PyTorch reference", exc)
+        return False
+    return True
+
+
+def cpu_plan_decode(
+    req_to_token: Tensor,
+    req_pool_indices: IndexLike,
+    seq_lens: IndexLike,
+    shape: AttentionShape,
+    *,
+    sliding_window: int | None = None,
+) -> CpuDecodePlan:
+    """The per-request metadata `cpu_decode_attention` reads, built once per forward pass."""
+    del req_to_token, shape  # same signature as the other backends' planners
+    check_options(sliding_window, None)
+    rows, lens = to_int_list(req_pool_indices), to_int_list(seq_lens)
+    if len(rows) != len(lens):
+        raise ValueError(f"req_pool_indices has {len(rows)} entries, seq_lens {len(lens)}")
+    if any(n < 1 for n in lens):
+        raise ValueError(f"every seq_len must be >= 1, got {lens}")
+    starts = [0 if sliding_window is None else max(0, n - sliding_window) for n in lens]
+    as_tensor = functools.partial(torch.tensor, dtype=torch.int64)
+    return CpuDecodePlan(as_tensor(rows), as_tensor(starts), as_tensor(lens), sliding_window)
+
+
+def cpu_decode_attention(
+    q: Tensor,
+    k_buffer: Tensor,
+    v_buffer: Tensor,
+    req_to_token: Tensor,
+    req_pool_indices: IndexLike,
+    seq_lens: IndexLike,
+    *,
+    sm_scale: float,
+    sliding_window: int | None = None,
+    logit_cap: float | None = None,
+    plan: CpuDecodePlan | None = None,
+) -> Tensor:
+    """Same contract as `decode_attention.decode_attention`, for CPU tensors."""
+    shape = check_shapes(q, k_buffer, v_buffer)
+    check_options(sliding_window, logit_cap)
+    if plan is None or plan.sliding_window != sliding_window:
+        plan = cpu_plan_decode(req_to_token, req_pool_indices, seq_lens, shape,
+                               sliding_window=sliding_window)
+    if plan.lens.numel() != q.shape[0]:
+        raise ValueError(f"q has {q.shape[0]} rows but the batch has {plan.lens.numel()}")
+    if q.device.type != "cpu" or req_to_token.dtype != torch.int64:
+        raise ValueError("cpu_decode_attention needs CPU tensors and an int64 req_to_token")
+    if q.dtype != k_buffer.dtype:
+        raise ValueError(f"q is {q.dtype} but the K/V buffers are {k_buffer.dtype}")
+    if not (k_buffer.is_contiguous() and v_buffer.is_contiguous()):
+        raise ValueError("cpu_decode_attention needs contiguous K/V buffers")
+    return _extension().decode_attention(
+        q.contiguous(), k_buffer, v_buffer, req_to_token.contiguous(),
+        plan.rows, plan.starts, plan.lens, float(sm_scale), float(logit_cap or 0.0),
+    )
