@@ -10,6 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from sglc.runtime.config import EngineConfig
@@ -21,6 +22,9 @@ from sglc.runtime.sampling import SamplingBatch, sample
 from sglc.runtime.scheduler.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
+
+# Compute only the allowed logit columns when they are at most this share of the vocabulary.
+COLUMN_LOGITS_MAX_FRACTION = 0.5
 
 
 @dataclass
@@ -39,6 +43,7 @@ class Counters:
     num_decode_tokens: int = 0
     num_failed_batches: int = 0
     num_forced_tokens: int = 0  # appended by jump-forward without a decode step
+    num_column_logits_batches: int = 0  # logits computed only for the columns masks allow
 
 
 class EngineCore:
@@ -123,7 +128,7 @@ class EngineCore:
                 self._finish(req)
             return
         try:
-            logits, layout = self.runner.forward(batch)
+            logits, layout = self.runner.forward(batch, self._logit_columns(batch))
         except Exception as exc:  # a failing batch fails alone; the engine keeps serving
             log.exception("forward pass failed")
             self.counters.num_failed_batches += 1
@@ -138,6 +143,24 @@ class EngineCore:
         self._record_scores(batch, logits, layout)
         self._sample(batch, logits, layout)
         self._emit(batch)
+
+    def _logit_columns(self, batch: ScheduledBatch) -> np.ndarray | None:
+        """The vocabulary columns worth computing when every request in the batch is
+        constrained (the union of what their masks allow next), else None (all columns).
+
+        Every other column would be masked to -inf before sampling, so the sampled tokens are
+        the same; it saves most of the lm_head where masks are narrow (digits, a choice) or
+        where the logits are wider than the tokenizer's vocabulary."""
+        constraints = [r.constraint for r in batch.reqs]
+        if not all(c is not None and c.matcher is not None and not c.matcher.is_finished()
+                   and r.score_from is None and r.params.logprobs is None
+                   for r, c in zip(batch.reqs, constraints, strict=True)):
+            return None
+        columns = self.constraints.allowed_union(constraints)
+        if len(columns) > COLUMN_LOGITS_MAX_FRACTION * self.constraints.vocab.width:
+            return None
+        self.counters.num_column_logits_batches += 1
+        return columns
 
     def _count(self, batch: ScheduledBatch) -> None:
         c = self.counters

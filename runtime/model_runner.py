@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -11,6 +14,8 @@ from sglc.kernels import KernelOps
 from sglc.runtime.core import ForwardMode, ScheduledBatch
 from sglc.runtime.mem.kv_pool import KVPool, ReqToTokenPool
 from sglc.runtime.models.attention import ForwardBatch, PagedAttention
+
+_MAX_COLUMN_SETS = 4  # lm_head row subsets kept for column-restricted logits
 
 
 @dataclass
@@ -35,16 +40,40 @@ class ModelRunner:
         self.kv_pool = kv_pool
         self.req_pool = req_pool
         self.device = device
+        # vocabulary column sets -> (their ids, those lm_head rows), least recently used first
+        self._column_weights: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @torch.inference_mode()
-    def forward(self, batch: ScheduledBatch) -> tuple[torch.Tensor, LogitsLayout]:
+    def forward(
+        self, batch: ScheduledBatch, logit_columns: np.ndarray | None = None
+    ) -> tuple[torch.Tensor, LogitsLayout]:
+        """The batch's logits rows (see LogitsLayout). With `logit_columns`, only those
+        vocabulary columns are computed and every other one is -inf: for batches whose
+        requests are all constrained, the columns their masks allow."""
         fb, layout = self.prepare(batch)
         attn = PagedAttention(
             self.ops, self.kv_pool.k_buffers, self.kv_pool.v_buffers,
             self.req_pool.req_to_token, fb,
         )
-        hidden = self.model(fb.input_ids, fb.positions, attn)
-        return self.model.compute_logits(hidden[fb.logits_indices]), layout
+        hidden = self.model(fb.input_ids, fb.positions, attn)[fb.logits_indices]
+        if logit_columns is None:
+            return self.model.compute_logits(hidden), layout
+        return self._column_logits(hidden, logit_columns), layout
+
+    def _column_logits(self, hidden: torch.Tensor, columns: np.ndarray) -> torch.Tensor:
+        weight = self.model.lm_head.weight
+        key = hashlib.blake2b(columns.tobytes(), digest_size=16).digest()
+        hit = self._column_weights.pop(key, None)
+        if hit is None:
+            index = torch.from_numpy(columns).to(weight.device)
+            hit = (index, weight.index_select(0, index))
+            while len(self._column_weights) >= _MAX_COLUMN_SETS:
+                self._column_weights.pop(next(iter(self._column_weights)))
+        self._column_weights[key] = hit  # most recently used last
+        index, rows = hit
+        logits = torch.full((hidden.shape[0], weight.shape[0]), -math.inf, device=hidden.device)
+        logits[:, index] = (hidden @ rows.T).float()
+        return logits
 
     def prepare(self, batch: ScheduledBatch) -> tuple[ForwardBatch, LogitsLayout]:
         if batch.mode is ForwardMode.DECODE:

@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from sglc.runtime.constrained.index_cache import CompiledIndex, IndexCache
@@ -142,6 +143,16 @@ class ConstraintStage:
         mask = buffer.to(logits.device, non_blocking=True)
         index = torch.tensor(rows, device=logits.device)
         apply_bitmask(logits, mask, index)
+
+    def allowed_union(self, constraints: Sequence[ReqConstraint]) -> np.ndarray:
+        """Sorted token ids that any of `constraints` allows next (their masks OR-ed)."""
+        words = self.vocab.mask_words
+        buffer = self._mask_buffer(len(constraints), words)
+        for k, constraint in enumerate(constraints):
+            constraint.matcher.fill_bitmask(buffer[k])
+        union = np.bitwise_or.reduce(buffer.numpy(), axis=0)
+        bits = np.unpackbits(union.view(np.uint8), bitorder="little")
+        return np.flatnonzero(bits[: self.vocab.width])
 
     def _mask_buffer(self, num_rows: int, words: int) -> torch.Tensor:
         if self._buffer is None or self._buffer.shape[0] < num_rows:

@@ -79,3 +79,17 @@ def test_truncate_frees_whole_pages_only_and_never_cache_owned_kv():
     assert (req.kv_len, req.alloc_len) == (6, 6)
     assert not kv.truncate(req, 3)  # inside the prefix cache's part: refused, unchanged
     assert (req.kv_len, req.alloc_len) == (6, 6)
+
+
+def test_column_logits_sample_the_same_tokens(model_dir, monkeypatch):
+    """Batches of constrained requests compute only the logit columns their masks allow;
+    the outputs equal those of full logits (the other columns would be masked anyway)."""
+    import sglc.runtime.engine_core as engine_core
+
+    runs = {}
+    for fraction in (0.0, 1.0):  # never / always restrict the columns
+        monkeypatch.setattr(engine_core, "COLUMN_LOGITS_MAX_FRACTION", fraction)
+        outs, stats = run(model_dir)
+        runs[fraction] = ([o.token_ids for o in outs], stats["num_column_logits_batches"])
+    assert runs[0.0][1] == 0 and runs[1.0][1] > 0
+    assert runs[1.0][0] == runs[0.0][0]
