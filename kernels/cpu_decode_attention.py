@@ -6,7 +6,8 @@ padding) costs as much as the attention itself, and it is memory traffic, which 
 decoding is short of. This kernel walks ``req_to_token`` and reads each K/V row straight from
 the pool, once per KV head for the whole GQA group of query heads, with a blockwise online
 softmax in float32 (the same maths as the reference: scale, optional tanh logit cap, sliding
-window). Work is split over (request, KV head) with ATen's thread pool.
+window). Work is split over (request, KV head) with ATen's thread pool. It is built with
+``-ffast-math`` (vectorized ``exp`` and reductions), so every value it handles is finite.
 
 It is C++ built on first use with ``torch.utils.cpp_extension.load_inline`` (needs a C++
 compiler and ninja; the build is cached by torch under ``~/.cache/torch_extensions``).
@@ -34,7 +35,7 @@ from sglc.kernels.attention_common import (
 
 log = logging.getLogger(__name__)
 
-_EXTENSION = "sglc_cpu_decode_attention_v1"
+_EXTENSION = "sglc_cpu_decode_attention_v2"
 _SOURCE = r"""
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
@@ -76,7 +77,7 @@ void decode(const T* q, const T* kb, const T* vb, const int64_t* table, int64_t 
       for (int64_t g = 0; g < group; ++g) {
         const T* src = q + (b * hq + h * group + g) * d;
         for (int64_t i = 0; i < d; ++i) qf[g * d + i] = static_cast<float>(src[i]) * scale;
-        m[g] = -std::numeric_limits<float>::infinity();
+        m[g] = std::numeric_limits<float>::lowest();  // finite: built with -ffast-math
         l[g] = 0.f;
       }
       std::fill(acc.begin(), acc.end(), 0.f);
@@ -95,11 +96,12 @@ void decode(const T* q, const T* kb, const T* vb, const int64_t* table, int64_t 
           float* pg = &p[g * kBlock];
           float mx = m[g];
           for (int64_t j = 0; j < n; ++j) mx = std::max(mx, pg[j]);
-          const float corr = std::exp(m[g] - mx);  // 0 on the first block (m = -inf)
+          const float corr = std::exp(m[g] - mx);  // 0 on the first block (m = lowest)
           l[g] *= corr;
           for (int64_t i = 0; i < d; ++i) acc[g * d + i] *= corr;
           m[g] = mx;
           float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
           for (int64_t j = 0; j < n; ++j) {
             pg[j] = std::exp(pg[j] - mx);
             sum += pg[j];
@@ -155,7 +157,7 @@ def _extension():
 
     return load_inline(
         name=_EXTENSION, cpp_sources=[_SOURCE], functions=["decode_attention"],
-        extra_cflags=["-O3", "-march=native", "-fopenmp-simd"], verbose=False,
+        extra_cflags=["-O3", "-march=native", "-fopenmp-simd", "-ffast-math"], verbose=False,
     )
 
 
