@@ -61,7 +61,7 @@ fn answer(turns: list[list[str]], kind: str) -> str:
             assistant "{t[1]}"
     if kind == "letter":
         assistant:
-            gen why(stop="The answer is", max_tokens=32)
+            gen why(stop="The answer is", max_tokens=64)
             "The answer is " gen letter: "A" | "B" | "C" | "D"
         return letter
     if kind == "yes_no":
@@ -69,7 +69,7 @@ fn answer(turns: list[list[str]], kind: str) -> str:
         return yes_no
     if kind == "verdict":
         assistant:
-            gen why(stop="[[", max_tokens=32)
+            gen why(stop="[[", max_tokens=64)
             gen verdict: "[[A]]" | "[[B]]"
         return verdict
     assistant: gen text(max_tokens=96)
@@ -168,7 +168,7 @@ def eval_select(engine: sglc.Engine, examples, options: list[str]) -> list[bool]
         prompt_messages(ex), add_generation_prompt=True, tokenize=False) for ex in examples]
     if examples and examples[0].skill in REASON_STOP:  # the reasoning, then the options
         stop, lead = REASON_STOP[examples[0].skill]
-        outs = engine.generate(prompts, {**GREEDY, "max_new_tokens": 32, "stop": [stop]})
+        outs = engine.generate(prompts, {**GREEDY, "max_new_tokens": 64, "stop": [stop]})
         prompts = [p + out.text.rstrip() + lead for p, out in zip(prompts, outs, strict=True)]
         scored = [" " + o for o in options]
     else:

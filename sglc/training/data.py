@@ -6,8 +6,9 @@ Formats the model learns (the stdlib and examples should prompt the same way):
   ``Question: ...`` / ``Thought: ...\\nAction: calculator\\nInput: 12*7`` /
   user ``Observation: 84`` / ``Thought: I know the answer.\\nAction: finish\\nInput: 84``.
 - `json_extraction`: compact JSON with the requested keys, e.g. ``{"name":"Ann","age":31}``.
-- `multiple_choice`: the fact, then ``The answer is B.``; `yes_no`: ``Yes`` or ``No``;
-  `judge`: the fact, then ``[[A]]`` or ``[[B]]``.
+- `multiple_choice`: the fact, the options checked in order, then ``The answer is B.``;
+  `yes_no`: ``Yes`` or ``No``; `judge`: the fact, each answer right or wrong, then ``[[A]]``
+  or ``[[B]]``.
 - `instruction`, `recall`, `one_sentence`, `repeat`: short plain-text answers.
 
 The held-out split is decided by hashing each example's key (its question, or its expression

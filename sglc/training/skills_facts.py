@@ -118,11 +118,13 @@ def final_answer(skill: str, reply: str) -> str:
 
 
 def multiple_choice(rng: random.Random) -> Example:
-    """A fact question with lettered options, answered with a letter after the fact it rests on.
+    """A fact question with lettered options, answered with a letter after a short reasoning.
 
-    The reply is ``<fact> The answer is <letter>.``: saying the fact first turns picking the
-    letter into finding a word in the prompt, which a small model learns far sooner than
-    matching every option against the question at once (it guessed A/D on capitals before).
+    The reply states the fact, checks the options in order up to the right one, then names
+    its letter: ``The capital of Italy is Rome. A. Bern: no. B. Rome: yes. The answer is B.``
+    Each step is a copy or a yes/no a small model can do; picking the letter straight from
+    the question (the letter alone) it guessed A or D on capitals, and after the fact alone
+    it stated the fact every time but still missed the letter half the time.
     """
     fact = fact_question(rng)
     num_options = rng.choice((3, 4, 4))
@@ -131,8 +133,11 @@ def multiple_choice(rng: random.Random) -> Example:
     style = rng.choice(_OPTION_STYLES)
     lines = "\n".join(style.format(l=LETTERS[i], o=o) for i, o in enumerate(options))
     prompt = rng.choice(_MC_PROMPTS).format(q=fact.question, options=lines)
-    letter = LETTERS[options.index(fact.answer)]
-    reply = f"{fact.fact} {MC_ANSWER_PREFIX}{letter}."
+    right = options.index(fact.answer)
+    scan = " ".join(f"{LETTERS[i]}. {options[i]}: {'yes' if i == right else 'no'}."
+                    for i in range(right + 1))
+    letter = LETTERS[right]
+    reply = f"{fact.fact} {scan} {MC_ANSWER_PREFIX}{letter}."
     return _example("multiple_choice", [_msg("user", prompt), _msg("assistant", reply)],
                     letter, prompt)
 
@@ -220,7 +225,8 @@ def _small_sum(rng: random.Random) -> FactQuestion:
 def judge(rng: random.Random) -> Example:
     """Two answers to a question, one clearly right; a short reason, then the verdict.
 
-    The reply is ``<fact> [[A]]``, the LLM-as-a-judge form (explanation, then the verdict).
+    The reply is the LLM-as-a-judge form, an explanation then the verdict:
+    ``The capital of Italy is Rome. Answer A is wrong. Answer B is right. [[B]]``.
     """
     fact = _small_sum(rng) if rng.random() < 0.2 else fact_question(rng)
     bad = rng.choice(fact.wrong) if rng.random() < 0.7 else rng.choice(_BAD_ANSWERS)
@@ -232,7 +238,9 @@ def judge(rng: random.Random) -> Example:
     prompt = rng.choice(_JUDGE_PROMPTS).format(q=fact.question, a=a, b=b)
     verdict = "[[A]]" if right_is_a else "[[B]]"
     messages = [_msg("system", "You are a fair judge.")] if rng.random() < 0.3 else []
-    messages += [_msg("user", prompt), _msg("assistant", f"{fact.fact} {verdict}")]
+    checks = " ".join(f"Answer {name} is {'right' if is_good else 'wrong'}."
+                      for name, is_good in (("A", right_is_a), ("B", not right_is_a)))
+    messages += [_msg("user", prompt), _msg("assistant", f"{fact.fact} {checks} {verdict}")]
     return _example("judge", messages, verdict, prompt)
 
 
