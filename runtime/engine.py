@@ -435,6 +435,8 @@ def _kernel_ops(backend: str | None, device: torch.device) -> KernelOps:
             "attention_backend='triton' on CPU needs Triton's interpreter: set "
             "TRITON_INTERPRET=1 in the environment before starting (slow; for testing)"
         )
+    if backend == "cpu" and device.type != "cpu":
+        raise InvalidRequest(f"attention_backend='cpu' runs on CPU tensors, not {device.type}")
     try:
         return get_ops(backend)
     except ValueError as exc:

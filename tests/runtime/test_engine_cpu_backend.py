@@ -4,6 +4,7 @@ as with the PyTorch reference ops."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 import sglc
 from sglc.kernels.cpu_decode_attention import cpu_kernels_available
@@ -24,3 +25,11 @@ def test_engine_gives_the_same_tokens_as_the_torch_backend(tmp_path, arch):
         with sglc.Engine(tmp_path, attention_backend=backend, max_total_tokens=1024) as engine:
             outs[backend] = engine.generate(prompts, greedy)
     assert [o.token_ids for o in outs["cpu"]] == [o.token_ids for o in outs["torch"]]
+
+
+def test_cpu_backend_on_another_device_is_a_clear_error(tmp_path):
+    from sglc.runtime.core import InvalidRequest
+    from sglc.runtime.engine import _kernel_ops
+
+    with pytest.raises(InvalidRequest, match="attention_backend='cpu' runs on CPU tensors"):
+        _kernel_ops("cpu", torch.device("meta"))
