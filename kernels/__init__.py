@@ -118,12 +118,9 @@ def get_ops(backend: str = "torch") -> KernelOps:
 
 
 def default_backend(device_type: str) -> str:
-    """Triton on CUDA; on CPU the compiled CPU kernels where they build, else the reference."""
-    if device_type == "cuda":
-        return "triton"
-    from sglc.kernels.cpu_decode_attention import cpu_kernels_available
-
-    return "cpu" if device_type == "cpu" and cpu_kernels_available() else "torch"
+    """Triton on CUDA, the PyTorch reference ops elsewhere ("cpu" is opt-in: see
+    `cpu_decode_attention` for when it pays)."""
+    return "triton" if device_type == "cuda" else "torch"
 
 
 __all__ = [

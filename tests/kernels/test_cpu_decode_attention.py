@@ -67,6 +67,8 @@ def test_bad_inputs_are_clear_errors():
         cpu_decode_attention(q[:1], k, v, table, rows, [3, 4], sm_scale=0.25)
 
 
-def test_cpu_is_the_default_backend_on_cpu():
-    assert kernels.default_backend("cpu") == "cpu"
-    assert kernels.get_ops("cpu").decode_attention is cpu_decode_attention
+def test_cpu_backend_swaps_only_decode_attention():
+    ops, reference = kernels.get_ops("cpu"), kernels.get_ops("torch")
+    assert ops.decode_attention is cpu_decode_attention
+    assert ops.extend_attention is reference.extend_attention
+    assert kernels.default_backend("cpu") == "torch"  # opt-in: see the module docstring
