@@ -86,6 +86,16 @@ def to_int_list(values: IndexLike) -> list[int]:
     return [int(v) for v in values]
 
 
+def decode_rows_and_lens(req_pool_indices: IndexLike, seq_lens: IndexLike) -> tuple[list[int], list[int]]:
+    """A decode batch's pool rows and sequence lengths as ints, checked (ValueError)."""
+    rows, lens = to_int_list(req_pool_indices), to_int_list(seq_lens)
+    if len(rows) != len(lens):
+        raise ValueError(f"req_pool_indices has {len(rows)} entries, seq_lens {len(lens)}")
+    if any(n < 1 for n in lens):
+        raise ValueError(f"every seq_len must be >= 1, got {lens}")
+    return rows, lens
+
+
 def check_options(sliding_window: int | None, logit_cap: float | None) -> None:
     """Reject a window that would hide every key, or a non-positive logit cap."""
     if sliding_window is not None and sliding_window < 1:

@@ -37,7 +37,7 @@ from sglc.kernels.attention_common import (
     IndexLike,
     check_options,
     check_shapes,
-    to_int_list,
+    decode_rows_and_lens,
 )
 
 log = logging.getLogger(__name__)
@@ -193,11 +193,7 @@ def cpu_plan_decode(
     """The per-request metadata `cpu_decode_attention` reads, built once per forward pass."""
     del req_to_token, shape  # same signature as the other backends' planners
     check_options(sliding_window, None)
-    rows, lens = to_int_list(req_pool_indices), to_int_list(seq_lens)
-    if len(rows) != len(lens):
-        raise ValueError(f"req_pool_indices has {len(rows)} entries, seq_lens {len(lens)}")
-    if any(n < 1 for n in lens):
-        raise ValueError(f"every seq_len must be >= 1, got {lens}")
+    rows, lens = decode_rows_and_lens(req_pool_indices, seq_lens)
     starts = [0 if sliding_window is None else max(0, n - sliding_window) for n in lens]
     as_tensor = functools.partial(torch.tensor, dtype=torch.int64)
     return CpuDecodePlan(as_tensor(rows), as_tensor(starts), as_tensor(lens), sliding_window)

@@ -9,10 +9,10 @@ from sglc.kernels.attention_common import (
     AttentionShape,
     IndexLike,
     check_shapes,
+    decode_rows_and_lens,
     make_piece,
     plan_attention,
     run_attention,
-    to_int_list,
 )
 
 
@@ -25,11 +25,7 @@ def plan_decode(
     sliding_window: int | None = None,
 ) -> AttentionPlan:
     """The layout `decode_attention` needs, built once for all layers of a forward pass."""
-    rows, lens = to_int_list(req_pool_indices), to_int_list(seq_lens)
-    if len(rows) != len(lens):
-        raise ValueError(f"req_pool_indices has {len(rows)} entries, seq_lens {len(lens)}")
-    if any(n < 1 for n in lens):
-        raise ValueError(f"every seq_len must be >= 1, got {lens}")
+    rows, lens = decode_rows_and_lens(req_pool_indices, seq_lens)
     pieces = [
         make_piece(row, b, 1, seq_len - 1, sliding_window)
         for b, (row, seq_len) in enumerate(zip(rows, lens, strict=True))

@@ -32,7 +32,7 @@ from sglc.kernels.attention_common import (
     IndexLike,
     check_options,
     check_shapes,
-    to_int_list,
+    decode_rows_and_lens,
 )
 from sglc.kernels.triton_common import (
     attention_scores,
@@ -89,11 +89,7 @@ def triton_plan_decode(
     ``num_kv_splits`` defaults to a pick from the longest visible context, the batch size
     and the GPU's multiprocessor count."""
     check_options(sliding_window, None)
-    rows, lens = to_int_list(req_pool_indices), to_int_list(seq_lens)
-    if len(rows) != len(lens):
-        raise ValueError(f"req_pool_indices has {len(rows)} entries, seq_lens {len(lens)}")
-    if any(n < 1 for n in lens):
-        raise ValueError(f"every seq_len must be >= 1, got {lens}")
+    rows, lens = decode_rows_and_lens(req_pool_indices, seq_lens)
     device = req_to_token.device
     if num_kv_splits is None:
         visible = [min(n, sliding_window or n) for n in lens]
