@@ -92,6 +92,8 @@ class ConstraintStage:
         encode = make_encoder(tokenizer) if tokenizer is not None else None
         self.jumper = JumpForwarder(encode, enabled=jump_forward and encode is not None)
         self._buffer: torch.Tensor | None = None
+        # (id(matcher), state) -> (matcher, its row in the buffer) after the last `_fill`
+        self._last_rows: dict[tuple[int, int], tuple[RegexMatcher, int]] = {}
 
     @property
     def vocab(self) -> TokenVocabulary:
@@ -136,26 +138,42 @@ class ConstraintStage:
         rows = [i for i, c in enumerate(constraints) if c is not None and c.matcher is not None]
         if not rows:
             return
-        words = self.vocab.mask_words
-        buffer = self._mask_buffer(len(rows), words)
-        for k, i in enumerate(rows):
-            constraints[i].matcher.fill_bitmask(buffer[k])
-        mask = buffer.to(logits.device, non_blocking=True)
+        mask = self._fill([constraints[i] for i in rows])
+        mask = mask.to(logits.device, non_blocking=True)
         index = torch.tensor(rows, device=logits.device)
         apply_bitmask(logits, mask, index)
 
     def allowed_union(self, constraints: Sequence[ReqConstraint]) -> np.ndarray:
         """Sorted token ids that any of `constraints` allows next (their masks OR-ed)."""
-        words = self.vocab.mask_words
-        buffer = self._mask_buffer(len(constraints), words)
-        for k, constraint in enumerate(constraints):
-            constraint.matcher.fill_bitmask(buffer[k])
-        union = np.bitwise_or.reduce(buffer.numpy(), axis=0)
+        union = np.bitwise_or.reduce(self._fill(constraints).numpy(), axis=0)
         bits = np.unpackbits(union.view(np.uint8), bitorder="little")
         return np.flatnonzero(bits[: self.vocab.width])
 
+    def _fill(self, constraints: Sequence[ReqConstraint]) -> torch.Tensor:
+        """Row k = the bitmask of constraints[k]'s matcher, in the pinned buffer.
+
+        A step fills masks twice when it computes `allowed_union` before the forward pass and
+        masks the sampled rows after it (an in-order subset of the same requests). A mask is
+        a function of (matcher, state), so a row the last fill computed for that pair is
+        moved down instead of recomputed: its source row j >= k is not written before row k.
+        """
+        buffer = self._mask_buffer(len(constraints), self.vocab.mask_words)
+        last, self._last_rows = self._last_rows, {}
+        for k, constraint in enumerate(constraints):
+            matcher = constraint.matcher
+            key = (id(matcher), matcher.state)
+            hit = last.get(key)
+            if hit is not None and hit[0] is matcher and hit[1] >= k:
+                if hit[1] > k:
+                    buffer[k] = self._buffer[hit[1]]
+            else:
+                matcher.fill_bitmask(buffer[k])
+            self._last_rows[key] = (matcher, k)
+        return buffer
+
     def _mask_buffer(self, num_rows: int, words: int) -> torch.Tensor:
         if self._buffer is None or self._buffer.shape[0] < num_rows:
+            self._last_rows = {}  # a new buffer holds none of the last fill's rows
             pin = torch.cuda.is_available()
             self._buffer = torch.empty((max(num_rows, 64), words), dtype=torch.int32,
                                        pin_memory=pin)
