@@ -115,7 +115,11 @@ class EngineCore:
                     self._finish(req)
                 continue
             for req in reqs:
-                self.scheduler.add(req)
+                self._jump_forward(req)  # a forced start (`{"name":"`) joins the prefill
+                if req.is_finished:
+                    self._finish(req)
+                else:
+                    self.scheduler.add(req)
         self.building = still
 
     # -- the loop body ------------------------------------------------------------------------
@@ -213,8 +217,13 @@ class EngineCore:
         constraint.matcher.advance(token)
         if constraint.matcher.is_finished() and req.finish_reason is not FinishReason.ABORT:
             req.finish_reason = FinishReason.STOP  # also when this was the last allowed token
-        if req.is_finished:
-            return
+        if not req.is_finished:
+            self._jump_forward(req)
+
+    def _jump_forward(self, req: Req) -> None:
+        """Append the string the request's automaton forces now, if any (after dropping the
+        last tokens where the tokenizer spells the boundary differently)."""
+        constraint = req.constraint
         step = self.constraints.jump(constraint)
         if step is None:
             return

@@ -55,7 +55,10 @@ class ModelRunner:
             self.ops, self.kv_pool.k_buffers, self.kv_pool.v_buffers,
             self.req_pool.req_to_token, fb,
         )
-        hidden = self.model(fb.input_ids, fb.positions, attn)[fb.logits_indices]
+        keep = fb.logits_indices
+        if batch.mode is ForwardMode.DECODE:
+            keep = None  # every row is sampled
+        hidden = self.model(fb.input_ids, fb.positions, attn, keep)
         if logit_columns is None:
             return self.model.compute_logits(hidden), layout
         return self._column_logits(hidden, logit_columns), layout

@@ -58,8 +58,8 @@ class OutputProcessor:
         keep = len(req.output_ids) - num_drop
         del req.output_ids[keep:]
         req.output_ids += new_tokens
-        if req.logprobs is not None:
-            del req.logprobs[keep:]
+        if req.params.logprobs is not None:  # also before the first sampled token
+            req.logprobs = (req.logprobs or [])[:keep]
             req.logprobs += [TokenLogprob(t, 0.0) for t in new_tokens]
         # NOTE: delta() holds back the tokens a jump may drop, so these stay as they are
         req.sent_token_len = min(req.sent_token_len, keep)

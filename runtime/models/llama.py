@@ -54,8 +54,10 @@ class LlamaAttention(nn.Module):
         return self.q_proj(x), self.k_proj(x), self.v_proj(x)
 
     def forward(
-        self, x: torch.Tensor, positions: torch.Tensor, rope: torch.Tensor, attn: BaseAttention
+        self, x: torch.Tensor, positions: torch.Tensor, rope: torch.Tensor, attn: BaseAttention,
+        keep: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """Attention output rows `keep` (all rows if None); K/V of every row reach the cache."""
         cfg, n = self.cfg, x.shape[0]
         q, k, v = self._project(x)
         q = q.reshape(n, cfg.num_heads, cfg.head_dim)
@@ -67,7 +69,8 @@ class LlamaAttention(nn.Module):
         o = attn.attend(
             self.layer_id, q, k, v, sm_scale=self.sm_scale, sliding_window=self.sliding_window
         )
-        return self.o_proj(o.reshape(n, cfg.q_size))
+        o = o.reshape(n, cfg.q_size)
+        return self.o_proj(o if keep is None else o.index_select(0, keep))
 
 
 class LlamaMLP(nn.Module):
@@ -113,13 +116,17 @@ class LlamaDecoderLayer(nn.Module):
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, ops)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, ops)
 
-    def forward(self, x, residual, positions, rope, attn):
+    def forward(self, x, residual, positions, rope, attn, keep=None):
+        """`keep` (row indices) drops the other rows after attention: the last layer needs
+        only the rows whose logits are wanted, once every row's K/V is cached."""
         if residual is None:
             residual = x
             h = self.input_layernorm(x)
         else:
             h, residual = self.input_layernorm(x, residual)
-        h = self.self_attn(h, positions, rope, attn)
+        h = self.self_attn(h, positions, rope, attn, keep)
+        if keep is not None:
+            residual = residual.index_select(0, keep)
         h, residual = self.post_attention_layernorm(h, residual)
         return self.mlp(h), residual
 
@@ -133,7 +140,8 @@ class LlamaModel(nn.Module):
 
 
 class LlamaForCausalLM(nn.Module):
-    """`forward(input_ids, positions, attn)` over flattened tokens -> final hidden states;
+    """`forward(input_ids, positions, attn, keep)` over flattened tokens -> final hidden
+    states (of rows `keep`);
     `compute_logits(hidden)` -> float32 logits."""
 
     def __init__(self, cfg: ModelConfig, ops: KernelOps | None = None) -> None:
@@ -157,12 +165,18 @@ class LlamaForCausalLM(nn.Module):
         )
 
     def forward(
-        self, input_ids: torch.Tensor, positions: torch.Tensor, attn: BaseAttention
+        self, input_ids: torch.Tensor, positions: torch.Tensor, attn: BaseAttention,
+        keep: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """Final hidden states of rows `keep` of the flattened tokens (all if None). Only
+        the last layer's attention output projection and MLP are spared for the others:
+        every row's K/V is still written to the cache by every layer."""
         x = self.model.embed_tokens(input_ids)
         residual = None
-        for layer in self.model.layers:
-            x, residual = layer(x, residual, positions, self.rope_cache, attn)
+        last = len(self.model.layers) - 1
+        for i, layer in enumerate(self.model.layers):
+            rows = keep if i == last else None
+            x, residual = layer(x, residual, positions, self.rope_cache, attn, rows)
         x, _ = self.model.norm(x, residual)
         return x
 

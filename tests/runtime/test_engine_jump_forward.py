@@ -93,3 +93,20 @@ def test_column_logits_sample_the_same_tokens(model_dir, monkeypatch):
         runs[fraction] = ([o.token_ids for o in outs], stats["num_column_logits_batches"])
     assert runs[0.0][1] == 0 and runs[1.0][1] > 0
     assert runs[1.0][0] == runs[0.0][0]
+
+
+def test_forced_start_runs_in_the_prefill(model_dir):
+    # a text forced from the automaton's start state is appended before the first pass: a
+    # fully forced answer takes no pass at all, a forced head then a digit takes only the
+    # prefill (which computes the head's tokens with the prompt and samples the digit)
+    with sglc.Engine(model_dir, max_total_tokens=4096) as engine:
+        whole = engine.generate(["Q: ", "R: "], {"max_new_tokens": 20}, choices=["forced text"])
+        forced = engine.stats()
+        [digit] = engine.generate("Q: ", {"max_new_tokens": 20}, regex=r"\{x\}=[0-9]")
+        stats = engine.stats()
+    assert [o.text for o in whole] == ["forced text"] * 2
+    assert all(o.is_valid and o.finish_reason.value == "stop" for o in whole)
+    assert forced["num_extend_batches"] + forced["num_decode_batches"] == 0
+    assert digit.is_valid and digit.text[:4] == "{x}=" and digit.text[4:].isdigit()
+    assert stats["num_extend_batches"] - forced["num_extend_batches"] == 1
+    assert stats["num_decode_batches"] - forced["num_decode_batches"] <= 1

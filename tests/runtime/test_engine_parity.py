@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import sglc
+from sglc.runtime.models.attention import DenseCausalAttention
 from sglc.runtime.models.loader import load_model_dir
 
 from conftest import ARCHS, make_model_dir
@@ -37,6 +38,22 @@ def test_forward_logits_match_transformers(arch_setup):
         ref = hf(ids).logits
     got = ours.forward_dense(ids)
     torch.testing.assert_close(got, ref, atol=2e-4, rtol=1e-4)
+
+
+def test_forward_keep_rows_equals_full_forward_rows(arch_setup):
+    # the last layer computes only the kept rows (their logits), the K/V of all of them
+    _, path, _ = arch_setup
+    ours = load_model_dir(path, dtype="float32").model
+    ids = torch.tensor([PROMPTS[1], PROMPTS[0] + PROMPTS[2] + [8, 8, 8]])
+    b, t = ids.shape
+    positions = torch.arange(t).repeat(b)
+    keep = torch.tensor([t - 1, 3, 2 * t - 1])
+    with torch.no_grad():
+        full = ours(ids.reshape(-1), positions, DenseCausalAttention(b, t))
+        kept = ours(ids.reshape(-1), positions, DenseCausalAttention(b, t), keep)
+        none = ours(ids.reshape(-1), positions, DenseCausalAttention(b, t), keep[:0])
+    torch.testing.assert_close(kept, full[keep], atol=1e-5, rtol=1e-5)
+    assert none.shape == (0, full.shape[1])
 
 
 def test_greedy_generation_matches_transformers(arch_setup):
