@@ -42,7 +42,7 @@ from sglc.kernels.attention_common import (
 
 log = logging.getLogger(__name__)
 
-_EXTENSION = "sglc_cpu_decode_attention_v2"
+_EXTENSION = "sglc_cpu_decode_attention_v3"
 _SOURCE = r"""
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
@@ -50,23 +50,90 @@ _SOURCE = r"""
 #include <cmath>
 #include <limits>
 #include <vector>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 namespace {
 
-constexpr int64_t kBlock = 64;  // keys scored together before one softmax rescale
+constexpr int64_t kBlock = 64;
+constexpr int64_t kAhead = 8;  // keys ahead to prefetch: slot rows cross pages every few keys
 
-template <typename T>
-inline float dot(const float* q, const T* k, int64_t d) {
-  float s = 0.f;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < d; ++i) s += q[i] * static_cast<float>(k[i]);
-  return s;
+inline void prefetch_row(const void* ptr, int64_t bytes) {
+  const char* c = static_cast<const char*>(ptr);
+  for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(c + off);
 }
 
 template <typename T>
-inline void axpy(float p, const T* v, float* acc, int64_t d) {
+inline float to_f(T x) { return static_cast<float>(x); }
+
+// scores s[g*kBlock + j] = q_g . k_j for a block of n keys (q pre-scaled, float32)
+template <typename T>
+inline void block_scores(const float* __restrict qf, const T* __restrict kb, const int64_t* slots,
+                         int64_t n, int64_t slot_stride, int64_t hoff, int64_t group, int64_t d,
+                         float* __restrict p) {
+  for (int64_t j = 0; j < n; ++j) {
+    const T* __restrict k = kb + slots[j] * slot_stride + hoff;
+    for (int64_t g = 0; g < group; ++g) {
+      const float* __restrict qg = qf + g * d;
+      float s = 0.f;
+#pragma omp simd reduction(+ : s)
+      for (int64_t i = 0; i < d; ++i) s += qg[i] * to_f(k[i]);
+      p[g * kBlock + j] = s;
+    }
+  }
+}
+
+#ifdef __AVX512F__
+template <>
+inline void block_scores<float>(const float* __restrict qf, const float* __restrict kb,
+                                const int64_t* slots, int64_t n, int64_t slot_stride,
+                                int64_t hoff, int64_t group, int64_t d, float* __restrict p) {
+  if (d != 64 || group > 4) {
+    for (int64_t j = 0; j < n; ++j) {
+      const float* __restrict k = kb + slots[j] * slot_stride + hoff;
+      for (int64_t g = 0; g < group; ++g) {
+        float s = 0.f;
+#pragma omp simd reduction(+ : s)
+        for (int64_t i = 0; i < d; ++i) s += qf[g * d + i] * k[i];
+        p[g * kBlock + j] = s;
+      }
+    }
+    return;
+  }
+  __m512 q[4][4];
+  for (int64_t g = 0; g < group; ++g)
+    for (int c = 0; c < 4; ++c) q[g][c] = _mm512_loadu_ps(qf + g * 64 + c * 16);
+  for (int64_t j = 0; j < n; ++j) {
+    const float* k = kb + slots[j] * slot_stride + hoff;
+    if (j + kAhead < n) prefetch_row(kb + slots[j + kAhead] * slot_stride + hoff, 64 * 4);
+    const __m512 k0 = _mm512_loadu_ps(k), k1 = _mm512_loadu_ps(k + 16),
+                 k2 = _mm512_loadu_ps(k + 32), k3 = _mm512_loadu_ps(k + 48);
+    for (int64_t g = 0; g < group; ++g) {
+      __m512 a = _mm512_mul_ps(q[g][0], k0);
+      a = _mm512_fmadd_ps(q[g][1], k1, a);
+      a = _mm512_fmadd_ps(q[g][2], k2, a);
+      a = _mm512_fmadd_ps(q[g][3], k3, a);
+      p[g * kBlock + j] = _mm512_reduce_add_ps(a);
+    }
+  }
+}
+#endif
+
+template <typename T>
+inline void block_values(const float* __restrict p, const T* __restrict vb, const int64_t* slots,
+                         int64_t n, int64_t slot_stride, int64_t hoff, int64_t group, int64_t d,
+                         float* __restrict acc) {
+  for (int64_t j = 0; j < n; ++j) {
+    const T* __restrict v = vb + slots[j] * slot_stride + hoff;
+    if (j + kAhead < n) prefetch_row(vb + slots[j + kAhead] * slot_stride + hoff, d * sizeof(T));
+    for (int64_t g = 0; g < group; ++g) {
+      const float pj = p[g * kBlock + j];
+      float* __restrict a = acc + g * d;
 #pragma omp simd
-  for (int64_t i = 0; i < d; ++i) acc[i] += p * static_cast<float>(v[i]);
+      for (int64_t i = 0; i < d; ++i) a[i] += pj * to_f(v[i]);
+    }
+  }
 }
 
 template <typename T>
@@ -77,35 +144,31 @@ void decode(const T* q, const T* kb, const T* vb, const int64_t* table, int64_t 
   const int64_t slot_stride = hkv * d;
   at::parallel_for(0, batch * hkv, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> qf(group * d), acc(group * d), m(group), l(group), p(group * kBlock);
-    std::vector<int64_t> slots(kBlock);
     for (int64_t work = begin; work < end; ++work) {
       const int64_t b = work / hkv, h = work % hkv;
       const int64_t* slot_of = table + rows[b] * table_stride;
       for (int64_t g = 0; g < group; ++g) {
         const T* src = q + (b * hq + h * group + g) * d;
-        for (int64_t i = 0; i < d; ++i) qf[g * d + i] = static_cast<float>(src[i]) * scale;
-        m[g] = std::numeric_limits<float>::lowest();  // finite: built with -ffast-math
+        for (int64_t i = 0; i < d; ++i) qf[g * d + i] = to_f(src[i]) * scale;
+        m[g] = std::numeric_limits<float>::lowest();
         l[g] = 0.f;
       }
       std::fill(acc.begin(), acc.end(), 0.f);
       for (int64_t t0 = starts[b]; t0 < lens[b]; t0 += kBlock) {
         const int64_t n = std::min(kBlock, lens[b] - t0);
-        for (int64_t j = 0; j < n; ++j) slots[j] = slot_of[t0 + j];
-        for (int64_t j = 0; j < n; ++j) {
-          const T* k = kb + slots[j] * slot_stride + h * d;
-          for (int64_t g = 0; g < group; ++g) {
-            float s = dot(&qf[g * d], k, d);
-            if (cap > 0.f) s = cap * std::tanh(s / cap);
-            p[g * kBlock + j] = s;
-          }
-        }
+        const int64_t* slots = slot_of + t0;
+        block_scores<T>(qf.data(), kb, slots, n, slot_stride, h * d, group, d, p.data());
         for (int64_t g = 0; g < group; ++g) {
           float* pg = &p[g * kBlock];
+          if (cap > 0.f)
+            for (int64_t j = 0; j < n; ++j) pg[j] = cap * std::tanh(pg[j] / cap);
           float mx = m[g];
           for (int64_t j = 0; j < n; ++j) mx = std::max(mx, pg[j]);
-          const float corr = std::exp(m[g] - mx);  // 0 on the first block (m = lowest)
+          const float corr = std::exp(m[g] - mx);
           l[g] *= corr;
-          for (int64_t i = 0; i < d; ++i) acc[g * d + i] *= corr;
+          float* a = &acc[g * d];
+#pragma omp simd
+          for (int64_t i = 0; i < d; ++i) a[i] *= corr;
           m[g] = mx;
           float sum = 0.f;
 #pragma omp simd reduction(+ : sum)
@@ -115,10 +178,7 @@ void decode(const T* q, const T* kb, const T* vb, const int64_t* table, int64_t 
           }
           l[g] += sum;
         }
-        for (int64_t j = 0; j < n; ++j) {
-          const T* v = vb + slots[j] * slot_stride + h * d;
-          for (int64_t g = 0; g < group; ++g) axpy(p[g * kBlock + j], v, &acc[g * d], d);
-        }
+        block_values<T>(p.data(), vb, slots, n, slot_stride, h * d, group, d, acc.data());
       }
       for (int64_t g = 0; g < group; ++g) {
         T* dst = out + (b * hq + h * group + g) * d;
@@ -164,7 +224,10 @@ def _extension():
 
     return load_inline(
         name=_EXTENSION, cpp_sources=[_SOURCE], functions=["decode_attention"],
-        extra_cflags=["-O3", "-march=native", "-fopenmp-simd", "-ffast-math"], verbose=False,
+        # -fopenmp: ATen's parallel_for is OpenMP pragmas in its headers; without the flag
+        # the work items run one after another on one core
+        extra_cflags=["-O3", "-march=native", "-fopenmp", "-ffast-math"],
+        extra_ldflags=["-fopenmp"], verbose=False,
     )
 
 
