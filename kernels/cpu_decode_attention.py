@@ -6,27 +6,23 @@ padding) costs as much as the attention itself, and it is memory traffic, which 
 decoding is short of. This kernel walks ``req_to_token`` and reads each K/V row straight from
 the pool, once per KV head for the whole GQA group of query heads, with a blockwise online
 softmax in float32 (the same maths as the reference: scale, optional tanh logit cap, sliding
-window). Work is split over (request, KV head) with ATen's thread pool. It is built with
+window). It is built with
 ``-ffast-math`` (vectorized ``exp`` and reductions), so every value it handles is finite.
 
-When it pays: on this project's 2-core machine (about 5 GB/s memory copy) it is 10x the
-reference when a batch's slots are scattered over the pool (random slots, 64 requests x 400
-keys: 10.5 vs 107 ms), which is what a long-serving pool with prefix-cache reuse turns into;
-with the contiguous slot runs a fresh pool hands out, the reference's gather is one memcpy
-per run and both are bound by memory bandwidth (13.7 vs 11.1 ms), and end to end on
-`benchmarks/engine_throughput.py` it was 5% slower (41.5 vs 39.3 s). So it is opt-in:
-``attention_backend="cpu"``.
+Work is split over (request, KV head), the next slot rows are prefetched (a pool row is
+``Hkv * D`` values, so a request's keys cross a page every few keys and the hardware
+prefetcher stops there), and float32 scores use AVX-512 where the CPU has it.
 
-It is C++ built on first use with ``torch.utils.cpp_extension.load_inline`` (needs a C++
-compiler and ninja; the build takes about 40 s and is cached by torch under
-``~/.cache/torch_extensions``). :func:`cpu_kernels_available` says whether it built.
+Measured on this project's 2-core machine (one layer, 64 requests x 400 keys, float32):
+3.6 ms against 12-20 ms for the reference, which gathers and pads; end to end
+`benchmarks/engine_throughput.py` takes 28 s instead of 40 s (see benchmarks/RESULTS.md).
+It is built with the other CPU kernels on first use (`cpu_build`); ``attention_backend="cpu"``
+selects it.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
-import shutil
 from typing import NamedTuple
 
 import torch
@@ -39,11 +35,11 @@ from sglc.kernels.attention_common import (
     check_shapes,
     decode_rows_and_lens,
 )
+from sglc.kernels.cpu_build import cpu_kernels_available, extension
 
-log = logging.getLogger(__name__)
+__all__ = ["cpu_decode_attention", "cpu_kernels_available", "cpu_plan_decode"]
 
-_EXTENSION = "sglc_cpu_decode_attention_v3"
-_SOURCE = r"""
+SOURCE = r"""
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <algorithm>
@@ -218,33 +214,6 @@ class CpuDecodePlan(NamedTuple):
     sliding_window: int | None
 
 
-@functools.cache
-def _extension():
-    from torch.utils.cpp_extension import load_inline
-
-    return load_inline(
-        name=_EXTENSION, cpp_sources=[_SOURCE], functions=["decode_attention"],
-        # -fopenmp: ATen's parallel_for is OpenMP pragmas in its headers; without the flag
-        # the work items run one after another on one core
-        extra_cflags=["-O3", "-march=native", "-fopenmp", "-ffast-math"],
-        extra_ldflags=["-fopenmp"], verbose=False,
-    )
-
-
-@functools.cache
-def cpu_kernels_available() -> bool:
-    """Whether the compiled CPU kernel is built (building it now, once, if needed)."""
-    if shutil.which("c++") is None and shutil.which("g++") is None:
-        log.info("no C++ compiler: CPU decode attention uses the PyTorch reference")
-        return False
-    try:
-        _extension()
-    except Exception as exc:  # noqa: BLE001  (any build failure means: use the reference)
-        log.warning("CPU attention kernel did not build (%s); using the PyTorch reference", exc)
-        return False
-    return True
-
-
 def cpu_plan_decode(
     req_to_token: Tensor,
     req_pool_indices: IndexLike,
@@ -289,7 +258,7 @@ def cpu_decode_attention(
         raise ValueError(f"q is {q.dtype} but the K/V buffers are {k_buffer.dtype}")
     if not (k_buffer.is_contiguous() and v_buffer.is_contiguous()):
         raise ValueError("cpu_decode_attention needs contiguous K/V buffers")
-    return _extension().decode_attention(
+    return extension().decode_attention(
         q.contiguous(), k_buffer, v_buffer, req_to_token.contiguous(),
         plan.rows, plan.starts, plan.lens, float(sm_scale), float(logit_cap or 0.0),
     )

@@ -1,0 +1,50 @@
+"""Build the compiled CPU kernels: one C++ extension, compiled on first use.
+
+The sources live with their Python wrappers (`cpu_decode_attention`, `cpu_elementwise`);
+this module compiles them together with ``torch.utils.cpp_extension.load_inline`` (needs a
+C++ compiler and ninja; about a minute, then cached by torch under
+``~/.cache/torch_extensions``). :func:`cpu_kernels_available` says whether it built.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import shutil
+from types import ModuleType
+
+log = logging.getLogger(__name__)
+
+_EXTENSION = "sglc_cpu_kernels_v1"  # bump when a source changes: torch caches by name
+_FUNCTIONS = ["decode_attention", "rms_norm", "silu_and_mul"]
+
+
+@functools.cache
+def extension() -> ModuleType:
+    """The compiled module (built now if this process has not built or loaded it yet)."""
+    from torch.utils.cpp_extension import load_inline
+
+    from sglc.kernels import cpu_decode_attention, cpu_elementwise
+
+    return load_inline(
+        name=_EXTENSION, cpp_sources=[cpu_decode_attention.SOURCE, cpu_elementwise.SOURCE],
+        functions=_FUNCTIONS,
+        # -fopenmp: ATen's parallel_for is OpenMP pragmas in its headers; without the flag
+        # the work items run one after another on one core
+        extra_cflags=["-O3", "-march=native", "-fopenmp", "-ffast-math"],
+        extra_ldflags=["-fopenmp"], verbose=False,
+    )
+
+
+@functools.cache
+def cpu_kernels_available() -> bool:
+    """Whether the compiled CPU kernels are built (building them now, once, if needed)."""
+    if shutil.which("c++") is None and shutil.which("g++") is None:
+        log.info("no C++ compiler: the CPU kernels fall back to the PyTorch reference")
+        return False
+    try:
+        extension()
+    except Exception as exc:  # noqa: BLE001  (any build failure means: use the reference)
+        log.warning("CPU kernels did not build (%s); using the PyTorch reference", exc)
+        return False
+    return True
