@@ -83,17 +83,24 @@ def triton_ops() -> KernelOps:
 
 
 def cpu_ops() -> KernelOps:
-    """The PyTorch reference ops with decode attention, RMSNorm and SiLU-and-mul compiled for
-    CPU (`cpu_decode_attention`, `cpu_elementwise`); ValueError if they cannot be built here."""
+    """The PyTorch reference ops with decode attention (and short extends), RMSNorm and
+    SiLU-and-mul compiled for CPU (`cpu_decode_attention`, `cpu_elementwise`); ValueError if
+    they cannot be built here."""
     from sglc.kernels.cpu_build import cpu_kernels_available
-    from sglc.kernels.cpu_decode_attention import cpu_decode_attention, cpu_plan_decode
+    from sglc.kernels.cpu_decode_attention import (
+        cpu_decode_attention,
+        cpu_extend_attention,
+        cpu_plan_decode,
+        cpu_plan_extend,
+    )
     from sglc.kernels.cpu_elementwise import cpu_rms_norm, cpu_silu_and_mul
 
     if not cpu_kernels_available():
         raise ValueError("the 'cpu' backend's C++ kernels did not build (needs a C++ compiler "
                          "and ninja); use 'torch'")
     return replace(torch_ops(), decode_attention=cpu_decode_attention,
-                   plan_decode=cpu_plan_decode, rms_norm=cpu_rms_norm,
+                   plan_decode=cpu_plan_decode, extend_attention=cpu_extend_attention,
+                   plan_extend=cpu_plan_extend, rms_norm=cpu_rms_norm,
                    silu_and_mul=cpu_silu_and_mul)
 
 

@@ -29,15 +29,24 @@ import torch
 from torch import Tensor
 
 from sglc.kernels.attention_common import (
+    AttentionPlan,
     AttentionShape,
     IndexLike,
     check_options,
     check_shapes,
     decode_rows_and_lens,
+    to_int_list,
 )
 from sglc.kernels.cpu_build import cpu_kernels_available, extension
+from sglc.kernels.extend_attention import extend_attention, plan_extend
 
-__all__ = ["cpu_decode_attention", "cpu_kernels_available", "cpu_plan_decode"]
+__all__ = ["cpu_decode_attention", "cpu_extend_attention", "cpu_kernels_available",
+           "cpu_plan_decode", "cpu_plan_extend"]
+
+# Extends at most this long run on the kernel (each new token as its own decode query over
+# its causal prefix); longer ones (prompt prefill) on the reference's batched SDPA, whose
+# tiled matmuls beat a key-by-key walk once many queries share the keys.
+MAX_KERNEL_EXTEND = 32
 
 SOURCE = r"""
 #include <torch/extension.h>
@@ -262,3 +271,51 @@ def cpu_decode_attention(
         q.contiguous(), k_buffer, v_buffer, req_to_token.contiguous(),
         plan.rows, plan.starts, plan.lens, float(sm_scale), float(logit_cap or 0.0),
     )
+
+
+def cpu_plan_extend(
+    req_to_token: Tensor,
+    req_pool_indices: IndexLike,
+    prefix_lens: IndexLike,
+    extend_lens: IndexLike,
+    shape: AttentionShape,
+    *,
+    sliding_window: int | None = None,
+) -> CpuDecodePlan | AttentionPlan:
+    """An extend batch whose extends are all short (decode rows and jump-forward's forced
+    tokens) becomes one decode query per new token; otherwise the reference's plan."""
+    rows, prefixes, extends = (to_int_list(x) for x in (req_pool_indices, prefix_lens, extend_lens))
+    if not extends or max(extends) > MAX_KERNEL_EXTEND:
+        return plan_extend(req_to_token, rows, prefixes, extends, shape,
+                           sliding_window=sliding_window)
+    q_rows = [row for row, n in zip(rows, extends, strict=True) for _ in range(n)]
+    q_lens = [p + i + 1 for p, n in zip(prefixes, extends, strict=True) for i in range(n)]
+    return cpu_plan_decode(req_to_token, q_rows, q_lens, shape, sliding_window=sliding_window)
+
+
+def cpu_extend_attention(
+    q: Tensor,
+    k_buffer: Tensor,
+    v_buffer: Tensor,
+    req_to_token: Tensor,
+    req_pool_indices: IndexLike,
+    prefix_lens: IndexLike,
+    extend_lens: IndexLike,
+    *,
+    sm_scale: float,
+    sliding_window: int | None = None,
+    logit_cap: float | None = None,
+    plan: CpuDecodePlan | AttentionPlan | None = None,
+) -> Tensor:
+    """Same contract as `extend_attention.extend_attention`, for CPU tensors."""
+    if plan is None or getattr(plan, "sliding_window", sliding_window) != sliding_window:
+        plan = cpu_plan_extend(req_to_token, req_pool_indices, prefix_lens, extend_lens,
+                               check_shapes(q, k_buffer, v_buffer),
+                               sliding_window=sliding_window)
+    if isinstance(plan, CpuDecodePlan):
+        return cpu_decode_attention(q, k_buffer, v_buffer, req_to_token, None, None,
+                                    sm_scale=sm_scale, sliding_window=sliding_window,
+                                    logit_cap=logit_cap, plan=plan)
+    return extend_attention(q, k_buffer, v_buffer, req_to_token, req_pool_indices, prefix_lens,
+                            extend_lens, sm_scale=sm_scale, sliding_window=sliding_window,
+                            logit_cap=logit_cap, plan=plan)

@@ -7,11 +7,16 @@ import torch
 
 import sglc.kernels as kernels
 from sglc.kernels.cpu_decode_attention import (
+    MAX_KERNEL_EXTEND,
+    CpuDecodePlan,
     cpu_decode_attention,
+    cpu_extend_attention,
     cpu_kernels_available,
     cpu_plan_decode,
+    cpu_plan_extend,
 )
 from sglc.kernels.decode_attention import decode_attention
+from sglc.kernels.extend_attention import extend_attention
 
 pytestmark = pytest.mark.skipif(not cpu_kernels_available(), reason="no C++ toolchain here")
 
@@ -67,8 +72,28 @@ def test_bad_inputs_are_clear_errors():
         cpu_decode_attention(q[:1], k, v, table, rows, [3, 4], sm_scale=0.25)
 
 
-def test_cpu_backend_swaps_only_decode_attention():
+@pytest.mark.parametrize(("window", "cap"), [(None, None), (5, None), (None, 20.0)])
+@pytest.mark.parametrize("extends", [[1, 1, 1, 1, 1, 1, 1], [1, 7, 3, 1, 32, 2, 1], [1, 40, 2, 1, 1, 1, 5]])
+def test_extend_matches_reference(extends, window, cap):
+    # short extends (decode rows and forced tokens) run on the kernel, one query per new
+    # token over its causal prefix; a batch with a long extend takes the reference's plan
+    seq_lens = [1, 49, 63, 64, 65, 130, 257]
+    prefixes = [n - e for n, e in zip(seq_lens, extends, strict=True)]
+    k, v, table, rows = _pool(seq_lens, 2, 32, torch.float32, seed=sum(extends))
+    q = torch.randn(sum(extends), 8, 32)
+    args = (q, k, v, table, rows, prefixes, extends)
+    opts = {"sm_scale": 32**-0.5, "sliding_window": window, "logit_cap": cap}
+    out, ref = cpu_extend_attention(*args, **opts), extend_attention(*args, **opts)
+    torch.testing.assert_close(out, ref, atol=2e-5, rtol=2e-5)
+    plan = cpu_plan_extend(table, rows, prefixes, extends, kernels.AttentionShape(8, 2, 32),
+                           sliding_window=window)
+    assert isinstance(plan, CpuDecodePlan) == (max(extends) <= MAX_KERNEL_EXTEND)
+    torch.testing.assert_close(cpu_extend_attention(*args, **opts, plan=plan), out)
+
+
+def test_cpu_backend_swaps_the_compiled_ops_in():
     ops, reference = kernels.get_ops("cpu"), kernels.get_ops("torch")
     assert ops.decode_attention is cpu_decode_attention
-    assert ops.extend_attention is reference.extend_attention
+    assert ops.extend_attention is cpu_extend_attention
+    assert ops.apply_rope is reference.apply_rope
     assert kernels.default_backend("cpu") == "torch"  # opt-in: see the module docstring
