@@ -124,9 +124,16 @@ def get_ops(backend: str = "torch") -> KernelOps:
 
 
 def default_backend(device_type: str) -> str:
-    """Triton on CUDA, the PyTorch reference ops elsewhere ("cpu" is opt-in: see
-    `cpu_decode_attention` for when it pays)."""
-    return "triton" if device_type == "cuda" else "torch"
+    """Triton on CUDA; on CPU the compiled CPU kernels where they build (the first use on a
+    machine compiles them, about a minute, then torch caches them), else the PyTorch
+    reference ops; the reference elsewhere."""
+    if device_type == "cuda":
+        return "triton"
+    if device_type == "cpu":
+        from sglc.kernels.cpu_build import cpu_kernels_available
+
+        return "cpu" if cpu_kernels_available() else "torch"
+    return "torch"
 
 
 __all__ = [
