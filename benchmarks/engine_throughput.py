@@ -42,10 +42,12 @@ def make_workload(args: argparse.Namespace, vocab_size: int) -> Workload:
 
 # -- sglc ------------------------------------------------------------------------------------
 def engine_options(args: argparse.Namespace) -> dict:
+    from sglc.kernels import default_backend
+
     return dict(
         dtype="float32", max_total_tokens=args.max_total_tokens, policy=args.policy,
         chunked_prefill_size=args.chunked_prefill_size, max_running_requests=256,
-        attention_backend=args.attention_backend,
+        attention_backend=args.attention_backend or default_backend("cpu"),  # as resolved
     )
 
 
