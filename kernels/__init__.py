@@ -83,8 +83,8 @@ def triton_ops() -> KernelOps:
 
 
 def cpu_ops() -> KernelOps:
-    """The PyTorch reference ops with decode attention (and short extends), RMSNorm and
-    SiLU-and-mul compiled for CPU (`cpu_decode_attention`, `cpu_elementwise`); ValueError if
+    """The PyTorch reference ops with decode attention (and short extends), RMSNorm,
+    SiLU-and-mul and RoPE compiled for CPU (`cpu_decode_attention`, `cpu_elementwise`); ValueError if
     they cannot be built here."""
     from sglc.kernels.cpu_build import cpu_kernels_available
     from sglc.kernels.cpu_decode_attention import (
@@ -93,7 +93,7 @@ def cpu_ops() -> KernelOps:
         cpu_plan_decode,
         cpu_plan_extend,
     )
-    from sglc.kernels.cpu_elementwise import cpu_rms_norm, cpu_silu_and_mul
+    from sglc.kernels.cpu_elementwise import cpu_apply_rope, cpu_rms_norm, cpu_silu_and_mul
 
     if not cpu_kernels_available():
         raise ValueError("the 'cpu' backend's C++ kernels did not build (needs a C++ compiler "
@@ -101,7 +101,7 @@ def cpu_ops() -> KernelOps:
     return replace(torch_ops(), decode_attention=cpu_decode_attention,
                    plan_decode=cpu_plan_decode, extend_attention=cpu_extend_attention,
                    plan_extend=cpu_plan_extend, rms_norm=cpu_rms_norm,
-                   silu_and_mul=cpu_silu_and_mul)
+                   silu_and_mul=cpu_silu_and_mul, apply_rope=cpu_apply_rope)
 
 
 def triton_interpreted() -> bool:

@@ -162,6 +162,9 @@ void decode(const T* q, const T* kb, const T* vb, const int64_t* table, int64_t 
       for (int64_t t0 = starts[b]; t0 < lens[b]; t0 += kBlock) {
         const int64_t n = std::min(kBlock, lens[b] - t0);
         const int64_t* slots = slot_of + t0;
+        // the block's V rows load while its scores are computed
+        for (int64_t j = 0; j < n; ++j)
+          prefetch_row(vb + slots[j] * slot_stride + h * d, d * sizeof(T));
         block_scores<T>(qf.data(), kb, slots, n, slot_stride, h * d, group, d, p.data());
         for (int64_t g = 0; g < group; ++g) {
           float* pg = &p[g * kBlock];

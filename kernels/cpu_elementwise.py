@@ -1,8 +1,10 @@
-"""RMSNorm (with the residual add) and SiLU-and-mul as compiled CPU kernels, one pass each.
+"""RMSNorm (with the residual add), SiLU-and-mul and RoPE as compiled CPU kernels, one pass
+each.
 
-The PyTorch references (`rmsnorm.py`, `activation.py`) make four to six passes over the
-activations (square, mean, rsqrt, scale, cast; chunk, silu, multiply); on a 2-core CPU they
-cost about a tenth of an engine step. These do one pass per row, parallel over rows with
+The PyTorch references (`rmsnorm.py`, `activation.py`, `rope.py`) make four to ten passes
+over the activations (square, mean, rsqrt, scale, cast; chunk, silu, multiply; gather,
+chunk, four products, concatenate); on a 2-core CPU they cost about a tenth of an engine
+step. These do one pass per row, parallel over rows with
 ATen's thread pool, rounding where the references round (the residual sum and the normalised
 values in the input dtype), so they agree with them to float32 rounding. Built with the
 decode-attention kernel into one extension (`cpu_build`).
@@ -70,7 +72,45 @@ void silu_mul_rows(const T* x, T* out, int64_t rows, int64_t half) {
   });
 }
 
+template <typename T>
+void rope_rows(const T* x, T* out, const int64_t* positions, const float* cache,
+               int64_t tokens, int64_t heads, int64_t dim, int64_t rotary, bool neox) {
+  const int64_t half = rotary / 2;
+  at::parallel_for(0, tokens, grain(heads * dim), [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const float* cos = cache + positions[t] * rotary;
+      const float* sin = cos + half;
+      for (int64_t h = 0; h < heads; ++h) {
+        const T* src = x + (t * heads + h) * dim;
+        T* dst = out + (t * heads + h) * dim;
+        for (int64_t i = 0; i < half; ++i) {
+          const int64_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+          const float x1 = static_cast<float>(src[a]), x2 = static_cast<float>(src[b]);
+          dst[a] = static_cast<T>(x1 * cos[i] - x2 * sin[i]);
+          dst[b] = static_cast<T>(x2 * cos[i] + x1 * sin[i]);
+        }
+        for (int64_t i = rotary; i < dim; ++i) dst[i] = src[i];
+      }
+    }
+  });
+}
+
 }  // namespace
+
+std::vector<torch::Tensor> rope(torch::Tensor q, torch::Tensor k, torch::Tensor positions,
+                                torch::Tensor cache, bool neox) {
+  std::vector<torch::Tensor> outs;
+  for (auto& x : {q, k}) {
+    auto out = torch::empty_like(x);
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "rope", [&] {
+      rope_rows<scalar_t>(x.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
+                          positions.data_ptr<int64_t>(), cache.data_ptr<float>(), x.size(0),
+                          x.size(1), x.size(2), cache.size(1), neox);
+    });
+    outs.push_back(out);
+  }
+  return outs;
+}
 
 std::vector<torch::Tensor> rms_norm(torch::Tensor x, torch::Tensor weight, double eps,
                                     c10::optional<torch::Tensor> residual) {
@@ -124,6 +164,28 @@ def cpu_silu_and_mul(x: Tensor) -> Tensor:
     if x.shape[-1] % 2:
         raise ValueError(f"silu_and_mul needs an even last dimension, got {x.shape[-1]}")
     return extension().silu_and_mul(x.contiguous())
+
+
+def cpu_apply_rope(
+    q: Tensor, k: Tensor, positions: Tensor, cos_sin_cache: Tensor, *, is_neox: bool = True
+) -> tuple[Tensor, Tensor]:
+    """Same contract as `rope.apply_rope`, for CPU tensors."""
+    for x in (q, k):
+        _check(x)
+        if x.dim() != 3 or x.shape[0] != positions.shape[0]:
+            raise ValueError(f"expected [T, H, D] with T = {positions.shape[0]} positions, "
+                             f"got {tuple(x.shape)}")
+    rotary = cos_sin_cache.shape[-1]
+    if rotary % 2 or rotary > q.shape[-1] or k.shape[-1] != q.shape[-1]:
+        raise ValueError(f"rope cache width {rotary} does not fit head dims "
+                         f"{q.shape[-1]} / {k.shape[-1]}")
+    positions = positions.long().contiguous()
+    if cos_sin_cache.dtype != torch.float32:  # the rows in use, in float32 (as the reference)
+        cos_sin_cache = cos_sin_cache.index_select(0, positions).float()
+        positions = torch.arange(positions.shape[0])
+    q_out, k_out = extension().rope(q.contiguous(), k.contiguous(), positions,
+                                    cos_sin_cache.contiguous(), bool(is_neox))
+    return q_out, k_out
 
 
 def _check(x: Tensor) -> None:

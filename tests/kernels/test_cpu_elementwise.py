@@ -1,4 +1,4 @@
-"""The compiled CPU RMSNorm and SiLU-and-mul against the PyTorch reference ops."""
+"""The compiled CPU RMSNorm, SiLU-and-mul and RoPE against the PyTorch reference ops."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import torch
 
 from sglc.kernels.activation import silu_and_mul
 from sglc.kernels.cpu_build import cpu_kernels_available
-from sglc.kernels.cpu_elementwise import cpu_rms_norm, cpu_silu_and_mul
+from sglc.kernels.cpu_elementwise import cpu_apply_rope, cpu_rms_norm, cpu_silu_and_mul
 from sglc.kernels.rmsnorm import rms_norm
+from sglc.kernels.rope import apply_rope, build_rope_cache
 
 pytestmark = pytest.mark.skipif(not cpu_kernels_available(), reason="no C++ toolchain here")
 
@@ -60,3 +61,21 @@ def test_non_contiguous_inputs_and_bad_shapes():
         cpu_rms_norm(torch.randn(2, 8), torch.ones(8), 1e-6, torch.randn(3, 8))
     with pytest.raises(ValueError, match="weight"):
         cpu_rms_norm(torch.randn(2, 8), torch.ones(7), 1e-6)
+
+
+@pytest.mark.parametrize(("dtype", "tol"), CASES)
+@pytest.mark.parametrize(("head_dim", "rotary"), [(16, 16), (32, 16), (64, 64)])
+@pytest.mark.parametrize("is_neox", [True, False])
+def test_rope_matches_reference(dtype, tol, head_dim, rotary, is_neox):
+    gen = torch.Generator().manual_seed(head_dim + rotary)
+    cache = build_rope_cache(rotary, 300, 10000.0, dtype=dtype)  # bf16 models keep it in bf16
+    positions = torch.tensor([0, 5, 299, 17, 17, 1])
+    q = torch.randn(6, 4, head_dim, generator=gen).to(dtype)
+    k = torch.randn(6, 2, head_dim, generator=gen).to(dtype)
+    got = cpu_apply_rope(q, k, positions, cache, is_neox=is_neox)
+    ref = apply_rope(q, k, positions, cache, is_neox=is_neox)
+    for g, r in zip(got, ref, strict=True):
+        assert g.dtype == r.dtype and g.shape == r.shape
+        torch.testing.assert_close(g, r, atol=tol, rtol=tol)
+    with pytest.raises(ValueError, match="positions"):
+        cpu_apply_rope(q, k, positions[:3], cache)
