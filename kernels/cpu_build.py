@@ -15,7 +15,7 @@ from types import ModuleType
 
 log = logging.getLogger(__name__)
 
-_EXTENSION = "sglc_cpu_kernels_v2"  # bump when a source changes: torch caches by name
+_EXTENSION = "sglc_cpu_kernels_v4"  # bump when a source changes: torch caches by name
 _FUNCTIONS = ["decode_attention", "rms_norm", "silu_and_mul", "rope"]
 
 

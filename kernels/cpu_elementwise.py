@@ -33,21 +33,24 @@ void rms_norm_rows(const T* x, const T* residual, const float* weight, T* out, T
                    int64_t rows, int64_t width, float eps) {
   at::parallel_for(0, rows, grain(width), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
-      const T* xr = x + r * width;
-      T* sr = summed ? summed + r * width : nullptr;
+      const T* src = x + r * width;
+      if (summed) {  // the residual sum is rounded to T, as the reference adds in T
+        const T* res = residual + r * width;
+        T* sr = summed + r * width;
+#pragma omp simd
+        for (int64_t i = 0; i < width; ++i)
+          sr[i] = static_cast<T>(static_cast<float>(src[i]) + static_cast<float>(res[i]));
+        src = sr;
+      }
       float ss = 0.f;
+#pragma omp simd reduction(+ : ss)
       for (int64_t i = 0; i < width; ++i) {
-        float v = static_cast<float>(xr[i]);
-        if (sr) {  // the residual sum is rounded to T, as the reference adds in T
-          const T s = static_cast<T>(v + static_cast<float>(residual[r * width + i]));
-          sr[i] = s;
-          v = static_cast<float>(s);
-        }
+        const float v = static_cast<float>(src[i]);
         ss += v * v;
       }
       const float inv = 1.f / std::sqrt(ss / static_cast<float>(width) + eps);
-      const T* src = sr ? sr : xr;
       T* o = out + r * width;
+#pragma omp simd
       for (int64_t i = 0; i < width; ++i) {
         const T normed = static_cast<T>(static_cast<float>(src[i]) * inv);
         o[i] = static_cast<T>(weight[i] * static_cast<float>(normed));
@@ -63,6 +66,7 @@ void silu_mul_rows(const T* x, T* out, int64_t rows, int64_t half) {
       const T* gate = x + r * 2 * half;
       const T* up = gate + half;
       T* o = out + r * half;
+#pragma omp simd
       for (int64_t i = 0; i < half; ++i) {
         const float g = static_cast<float>(gate[i]);
         const T act = static_cast<T>(g / (1.f + std::exp(-g)));
@@ -72,9 +76,9 @@ void silu_mul_rows(const T* x, T* out, int64_t rows, int64_t half) {
   });
 }
 
-template <typename T>
+template <typename T, bool kNeox>
 void rope_rows(const T* x, T* out, const int64_t* positions, const float* cache,
-               int64_t tokens, int64_t heads, int64_t dim, int64_t rotary, bool neox) {
+               int64_t tokens, int64_t heads, int64_t dim, int64_t rotary) {
   const int64_t half = rotary / 2;
   at::parallel_for(0, tokens, grain(heads * dim), [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
@@ -83,11 +87,19 @@ void rope_rows(const T* x, T* out, const int64_t* positions, const float* cache,
       for (int64_t h = 0; h < heads; ++h) {
         const T* src = x + (t * heads + h) * dim;
         T* dst = out + (t * heads + h) * dim;
-        for (int64_t i = 0; i < half; ++i) {
-          const int64_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
-          const float x1 = static_cast<float>(src[a]), x2 = static_cast<float>(src[b]);
-          dst[a] = static_cast<T>(x1 * cos[i] - x2 * sin[i]);
-          dst[b] = static_cast<T>(x2 * cos[i] + x1 * sin[i]);
+        if (kNeox) {  // halves (x[:R/2], x[R/2:]) rotate together
+#pragma omp simd
+          for (int64_t i = 0; i < half; ++i) {
+            const float x1 = static_cast<float>(src[i]), x2 = static_cast<float>(src[i + half]);
+            dst[i] = static_cast<T>(x1 * cos[i] - x2 * sin[i]);
+            dst[i + half] = static_cast<T>(x2 * cos[i] + x1 * sin[i]);
+          }
+        } else {  // GPT-J pairs (x[2i], x[2i+1])
+          for (int64_t i = 0; i < half; ++i) {
+            const float x1 = static_cast<float>(src[2 * i]), x2 = static_cast<float>(src[2 * i + 1]);
+            dst[2 * i] = static_cast<T>(x1 * cos[i] - x2 * sin[i]);
+            dst[2 * i + 1] = static_cast<T>(x2 * cos[i] + x1 * sin[i]);
+          }
         }
         for (int64_t i = rotary; i < dim; ++i) dst[i] = src[i];
       }
@@ -103,9 +115,9 @@ std::vector<torch::Tensor> rope(torch::Tensor q, torch::Tensor k, torch::Tensor 
   for (auto& x : {q, k}) {
     auto out = torch::empty_like(x);
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "rope", [&] {
-      rope_rows<scalar_t>(x.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
-                          positions.data_ptr<int64_t>(), cache.data_ptr<float>(), x.size(0),
-                          x.size(1), x.size(2), cache.size(1), neox);
+      auto run = neox ? rope_rows<scalar_t, true> : rope_rows<scalar_t, false>;
+      run(x.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), positions.data_ptr<int64_t>(),
+          cache.data_ptr<float>(), x.size(0), x.size(1), x.size(2), cache.size(1));
     });
     outs.push_back(out);
   }
