@@ -19,7 +19,8 @@ class EngineConfig:
     chunked_prefill_size: int | None = 2048  # None or 0 = no chunking
     max_prefill_tokens: int = 16384  # token budget of one extend batch
     disable_radix_cache: bool = False
-    attention_backend: str | None = None  # torch | triton | cpu; None: triton on CUDA, else torch
+    # torch | triton | cpu; None: triton on CUDA, cpu on CPU where it builds, else torch
+    attention_backend: str | None = None
     new_token_reserve_ratio: float = 0.3  # share of running requests' future tokens kept free
     in_batch_prefix_len: int = 32  # defer a request sharing this many head tokens with one in the batch
     seed: int = 0  # for requests without their own seed

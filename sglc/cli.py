@@ -40,8 +40,8 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", default="lpm", choices=["lpm", "fcfs"], help="scheduling policy")
     p.add_argument("--disable-radix-cache", action="store_true", help="turn prefix caching off")
     p.add_argument("--attention-backend", choices=["torch", "triton", "cpu"], default=None,
-                   help="kernel backend (default: triton on CUDA, torch on CPU; cpu: torch "
-                        "with a compiled C++ decode attention)")
+                   help="kernel backend (default: triton on CUDA; on CPU, cpu where its C++ "
+                        "kernels build, else torch, the PyTorch reference ops)")
 
 
 def _add_generate(sub: Any) -> None:
