@@ -11,17 +11,24 @@ from __future__ import annotations
 import functools
 import logging
 import shutil
+import threading
 from types import ModuleType
 
 log = logging.getLogger(__name__)
 
 _EXTENSION = "sglc_cpu_kernels_v4"  # bump when a source changes: torch caches by name
 _FUNCTIONS = ["decode_attention", "rms_norm", "silu_and_mul", "rope"]
+_BUILD_LOCK = threading.Lock()  # engines on several threads may ask for it at once
+
+
+def extension() -> ModuleType:
+    """The compiled module (built now if this process has not built or loaded it yet)."""
+    with _BUILD_LOCK:
+        return _build()
 
 
 @functools.cache
-def extension() -> ModuleType:
-    """The compiled module (built now if this process has not built or loaded it yet)."""
+def _build() -> ModuleType:
     from torch.utils.cpp_extension import load_inline
 
     from sglc.kernels import cpu_decode_attention, cpu_elementwise
