@@ -300,7 +300,9 @@ def test_schema_regex_texts_are_valid_instances(schema, whitespace: str, data) -
     regex = regex_for_schema(schema, whitespace)
     text = data.draw(_schema_strategy(regex))
     jsonschema.validate(json.loads(text), schema)  # format: an annotation, as by default
-    if json.dumps(schema).count("{") < 8:  # the big generic-JSON automata are tested apart
+    # the generic-JSON regexes (thousands of characters: `{}` anywhere in the schema) are
+    # tested apart; on their mutations Python's backtracking `re` can take minutes
+    if len(regex) < 2000:
         assert automaton_accepts(regex, text), text
         mutated = data.draw(_mutations(text))
         assert automaton_accepts(regex, mutated) == fullmatch(regex, mutated), mutated
