@@ -125,7 +125,7 @@ def get_ops(backend: str = "torch") -> KernelOps:
 
 def default_backend(device_type: str) -> str:
     """Triton on CUDA; on CPU the compiled CPU kernels where they build (the first use on a
-    machine compiles them, about a minute, then torch caches them), else the PyTorch
+    machine compiles them, about 30 seconds, then torch caches them), else the PyTorch
     reference ops; the reference elsewhere."""
     if device_type == "cuda":
         return "triton"

@@ -2,7 +2,7 @@
 
 The sources live with their Python wrappers (`cpu_decode_attention`, `cpu_elementwise`);
 this module compiles them together with ``torch.utils.cpp_extension.load_inline`` (needs a
-C++ compiler and ninja; about a minute, then cached by torch under
+C++ compiler and ninja; about 30 seconds, then cached by torch under
 ``~/.cache/torch_extensions``). :func:`cpu_kernels_available` says whether it built.
 """
 
