@@ -42,8 +42,8 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 REASON_STOP = {"multiple_choice": (MC_ANSWER_PREFIX, " " + MC_ANSWER_PREFIX.rstrip()),
                "judge": ("[[", "")}
 # One fn per answer kind, over the conversation before the answer ([[role, text], ...]).
-# The space before the answer belongs to the answer's first token (" [[", " C") as the
-# tokenizer splits the training replies: the stops and choices keep it there.
+# The replies tokenize with the space on the answer's first token (" [[", " C"); the
+# executor's prompt-boundary healing gives it back to them after `why` and the literal.
 EVAL_SGL = r"""
 extern fn search(query: str) -> str
 
@@ -63,16 +63,16 @@ fn answer(turns: list[list[str]], kind: str) -> str:
             assistant "{t[1]}"
     if kind == "letter":
         assistant:
-            gen why(stop=" The answer is", max_tokens=64)
-            " The answer is" gen letter: " A" | " B" | " C" | " D"
+            gen why(stop="The answer is", max_tokens=64)
+            "The answer is " gen letter: "A" | "B" | "C" | "D"
         return letter
     if kind == "yes_no":
         assistant: gen yes_no: "Yes" | "No"
         return yes_no
     if kind == "verdict":
         assistant:
-            gen why(stop=" [[", max_tokens=64)
-            gen verdict: " [[A]]" | " [[B]]"
+            gen why(stop="[[", max_tokens=64)
+            gen verdict: "[[A]]" | "[[B]]"
         return verdict
     assistant: gen text(max_tokens=96)
     return text

@@ -62,6 +62,9 @@ class Stream:
         self.turn: _Turn | None = None
         self.tail_text = ""  # the last appended text piece, while nothing came after it
         self.tail_len = 0  # ... and how many ids it took
+        # the tail is model output that a stop string cut after a space ("right. " of the
+        # token " [["): text appended next joins it, and a gen heals its trailing spaces
+        self.tail_joins = False
 
     # -- reading -----------------------------------------------------------------------------
     @property
@@ -84,10 +87,16 @@ class Stream:
     # -- writing -----------------------------------------------------------------------------
     def append(self, text: str) -> None:
         """Append text to the open turn, or as raw text when no turn is open."""
-        if text:
+        if not text:
+            return
+        if self.tail_joins:  # tokenized with the cut output before it: "yes. The answer is"
+            text = self.tail_text + text
+            ids = self.encode_piece(text)
+            self.replace_tail(text, ids)
+        else:
             ids = self._encode(text, is_first=not self.ids and self.turn is None)
             self._push(text, ids)
-            self.tail_text, self.tail_len = text, len(ids)
+        self.tail_text, self.tail_len = text, len(ids)
 
     # Prompt-boundary healing: a prompt that ends in "Action: " is tokenized [.., ":", " "],
     # while the model learned [.., ":", " calculator"]. The executor scores and generates
@@ -122,24 +131,30 @@ class Stream:
                     self.committed_text[:-cut],
                 )
         self._push(text, list(ids))
-        self.tail_text, self.tail_len = "", 0
+        self.tail_text, self.tail_len, self.tail_joins = "", 0, False
 
     def append_generated(self, text: str, token_ids: list[int]) -> None:
         """Append a model's output, keeping its sampled ids when they spell `text` exactly
-        (they do not when a stop string cut the text mid-token, or for a trailing EOS)."""
+        (they do not when a stop string cut the text mid-token, or for a trailing EOS).
+
+        Output cut mid-token after a space (`gen why(stop="[[")` sampled " [[" and keeps
+        "right. ") stays the tail piece: what comes next is tokenized with it, so the space
+        goes back to the following token as the model saw it in training (" [[", " The")."""
         if not text:
             return
         ids = list(token_ids)
         for candidate in (ids, ids[:-1]):  # the last may be the EOS / stop token
             if candidate and self.tokenizer.decode(candidate, skip_special_tokens=False) == text:
-                ids = candidate
+                ids, cut = candidate, False
                 break
         else:
-            ids = self._encode(text, is_first=False)
+            ids, cut = self._encode(text, is_first=False), True
         self._push(text, ids)
         if self.turn is not None:
             self.turn.has_generated = True
-        self.tail_text, self.tail_len = "", 0
+        self.tail_text, self.tail_len, self.tail_joins = "", 0, False
+        if cut and text.endswith(" "):
+            self.tail_text, self.tail_len, self.tail_joins = text, len(ids), True
 
     def begin_role(self, role: str) -> None:
         """Open a role turn; one must not be open already (StreamError)."""
@@ -153,7 +168,7 @@ class Stream:
             self._rebase("")  # the template rewrites history: the header spells all of it
         header = rendered[len(self.rendered) : cut]
         self.turn = _Turn(role, header, self._encode(header, is_first=False))
-        self.tail_text, self.tail_len = "", 0
+        self.tail_text, self.tail_len, self.tail_joins = "", 0, False
 
     def end_role(self) -> None:
         """Close the open turn: it becomes a message; its tail comes from the template."""
@@ -161,7 +176,7 @@ class Stream:
         if turn is None:
             return
         self.turn = None
-        self.tail_text, self.tail_len = "", 0
+        self.tail_text, self.tail_len, self.tail_joins = "", 0, False
         if not turn.has_generated:
             # NOTE: a turn written only by the program is re-tokenized whole when it closes,
             # so later calls see the segmentation the model was trained on ("Text: " + "Ann"

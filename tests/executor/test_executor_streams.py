@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "runtime"))
+from sglc.runtime.executor.generation import heal_gen  # noqa: E402
 from sglc.runtime.executor.streams import Stream, StreamError  # noqa: E402
 
 from conftest import build_tokenizer  # noqa: E402
@@ -98,3 +99,26 @@ def test_replace_tail_retokenizes_the_last_piece(tok):
     s.replace_tail("Action: finish", joined)
     assert s.text().endswith("Action: finish")
     assert s.prompt_ids() == head + joined
+
+
+def test_output_cut_after_a_space_joins_the_next_piece(tok):
+    # a stop string cut the output inside its last token (" c", as " [[" in a judge reply):
+    # the space left at the end goes back to the text that follows, tokenized with it
+    sampled = tok.encode("It is. c", add_special_tokens=False)
+    assert tok.decode(sampled[-1:]) == " c"  # the tokenizer's own boundary
+    s = Stream(tok)
+    s.begin_role("assistant")
+    s.append_generated("It is. ", sampled)
+    assert s.tail_joins and s.split_tail()[1] == "It is. "
+    s.append("cat is ")
+    head, tail = s.split_tail()
+    assert tail == "It is. cat is "
+    assert s.prompt_ids() == head + tok.encode(tail, add_special_tokens=False)
+    healed = heal_gen(s)  # and a gen after it heals the literal's trailing space
+    assert healed.head_text == "It is. cat is" and healed.spaces == " "
+    # output whose ids spell it exactly is kept as sampled, with nothing to join
+    s2 = Stream(tok)
+    s2.begin_role("assistant")
+    ids = tok.encode("done ", add_special_tokens=False)
+    s2.append_generated("done ", ids)
+    assert not s2.tail_joins and s2.prompt_ids()[-len(ids):] == ids
