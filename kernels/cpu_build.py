@@ -16,7 +16,7 @@ from types import ModuleType
 
 log = logging.getLogger(__name__)
 
-_EXTENSION = "sglc_cpu_kernels_v4"  # bump when a source changes: torch caches by name
+_EXTENSION = "sglc_cpu_kernels_v4"  # torch rebuilds it when the sources change
 _FUNCTIONS = ["decode_attention", "rms_norm", "silu_and_mul", "rope"]
 _BUILD_LOCK = threading.Lock()  # engines on several threads may ask for it at once
 

@@ -74,9 +74,9 @@ inline float to_f(T x) { return static_cast<float>(x); }
 
 // scores s[g*kBlock + j] = q_g . k_j for a block of n keys (q pre-scaled, float32)
 template <typename T>
-inline void block_scores(const float* __restrict qf, const T* __restrict kb, const int64_t* slots,
-                         int64_t n, int64_t slot_stride, int64_t hoff, int64_t group, int64_t d,
-                         float* __restrict p) {
+inline void block_scores_any(const float* __restrict qf, const T* __restrict kb,
+                             const int64_t* slots, int64_t n, int64_t slot_stride, int64_t hoff,
+                             int64_t group, int64_t d, float* __restrict p) {
   for (int64_t j = 0; j < n; ++j) {
     const T* __restrict k = kb + slots[j] * slot_stride + hoff;
     for (int64_t g = 0; g < group; ++g) {
@@ -89,23 +89,21 @@ inline void block_scores(const float* __restrict qf, const T* __restrict kb, con
   }
 }
 
+template <typename T>
+inline void block_scores(const float* __restrict qf, const T* __restrict kb, const int64_t* slots,
+                         int64_t n, int64_t slot_stride, int64_t hoff, int64_t group, int64_t d,
+                         float* __restrict p) {
+  block_scores_any<T>(qf, kb, slots, n, slot_stride, hoff, group, d, p);
+}
+
 #ifdef __AVX512F__
+// float32, head dim 64, at most 4 query heads per KV head: q in registers, K prefetched ahead
 template <>
 inline void block_scores<float>(const float* __restrict qf, const float* __restrict kb,
                                 const int64_t* slots, int64_t n, int64_t slot_stride,
                                 int64_t hoff, int64_t group, int64_t d, float* __restrict p) {
-  if (d != 64 || group > 4) {
-    for (int64_t j = 0; j < n; ++j) {
-      const float* __restrict k = kb + slots[j] * slot_stride + hoff;
-      for (int64_t g = 0; g < group; ++g) {
-        float s = 0.f;
-#pragma omp simd reduction(+ : s)
-        for (int64_t i = 0; i < d; ++i) s += qf[g * d + i] * k[i];
-        p[g * kBlock + j] = s;
-      }
-    }
-    return;
-  }
+  if (d != 64 || group > 4)
+    return block_scores_any<float>(qf, kb, slots, n, slot_stride, hoff, group, d, p);
   __m512 q[4][4];
   for (int64_t g = 0; g < group; ++g)
     for (int c = 0; c < 4; ++c) q[g][c] = _mm512_loadu_ps(qf + g * 64 + c * 16);
@@ -131,6 +129,7 @@ inline void block_values(const float* __restrict p, const T* __restrict vb, cons
                          float* __restrict acc) {
   for (int64_t j = 0; j < n; ++j) {
     const T* __restrict v = vb + slots[j] * slot_stride + hoff;
+    // again, ahead: the block-start prefetch alone measured slower (64 rows may not all stay)
     if (j + kAhead < n) prefetch_row(vb + slots[j + kAhead] * slot_stride + hoff, d * sizeof(T));
     for (int64_t g = 0; g < group; ++g) {
       const float pj = p[g * kBlock + j];
@@ -311,7 +310,7 @@ def cpu_extend_attention(
     plan: CpuDecodePlan | AttentionPlan | None = None,
 ) -> Tensor:
     """Same contract as `extend_attention.extend_attention`, for CPU tensors."""
-    if plan is None or getattr(plan, "sliding_window", sliding_window) != sliding_window:
+    if plan is None or plan.sliding_window != sliding_window:
         plan = cpu_plan_extend(req_to_token, req_pool_indices, prefix_lens, extend_lens,
                                check_shapes(q, k_buffer, v_buffer),
                                sliding_window=sliding_window)

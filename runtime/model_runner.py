@@ -55,9 +55,8 @@ class ModelRunner:
             self.ops, self.kv_pool.k_buffers, self.kv_pool.v_buffers,
             self.req_pool.req_to_token, fb,
         )
-        keep = fb.logits_indices
-        if batch.mode is ForwardMode.DECODE:
-            keep = None  # every row is sampled
+        # the last layer computes only the rows whose logits are wanted (in decode: all)
+        keep = None if batch.mode is ForwardMode.DECODE else fb.logits_indices
         hidden = self.model(fb.input_ids, fb.positions, attn, keep)
         if logit_columns is None:
             return self.model.compute_logits(hidden), layout

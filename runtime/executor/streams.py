@@ -96,7 +96,7 @@ class Stream:
         else:
             ids = self._encode(text, is_first=not self.ids and self.turn is None)
             self._push(text, ids)
-        self.tail_text, self.tail_len = text, len(ids)
+        self._set_tail(text, len(ids))
 
     # Prompt-boundary healing: a prompt that ends in "Action: " is tokenized [.., ":", " "],
     # while the model learned [.., ":", " calculator"]. The executor scores and generates
@@ -131,7 +131,7 @@ class Stream:
                     self.committed_text[:-cut],
                 )
         self._push(text, list(ids))
-        self.tail_text, self.tail_len, self.tail_joins = "", 0, False
+        self._set_tail()
 
     def append_generated(self, text: str, token_ids: list[int]) -> None:
         """Append a model's output, keeping its sampled ids when they spell `text` exactly
@@ -152,9 +152,10 @@ class Stream:
         self._push(text, ids)
         if self.turn is not None:
             self.turn.has_generated = True
-        self.tail_text, self.tail_len, self.tail_joins = "", 0, False
         if cut and text.endswith(" "):
-            self.tail_text, self.tail_len, self.tail_joins = text, len(ids), True
+            self._set_tail(text, len(ids), joins=True)
+        else:
+            self._set_tail()
 
     def begin_role(self, role: str) -> None:
         """Open a role turn; one must not be open already (StreamError)."""
@@ -168,7 +169,7 @@ class Stream:
             self._rebase("")  # the template rewrites history: the header spells all of it
         header = rendered[len(self.rendered) : cut]
         self.turn = _Turn(role, header, self._encode(header, is_first=False))
-        self.tail_text, self.tail_len, self.tail_joins = "", 0, False
+        self._set_tail()
 
     def end_role(self) -> None:
         """Close the open turn: it becomes a message; its tail comes from the template."""
@@ -176,7 +177,7 @@ class Stream:
         if turn is None:
             return
         self.turn = None
-        self.tail_text, self.tail_len, self.tail_joins = "", 0, False
+        self._set_tail()
         if not turn.has_generated:
             # NOTE: a turn written only by the program is re-tokenized whole when it closes,
             # so later calls see the segmentation the model was trained on ("Text: " + "Ann"
@@ -204,6 +205,9 @@ class Stream:
         return other
 
     # -- helpers -----------------------------------------------------------------------------
+    def _set_tail(self, text: str = "", num_ids: int = 0, *, joins: bool = False) -> None:
+        self.tail_text, self.tail_len, self.tail_joins = text, num_ids, joins
+
     def _push(self, text: str, ids: list[int]) -> None:
         if self.turn is not None:
             self.turn.content += text
