@@ -21,13 +21,20 @@ _FUNCTIONS = ["decode_attention", "rms_norm", "silu_and_mul", "rope"]
 _BUILD_LOCK = threading.Lock()  # engines on several threads may ask for it at once
 
 
+_module: ModuleType | None = None
+
+
 def extension() -> ModuleType:
-    """The compiled module (built now if this process has not built or loaded it yet)."""
-    with _BUILD_LOCK:
-        return _build()
+    """The compiled module (built now if this process has not built or loaded it yet).
+    Called by every kernel wrapper: after the first build it is one global read."""
+    global _module
+    if _module is None:
+        with _BUILD_LOCK:
+            if _module is None:
+                _module = _build()
+    return _module
 
 
-@functools.cache
 def _build() -> ModuleType:
     from torch.utils.cpp_extension import load_inline
 
