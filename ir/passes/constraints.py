@@ -22,7 +22,8 @@ from typing import Any
 
 from sglc.ir.instructions import Constraint, Gen, Instr
 from sglc.ir.program import IRProgram
-from sglc.runtime.constrained.regex import ConstraintError, canonical_regex, escape_literal
+from sglc.runtime.constrained.canonical import canonical_regex, escape_literal
+from sglc.runtime.constrained.regex import ConstraintError
 from sglc.runtime.constrained.schema import regex_for_schema as _regex_for_schema
 
 

@@ -1,9 +1,10 @@
 """Constrained decoding: constraints as regexes, token automata over a vocabulary, jump-forward.
 
 Modules:
-    regex         the constraint compiler: one canonical regex per constraint (types, choices,
-                  regex literals), the supported regex dialect, `ConstraintError`, and
-                  `index_regex` (the form handed to outlines-core `Index`)
+    canonical     the constraint compiler: one canonical regex per constraint (types, choices,
+                  regex literals, schemas via `schema`)
+    regex         the supported regex dialect, `ConstraintError`, and `index_regex` (the form
+                  handed to outlines-core `Index`)
     schema        JSON schemas to canonical regexes: the supported subset, JSON-pointer errors
     vocabulary    the tokenizer's vocabulary as outlines-core sees it
     index_cache   token automata (outlines-core `Index`) cached by (regex, vocabulary hash)

@@ -54,6 +54,7 @@ from urllib.parse import unquote
 
 from outlines_core.json_schema import build_regex_from_schema
 
+from sglc.runtime.constrained.canonical import regex_for_int_range
 from sglc.runtime.constrained.regex import (
     ConstraintError,
     Intervals,
@@ -62,7 +63,6 @@ from sglc.runtime.constrained.regex import (
     _overlaps,
     _strip_anchors,
     check_regex,
-    regex_for_int_range,
 )
 
 _WHITESPACE = {"compact": "", "flexible": "[ ]?"}
