@@ -119,8 +119,8 @@ def check_outputs(texts: list[str]) -> list[str | None]:
 
 # -- systems ----------------------------------------------------------------------------------
 def engine_options(args: argparse.Namespace, jump_forward: bool, cache_dir: str) -> dict:
-    return dict(dtype="float32", max_total_tokens=args.max_total_tokens, seed=args.seed,
-                enable_jump_forward=jump_forward, index_cache_dir=cache_dir)
+    return dict(dtype="float32", device=args.device, max_total_tokens=args.max_total_tokens,
+                seed=args.seed, enable_jump_forward=jump_forward, index_cache_dir=cache_dir)
 
 
 def run_sglc(path: Path, prompts: list[str], args: argparse.Namespace, options: dict) -> dict:
@@ -160,14 +160,14 @@ def run_sglc(path: Path, prompts: list[str], args: argparse.Namespace, options: 
 class OutlinesRunner:
     """outlines on transformers with the benchmark weights (model loaded once, not timed)."""
 
-    def __init__(self, path: Path, regex: str) -> None:
+    def __init__(self, path: Path, regex: str, device: str) -> None:
         import outlines
         import torch
         from transformers import AutoTokenizer, LlamaForCausalLM
 
         self.regex = regex
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = LlamaForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        self.model = LlamaForCausalLM.from_pretrained(path, dtype=torch.float32).to(device).eval()
         self.outlines = outlines
         self.version = metadata.version("outlines")
 
@@ -232,7 +232,7 @@ def measure_decoding(path: Path, args: argparse.Namespace, regex: str) -> dict:
             common.run_in_thread(lambda opts=opts: run_sglc(path, prompts[:2], args, opts))
         runner = None
         if skipped is None:
-            runner = common.run_in_thread(lambda: OutlinesRunner(path, regex))
+            runner = common.run_in_thread(lambda: OutlinesRunner(path, regex, args.device))
             common.run_in_thread(lambda: runner.run(prompts[:2], args, 0))  # warm-up
             systems[OUTLINES] = lambda rep: runner.run(prompts, args, rep)
         results = common.interleave(systems, args.repeats)
@@ -417,6 +417,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--temperature", type=float, default=0.0,
                    help="0 = greedy (default); > 0 samples, seeded by --seed")
     p.add_argument("--max-total-tokens", type=int, default=40000, help="sglc KV pool slots")
+    p.add_argument("--device", default="cpu",
+                   help="where both systems run (default cpu; the issue's numbers are CPU)")
     p.add_argument("--skip-outlines", action="store_true", help="do not run outlines")
     p.add_argument("--fills", type=int, default=2000, help="mask fills per overhead run")
     p.add_argument("--build-repeats", type=int, default=None,
@@ -438,7 +440,7 @@ def main(argv: list[str] | None = None) -> dict:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is local
     env_start, spec, base_path = common.start(args.threads)
     path = model_with_tokenizer(base_path)
-    print(f"model: {spec.name} + the default model's tokenizer, fp32, CPU, "
+    print(f"model: {spec.name} + the default model's tokenizer, fp32, {args.device}, "
           f"{args.threads} torch threads")
     from sglc.runtime.constrained.schema import regex_for_schema
 
