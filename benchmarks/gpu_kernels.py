@@ -630,8 +630,12 @@ def bandwidth(run: Run) -> list[dict]:
 
 
 # -- 3. extend attention vs SDPA ------------------------------------------------------------
-def bench_extend(run: Run, label: str, batch: int, prefix: int, new: int) -> dict[str, Any]:
-    hq, hkv, d = run.sizes.heads
+def bench_extend(run: Run, label: str, batch: int, prefix: int, new: int,
+                 heads: tuple[int, int, int] | None = None,
+                 config: dict[str, int] | None = None) -> dict[str, Any]:
+    """Triton extend attention vs SDPA on one case; `config` overrides the launch shape
+    (`triton_plan_extend`'s block_m, block_n, num_warps, num_stages)."""
+    hq, hkv, d = heads or run.sizes.heads
     dtype = torch.bfloat16
     pool = make_pool(run, [(prefix, new)] * batch, hkv, d, dtype, seed=300, shuffle=False)
     q = run.randn(batch * new, hq, d, dtype=dtype, seed=303)
@@ -639,7 +643,7 @@ def bench_extend(run: Run, label: str, batch: int, prefix: int, new: int) -> dic
     args = (q, pool.k_buffer, pool.v_buffer, pool.req_to_token, pool.rows, pool.prefixes,
             pool.extends)  # fmt: skip
     plan = triton_plan_extend(pool.req_to_token, pool.rows, pool.prefixes, pool.extends,
-                              AttentionShape(hq, hkv, d))  # fmt: skip
+                              AttentionShape(hq, hkv, d), **(config or {}))  # fmt: skip
 
     def ours() -> Tensor:
         return triton_extend_attention(*args, sm_scale=scale, plan=plan)
@@ -660,7 +664,7 @@ def bench_extend(run: Run, label: str, batch: int, prefix: int, new: int) -> dic
     ours_ms, sdpa_ms = run.bench_ms(ours), run.bench_ms(sdpa)
     pairs = batch * (new * prefix + new * (new + 1) // 2)  # visible (query, key) pairs
     flops = 4 * hq * d * pairs
-    row = {"case": label, "shape": f"B {batch}, prefix {prefix} + new {new}, {hq}/{hkv}x{d} bf16",
+    row = {"case": label, "config": plan.config._asdict(), "shape": f"B {batch}, prefix {prefix} + new {new}, {hq}/{hkv}x{d} bf16",
            "triton_ms": ours_ms, "triton_tflops": flops / (ours_ms * 1e-3) / 1e12,
            "sdpa_ms": sdpa_ms, "sdpa_tflops": flops / (sdpa_ms * 1e-3) / 1e12,
            "ratio_vs_sdpa": sdpa_ms / ours_ms, "max_abs_err_vs_sdpa": err,
@@ -716,8 +720,11 @@ def engine_throughput(run: Run, repeats: int, rows: list[dict]) -> list[dict]:
                     rows.append({"backend": backend, **row})
                     print(f"  {backend:6s} batch {batch:3d}: decode {row['decode_tok_s']:9.1f} "
                           f"tok/s  end-to-end {row['e2e_tok_s']:9.1f} tok/s", flush=True)
-                same = sum(a == b for a, b in zip(outputs["triton"], outputs["torch"], strict=True))
-                rows[-2]["same_tokens_as_torch"] = f"{same}/{batch}"
+                pairs = list(zip(outputs["triton"], outputs["torch"], strict=True))
+                rows[-2]["same_tokens_as_torch"] = f"{sum(a == b for a, b in pairs)}/{batch}"
+                # 16-bit rounding differs between the backends; greedy paths part at near-ties
+                rows[-2]["agreeing_prefix_median"] = common.median(
+                    [gpu_engine._agree_len(a, b) for a, b in pairs])
         finally:
             for engine in engines.values():
                 engine.shutdown()
@@ -814,9 +821,10 @@ def print_tables(result: dict[str, Any]) -> None:
         print("\n== engine decode throughput (random-weight Llama) ==")
         print(common.format_table(
             ["backend", "batch", "prompt", "new", "prefill s", "total s", "decode tok/s",
-             "e2e tok/s", "same tokens"],
+             "e2e tok/s", "same tokens", "agreeing prefix (median)"],
             [[r["backend"], r["batch"], r["prompt"], r["new_tokens"], r["prefill_s"], r["full_s"],
-              r["decode_tok_s"], r["e2e_tok_s"], r.get("same_tokens_as_torch", "-")]
+              r["decode_tok_s"], r["e2e_tok_s"], r.get("same_tokens_as_torch", "-"),
+              r.get("agreeing_prefix_median", "-")]
              for r in result["engine"]]))  # fmt: skip
     for note in result["skipped"]:
         print(f"skipped: {note}")

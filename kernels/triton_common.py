@@ -121,10 +121,11 @@ def attention_scores(
     HAS_CAP: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
 ):  # fmt: skip
     """Float32 scores ``q [M, D] . k [N, D]^T * sm_scale``, soft-capped, in log2 units."""
-    s = matmul(q, tl.trans(k.to(q.dtype)), PRECISION, UPCAST) * sm_scale
+    s = matmul(q, tl.trans(k.to(q.dtype)), PRECISION, UPCAST)
     if HAS_CAP:
-        s = logit_cap * tanh(s / logit_cap)
-    return s * 1.4426950408889634  # log2(e)
+        s = logit_cap * tanh(s * sm_scale / logit_cap)
+        return s * 1.4426950408889634  # log2(e)
+    return s * (sm_scale * 1.4426950408889634)  # one multiply per score
 
 
 @triton.jit

@@ -8,13 +8,19 @@ lists them (longest context first, so the slowest tiles start earliest) and the 
 key positions it may see, ``key_lo .. last query position``, in blocks of ``BLOCK_N``:
 slots come from ``req_to_token`` and K/V rows of kv head ``h // (Hq // Hkv)`` are gathered
 from the pool. The cached prefix and the new tokens form one range (``store_kv`` has
-already put the new K/V in the pool); the causal and window masks only hide keys in the
-blocks next to the diagonal and at the window's start. Softmax runs online in float32
-(running max and denominator, exp2), so nothing of size ``[M, keys]`` is materialised.
+already put the new K/V in the pool). Keys before the tile's first query position are seen
+by every query of the tile, so without a sliding window the whole blocks among them run a
+loop with no masks at all; only the blocks from there to the last query position (at most
+``(BLOCK_M + BLOCK_N) / BLOCK_N`` of them) apply the causal mask. With a window every block
+is masked. Softmax runs online in float32 (running max and denominator, exp2), so nothing of
+size ``[M, keys]`` is materialised.
 
     tile (request b, queries i0 .. i0+BLOCK_M-1 at positions prefix_b + i)
-    keys:  key_lo ....................... prefix_b + i0 ... last query position
-           [BLOCK_N][BLOCK_N][BLOCK_N] ... [BLOCK_N, masked causally / by window]
+    keys:  key_lo ........................ prefix_b + i0 ... last query position
+           [BLOCK_N][BLOCK_N] ... unmasked  [BLOCK_N, BLOCK_N, masked causally]
+
+Launch shapes (tile sides, warps, pipeline stages) come from :func:`launch_config`; the
+values for head dims up to 128 were chosen by a sweep on an H200 (see benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -48,11 +54,33 @@ from sglc.kernels.triton_common import (
     store_dtype,
 )
 
-# Tile sides on a GPU; the interpreter uses the smallest `tl.dot` tiles so that small test
-# shapes still cross block boundaries.
-GPU_BLOCK_M = 64
-GPU_BLOCK_N = 64
+# The interpreter uses the smallest `tl.dot` tiles so that small test shapes still cross
+# block boundaries.
 INTERPRETER_BLOCK = 16
+
+
+class LaunchConfig(NamedTuple):
+    """Tile sides and the Triton launch options of one extend-attention launch."""
+
+    block_m: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+
+
+# On a GPU, by head dim (BLOCK_D): up to 128 from the H200 sweep; larger heads keep smaller
+# tiles so that the pipelined K/V buffers fit in shared memory.
+GPU_CONFIGS = {64: LaunchConfig(128, 64, 4, 3), 128: LaunchConfig(128, 64, 8, 3)}
+GPU_LARGE_HEAD_CONFIG = LaunchConfig(64, 32, 4, 2)
+INTERPRETER_CONFIG = LaunchConfig(INTERPRETER_BLOCK, INTERPRETER_BLOCK, 4, 1)
+
+
+def launch_config(device: torch.device, head_dim: int) -> LaunchConfig:
+    """The default launch shape for ``head_dim`` on ``device`` (CPU: the interpreter's)."""
+    if device.type == "cpu":
+        return INTERPRETER_CONFIG
+    block_d = dot_block(head_dim)
+    return GPU_CONFIGS.get(max(block_d, 64), GPU_LARGE_HEAD_CONFIG)
 
 
 class TritonExtendPlan(NamedTuple):
@@ -62,14 +90,17 @@ class TritonExtendPlan(NamedTuple):
     sliding_window: int | None
     num_tokens: int  # sum of extend lens: rows of q
     max_extend_len: int
-    block_m: int
-    block_n: int
+    config: LaunchConfig
     requests: Tensor  # [B, 4] int32: req_to_token row, first row in q, prefix len, extend len
     tiles: Tensor  # [num_tiles, 2] int32: request index, first query of the tile in it
 
     @property
     def num_tiles(self) -> int:
         return int(self.tiles.shape[0])
+
+    @property
+    def block_m(self) -> int:
+        return self.config.block_m
 
 
 def triton_plan_extend(
@@ -82,30 +113,30 @@ def triton_plan_extend(
     sliding_window: int | None = None,
     block_m: int | None = None,
     block_n: int | None = None,
+    num_warps: int | None = None,
+    num_stages: int | None = None,
 ) -> TritonExtendPlan:
-    """The tiles and per-request metadata `triton_extend_attention` needs (one sync at most)."""
+    """The tiles and per-request metadata `triton_extend_attention` needs (one sync at most).
+
+    ``block_m`` .. ``num_stages`` override the `launch_config` default for this device."""
     check_options(sliding_window, None)
     rows, prefixes, extends = (to_int_list(x) for x in (req_pool_indices, prefix_lens, extend_lens))
     if not len(rows) == len(prefixes) == len(extends):
         raise ValueError("req_pool_indices, prefix_lens and extend_lens differ in length")
-    default_m, default_n = _default_blocks(req_to_token.device)
-    block_m, block_n = dot_block(block_m or default_m), dot_block(block_n or default_n)
+    default = launch_config(req_to_token.device, shape.head_dim)
+    block_m, block_n = dot_block(block_m or default.block_m), dot_block(block_n or default.block_n)
+    config = LaunchConfig(block_m, block_n, num_warps or default.num_warps,
+                          num_stages or default.num_stages)
     q_offsets = list(itertools.accumulate(extends, initial=0))[:-1]
     requests = [list(r) for r in zip(rows, q_offsets, prefixes, extends, strict=True)]
     tiles = [(b, start) for b, extend in enumerate(extends) for start in range(0, extend, block_m)]
     tiles.sort(key=lambda t: -(prefixes[t[0]] + min(t[1] + block_m, extends[t[0]])))
     device = req_to_token.device
     return TritonExtendPlan(
-        shape, sliding_window, sum(extends), max(extends, default=0), block_m, block_n,
+        shape, sliding_window, sum(extends), max(extends, default=0), config,
         int32_tensor(requests, device).view(-1, 4),
         int32_tensor([list(t) for t in tiles], device).view(-1, 2),
     )  # fmt: skip
-
-
-def _default_blocks(device: torch.device) -> tuple[int, int]:
-    if device.type == "cpu":
-        return INTERPRETER_BLOCK, INTERPRETER_BLOCK
-    return GPU_BLOCK_M, GPU_BLOCK_N
 
 
 def triton_extend_attention(
@@ -163,17 +194,19 @@ def _launch(
     sm_scale: float,
     logit_cap: float | None,
 ) -> None:
-    shape = plan.shape
+    shape, config = plan.shape, plan.config
     _extend_kernel[(plan.num_tiles, shape.num_q_heads)](
         q, k_buffer, v_buffer, out, req_to_token, plan.requests, plan.tiles,
         q.stride(0), q.stride(1), k_buffer.stride(0), k_buffer.stride(1),
         v_buffer.stride(0), v_buffer.stride(1), out.stride(0), out.stride(1),
         req_to_token.stride(0),
         sm_scale, logit_cap or 1.0, plan.sliding_window or 0,
-        shape.head_dim, shape.num_q_heads // shape.num_kv_heads,
-        BLOCK_M=plan.block_m, BLOCK_N=plan.block_n, BLOCK_D=dot_block(shape.head_dim),
+        shape.num_q_heads // shape.num_kv_heads,
+        HEAD_DIM=shape.head_dim, BLOCK_M=config.block_m, BLOCK_N=config.block_n,
+        BLOCK_D=dot_block(shape.head_dim),
         HAS_WINDOW=plan.sliding_window is not None, HAS_CAP=logit_cap is not None,
         PRECISION=dot_precision(q.dtype), UPCAST=is_interpreted(_extend_kernel),
+        num_warps=config.num_warps, num_stages=config.num_stages,
     )  # fmt: skip
 
 
@@ -184,9 +217,9 @@ def _extend_kernel(
     stride_v_slot, stride_v_head, stride_o_tok, stride_o_head,
     stride_r2t_row,
     sm_scale, logit_cap, sliding_window,
-    head_dim, kv_group,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-    HAS_WINDOW: tl.constexpr, HAS_CAP: tl.constexpr,
+    kv_group,
+    HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr, HAS_WINDOW: tl.constexpr, HAS_CAP: tl.constexpr,
     PRECISION: tl.constexpr, UPCAST: tl.constexpr,
 ):  # fmt: skip
     tile = tl.program_id(0)
@@ -202,7 +235,7 @@ def _extend_kernel(
     is_query = queries < extend_len
     q_pos = prefix_len + queries
     dims = tl.arange(0, BLOCK_D)
-    is_dim = dims < head_dim
+    is_dim = dims < HEAD_DIM
     q_rows = (q_offset + queries).to(tl.int64)
     q_mask = is_query[:, None] & is_dim[None, :]
     q_tile = tl.load(
@@ -212,18 +245,30 @@ def _extend_kernel(
 
     key_hi = prefix_len + tl.minimum(first_query + BLOCK_M, extend_len)
     key_lo = 0
+    # Keys before `full_hi` are visible to every query of the tile: no masks there.
+    full_hi = key_lo + (prefix_len + first_query) // BLOCK_N * BLOCK_N
     if HAS_WINDOW:
         key_lo = tl.maximum(prefix_len + first_query - sliding_window + 1, 0)
+        full_hi = key_lo
+    r2t_row = req_to_token + req_row * stride_r2t_row
     kv_head = head // kv_group
     m_i = tl.full([BLOCK_M], -1.0e30, tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
-    for start in range(key_lo, key_hi, BLOCK_N):
+    dim_mask = is_dim[None, :]
+    for start in range(key_lo, full_hi, BLOCK_N):
+        slots = tl.load(r2t_row + start + tl.arange(0, BLOCK_N)).to(tl.int64)
+        k = _load_full_rows(k_buffer, slots, kv_head, stride_k_slot, stride_k_head, dims,
+                            dim_mask, HEAD_DIM == BLOCK_D)
+        s = attention_scores(q_tile, k, sm_scale, logit_cap, HAS_CAP, PRECISION, UPCAST)
+        v = _load_full_rows(v_buffer, slots, kv_head, stride_v_slot, stride_v_head, dims,
+                            dim_mask, HEAD_DIM == BLOCK_D)
+        acc, m_i, l_i = online_softmax_step(acc, m_i, l_i, s, v, PRECISION, UPCAST)
+    for start in range(full_hi, key_hi, BLOCK_N):
         k_pos = start + tl.arange(0, BLOCK_N)
         is_key = k_pos < key_hi
-        slots = tl.load(req_to_token + req_row * stride_r2t_row + k_pos, mask=is_key, other=0)
-        slots = slots.to(tl.int64)
-        kv_mask = is_key[:, None] & is_dim[None, :]
+        slots = tl.load(r2t_row + k_pos, mask=is_key, other=0).to(tl.int64)
+        kv_mask = is_key[:, None] & dim_mask
         k = load_kv_tile(k_buffer, slots, kv_head, stride_k_slot, stride_k_head, dims, kv_mask)
         s = attention_scores(q_tile, k, sm_scale, logit_cap, HAS_CAP, PRECISION, UPCAST)
         visible = is_key[None, :] & (k_pos[None, :] <= q_pos[:, None])
@@ -237,3 +282,14 @@ def _extend_kernel(
     result = acc / tl.where(l_i > 0, l_i, 1.0)[:, None]
     o_ptrs = out + q_rows[:, None] * stride_o_tok + head * stride_o_head + dims[None, :]
     tl.store(o_ptrs, result.to(out.dtype.element_ty), mask=q_mask)
+
+
+@triton.jit
+def _load_full_rows(buffer, slots, kv_head, stride_slot, stride_head, dims, dim_mask,
+                    EVEN_D: tl.constexpr):  # fmt: skip
+    """`load_kv_tile` for a block of real keys: no mask at all when the head fills BLOCK_D."""
+    if EVEN_D:
+        tile = tl.load(buffer + slots[:, None] * stride_slot + kv_head * stride_head + dims[None, :])
+    else:
+        tile = load_kv_tile(buffer, slots, kv_head, stride_slot, stride_head, dims, dim_mask)
+    return tile
