@@ -26,11 +26,13 @@ values for head dims up to 128 were chosen by a sweep on an H200 (see benchmarks
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 import triton
 import triton.language as tl
+import triton.runtime.errors
 from torch import Tensor
 
 from sglc.kernels.attention_common import (
@@ -70,9 +72,43 @@ class LaunchConfig(NamedTuple):
 
 # On a GPU, by head dim (BLOCK_D): up to 128 from the H200 sweep; larger heads keep smaller
 # tiles so that the pipelined K/V buffers fit in shared memory.
-GPU_CONFIGS = {64: LaunchConfig(128, 64, 4, 3), 128: LaunchConfig(128, 64, 8, 3)}
+GPU_CONFIGS = {64: LaunchConfig(128, 64, 8, 3), 128: LaunchConfig(128, 128, 8, 3)}
 GPU_LARGE_HEAD_CONFIG = LaunchConfig(64, 32, 4, 2)
 INTERPRETER_CONFIG = LaunchConfig(INTERPRETER_BLOCK, INTERPRETER_BLOCK, 4, 1)
+
+
+# config asked for, dtype, head dim -> the config that launched (see `run_fitting`)
+_FITTED: dict[tuple[LaunchConfig, torch.dtype, int], LaunchConfig] = {}
+
+
+def smaller_config(config: LaunchConfig) -> LaunchConfig | None:
+    """The next smaller launch shape that keeps BLOCK_M (the plan's tiles): fewer pipeline
+    stages first, then half the key block; None at the smallest."""
+    if config.num_stages > 2:
+        return config._replace(num_stages=2)
+    if config.block_n > 16:
+        return config._replace(block_n=config.block_n // 2)
+    if config.num_stages > 1:
+        return config._replace(num_stages=1)
+    return None
+
+
+def run_fitting(config: LaunchConfig, key: tuple[torch.dtype, int],
+                launch: Callable[[LaunchConfig], None]) -> None:
+    """``launch(config)``, stepping down through `smaller_config` while the GPU's shared
+    memory is too small for it (float32 tiles take twice the room the sweep's bf16 ones did;
+    smaller cards have less); the shape that fits is remembered per (config, dtype, head dim)."""
+    tried = _FITTED.get((config, *key), config)
+    while True:
+        try:
+            launch(tried)
+        except triton.runtime.errors.OutOfResources:
+            tried = smaller_config(tried)
+            if tried is None:
+                raise
+            continue
+        _FITTED[(config, *key)] = tried
+        return
 
 
 def launch_config(device: torch.device, head_dim: int) -> LaunchConfig:
@@ -172,7 +208,8 @@ def triton_extend_attention(
     check_launchable(_extend_kernel, q, k_buffer, v_buffer, req_to_token, plan.requests)
     out = torch.empty(q.shape, dtype=store_dtype(_extend_kernel, q.dtype), device=q.device)
     if plan.num_tiles > 0:
-        _launch(q, k_buffer, v_buffer, req_to_token, out, plan, sm_scale, logit_cap)
+        run_fitting(plan.config, (q.dtype, plan.shape.head_dim), lambda config: _launch(
+            q, k_buffer, v_buffer, req_to_token, out, plan, config, sm_scale, logit_cap))
     return out.to(q.dtype)
 
 
@@ -191,10 +228,11 @@ def _launch(
     req_to_token: Tensor,
     out: Tensor,
     plan: TritonExtendPlan,
+    config: LaunchConfig,
     sm_scale: float,
     logit_cap: float | None,
 ) -> None:
-    shape, config = plan.shape, plan.config
+    shape = plan.shape
     _extend_kernel[(plan.num_tiles, shape.num_q_heads)](
         q, k_buffer, v_buffer, out, req_to_token, plan.requests, plan.tiles,
         q.stride(0), q.stride(1), k_buffer.stride(0), k_buffer.stride(1),

@@ -19,7 +19,13 @@ from sglc.kernels import AttentionShape, torch_ops
 from sglc.kernels.decode_attention import decode_attention
 from sglc.kernels.extend_attention import extend_attention
 from sglc.kernels.triton_decode_attention import triton_decode_attention, triton_plan_decode
-from sglc.kernels.triton_extend_attention import triton_extend_attention, triton_plan_extend
+from sglc.kernels.triton_extend_attention import (
+    LaunchConfig,
+    run_fitting,
+    smaller_config,
+    triton_extend_attention,
+    triton_plan_extend,
+)
 from sglc.runtime.core import ForwardMode
 from sglc.runtime.models.attention import ForwardBatch, PagedAttention
 
@@ -221,6 +227,42 @@ def test_extend_plan_tiles_cover_every_query():
     assert plan.num_tokens == 49 and plan.max_extend_len == 33
     assert plan.tiles.tolist() == [[0, 32], [0, 16], [0, 0], [2, 0]]
     assert plan.requests.tolist() == [[3, 0, 5, 33], [0, 33, 40, 0], [2, 33, 0, 16]]
+
+
+def test_launch_steps_down_until_shared_memory_fits():
+    """A launch shape too big for the card's shared memory steps down (stages, then key
+    block) keeping BLOCK_M, and later launches start from the shape that fitted."""
+    import triton.runtime.errors
+
+    start = LaunchConfig(128, 128, 8, 3)
+    shapes = []
+    config: LaunchConfig | None = start
+    while config is not None:
+        shapes.append(config)
+        config = smaller_config(config)
+    assert [(c.block_n, c.num_stages) for c in shapes] == [
+        (128, 3), (128, 2), (64, 2), (32, 2), (16, 2), (16, 1)]  # fmt: skip
+    assert {c.block_m for c in shapes} == {128}
+
+    launched = []
+
+    def launch(config: LaunchConfig) -> None:
+        launched.append(config)
+        if config.block_n * config.num_stages > 64:  # pretend: too much shared memory
+            raise triton.runtime.errors.OutOfResources(1, 0, "shared memory")
+
+    key = (torch.float32, 12345)  # a key no other test uses
+    run_fitting(start, key, launch)
+    assert launched[-1] == LaunchConfig(128, 32, 8, 2) and len(launched) == 4
+    launched.clear()
+    run_fitting(start, key, launch)
+    assert launched == [LaunchConfig(128, 32, 8, 2)]
+
+    def never_fits(config: LaunchConfig) -> None:
+        raise triton.runtime.errors.OutOfResources(1, 0, "shared memory")
+
+    with pytest.raises(triton.runtime.errors.OutOfResources):
+        run_fitting(start, (torch.float16, 54321), never_fits)
 
 
 def test_empty_batches_return_empty_outputs(device):
