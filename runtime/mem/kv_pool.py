@@ -109,12 +109,19 @@ class SlotAllocator:
     def alloc_extend(
         self, last_slot: int | None, start_pos: int, num_tokens: int
     ) -> torch.Tensor | None:
+        """`alloc_slots` as an int64 tensor on the pool's device (None when out of pages)."""
+        slots = self.alloc_slots(last_slot, start_pos, num_tokens)
+        return None if slots is None else torch.tensor(slots, dtype=torch.int64, device=self.device)
+
+    def alloc_slots(self, last_slot: int | None, start_pos: int, num_tokens: int) -> list[int] | None:
         """Slots for positions `start_pos .. start_pos + num_tokens - 1` of one request.
 
         When `start_pos` is not page aligned, position `start_pos - 1` must live in `last_slot`
         and the request's partly filled page is continued (`last_slot + 1`, ...) before fresh
-        pages are taken. Returns an int64 tensor of `num_tokens` slots, or None, allocating
-        nothing, when there are not enough free pages.
+        pages are taken. Returns `num_tokens` slots, or None, allocating nothing, when there
+        are not enough free pages. Plain ints: a decode step allocates for every running
+        request, and tensor ops per request would cost more than the step's model work on
+        small models.
         """
         if num_tokens < 0 or start_pos < 0:
             raise ValueError(f"bad extend: start_pos={start_pos}, num_tokens={num_tokens}")
@@ -129,19 +136,18 @@ class SlotAllocator:
         if num_pages > len(self._free_pages):
             return None
         in_last_page = self._num_in_last_page(start_pos, num_tokens)
-        parts = []
-        if in_last_page:
-            first = int(last_slot) + 1
-            parts.append(torch.arange(first, first + in_last_page))
+        slots = list(range(last_slot + 1, last_slot + 1 + in_last_page)) if in_last_page else []
         if num_pages:
             pages = self._free_pages[-num_pages:][::-1]
             del self._free_pages[-num_pages:]
             for page in pages:
                 self._is_free[page] = False
-            fresh = torch.tensor(pages)[:, None] * size + torch.arange(size)
-            parts.append(fresh.flatten()[: num_tokens - in_last_page])
-        slots = torch.cat(parts) if parts else torch.empty(0, dtype=torch.int64)
-        return slots.to(self.device)
+            if size == 1:
+                slots.extend(pages)
+            else:
+                slots.extend(page * size + i for page in pages for i in range(size))
+                del slots[num_tokens:]
+        return slots
 
     def free(self, slots: torch.Tensor) -> None:
         """Return the pages holding `slots`; the caller must own those pages wholly.
@@ -195,6 +201,19 @@ class ReqToTokenPool:
         if start < 0 or end > self.max_context_len:
             raise ValueError(f"positions {start}..{end - 1} exceed {self.max_context_len}")
         self.req_to_token[idx, start:end] = slots
+
+    def write_many(self, rows: list[int], starts: list[int], slots: list[list[int]]) -> None:
+        """`write` for several rows at once (one indexed store): row `rows[i]` gets
+        `slots[i]` from position `starts[i]` on."""
+        cols = [start + j for start, row_slots in zip(starts, slots, strict=True)
+                for j in range(len(row_slots))]  # fmt: skip
+        if any(s + len(r) > self.max_context_len for s, r in zip(starts, slots, strict=True)):
+            raise ValueError(f"positions exceed {self.max_context_len}")
+        index_rows = [row for row, row_slots in zip(rows, slots, strict=True) for _ in row_slots]
+        device = self.req_to_token.device
+        self.req_to_token[torch.tensor(index_rows, device=device),
+                          torch.tensor(cols, device=device)] = torch.tensor(
+            [slot for row_slots in slots for slot in row_slots], device=device)  # fmt: skip
 
     def read(self, idx: int, start: int, end: int) -> torch.Tensor:
         """The slots of positions `start .. end - 1` of row `idx` (a view)."""

@@ -70,16 +70,39 @@ class KVManager:
 
     def alloc(self, req: Req, num_tokens: int) -> torch.Tensor | None:
         """Slots for the request's next `num_tokens` positions, evicting cache if needed."""
+        slots = self._alloc_slots(req, num_tokens)
+        if slots is None:
+            return None
+        self.req_pool.write(req.req_pool_idx, req.kv_len, torch.tensor(slots, dtype=torch.int64))
+        req.alloc_len = req.kv_len + num_tokens
+        return self.req_pool.read(req.req_pool_idx, req.kv_len, req.alloc_len)
+
+    def alloc_many(self, reqs: list[Req], nums: list[int]) -> list[Req]:
+        """`alloc` for each request in turn (a decode step's), written to req_to_token in one
+        store; returns the requests that got their slots, in order."""
+        done, starts, slots = [], [], []
+        for req, num in zip(reqs, nums, strict=True):
+            got = self._alloc_slots(req, num)
+            if got is None:
+                continue
+            done.append(req)
+            starts.append(req.kv_len)
+            slots.append(got)
+            req.alloc_len = req.kv_len + num
+        if done:
+            self.req_pool.write_many([r.req_pool_idx for r in done], starts, slots)
+        return done
+
+    def _alloc_slots(self, req: Req, num_tokens: int) -> list[int] | None:
         start = req.kv_len
-        last = int(self.req_pool.req_to_token[req.req_pool_idx, start - 1]) if start else None
-        slots = self.allocator.alloc_extend(last, start, num_tokens)
+        # only a position that continues a partly filled page needs the slot before it
+        last = (int(self.req_pool.req_to_token[req.req_pool_idx, start - 1])
+                if start % self.page_size else None)  # fmt: skip
+        slots = self.allocator.alloc_slots(last, start, num_tokens)
         if slots is None:
             needed = self.allocator.num_pages_needed(start, num_tokens) * self.page_size
             self.cache.evict(needed - self.allocator.num_free_slots)
-            slots = self.allocator.alloc_extend(last, start, num_tokens)
-        if slots is not None:
-            self.req_pool.write(req.req_pool_idx, start, slots)
-            req.alloc_len = start + num_tokens
+            slots = self.allocator.alloc_slots(last, start, num_tokens)
         return slots
 
     def slots_needed(self, req: Req, num_tokens: int) -> int:

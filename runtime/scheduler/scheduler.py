@@ -122,14 +122,8 @@ class Scheduler:
             if len(self.running) == 1:
                 break  # alone and out of memory: the engine finishes it with "length"
             self.retract(self.running[-1])
-        reqs, starts, lens = [], [], []
-        for req in self.running:
-            start, num = req.kv_len, req.extend_len
-            if self.kv.alloc(req, num) is None:
-                continue
-            reqs.append(req)
-            starts.append(start)
-            lens.append(num)
+        reqs = self.kv.alloc_many(self.running, [r.extend_len for r in self.running])
+        starts, lens = [r.kv_len for r in reqs], [r.extend_len for r in reqs]
         if not reqs:
             return None
         mode = ForwardMode.DECODE if all(n == 1 for n in lens) else ForwardMode.EXTEND
