@@ -182,12 +182,24 @@ class LlamaForCausalLM(nn.Module):
 
     def fuse_projections(self) -> None:
         """Merge q/k/v and gate/up projections for inference. After this the parameter
-        names no longer match Hugging Face's; load weights first, never save afterwards."""
+        names no longer match Hugging Face's; load weights first, never save afterwards.
+
+        On CPU the lm_head also gets a transposed contiguous copy ``[hidden, vocab]``:
+        MKL computes ``x @ W^T`` for a wide W well below its speed on ``x @ Wt`` (measured
+        here for 32000 x 512: 1.1-2.5x slower at 1-512 rows; the narrower projections are
+        even), and the lm_head is a fifth of a small model's decode time."""
         for layer in self.model.layers:
             layer.self_attn.fuse()
             layer.mlp.fuse()
+        weight = self.lm_head.weight
+        if weight.device.type == "cpu":
+            self.lm_head_t = weight.detach().t().contiguous()
+
+    lm_head_t: torch.Tensor | None = None
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        if self.lm_head_t is not None:
+            return (hidden @ self.lm_head_t).float()
         return self.lm_head(hidden).float()
 
     def forward_dense(self, input_ids: torch.Tensor) -> torch.Tensor:
