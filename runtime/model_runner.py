@@ -106,18 +106,18 @@ class ModelRunner:
         return fb, LogitsLayout(list(range(n)), [None] * n)
 
     def _prepare_extend(self, batch: ScheduledBatch) -> tuple[ForwardBatch, LogitsLayout]:
+        # plain ints per request, one tensor of each kind for the batch
         ids: list[int] = []
-        positions: list[torch.Tensor] = []
-        locs: list[torch.Tensor] = []
+        positions: list[int] = []
+        pos_rows: list[int] = []
         logits_idx: list[int] = []
         layout = LogitsLayout([], [])
-        table = self.req_pool.req_to_token
         for i, req in enumerate(batch.reqs):
             start, num = batch.extend_starts[i], batch.extend_lens[i]
             offset = len(ids)
-            ids += req.fill_ids[start : start + num]
-            positions.append(torch.arange(start, start + num))
-            locs.append(table[req.req_pool_idx, start : start + num])
+            ids += _fill_slice(req, start, start + num)
+            positions.extend(range(start, start + num))
+            pos_rows.extend([req.req_pool_idx] * num)
             layout.score_rows.append(self._score_rows(req, start, num, offset, logits_idx))
             wants_sample = batch.completes_fill(i) and len(req.output_ids) < req.params.max_new_tokens
             layout.sample_rows.append(len(logits_idx) if wants_sample else None)
@@ -127,11 +127,13 @@ class ModelRunner:
         row_list = [r.req_pool_idx for r in batch.reqs]
         starts = torch.tensor(batch.extend_starts, dtype=torch.int64, device=dev)
         lens = torch.tensor(batch.extend_lens, dtype=torch.int64, device=dev)
+        positions_t = torch.tensor(positions, dtype=torch.int64, device=dev)
         fb = ForwardBatch(
             mode=ForwardMode.EXTEND,
             input_ids=torch.tensor(ids, dtype=torch.int64, device=dev),
-            positions=torch.cat(positions).to(dev),
-            out_cache_loc=torch.cat(locs),
+            positions=positions_t,
+            out_cache_loc=self.req_pool.req_to_token[
+                torch.tensor(pos_rows, dtype=torch.int64, device=dev), positions_t],
             req_pool_indices=torch.tensor(row_list, dtype=torch.int64, device=dev),
             prefix_lens=starts,
             extend_lens=lens,
@@ -155,4 +157,13 @@ class ModelRunner:
             return None
         first_row = len(logits_idx)
         logits_idx.extend(offset + (t - 1 - start) for t in range(first_t, last_t))
-        return first_row, req.fill_ids[first_t:last_t]
+        return first_row, _fill_slice(req, first_t, last_t)
+
+
+def _fill_slice(req, start: int, end: int) -> list[int]:
+    """``req.fill_ids[start:end]`` without building the whole prompt + output list."""
+    num_prompt = len(req.prompt_ids)
+    if start >= num_prompt:
+        return req.output_ids[start - num_prompt : end - num_prompt]
+    head = req.prompt_ids[start:end]
+    return head + req.output_ids[: end - num_prompt] if end > num_prompt else head
