@@ -132,7 +132,8 @@ class EngineCore:
                 self._finish(req)
             return
         try:
-            logits, layout = self.runner.forward(batch, self._logit_columns(batch))
+            columns = self._logit_columns(batch)
+            logits, layout = self.runner.forward(batch, columns)
         except Exception as exc:  # a failing batch fails alone; the engine keeps serving
             log.exception("forward pass failed")
             self.counters.num_failed_batches += 1
@@ -145,7 +146,7 @@ class EngineCore:
         self.scheduler.after_forward(batch)
         self._count(batch)
         self._record_scores(batch, logits, layout)
-        self._sample(batch, logits, layout)
+        self._sample(batch, logits, layout, columns)
         self._emit(batch)
 
     def _logit_columns(self, batch: ScheduledBatch) -> np.ndarray | None:
@@ -184,7 +185,10 @@ class EngineCore:
             ids = torch.tensor(tokens, device=logp.device)
             req.token_logprobs += logp.gather(1, ids[:, None])[:, 0].tolist()
 
-    def _sample(self, batch: ScheduledBatch, logits: torch.Tensor, layout: LogitsLayout) -> None:
+    def _sample(self, batch: ScheduledBatch, logits: torch.Tensor, layout: LogitsLayout,
+                columns: np.ndarray | None = None) -> None:
+        """Sample each request whose fill completed; `columns`: the only vocabulary columns
+        the forward pass computed (the others are -inf), so masks need only those."""
         picked = [(req, row) for req, row in zip(batch.reqs, layout.sample_rows, strict=True)
                   if row is not None]
         for i, req in enumerate(batch.reqs):
@@ -200,7 +204,7 @@ class EngineCore:
         )
         logits = logits[rows]
         self.constraints.apply_masks(
-            logits, [r.constraint for r in reqs], self.runner.ops.apply_token_bitmask
+            logits, [r.constraint for r in reqs], self.runner.ops.apply_token_bitmask, columns
         )
         out = sample(logits, sb, self.generator)
         for req, token, lp in zip(reqs, out.token_ids, out.logprobs, strict=True):

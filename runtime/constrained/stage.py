@@ -129,13 +129,21 @@ class ConstraintStage:
     # -- per step ------------------------------------------------------------------------------
     def apply_masks(
         self, logits: torch.Tensor, constraints: Sequence[ReqConstraint | None],
-        apply_bitmask: Callable[..., None],
+        apply_bitmask: Callable[..., None], columns: np.ndarray | None = None,
     ) -> None:
-        """Mask logits row i by constraints[i]'s allowed tokens (rows with None untouched)."""
+        """Mask logits row i by constraints[i]'s allowed tokens (rows with None untouched).
+
+        `columns`: when every row is constrained and the logits are -inf outside these
+        vocabulary columns (a column-restricted lm_head), only they are masked: a gather of
+        the mask bits at those columns instead of unpacking and filling whole rows (on CPU
+        the full-width fill alone took ~5 ms for 64 x 32k logits)."""
         rows = [i for i, c in enumerate(constraints) if c is not None and c.matcher is not None]
         if not rows:
             return
         mask = self._fill([constraints[i] for i in rows])
+        if columns is not None and len(rows) == logits.shape[0]:
+            _mask_columns(logits, mask, torch.from_numpy(columns).long())
+            return
         mask = mask.to(logits.device, non_blocking=True)
         index = torch.tensor(rows, device=logits.device)
         apply_bitmask(logits, mask, index)
@@ -213,3 +221,12 @@ def shortest_match_bytes(byte_index: CompiledIndex) -> int:
         frontier, depth = nxt, depth + 1
     byte_index.extras["shortest_bytes"] = depth
     return depth
+
+
+def _mask_columns(logits: torch.Tensor, mask: torch.Tensor, columns: torch.Tensor) -> None:
+    """-inf into ``logits[b, columns[j]]`` where bit ``columns[j]`` of ``mask[b]`` is 0."""
+    words = mask[:, columns >> 5]  # the bitmask layout of sglc.kernels.bitmask
+    allowed = ((words >> (columns & 31).to(torch.int32)) & 1).bool()
+    columns = columns.to(logits.device)
+    logits[:, columns] = logits[:, columns].masked_fill_(
+        ~allowed.to(logits.device, non_blocking=True), float("-inf"))
