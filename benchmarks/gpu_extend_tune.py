@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import gpu_kernels  # noqa: E402  (sets TRITON_INTERPRET first under --cpu-smoke)
+import gpu_setup  # noqa: E402  (first: sets TRITON_INTERPRET under --cpu-smoke)
 import torch  # noqa: E402
+from gpu_kernels import bench_extend  # noqa: E402
 
 from sglc.kernels.triton_extend_attention import launch_config  # noqa: E402
 
@@ -33,7 +34,7 @@ SMOKE_CONFIGS = ((16, 16, 4, 1), (32, 16, 4, 1))
 MAX_ERR = 2e-2  # bf16 outputs of O(1) values: a wrong kernel is off by far more
 
 
-def sweep(run: gpu_kernels.Run, configs, head_dims: tuple[int, ...]) -> list[dict[str, Any]]:
+def sweep(run: gpu_setup.Run, configs, head_dims: tuple[int, ...]) -> list[dict[str, Any]]:
     hq, hkv, _ = run.sizes.heads
     rows = []
     for d in head_dims:
@@ -43,8 +44,8 @@ def sweep(run: gpu_kernels.Run, configs, head_dims: tuple[int, ...]) -> list[dic
                 args = (run, f"{label}, d {d}", batch, prefix, new)
                 kwargs = {"heads": (hq, hkv, d), "config": config}
                 rows.extend(run.guarded(f"{args[1]} {config}", lambda a=args, k=kwargs: [
-                    gpu_kernels.bench_extend(*a, **k)]))
-            gpu_kernels._free(run)
+                    bench_extend(*a, **k)]))
+            gpu_setup._free(run)
     return rows
 
 
@@ -64,15 +65,15 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "gpu_extend_tune.json")
     args = ap.parse_args()
     device = torch.device("cpu" if args.cpu_smoke else "cuda")
-    sizes = gpu_kernels.SMOKE if args.cpu_smoke else gpu_kernels.FULL
-    run = gpu_kernels.Run(device, sizes, budget_s=1e9, peak=None)
+    sizes = gpu_setup.SMOKE if args.cpu_smoke else gpu_setup.FULL
+    run = gpu_setup.Run(device, sizes, budget_s=1e9, peak=None)
     name = "cpu (interpreter)" if args.cpu_smoke else torch.cuda.get_device_name()
     print(f"device: {name}; torch {torch.__version__}", flush=True)
     head_dims = (sizes.heads[2],) if args.cpu_smoke else (128, 64)
     rows = sweep(run, SMOKE_CONFIGS if args.cpu_smoke else CONFIGS, head_dims)
     cols = ["case", "block_m", "block_n", "warps", "stages", "triton ms", "TFLOP/s", "SDPA ms",
             "ratio", "err"]
-    print(gpu_kernels.common.format_table(cols, [
+    print(gpu_setup.common.format_table(cols, [
         [r["case"], *r["config"].values(), r["triton_ms"], r["triton_tflops"], r["sdpa_ms"],
          r["ratio_vs_sdpa"], f"{r['max_abs_err_vs_sdpa']:.1e}"] for r in rows]))  # fmt: skip
     best = best_per_case(rows)
