@@ -2,7 +2,8 @@
 
 JSON schemas, regexes and choices (byte-level BPE and SentencePiece byte-fallback tokenizers),
 jump-forward on/off parity, bad constraints, length limits, mixed batches, and index builds
-running beside decoding. The tests at the end pin engine bugs these tests found (fixed).
+running beside decoding (test_engine_constrained_builds.py has the index-build tests). The
+tests at the end pin engine bugs these tests found (fixed).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import jsonschema
 import pytest
 import torch
 import transformers
+from constrained_support import WAIT_S, assert_valid, engine_with_index, greedy
 
 import sglc
 from sglc.runtime.constrained.schema import regex_for_schema
@@ -27,9 +29,6 @@ from conftest import TINY
 
 sys.path.insert(0, str(Path(__file__).parent / "constrained"))
 from test_constrained_vocabulary import sentencepiece_tokenizer  # noqa: E402
-
-MAX_TOTAL_TOKENS = 1 << 16
-WAIT_S = 120  # generous: only a hang reaches it
 
 PERSON = {"type": "object",
           "properties": {"name": {"type": "string", "maxLength": 6},
@@ -142,12 +141,6 @@ BAD_CONSTRAINTS = [
 
 # -- fixtures ---------------------------------------------------------------------------------
 
-def _engine(path, index_dir, **options) -> sglc.Engine:
-    options = {"max_total_tokens": MAX_TOTAL_TOKENS, "index_cache_dir": str(index_dir),
-               **options}
-    return sglc.Engine(path, **options)
-
-
 @pytest.fixture(scope="module")
 def index_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("index")
@@ -155,13 +148,13 @@ def index_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def jf_engine(llama_dir, index_dir):
-    with _engine(llama_dir, index_dir) as engine:
+    with engine_with_index(llama_dir, index_dir) as engine:
         yield engine
 
 
 @pytest.fixture(scope="module")
 def plain_engine(llama_dir, index_dir):
-    with _engine(llama_dir, index_dir, enable_jump_forward=False) as engine:
+    with engine_with_index(llama_dir, index_dir, enable_jump_forward=False) as engine:
         yield engine
 
 
@@ -184,7 +177,7 @@ def sp_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sp_engine(sp_dir, index_dir):
-    with _engine(sp_dir, index_dir) as engine:
+    with engine_with_index(sp_dir, index_dir) as engine:
         yield engine
 
 
@@ -208,19 +201,9 @@ def _prompt(k: int, salt: int = 0) -> list[int]:
     return [1, 5 + k % 7, 9 + k % 13, 40 + (k + salt) % 50, 100 + k % 97]
 
 
-def _assert_valid(out: Output) -> None:
-    assert out.error is None, out.error
-    assert out.finish_reason is FinishReason.STOP, (out.text, out.finish_reason)
-    assert out.is_valid is True, out.text
-
-
 def _text_tokens(engine: sglc.Engine, out: Output) -> list[int]:
     eos = engine.loaded.eos_token_ids
     return [t for t in out.token_ids if t not in eos]
-
-
-def _greedy(**kw) -> SamplingParams:
-    return SamplingParams(temperature=0, **{"max_new_tokens": 24, "ignore_eos": True, **kw})
 
 
 # -- 1. validity: sampled JSON on random models ----------------------------------------------
@@ -242,7 +225,7 @@ def test_sampled_json_is_always_valid(request, jump_forward):
     counts = _delta(before, _counters(engine))
     assert len(outs) == n
     for out, schema, sp in zip(outs, schemas, params, strict=True):
-        _assert_valid(out)
+        assert_valid(out)
         assert re.fullmatch(regex_for_schema(schema), out.text), out.text
         value = json.loads(out.text)
         jsonschema.validate(value, schema)
@@ -278,12 +261,12 @@ def test_greedy_jump_forward_matches_plain_decoding(llama_dir, index_dir, jf_eng
     for name, engine in (("on", jf_engine), ("off", plain_engine)):
         before = _counters(engine)
         runs[name] = (engine.generate(prompts, params), _delta(before, _counters(engine)))
-    with _engine(llama_dir, index_dir, disable_radix_cache=True) as engine:
+    with engine_with_index(llama_dir, index_dir, disable_radix_cache=True) as engine:
         runs["no-cache"] = (engine.generate(prompts, params), _counters(engine))
     tok = jf_engine.tokenizer
     (on, on_counts), (off, off_counts) = runs["on"], runs["off"]
     for a, b, c in zip(on, off, runs["no-cache"][0], strict=True):
-        _assert_valid(a)
+        assert_valid(a)
         # the premise: without jump-forward the model picks the canonical tokens anyway
         assert _text_tokens(plain_engine, b) == tok.encode(b.text, add_special_tokens=False)
         assert (a.text, a.token_ids) == (b.text, b.token_ids)
@@ -299,7 +282,7 @@ def test_jump_forward_respects_max_new_tokens(jf_engine, plain_engine):
     """A forced string longer than the budget is cut: finish 'length', not valid."""
     target = "x" + "abcdefghijklmnopqrstuvwxyz"
     for engine in (jf_engine, plain_engine):
-        (out,) = engine.generate([[1, 5, 9]], _greedy(max_new_tokens=10), regex=target)
+        (out,) = engine.generate([[1, 5, 9]], greedy(max_new_tokens=10), regex=target)
         assert out.finish_reason is FinishReason.LENGTH and out.is_valid is False
         assert len(out.token_ids) == 10 and out.error is None
         assert target.startswith(out.text) and len(out.text) >= 10
@@ -313,13 +296,13 @@ def test_jump_forward_with_pages_chunks_and_retractions(llama_dir, index_dir, jf
     params = [SamplingParams(max_new_tokens=256, temperature=1.0, seed=k,
                              json_schema=SCHEMAS[k % 25]) for k in range(n)]
     reference = jf_engine.generate(prompts, params)
-    with _engine(llama_dir, index_dir, page_size=4, chunked_prefill_size=8,
+    with engine_with_index(llama_dir, index_dir, page_size=4, chunked_prefill_size=8,
                  max_total_tokens=400, new_token_reserve_ratio=0.0) as engine:
         outs = engine.generate(prompts, params)
         stats = engine.stats()
     assert stats["num_retractions"] > 0 and stats["num_forced_tokens"] > 0
     for out in outs:
-        _assert_valid(out)
+        assert_valid(out)
     # the same tokens (batch shapes differ, so allow a rare last-bit difference to flip one)
     same = sum(a.token_ids == b.token_ids for a, b in zip(outs, reference, strict=True))
     assert same >= n - 3
@@ -332,7 +315,7 @@ def test_n_samples_and_logprobs(jf_engine):
     assert sorted(o.index for o in outs) == list(range(6))
     assert len({o.text for o in outs}) > 1
     for out in outs:
-        _assert_valid(out)
+        assert_valid(out)
         jsonschema.validate(json.loads(out.text), schema)
         assert len(out.logprobs) == len(out.token_ids)
         assert [lp.token_id for lp in out.logprobs] == out.token_ids
@@ -351,7 +334,7 @@ def test_regex_outputs_fullmatch(engines, tokenizer):
     outs = engine.generate([_prompt(k) for k in range(len(params))], params)
     texts: dict[str, set[str]] = {r: set() for r in REGEXES}
     for sp, out in zip(params, outs, strict=True):
-        _assert_valid(out)
+        assert_valid(out)
         assert re.fullmatch(sp.regex, out.text), (sp.regex, out.text)
         texts[sp.regex].add(out.text)
     assert texts["a{0}"] == {""}
@@ -366,12 +349,12 @@ def test_choices(engines, tokenizer):
     params = [SamplingParams(max_new_tokens=32, temperature=1.0, seed=s) for s in range(40)]
     outs = engine.generate([_prompt(k, 3) for k in range(40)], params, choices=CHOICES)
     for out in outs:
-        _assert_valid(out)
+        assert_valid(out)
         assert out.text in CHOICES
     assert len({o.text for o in outs}) >= 2
     # the same through SamplingParams, greedy
     (out,) = engine.generate([[1, 5, 9]], {"temperature": 0, "choices": CHOICES})
-    _assert_valid(out)
+    assert_valid(out)
     assert out.text in CHOICES
 
 
@@ -393,10 +376,10 @@ def test_bad_constraint_is_an_invalid_request(jf_engine, constraint, message):
 
 def test_bad_constraint_leaves_requests_in_flight_alone(jf_engine):
     prompt = [1, 9, 8, 7, 6, 5]
-    (alone,) = jf_engine.generate([prompt], _greedy(max_new_tokens=48))
+    (alone,) = jf_engine.generate([prompt], greedy(max_new_tokens=48))
     done = threading.Event()
     got: list[Output] = []
-    jf_engine.submit([prompt], _greedy(max_new_tokens=48),
+    jf_engine.submit([prompt], greedy(max_new_tokens=48),
                      on_output=lambda o: (got.append(o), done.set()))
     for constraint, message in BAD_CONSTRAINTS:
         with pytest.raises(InvalidRequest, match=re.escape(message)):
@@ -408,7 +391,7 @@ def test_bad_constraint_leaves_requests_in_flight_alone(jf_engine):
 def test_constraint_longer_than_max_new_tokens_fails_alone(jf_engine):
     free = [1, 9, 8, 7, 6, 5]
     person = [1, 4, 4, 4]
-    params = [_greedy(max_new_tokens=32), SamplingParams(max_new_tokens=5, regex="[a-z]{30}x"),
+    params = [greedy(max_new_tokens=32), SamplingParams(max_new_tokens=5, regex="[a-z]{30}x"),
               SamplingParams(max_new_tokens=64, temperature=0, json_schema=PERSON)]
     outs = jf_engine.generate([free, [1, 5, 9], person], params)
     failed = outs[1]
@@ -418,7 +401,7 @@ def test_constraint_longer_than_max_new_tokens_fails_alone(jf_engine):
     assert outs[0].error is None and outs[0].is_valid is None
     assert outs[0].token_ids == jf_engine.generate([free], params[0])[0].token_ids
     alone = jf_engine.generate([person], params[2])[0]
-    _assert_valid(outs[2])
+    assert_valid(outs[2])
     assert (outs[2].text, outs[2].token_ids) == (alone.text, alone.token_ids)
 
 
@@ -427,7 +410,7 @@ def test_constraint_longer_than_max_new_tokens_fails_alone(jf_engine):
 @pytest.mark.parametrize("jump_forward", [True, False], ids=["jump-forward", "no-jump-forward"])
 def test_max_new_tokens_mid_value(request, jump_forward):
     engine = request.getfixturevalue("jf_engine" if jump_forward else "plain_engine")
-    (out,) = engine.generate([[1, 5, 9]], _greedy(max_new_tokens=12), regex="a{30}")
+    (out,) = engine.generate([[1, 5, 9]], greedy(max_new_tokens=12), regex="a{30}")
     assert (out.text, out.finish_reason, out.is_valid) == ("a" * 12, FinishReason.LENGTH, False)
     schema = {"type": "object", "required": ["text"],
               "properties": {"text": {"type": "string", "minLength": 30, "maxLength": 40}}}
@@ -448,7 +431,7 @@ def test_max_new_tokens_mid_value(request, jump_forward):
 def test_mixed_batch_leaves_free_requests_unchanged(request, jump_forward):
     engine = request.getfixturevalue("jf_engine" if jump_forward else "plain_engine")
     free_prompts = [[1, 20 + k, 30 + k, 40 + k] for k in range(4)]
-    free_params = [_greedy(max_new_tokens=20 + 4 * k) for k in range(4)]
+    free_params = [greedy(max_new_tokens=20 + 4 * k) for k in range(4)]
     alone = [engine.generate([p], sp)[0] for p, sp in zip(free_prompts, free_params, strict=True)]
     prompts, params = [], []
     for k in range(4):
@@ -463,9 +446,9 @@ def test_mixed_batch_leaves_free_requests_unchanged(request, jump_forward):
         free, schema_out, regex_out = outs[3 * k: 3 * k + 3]
         assert free.is_valid is None and free.token_ids == alone[k].token_ids
         assert free.text == alone[k].text
-        _assert_valid(schema_out)
+        assert_valid(schema_out)
         jsonschema.validate(json.loads(schema_out.text), SCHEMAS[k])
-        _assert_valid(regex_out)
+        assert_valid(regex_out)
         assert re.fullmatch(REGEXES[k], regex_out.text)
 
 
@@ -481,116 +464,16 @@ def test_async_and_streaming_constrained(jf_engine):
         return whole, text, final
 
     whole, streamed, final = asyncio.run(run())
-    _assert_valid(whole)
+    assert_valid(whole)
     assert streamed == whole.text and final is FinishReason.STOP
 
 
-# -- 7. index builds run beside decoding -------------------------------------------------------
-
-def test_decoding_goes_on_while_an_index_builds(llama_dir, tmp_path, monkeypatch):
-    """The build of one request's index is held until the free request has finished: the
-    engine keeps decoding meanwhile (no timing involved)."""
-    regex = r"[a-f]{2,6}-[0-9]{1,3}"
-    with _engine(llama_dir, tmp_path) as engine:
-        free = [1, 9, 8, 7, 6, 5]
-        (alone,) = engine.generate([free], _greedy(max_new_tokens=32))
-        cache = engine.core.constraints.cache  # the engine loop is idle: no race
-        gate = threading.Event()
-        build = cache._load_or_build
-
-        def held_build(*args):
-            if not gate.wait(WAIT_S):
-                raise TimeoutError("test gate never opened")
-            return build(*args)
-
-        monkeypatch.setattr(cache, "_load_or_build", held_build)
-        got: dict[str, Output] = {}
-        done = {"free": threading.Event(), "constrained": threading.Event()}
-
-        def collect(name):
-            return lambda out: (got.__setitem__(name, out), done[name].set())
-
-        try:
-            engine.submit([[1, 5, 9]], SamplingParams(max_new_tokens=32, regex=regex, seed=1),
-                          on_output=collect("constrained"))
-            engine.submit([free], _greedy(max_new_tokens=32), on_output=collect("free"))
-            assert done["free"].wait(WAIT_S)
-            assert not done["constrained"].is_set()  # its index cannot have been built yet
-            assert got["free"].token_ids == alone.token_ids
-        finally:
-            gate.set()
-        assert done["constrained"].wait(WAIT_S)
-        _assert_valid(got["constrained"])
-        assert re.fullmatch(regex, got["constrained"].text)
-
-
-def test_slow_index_build_beside_free_requests(llama_dir, tmp_path):
-    """A genuinely slow build (a top-level string with a maxLength: outlines-core determinizes
-    an unanchored DFA that grows exponentially with it) next to free requests."""
-    schema = {"type": "string", "maxLength": 13}
-    with _engine(llama_dir, tmp_path) as engine:
-        free = [[1, 9, 8, 7, 6, k] for k in range(3)]
-        alone = engine.generate(free, _greedy(max_new_tokens=40))
-        got: list[Output] = []
-        all_done = threading.Event()
-
-        def collect(out):
-            got.append(out)
-            if len(got) == 4:
-                all_done.set()
-
-        engine.submit([[1, 5, 9]], SamplingParams(max_new_tokens=64, seed=2, json_schema=schema),
-                      on_output=collect)
-        rids = engine.submit(free, _greedy(max_new_tokens=40), on_output=collect)
-        assert all_done.wait(WAIT_S)
-        (constrained,) = [o for o in got if o.is_valid is not None]
-        _assert_valid(constrained)
-        jsonschema.validate(json.loads(constrained.text), schema)
-        by_rid = {o.rid: o for o in got}
-        assert [by_rid[rid].token_ids for rid in rids] == [o.token_ids for o in alone]
-
-
 # -- engine bugs found by these tests (fixed; kept as regression tests) -----------------------------------------
-
-def test_jump_forward_respects_max_context_len(llama_dir, tmp_path):
-    regex = "x" + "abcdefghijklmnopqrstuvwxyz0123456789" + "[a-z]{1,3}"
-    with _engine(llama_dir, tmp_path, max_total_tokens=4096, max_context_len=64) as engine:
-        prompt = list(range(3, 53))  # 50 tokens: 14 left, the forced string is 36 long
-        outs = engine.generate([prompt, [1, 2, 3]], [
-            SamplingParams(max_new_tokens=100, temperature=0, regex=regex),
-            _greedy(max_new_tokens=20)])
-        assert outs[1].error is None and len(outs[1].token_ids) == 20  # a bystander
-        assert outs[0].error is None and outs[0].finish_reason is FinishReason.LENGTH
-        assert len(prompt) + len(outs[0].token_ids) <= 64
-
 
 def test_stop_string_cut_text_is_not_valid(jf_engine):
     (out,) = jf_engine.generate([[1, 5, 9]], {"temperature": 0, "stop": ["z"]}, regex="xyz")
     assert out.text == "xy"
     assert out.is_valid is False
-
-
-def test_abort_while_building_gives_one_output(llama_dir, tmp_path, monkeypatch):
-    regex = "r{30}"
-    with _engine(llama_dir, tmp_path) as engine:
-        cache = engine.core.constraints.cache
-        gate = threading.Event()
-        build = cache._load_or_build
-        monkeypatch.setattr(cache, "_load_or_build", lambda *a: (gate.wait(WAIT_S), build(*a))[1])
-        got: list[Output] = []
-        try:
-            (rid,) = engine.submit([[1, 5, 9]], SamplingParams(max_new_tokens=2, regex=regex),
-                                   on_output=got.append)
-            engine.stats()  # the request reached the loop (and waits for its index)
-            engine.abort(rid)
-            engine.stats()
-            assert [o.finish_reason for o in got] == [FinishReason.ABORT]
-        finally:
-            gate.set()
-        cache.get(regex)  # the build is done ...
-        engine.stats()
-        engine.stats()  # ... and a loop step has seen it
-        assert len(got) == 1, [(o.finish_reason, o.error) for o in got]
 
 
 def test_streamed_token_ids_add_up_after_jump_forward(jf_engine):
