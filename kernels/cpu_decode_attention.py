@@ -29,7 +29,6 @@ import torch
 from torch import Tensor
 
 from sglc.kernels.attention_common import (
-    AttentionPlan,
     AttentionShape,
     IndexLike,
     check_options,
@@ -38,7 +37,8 @@ from sglc.kernels.attention_common import (
     to_int_list,
 )
 from sglc.kernels.cpu_build import cpu_kernels_available, extension
-from sglc.kernels.extend_attention import extend_attention, plan_extend
+from sglc.kernels.cpu_prefill import CpuPrefillPlan, plan_prefill, run_prefill
+from sglc.kernels.extend_attention import extend_attention
 
 __all__ = ["cpu_decode_attention", "cpu_extend_attention", "cpu_kernels_available",
            "cpu_plan_decode", "cpu_plan_extend"]
@@ -283,13 +283,13 @@ def cpu_plan_extend(
     shape: AttentionShape,
     *,
     sliding_window: int | None = None,
-) -> CpuDecodePlan | AttentionPlan:
+) -> CpuDecodePlan | CpuPrefillPlan:
     """An extend batch whose extends are all short (decode rows and jump-forward's forced
-    tokens) becomes one decode query per new token; otherwise the reference's plan."""
+    tokens) becomes one decode query per new token; otherwise fresh prompts run one causal
+    SDPA each and the rest the reference's plan (`cpu_prefill`)."""
     rows, prefixes, extends = (to_int_list(x) for x in (req_pool_indices, prefix_lens, extend_lens))
     if not extends or max(extends) > MAX_KERNEL_EXTEND:
-        return plan_extend(req_to_token, rows, prefixes, extends, shape,
-                           sliding_window=sliding_window)
+        return plan_prefill(req_to_token, rows, prefixes, extends, shape, sliding_window)
     q_rows = [row for row, n in zip(rows, extends, strict=True) for _ in range(n)]
     q_lens = [p + i + 1 for p, n in zip(prefixes, extends, strict=True) for i in range(n)]
     return cpu_plan_decode(req_to_token, q_rows, q_lens, shape, sliding_window=sliding_window)
@@ -307,7 +307,7 @@ def cpu_extend_attention(
     sm_scale: float,
     sliding_window: int | None = None,
     logit_cap: float | None = None,
-    plan: CpuDecodePlan | AttentionPlan | None = None,
+    plan: CpuDecodePlan | CpuPrefillPlan | None = None,
 ) -> Tensor:
     """Same contract as `extend_attention.extend_attention`, for CPU tensors."""
     if plan is None or plan.sliding_window != sliding_window:
@@ -318,6 +318,8 @@ def cpu_extend_attention(
         return cpu_decode_attention(q, k_buffer, v_buffer, req_to_token, None, None,
                                     sm_scale=sm_scale, sliding_window=sliding_window,
                                     logit_cap=logit_cap, plan=plan)
-    return extend_attention(q, k_buffer, v_buffer, req_to_token, req_pool_indices, prefix_lens,
-                            extend_lens, sm_scale=sm_scale, sliding_window=sliding_window,
-                            logit_cap=logit_cap, plan=plan)
+    if logit_cap is not None:  # SDPA has no soft cap: the reference does the whole batch
+        return extend_attention(q, k_buffer, v_buffer, req_to_token, req_pool_indices,
+                                prefix_lens, extend_lens, sm_scale=sm_scale,
+                                sliding_window=sliding_window, logit_cap=logit_cap)
+    return run_prefill(q, k_buffer, v_buffer, req_to_token, plan, sm_scale)

@@ -15,6 +15,9 @@ from sglc.kernels.cpu_decode_attention import (
     cpu_plan_decode,
     cpu_plan_extend,
 )
+from sglc.kernels.cpu_prefill import (
+    CpuPrefillPlan,
+)
 from sglc.kernels.decode_attention import decode_attention
 from sglc.kernels.extend_attention import extend_attention
 
@@ -73,10 +76,12 @@ def test_bad_inputs_are_clear_errors():
 
 
 @pytest.mark.parametrize(("window", "cap"), [(None, None), (5, None), (None, 20.0)])
-@pytest.mark.parametrize("extends", [[1, 1, 1, 1, 1, 1, 1], [1, 7, 3, 1, 32, 2, 1], [1, 40, 2, 1, 1, 1, 5]])
+@pytest.mark.parametrize("extends", [[1, 1, 1, 1, 1, 1, 1], [1, 7, 3, 1, 32, 2, 1], [1, 40, 2, 1, 1, 1, 5],
+                                     [1, 49, 63, 64, 65, 130, 257], [0, 49, 1, 64, 33, 130, 100]])
 def test_extend_matches_reference(extends, window, cap):
     # short extends (decode rows and forced tokens) run on the kernel, one query per new
-    # token over its causal prefix; a batch with a long extend takes the reference's plan
+    # token over its causal prefix; in a batch with a long extend, fresh prompts (no prefix)
+    # run a causal SDPA each and the others the reference's plan
     seq_lens = [1, 49, 63, 64, 65, 130, 257]
     prefixes = [n - e for n, e in zip(seq_lens, extends, strict=True)]
     k, v, table, rows = _pool(seq_lens, 2, 32, torch.float32, seed=sum(extends))
@@ -88,6 +93,10 @@ def test_extend_matches_reference(extends, window, cap):
     plan = cpu_plan_extend(table, rows, prefixes, extends, kernels.AttentionShape(8, 2, 32),
                            sliding_window=window)
     assert isinstance(plan, CpuDecodePlan) == (max(extends) <= MAX_KERNEL_EXTEND)
+    if isinstance(plan, CpuPrefillPlan):  # both paths taken where the batch has both kinds
+        fresh = sum(p == 0 for p in prefixes) if window is None else 0
+        assert len(plan.fresh) == fresh
+        assert (plan.rest_q_rows is None) == (fresh == len(extends) - extends.count(0))
     torch.testing.assert_close(cpu_extend_attention(*args, **opts, plan=plan), out)
 
 
