@@ -44,16 +44,21 @@ from sglc.kernels.triton_sampling import triton_pick_sorted_index, triton_sample
 
 
 # -- 1. correctness -------------------------------------------------------------------------
-def check_extend(run: Run, dtype: torch.dtype, variant: bool = False) -> list[dict]:
-    hq, hkv, d = run.sizes.heads
-    pool = make_pool(run, run.sizes.extend_lens, hkv, d, dtype, seed=10, shuffle=True)
-    q = run.randn(sum(pool.extends), hq, d, dtype=dtype, seed=13, scale=2.0 if variant else 1.0)
-    options: dict[str, Any] = {"sm_scale": 1 / math.sqrt(d)}
-    name = "extend attention"
+def _attention_options(run: Run, name: str, head_dim: int, variant: bool) -> tuple[str, dict]:
+    """(check name, kernel options): the variant adds the sliding window and logit cap."""
+    options: dict[str, Any] = {"sm_scale": 1 / math.sqrt(head_dim)}
     if variant:
         window, cap = run.sizes.window_cap
         options.update(sliding_window=window, logit_cap=cap)
         name += f" window {window} cap {cap:g}"
+    return name, options
+
+
+def check_extend(run: Run, dtype: torch.dtype, variant: bool = False) -> list[dict]:
+    hq, hkv, d = run.sizes.heads
+    pool = make_pool(run, run.sizes.extend_lens, hkv, d, dtype, seed=10, shuffle=True)
+    q = run.randn(sum(pool.extends), hq, d, dtype=dtype, seed=13, scale=2.0 if variant else 1.0)
+    name, options = _attention_options(run, "extend attention", d, variant)
     args = (q, pool.k_buffer, pool.v_buffer, pool.req_to_token, pool.rows, pool.prefixes,
             pool.extends)  # fmt: skip
     out = triton_extend_attention(*args, **options)
@@ -67,12 +72,7 @@ def check_decode(run: Run, dtype: torch.dtype, variant: bool = False) -> list[di
     lens = [(n - 1, 1) for n in run.sizes.decode_seq_lens]
     pool = make_pool(run, lens, hkv, d, dtype, seed=20, shuffle=True)
     q = run.randn(len(lens), hq, d, dtype=dtype, seed=23, scale=2.0 if variant else 1.0)
-    options: dict[str, Any] = {"sm_scale": 1 / math.sqrt(d)}
-    name = "decode attention"
-    if variant:
-        window, cap = run.sizes.window_cap
-        options.update(sliding_window=window, logit_cap=cap)
-        name += f" window {window} cap {cap:g}"
+    name, options = _attention_options(run, "decode attention", d, variant)
     args = (q, pool.k_buffer, pool.v_buffer, pool.req_to_token, pool.rows, pool.seq_lens)
     out = triton_decode_attention(*args, **options)
     ref = decode_attention(*args, **options)
