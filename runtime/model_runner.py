@@ -115,7 +115,7 @@ class ModelRunner:
         for i, req in enumerate(batch.reqs):
             start, num = batch.extend_starts[i], batch.extend_lens[i]
             offset = len(ids)
-            ids += _fill_slice(req, start, start + num)
+            ids += req.fill_slice(start, start + num)
             positions.extend(range(start, start + num))
             pos_rows.extend([req.req_pool_idx] * num)
             layout.score_rows.append(self._score_rows(req, start, num, offset, logits_idx))
@@ -157,13 +157,5 @@ class ModelRunner:
             return None
         first_row = len(logits_idx)
         logits_idx.extend(offset + (t - 1 - start) for t in range(first_t, last_t))
-        return first_row, _fill_slice(req, first_t, last_t)
+        return first_row, req.fill_slice(first_t, last_t)
 
-
-def _fill_slice(req, start: int, end: int) -> list[int]:
-    """``req.fill_ids[start:end]`` without building the whole prompt + output list."""
-    num_prompt = len(req.prompt_ids)
-    if start >= num_prompt:
-        return req.output_ids[start - num_prompt : end - num_prompt]
-    head = req.prompt_ids[start:end]
-    return head + req.output_ids[: end - num_prompt] if end > num_prompt else head

@@ -152,6 +152,7 @@ class LlamaForCausalLM(nn.Module):
         self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         self.tie_weights()
         self.register_buffer("rope_cache", self.build_rope(), persistent=False)
+        self.lm_head_t: torch.Tensor | None = None  # CPU inference: see fuse_projections
 
     def tie_weights(self) -> None:
         if self.cfg.tie_word_embeddings:
@@ -194,8 +195,6 @@ class LlamaForCausalLM(nn.Module):
         weight = self.lm_head.weight
         if weight.device.type == "cpu":
             self.lm_head_t = weight.detach().t().contiguous()
-
-    lm_head_t: torch.Tensor | None = None
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         if self.lm_head_t is not None:

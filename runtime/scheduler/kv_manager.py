@@ -68,18 +68,15 @@ class KVManager:
             req.cached_len = match.length
         return True
 
-    def alloc(self, req: Req, num_tokens: int) -> torch.Tensor | None:
-        """Slots for the request's next `num_tokens` positions, evicting cache if needed."""
-        slots = self._alloc_slots(req, num_tokens)
-        if slots is None:
-            return None
-        self.req_pool.write(req.req_pool_idx, req.kv_len, torch.tensor(slots, dtype=torch.int64))
-        req.alloc_len = req.kv_len + num_tokens
-        return self.req_pool.read(req.req_pool_idx, req.kv_len, req.alloc_len)
+    def alloc(self, req: Req, num_tokens: int) -> bool:
+        """Slots for the request's next `num_tokens` positions, evicting cache if needed;
+        False, allocating nothing, when there are not enough."""
+        return bool(self.alloc_many([req], [num_tokens]))
 
     def alloc_many(self, reqs: list[Req], nums: list[int]) -> list[Req]:
-        """`alloc` for each request in turn (a decode step's), written to req_to_token in one
-        store; returns the requests that got their slots, in order."""
+        """Slots for each request's next `nums[i]` positions in turn (a decode step's),
+        evicting cache if needed, written to req_to_token in one store; returns the requests
+        that got their slots, in order."""
         done, starts, slots = [], [], []
         for req, num in zip(reqs, nums, strict=True):
             got = self._alloc_slots(req, num)

@@ -98,7 +98,7 @@ class Scheduler:
         if self.kv.slots_needed(req, num) + (0 if alone else reserve) > self.kv.available_slots:
             return self._undo(req, is_new)
         start = req.kv_len
-        if self.kv.alloc(req, num) is None:
+        if not self.kv.alloc(req, num):
             return self._undo(req, is_new)
         batch.reqs.append(req)
         batch.extend_starts.append(start)
