@@ -38,7 +38,6 @@ from sglc.kernels.attention_common import (
 )
 from sglc.kernels.cpu_build import cpu_kernels_available, extension
 from sglc.kernels.cpu_prefill import CpuPrefillPlan, plan_prefill, run_prefill
-from sglc.kernels.extend_attention import extend_attention
 
 __all__ = ["cpu_decode_attention", "cpu_extend_attention", "cpu_kernels_available",
            "cpu_plan_decode", "cpu_plan_extend"]
@@ -318,8 +317,4 @@ def cpu_extend_attention(
         return cpu_decode_attention(q, k_buffer, v_buffer, req_to_token, None, None,
                                     sm_scale=sm_scale, sliding_window=sliding_window,
                                     logit_cap=logit_cap, plan=plan)
-    if logit_cap is not None:  # SDPA has no soft cap: the reference does the whole batch
-        return extend_attention(q, k_buffer, v_buffer, req_to_token, req_pool_indices,
-                                prefix_lens, extend_lens, sm_scale=sm_scale,
-                                sliding_window=sliding_window, logit_cap=logit_cap)
-    return run_prefill(q, k_buffer, v_buffer, req_to_token, plan, sm_scale)
+    return run_prefill(q, k_buffer, v_buffer, req_to_token, plan, sm_scale, logit_cap)

@@ -4,9 +4,10 @@ A request whose extend starts at position 0 (no cached prefix) and whose layers 
 sliding window attends causally over exactly its new tokens, so its attention is
 ``F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)`` over its own
 pool rows: no padding to the batch's longest request and no explicit mask, which the
-reference's padded-group path needs. Requests that continue a cached prefix (a chunked
-prompt's later chunks, prefix-cache hits) keep the reference's plan, run on their q rows
-only. Soft-capped logits take the reference for the whole batch (SDPA has no cap).
+reference's padded-group path needs (with a logit soft cap, which SDPA lacks, the
+reference's `attend` on the request's causal mask). Requests that continue a cached prefix (a
+chunked prompt's later chunks, prefix-cache hits) keep the reference's plan, run on their q
+rows only.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sglc.kernels.attention_common import AttentionPlan, AttentionShape
+from sglc.kernels.attention_common import AttentionPlan, AttentionShape, attend
 from sglc.kernels.extend_attention import extend_attention, plan_extend
 
 
@@ -59,21 +60,31 @@ def plan_prefill(
 
 def run_prefill(
     q: Tensor, k_buffer: Tensor, v_buffer: Tensor, req_to_token: Tensor, plan: CpuPrefillPlan,
-    sm_scale: float,
+    sm_scale: float, logit_cap: float | None,
 ) -> Tensor:
-    """``[T, Hq, D]`` in ``q.dtype``: causal SDPA per fresh request (float32, as the
+    """``[T, Hq, D]`` in ``q.dtype``: causal attention per fresh request (float32, as the
     reference computes), the reference for the rest."""
     out = torch.empty_like(q)
     for first, num, slots in plan.fresh:
         k = k_buffer.index_select(0, slots).transpose(0, 1)[None].float()
         v = v_buffer.index_select(0, slots).transpose(0, 1)[None].float()
-        rows = q[first : first + num].transpose(0, 1)[None].float()
-        attn = F.scaled_dot_product_attention(rows, k, v, is_causal=True, scale=sm_scale,
-                                              enable_gqa=True)  # fmt: skip
-        out[first : first + num] = attn[0].transpose(0, 1).to(q.dtype)
+        rows = q[first : first + num].float()
+        out[first : first + num] = _causal(rows, k, v, sm_scale, logit_cap).to(q.dtype)
     if plan.rest_q_rows is not None:
         out[plan.rest_q_rows] = extend_attention(
             q[plan.rest_q_rows], k_buffer, v_buffer, req_to_token, *plan.rest,
-            sm_scale=sm_scale, sliding_window=plan.sliding_window, plan=plan.rest_plan,
+            sm_scale=sm_scale, sliding_window=plan.sliding_window, logit_cap=logit_cap,
+            plan=plan.rest_plan,
         )  # fmt: skip
     return out
+
+
+def _causal(q: Tensor, k: Tensor, v: Tensor, sm_scale: float, logit_cap: float | None) -> Tensor:
+    """One request's causal attention: q ``[n, Hq, D]``, k/v ``[1, Hkv, n, D]`` -> ``[n, Hq, D]``."""
+    if logit_cap is None:
+        attn = F.scaled_dot_product_attention(q.transpose(0, 1)[None], k, v, is_causal=True,
+                                              scale=sm_scale, enable_gqa=True)  # fmt: skip
+        return attn[0].transpose(0, 1)
+    num = q.shape[0]
+    visible = torch.ones(num, num, dtype=torch.bool).tril()[None]
+    return attend(q[None], k, v, visible, sm_scale, logit_cap)[0]

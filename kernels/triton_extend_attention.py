@@ -284,7 +284,7 @@ def _extend_kernel(
     key_hi = prefix_len + tl.minimum(first_query + BLOCK_M, extend_len)
     key_lo = 0
     # Keys before `full_hi` are visible to every query of the tile: no masks there.
-    full_hi = key_lo + (prefix_len + first_query) // BLOCK_N * BLOCK_N
+    full_hi = (prefix_len + first_query) // BLOCK_N * BLOCK_N
     if HAS_WINDOW:
         key_lo = tl.maximum(prefix_len + first_query - sliding_window + 1, 0)
         full_hi = key_lo
