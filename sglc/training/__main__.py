@@ -31,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--init-from", type=Path, default=None,
                    help="continue training a saved model directory (its tokenizer and shape)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--optimizer", choices=("adamw", "muon"), default="adamw",
+                   help="muon: torch.optim.Muon on the hidden matrices, AdamW on the rest")
     p.add_argument("--no-autocast", action="store_true", help="train in float32, not bf16 autocast")
     a = p.parse_args(argv)
     shape = ModelShape(hidden_size=a.hidden_size, num_layers=a.num_layers, num_heads=a.num_heads,
@@ -40,6 +42,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         shape=shape, vocab_size=a.vocab_size, max_batch_tokens=a.batch_tokens, peak_lr=a.lr,
         warmup_steps=a.warmup_steps, num_threads=a.threads, save_dtype=a.save_dtype,
         autocast_bf16=not a.no_autocast, init_from=a.init_from, device=a.device,
+        optimizer=a.optimizer,
     )
 
 

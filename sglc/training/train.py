@@ -44,6 +44,7 @@ from sglc.training.tokenizer import ENDOFTEXT, load_tokenizer, render_chat, trai
 # down mid-run (shared cores) still ends the schedule at the end of the budget; the first
 # MEASURE_STEPS steps give the step-count estimate that is logged.
 MEASURE_STEPS = 20
+OPTIMIZERS = ("adamw", "muon")
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,13 @@ class TrainConfig:
     num_heldout_examples: int = 256
     init_from: Path | None = None  # a saved model directory to continue training
     device: str = "cpu"  # the trainer runs anywhere PyTorch does; the default model is CPU-sized
+    optimizer: str = "adamw"  # or "muon": Muon on the hidden matrices, AdamW on the rest
 
     def __post_init__(self) -> None:
         if self.max_minutes <= 0 or (self.max_steps is not None and self.max_steps <= 0):
             raise ValueError("max_minutes and max_steps must be positive")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
 
 
 @dataclass(frozen=True)
@@ -128,14 +132,25 @@ def heldout_batches(cfg: TrainConfig, tokenizer: Tokenizer) -> list[Batch]:
     return [make_batch(encoded[i: i + 32], pad_id) for i in range(0, len(encoded), 32)]
 
 
-def make_optimizer(model: LlamaForCausalLM, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only (not norms)."""
-    params = list(model.parameters())
-    decay = [p for p in params if p.dim() >= 2]
+def make_optimizers(model: LlamaForCausalLM, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+    """AdamW with weight decay on matrices only (not norms); with `optimizer="muon"`, the
+    hidden matrices (attention and MLP projections, not the embedding / lm_head) go to
+    `torch.optim.Muon` instead, its step scaled to AdamW's update size so one learning rate
+    schedule drives both."""
+    embeddings = {id(model.model.embed_tokens.weight), id(model.lm_head.weight)}
+    params = list(dict.fromkeys(model.parameters()))  # tied weights once
+    matrices = [p for p in params if p.dim() >= 2]
+    hidden = [p for p in matrices if id(p) not in embeddings] if cfg.optimizer == "muon" else []
+    decay = [p for p in matrices if not any(p is h for h in hidden)]
     no_decay = [p for p in params if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.peak_lr, betas=(0.9, 0.95), eps=1e-8)
+    optimizers: list[torch.optim.Optimizer] = [
+        torch.optim.AdamW(groups, lr=cfg.peak_lr, betas=(0.9, 0.95), eps=1e-8)]
+    if hidden:
+        optimizers.append(torch.optim.Muon(hidden, lr=cfg.peak_lr, weight_decay=cfg.weight_decay,
+                                           adjust_lr_fn="match_rms_adamw"))
+    return optimizers
 
 
 class Progress:
@@ -208,7 +223,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     """Run the whole training; the model directory is written at the end and every
     `save_every_minutes`."""
     tokenizer, config, model = prepare(cfg)
-    optimizer = make_optimizer(model, cfg)
+    optimizers = make_optimizers(model, cfg)
     evaluation = heldout_batches(cfg, tokenizer)
     batches = training_batches(tokenizer, cfg.seed + 2, cfg.max_batch_tokens, cfg.max_seq_len)
     progress = Progress(cfg)
@@ -221,7 +236,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     while not progress.done(step):
         batch = next(batches)
         lr = lr_at(cfg, step, progress.progress(step))
-        loss = train_step(model, optimizer, batch, lr, cfg)
+        loss = train_step(model, optimizers, batch, lr, cfg)
         step, num_tokens = step + 1, num_tokens + batch.num_tokens
         recent.append(loss)
         if step % cfg.log_every == 0 or step == 1:
@@ -245,14 +260,17 @@ def train(cfg: TrainConfig) -> TrainResult:
                        count_parameters(model))
 
 
-def train_step(model: LlamaForCausalLM, optimizer: torch.optim.Optimizer, batch: Batch,
+def train_step(model: LlamaForCausalLM, optimizers: list[torch.optim.Optimizer], batch: Batch,
                lr: float, cfg: TrainConfig) -> float:
     """One optimizer step on `batch`; returns its loss."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
     loss = batch_loss(model, batch, cfg.autocast_bf16)
-    optimizer.zero_grad(set_to_none=True)
+    for optimizer in optimizers:
+        optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-    optimizer.step()
+    for optimizer in optimizers:
+        optimizer.step()
     return loss.item()

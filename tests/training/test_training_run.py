@@ -13,21 +13,26 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sglc.runtime.models.loader import load_model_dir
 from sglc.training.__main__ import parse_args
-from sglc.training.export import ModelShape
-from sglc.training.train import TrainConfig, lr_at, train
+from sglc.training.export import ModelShape, build_model, hf_config
+from sglc.training.tokenizer import train_tokenizer
+from sglc.training.train import TrainConfig, lr_at, make_optimizers, train
 
 TINY = ModelShape(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2,
                   intermediate_size=64, max_position_embeddings=256)
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    cfg = TrainConfig(
-        out_dir=tmp_path_factory.mktemp("model"), seed=0, max_steps=40, shape=TINY,
+def tiny_config(out_dir, optimizer: str = "adamw") -> TrainConfig:
+    return TrainConfig(
+        out_dir=out_dir, seed=0, max_steps=40, shape=TINY,
         vocab_size=512, num_tokenizer_examples=1500, max_batch_tokens=1024, max_seq_len=256,
         peak_lr=1e-2, warmup_steps=5, autocast_bf16=False, save_dtype="float32",
-        log_every=5, eval_every=1000, num_heldout_examples=32,
+        log_every=5, eval_every=1000, num_heldout_examples=32, optimizer=optimizer,
     )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    cfg = tiny_config(tmp_path_factory.mktemp("model"))
     return cfg, train(cfg)
 
 
@@ -39,6 +44,35 @@ def test_loss_falls(trained):
     first, last = float(log[0][-1]), float(log[-1][-1])
     assert last < first - 1.0
     assert result.heldout_loss < math.log(512) - 1.0
+
+
+def test_muon_trains_the_hidden_matrices_and_adamw_the_rest():
+    texts = ["hello world", "the capital of France is Paris"] * 20
+    config = hf_config(TINY, train_tokenizer(texts, 300), "float32")
+    model = build_model(config, seed=0)
+    adamw_only = make_optimizers(model, TrainConfig(out_dir=None))
+    assert [type(o).__name__ for o in adamw_only] == ["AdamW"]
+    adamw, muon = make_optimizers(model, TrainConfig(out_dir=None, optimizer="muon"))
+    muon_params = [p for g in muon.param_groups for p in g["params"]]
+    adamw_params = [p for g in adamw.param_groups for p in g["params"]]
+    embedding = model.model.embed_tokens.weight
+    assert type(muon).__name__ == "Muon"
+    assert all(p.dim() == 2 and p is not embedding for p in muon_params)
+    assert len(muon_params) == 7 * TINY.num_layers  # q, k, v, o, gate, up, down
+    assert any(p is embedding for p in adamw_params)
+    every = {id(p) for p in model.parameters()}
+    assert sorted(map(id, muon_params + adamw_params)) == sorted(every)  # each exactly once
+
+
+def test_muon_run_learns_faster_than_adamw(trained, tmp_path):
+    _, adamw = trained
+    muon = train(tiny_config(tmp_path, optimizer="muon"))
+    assert muon.heldout_loss < adamw.heldout_loss
+
+
+def test_unknown_optimizer_is_refused():
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(out_dir=None, optimizer="sgd")
 
 
 def test_saved_directory_has_hf_files(trained):
@@ -78,8 +112,9 @@ def test_schedule_warms_up_then_decays_to_the_floor():
 
 def test_command_line_builds_the_config(tmp_path):
     cfg = parse_args(["--out", str(tmp_path), "--max-minutes", "5", "--seed", "3",
-                      "--num-layers", "4", "--save-dtype", "float32"])
+                      "--num-layers", "4", "--save-dtype", "float32", "--optimizer", "muon"])
     assert (cfg.max_minutes, cfg.seed, cfg.shape.num_layers, cfg.save_dtype) == (5, 3, 4, "float32")
+    assert cfg.optimizer == "muon"
 
 
 def test_training_continues_from_a_saved_model(trained, tmp_path):
