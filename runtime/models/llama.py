@@ -201,9 +201,13 @@ class LlamaForCausalLM(nn.Module):
             return (hidden @ self.lm_head_t).float()
         return self.lm_head(hidden).float()
 
-    def forward_dense(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Plain causal LM over `[B, T]` ids (no cache); logits `[B, T, V]`. Differentiable."""
+    def forward_dense(self, input_ids: torch.Tensor,
+                      keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Plain causal LM over `[B, T]` ids (no cache); logits `[B, T, V]`, or `[len(keep), V]`
+        for the flattened positions `keep` only (training: the positions with a label).
+        Differentiable."""
         b, t = input_ids.shape
         positions = torch.arange(t, device=input_ids.device).repeat(b)
-        hidden = self(input_ids.reshape(-1), positions, DenseCausalAttention(b, t))
-        return self.compute_logits(hidden).view(b, t, -1)
+        hidden = self(input_ids.reshape(-1), positions, DenseCausalAttention(b, t), keep)
+        logits = self.compute_logits(hidden)
+        return logits if keep is not None else logits.view(b, t, -1)

@@ -8,14 +8,17 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sglc.runtime.models.loader import load_model_dir
 from sglc.training.__main__ import parse_args
+from sglc.training.batching import IGNORE_INDEX, encode_examples, make_batch
+from sglc.training.data import generate
 from sglc.training.export import ModelShape, build_model, hf_config
 from sglc.training.tokenizer import train_tokenizer
-from sglc.training.train import TrainConfig, lr_at, make_optimizers, train
+from sglc.training.train import TrainConfig, batch_loss, lr_at, make_optimizers, resume, train
 
 TINY = ModelShape(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2,
                   intermediate_size=64, max_position_embeddings=256)
@@ -68,6 +71,20 @@ def test_muon_run_learns_faster_than_adamw(trained, tmp_path):
     _, adamw = trained
     muon = train(tiny_config(tmp_path, optimizer="muon"))
     assert muon.heldout_loss < adamw.heldout_loss
+
+
+def test_loss_on_labelled_positions_equals_the_full_cross_entropy(trained):
+    cfg, _ = trained
+    tokenizer, _, model = resume(cfg.out_dir)
+    batch = make_batch(encode_examples(tokenizer, generate(5, 6), 256), pad_id=0)
+    loss = batch_loss(model, batch, autocast_bf16=False)
+    grad = torch.autograd.grad(loss, model.model.embed_tokens.weight)[0]
+    logits = model.forward_dense(batch.input_ids)  # every position, as a plain LM
+    expected = F.cross_entropy(logits.flatten(0, 1), batch.labels.flatten(),
+                               ignore_index=IGNORE_INDEX)
+    expected_grad = torch.autograd.grad(expected, model.model.embed_tokens.weight)[0]
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(grad, expected_grad, atol=1e-6, rtol=1e-4)
 
 
 def test_unknown_optimizer_is_refused():
