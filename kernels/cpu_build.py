@@ -4,14 +4,25 @@ The sources live with their Python wrappers (`cpu_decode_attention`, `cpu_elemen
 this module compiles them together with ``torch.utils.cpp_extension.load_inline`` (needs a
 C++ compiler and ninja; about 30 seconds, then cached by torch under
 ``~/.cache/torch_extensions``). :func:`cpu_kernels_available` says whether it built.
+
+Builds from several processes are serialized by an advisory file lock (``flock``) next to
+the build folder. The kernel releases it when its holder dies, unlike torch's own ``lock``
+file: a build killed part-way (Ctrl-C during the first engine start) leaves that file behind,
+and every later build would wait on it forever. Whoever holds the ``flock`` knows no other
+build is running, so a torch ``lock`` file it finds is stale and is removed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import os
 import shutil
+import sys
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 
 log = logging.getLogger(__name__)
@@ -35,19 +46,57 @@ def extension() -> ModuleType:
     return _module
 
 
+def build_directory() -> Path:
+    """Where torch builds and caches the extension (torch's own choice of folder)."""
+    import torch
+    from torch.utils.cpp_extension import get_default_build_root
+
+    root = os.environ.get("TORCH_EXTENSIONS_DIR")
+    if root is None:
+        if torch.version.hip is not None:
+            accelerator = f"rocm{torch.version.hip.replace('.', '')}"
+        elif torch.version.cuda is not None:
+            accelerator = f"cu{torch.version.cuda.replace('.', '')}"
+        else:
+            accelerator = "cpu"
+        python = f"py{sys.version_info.major}{sys.version_info.minor}{getattr(sys, 'abiflags', '')}"
+        root = os.path.join(get_default_build_root(), f"{python}_{accelerator}")
+    return Path(root) / _EXTENSION
+
+
+@contextlib.contextmanager
+def exclusive_build(folder: Path) -> Iterator[None]:
+    """Hold the inter-process build lock of `folder`, and clear a stale torch ``lock`` file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f"{folder.name}.flock", "w") as handle:
+        try:
+            import fcntl
+        except ImportError:  # no flock on this platform: torch's lock file alone
+            fcntl = None
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            stale = folder / "lock"
+            if stale.exists():
+                log.warning("removing %s, left by a build that was killed", stale)
+                stale.unlink(missing_ok=True)
+        yield
+
+
 def _build() -> ModuleType:
     from torch.utils.cpp_extension import load_inline
 
     from sglc.kernels import cpu_decode_attention, cpu_elementwise
 
-    return load_inline(
-        name=_EXTENSION, cpp_sources=[cpu_decode_attention.SOURCE, cpu_elementwise.SOURCE],
-        functions=_FUNCTIONS,
-        # -fopenmp: ATen's parallel_for is OpenMP pragmas in its headers; without the flag
-        # the work items run one after another on one core
-        extra_cflags=["-O3", "-march=native", "-fopenmp", "-ffast-math"],
-        extra_ldflags=["-fopenmp"], verbose=False,
-    )
+    folder = build_directory()
+    with exclusive_build(folder):
+        return load_inline(
+            name=_EXTENSION, cpp_sources=[cpu_decode_attention.SOURCE, cpu_elementwise.SOURCE],
+            functions=_FUNCTIONS, build_directory=str(folder),
+            # -fopenmp: ATen's parallel_for is OpenMP pragmas in its headers; without the flag
+            # the work items run one after another on one core
+            extra_cflags=["-O3", "-march=native", "-fopenmp", "-ffast-math"],
+            extra_ldflags=["-fopenmp"], verbose=False,
+        )
 
 
 @functools.cache

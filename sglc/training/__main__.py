@@ -31,8 +31,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--init-from", type=Path, default=None,
                    help="continue training a saved model directory (its tokenizer and shape)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--optimizer", choices=("adamw", "muon"), default="adamw",
-                   help="muon: torch.optim.Muon on the hidden matrices, AdamW on the rest")
+    p.add_argument("--optimizer", choices=("adamw", "muon"), default="muon",
+                   help="muon (default): torch.optim.Muon on the hidden matrices, AdamW on "
+                        "the embedding and norms; adamw: AdamW on everything")
     p.add_argument("--no-autocast", action="store_true", help="train in float32, not bf16 autocast")
     a = p.parse_args(argv)
     shape = ModelShape(hidden_size=a.hidden_size, num_layers=a.num_layers, num_heads=a.num_heads,

@@ -74,7 +74,7 @@ class TrainConfig:
     num_heldout_examples: int = 256
     init_from: Path | None = None  # a saved model directory to continue training
     device: str = "cpu"  # the trainer runs anywhere PyTorch does; the default model is CPU-sized
-    optimizer: str = "adamw"  # or "muon": Muon on the hidden matrices, AdamW on the rest
+    optimizer: str = "muon"  # Muon on the hidden matrices, AdamW on the rest; or "adamw"
 
     def __post_init__(self) -> None:
         if self.max_minutes <= 0 or (self.max_steps is not None and self.max_steps <= 0):

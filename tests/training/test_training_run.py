@@ -53,7 +53,7 @@ def test_muon_trains_the_hidden_matrices_and_adamw_the_rest():
     texts = ["hello world", "the capital of France is Paris"] * 20
     config = hf_config(TINY, train_tokenizer(texts, 300), "float32")
     model = build_model(config, seed=0)
-    adamw_only = make_optimizers(model, TrainConfig(out_dir=None))
+    adamw_only = make_optimizers(model, TrainConfig(out_dir=None, optimizer="adamw"))
     assert [type(o).__name__ for o in adamw_only] == ["AdamW"]
     adamw, muon = make_optimizers(model, TrainConfig(out_dir=None, optimizer="muon"))
     muon_params = [p for g in muon.param_groups for p in g["params"]]
@@ -129,9 +129,10 @@ def test_schedule_warms_up_then_decays_to_the_floor():
 
 def test_command_line_builds_the_config(tmp_path):
     cfg = parse_args(["--out", str(tmp_path), "--max-minutes", "5", "--seed", "3",
-                      "--num-layers", "4", "--save-dtype", "float32", "--optimizer", "muon"])
+                      "--num-layers", "4", "--save-dtype", "float32", "--optimizer", "adamw"])
     assert (cfg.max_minutes, cfg.seed, cfg.shape.num_layers, cfg.save_dtype) == (5, 3, 4, "float32")
-    assert cfg.optimizer == "muon"
+    assert cfg.optimizer == "adamw"
+    assert parse_args(["--out", str(tmp_path)]).optimizer == "muon"
 
 
 def test_training_continues_from_a_saved_model(trained, tmp_path):

@@ -1,0 +1,62 @@
+"""The CPU-kernel build lock: a build killed part-way does not make later builds wait forever."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from torch.utils import cpp_extension
+
+from sglc.kernels import cpu_build
+
+pytest.importorskip("fcntl")
+
+
+def test_build_directory_is_torchs_cache_folder(monkeypatch):
+    monkeypatch.delenv("TORCH_EXTENSIONS_DIR", raising=False)
+    expected = cpp_extension._get_build_directory(cpu_build._EXTENSION, verbose=False)
+    assert str(cpu_build.build_directory()) == expected  # a cache built before stays valid
+
+
+def test_lock_file_of_a_killed_build_is_cleared(tmp_path):
+    folder = tmp_path / "ext"
+    # a build process that dies holding the build lock, after torch wrote its lock file
+    killed = textwrap.dedent(f"""
+        import os, pathlib
+        from sglc.kernels.cpu_build import exclusive_build
+        folder = pathlib.Path({str(folder)!r})
+        with exclusive_build(folder):
+            (folder / "lock").touch()
+            os._exit(1)
+    """)
+    assert subprocess.run([sys.executable, "-c", killed], timeout=120).returncode == 1
+    assert (folder / "lock").exists()
+    with cpu_build.exclusive_build(folder):  # the kernel dropped the dead process's flock
+        assert not (folder / "lock").exists()
+
+
+def test_a_running_build_is_waited_for(tmp_path):
+    folder = tmp_path / "ext"
+    holder = textwrap.dedent(f"""
+        import pathlib, sys, time
+        from sglc.kernels.cpu_build import exclusive_build
+        folder = pathlib.Path({str(folder)!r})
+        with exclusive_build(folder):
+            (folder / "lock").touch()
+            print("holding", flush=True)
+            sys.stdin.readline()
+            (folder / "lock").unlink()
+            (folder / "built").touch()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "holding"
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        with cpu_build.exclusive_build(folder):  # returns only once the holder finished
+            assert (folder / "built").exists()
+    finally:
+        proc.wait(timeout=120)
