@@ -2,6 +2,8 @@
 
     tokenizer  <- BPE on generated chats (seed)
     model      <- sglc.runtime.models.llama.LlamaForCausalLM, trained through forward_dense
+    optimizer  <- Muon on the attention and MLP matrices, AdamW on the embedding and norms
+                  (`optimizer="adamw"`: AdamW on everything)
     schedule   <- linear warmup, then cosine decay over the budget (minutes or steps)
     out_dir    <- config.json, model.safetensors, generation_config.json, tokenizer files,
                   loss_log.txt
