@@ -20,17 +20,22 @@ def test_build_directory_is_torchs_cache_folder(monkeypatch):
     assert str(cpu_build.build_directory()) == expected  # a cache built before stays valid
 
 
-def test_lock_file_of_a_killed_build_is_cleared(tmp_path):
-    folder = tmp_path / "ext"
-    # a build process that dies holding the build lock, after torch wrote its lock file
-    killed = textwrap.dedent(f"""
-        import os, pathlib
+def holding_build(folder, then: str) -> str:
+    """A script that takes the build lock of `folder`, writes torch's lock file as a build
+    would, then runs `then` (indented into the locked block)."""
+    prelude = textwrap.dedent(f"""
+        import os, pathlib, sys
         from sglc.kernels.cpu_build import exclusive_build
         folder = pathlib.Path({str(folder)!r})
         with exclusive_build(folder):
             (folder / "lock").touch()
-            os._exit(1)
     """)
+    return prelude + textwrap.indent(textwrap.dedent(then), "    ")
+
+
+def test_lock_file_of_a_killed_build_is_cleared(tmp_path):
+    folder = tmp_path / "ext"
+    killed = holding_build(folder, "os._exit(1)\n")  # dies holding the lock
     assert subprocess.run([sys.executable, "-c", killed], timeout=120).returncode == 1
     assert (folder / "lock").exists()
     with cpu_build.exclusive_build(folder):  # the kernel dropped the dead process's flock
@@ -39,16 +44,11 @@ def test_lock_file_of_a_killed_build_is_cleared(tmp_path):
 
 def test_a_running_build_is_waited_for(tmp_path):
     folder = tmp_path / "ext"
-    holder = textwrap.dedent(f"""
-        import pathlib, sys, time
-        from sglc.kernels.cpu_build import exclusive_build
-        folder = pathlib.Path({str(folder)!r})
-        with exclusive_build(folder):
-            (folder / "lock").touch()
-            print("holding", flush=True)
-            sys.stdin.readline()
-            (folder / "lock").unlink()
-            (folder / "built").touch()
+    holder = holding_build(folder, """
+        print("holding", flush=True)
+        sys.stdin.readline()
+        (folder / "lock").unlink()
+        (folder / "built").touch()
     """)
     proc = subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
