@@ -17,13 +17,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
 import shutil
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no flock
+    fcntl = None
 
 log = logging.getLogger(__name__)
 
@@ -48,31 +51,17 @@ def extension() -> ModuleType:
 
 def build_directory() -> Path:
     """Where torch builds and caches the extension (torch's own choice of folder)."""
-    import torch
-    from torch.utils.cpp_extension import get_default_build_root
+    from torch.utils.cpp_extension import _get_build_directory
 
-    root = os.environ.get("TORCH_EXTENSIONS_DIR")
-    if root is None:
-        if torch.version.hip is not None:
-            accelerator = f"rocm{torch.version.hip.replace('.', '')}"
-        elif torch.version.cuda is not None:
-            accelerator = f"cu{torch.version.cuda.replace('.', '')}"
-        else:
-            accelerator = "cpu"
-        python = f"py{sys.version_info.major}{sys.version_info.minor}{getattr(sys, 'abiflags', '')}"
-        root = os.path.join(get_default_build_root(), f"{python}_{accelerator}")
-    return Path(root) / _EXTENSION
+    return Path(_get_build_directory(_EXTENSION, verbose=False))
 
 
 @contextlib.contextmanager
 def exclusive_build(folder: Path) -> Iterator[None]:
-    """Hold the inter-process build lock of `folder`, and clear a stale torch ``lock`` file."""
+    """Hold the inter-process build lock of `folder`, and clear a stale torch ``lock`` file
+    (without ``fcntl``, torch's lock file alone guards the build)."""
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder.parent / f"{folder.name}.flock", "w") as handle:
-        try:
-            import fcntl
-        except ImportError:  # no flock on this platform: torch's lock file alone
-            fcntl = None
         if fcntl is not None:
             fcntl.flock(handle, fcntl.LOCK_EX)
             stale = folder / "lock"

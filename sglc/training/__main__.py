@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from sglc.training.export import ModelShape
-from sglc.training.train import TrainConfig, train
+from sglc.training.train import OPTIMIZERS, TrainConfig, train
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--init-from", type=Path, default=None,
                    help="continue training a saved model directory (its tokenizer and shape)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--optimizer", choices=("adamw", "muon"), default="muon",
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="muon",
                    help="muon (default): torch.optim.Muon on the hidden matrices, AdamW on "
                         "the embedding and norms; adamw: AdamW on everything")
     p.add_argument("--no-autocast", action="store_true", help="train in float32, not bf16 autocast")

@@ -143,11 +143,14 @@ def make_optimizers(model: LlamaForCausalLM, cfg: TrainConfig) -> list[torch.opt
     `torch.optim.Muon` instead, its step scaled to AdamW's update size so one learning rate
     schedule drives both."""
     embeddings = {id(model.model.embed_tokens.weight), id(model.lm_head.weight)}
-    params = list(dict.fromkeys(model.parameters()))  # tied weights once
-    matrices = [p for p in params if p.dim() >= 2]
-    hidden = [p for p in matrices if id(p) not in embeddings] if cfg.optimizer == "muon" else []
-    decay = [p for p in matrices if not any(p is h for h in hidden)]
-    no_decay = [p for p in params if p.dim() < 2]
+    hidden, decay, no_decay = [], [], []
+    for p in model.parameters():  # tied weights come once
+        if p.dim() < 2:
+            no_decay.append(p)
+        elif cfg.optimizer == "muon" and id(p) not in embeddings:
+            hidden.append(p)
+        else:
+            decay.append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
     optimizers: list[torch.optim.Optimizer] = [
@@ -272,8 +275,7 @@ def train_step(model: LlamaForCausalLM, optimizers: list[torch.optim.Optimizer],
         for group in optimizer.param_groups:
             group["lr"] = lr
     loss = batch_loss(model, batch, cfg.autocast_bf16)
-    for optimizer in optimizers:
-        optimizer.zero_grad(set_to_none=True)
+    model.zero_grad(set_to_none=True)  # every optimizer's parameters
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     for optimizer in optimizers:
