@@ -20,6 +20,13 @@
    token index) is inside its timed region, as sglc's index lookup is inside `generate`.
    Forward passes are counted with a hook on the model. Otherwise it prints
    "outlines not installed: skipped" (it is not a project dependency).
+   Besides the batch's forward passes (bounded by its slowest request), each request's own
+   passes are reported (`Output.usage.forward_passes`, median and max over the requests).
+2b. **The shipped default model.** The same sglc on/off comparison on `sglc/default_model`
+   (trained weights and its own tokenizer, run in fp32 like the benchmark model), which writes short, plausible
+   values (`"name":"Marco","city":"Toronto"`) where the random weights fill every string to
+   its maxLength: the ratios depend on how much of an object is forced, so both are
+   reported. `--models` picks either.
 3. **Mask overhead and index builds.** `matcher.measure_mask_overhead` (microseconds per
    `fill_bitmask`, i.e. per generated token per request, on a random constrained walk) for the
    8-field schema's regex over **synthetic** vocabularies of 32k and 128k tokens
@@ -51,6 +58,7 @@ from program_throughput import WORDS, model_with_tokenizer  # noqa: E402
 
 NAME = "json_decode"
 JF_ON, JF_OFF, OUTLINES = "sglc jump-forward on", "sglc jump-forward off", "outlines"
+DEFAULT_MODEL_LABEL = "the shipped default model (trained weights, its own tokenizer)"
 
 
 def _obj(props: dict[str, Any]) -> dict[str, Any]:
@@ -136,6 +144,7 @@ def run_sglc(path: Path, prompts: list[str], args: argparse.Namespace, options: 
         engine.shutdown()
     texts = [o.text for o in outs]
     problems = check_outputs(texts)
+    req_passes = sorted(o.usage.forward_passes for o in outs)
     invalid = [i for i, (o, p) in enumerate(zip(outs, problems, strict=True))
                if not o.is_valid or p is not None or o.error]
     return {
@@ -148,6 +157,10 @@ def run_sglc(path: Path, prompts: list[str], args: argparse.Namespace, options: 
         "prefill_tokens": stats["num_prefill_tokens"],
         "output_tokens": sum(len(o.token_ids) for o in outs),
         "output_chars": sum(map(len, texts)),
+        # forward passes each request took part in (Output.usage): its own latency in steps
+        "req_passes_median": common.median(req_passes),
+        "req_passes_p90": req_passes[int(0.9 * (len(req_passes) - 1))],
+        "req_passes_max": req_passes[-1],
         "valid": len(outs) - len(invalid),
         "num_requests": len(outs),
         "_invalid": [{"index": i, "text": texts[i], "is_valid": outs[i].is_valid,
@@ -220,9 +233,10 @@ def outlines_status(args: argparse.Namespace) -> str | None:
 
 
 # -- part 1 and 2 -----------------------------------------------------------------------------
-def measure_decoding(path: Path, args: argparse.Namespace, regex: str) -> dict:
+def measure_decoding(path: Path, args: argparse.Namespace, regex: str, label: str,
+                     with_outlines: bool = True) -> dict:
     prompts = make_prompts(args)
-    skipped = outlines_status(args)
+    skipped = outlines_status(args) if with_outlines else "outlines: not run on this model"
     with tempfile.TemporaryDirectory(prefix="sglc-index-") as cache_dir:
         systems: dict[str, Any] = {}
         for name, jf in ((JF_ON, True), (JF_OFF, False)):
@@ -236,12 +250,13 @@ def measure_decoding(path: Path, args: argparse.Namespace, regex: str) -> dict:
             common.run_in_thread(lambda: runner.run(prompts[:2], args, 0))  # warm-up
             systems[OUTLINES] = lambda rep: runner.run(prompts, args, rep)
         results = common.interleave(systems, args.repeats)
-    return summarize_decoding(args, prompts, results, skipped, runner)
+    return summarize_decoding(args, prompts, results, skipped, runner, label)
 
 
-def summarize_decoding(args, prompts, results, skipped, runner) -> dict:
+def summarize_decoding(args, prompts, results, skipped, runner, label: str) -> dict:
     keys = ["forward_passes", "decode_steps", "extend_batches", "decode_rows", "forced_tokens",
-            "prefill_tokens", "output_tokens", "output_chars", "seconds"]
+            "prefill_tokens", "output_tokens", "output_chars", "req_passes_median",
+            "req_passes_max", "seconds"]
     summary: dict[str, Any] = {}
     for name, runs in results.items():
         med = {k: common.median([r[k] for r in runs]) if k in runs[0] else None for k in keys}
@@ -256,34 +271,38 @@ def summarize_decoding(args, prompts, results, skipped, runner) -> dict:
         }
     on, off = summary[JF_ON], summary[JF_OFF]
     fewer = common.ratio(off["median_forward_passes"], on["median_forward_passes"])
+    fewer_per_req = common.ratio(off["median_req_passes_median"], on["median_req_passes_median"])
     faster = common.ratio(off["median_seconds"], on["median_seconds"])
     vs_outlines = (common.ratio(summary[OUTLINES]["median_seconds"], on["median_seconds"])
                    if OUTLINES in summary else None)
 
     cols = ["system", "fwd passes", "decode steps", "extend batches", "decode rows",
-            "forced tok", "prefill tok", "output tok", "valid", "wall s", "req/s"]
+            "forced tok", "prefill tok", "output tok", "req passes p50", "req passes max",
+            "valid", "wall s", "req/s"]
     rows = [[name, s["median_forward_passes"], s["median_decode_steps"],
              s["median_extend_batches"], s["median_decode_rows"], s["median_forced_tokens"],
              s["median_prefill_tokens"], s["median_output_tokens"],
+             s["median_req_passes_median"], s["median_req_passes_max"],
              f"{s['min_valid']}/{len(prompts)}", s["median_seconds"], s["requests_per_second"]]
             for name, s in summary.items()]
     rows.append(["ratio off / on", fewer, common.ratio(off["median_decode_steps"],
                                                        on["median_decode_steps"]),
                  None, common.ratio(off["median_decode_rows"], on["median_decode_rows"]),
-                 None, None, None, None, faster, None])
+                 None, None, None, fewer_per_req, None, None, faster, None])
     if vs_outlines is not None:
         rows.append(["ratio outlines / sglc jf on", common.ratio(
             summary[OUTLINES]["median_forward_passes"], on["median_forward_passes"]),
-            None, None, None, None, None, None, None, vs_outlines, None])
+            None, None, None, None, None, None, None, None, None, vs_outlines, None])
 
-    print(f"\n== constrained decoding: {len(prompts)} requests, 8-field JSON schema, "
-          f"{'greedy' if args.temperature == 0 else f'temperature {args.temperature}'}, "
-          f"max_new_tokens {args.max_new_tokens}; {args.repeats} repeat(s), medians ==")
+    print(f"\n== constrained decoding on {label}: {len(prompts)} requests, 8-field JSON "
+          f"schema, {'greedy' if args.temperature == 0 else f'temperature {args.temperature}'}"
+          f", max_new_tokens {args.max_new_tokens}; {args.repeats} repeat(s), medians ==")
     print(common.format_table(cols, rows))
     print(f"\njump-forward: {_x(fewer)} fewer forward passes (target >= "
           f"{TARGETS['forward_pass_ratio']}x: {_met(fewer, TARGETS['forward_pass_ratio'])}), "
           f"{_x(faster)} faster (target >= {TARGETS['jump_forward_speedup']}x: "
-          f"{_met(faster, TARGETS['jump_forward_speedup'])})")
+          f"{_met(faster, TARGETS['jump_forward_speedup'])}); per request (median of its "
+          f"own passes): {_x(fewer_per_req)} fewer")
     saved = off["median_decode_steps"] - on["median_decode_steps"]
     added = on["median_extend_batches"] - off["median_extend_batches"]
     print(f"  jump-forward saved {saved:g} decode steps and added {added:g} extend batches: "
@@ -295,21 +314,25 @@ def summarize_decoding(args, prompts, results, skipped, runner) -> dict:
     else:
         print(skipped)
     print("notes: forward passes = decode batches + extend batches (a pass carrying forced "
-          "tokens is a mixed extend batch, counted); with jump-forward off the only extends are the "
-          "prompt prefills; decode rows = requests summed over decode batches (the "
-          "per-request decode work). Outputs differ between on and off: a jump appends the "
-          "tokenizer's own tokens for the forced text, which the model then conditions on. "
-          "outlines: one left-padded transformers generate over all prompts, forward passes "
-          "counted by a model hook; its output tokens are not counted (it returns text).")
+          "tokens is a mixed extend batch, counted); with jump-forward off the only extends are "
+          "the prompt prefills; decode rows = requests summed over decode batches; req passes "
+          "= the passes one request took part in (Output.usage.forward_passes), p50 and max "
+          "over the requests: the batch's passes are bounded by its slowest request. Outputs differ "
+          "between on and off: a jump appends the tokenizer's own tokens for the forced text, "
+          "which the model then conditions on. outlines: one left-padded transformers generate "
+          "over all prompts, forward passes counted by a model hook; its output tokens are not "
+          "counted (it returns text).")
     for name, s in summary.items():
         status = "all valid" if s["all_valid"] else f"INVALID outputs: {s['invalid_examples']}"
         print(f"{name}: {status}; e.g. {s['example_output']}")
     return {
+        "model": label,
         "num_requests": len(prompts),
         "prompts_example": prompts[:2],
         "sampling": sampling(args),
         "results": summary,
         "forward_pass_ratio": fewer,
+        "per_request_forward_pass_ratio": fewer_per_req,
         "jump_forward_speedup": faster,
         "speedup_vs_outlines": vs_outlines,
         "outlines": skipped or f"measured (outlines {runner.version})",
@@ -425,6 +448,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="index builds per schema and vocabulary (default: --repeats)")
     p.add_argument("--vocab-sizes", type=int, nargs="+", default=[32000, 128000],
                    help="synthetic vocabulary sizes (default 32000 128000)")
+    p.add_argument("--models", nargs="+", choices=["benchmark", "default"],
+                   default=["benchmark", "default"],
+                   help="decode on the issue's random-weight benchmark model and/or the "
+                        "shipped trained default model (default: both)")
     p.add_argument("--skip-decoding", action="store_true",
                    help="only the mask-overhead and index-build measurements")
     args = p.parse_args(argv)
@@ -448,8 +475,14 @@ def main(argv: list[str] | None = None) -> dict:
     report: dict[str, Any] = {"benchmark": NAME, "env": env_start, "model": spec.name,
                               "args": vars(args) | {"out": str(args.out)},
                               "schemas": BUILD_SCHEMAS, "targets": TARGETS}
-    if not args.skip_decoding:
-        report["decoding"] = measure_decoding(path, args, regex)
+    if not args.skip_decoding and "benchmark" in args.models:
+        label = f"the benchmark model ({spec.name}, random weights)"
+        report["decoding"] = measure_decoding(path, args, regex, label)
+    if not args.skip_decoding and "default" in args.models:
+        from sglc.runtime.engine import default_model_path
+
+        report["decoding_default_model"] = measure_decoding(
+            default_model_path(), args, regex, DEFAULT_MODEL_LABEL, with_outlines=False)
     print("\nmeasuring mask overhead and index builds ...")
     report["constraint_costs"] = measure_constraint_costs(args, path)
     report["load_avg_1m_end"] = common.environment()["load_avg_1m"]

@@ -151,9 +151,15 @@ class FinishReason(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Usage:
+    """Token and step counts of one sample."""
+
     prompt_tokens: int
-    cached_tokens: int
+    cached_tokens: int  # prompt tokens served from the prefix cache
     completion_tokens: int
+    # forward passes this sample took part in (prefill chunks, decode steps, and the passes
+    # that computed tokens appended by jump-forward): the model steps its latency waited on
+    forward_passes: int = 0
+    forced_tokens: int = 0  # completion tokens appended by jump-forward, not sampled
 
 
 @dataclass(frozen=True)
@@ -235,6 +241,7 @@ class Req:
     cached_len: int = 0  # tokens of the prompt served from the prefix cache (first admission)
     prefix_node: Any = None  # the cache node locked for this request
     num_retractions: int = 0
+    num_forward_passes: int = 0  # batches this request was in (Usage.forward_passes)
     cache_owned_len: int = 0  # leading tokens whose slots belong to the prefix cache (locked)
     # scoring: record logprobs of fill_ids[score_from:] (None = a plain generation)
     score_from: int | None = None

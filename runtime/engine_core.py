@@ -168,6 +168,8 @@ class EngineCore:
         return columns
 
     def _count(self, batch: ScheduledBatch) -> None:
+        for req in batch.reqs:
+            req.num_forward_passes += 1
         c = self.counters
         if batch.mode is ForwardMode.DECODE:
             c.num_decode_batches += 1
@@ -241,8 +243,8 @@ class EngineCore:
             self.scheduler.requeue(req)
         constraint.matcher.rollback(step.num_tokens_to_drop)
         constraint.matcher.advance_many(new)
+        constraint.record_jump(len(req.output_ids) - step.num_tokens_to_drop, len(new))
         self.outputs.rewrite_tail(req, step.num_tokens_to_drop, new)
-        constraint.num_forced_tokens += len(new)
         self.counters.num_forced_tokens += len(new)
         if constraint.matcher.is_finished():
             req.finish_reason = FinishReason.STOP

@@ -121,7 +121,10 @@ class OutputProcessor:
             text=req.text,
             token_ids=list(req.output_ids),
             finish_reason=req.finish_reason,
-            usage=Usage(len(req.prompt_ids), req.cached_len, len(req.output_ids)),
+            usage=Usage(
+                len(req.prompt_ids), req.cached_len, len(req.output_ids), req.num_forward_passes,
+                0 if req.constraint is None else req.constraint.num_forced_tokens,
+            ),
             logprobs=req.logprobs,
             error=req.error,
             is_valid=None if req.constraint is None else (

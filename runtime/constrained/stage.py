@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -54,9 +54,23 @@ class ReqConstraint:
 
     regex: str
     matcher: RegexMatcher | None = None
-    num_forced_tokens: int = 0  # appended by jump-forward, without decode steps
+    # output positions holding tokens jump-forward appended (ascending; a later jump may
+    # drop some of them again, with the other tokens it backs off)
+    forced_positions: list[int] = field(default_factory=list)
     # the newest tokens a jump may still replace: streamed only once the request finishes
     num_unstable_tokens: int = 0
+
+    @property
+    def num_forced_tokens(self) -> int:
+        """Output tokens appended by jump-forward rather than sampled."""
+        return len(self.forced_positions)
+
+    def record_jump(self, keep: int, num_new: int) -> None:
+        """The output was cut to `keep` tokens and `num_new` forced tokens appended."""
+        forced = self.forced_positions
+        while forced and forced[-1] >= keep:
+            forced.pop()
+        forced.extend(range(keep, keep + num_new))
 
     @property
     def is_valid(self) -> bool:

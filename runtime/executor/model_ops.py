@@ -121,6 +121,8 @@ class ModelOps:
                 "finish_reason": out.finish_reason.value if out.finish_reason else None,
                 "cached_tokens": out.usage.cached_tokens,
                 "completion_tokens": out.usage.completion_tokens,
+                "forced_tokens": out.usage.forced_tokens,
+                "forward_passes": out.usage.forward_passes,
                 "batch_size": result.batch_size,
                 "start_s": start,
                 "end_s": self.trace.now(),

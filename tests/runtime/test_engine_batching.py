@@ -74,6 +74,17 @@ def test_cached_tokens_reported_in_usage(llama_dir):
     assert second.usage.prompt_tokens == len(SHARED) + 2
 
 
+def test_forward_passes_reported_in_usage(llama_dir):
+    """A pass per completion token, plus one per extra prefill chunk."""
+    prompt = [1] + SHARED * 3 + [5]
+    chunk = 8
+    with sglc.Engine(llama_dir, max_total_tokens=4096, chunked_prefill_size=chunk) as engine:
+        out = engine.generate([prompt], PARAMS)[0]
+    chunks = -(-len(prompt) // chunk)
+    assert out.usage.forward_passes == chunks - 1 + out.usage.completion_tokens
+    assert out.usage.forced_tokens == 0
+
+
 def test_concurrent_threads_share_prefix_and_batch(llama_dir, reference):
     prompts = workload()
     results: dict[int, list[int]] = {}

@@ -49,6 +49,18 @@ def test_jump_forward_saves_passes_and_leaks_nothing(model_dir, page_size):
     passes = {name: s["num_extend_batches"] + s["num_decode_batches"]
               for name, s in (("on", on_stats), ("off", off_stats))}
     assert on_stats["num_forced_tokens"] > 0 and passes["on"] < passes["off"]
+    # per request: without jump-forward every completion token took one pass (prefill
+    # included, no chunking here); with it, forced tokens took none
+    assert all(o.usage.forward_passes == o.usage.completion_tokens for o in off)
+    assert all(o.usage.forced_tokens == 0 for o in off)
+    assert sum(o.usage.forced_tokens for o in on) == on_stats["num_forced_tokens"]
+    for o in on:
+        sampled = o.usage.completion_tokens - o.usage.forced_tokens
+        assert 0 < o.usage.forced_tokens < o.usage.completion_tokens
+        # a pass per sampled token (+1 when the forced start runs in a pass of its own),
+        # more only where a jump dropped sampled tokens
+        assert sampled <= o.usage.forward_passes < o.usage.completion_tokens
+    assert max(o.usage.forward_passes for o in on) <= passes["on"]
     for stats in (on_stats, off_stats):  # every slot is free or held by the prefix cache
         assert stats["free_slots"] + stats["cache"]["cached_tokens"] == stats["total_slots"]
 
