@@ -23,10 +23,10 @@
    Besides the batch's forward passes (bounded by its slowest request), each request's own
    passes are reported (`Output.usage.forward_passes`, median and max over the requests).
 2b. **The shipped default model.** The same sglc on/off comparison on `sglc/default_model`
-   (trained weights and its own tokenizer, run in fp32 like the benchmark model), which writes short, plausible
-   values (`"name":"Marco","city":"Toronto"`) where the random weights fill every string to
-   its maxLength: the ratios depend on how much of an object is forced, so both are
-   reported. `--models` picks either.
+   (trained weights and its own tokenizer, fp32 like the benchmark model), which writes
+   short, plausible values (`"name":"Marco","city":"Toronto"`) where the random weights fill
+   every string to its maxLength: the ratios depend on how much of an object is forced, so
+   both are reported. `--models` picks either.
 3. **Mask overhead and index builds.** `matcher.measure_mask_overhead` (microseconds per
    `fill_bitmask`, i.e. per generated token per request, on a random constrained walk) for the
    8-field schema's regex over **synthetic** vocabularies of 32k and 128k tokens
