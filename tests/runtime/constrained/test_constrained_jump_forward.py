@@ -231,3 +231,12 @@ def test_nothing_is_forced_where_the_text_may_end(flag):
     assert matcher.is_accepting() and jumper.propose(matcher) is None
     matcher.advance(tokens.index("a"))
     assert jumper.propose(matcher) == JumpForward(1, [tokens.index("abc")])
+
+
+@pytest.mark.parametrize("which", ["byte_level", "sentencepiece"])
+def test_encoder_matches_the_tokenizers_own_encode(which):
+    """The encoder calls the Rust backend directly; its ids are the wrapper's."""
+    tok = _tokenizer(which)
+    encode = make_encoder(tok)
+    for text in ['{"name":"bob"', ' leading space', 'tab\there\nnew line', 'ünï cödé ✓', '']:
+        assert encode(text) == list(tok.encode(text, add_special_tokens=False)), text
