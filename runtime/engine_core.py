@@ -15,7 +15,15 @@ import torch
 
 from sglc.runtime.config import EngineConfig
 from sglc.runtime.constrained.stage import ConstraintStage
-from sglc.runtime.core import FinishReason, ForwardMode, Output, Req, ScheduledBatch, StreamDelta
+from sglc.runtime.core import (
+    FinishReason,
+    ForwardMode,
+    Output,
+    Req,
+    SamplingParams,
+    ScheduledBatch,
+    StreamDelta,
+)
 from sglc.runtime.model_runner import LogitsLayout, ModelRunner
 from sglc.runtime.output import OutputProcessor
 from sglc.runtime.sampling import SamplingBatch, sample
@@ -44,6 +52,8 @@ class Counters:
     num_failed_batches: int = 0
     num_forced_tokens: int = 0  # appended by jump-forward without a decode step
     num_column_logits_batches: int = 0  # logits computed only for the columns masks allow
+    # of those, all-greedy batches sampled from the compact [rows, columns] logits
+    num_compact_logits_batches: int = 0
 
 
 class EngineCore:
@@ -133,7 +143,9 @@ class EngineCore:
             return
         try:
             columns = self._logit_columns(batch)
-            logits, layout = self.runner.forward(batch, columns)
+            compact = columns is not None and all(_plain_greedy(r.params) for r in batch.reqs)
+            self.counters.num_compact_logits_batches += compact
+            logits, layout = self.runner.forward(batch, columns, compact=compact)
         except Exception as exc:  # a failing batch fails alone; the engine keeps serving
             log.exception("forward pass failed")
             self.counters.num_failed_batches += 1
@@ -146,7 +158,7 @@ class EngineCore:
         self.scheduler.after_forward(batch)
         self._count(batch)
         self._record_scores(batch, logits, layout)
-        self._sample(batch, logits, layout, columns)
+        self._sample(batch, logits, layout, columns, compact)
         self._emit(batch)
 
     def _logit_columns(self, batch: ScheduledBatch) -> np.ndarray | None:
@@ -188,9 +200,10 @@ class EngineCore:
             req.token_logprobs += logp.gather(1, ids[:, None])[:, 0].tolist()
 
     def _sample(self, batch: ScheduledBatch, logits: torch.Tensor, layout: LogitsLayout,
-                columns: np.ndarray | None = None) -> None:
+                columns: np.ndarray | None = None, compact: bool = False) -> None:
         """Sample each request whose fill completed; `columns`: the only vocabulary columns
-        the forward pass computed (the others are -inf), so masks need only those."""
+        the forward pass computed (the others are -inf), so masks need only those;
+        `compact`: the logits hold only those columns (all rows greedy, see `_pick_compact`)."""
         picked = [(req, row) for req, row in zip(batch.reqs, layout.sample_rows, strict=True)
                   if row is not None]
         for i, req in enumerate(batch.reqs):
@@ -200,19 +213,29 @@ class EngineCore:
             return
         reqs = [r for r, _ in picked]
         rows = torch.tensor([row for _, row in picked], device=logits.device)
-        sb = SamplingBatch.prepare(
-            [r.params for r in reqs], [r.prompt_ids for r in reqs], [r.output_ids for r in reqs],
-            logits.device,
-        )
         logits = logits[rows]
-        self.constraints.apply_masks(
-            logits, [r.constraint for r in reqs], self.runner.ops.apply_token_bitmask, columns
-        )
-        out = sample(logits, sb, self.generator)
-        for req, token, lp in zip(reqs, out.token_ids, out.logprobs, strict=True):
+        if compact:
+            token_ids, logprobs = self._pick_compact(reqs, logits, columns), [None] * len(reqs)
+        else:
+            sb = SamplingBatch.prepare([r.params for r in reqs], [r.prompt_ids for r in reqs],
+                                       [r.output_ids for r in reqs], logits.device)
+            self.constraints.apply_masks(
+                logits, [r.constraint for r in reqs], self.runner.ops.apply_token_bitmask, columns
+            )
+            token_ids, logprobs = sample(logits, sb, self.generator)
+        for req, token, lp in zip(reqs, token_ids, logprobs, strict=True):
             self.outputs.append_token(req, token, lp)
             if req.constraint is not None:
                 self._advance_constraint(req, token)
+
+    def _pick_compact(self, reqs: list[Req], logits: torch.Tensor, columns: np.ndarray):
+        """Greedy tokens from logits that hold only the vocabulary `columns` (ascending): the
+        masked argmax, mapped back to token ids. It skips the full-width -inf logits, their
+        scatter and a full-width argmax; the token is the one full-width greedy sampling
+        picks, as argmax takes the first maximum in both."""
+        self.constraints.apply_masks(logits, [r.constraint for r in reqs], None, columns,
+                                     compact=True)
+        return columns[logits.argmax(dim=-1).cpu().numpy()].tolist()
 
     def _advance_constraint(self, req: Req, token: int) -> None:
         """Feed the sampled token to the request's automaton; stop when it has matched and
@@ -273,3 +296,10 @@ class EngineCore:
         sink.on_output(self.outputs.output(req))
         if not any(r.rid == req.rid for r in self.all_reqs()):
             del self.sinks[req.rid]
+
+
+def _plain_greedy(params: SamplingParams) -> bool:
+    """Greedy with nothing that needs full-width logits (penalties index them by token id)."""
+    return (params.is_greedy and params.repetition_penalty == 1.0
+            and params.frequency_penalty == 0.0 and params.presence_penalty == 0.0
+            and params.logprobs is None)

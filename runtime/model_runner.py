@@ -45,11 +45,13 @@ class ModelRunner:
 
     @torch.inference_mode()
     def forward(
-        self, batch: ScheduledBatch, logit_columns: np.ndarray | None = None
+        self, batch: ScheduledBatch, logit_columns: np.ndarray | None = None, *,
+        compact: bool = False,
     ) -> tuple[torch.Tensor, LogitsLayout]:
         """The batch's logits rows (see LogitsLayout). With `logit_columns`, only those
         vocabulary columns are computed and every other one is -inf: for batches whose
-        requests are all constrained, the columns their masks allow."""
+        requests are all constrained, the columns their masks allow. `compact` returns just
+        those columns ([rows, len(logit_columns)]) instead of full-width rows."""
         fb, layout = self.prepare(batch)
         attn = PagedAttention(
             self.ops, self.kv_pool.k_buffers, self.kv_pool.v_buffers,
@@ -60,9 +62,11 @@ class ModelRunner:
         hidden = self.model(fb.input_ids, fb.positions, attn, keep)
         if logit_columns is None:
             return self.model.compute_logits(hidden), layout
-        return self._column_logits(hidden, logit_columns), layout
+        return self._column_logits(hidden, logit_columns, compact), layout
 
-    def _column_logits(self, hidden: torch.Tensor, columns: np.ndarray) -> torch.Tensor:
+    def _column_logits(
+        self, hidden: torch.Tensor, columns: np.ndarray, compact: bool = False
+    ) -> torch.Tensor:
         weight = self.model.lm_head.weight
         key = hashlib.blake2b(columns.tobytes(), digest_size=16).digest()
         hit = self._column_weights.pop(key, None)
@@ -73,6 +77,8 @@ class ModelRunner:
                 self._column_weights.pop(next(iter(self._column_weights)))
         self._column_weights[key] = hit  # most recently used last
         index, rows = hit
+        if compact:
+            return (hidden @ rows.T).float()
         logits = torch.full((hidden.shape[0], weight.shape[0]), -math.inf, device=hidden.device)
         logits[:, index] = (hidden @ rows.T).float()
         return logits

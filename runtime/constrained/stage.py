@@ -143,21 +143,29 @@ class ConstraintStage:
     # -- per step ------------------------------------------------------------------------------
     def apply_masks(
         self, logits: torch.Tensor, constraints: Sequence[ReqConstraint | None],
-        apply_bitmask: Callable[..., None], columns: np.ndarray | None = None,
+        apply_bitmask: Callable[..., None] | None, columns: np.ndarray | None = None,
+        *, compact: bool = False,
     ) -> None:
         """Mask logits row i by constraints[i]'s allowed tokens (rows with None untouched).
 
         `columns`: when every row is constrained and the logits are -inf outside these
         vocabulary columns (a column-restricted lm_head), only they are masked: a gather of
         the mask bits at those columns instead of unpacking and filling whole rows (on CPU
-        the full-width fill alone took ~5 ms for 64 x 32k logits)."""
+        the full-width fill alone took ~5 ms for 64 x 32k logits). `compact`: the logits hold
+        only those columns (`logits[:, j]` is column `columns[j]`), every row constrained."""
         rows = [i for i, c in enumerate(constraints) if c is not None and c.matcher is not None]
         if not rows:
             return
         mask = self._fill([constraints[i] for i in rows])
         if columns is not None and len(rows) == logits.shape[0]:
-            _mask_columns(logits, mask, torch.from_numpy(columns).long())
+            allowed = _column_bits(mask, torch.from_numpy(columns).long())
+            if compact:
+                logits.masked_fill_(~allowed.to(logits.device), float("-inf"))
+            else:
+                _mask_columns(logits, allowed, torch.from_numpy(columns).long())
             return
+        if compact:
+            raise ValueError("compact logits need every row constrained and their columns")
         mask = mask.to(logits.device, non_blocking=True)
         index = torch.tensor(rows, device=logits.device)
         apply_bitmask(logits, mask, index)
@@ -237,10 +245,14 @@ def shortest_match_bytes(byte_index: CompiledIndex) -> int:
     return depth
 
 
-def _mask_columns(logits: torch.Tensor, mask: torch.Tensor, columns: torch.Tensor) -> None:
-    """-inf into ``logits[b, columns[j]]`` where bit ``columns[j]`` of ``mask[b]`` is 0."""
+def _column_bits(mask: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """``allowed[b, j]`` = bit ``columns[j]`` of the packed bitmask row ``mask[b]``."""
     words = mask[:, columns >> 5]  # the bitmask layout of sglc.kernels.bitmask
-    allowed = ((words >> (columns & 31).to(torch.int32)) & 1).bool()
+    return ((words >> (columns & 31).to(torch.int32)) & 1).bool()
+
+
+def _mask_columns(logits: torch.Tensor, allowed: torch.Tensor, columns: torch.Tensor) -> None:
+    """-inf into ``logits[b, columns[j]]`` where ``allowed[b, j]`` is False."""
     columns = columns.to(logits.device)
     logits[:, columns] = logits[:, columns].masked_fill_(
         ~allowed.to(logits.device, non_blocking=True), float("-inf"))

@@ -151,11 +151,11 @@ def test_failing_forward_pass_fails_its_batch_and_the_engine_goes_on(llama_dir):
     with sglc.Engine(llama_dir, max_total_tokens=2048) as engine:
         real_forward, calls = engine.core.runner.forward, []
 
-        def flaky_forward(batch, logit_columns=None):  # a test double: the first pass (an extend) fails
+        def flaky_forward(batch, logit_columns=None, **kw):  # a test double: the first pass (an extend) fails
             calls.append(batch.mode)
             if len(calls) == 1:
                 raise RuntimeError("device lost")
-            return real_forward(batch, logit_columns)
+            return real_forward(batch, logit_columns, **kw)
 
         engine.core.runner.forward = flaky_forward
         (failed,) = engine.generate([[1, 5, 7]], {"max_new_tokens": 4, "temperature": 0})

@@ -32,10 +32,10 @@ def model_dir(tmp_path_factory):
     return path
 
 
-def run(model_dir, **options):
+def run(model_dir, sampling=None, **options):
+    sampling = sampling or {"temperature": 0}
     with sglc.Engine(model_dir, max_total_tokens=4096, **options) as engine:
-        outs = engine.generate(PROMPTS, {"max_new_tokens": 120, "temperature": 0},
-                               json_schema=SCHEMA)
+        outs = engine.generate(PROMPTS, {"max_new_tokens": 120, **sampling}, json_schema=SCHEMA)
         return outs, engine.stats()
 
 
@@ -93,7 +93,12 @@ def test_truncate_frees_whole_pages_only_and_never_cache_owned_kv():
     assert (req.kv_len, req.alloc_len) == (6, 6)
 
 
-def test_column_logits_sample_the_same_tokens(model_dir, monkeypatch):
+@pytest.mark.parametrize("sampling", [
+    {"temperature": 0},  # all greedy: sampled from the compact [rows, columns] logits
+    {"temperature": 0, "repetition_penalty": 1.3},  # greedy, but penalties need full width
+    {"temperature": 0.9, "seed": 7},  # sampled: full-width rows, -inf outside the columns
+], ids=["greedy", "greedy-penalty", "seeded"])
+def test_column_logits_sample_the_same_tokens(model_dir, monkeypatch, sampling):
     """Batches of constrained requests compute only the logit columns their masks allow;
     the outputs equal those of full logits (the other columns would be masked anyway)."""
     import sglc.runtime.engine_core as engine_core
@@ -101,9 +106,11 @@ def test_column_logits_sample_the_same_tokens(model_dir, monkeypatch):
     runs = {}
     for fraction in (0.0, 1.0):  # never / always restrict the columns
         monkeypatch.setattr(engine_core, "COLUMN_LOGITS_MAX_FRACTION", fraction)
-        outs, stats = run(model_dir)
-        runs[fraction] = ([o.token_ids for o in outs], stats["num_column_logits_batches"])
-    assert runs[0.0][1] == 0 and runs[1.0][1] > 0
+        outs, stats = run(model_dir, sampling)
+        runs[fraction] = ([o.token_ids for o in outs], stats["num_column_logits_batches"],
+                          stats["num_compact_logits_batches"])
+    assert runs[0.0][1:] == (0, 0) and runs[1.0][1] > 0
+    assert runs[1.0][2] == (runs[1.0][1] if sampling == {"temperature": 0} else 0)
     assert runs[1.0][0] == runs[0.0][0]
 
 

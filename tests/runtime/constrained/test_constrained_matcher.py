@@ -273,7 +273,7 @@ def test_column_masking_equals_the_full_bitmask():
     """Masking only the computed columns of column-restricted logits (the rest -inf) gives
     the same logits as unpacking and applying the whole bitmask."""
     from sglc.kernels.bitmask import apply_token_bitmask
-    from sglc.runtime.constrained.stage import _mask_columns
+    from sglc.runtime.constrained.stage import _column_bits, _mask_columns
 
     gen = torch.Generator().manual_seed(0)
     batch, vocab = 5, 300
@@ -284,6 +284,9 @@ def test_column_masking_equals_the_full_bitmask():
     logits[:, columns] = torch.randn(batch, len(columns), generator=gen)
     expected = logits.clone()
     apply_token_bitmask(expected, mask)
-    _mask_columns(logits, mask, columns)
+    compact = logits[:, columns].clone()  # only the computed columns (greedy engine path)
+    compact.masked_fill_(~_column_bits(mask, columns), float("-inf"))
+    _mask_columns(logits, _column_bits(mask, columns), columns)
     assert torch.equal(logits, expected)
+    assert torch.equal(compact, expected[:, columns])
     assert torch.isfinite(logits).any() and torch.isinf(logits[:, columns]).any()
