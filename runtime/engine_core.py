@@ -228,7 +228,9 @@ class EngineCore:
             if req.constraint is not None:
                 self._advance_constraint(req, token)
 
-    def _pick_compact(self, reqs: list[Req], logits: torch.Tensor, columns: np.ndarray):
+    def _pick_compact(
+        self, reqs: list[Req], logits: torch.Tensor, columns: np.ndarray
+    ) -> list[int]:
         """Greedy tokens from logits that hold only the vocabulary `columns` (ascending): the
         masked argmax, mapped back to token ids. It skips the full-width -inf logits, their
         scatter and a full-width argmax; the token is the one full-width greedy sampling
