@@ -117,6 +117,12 @@ class SamplingParams:
     def is_greedy(self) -> bool:
         return self.temperature == 0 or self.top_k == 1
 
+    @property
+    def has_penalties(self) -> bool:
+        """Whether a repetition, frequency or presence penalty changes the scores."""
+        return (self.repetition_penalty != 1.0 or self.frequency_penalty != 0.0
+                or self.presence_penalty != 0.0)
+
     @classmethod
     def coerce(cls, value: SamplingParams | Mapping[str, Any] | None) -> SamplingParams:
         """Accept a SamplingParams, a plain dict (unknown keys are an error), or None."""

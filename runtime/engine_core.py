@@ -15,15 +15,7 @@ import torch
 
 from sglc.runtime.config import EngineConfig
 from sglc.runtime.constrained.stage import ConstraintStage
-from sglc.runtime.core import (
-    FinishReason,
-    ForwardMode,
-    Output,
-    Req,
-    SamplingParams,
-    ScheduledBatch,
-    StreamDelta,
-)
+from sglc.runtime.core import FinishReason, ForwardMode, Output, Req, ScheduledBatch, StreamDelta
 from sglc.runtime.model_runner import LogitsLayout, ModelRunner
 from sglc.runtime.output import OutputProcessor
 from sglc.runtime.sampling import SamplingBatch, sample
@@ -143,7 +135,10 @@ class EngineCore:
             return
         try:
             columns = self._logit_columns(batch)
-            compact = columns is not None and all(_plain_greedy(r.params) for r in batch.reqs)
+            # greedy without penalties (which index full-width rows by token id); columns
+            # already imply no logprobs
+            compact = columns is not None and all(
+                r.params.is_greedy and not r.params.has_penalties for r in batch.reqs)
             self.counters.num_compact_logits_batches += compact
             logits, layout = self.runner.forward(batch, columns, compact=compact)
         except Exception as exc:  # a failing batch fails alone; the engine keeps serving
@@ -235,8 +230,7 @@ class EngineCore:
         masked argmax, mapped back to token ids. It skips the full-width -inf logits, their
         scatter and a full-width argmax; the token is the one full-width greedy sampling
         picks, as argmax takes the first maximum in both."""
-        self.constraints.apply_masks(logits, [r.constraint for r in reqs], None, columns,
-                                     compact=True)
+        self.constraints.mask_compact(logits, [r.constraint for r in reqs], columns)
         return columns[logits.argmax(dim=-1).cpu().numpy()].tolist()
 
     def _advance_constraint(self, req: Req, token: int) -> None:
@@ -298,10 +292,3 @@ class EngineCore:
         sink.on_output(self.outputs.output(req))
         if not any(r.rid == req.rid for r in self.all_reqs()):
             del self.sinks[req.rid]
-
-
-def _plain_greedy(params: SamplingParams) -> bool:
-    """Greedy with nothing that needs full-width logits (penalties index them by token id)."""
-    return (params.is_greedy and params.repetition_penalty == 1.0
-            and params.frequency_penalty == 0.0 and params.presence_penalty == 0.0
-            and params.logprobs is None)

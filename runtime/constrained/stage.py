@@ -143,32 +143,33 @@ class ConstraintStage:
     # -- per step ------------------------------------------------------------------------------
     def apply_masks(
         self, logits: torch.Tensor, constraints: Sequence[ReqConstraint | None],
-        apply_bitmask: Callable[..., None] | None, columns: np.ndarray | None = None,
-        *, compact: bool = False,
+        apply_bitmask: Callable[..., None], columns: np.ndarray | None = None,
     ) -> None:
         """Mask logits row i by constraints[i]'s allowed tokens (rows with None untouched).
 
         `columns`: when every row is constrained and the logits are -inf outside these
         vocabulary columns (a column-restricted lm_head), only they are masked: a gather of
         the mask bits at those columns instead of unpacking and filling whole rows (on CPU
-        the full-width fill alone took ~5 ms for 64 x 32k logits). `compact`: the logits hold
-        only those columns (`logits[:, j]` is column `columns[j]`), every row constrained."""
+        the full-width fill alone took ~5 ms for 64 x 32k logits)."""
         rows = [i for i, c in enumerate(constraints) if c is not None and c.matcher is not None]
         if not rows:
             return
         mask = self._fill([constraints[i] for i in rows])
         if columns is not None and len(rows) == logits.shape[0]:
-            allowed = _column_bits(mask, torch.from_numpy(columns).long())
-            if compact:
-                logits.masked_fill_(~allowed.to(logits.device), float("-inf"))
-            else:
-                _mask_columns(logits, allowed, torch.from_numpy(columns).long())
+            index = torch.from_numpy(columns).long()
+            _mask_columns(logits, _column_bits(mask, index), index)
             return
-        if compact:
-            raise ValueError("compact logits need every row constrained and their columns")
         mask = mask.to(logits.device, non_blocking=True)
         index = torch.tensor(rows, device=logits.device)
         apply_bitmask(logits, mask, index)
+
+    def mask_compact(
+        self, logits: torch.Tensor, constraints: Sequence[ReqConstraint], columns: np.ndarray
+    ) -> None:
+        """Mask compact logits in place: `logits[i, j]` is vocabulary column `columns[j]` for
+        constraints[i] (every one with a matcher)."""
+        allowed = _column_bits(self._fill(constraints), torch.from_numpy(columns).long())
+        logits.masked_fill_(~allowed.to(logits.device), float("-inf"))
 
     def allowed_union(self, constraints: Sequence[ReqConstraint]) -> np.ndarray:
         """Sorted token ids that any of `constraints` allows next (their masks OR-ed)."""
