@@ -357,9 +357,9 @@ def vocabularies(args: argparse.Namespace, path: Path) -> dict[str, Any]:
 
 
 def measure_constraint_costs(args: argparse.Namespace, path: Path) -> dict:
+    from sglc.constraints.schema import regex_for_schema
     from sglc.runtime.constrained.index_cache import build_index
     from sglc.runtime.constrained.matcher import measure_mask_overhead
-    from sglc.runtime.constrained.schema import regex_for_schema
 
     vocabs = common.run_in_thread(lambda: vocabularies(args, path))
     regexes = {name: regex_for_schema(schema) for name, schema in BUILD_SCHEMAS.items()}
@@ -469,7 +469,7 @@ def main(argv: list[str] | None = None) -> dict:
     path = model_with_tokenizer(base_path)
     print(f"model: {spec.name} + the default model's tokenizer, fp32, {args.device}, "
           f"{args.threads} torch threads")
-    from sglc.runtime.constrained.schema import regex_for_schema
+    from sglc.constraints.schema import regex_for_schema
 
     regex = regex_for_schema(SCHEMA)
     report: dict[str, Any] = {"benchmark": NAME, "env": env_start, "model": spec.name,

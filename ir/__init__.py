@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sglc.frontend.diagnostics import Diagnostic
 from sglc.frontend.symbols import CheckedProgram
 from sglc.ir.instructions import *  # noqa: F403
 from sglc.ir.instructions import __all__ as _instruction_names
@@ -13,6 +12,7 @@ from sglc.ir.program import FORMAT_VERSION, Block, ExternSig, IRFunction, IRProg
 from sglc.ir.serialize import IRFormatError, from_json, to_json
 from sglc.ir.values import ParseError, parse_generated, to_text
 from sglc.ir.verify import IRVerifyError, verify
+from sglc.source import Diagnostic
 
 
 def compile_program(checked: CheckedProgram, verify_each: bool = False,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from sglc.frontend.ast import Span
 from sglc.ir.instructions import TERMINATORS, Instr, Jump, Return, defined_var
 from sglc.ir.program import Block
+from sglc.source import Span
 
 
 @dataclass

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
-from sglc.frontend.ast import Span
+from sglc.source import Span
 
 NO_SPAN = Span("<ir>", 0, 0, 0, 0)
 """The span of compiler-made instructions that no source line stands for."""

@@ -17,20 +17,7 @@ from functools import singledispatchmethod
 from typing import Any
 
 from sglc.frontend import ast as A
-from sglc.frontend.diagnostics import Diagnostic
 from sglc.frontend.symbols import CheckedProgram, FnSig, ModuleInfo
-from sglc.frontend.types import (
-    BOOL,
-    FLOAT,
-    INT,
-    STR,
-    Json,
-    LiteralT,
-    SchemaT,
-    Type,
-    is_gradual,
-    is_str,
-)
 from sglc.ir.analysis import live_in
 from sglc.ir.builder import FnBuilder, Loop
 from sglc.ir.instructions import (
@@ -59,6 +46,19 @@ from sglc.ir.instructions import (
 from sglc.ir.lower_expr import ExprLowerer, LoweringError, qualified
 from sglc.ir.program import ExternSig, FnKind, IRFunction, IRProgram, Param
 from sglc.ir.schemas import json_schema, schema_of
+from sglc.lang.types import (
+    BOOL,
+    FLOAT,
+    INT,
+    STR,
+    Json,
+    LiteralT,
+    SchemaT,
+    Type,
+    is_gradual,
+    is_str,
+)
+from sglc.source import Diagnostic
 
 _SCALAR_CONSTRAINTS: dict[Type, ValueType] = {STR: "str", INT: "int", FLOAT: "float",
                                               BOOL: "bool"}

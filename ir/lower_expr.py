@@ -6,7 +6,6 @@ from functools import singledispatchmethod
 
 from sglc.frontend import ast as A
 from sglc.frontend.symbols import CheckedProgram, FnSig
-from sglc.frontend.types import BuiltinT, FnT, ForkT, Type
 from sglc.ir.builder import FnBuilder
 from sglc.ir.instructions import (
     Attr,
@@ -32,6 +31,7 @@ from sglc.ir.instructions import (
     UnaryOp,
     Var,
 )
+from sglc.lang.types import BuiltinT, FnT, ForkT, Type
 
 
 class LoweringError(Exception):

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sglc.frontend.ast import Span
 from sglc.ir.instructions import NO_SPAN, Instr, Scalar, defined_var
+from sglc.source import Span
 
 FORMAT_VERSION = 1
 """Bumped whenever the IR or its JSON form changes incompatibly."""

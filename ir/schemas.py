@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sglc.frontend.types import (
+from sglc.lang.types import (
     BOOL,
     FLOAT,
     INT,

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from sglc.frontend.ast import Span
 from sglc.ir import instructions as I
 from sglc.ir.program import FORMAT_VERSION, Block, ExternSig, IRFunction, IRProgram, Param
+from sglc.source import Span
 
 FORMAT_NAME = "sglc-ir"
 

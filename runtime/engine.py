@@ -19,9 +19,9 @@ from typing import Any
 
 import torch
 
+from sglc.constraints.regex import ConstraintError
 from sglc.kernels import KernelOps, default_backend, get_ops, triton_interpreted
 from sglc.runtime.config import EngineConfig
-from sglc.runtime.constrained.regex import ConstraintError
 from sglc.runtime.constrained.stage import ConstraintStage, ReqConstraint, request_regex
 from sglc.runtime.core import (
     EngineError,

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sglc.frontend.diagnostics import Diagnostic
 from sglc.ir.passes.constraints import compile_constraints
 from sglc.ir.passes.fold_text import fold_text
 from sglc.ir.passes.lints import lint
 from sglc.ir.passes.prefix_sharing import share_prefixes
 from sglc.ir.program import IRProgram
 from sglc.ir.verify import verify as verify_program
+from sglc.source import Diagnostic
 
 Pass = Callable[[IRProgram], IRProgram]
 

@@ -8,7 +8,7 @@
     json    the same for the schema {} (any JSON value, to outlines-core's nesting depth)
 
 The compiler itself -- the regex dialect, the JSON schema subset, `ConstraintError` with its
-JSON pointer or regex position -- is `sglc.runtime.constrained.regex`; this pass applies it.
+JSON pointer or regex position -- is `sglc.constraints.regex`; this pass applies it.
 Each regex fullmatches exactly the texts `values.parse_generated` accepts for the gen's value
 type (for json/schema: a subset of what `json.loads` accepts, every match a valid instance).
 The token automaton built from the regex is the engine's business, not the IR's.
@@ -20,11 +20,11 @@ import json
 from dataclasses import replace
 from typing import Any
 
+from sglc.constraints.canonical import canonical_regex, escape_literal
+from sglc.constraints.regex import ConstraintError
+from sglc.constraints.schema import regex_for_schema as _regex_for_schema
 from sglc.ir.instructions import Constraint, Gen, Instr
 from sglc.ir.program import IRProgram
-from sglc.runtime.constrained.canonical import canonical_regex, escape_literal
-from sglc.runtime.constrained.regex import ConstraintError
-from sglc.runtime.constrained.schema import regex_for_schema as _regex_for_schema
 
 
 def compile_constraints(prog: IRProgram) -> IRProgram:

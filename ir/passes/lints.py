@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-from sglc.frontend.diagnostics import Diagnostic
 from sglc.ir.analysis import reachable, read_vars
 from sglc.ir.instructions import (
     Call,
@@ -24,6 +23,7 @@ from sglc.ir.instructions import (
     defined_var,
 )
 from sglc.ir.program import IRFunction, IRProgram
+from sglc.source import Diagnostic
 
 _EFFECTFUL = (Gen, Select, Fork, ParallelMap, Call, HostCall)
 

@@ -1,11 +1,9 @@
-"""Constrained decoding: constraints as regexes, token automata over a vocabulary, jump-forward.
+"""Constrained decoding in the engine: token automata over a vocabulary, masks, jump-forward.
+
+The constraint language itself (the regex dialect, canonical regexes, JSON schemas) is the
+leaf package `sglc.constraints`; this package turns its regexes into token automata.
 
 Modules:
-    canonical     the constraint compiler: one canonical regex per constraint (types, choices,
-                  regex literals, schemas via `schema`)
-    regex         the supported regex dialect, `ConstraintError`, and `index_regex` (the form
-                  handed to outlines-core `Index`)
-    schema        JSON schemas to canonical regexes: the supported subset, JSON-pointer errors
     vocabulary    the tokenizer's vocabulary as outlines-core sees it
     index_cache   token automata (outlines-core `Index`) cached by (regex, vocabulary hash)
     matcher       per-request automaton state: allowed-token masks, advancing, rollback

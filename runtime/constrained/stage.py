@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from sglc.runtime.constrained.canonical import regex_for_choices
+from sglc.constraints.canonical import regex_for_choices
+from sglc.constraints.regex import ConstraintError, check_regex
+from sglc.constraints.schema import regex_for_schema
 from sglc.runtime.constrained.index_cache import CompiledIndex, IndexCache
 from sglc.runtime.constrained.jump_forward import JumpForward, JumpForwarder, make_encoder
 from sglc.runtime.constrained.matcher import RegexMatcher
-from sglc.runtime.constrained.regex import ConstraintError, check_regex
-from sglc.runtime.constrained.schema import regex_for_schema
 from sglc.runtime.constrained.vocabulary import TokenVocabulary, build_vocabulary
 
 

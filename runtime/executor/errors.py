@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sglc.frontend.ast import Span
-from sglc.frontend.diagnostics import Diagnostic, render
+from sglc.source import Diagnostic, Span, render
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from sglc.frontend import ast
-from sglc.frontend.diagnostics import (
+from sglc.frontend.modules import ModuleLoader, display_name, parse_module
+from sglc.frontend.symbols import CheckedProgram, FnSig, ModuleInfo
+from sglc.source import (
     Diagnostic,
     DiagnosticSink,
     has_errors,
@@ -19,8 +21,6 @@ from sglc.frontend.diagnostics import (
     sort_key,
     to_json,
 )
-from sglc.frontend.modules import ModuleLoader, display_name, parse_module
-from sglc.frontend.symbols import CheckedProgram, FnSig, ModuleInfo
 
 __all__ = [
     "CheckedProgram", "Diagnostic", "DiagnosticSink", "FnSig", "ModuleInfo", "ast",

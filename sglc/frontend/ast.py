@@ -8,24 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
-@dataclass(frozen=True)
-class Span:
-    """A source range: 1-based lines and columns; `end_col` is one past the last char."""
-
-    file: str
-    line: int
-    col: int
-    end_line: int
-    end_col: int
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}"
-
-    def to(self, other: Span) -> Span:
-        """The span from the start of `self` to the end of `other`."""
-        return Span(self.file, self.line, self.col, other.end_line, other.end_col)
-
+from sglc.source import Span
 
 node = dataclass(frozen=True, eq=False)
 

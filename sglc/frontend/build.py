@@ -12,8 +12,8 @@ from typing import Any
 from lark import Token, Transformer, Tree, v_args
 
 from sglc.frontend import ast as A
-from sglc.frontend.diagnostics import DiagnosticSink
 from sglc.frontend.templates import TemplateReader, shift
+from sglc.source import DiagnosticSink
 
 KEYWORDS = frozenset(
     "fn extern schema import as let parallel for in if elif else while fork return break "

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from sglc.frontend import ast as A
 from sglc.frontend.symbols import ParamSig
-from sglc.frontend.types import (
+from sglc.lang.types import (
     BOOL,
     FLOAT,
     INT,

@@ -17,12 +17,11 @@ from functools import singledispatchmethod
 
 from sglc.frontend import ast as A
 from sglc.frontend.builtins import GEN_PARAMS, check_gen_param
-from sglc.frontend.diagnostics import DiagnosticSink
 from sglc.frontend.exprs import ExprTyper, suggest
 from sglc.frontend.regexes import check_regex
 from sglc.frontend.symbols import FnSig, ModuleInfo, Var
 from sglc.frontend.typeexpr import TypeResolver
-from sglc.frontend.types import (
+from sglc.lang.types import (
     BOOL,
     INT,
     JSON,
@@ -40,6 +39,7 @@ from sglc.frontend.types import (
     is_str,
     widen,
 )
+from sglc.source import DiagnosticSink
 
 
 @dataclass(frozen=True)

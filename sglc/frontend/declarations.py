@@ -6,11 +6,11 @@ from collections.abc import Callable
 
 from sglc.frontend import ast as A
 from sglc.frontend.checker import FnChecker
-from sglc.frontend.diagnostics import DiagnosticSink
 from sglc.frontend.exprs import ExprTyper
 from sglc.frontend.symbols import FnSig, ModuleInfo, ParamSig
 from sglc.frontend.typeexpr import TypeResolver
-from sglc.frontend.types import JSON, NONE, ListT, OptionalT, SchemaInfo, SchemaT, Type, assignable
+from sglc.lang.types import JSON, NONE, ListT, OptionalT, SchemaInfo, SchemaT, Type, assignable
+from sglc.source import DiagnosticSink
 
 LoadImport = Callable[[A.Import], "ModuleInfo | None"]
 

@@ -6,10 +6,9 @@ import difflib
 from functools import singledispatchmethod
 
 from sglc.frontend import ast as A
-from sglc.frontend.diagnostics import DiagnosticSink
 from sglc.frontend.regexes import check_regex
 from sglc.frontend.symbols import FnSig, ModuleInfo, Var
-from sglc.frontend.types import (
+from sglc.lang.types import (
     BOOL,
     FLOAT,
     INT,
@@ -36,6 +35,7 @@ from sglc.frontend.types import (
     is_str,
     join,
 )
+from sglc.source import DiagnosticSink
 
 BUILTINS = ("len", "range", "str", "int", "float", "bool", "print", "matches", "min", "max",
             "abs", "sum", "sorted")

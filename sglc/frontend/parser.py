@@ -17,8 +17,7 @@ from importlib import resources
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
-from sglc.frontend.ast import Span
-from sglc.frontend.diagnostics import Diagnostic
+from sglc.source import Diagnostic, Span
 
 OPENERS = {"LPAR", "LSQB", "LBRACE"}
 CLOSERS = {"RPAR", "RSQB", "RBRACE"}

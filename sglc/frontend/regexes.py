@@ -8,7 +8,7 @@ import re
 import interegular
 
 from sglc.frontend import ast as A
-from sglc.frontend.diagnostics import DiagnosticSink
+from sglc.source import DiagnosticSink
 
 
 def check_regex(node: A.Regex, sink: DiagnosticSink) -> bool:

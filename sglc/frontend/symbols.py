@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sglc.frontend import ast as A
-from sglc.frontend.diagnostics import Diagnostic, has_errors
-from sglc.frontend.types import SchemaInfo, Type
+from sglc.lang.types import SchemaInfo, Type
+from sglc.source import Diagnostic, has_errors
 
 
 @dataclass(frozen=True)

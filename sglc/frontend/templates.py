@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from lark import Token
 
 from sglc.frontend import ast as A
-from sglc.frontend.diagnostics import Diagnostic
 from sglc.frontend.parser import parse_expr_tree
+from sglc.source import Diagnostic
 
 if TYPE_CHECKING:
     from sglc.frontend.build import AstBuilder

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from sglc.frontend import ast as A
-from sglc.frontend.diagnostics import DiagnosticSink
 from sglc.frontend.exprs import suggest
 from sglc.frontend.symbols import ModuleInfo
-from sglc.frontend.types import (
+from sglc.lang.types import (
     JSON,
     NONE,
     PRIMS,
@@ -19,6 +18,7 @@ from sglc.frontend.types import (
     SchemaT,
     Type,
 )
+from sglc.source import DiagnosticSink
 
 TYPE_NAMES = (*PRIMS, "json", "list", "dict")
 

@@ -22,7 +22,7 @@ import transformers
 from constrained_support import WAIT_S, assert_valid, engine_with_index, greedy
 
 import sglc
-from sglc.runtime.constrained.schema import regex_for_schema
+from sglc.constraints.schema import regex_for_schema
 from sglc.runtime.core import FinishReason, InvalidRequest, Output, SamplingParams
 
 from conftest import TINY

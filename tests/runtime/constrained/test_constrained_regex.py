@@ -18,15 +18,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from outlines_core.json_schema import build_regex_from_schema
 
-from sglc.ir.values import BOOL_REGEX, FLOAT_REGEX, INT_REGEX
-from sglc.runtime.constrained.canonical import (
+from sglc.constraints.canonical import (
     canonical_regex,
     regex_for_choices,
     regex_for_int_range,
     regex_for_type,
 )
-from sglc.runtime.constrained.regex import ConstraintError, check_regex, index_form, index_regex
-from sglc.runtime.constrained.schema import regex_for_schema
+from sglc.constraints.regex import ConstraintError, check_regex, index_form, index_regex
+from sglc.constraints.schema import regex_for_schema
+from sglc.ir.values import BOOL_REGEX, FLOAT_REGEX, INT_REGEX
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # [[:alpha:]] reads as [[:alph]]
 

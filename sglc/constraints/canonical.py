@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sglc.runtime.constrained.regex import ConstraintError, check_regex
+from sglc.constraints.regex import ConstraintError, check_regex
 
 _SPECIAL = frozenset("\\.^$|?*+()[]{}")
 
@@ -38,7 +38,7 @@ def regex_for_type(kind: str, max_len: int | None = None) -> str | None:
     if kind in scalars:
         return scalars[kind]
     if kind == "json":
-        from sglc.runtime.constrained.schema import regex_for_schema  # builds on this module
+        from sglc.constraints.schema import regex_for_schema  # builds on this module
 
         return regex_for_schema({})
     if kind != "str":
@@ -124,7 +124,7 @@ def canonical_regex(kind: str, *, pattern: str | None = None, choices: Sequence[
     """The one canonical regex of a constraint (None: any text). `kind` is a constraint kind:
     int, float, bool, str (`max_len`), regex (`pattern`, checked and kept as written), choice
     (`choices`), schema (`schema`, a dict or its JSON text) or json."""
-    from sglc.runtime.constrained.schema import regex_for_schema  # it builds on this module
+    from sglc.constraints.schema import regex_for_schema  # it builds on this module
 
     if kind == "regex":
         if pattern is None:

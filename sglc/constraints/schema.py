@@ -54,8 +54,8 @@ from urllib.parse import unquote
 
 from outlines_core.json_schema import build_regex_from_schema
 
-from sglc.runtime.constrained.canonical import regex_for_int_range
-from sglc.runtime.constrained.regex import (
+from sglc.constraints.canonical import regex_for_int_range
+from sglc.constraints.regex import (
     ConstraintError,
     Intervals,
     _analyze,

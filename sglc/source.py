@@ -1,4 +1,5 @@
-"""Diagnostics: what the front end reports about a program, and how it is shown.
+"""Source locations and diagnostics: what the compiler reports about a program, and how
+it is shown. A leaf: every stage may import it.
 
     file.sgl:3:9: error: unknown name 'questoin'
         user "Q: {questoin}"
@@ -12,7 +13,24 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sglc.frontend.ast import Span
+
+@dataclass(frozen=True)
+class Span:
+    """A source range: 1-based lines and columns; `end_col` is one past the last char."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+    def to(self, other: Span) -> Span:
+        """The span from the start of `self` to the end of `other`."""
+        return Span(self.file, self.line, self.col, other.end_line, other.end_col)
+
 
 Severity = Literal["error", "warning"]
 

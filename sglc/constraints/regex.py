@@ -57,7 +57,7 @@ number (0.3 s for any JSON). Without that knowledge (a schema regex from another
 plain form is used: the same language, built more slowly. Large bounds cost too: `[\\s\\S]{0,N}`
 takes about 0.3 s to build for N = 1000 and 10 s for N = 5000.
 
-JSON schemas: `sglc.runtime.constrained.schema` (`regex_for_schema`) compiles the supported
+JSON schemas: `sglc.constraints.schema` (`regex_for_schema`) compiles the supported
 subset; its docstring lists it.
 """
 
@@ -491,7 +491,7 @@ _NUMBER_START: Intervals = ((0x2D, 0x2D), (0x30, 0x39))
 
 
 def _is_json_regex(pattern: str) -> bool:
-    from sglc.runtime.constrained.schema import is_json_regex  # schema.py builds on this module
+    from sglc.constraints.schema import is_json_regex  # schema.py builds on this module
 
     return is_json_regex(pattern)
 
