@@ -6,12 +6,14 @@ Everyone in the runtime imports these from here; nobody re-declares them.
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Protocol
 
 
 class EngineError(Exception):
@@ -22,28 +24,99 @@ class InvalidRequest(EngineError, ValueError):
     """A request that can never be served (bad params, prompt too long, ...)."""
 
 
+class ParamRule(Protocol):
+    """What a sampling parameter may be; `error` words a violation, or returns None."""
+
+    def error(self, name: str, value: object) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Range:
+    """The numbers a sampling parameter may take, worded once: `SamplingParams` validates
+    with it and `sglc check` tests a gen's constant parameters with the same object.
+
+    `integer` asks for an int (else any finite int or float; never a bool), `optional` lets
+    None ("not set") through; `low`/`high` bound the value, excluded when `*_open`.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    integer: bool = False
+    optional: bool = False
+
+    def admits(self, value: object) -> bool:
+        if value is None:
+            return self.optional
+        if isinstance(value, bool) or not isinstance(value, int if self.integer else (int, float)):
+            return False
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def describe(self) -> str:
+        """The allowed values in words: `in (0, 1]`, `>= 0`, `None or an integer >= 1`."""
+        if self.low is not None and self.high is not None:
+            bounds = (f"in {'(' if self.low_open else '['}{self.low:g}, "
+                      f"{self.high:g}{')' if self.high_open else ']'}")
+        elif self.low is not None:
+            bounds = f"{'>' if self.low_open else '>='} {self.low:g}"
+        elif self.high is not None:
+            bounds = f"{'<' if self.high_open else '<='} {self.high:g}"
+        else:
+            bounds = ""
+        text = " ".join(p for p in ("an integer" if self.integer else "", bounds) if p)
+        text = text or "a number"
+        return f"None or {text}" if self.optional else text
+
+    def error(self, name: str, value: object) -> str | None:
+        return None if self.admits(value) else f"{name} must be {self.describe()}, got {value!r}"
+
+
+@dataclass(frozen=True)
+class NonEmptyStrings:
+    """A string or a sequence of strings, none of them empty (stop strings)."""
+
+    def error(self, name: str, value: object) -> str | None:
+        items = (value,) if isinstance(value, str) else value
+        if isinstance(items, (tuple, list)) and all(isinstance(s, str) and s for s in items):
+            return None
+        return f"{name} strings must be non-empty strings"
+
+
+_RULE = "rule"  # the key of a field's ParamRule in its dataclass metadata
+
+
+def _ruled(default: Any, rule: ParamRule) -> Any:
+    return field(default=default, metadata={_RULE: rule})
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     """How to sample one request. Validated on construction.
 
     `None` means "not set": `top_k=None` is no top-k filter, `seed=None` is
-    non-deterministic sampling, `logprobs=None` returns no logprobs.
+    non-deterministic sampling, `logprobs=None` returns no logprobs. Each checked field
+    carries its `ParamRule` (a `Range` mostly) in its metadata: `SamplingParams.rules()`.
     """
 
-    max_new_tokens: int = 128
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int | None = None
-    min_p: float = 0.0
-    repetition_penalty: float = 1.0
-    frequency_penalty: float = 0.0
-    presence_penalty: float = 0.0
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
+    max_new_tokens: int = _ruled(128, Range(low=0, integer=True))
+    temperature: float = _ruled(1.0, Range(low=0))
+    top_p: float = _ruled(1.0, Range(low=0, high=1, low_open=True))
+    top_k: int | None = _ruled(None, Range(low=1, integer=True, optional=True))
+    min_p: float = _ruled(0.0, Range(low=0, high=1, high_open=True))
+    repetition_penalty: float = _ruled(1.0, Range(low=0, low_open=True))
+    frequency_penalty: float = _ruled(0.0, Range(low=-2, high=2))
+    presence_penalty: float = _ruled(0.0, Range(low=-2, high=2))
+    seed: int | None = _ruled(None, Range(integer=True, optional=True))
+    stop: tuple[str, ...] = _ruled((), NonEmptyStrings())
     stop_token_ids: tuple[int, ...] = ()
     ignore_eos: bool = False
-    n: int = 1
-    logprobs: int | None = None
+    n: int = _ruled(1, Range(low=1, integer=True))
+    logprobs: int | None = _ruled(None, Range(low=0, integer=True, optional=True))
     skip_special_tokens: bool = True
     # constrained decoding: at most one of these (see sglc.runtime.constrained)
     regex: str | None = None
@@ -85,33 +158,17 @@ class SamplingParams:
         return self.regex is not None or self.json_schema is not None or self.choices is not None
 
     def _validate(self) -> None:
-        def bad(msg: str) -> InvalidRequest:
-            return InvalidRequest(f"invalid sampling params: {msg}")
+        for name, rule in self.rules().items():
+            message = rule.error(name, getattr(self, name))
+            if message is not None:
+                raise InvalidRequest(f"invalid sampling params: {message}")
 
-        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 0:
-            raise bad(f"max_new_tokens must be an integer >= 0, got {self.max_new_tokens!r}")
-        if not _finite(self.temperature) or self.temperature < 0:
-            raise bad(f"temperature must be >= 0, got {self.temperature!r}")
-        if not _finite(self.top_p) or not 0 < self.top_p <= 1:
-            raise bad(f"top_p must be in (0, 1], got {self.top_p!r}")
-        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
-            raise bad(f"top_k must be None or an integer >= 1, got {self.top_k!r}")
-        if not _finite(self.min_p) or not 0 <= self.min_p < 1:
-            raise bad(f"min_p must be in [0, 1), got {self.min_p!r}")
-        if not _finite(self.repetition_penalty) or self.repetition_penalty <= 0:
-            raise bad(f"repetition_penalty must be > 0, got {self.repetition_penalty!r}")
-        for name in ("frequency_penalty", "presence_penalty"):
-            value = getattr(self, name)
-            if not _finite(value) or not -2 <= value <= 2:
-                raise bad(f"{name} must be in [-2, 2], got {value!r}")
-        if not isinstance(self.n, int) or self.n < 1:
-            raise bad(f"n must be an integer >= 1, got {self.n!r}")
-        if self.logprobs is not None and (not isinstance(self.logprobs, int) or self.logprobs < 0):
-            raise bad(f"logprobs must be None or an integer >= 0, got {self.logprobs!r}")
-        if any(not isinstance(s, str) or not s for s in self.stop):
-            raise bad("stop strings must be non-empty strings")
-        if self.seed is not None and not isinstance(self.seed, int):
-            raise bad(f"seed must be an integer, got {self.seed!r}")
+    @classmethod
+    @functools.cache
+    def rules(cls) -> Mapping[str, ParamRule]:
+        """Each validated field's rule, by field name (the gen parameter table reads these)."""
+        return MappingProxyType({f.name: f.metadata[_RULE] for f in fields(cls)
+                                 if _RULE in f.metadata})
 
     @property
     def is_greedy(self) -> bool:
@@ -143,10 +200,6 @@ class SamplingParams:
             except TypeError as exc:  # pragma: no cover - guarded by the key check
                 raise InvalidRequest(f"invalid sampling params: {exc}") from None
         raise InvalidRequest(f"sampling params must be a SamplingParams or a dict, got {type(value).__name__}")
-
-
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 class FinishReason(str, enum.Enum):
