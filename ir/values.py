@@ -10,10 +10,7 @@ import json
 import re
 from typing import Any
 
-
-def to_text(value: Any) -> str:
-    """SGL `str(x)`: a str unchanged; everything else as Python's `str` prints it."""
-    return value if isinstance(value, str) else str(value)
+from sglc.lang.values import to_text
 
 
 def const_repr(value: Any) -> str:

@@ -1,2 +1,30 @@
-"""The SGL language's tables: static types, builtins, methods, gen parameters. A leaf: the
-checker, lowering, the verifier and the executor all read these one definitions."""
+"""The SGL language's tables, a leaf: the checker, lowering, the IR verifier and the
+executor all read these one definitions.
+
+types.py        static types, how they print, assignability
+values.py       run-time values: str() of a value, type names, ValueOpError
+signatures.py   Param, result rules: how builtins and methods declare their arguments
+builtins.py     BUILTINS: one record per builtin (signature, result, implementation, doc)
+methods.py      METHODS: one record per str/list/dict method
+gen_params.py   GEN_PARAMS: one record per gen parameter (type, SamplingParams field, rule)
+"""
+
+from sglc.lang.builtins import BUILTINS, Builtin
+from sglc.lang.gen_params import GEN_PARAMS, GenParam, sampling_defaults
+from sglc.lang.methods import (
+    METHOD_NAMES,
+    METHODS,
+    Method,
+    find_method,
+    methods_of,
+    receiver_kind,
+    value_kind,
+)
+from sglc.lang.signatures import ArgTypeError, ArgTypes, Param, result_type
+from sglc.lang.values import ValueOpError, to_text, type_name
+
+__all__ = [
+    "BUILTINS", "GEN_PARAMS", "METHODS", "METHOD_NAMES", "ArgTypeError", "ArgTypes", "Builtin",
+    "GenParam", "Method", "Param", "ValueOpError", "find_method", "methods_of", "receiver_kind",
+    "result_type", "sampling_defaults", "to_text", "type_name", "value_kind",
+]

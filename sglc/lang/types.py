@@ -6,6 +6,7 @@ whose error was already reported, so one mistake doesn't cascade into many.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +117,17 @@ class ModuleT(Type):
 
 
 @dataclass(frozen=True)
+class TypeVar(Type):
+    """A placeholder in a method's signature, bound by its receiver: `T` of `list[T]`,
+    `K` and `V` of `dict[K, V]` (see `substitute`)."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
 class BuiltinT(Type):
     name: str
 
@@ -200,6 +212,19 @@ def join(a: Type, b: Type) -> Type:
     if isinstance(a, ListT) and isinstance(b, ListT):
         return ListT(join(a.elem, b.elem))
     return JSON
+
+
+def substitute(t: Type, binding: Mapping[str, Type]) -> Type:
+    """`t` with its type variables replaced from `binding` (an unbound one is unknown)."""
+    if isinstance(t, TypeVar):
+        return binding.get(t.name, UNKNOWN)
+    if isinstance(t, ListT):
+        return ListT(substitute(t.elem, binding))
+    if isinstance(t, DictT):
+        return DictT(substitute(t.key, binding), substitute(t.value, binding))
+    if isinstance(t, OptionalT):
+        return OptionalT(substitute(t.inner, binding))
+    return t
 
 
 def element_type(t: Type) -> Type | None:
