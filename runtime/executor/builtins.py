@@ -1,4 +1,5 @@
-"""Value operations of the IR with SGL-level errors: builtins, methods, operators.
+"""Value operations of the IR with SGL-level errors: operators, indexing, fields, and calls
+of the builtins and methods defined in sglc.lang (each record carries its implementation).
 
 Python semantics throughout (as the IR specifies); a Python exception becomes a message
 about the SGL program ("index 5 is out of range for a list of 3 items"), which the
@@ -12,12 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from sglc.ir import to_text
-
-
-class ValueOpError(Exception):
-    """A value operation failed; the message is for the user."""
-
+from sglc.lang import BUILTINS, ValueOpError, find_method, to_text, type_name, value_kind
 
 BINOPS: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add,
@@ -43,32 +39,6 @@ UNARY: dict[str, Callable[[Any], Any]] = {
     "+": operator.pos,
     "not": operator.not_,
 }
-
-STR_METHODS = frozenset(
-    {
-        "strip",
-        "lower",
-        "upper",
-        "split",
-        "startswith",
-        "endswith",
-        "replace",
-        "join",
-        "find",
-        "count",
-    }
-)
-LIST_METHODS = frozenset({"append", "pop", "extend", "index", "count"})
-DICT_METHODS = frozenset({"get", "keys", "values"})
-
-
-def type_name(value: Any) -> str:
-    if value is None:
-        return "None"
-    return {dict: "dict", list: "list", str: "str", bool: "bool", int: "int", float: "float"}.get(
-        type(value), type(value).__name__
-    )
-
 
 def guarded(what: str, fn: Callable[[], Any]) -> Any:
     """Run a value operation; Python failures become ValueOpError with a plain message."""
@@ -115,78 +85,29 @@ def attr(obj: Any, name: str) -> Any:
 
 
 def call_method(obj: Any, method: str, args: list[Any]) -> Any:
-    allowed = (
-        STR_METHODS
-        if isinstance(obj, str)
-        else LIST_METHODS
-        if isinstance(obj, list)
-        else DICT_METHODS
-        if isinstance(obj, dict)
-        else frozenset()
-    )
-    if method not in allowed:
+    """`obj.method(*args)` by the method table (sglc.lang.methods)."""
+    record = find_method(value_kind(obj), method)
+    if record is None:
         raise ValueOpError(f"a {type_name(obj)} has no method '{method}'")
-    result = guarded(f"{method}()", lambda: getattr(obj, method)(*args))
-    if isinstance(obj, dict) and method in ("keys", "values"):
-        return list(result)
-    return result
-
-
-def _print(out: Callable[[str], None], args: list[Any], kwargs: dict[str, Any]) -> None:
-    sep, end = kwargs.get("sep", " "), kwargs.get("end", "\n")
-    out(to_text(sep).join(to_text(a) for a in args) + to_text(end))
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value.strip()) if isinstance(value, str) else int(value)
-    except (TypeError, ValueError):
-        raise ValueOpError(f"int() cannot read {value!r}") from None
-
-
-def _float(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueOpError(f"float() cannot read {value!r}") from None
-
-
-def _matches(value: Any, pattern: Any) -> bool:
-    return re.fullmatch(pattern, to_text(value)) is not None
-
-
-def _range(*args: Any) -> list[int]:
-    return list(range(*args))
-
-
-def _list(value: Any) -> list:
-    return list(value)
-
-
-PURE_BUILTINS: dict[str, Callable[..., Any]] = {
-    "len": len,
-    "range": _range,
-    "str": to_text,
-    "int": _int,
-    "float": _float,
-    "bool": bool,
-    "matches": _matches,
-    "min": min,
-    "max": max,
-    "sum": sum,
-    "abs": abs,
-    "sorted": sorted,
-    "list": _list,
-}
+    return guarded(f"{method}()", lambda: record.impl(obj, *args))
 
 
 def call_builtin(
     name: str, args: list[Any], kwargs: dict[str, Any], out: Callable[[str], None]
 ) -> Any:
-    if name == "print":
-        _print(out, args, kwargs)
-        return None
-    fn = PURE_BUILTINS.get(name)
-    if fn is None:
+    """`name(*args, **kwargs)` by the builtin table (sglc.lang.builtins); `out` receives
+    what an output-writing builtin (print) writes."""
+    builtin = BUILTINS.get(name)
+    if builtin is None:
         raise ValueOpError(f"unknown builtin '{name}'")
-    return guarded(f"{name}()", lambda: fn(*args, **kwargs))
+    value = guarded(f"{name}()", lambda: builtin.impl(*args, **kwargs))
+    if builtin.writes_output:
+        out(to_text(value))
+        return None
+    return value
+
+
+__all__ = [
+    "BINOPS", "COMPARES", "UNARY", "ValueOpError", "attr", "call_builtin", "call_method",
+    "guarded", "index", "type_name",
+]

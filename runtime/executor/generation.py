@@ -13,55 +13,36 @@ engine forces them; a free gen that does not start with them keeps the spaces as
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sglc.ir import Gen
+from sglc.lang import GEN_PARAMS, sampling_defaults
 from sglc.runtime.core import InvalidRequest, SamplingParams
 from sglc.runtime.executor.streams import Stream
 from sglc.runtime.inputs import common_prefix_len
-
-DEFAULT_MAX_TOKENS = 128
-DEFAULT_TEMPERATURE = 0.0  # SGL programs are greedy unless a gen asks for sampling
-
-_PARAM_NAMES = {
-    "max_tokens": "max_new_tokens",
-    "stop": "stop",
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "top_k": "top_k",
-    "min_p": "min_p",
-    "seed": "seed",
-    "frequency_penalty": "frequency_penalty",
-    "presence_penalty": "presence_penalty",
-    "ignore_eos": "ignore_eos",
-}
 
 
 class GenParamError(Exception):
     """Gen parameters the engine cannot honour; the message is for the user."""
 
 
-def sampling_params(params: dict[str, Any]) -> SamplingParams:
-    """A gen's evaluated SGL params as engine SamplingParams (greedy, 128 tokens by default)."""
-    if params.get("adapter") is not None:
-        raise GenParamError(
-            f"adapter {params['adapter']!r}: this engine serves no LoRA adapters yet"
-        )
-    values: dict[str, Any] = {
-        "max_new_tokens": DEFAULT_MAX_TOKENS,
-        "temperature": DEFAULT_TEMPERATURE,
-    }
+def sampling_params(params: Mapping[str, Any]) -> SamplingParams:
+    """A gen's evaluated SGL params as engine SamplingParams, by the gen parameter table
+    (sglc.lang.gen_params: each value's rule, its field, SGL's defaults)."""
+    values: dict[str, Any] = dict(sampling_defaults())
     for name, value in params.items():
-        if name == "adapter":
-            continue
-        if name not in _PARAM_NAMES:
+        param = GEN_PARAMS.get(name)
+        if param is None:
             raise GenParamError(f"unknown gen parameter '{name}'")
-        if name == "top_k" and value is not None and value < 1:
-            value = None  # -1 / 0: no top-k filter
-        if name == "stop" and isinstance(value, list):
-            value = tuple(value)
-        values[_PARAM_NAMES[name]] = value
+        problem = param.error(value)
+        if problem is None and param.sampling_field is None and value is not None:
+            problem = f"{name} {value!r}: {param.unserved}"
+        if problem is not None:
+            raise GenParamError(problem)
+        if param.sampling_field is not None:
+            values[param.sampling_field] = value
     try:
         return SamplingParams(**values)
     except InvalidRequest as exc:
