@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
+from sglc.lang import BUILTINS  # the builtins `CallBuiltin` may name: one record each
 from sglc.source import Span
 
 NO_SPAN = Span("<ir>", 0, 0, 0, 0)
@@ -417,24 +418,6 @@ OPNAMES: dict[type, str] = {
     Return: "return", AssertSpec: "assert_spec",
 }
 INSTRUCTIONS: dict[str, type] = {name: cls for cls, name in OPNAMES.items()}
-
-BUILTINS: dict[str, str] = {
-    "len": "len(x): number of items of a list/dict or characters of a str",
-    "range": "range(stop) / range(start, stop[, step]): a list of ints",
-    "str": "str(x): values.to_text(x)",
-    "int": "int(x): Python int() (a str is parsed, a float truncated); failure is an error",
-    "float": "float(x): Python float()",
-    "bool": "bool(x): Python truthiness",
-    "print": "print(*args, sep=' ', end='\\n'): writes to_text of each arg to the output",
-    "matches": "matches(value, pattern): re.fullmatch(pattern, value) is not None",
-    "min": "min(list) / max(list) / sum(list) / abs(x): Python semantics",
-    "max": "see min",
-    "sum": "see min",
-    "abs": "see min",
-    "sorted": "sorted(list): a new sorted list",
-    "list": "list(x): a new list of the items of a list, the chars of a str or a dict's keys",
-}
-"""The builtins `CallBuiltin` may name, each with its semantics."""
 
 
 

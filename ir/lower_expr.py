@@ -199,6 +199,9 @@ class ExprLowerer:
     def _(self, e: A.Call) -> Operand:
         func = self.type_of(e.func)
         if not isinstance(func, (FnT, BuiltinT)) and isinstance(e.func, A.Attribute):
+            if e.kwargs:  # typed receivers are checked; a json one is only known at run time
+                raise LoweringError("methods take their arguments by position",
+                                    e.kwargs[0].name_span)
             owner = self.expr(e.func.value)
             args = tuple(self.expr(a) for a in e.args)
             return self.into_temp(CallMethod, owner, e.func.attr, args, span=e.span)

@@ -11,8 +11,9 @@ Rules:
 - `call` names a function, `host_call` an extern, with known keyword names and enough
   arguments; `fork` / `parallel_map` name a body of the right kind whose params are the
   captures (after the item variable);
-- `call_builtin` names a builtin; `gen` params are known gen parameters, its regex (if any)
-  compiles, a schema constraint names a schema; `prefetch` holds only constant appends and
+- `call_builtin` names a builtin and passes what its signature takes (sglc.lang.builtins);
+  `call_method` names a method of str, list or dict; `gen` params are known gen parameters
+  (sglc.lang.gen_params), its regex (if any) compiles, a schema constraint names a schema; `prefetch` holds only constant appends and
   role begins/ends; the entry (if any) is a function.
 """
 
@@ -21,10 +22,10 @@ from __future__ import annotations
 import re
 from functools import singledispatch
 
-from sglc.frontend.builtins import GEN_PARAMS
 from sglc.ir import instructions as I
 from sglc.ir.analysis import maybe_defined_in, reachable
 from sglc.ir.program import IRFunction, IRProgram, Param
+from sglc.lang import BUILTINS, GEN_PARAMS, METHOD_NAMES
 
 SPEC_KINDS = ("requires", "ensures", "assert")
 
@@ -167,8 +168,30 @@ def _check_body(prog: IRProgram, body: str, kind: str, captures: tuple[str, ...]
 
 @check_instr.register
 def _(instr: I.CallBuiltin, prog: IRProgram) -> None:
-    if instr.name not in I.BUILTINS:
+    builtin = BUILTINS.get(instr.name)
+    if builtin is None:
         raise IRVerifyError(f"unknown builtin '{instr.name}'")
+    if len(instr.args) > len(builtin.params) and builtin.rest is None:
+        raise IRVerifyError(f"'{instr.name}' takes at most {_count(len(builtin.params))}, "
+                            f"got {len(instr.args)}")
+    required = sum(not p.has_default for p in builtin.params)
+    if len(instr.args) < required:
+        raise IRVerifyError(f"'{instr.name}' takes at least {_count(required)}, "
+                            f"got {len(instr.args)}")
+    keywords = {p.name for p in builtin.keywords}
+    for key, _ in instr.kwargs:
+        if key not in keywords:
+            raise IRVerifyError(f"'{instr.name}' has no keyword parameter '{key}'")
+
+
+def _count(n: int) -> str:
+    return f"{n} argument{'s' * (n != 1)}"
+
+
+@check_instr.register
+def _(instr: I.CallMethod, prog: IRProgram) -> None:
+    if instr.method not in METHOD_NAMES:
+        raise IRVerifyError(f"unknown method '{instr.method}'")
 
 
 @check_instr.register

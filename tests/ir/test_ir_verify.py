@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -20,7 +21,7 @@ from sglc.ir import (
     Var,
     verify,
 )
-from sglc.ir.instructions import Append, Branch, Copy
+from sglc.ir.instructions import Append, Branch, CallBuiltin, CallMethod, Copy
 
 
 def _prog(*blocks: Block, params=()) -> IRProgram:
@@ -77,3 +78,22 @@ def test_broken_lowered_program_is_caught(example: IRProgram) -> None:
                                  *fn.blocks[1:]))
     with pytest.raises(IRVerifyError, match="terminator"):
         verify(example.replace_function(broken))
+
+
+def test_builtin_and_method_calls_follow_the_lang_tables() -> None:
+    sound = (CallBuiltin("n", "len", (Const("ab"),)),
+             CallBuiltin(None, "print", (Const(1), Const(2)), (("sep", Const("")),)),
+             CallBuiltin("r", "range", (Const(1), Const(5))),
+             CallMethod("u", Const("a"), "upper", ()), Return())
+    verify(_prog(Block("entry", sound)))
+    for instr, message in [
+        (CallBuiltin("n", "lenn", ()), "unknown builtin 'lenn'"),
+        (CallBuiltin("n", "len", (Const(1), Const(2))), "'len' takes at most 1 argument, got 2"),
+        (CallBuiltin("n", "range", ()), "'range' takes at least 1 argument, got 0"),
+        (CallBuiltin("n", "len", (), (("value", Const(1)),)), "'len' takes at least 1"),
+        (CallBuiltin("n", "print", (), (("value", Const(1)),)),
+         "'print' has no keyword parameter 'value'"),
+        (CallMethod("n", Const("a"), "uper", ()), "unknown method 'uper'"),
+    ]:
+        with pytest.raises(IRVerifyError, match=re.escape(message)):
+            verify(_prog(Block("entry", (instr, Return()))))
