@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from functools import singledispatchmethod
 
 from sglc.frontend import ast as A
-from sglc.frontend.builtins import GEN_PARAMS, check_gen_param
-from sglc.frontend.exprs import ExprTyper, suggest
+from sglc.frontend.calls import check_gen_param
+from sglc.frontend.exprs import ExprTyper
 from sglc.frontend.regexes import check_regex
-from sglc.frontend.symbols import FnSig, ModuleInfo, Var
+from sglc.frontend.symbols import FnSig, ModuleInfo, Var, suggest
 from sglc.frontend.typeexpr import TypeResolver
+from sglc.lang import GEN_PARAMS
 from sglc.lang.types import (
     BOOL,
     INT,
@@ -321,7 +322,8 @@ class FnChecker(ExprTyper):
                             "name it, e.g. max_tokens=64", "gen-param")
         seen: set[str] = set()
         for kw in g.params:
-            if kw.name not in GEN_PARAMS:
+            param = GEN_PARAMS.get(kw.name)
+            if param is None:
                 self.check(kw.value)
                 self.sink.error(f"gen has no parameter '{kw.name}'", kw.name_span,
                                 suggest(kw.name, GEN_PARAMS) or
@@ -330,7 +332,7 @@ class FnChecker(ExprTyper):
                 self.sink.error(f"gen parameter '{kw.name}' given twice", kw.name_span, None,
                                 "gen-param")
             else:
-                check_gen_param(self, kw)
+                check_gen_param(self, param, kw)
             seen.add(kw.name)
         t = self.constraint_type(g.constraint)
         self.types[g] = t

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from sglc.frontend import ast as A
 from sglc.frontend.checker import FnChecker
 from sglc.frontend.exprs import ExprTyper
-from sglc.frontend.symbols import FnSig, ModuleInfo, ParamSig
+from sglc.frontend.symbols import FnSig, ModuleInfo
 from sglc.frontend.typeexpr import TypeResolver
+from sglc.lang.signatures import Param
 from sglc.lang.types import JSON, NONE, ListT, OptionalT, SchemaInfo, SchemaT, Type, assignable
 from sglc.source import DiagnosticSink
 
@@ -106,7 +107,7 @@ def _recursive_schemas(module: A.Module, info: ModuleInfo, sink: DiagnosticSink)
 
 def _signature(fn: A.FnDef, info: ModuleInfo, resolver: TypeResolver, sink: DiagnosticSink,
                types: dict) -> FnSig:
-    params: list[ParamSig] = []
+    params: list[Param] = []
     names: set[str] = set()
     defaults_seen = False
     typer = ExprTyper(info, sink, types)
@@ -130,7 +131,7 @@ def _signature(fn: A.FnDef, info: ModuleInfo, resolver: TypeResolver, sink: Diag
         elif defaults_seen:
             sink.error(f"parameter '{p.name}' without a default follows one with a default",
                        p.name_span, "move parameters with defaults to the end", "param-order")
-        params.append(ParamSig(p.name, t, p.default is not None))
+        params.append(Param(p.name, t, p.default is not None))
     returns = resolver.resolve(fn.returns, info) if fn.returns is not None else NONE
     return FnSig(fn.name, tuple(params), returns, fn, info.name)
 

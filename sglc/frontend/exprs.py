@@ -1,13 +1,14 @@
-"""Static typing of expressions: names, operators, calls (fns, builtins, methods)."""
+"""Static typing of expressions: names, operators, attributes; calls are typed by calls.py."""
 
 from __future__ import annotations
 
-import difflib
 from functools import singledispatchmethod
 
 from sglc.frontend import ast as A
+from sglc.frontend.calls import bind_args, builtin_call_type, method_call_type
 from sglc.frontend.regexes import check_regex
-from sglc.frontend.symbols import FnSig, ModuleInfo, Var
+from sglc.frontend.symbols import FnSig, ModuleInfo, Var, suggest
+from sglc.lang import BUILTINS, methods_of, receiver_kind
 from sglc.lang.types import (
     BOOL,
     FLOAT,
@@ -21,7 +22,6 @@ from sglc.lang.types import (
     DictT,
     FnT,
     ForkT,
-    Json,
     ListT,
     LiteralT,
     ModuleT,
@@ -36,25 +36,6 @@ from sglc.lang.types import (
     join,
 )
 from sglc.source import DiagnosticSink
-
-BUILTINS = ("len", "range", "str", "int", "float", "bool", "print", "matches", "min", "max",
-            "abs", "sum", "sorted")
-
-STR_METHODS: dict[str, tuple[tuple[Type, ...], int, Type]] = {
-    # name: (param types, number required, result)
-    "strip": ((), 0, STR), "lower": ((), 0, STR), "upper": ((), 0, STR),
-    "split": ((STR,), 0, ListT(STR)), "startswith": ((STR,), 1, BOOL),
-    "endswith": ((STR,), 1, BOOL), "replace": ((STR, STR), 2, STR),
-    "join": ((ListT(STR),), 1, STR), "find": ((STR,), 1, INT), "count": ((STR,), 1, INT),
-}
-LIST_METHODS = ("append", "pop", "extend", "index", "count")
-DICT_METHODS = ("get", "keys", "values")
-
-
-def suggest(name: str, candidates: list[str] | tuple[str, ...] | set[str]) -> str | None:
-    """'did you mean ...?' for the closest candidate, if any is close."""
-    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else None
 
 
 class Scope:
@@ -370,13 +351,7 @@ class ExprTyper:
         return self.no_attr(f"module '{mod.name}' has no '{e.attr}'", e, names)
 
     def method_names(self, t: Type) -> tuple[str, ...]:
-        if is_str(t):
-            return tuple(STR_METHODS)
-        if isinstance(t, ListT):
-            return LIST_METHODS
-        if isinstance(t, DictT):
-            return DICT_METHODS
-        return ()
+        return methods_of(receiver_kind(t))
 
     # ---- calls ---------------------------------------------------------------------------
 
@@ -384,8 +359,8 @@ class ExprTyper:
     def _(self, e: A.Call) -> Type:
         if isinstance(e.func, A.Attribute):
             owner = self.check(e.func.value)
-            if self.method_names(owner) and not isinstance(owner, (ModuleT, ForkT)):
-                return self.method_call(owner, e.func, e)
+            if self.method_names(owner):
+                return method_call_type(self, owner, e.func, e)
             func = self.attribute(owner, e.func)
         else:
             func = self.check(e.func)
@@ -393,9 +368,7 @@ class ExprTyper:
         if isinstance(func, FnT):
             return self.call_fn(func.sig, e)
         if isinstance(func, BuiltinT):
-            from sglc.frontend.builtins import call_builtin
-
-            return call_builtin(self, func.name, e)
+            return builtin_call_type(self, BUILTINS[func.name], e)
         for arg in [*e.args, *(k.value for k in e.kwargs)]:
             self.check(arg)
         if not is_gradual(func):
@@ -403,45 +376,8 @@ class ExprTyper:
         return UNKNOWN
 
     def call_fn(self, sig: FnSig, e: A.Call) -> Type:
-        self.check_args(f"{sig.name}()", list(sig.params), e)
+        bind_args(self, f"{sig.name}()", e, sig.params)
         return sig.returns
 
-    def check_args(self, what: str, params: list, e: A.Call) -> None:
-        """Arity, keyword and type checks of a call against (name, type, has_default) params."""
-        if len(e.args) > len(params):
-            extra = e.args[len(params)]
-            self.sink.error(f"{what} takes {len(params)} positional argument"
-                            f"{'s' if len(params) != 1 else ''} but {len(e.args)} were given",
-                            extra.span, None, "arity")
-        given: dict[str, A.Expr] = {}
-        for p, arg in zip(params, e.args, strict=False):
-            given[p.name] = arg
-        names = [p.name for p in params]
-        for kw in e.kwargs:
-            if kw.name not in names:
-                self.sink.error(f"{what} has no parameter '{kw.name}'", kw.name_span,
-                                suggest(kw.name, names) or f"parameters: {', '.join(names)}",
-                                "unknown-keyword")
-                self.check(kw.value)
-            elif kw.name in given:
-                self.sink.error(f"{what} got parameter '{kw.name}' twice", kw.name_span, None,
-                                "duplicate-keyword")
-                self.check(kw.value)
-            else:
-                given[kw.name] = kw.value
-        for p in params:
-            if p.name in given:
-                self.expect(given[p.name], p.type, f"argument '{p.name}' of {what}")
-            elif not p.has_default:
-                self.sink.error(f"{what} is missing argument '{p.name}'", e.span,
-                                f"pass it as {p.name}=...", "arity")
-        for arg in e.args[len(params):]:
-            self.check(arg)
 
-    def method_call(self, owner: Type, attr: A.Attribute, e: A.Call) -> Type:
-        from sglc.frontend.builtins import call_method
-
-        return call_method(self, owner, attr, e)
-
-
-__all__ = ["ExprTyper", "Scope", "suggest", "BUILTINS", "Json"]
+__all__ = ["ExprTyper", "Scope"]

@@ -12,9 +12,8 @@ from pathlib import Path
 from sglc.frontend import ast as A
 from sglc.frontend.build import build_module
 from sglc.frontend.declarations import check_module
-from sglc.frontend.exprs import suggest
 from sglc.frontend.parser import parse_tree
-from sglc.frontend.symbols import CheckedProgram, ModuleInfo
+from sglc.frontend.symbols import CheckedProgram, ModuleInfo, suggest
 from sglc.source import DiagnosticSink
 
 

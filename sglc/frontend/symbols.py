@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sglc.frontend import ast as A
+from sglc.lang.signatures import Param
 from sglc.lang.types import SchemaInfo, Type
 from sglc.source import Diagnostic, has_errors
-
-
-@dataclass(frozen=True)
-class ParamSig:
-    name: str
-    type: Type
-    has_default: bool
 
 
 @dataclass(eq=False)
 class FnSig:
     name: str
-    params: tuple[ParamSig, ...]
+    params: tuple[Param, ...]
     returns: Type
     node: A.FnDef
     module: str
@@ -63,3 +59,9 @@ class CheckedProgram:
     @property
     def ok(self) -> bool:
         return self.main is not None and not has_errors(self.diagnostics)
+
+
+def suggest(name: str, candidates: Iterable[str]) -> str | None:
+    """'did you mean ...?' for the closest candidate, if any is close."""
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None

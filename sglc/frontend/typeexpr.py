@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from sglc.frontend import ast as A
-from sglc.frontend.exprs import suggest
-from sglc.frontend.symbols import ModuleInfo
+from sglc.frontend.symbols import ModuleInfo, suggest
 from sglc.lang.types import (
     JSON,
     NONE,
