@@ -270,10 +270,9 @@ class Gen(Instr):
     stream, and bind `dest` to `values.parse_generated(value_type, text)`.
 
     `regex` is the one canonical regex the text must fullmatch (set by the constraint pass;
-    None means unconstrained). `params` are the sampling parameters by name (`max_tokens`,
-    `stop` (str or list of str; the stop string is not part of the text), `temperature`,
-    `top_p`, `top_k`, `min_p`, `seed`, `frequency_penalty`, `presence_penalty`, `adapter`),
-    evaluated when the gen runs. `constraint` keeps the source form for messages and tools.
+    None means unconstrained). `params` are gen parameters by name (`max_tokens`, `stop`, ...:
+    the records of `sglc.lang.GEN_PARAMS`; a stop string is not part of the text), evaluated
+    when the gen runs. `constraint` keeps the source form for messages and tools.
     """
 
     dest: str
