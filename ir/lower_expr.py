@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import singledispatchmethod
 
 from sglc.frontend import ast as A
-from sglc.frontend.symbols import CheckedProgram, FnSig
+from sglc.frontend.symbols import CheckedProgram, FnSig, FnT, ForkT
 from sglc.ir.builder import FnBuilder
 from sglc.ir.instructions import (
     Attr,
@@ -31,7 +31,7 @@ from sglc.ir.instructions import (
     UnaryOp,
     Var,
 )
-from sglc.lang.types import BuiltinT, FnT, ForkT, Type
+from sglc.lang.types import BuiltinT, Type
 
 
 class LoweringError(Exception):

@@ -19,7 +19,7 @@ from sglc.frontend import ast as A
 from sglc.frontend.calls import check_gen_param
 from sglc.frontend.exprs import ExprTyper
 from sglc.frontend.regexes import check_regex
-from sglc.frontend.symbols import FnSig, ModuleInfo, Var, suggest
+from sglc.frontend.symbols import FnSig, ForkT, ModuleInfo, Var, suggest
 from sglc.frontend.typeexpr import TypeResolver
 from sglc.lang import GEN_PARAMS
 from sglc.lang.types import (
@@ -29,7 +29,6 @@ from sglc.lang.types import (
     NONE,
     STR,
     UNKNOWN,
-    ForkT,
     ListT,
     LiteralT,
     OptionalT,

@@ -7,7 +7,7 @@ from functools import singledispatchmethod
 from sglc.frontend import ast as A
 from sglc.frontend.calls import bind_args, builtin_call_type, method_call_type
 from sglc.frontend.regexes import check_regex
-from sglc.frontend.symbols import FnSig, ModuleInfo, Var, suggest
+from sglc.frontend.symbols import FnSig, FnT, ForkT, ModuleInfo, ModuleT, Var, suggest
 from sglc.lang import BUILTINS, methods_of, receiver_kind
 from sglc.lang.types import (
     BOOL,
@@ -20,11 +20,8 @@ from sglc.lang.types import (
     UNKNOWN,
     BuiltinT,
     DictT,
-    FnT,
-    ForkT,
     ListT,
     LiteralT,
-    ModuleT,
     OptionalT,
     SchemaT,
     Type,

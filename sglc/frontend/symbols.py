@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from sglc.frontend import ast as A
 from sglc.lang.signatures import Param
@@ -53,7 +52,7 @@ class CheckedProgram:
     main: ModuleInfo | None
     modules: dict[str, ModuleInfo]
     sources: dict[str, str]
-    types: dict[Any, Type] = field(default_factory=dict)
+    types: dict[object, Type] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
     @property
@@ -65,3 +64,33 @@ def suggest(name: str, candidates: Iterable[str]) -> str | None:
     """'did you mean ...?' for the closest candidate, if any is close."""
     close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
+
+
+# ---- the types of names that are not values: fns, modules, fork handles ------------------
+
+
+@dataclass(frozen=True)
+class ForkT(Type):
+    """The handle `b` of `fork N as b`: `b.x` is the list of every branch's `x`."""
+
+    name: str
+    fields: dict[str, Var] = field(compare=False, hash=False)
+
+    def __str__(self) -> str:
+        return f"fork {self.name}"
+
+
+@dataclass(frozen=True)
+class FnT(Type):
+    sig: FnSig
+
+    def __str__(self) -> str:
+        return f"fn {self.sig.name}"
+
+
+@dataclass(frozen=True)
+class ModuleT(Type):
+    info: ModuleInfo
+
+    def __str__(self) -> str:
+        return f"module {self.info.name}"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 
 class Type:
@@ -87,33 +86,6 @@ class SchemaT(Type):
 
     def __str__(self) -> str:
         return self.info.name
-
-
-@dataclass(frozen=True)
-class ForkT(Type):
-    """The handle `b` of `fork N as b`: `b.x` is the list of every branch's `x`."""
-
-    name: str
-    fields: dict[str, Any] = field(compare=False, hash=False)  # name -> checker Var
-
-    def __str__(self) -> str:
-        return f"fork {self.name}"
-
-
-@dataclass(frozen=True)
-class FnT(Type):
-    sig: Any  # checker.FnSig
-
-    def __str__(self) -> str:
-        return f"fn {self.sig.name}"
-
-
-@dataclass(frozen=True)
-class ModuleT(Type):
-    info: Any  # checker.ModuleInfo
-
-    def __str__(self) -> str:
-        return f"module {self.info.name}"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ import pytest
 
 from sglc.frontend import Diagnostic, check_program, render, to_json
 from sglc.frontend import ast as A
-from sglc.lang.types import BOOL, INT, STR, ForkT, ListT, LiteralT, SchemaT
+from sglc.frontend.symbols import ForkT
+from sglc.lang.types import BOOL, INT, STR, ListT, LiteralT, SchemaT
 
 HERE = Path(__file__).parent
 PROGRAMS = sorted((HERE / "programs").glob("*.sgl"))

@@ -3,19 +3,28 @@ and run by the executor with its implementation (one sample program per record).
 
 from __future__ import annotations
 
-import sys
+import importlib.util
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "runtime"))
-import sglc  # noqa: E402
-from sglc.frontend import check_program  # noqa: E402
-from sglc.ir import verify  # noqa: E402
-from sglc.lang import BUILTINS, METHODS, ValueOpError  # noqa: E402
-from sglc.runtime.executor.builtins import call_builtin, call_method  # noqa: E402
+import sglc
+from sglc.frontend import check_program
+from sglc.ir import verify
+from sglc.lang import BUILTINS, METHODS, ValueOpError
+from sglc.runtime.executor.builtins import call_builtin, call_method
 
-from conftest import make_model_dir  # noqa: E402
+
+def make_model_dir(path: Path) -> None:
+    """tests/runtime/conftest.py's tiny random-weight llama, loaded under its own module name
+    (`from conftest import ...` finds whichever conftest.py pytest imported last)."""
+    conftest = Path(__file__).parents[1] / "runtime" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("runtime_test_models", conftest)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.make_model_dir(path, "llama")
+
 
 # name: (an SGL expression calling it, its value, what it writes)
 BUILTIN_SAMPLES: dict[str, tuple[str, object, str]] = {
@@ -62,7 +71,7 @@ METHOD_SAMPLES: dict[tuple[str, str], tuple[str, object]] = {
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory):
     path = tmp_path_factory.mktemp("lang-model")
-    make_model_dir(path, "llama")
+    make_model_dir(path)
     with sglc.Runtime(model_path=path, max_total_tokens=4096) as rt:
         yield rt
 
