@@ -37,7 +37,7 @@ def sampling_params(params: Mapping[str, Any]) -> SamplingParams:
         if param is None:
             raise GenParamError(f"unknown gen parameter '{name}'")
         problem = param.error(value)
-        if problem is None and param.sampling_field is None and value is not None:
+        if problem is None and param.unserved is not None and value is not None:
             problem = f"{name} {value!r}: {param.unserved}"
         if problem is not None:
             raise GenParamError(problem)

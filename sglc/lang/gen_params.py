@@ -20,8 +20,10 @@ from sglc.runtime.core import ParamRule, Range, SamplingParams
 
 @dataclass(frozen=True)
 class GenParam:
-    """`gen x(name=value)`: the SGL types `value` may have, the SamplingParams field it sets
-    (None: no engine field yet, and `unserved` says why a value is refused at run time)."""
+    """`gen x(name=value)`: the SGL types `value` may have and the SamplingParams field it
+    sets. Without a field, the executor reads the value itself, or, when `unserved` says
+    why, refuses any value but None at run time (the check accepts it: another backend may
+    serve it)."""
 
     name: str
     types: tuple[Type, ...]
