@@ -12,7 +12,7 @@ from typing import Any
 from lark import Token, Transformer, Tree, v_args
 
 from sglc.frontend import ast as A
-from sglc.frontend.templates import TemplateReader, shift
+from sglc.frontend.templates import TemplateContext, TemplateReader, token_span
 from sglc.source import DiagnosticSink
 
 KEYWORDS = frozenset(
@@ -20,11 +20,6 @@ KEYWORDS = frozenset(
     "continue pass gen select system user assistant requires ensures assert and or not "
     "True False None".split()
 )
-
-
-def token_span(tok: Token, file: str) -> A.Span:
-    line, col = tok.line or 1, tok.column or 1
-    return A.Span(file, line, col, tok.end_line or line, tok.end_column or col + 1)
 
 
 def build_module(trees: list[Tree], file: str, broken: list[str],
@@ -68,7 +63,13 @@ class AstBuilder(Transformer):
         return self.span(meta).to(last.span) if last is not None else self.span(meta)
 
     def tspan(self, tok: Token) -> A.Span:
-        return shift(token_span(tok, self.file), self.line_offset)
+        return token_span(tok, self.file, self.line_offset)
+
+    def template_context(self) -> TemplateContext:
+        def build_expr(tree: Tree, line_offset: int) -> A.Expr:
+            return AstBuilder(self.file, self.sink, line_offset).transform(tree)
+
+        return TemplateContext(self.file, self.line_offset, self.sink, build_expr)
 
     def ident(self, tok: Token) -> str:
         """A NAME token used as a name; keywords lexed as names in odd places are rejected."""
@@ -355,11 +356,11 @@ class AstBuilder(Transformer):
         return A.Regex(str(ch[0])[1:-1], self.span(meta))
 
     def string(self, meta: Any, ch: list[Token]) -> A.Str | A.Template:
-        return TemplateReader(self, ch[0]).read()
+        return TemplateReader(self.template_context(), ch[0]).read()
 
     def string_value(self, tok: Token) -> str:
         """A string that must be constant: holes are reported and left out."""
-        node = TemplateReader(self, tok).read()
+        node = TemplateReader(self.template_context(), tok).read()
         if isinstance(node, A.Template):
             self.sink.error("a constant string cannot contain {...}", node.span,
                             "write '{{' and '}}' for literal braces", "interpolation-in-constant")

@@ -3,16 +3,14 @@ the expression grammar at its exact position in the file."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from lark import Token
+from lark import Token, Tree
 
 from sglc.frontend import ast as A
 from sglc.frontend.parser import parse_expr_tree
-from sglc.source import Diagnostic
-
-if TYPE_CHECKING:
-    from sglc.frontend.build import AstBuilder
+from sglc.source import Diagnostic, DiagnosticSink
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", "'": "'", '"': '"',
             "{": "{", "}": "}", "\n": ""}
@@ -24,11 +22,29 @@ def shift(span: A.Span, lines: int) -> A.Span:
     return A.Span(span.file, span.line + lines, span.col, span.end_line + lines, span.end_col)
 
 
+def token_span(tok: Token, file: str, line_offset: int = 0) -> A.Span:
+    line, col = tok.line or 1, tok.column or 1
+    span = A.Span(file, line, col, tok.end_line or line, tok.end_column or col + 1)
+    return shift(span, line_offset)
+
+
+@dataclass(frozen=True)
+class TemplateContext:
+    """Where a string token stands: its file, the lines before the text it was parsed from
+    (holes are parsed on their own), the sink, and how to build a hole's expression from its
+    parse tree (given the hole's own line offset)."""
+
+    file: str
+    line_offset: int
+    sink: DiagnosticSink
+    build_expr: Callable[[Tree, int], A.Expr]
+
+
 class TemplateReader:
     """Splits one STRING token into literal text and `{expr}` holes, with exact spans."""
 
-    def __init__(self, builder: AstBuilder, tok: Token) -> None:
-        self.builder, self.tok, self.value = builder, tok, str(tok.value)
+    def __init__(self, context: TemplateContext, tok: Token) -> None:
+        self.context, self.tok, self.value = context, tok, str(tok.value)
         raw = self.value[:1] in "rR"
         self.raw = raw
         body_start = int(raw)
@@ -39,7 +55,7 @@ class TemplateReader:
     def position(self, i: int) -> tuple[int, int]:
         """(line, col) of self.value[i] in the file."""
         newlines = self.value.count("\n", 0, i)
-        line = (self.tok.line or 1) + self.builder.line_offset + newlines
+        line = (self.tok.line or 1) + self.context.line_offset + newlines
         if not newlines:
             return line, (self.tok.column or 1) + i
         return line, i - self.value.rfind("\n", 0, i)
@@ -47,10 +63,10 @@ class TemplateReader:
     def point(self, i: int, j: int | None = None) -> A.Span:
         line, col = self.position(i)
         end_line, end_col = self.position(j) if j is not None else (line, col + 1)
-        return A.Span(self.builder.file, line, col, end_line, end_col)
+        return A.Span(self.context.file, line, col, end_line, end_col)
 
     def read(self) -> A.Str | A.Template:
-        span = self.builder.tspan(self.tok)
+        span = token_span(self.tok, self.context.file, self.context.line_offset)
         text = self.value[self.start:self.end]
         if self.raw:
             return A.Str(text, span, self.quote_len == 3)
@@ -70,7 +86,7 @@ class TemplateReader:
                     buf = []
                 i = self.hole(i, parts)
             elif ch == "}":
-                self.builder.sink.error("single '}' in a string", self.point(i),
+                self.context.sink.error("single '}' in a string", self.point(i),
                                         "write '}}' for a literal brace", "string-brace")
                 i += 1
             else:
@@ -99,25 +115,24 @@ class TemplateReader:
     def hole(self, i: int, parts: list[str | A.Expr]) -> int:
         close = self.find_close(i + 1)
         if close is None:
-            self.builder.sink.error("unclosed '{' in a string", self.point(i),
+            self.context.sink.error("unclosed '{' in a string", self.point(i),
                                     "close the hole with '}', or write '{{' for a literal brace",
                                     "string-brace")
             return self.end
         inner = self.value[i + 1:close]
         if not inner.strip():
-            self.builder.sink.error("empty expression in '{}'", self.point(i, close + 1),
+            self.context.sink.error("empty expression in '{}'", self.point(i, close + 1),
                                     "put a value inside, or write '{{}}' for literal braces",
                                     "string-brace")
             return close + 1
         line, col = self.position(i + 1)
-        tree, diag = parse_expr_tree(inner, self.builder.file, col)
+        tree, diag = parse_expr_tree(inner, self.context.file, col)
         if diag is not None:
             hint = diag.hint or "a '{' in a string starts an interpolation; write '{{' for a brace"
-            self.builder.sink.items.append(
+            self.context.sink.items.append(
                 Diagnostic(diag.severity, diag.message, shift(diag.span, line - 1), hint, diag.code))
             return close + 1
-        sub = type(self.builder)(self.builder.file, self.builder.sink, line - 1)
-        parts.append(sub.transform(tree))
+        parts.append(self.context.build_expr(tree, line - 1))
         return close + 1
 
     def find_close(self, k: int) -> int | None:
