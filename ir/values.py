@@ -10,6 +10,8 @@ import json
 import re
 from typing import Any
 
+from sglc.constraints import BOOL_REGEX, FLOAT_REGEX, INT_REGEX
+
 
 def to_text(value: Any) -> str:
     """SGL `str(x)`: a str unchanged; everything else as Python's `str` prints it."""
@@ -32,18 +34,12 @@ class ParseError(ValueError):
 
 
 def parse_generated(value_type: str, text: str) -> Any:
-    """The value a `gen` binds for `text`: str as is; int/float as decimal literals (the
-    canonical regexes of the constraint pass); bool `true`/`false`; json by `json.loads`."""
+    """The value a `gen` binds for `text`: str as is; int/float/bool exactly the texts their
+    canonical regexes (`sglc.constraints.INT_REGEX`, ...) accept; json by `json.loads`."""
     try:
         return _PARSERS[value_type](text)
     except (ValueError, KeyError) as exc:
         raise ParseError(f"cannot read {text!r} as {value_type}") from exc
-
-
-INT_REGEX = r"-?(0|[1-9][0-9]*)"
-FLOAT_REGEX = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"
-BOOL_REGEX = r"(true|false)"
-"""The canonical regexes of the scalar types; their parsers accept exactly these texts."""
 
 
 def _parse_bool(text: str) -> bool:
@@ -72,4 +68,4 @@ _PARSERS = {
     "json": json.loads,
 }
 
-__all__ = ["BOOL_REGEX", "FLOAT_REGEX", "INT_REGEX", "ParseError", "const_repr", "parse_generated", "to_text"]
+__all__ = ["ParseError", "const_repr", "parse_generated", "to_text"]
