@@ -33,10 +33,11 @@ from sglc.constraints.rust import emit_seq
 
 _ANCHOR_HINT = "a constraint always matches the whole text; drop the anchor"
 _FLAGS_HINT = "spell the cases out, e.g. [aA], or [\\s\\S] for any character"
+_BACKREF_HINT = "a regular language cannot repeat a captured text"
 _LOOKAROUND_HINT = "spell out the text the assertion looks at, e.g. ab instead of a(?=b)b"
 _REPEAT = re.compile(r"\{(?:\d+(?:,\d*)?|,\d*)\}")
 _GROUP_ERRORS = (
-    ("(?P=", "backreferences are not supported", "a regular language cannot repeat a text"),
+    ("(?P=", "backreferences are not supported", _BACKREF_HINT),
     ("(?=", "lookaround assertions are not supported", _LOOKAROUND_HINT),
     ("(?!", "lookaround assertions are not supported", _LOOKAROUND_HINT),
     ("(?<=", "lookaround assertions are not supported", _LOOKAROUND_HINT),
@@ -120,7 +121,7 @@ def _check_escape(p: str, i: int) -> None:
         raise ConstraintError(f"anchor \\{nxt} is not supported", position=i, hint=_ANCHOR_HINT)
     if nxt in "123456789" and not _is_octal(p, i + 1):
         raise ConstraintError("backreferences are not supported", position=i,
-                              hint="a regular language cannot repeat a captured text")
+                              hint=_BACKREF_HINT)
 
 
 def _is_octal(p: str, j: int) -> bool:
