@@ -1,7 +1,8 @@
 """Every ConstraintError reachable from SGL source is a located diagnostic: `sglc check`
 prints file:line:col, the source line, a caret under the offending construct and a hint, and
 exits 1 (`--format json` prints JSON); `sglc.compile` raises CompileError, never
-ConstraintError."""
+ConstraintError. Schema and choice constraints of SGL types always have a regex today, so their
+path is exercised with a schema the subset rejects."""
 
 from __future__ import annotations
 
@@ -11,10 +12,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sglc
+import sglc.frontend.regexes
 from sglc.cli import main
 from sglc.constraints import ConstraintError, check_pattern
+from sglc.frontend.regexes import check_gen_constraint
+from sglc.lang.types import LiteralT
+from sglc.source import DiagnosticSink, Span
 
 PREFIX = "    assistant: gen a: /"
 # (regex, 0-based position of the offending construct): one per raise site of the dialect
@@ -86,6 +93,23 @@ def test_anchors_at_the_ends_are_accepted(tmp_path: Path, capsys) -> None:
     assert sglc.compile(path.read_text()).ir is not None
 
 
+def test_a_schema_without_a_regex_is_located(tmp_path: Path, capsys, monkeypatch) -> None:
+    """No SGL type maps to a schema outside the subset today; a rejected one is reported at
+    the constraint with the JSON pointer, before the IR pass could raise."""
+    monkeypatch.setattr(sglc.frontend.regexes, "json_schema",
+                        lambda t: {"type": "object", "properties": {
+                            "x": {"type": "number", "minimum": 0}}})
+    path = tmp_path / "prog.sgl"
+    path.write_text("schema P:\n    x: float\nfn main():\n    assistant: gen a: P\n"
+                    "    print(a)\n")
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    _assert_located(err, path, 4, 23)
+    assert "(at /properties/x/minimum)" in err
+    with pytest.raises(sglc.CompileError):
+        sglc.compile(path.read_text())
+
+
 def test_the_real_cli_prints_json_diagnostics(tmp_path: Path) -> None:
     path = _write(tmp_path, f"{PREFIX}(?i)yes/")
     proc = subprocess.run([sys.executable, "-m", "sglc", "check", "--format", "json", str(path)],
@@ -98,3 +122,27 @@ def test_the_real_cli_prints_json_diagnostics(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and f"{path}:2:{len(PREFIX) + 1}: error: " in proc.stderr
 
+
+def test_an_empty_choice_is_reported_at_the_constraint() -> None:
+    sink = DiagnosticSink()
+    span = Span("t.sgl", 3, 12, 3, 14)
+    assert not check_gen_constraint(LiteralT(()), span, sink)
+    (diag,) = sink.items
+    assert diag.span == span and "non-empty" in diag.message and diag.code == "bad-constraint"
+    assert check_gen_constraint(LiteralT(("a", "b")), span, sink) and len(sink.items) == 1
+
+
+_LEAVES = st.sampled_from(["int", "float", "bool", "str", "json", "Inner", '"a" | "b\\"c"'])
+_TYPES = st.recursive(_LEAVES, lambda inner: st.one_of(
+    inner.map(lambda t: f"list[{t}]"), inner.map(lambda t: f"dict[str, {t}]")), max_leaves=3)
+
+
+@settings(max_examples=20, deadline=None, database=None, derandomize=True)
+@given(field=_TYPES, constraint=_TYPES, optional=st.booleans())
+def test_every_sgl_type_constraint_has_a_regex(field: str, constraint: str, optional: bool):
+    """So the schema- and choice-side ConstraintErrors are unreachable from SGL today."""
+    field = f"{field} | None" if optional and "|" not in field else field
+    source = (f"schema Inner:\n    n: int\nschema Outer:\n    f: {field}\n    g: Inner\n"
+              f"fn main():\n    assistant:\n        gen a: {constraint}\n        gen b: Outer\n"
+              "    print(a, b)\n")
+    sglc.compile(source)  # CompileError if the checker or the IR pass rejected a constraint
