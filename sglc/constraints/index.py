@@ -27,23 +27,21 @@ class IndexForm:
     accepts_empty: bool
 
 
+# NOTE: outlines-core 0.2.14 (pinned by tests/runtime/constrained/test_constrained_regex.py).
+# `Index(regex, vocabulary)` builds a leftmost-first regex-automata DFA, anchored at the start
+# but not at the end, and keeps a token transition only when the state it reaches is not a
+# match state or is a match at end of input. Matches are reported one byte late, so once a
+# proper prefix of a text is itself a match, every continuation that is not itself a full match
+# is dropped: `[0-9]+(\.[0-9]+)?` rejects "1.5", `(yes|yesterday)` rejects "yesterday". A
+# trailing `$` fixes it: no state matches before the end of input. But when the empty text is
+# in the language, `$` is reachable from the start, the DFA has no context-independent
+# ("universal") start state, and `Index` raises ("anchored universal start state doesn't
+# exist"); a leading `^` (or \A) fails the same way. No regex form gives an `Index` that
+# accepts the empty text correctly. Hence `(?:R)$` with R the language minus the empty text
+# (for a nullable sequence AB: (A minus "")B | (B minus "")), and `accepts_empty` for the
+# matcher to honour.
 def index_form(pattern: str) -> IndexForm:
-    """The Index form of a canonical regex; ConstraintError unless it is in the dialect.
-
-    NOTE: outlines-core 0.2.14 (pinned by tests/runtime/constrained/test_constrained_regex.py).
-    `Index(regex, vocabulary)` builds a leftmost-first regex-automata DFA, anchored at the
-    start but not at the end, and keeps a token transition only when the state it reaches is
-    not a match state or is a match at end of input. Matches are reported one byte late, so
-    once a proper prefix of a text is itself a match, every continuation that is not itself a
-    full match is dropped: `[0-9]+(\\.[0-9]+)?` rejects "1.5", `(yes|yesterday)` rejects
-    "yesterday". A trailing `$` fixes it: no state matches before the end of input. But when
-    the empty text is in the language, `$` is reachable from the start, the DFA has no
-    context-independent ("universal") start state, and `Index` raises ("anchored universal
-    start state doesn't exist"); a leading `^` (or \\A) fails the same way. No regex form gives
-    an `Index` that accepts the empty text correctly. Hence `(?:R)$` with R the language minus
-    the empty text (for a nullable sequence AB: (A minus "")B | (B minus "")), and
-    `accepts_empty` for the matcher to honour.
-    """
+    """The Index form of a canonical regex; ConstraintError unless it is in the dialect."""
     if not isinstance(pattern, str):
         parse_pattern(pattern)  # raises the dialect's error for a non-string
     return _index_form(pattern)
@@ -73,14 +71,12 @@ _NUMBER_START: Intervals = ((0x2D, 0x2D), (0x30, 0x39))
 
 
 def _json_index_regex(items: Sequence[Any]) -> str:
-    """`$` only after the top-level alternatives that can start a number.
-
-    NOTE: with `$`, none of regex-automata's threads ends early, and it also determinizes the
-    unanchored start (unused by `Index`): with one `$` after the whole any-JSON regex the build
-    is too slow to use. A JSON text that is not a number is never a proper prefix of
-    another JSON text, so those alternatives need no `$`. Only regexes `regex_for_schema` made
-    in this process are known to be JSON (`is_json_regex`); others get the plain form: the
-    same language, built more slowly."""
+    """The Index form of a JSON regex: `$` only after the top-level alternatives that can
+    start a number (a JSON text that is not a number is never a proper prefix of another)."""
+    # NOTE: with `$`, none of regex-automata's threads ends early, and it also determinizes the
+    # unanchored start (unused by `Index`): with one `$` after the whole any-JSON regex the
+    # build is too slow to use. Only regexes `regex_for_schema` made in this process are known
+    # to be JSON (`is_json_regex`); others get the plain form: the same language, built slower.
     parts = []
     for branch in _alternatives(items):
         body = emit_seq(branch)

@@ -16,7 +16,7 @@ pointer of the offending keyword, checked before outlines-core sees the schema):
     enum / const    non-empty enum; only annotations and a `type` (which every value must have)
                     beside them; a string value of a non-string type is an error
     anyOf           non-empty; only annotations beside it; with an any-JSON branch, any JSON
-    string          minLength maxLength, or pattern (the dialect of regex.py; matched against the raw
+    string          minLength maxLength, or pattern (regex.py's dialect; matched against the raw
                     JSON text between the quotes, so it may not match " \\ or control characters,
                     and it is anchored: a subset of JSON Schema's search semantics), or format
                     date / date-time / uuid (outlines-core's regexes for time, email and uri can
