@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
+from sglc.constraints import ConstraintKind
 from sglc.lang import BUILTINS  # the builtins `CallBuiltin` may name: one record each
 from sglc.source import Span
 
@@ -233,9 +234,6 @@ class RoleEnd(Instr):
     end-of-turn marker)."""
 
     role: str
-
-
-ConstraintKind = Literal["str", "int", "float", "bool", "regex", "choice", "schema", "json"]
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ from sglc.ir.instructions import (
 )
 from sglc.ir.lower_expr import ExprLowerer, LoweringError, qualified
 from sglc.ir.program import ExternSig, FnKind, IRFunction, IRProgram, Param
-from sglc.ir.schemas import json_schema, schema_of
+from sglc.lang.schemas import json_schema, schema_of
 from sglc.lang.types import (
     BOOL,
     FLOAT,

@@ -10,6 +10,7 @@ import json
 import re
 from typing import Any
 
+from sglc.constraints import BOOL_REGEX, FLOAT_REGEX, INT_REGEX
 from sglc.lang.values import to_text
 
 
@@ -29,18 +30,12 @@ class ParseError(ValueError):
 
 
 def parse_generated(value_type: str, text: str) -> Any:
-    """The value a `gen` binds for `text`: str as is; int/float as decimal literals (the
-    canonical regexes of the constraint pass); bool `true`/`false`; json by `json.loads`."""
+    """The value a `gen` binds for `text`: str as is; int/float/bool exactly the texts their
+    canonical regexes (`sglc.constraints.INT_REGEX`, ...) accept; json by `json.loads`."""
     try:
         return _PARSERS[value_type](text)
     except (ValueError, KeyError) as exc:
         raise ParseError(f"cannot read {text!r} as {value_type}") from exc
-
-
-INT_REGEX = r"-?(0|[1-9][0-9]*)"
-FLOAT_REGEX = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"
-BOOL_REGEX = r"(true|false)"
-"""The canonical regexes of the scalar types; their parsers accept exactly these texts."""
 
 
 def _parse_bool(text: str) -> bool:
@@ -69,4 +64,4 @@ _PARSERS = {
     "json": json.loads,
 }
 
-__all__ = ["BOOL_REGEX", "FLOAT_REGEX", "INT_REGEX", "ParseError", "const_repr", "parse_generated", "to_text"]
+__all__ = ["ParseError", "const_repr", "parse_generated", "to_text"]

@@ -19,10 +19,10 @@ from typing import Any
 
 import torch
 
-from sglc.constraints.regex import ConstraintError
+from sglc.constraints import ConstraintError, request_regex
 from sglc.kernels import KernelOps, default_backend, get_ops, triton_interpreted
 from sglc.runtime.config import EngineConfig
-from sglc.runtime.constrained.stage import ConstraintStage, ReqConstraint, request_regex
+from sglc.runtime.constrained.stage import ConstraintStage, ReqConstraint
 from sglc.runtime.core import (
     EngineError,
     InvalidRequest,

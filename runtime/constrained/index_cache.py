@@ -40,7 +40,7 @@ from typing import Any
 
 from outlines_core import Index
 
-from sglc.constraints.regex import ConstraintError, index_form, used_chars
+from sglc.constraints import ConstraintError, index_form, used_chars
 from sglc.runtime.constrained.vocabulary import TokenVocabulary
 
 __all__ = [

@@ -22,30 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from sglc.constraints.canonical import regex_for_choices
-from sglc.constraints.regex import ConstraintError, check_regex
-from sglc.constraints.schema import regex_for_schema
+from sglc.constraints import ConstraintError
 from sglc.runtime.constrained.index_cache import CompiledIndex, IndexCache
 from sglc.runtime.constrained.jump_forward import JumpForward, JumpForwarder, make_encoder
 from sglc.runtime.constrained.matcher import RegexMatcher
 from sglc.runtime.constrained.vocabulary import TokenVocabulary, build_vocabulary
-
-
-def request_regex(
-    regex: str | None, json_schema: str | None, choices: Sequence[str] | None
-) -> str | None:
-    """The canonical regex of a request's constraint (None: unconstrained).
-
-    Raises `ConstraintError` (with the position in the regex or the JSON pointer in the
-    schema) for anything outside the supported dialect and schema subset."""
-    if regex is not None:
-        check_regex(regex)
-        return regex
-    if json_schema is not None:
-        return regex_for_schema(json_schema)
-    if choices is not None:
-        return regex_for_choices(list(choices))
-    return None
 
 
 @dataclass

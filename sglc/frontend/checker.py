@@ -18,7 +18,7 @@ from functools import singledispatchmethod
 from sglc.frontend import ast as A
 from sglc.frontend.calls import check_gen_param
 from sglc.frontend.exprs import ExprTyper
-from sglc.frontend.regexes import check_regex
+from sglc.frontend.regexes import check_gen_constraint, check_regex
 from sglc.frontend.symbols import FnSig, ForkT, ModuleInfo, Var, suggest
 from sglc.frontend.typeexpr import TypeResolver
 from sglc.lang import GEN_PARAMS
@@ -349,6 +349,7 @@ class FnChecker(ExprTyper):
                             "constrain to a value type: str, int, a schema, json, ...",
                             "bad-constraint")
             return UNKNOWN
+        check_gen_constraint(t, c.span, self.sink)
         return t
 
     def select(self, s: A.Select) -> None:

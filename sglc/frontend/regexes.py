@@ -1,51 +1,66 @@
-"""Regex literal validation: Python `re` syntax first (with the position inside the regex),
-then the dialect constrained decoding and spec proofs support (via interegular)."""
+"""Constraints as the checker sees them, judged by the constraints leaf (`sglc.constraints`),
+so that `sglc check` accepts exactly what the IR pass and the engine accept and reports every
+`ConstraintError` with a location:
+
+- a regex literal `/.../` (a gen constraint or a `matches` pattern) against the dialect, at
+  the column of the offending construct inside the literal;
+- a typed gen constraint (a choice, a schema or container type) turned into its regex the
+  way the IR pass will, at the constraint's span.
+"""
 
 from __future__ import annotations
 
-import re
+import json
 
-import interegular
-
+from sglc.constraints import Constraint, ConstraintError, RegexSyntaxError, check_pattern, to_regex
 from sglc.frontend import ast as A
-from sglc.source import DiagnosticSink
+from sglc.lang.schemas import json_schema
+from sglc.lang.types import PRIMS, LiteralT, Type, is_gradual
+from sglc.source import DiagnosticSink, Span
 
 
 def check_regex(node: A.Regex, sink: DiagnosticSink) -> bool:
-    """Report problems with a `/.../` literal; True when it is usable."""
+    """Report a `/.../` literal outside the dialect; True when it is usable."""
     try:
-        re.compile(node.pattern)
-    except re.error as exc:
-        pos = exc.pos if exc.pos is not None else 0
-        sink.error(f"invalid regex: {exc.msg}", _char_span(node, pos), _re_hint(exc.msg),
-                   "invalid-regex")
-        return False
-    try:
-        interegular.parse_pattern(node.pattern).to_fsm()
-    except Exception as exc:  # interegular reports unsupported syntax with several types
-        hint = "use plain regular syntax: classes, groups, alternation, repetition"
-        if "'^'" in str(exc) or "'$'" in str(exc):
-            hint = "a constraint always matches the whole value; drop the ^ and $ anchors"
-        detail = str(exc) or type(exc).__name__
-        sink.error(f"regex not supported for constrained decoding: {detail}", node.span, hint,
-                   "unsupported-regex")
+        check_pattern(node.pattern)
+    except ConstraintError as exc:
+        span = node.span if exc.position is None else _char_span(node, exc.position)
+        code = "invalid-regex" if isinstance(exc, RegexSyntaxError) else "unsupported-regex"
+        sink.error(exc.message, span, exc.hint, code)
         return False
     return True
 
 
-def _char_span(node: A.Regex, pos: int) -> A.Span:
+def check_gen_constraint(t: Type, span: Span, sink: DiagnosticSink) -> bool:
+    """Report a typed gen constraint (checked type `t`, written at `span`) that has no
+    canonical regex; True when it has one."""
+    constraint = _leaf_constraint(t)
+    if constraint is None:
+        return True
+    try:
+        to_regex(constraint)
+    except ConstraintError as exc:
+        where = "" if exc.pointer is None else f" (at {exc.pointer or 'the schema root'})"
+        sink.error(f"this constraint has no regex: {exc.message}{where}", span, exc.hint,
+                   "bad-constraint")
+        return False
+    return True
+
+
+def _leaf_constraint(t: Type) -> Constraint | None:
+    """What the IR pass will compile for a gen constrained to `t` (None: a scalar, json or an
+    unknown type, which always compile)."""
+    if isinstance(t, LiteralT):
+        return Constraint("choice", choices=t.values)
+    if t in PRIMS.values() or is_gradual(t):
+        return None
+    return Constraint("schema", schema=json.dumps(json_schema(t)))
+
+
+def _char_span(node: A.Regex, pos: int) -> Span:
     s = node.span
     col = s.col + 1 + pos  # +1 skips the opening slash
-    return A.Span(s.file, s.line, col, s.line, col + 1)
+    return Span(s.file, s.line, col, s.line, col + 1)
 
 
-def _re_hint(msg: str) -> str | None:
-    if "unterminated character set" in msg:
-        return "close the class with ']' (write \\] for a literal bracket)"
-    if "missing )" in msg or "unbalanced parenthesis" in msg:
-        return "balance the parentheses (write \\( or \\) for literal ones)"
-    if "nothing to repeat" in msg or "multiple repeat" in msg:
-        return "escape the quantifier character to match it literally, e.g. \\* or \\+"
-    if "bad escape" in msg:
-        return "remove the backslash or use a supported escape such as \\d, \\w, \\s, \\n"
-    return None
+__all__ = ["check_gen_constraint", "check_regex"]

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "runtime"))
-from sglc.cli_run import main  # noqa: E402
+from model_fixtures import make_model_dir  # noqa: E402
 
-from conftest import make_model_dir  # noqa: E402
+from sglc.cli_run import main  # noqa: E402
 
 PROGRAM = '''
 """A small program for the CLI tests."""

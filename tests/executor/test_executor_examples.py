@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "runtime"))
+from model_fixtures import make_model_dir  # noqa: E402
+
 import sglc.program as api  # noqa: E402
 from sglc.frontend import check_program  # noqa: E402
-
-from conftest import make_model_dir  # noqa: E402
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 NAMES = ["agent", "chat", "extract", "few_shot", "tree_of_thought"]

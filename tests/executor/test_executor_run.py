@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "runtime"))
+from model_fixtures import make_model_dir  # noqa: E402
+
 import sglc.program as api  # noqa: E402
 from sglc.runtime.executor import (  # noqa: E402
     GenError,
@@ -23,8 +25,6 @@ from sglc.runtime.executor import (  # noqa: E402
 )
 from sglc.runtime.executor.generation import heal_options  # noqa: E402
 from sglc.runtime.executor.streams import Stream  # noqa: E402
-
-from conftest import make_model_dir  # noqa: E402
 
 PREFIX = "Once upon a time there was a quick brown fox who jumped over the lazy dog. " * 2
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "runtime"))
+from model_fixtures import build_tokenizer  # noqa: E402
+
 from sglc.runtime.executor.generation import heal_gen  # noqa: E402
 from sglc.runtime.executor.streams import Stream, StreamError  # noqa: E402
-
-from conftest import build_tokenizer  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,11 @@ import re
 
 import pytest
 
+from sglc.constraints import Constraint as LeafConstraint
+from sglc.constraints import ConstraintError, escape_literal, regex_for_schema
 from sglc.ir import Constraint, Gen, ParseError, parse_generated
 from sglc.ir.passes import compile_constraints
-from sglc.ir.passes.constraints import (
-    ConstraintError,
-    constraint_regex,
-    escape_literal,
-    schema_regex,
-)
+from sglc.ir.passes.constraints import constraint_regex, leaf_constraint
 
 SAMPLES = {
     "int": (["0", "7", "-12", "100"], ["", "01", "+1", "1.0", "1e3", " 1", "-", "--1", "1_0"]),
@@ -98,4 +95,13 @@ def test_constraint_errors_carry_positions() -> None:
         constraint_regex(Constraint("schema", schema="P"),
                          {"P": {"type": "object", "patternProperties": {}}})
     assert info.value.pointer == "/patternProperties"
-    assert schema_regex('{"type": "integer"}') == "(-)?(0|[1-9][0-9]*)"
+    assert regex_for_schema('{"type": "integer"}') == "(-)?(0|[1-9][0-9]*)"
+
+
+def test_the_pass_hands_the_leaf_a_self_contained_constraint() -> None:
+    schema = {"type": "object", "properties": {"b": {"type": "integer"},
+                                               "a": {"type": "string"}}}
+    leaf = leaf_constraint(Constraint("schema", schema="P"), {"P": schema})
+    assert leaf == LeafConstraint("schema", schema=json.dumps(schema))  # field order kept
+    assert leaf_constraint(Constraint("choice", choices=("x",)), {}) == LeafConstraint(
+        "choice", choices=("x",))

@@ -3,28 +3,14 @@ and run by the executor with its implementation (one sample program per record).
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+from model_fixtures import make_model_dir
 
 import sglc
 from sglc.frontend import check_program
 from sglc.ir import verify
 from sglc.lang import BUILTINS, METHODS, ValueOpError
 from sglc.runtime.executor.builtins import call_builtin, call_method
-
-
-def make_model_dir(path: Path) -> None:
-    """tests/runtime/conftest.py's tiny random-weight llama, loaded under its own module name
-    (`from conftest import ...` finds whichever conftest.py pytest imported last)."""
-    conftest = Path(__file__).parents[1] / "runtime" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("runtime_test_models", conftest)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.make_model_dir(path, "llama")
-
 
 # name: (an SGL expression calling it, its value, what it writes)
 BUILTIN_SAMPLES: dict[str, tuple[str, object, str]] = {

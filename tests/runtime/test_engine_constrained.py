@@ -20,12 +20,11 @@ import pytest
 import torch
 import transformers
 from constrained_support import WAIT_S, assert_valid, engine_with_index, greedy
+from model_fixtures import TINY
 
 import sglc
 from sglc.constraints.schema import regex_for_schema
 from sglc.runtime.core import FinishReason, InvalidRequest, Output, SamplingParams
-
-from conftest import TINY
 
 sys.path.insert(0, str(Path(__file__).parent / "constrained"))
 from test_constrained_vocabulary import sentencepiece_tokenizer  # noqa: E402

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from model_fixtures import make_model_dir
 
 import sglc
 from sglc.kernels.cpu_decode_attention import cpu_kernels_available
-
-from conftest import make_model_dir
 
 pytestmark = pytest.mark.skipif(not cpu_kernels_available(), reason="no C++ toolchain here")
 

@@ -7,13 +7,12 @@ import shutil
 import threading
 
 import pytest
+from model_fixtures import make_model_dir
 
 import sglc
 from sglc.runtime.core import EngineError, InvalidRequest
 from sglc.runtime.models.config import UnsupportedModel
 from sglc.runtime.models.loader import ModelLoadError
-
-from conftest import make_model_dir
 
 OK = {"max_new_tokens": 4, "temperature": 0, "ignore_eos": True}
 

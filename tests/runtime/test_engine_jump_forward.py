@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from model_fixtures import make_model_dir
 
 import sglc
 from sglc.runtime.core import Req, SamplingParams
 from sglc.runtime.scheduler.kv_manager import KVManager
-
-from conftest import make_model_dir
 
 SCHEMA = {
     "type": "object",

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from model_fixtures import ARCHS, make_model_dir
 
 import sglc
 from sglc.runtime.models.attention import DenseCausalAttention
 from sglc.runtime.models.loader import load_model_dir
-
-from conftest import ARCHS, make_model_dir
 
 PROMPTS = [[1, 5, 7, 9, 11, 13], [1, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110], [3, 4]]
 GREEDY = {"max_new_tokens": 24, "temperature": 0, "ignore_eos": True}

@@ -9,11 +9,10 @@ import os
 os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest  # noqa: E402
+from model_fixtures import make_model_dir  # noqa: E402
 
 import sglc  # noqa: E402
 from sglc.runtime.core import InvalidRequest  # noqa: E402
-
-from conftest import make_model_dir  # noqa: E402
 
 SHARED = [1, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31, 33, 35, 37, 39, 41]
 PROMPTS = [SHARED + [50, 60], SHARED + [70], [3, 4], [1, *range(100, 130)]]

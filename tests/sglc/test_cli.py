@@ -12,7 +12,7 @@ import pytest
 from sglc.cli import main
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "runtime"))
-from conftest import make_model_dir  # noqa: E402
+from model_fixtures import make_model_dir  # noqa: E402
 
 
 @pytest.fixture(scope="module")
