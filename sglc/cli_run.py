@@ -13,9 +13,12 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
+
+from sglc.ir.types import IRType
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -266,7 +269,7 @@ def parse_arguments(fn: Any, pairs: list[str], args_json: str | None) -> dict[st
         values.update(_args_json(args_json))
         for key, value in values.items():
             _known(key, params)
-            _check_json_value(key, value, params[key].type)
+            check_json_value(key, value, params[key].type)
     for pair in pairs:
         key, sep, text = pair.partition("=")
         key = key.strip()
@@ -308,44 +311,25 @@ def _known(key: str, params: dict[str, Any]) -> None:
         raise UsageError(f"unknown argument '{key}' (parameters: {names}){hint}")
 
 
-def parse_value(key: str, text: str, type_str: str) -> Any:
-    """A command-line string as a value of the SGL type `type_str` (as the IR prints it)."""
-    t = type_str.strip()
-    options = [o.strip() for o in _split_union(t)]
-    if len(options) > 1:
-        if "None" in options and text in ("None", "null"):
+def parse_value(key: str, text: str, t: IRType) -> Any:
+    """A command-line string as a value of the parameter type `t`."""
+    if t.kind == "optional":
+        return None if text in ("None", "null") else parse_value(key, text, t.args[0])
+    if t.kind == "None":
+        if text in ("None", "null"):
             return None
-        rest = [o for o in options if o != "None"]
-        if all(o.startswith('"') for o in rest):
-            allowed = [json.loads(o) for o in rest]
-            if text not in allowed:
-                raise UsageError(
-                    f"argument '{key}' must be one of {', '.join(map(repr, allowed))}, got {text!r}"
-                )
-            return text
-        if len(rest) == 1:
-            return parse_value(key, text, rest[0])
-        t = "json"
-    if t in ("str", "any", ""):
+        raise UsageError(f"argument '{key}' must be None, got {text!r}")
+    if t.kind == "choice":
+        if text not in t.choices:
+            raise UsageError(
+                f"argument '{key}' must be one of {', '.join(map(repr, t.choices))}, got {text!r}"
+            )
         return text
-    if t == "int":
-        try:
-            return int(text)
-        except ValueError:
-            raise UsageError(f"argument '{key}' must be an int, got {text!r}") from None
-    if t == "float":
-        try:
-            return float(text)
-        except ValueError:
-            raise UsageError(f"argument '{key}' must be a float, got {text!r}") from None
-    if t == "bool":
-        lowered = text.strip().lower()
-        if lowered in ("true", "1", "yes"):
-            return True
-        if lowered in ("false", "0", "no"):
-            return False
-        raise UsageError(f"argument '{key}' must be true or false, got {text!r}")
-    if t.startswith("list[") and not text.lstrip().startswith("["):
+    if t.kind in ("str", "any"):
+        return text
+    if t.kind in _SCALAR_PARSERS:
+        return _SCALAR_PARSERS[t.kind](key, text)
+    if t.kind == "list" and not text.lstrip().startswith("["):
         raise UsageError(
             f"argument '{key}' must be a {t} written as JSON, e.g. {key}='[\"a\", \"b\"]'"
         )
@@ -353,44 +337,66 @@ def parse_value(key: str, text: str, type_str: str) -> Any:
         value = json.loads(text)
     except json.JSONDecodeError:
         raise UsageError(f"argument '{key}' must be a {t} written as JSON, got {text!r}") from None
-    _check_json_value(key, value, t)
+    check_json_value(key, value, t)
     return value
 
 
-def _split_union(t: str) -> list[str]:
-    parts, depth, start, quote = [], 0, 0, False
-    for i, ch in enumerate(t):
-        if ch == '"':
-            quote = not quote
-        elif not quote and ch == "[":
-            depth += 1
-        elif not quote and ch == "]":
-            depth -= 1
-        elif not quote and ch == "|" and depth == 0:
-            parts.append(t[start:i])
-            start = i + 1
-    parts.append(t[start:])
-    return parts
+def _int(key: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"argument '{key}' must be an int, got {text!r}") from None
 
 
-def _check_json_value(key: str, value: Any, t: str) -> None:
-    """A coarse shape check of a JSON argument against its type."""
-    t = t.strip()
-    checks = {
-        "str": lambda v: isinstance(v, str),
-        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-        "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-        "bool": lambda v: isinstance(v, bool),
-    }
-    ok = True
-    if t in checks:
-        ok = checks[t](value)
-    elif t.startswith("list["):
-        ok = isinstance(value, list) and all(checks.get(t[5:-1], lambda v: True)(v) for v in value)
-    elif t.startswith("dict"):
-        ok = isinstance(value, dict)
-    if not ok:
+def _float(key: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"argument '{key}' must be a float, got {text!r}") from None
+
+
+def _bool(key: str, text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise UsageError(f"argument '{key}' must be true or false, got {text!r}")
+
+
+_SCALAR_PARSERS = {"int": _int, "float": _float, "bool": _bool}
+
+
+def check_json_value(key: str, value: Any, t: IRType) -> None:
+    """A JSON argument must have the shape of its parameter type (a schema's: an object)."""
+    if not fits(value, t):
         raise UsageError(f"argument '{key}' must be a {t}, got {json.dumps(value)[:60]}")
+
+
+def fits(value: Any, t: IRType) -> bool:
+    """Does a JSON value have the shape of type `t`?"""
+    if t.kind in _IS_SCALAR:
+        return _IS_SCALAR[t.kind](value)
+    if t.kind == "optional":
+        return value is None or fits(value, t.args[0])
+    if t.kind == "list":
+        return isinstance(value, list) and all(fits(v, t.args[0]) for v in value)
+    if t.kind == "dict":
+        return isinstance(value, dict) and all(fits(v, t.args[1]) for v in value.values())
+    if t.kind == "choice":
+        return value in t.choices
+    return isinstance(value, dict)  # a schema: an object (its fields are not checked)
+
+
+_IS_SCALAR: dict[str, Callable[[Any], bool]] = {
+    "str": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "None": lambda v: v is None,
+    "json": lambda v: True,
+    "any": lambda v: True,
+}
 
 
 # -- errors ------------------------------------------------------------------------------------------

@@ -207,9 +207,9 @@ class Program:
 
     # -- saving ----------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        from sglc.ir.serialize import to_json
+        from sglc.ir.serialize import program_to_json
 
-        return {"format": SAVED_FORMAT, "ir": to_json(self.ir), "sources": self.sources}
+        return {"format": SAVED_FORMAT, "ir": program_to_json(self.ir), "sources": self.sources}
 
     def save(self, path: str | Path) -> None:
         """Write the compiled program as JSON; `sglc.load` reads it back without parsing."""
@@ -219,7 +219,7 @@ class Program:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Program:
-        from sglc.ir.serialize import IRFormatError, from_json
+        from sglc.ir.serialize import IRFormatError, program_from_json
 
         if not isinstance(data, Mapping) or data.get("format") != SAVED_FORMAT:
             raise ValueError(
@@ -227,7 +227,7 @@ class Program:
                 "--emit json` and Program.save write)"
             )
         try:
-            return cls(from_json(data["ir"]), data.get("sources") or {})
+            return cls(program_from_json(data["ir"]), data.get("sources") or {})
         except (IRFormatError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"a damaged or incompatible saved program: {exc}") from None
 
