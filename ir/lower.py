@@ -40,6 +40,7 @@ from sglc.ir.instructions import (
     RoleBegin,
     RoleEnd,
     Select,
+    SpecKind,
     ValueType,
     Var,
 )
@@ -145,7 +146,7 @@ class FnLowerer(ExprLowerer):
         for s in stmts:
             self.stmt(s)
 
-    def spec(self, cond: A.Expr, kind: str, span: A.Span) -> None:
+    def spec(self, cond: A.Expr, kind: SpecKind, span: A.Span) -> None:
         text = self.program.source_text(cond.span)
         message = Const(f"{kind} {text}") if text else None
         self.emit(AssertSpec(self.expr(cond), kind, message, span=span))

@@ -43,7 +43,6 @@ class EngineClient:
         self._pending: list[_Pending] = []
         self._flush_scheduled = False
         self._queued_since_check = False
-        self.num_waves = 0
 
     async def generate(
         self, prompt_ids: list[int], params: SamplingParams,
@@ -68,7 +67,6 @@ class EngineClient:
             return
         wave, self._pending = self._pending, []
         self._flush_scheduled = False
-        self.num_waves += 1
         loop.create_task(self._run_wave(wave))
 
     async def _run_wave(self, wave: list[_Pending]) -> None:

@@ -31,7 +31,6 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-ROLES = ("system", "user", "assistant")
 _SENTINEL = "\x00SGLC_CONTENT\x00"
 
 
