@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sglc.ir.types import IRType
+from sglc.runtime.executor.events import ProgramEvents
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -200,8 +201,7 @@ def _run(args: argparse.Namespace) -> int:
                     fn_name,
                     runtime=runtime,
                     trace=trace,
-                    on_gen=printer.on_gen if printer else None,
-                    on_token=printer.on_token if printer else None,
+                    events=printer,
                     out=_write_stdout,
                     **kwargs,
                 )
@@ -220,14 +220,14 @@ def _write_stdout(text: str) -> None:
     sys.stdout.flush()
 
 
-class _StreamPrinter:
+class _StreamPrinter(ProgramEvents):
     """`--stream` on stderr: gen text as it arrives, under a `[fn] name:` header whenever
     another gen's text comes in (branches decode concurrently), then each value."""
 
     def __init__(self) -> None:
         self.current: tuple[str, str] | None = None
 
-    def on_token(self, fn_label: str, name: str, delta: str) -> None:
+    def on_delta(self, fn_label: str, name: str, delta: str) -> None:
         if self.current != (fn_label, name):
             self._end_line()
             sys.stderr.write(f"[{fn_label}] {name}: ")
@@ -235,7 +235,7 @@ class _StreamPrinter:
         sys.stderr.write(delta)
         sys.stderr.flush()
 
-    def on_gen(self, fn_label: str, name: str, text: str) -> None:
+    def on_value(self, fn_label: str, name: str, text: str) -> None:
         self._end_line()
         print(f"[{fn_label}] {name} = {text!r}", file=sys.stderr, flush=True)
 

@@ -17,12 +17,13 @@ import sglc.program as api  # noqa: E402
 from sglc.runtime.executor import (  # noqa: E402
     GenError,
     HostError,
+    ProgramEvents,
     SGLRuntimeError,
     SpecViolation,
     Trace,
 )
 from sglc.runtime.executor.generation import heal_options  # noqa: E402
-from sglc.runtime.executor.streams import Stream  # noqa: E402
+from sglc.runtime.executor.prompt_stream import PromptStream  # noqa: E402
 
 from conftest import make_model_dir  # noqa: E402
 
@@ -121,7 +122,7 @@ fn f() -> str:
     trace = Trace()
     picked = prog.f(runtime=runtime, trace=trace)
     options = [" lazy dog", " moon", " quick brown fox", "!"]
-    stream = Stream(runtime.engine.tokenizer)
+    stream = PromptStream(runtime.engine.tokenizer)
     stream.append("The quick brown fox jumps over the")
     healed = heal_options(stream, options)
     scores = runtime.engine.score(healed.prompt_ids, healed.continuations)
@@ -369,7 +370,7 @@ def test_compile_error_carries_rendered_diagnostics():
     assert str(err).startswith("bad.sgl:2:12: error:")
 
 
-def test_on_token_streams_each_gen_piece_by_piece(runtime):
+def test_events_stream_each_gen_piece_by_piece(runtime):
     prog = api.compile(
         """
 fn f() -> str:
@@ -380,7 +381,12 @@ fn f() -> str:
         "stream.sgl",
     )
     pieces: list[tuple[str, str, str]] = []
-    words = prog.run("f", runtime=runtime, on_token=lambda *p: pieces.append(p))
+
+    class Pieces(ProgramEvents):
+        def on_delta(self, fn: str, name: str, text: str) -> None:
+            pieces.append((fn, name, text))
+
+    words = prog.run("f", runtime=runtime, events=Pieces())
     assert len(pieces) > 1 and {(label, name) for label, name, _ in pieces} == {("f", "words")}
     assert "".join(text for _, _, text in pieces).strip() == words.strip()
 
