@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "runtime"))
-from sglc.cli_run import main  # noqa: E402
+from sglc.cli import main  # noqa: E402
 
 from conftest import make_model_dir  # noqa: E402
 
@@ -226,7 +226,7 @@ def test_no_traceback_from_the_process(prog_file):
         [
             sys.executable,
             "-m",
-            "sglc.cli_run",
+            "sglc",
             "run",
             str(prog_file),
             "--fn",
