@@ -9,6 +9,7 @@ records a trace entry and tells the program's events.
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from typing import Any
 
 from sglc import ir
@@ -65,10 +66,7 @@ class ModelOps:
             spaces = healed.spaces if healed else ""
             sampling = dataclasses.replace(sampling, regex=constrained_regex(i.regex, spaces))
         start = self.trace.now() if self.trace else 0.0
-        on_delta = None
-        if self.events is not None:
-            events = self.events
-            on_delta = lambda text: events.on_delta(fn, i.dest, text)  # noqa: E731
+        on_delta = None if self.events is None else partial(self.events.on_delta, fn, i.dest)
         result = await self.calls.generate(ids, sampling, on_delta)
         out = result.output
         if out.error:
