@@ -9,7 +9,8 @@ from sglc.ir.lower import LoweringError, lower_program
 from sglc.ir.passes import run_passes
 from sglc.ir.printer import format_instr, print_function, print_program
 from sglc.ir.program import FORMAT_VERSION, Block, ExternSig, IRFunction, IRProgram, Param
-from sglc.ir.serialize import IRFormatError, from_json, to_json
+from sglc.ir.serialize import IRFormatError, program_from_json, program_to_json
+from sglc.ir.types import IRType
 from sglc.ir.values import ParseError, parse_generated, to_text
 from sglc.ir.verify import IRVerifyError, verify
 from sglc.source import Diagnostic
@@ -30,7 +31,7 @@ def compile_program(checked: CheckedProgram, verify_each: bool = False,
 
 __all__ = [
     *_instruction_names, "FORMAT_VERSION", "Block", "ExternSig", "IRFormatError",
-    "IRFunction", "IRProgram", "IRVerifyError", "LoweringError", "Param", "ParseError",
-    "compile_program", "format_instr", "from_json", "lower_program", "parse_generated",
-    "print_function", "print_program", "run_passes", "to_json", "to_text", "verify",
+    "IRFunction", "IRProgram", "IRType", "IRVerifyError", "LoweringError", "Param", "ParseError",
+    "compile_program", "format_instr", "lower_program", "parse_generated", "print_function",
+    "print_program", "program_from_json", "program_to_json", "run_passes", "to_text", "verify",
 ]

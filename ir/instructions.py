@@ -3,9 +3,9 @@
 Execution model (what every docstring below relies on):
 
 - **Frames.** Each call of an `IRFunction` runs in a frame holding named variables (a flat,
-  per-function namespace: user names as written, compiler temporaries `%1`, `%2`, ...; see
-  `IRFunction.variables` for a slot table) and exactly one **stream**: the prompt state of
-  that call (chat messages with at most one open role turn, or raw text for base models).
+  per-function namespace: user names as written, compiler temporaries `%1`, `%2`, ...) and
+  exactly one **stream**: the prompt state of that call (chat messages with at most one open
+  role turn, or raw text for base models).
   Stream instructions have no stream operand; they act on the frame's stream.
 - **Operands.** A `Var` reads a variable; reading one that is unbound on the path taken is a
   runtime error reported at the instruction's span. A `Const` is a literal scalar (str, int,
@@ -398,7 +398,7 @@ class AssertSpec(Instr):
     value."""
 
     cond: Operand
-    kind: str
+    kind: SpecKind
     message: Operand | None = None
 
 

@@ -40,11 +40,13 @@ from sglc.ir.instructions import (
     RoleBegin,
     RoleEnd,
     Select,
+    SpecKind,
     ValueType,
     Var,
 )
 from sglc.ir.lower_expr import ExprLowerer, LoweringError, qualified
 from sglc.ir.program import ExternSig, FnKind, IRFunction, IRProgram, Param
+from sglc.ir.types import ANY, ir_type
 from sglc.lang.schemas import json_schema, schema_of
 from sglc.lang.types import (
     BOOL,
@@ -85,16 +87,16 @@ class ProgramLowering:
 
     def fn(self, info: ModuleInfo, sig: FnSig) -> None:
         node = sig.node
-        params = tuple(Param(p.name, str(ps.type), *_default(p.default))
+        params = tuple(Param(p.name, ir_type(ps.type), *_default(p.default))
                        for p, ps in zip(node.params, sig.params, strict=False))
         if node.is_extern:
-            self.externs[qualified(sig)] = ExternSig(node.name, params, str(sig.returns),
+            self.externs[qualified(sig)] = ExternSig(node.name, params, ir_type(sig.returns),
                                                      node.doc, node.span)
             return
         builder = FnBuilder(qualified(sig))
         FnLowerer(self, info, builder, node.ensures).body(node)
         self.functions[builder.name] = IRFunction(
-            builder.name, params, str(sig.returns), builder.finish(node.span), info.file,
+            builder.name, params, ir_type(sig.returns), builder.finish(node.span), info.file,
             node.doc, "fn", (), node.span)
 
     def source_text(self, span: A.Span) -> str | None:
@@ -144,7 +146,7 @@ class FnLowerer(ExprLowerer):
         for s in stmts:
             self.stmt(s)
 
-    def spec(self, cond: A.Expr, kind: str, span: A.Span) -> None:
+    def spec(self, cond: A.Expr, kind: SpecKind, span: A.Span) -> None:
         text = self.program.source_text(cond.span)
         message = Const(f"{kind} {text}") if text else None
         self.emit(AssertSpec(self.expr(cond), kind, message, span=span))
@@ -327,13 +329,13 @@ class FnLowerer(ExprLowerer):
         sub.block(body)
         if sub.b.is_open:
             tail(sub)
-        first = (Param(item_var, "any"),) if item_var else ()
+        first = (Param(item_var, ANY),) if item_var else ()
         fn_kind: FnKind = "map_body" if item_var else "fork_body"
-        fn = IRFunction(sub.b.name, first, "any", sub.b.finish(span), self.info.file, None,
+        fn = IRFunction(sub.b.name, first, ANY, sub.b.finish(span), self.info.file, None,
                         fn_kind, outputs, span)
         live = live_in(fn).get(fn.blocks[0].label, set()) - {item_var}
-        params = first + tuple(Param(name, "any") for name in sorted(live))
-        fn = IRFunction(fn.name, params, "any", fn.blocks, fn.file, None, fn_kind, outputs, span)
+        params = first + tuple(Param(name, ANY) for name in sorted(live))
+        fn = IRFunction(fn.name, params, ANY, fn.blocks, fn.file, None, fn_kind, outputs, span)
         self.program.functions[fn.name] = fn
         return fn
 

@@ -15,7 +15,7 @@ import json
 from functools import singledispatch
 
 from sglc.ir import instructions as I
-from sglc.ir.program import ExternSig, IRFunction, IRProgram, Param
+from sglc.ir.program import IRFunction, IRProgram, Param
 from sglc.ir.values import const_repr
 
 
@@ -58,10 +58,6 @@ def _params(params: tuple[Param, ...]) -> str:
             text += f" = {json.dumps(p.default, ensure_ascii=False)}"
         out.append(text)
     return ", ".join(out)
-
-
-def _sig(sig: ExternSig) -> str:
-    return f"{sig.name}({_params(sig.params)}) -> {sig.returns}"
 
 
 def _op(value: I.Operand | None) -> str:

@@ -7,13 +7,14 @@ Names: a fn's qualified name is `module.fn` (module = the file's stem: `agent.re
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from sglc.ir.instructions import NO_SPAN, Instr, Scalar, defined_var
+from sglc.ir.instructions import NO_SPAN, Instr, Scalar
+from sglc.ir.types import IRType
 from sglc.source import Span
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Bumped whenever the IR or its JSON form changes incompatibly."""
 
 FnKind = Literal["fn", "fork_body", "map_body"]
@@ -21,11 +22,11 @@ FnKind = Literal["fn", "fork_body", "map_body"]
 
 @dataclass(frozen=True)
 class Param:
-    """A parameter: its name, its type as printed (`str`, `list[int]`, `Person`), and the
-    constant default (a scalar, or a list/dict of scalars; callers copy it) if it has one."""
+    """A parameter: its name, its type, and the constant default (a scalar, or a list/dict of
+    scalars; callers copy it) if it has one."""
 
     name: str
-    type: str
+    type: IRType
     default: Scalar | list | dict | None = None
     has_default: bool = False
 
@@ -49,7 +50,7 @@ class IRFunction:
 
     name: str
     params: tuple[Param, ...]
-    returns: str
+    returns: IRType
     blocks: tuple[Block, ...]
     file: str
     doc: str | None = None
@@ -64,17 +65,6 @@ class IRFunction:
     def block(self, label: str) -> Block:
         return self.labels[label]
 
-    @property
-    def variables(self) -> tuple[str, ...]:
-        """Every variable the fn uses, params first: slot i holds `variables[i]`."""
-        names = dict.fromkeys(p.name for p in self.params)
-        for block in self.blocks:
-            for instr in block.instrs:
-                dest = defined_var(instr)
-                if dest is not None:
-                    names[dest] = None
-        return tuple(names)
-
     def instructions(self) -> list[tuple[str, int, Instr]]:
         """All (label, index, instr) in block order."""
         return [(b.label, i, ins) for b in self.blocks for i, ins in enumerate(b.instrs)]
@@ -86,7 +76,7 @@ class ExternSig:
 
     name: str
     params: tuple[Param, ...]
-    returns: str
+    returns: IRType
     doc: str | None = None
     span: Span = field(default=NO_SPAN, compare=False)
 
@@ -115,8 +105,6 @@ class IRProgram:
         raise KeyError(name)
 
     def replace_function(self, fn: IRFunction) -> IRProgram:
-        from dataclasses import replace
-
         return replace(self, functions={**self.functions, fn.name: fn})
 
 

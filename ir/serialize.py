@@ -1,10 +1,11 @@
-"""The JSON form of an IRProgram: `from_json(to_json(p)) == p`, spans included.
+"""The JSON form of an IRProgram: `program_from_json(program_to_json(p)) == p`, spans included.
 
-    {"format": "sglc-ir", "version": 1, "module": "agent", "entry": "agent.main",
+    {"format": "sglc-ir", "version": 2, "module": "agent", "entry": "agent.main",
      "schemas": {...}, "externs": {name: sig}, "functions": {name: fn}}
 
 An instruction is `{"opcode": "gen", <its fields>, "span": [file, line, col, end_line, end_col]}`;
-an operand is `{"var": name}` or `{"const": value}`; tuples are lists.
+an operand is `{"var": name}` or `{"const": value}`; a type (a parameter's, a result's) is
+`{"kind": "list", "args": [{"kind": "str"}]}` with its empty fields left out; tuples are lists.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from sglc.ir import instructions as I
 from sglc.ir.program import FORMAT_VERSION, Block, ExternSig, IRFunction, IRProgram, Param
+from sglc.ir.types import IRType
 from sglc.source import Span
 
 FORMAT_NAME = "sglc-ir"
@@ -23,7 +25,7 @@ class IRFormatError(ValueError):
     """JSON that is not a saved IR program of this version."""
 
 
-def to_json(prog: IRProgram) -> dict[str, Any]:
+def program_to_json(prog: IRProgram) -> dict[str, Any]:
     return {
         "format": FORMAT_NAME, "version": prog.version, "module": prog.module,
         "entry": prog.entry, "schemas": prog.schemas,
@@ -32,12 +34,13 @@ def to_json(prog: IRProgram) -> dict[str, Any]:
     }
 
 
-def from_json(data: dict[str, Any]) -> IRProgram:
+def program_from_json(data: dict[str, Any]) -> IRProgram:
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         raise IRFormatError("not a saved sglc IR program")
     if data.get("version") != FORMAT_VERSION:
-        raise IRFormatError(f"saved IR version {data.get('version')} is not {FORMAT_VERSION}; "
-                            "compile the program again")
+        raise IRFormatError(f"it was saved in IR format version {data.get('version')}, and this "
+                            f"sglc reads version {FORMAT_VERSION}; compile the program again "
+                            "from its .sgl source")
     try:
         return IRProgram(
             {name: _fn(fn) for name, fn in data["functions"].items()}, data["schemas"],
@@ -54,19 +57,31 @@ def _span(span: Span) -> list[Any]:
     return [span.file, span.line, span.col, span.end_line, span.end_col]
 
 
+def type_to_json(t: IRType) -> dict[str, Any]:
+    data: dict[str, Any] = {"kind": t.kind}
+    if t.args:
+        data["args"] = [type_to_json(a) for a in t.args]
+    if t.choices:
+        data["choices"] = list(t.choices)
+    if t.name:
+        data["name"] = t.name
+    return data
+
+
 def _params(params: tuple[Param, ...]) -> list[dict[str, Any]]:
-    return [{"name": p.name, "type": p.type, "default": p.default,
+    return [{"name": p.name, "type": type_to_json(p.type), "default": p.default,
              "has_default": p.has_default} for p in params]
 
 
 def _sig_json(sig: ExternSig) -> dict[str, Any]:
-    return {"name": sig.name, "params": _params(sig.params), "returns": sig.returns,
+    return {"name": sig.name, "params": _params(sig.params), "returns": type_to_json(sig.returns),
             "doc": sig.doc, "span": _span(sig.span)}
 
 
 def _fn_json(fn: IRFunction) -> dict[str, Any]:
     return {
-        "name": fn.name, "params": _params(fn.params), "returns": fn.returns, "file": fn.file,
+        "name": fn.name, "params": _params(fn.params), "returns": type_to_json(fn.returns),
+        "file": fn.file,
         "doc": fn.doc, "kind": fn.kind, "outputs": list(fn.outputs), "span": _span(fn.span),
         "blocks": [{"label": b.label, "instrs": [instr_json(i) for i in b.instrs]}
                    for b in fn.blocks],
@@ -103,19 +118,28 @@ def _to_span(data: list[Any]) -> Span:
     return Span(*data)
 
 
+def type_from_json(data: dict[str, Any]) -> IRType:
+    if not isinstance(data, dict):
+        raise IRFormatError(f"a type must be an object, got {data!r}")
+    return IRType(data["kind"], tuple(type_from_json(a) for a in data.get("args", ())),
+                  tuple(data.get("choices", ())), data.get("name", ""))
+
+
 def _to_params(data: list[dict[str, Any]]) -> tuple[Param, ...]:
-    return tuple(Param(p["name"], p["type"], p["default"], p["has_default"]) for p in data)
+    return tuple(Param(p["name"], type_from_json(p["type"]), p["default"], p["has_default"])
+                 for p in data)
 
 
 def _sig(data: dict[str, Any]) -> ExternSig:
-    return ExternSig(data["name"], _to_params(data["params"]), data["returns"], data["doc"],
-                     _to_span(data["span"]))
+    return ExternSig(data["name"], _to_params(data["params"]), type_from_json(data["returns"]),
+                     data["doc"], _to_span(data["span"]))
 
 
 def _fn(data: dict[str, Any]) -> IRFunction:
     blocks = tuple(Block(b["label"], tuple(instr_from_json(i) for i in b["instrs"]))
                    for b in data["blocks"])
-    return IRFunction(data["name"], _to_params(data["params"]), data["returns"], blocks,
+    return IRFunction(data["name"], _to_params(data["params"]), type_from_json(data["returns"]),
+                      blocks,
                       data["file"], data["doc"], data["kind"], tuple(data["outputs"]),
                       _to_span(data["span"]))
 
@@ -149,5 +173,5 @@ def _decode_value(value: Any) -> Any:
     return value
 
 
-__all__ = ["FORMAT_NAME", "IRFormatError", "from_json", "instr_from_json", "instr_json",
-           "to_json"]
+__all__ = ["FORMAT_NAME", "IRFormatError", "instr_from_json", "instr_json", "program_from_json",
+           "program_to_json", "type_from_json", "type_to_json"]

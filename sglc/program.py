@@ -2,14 +2,15 @@
 
     import sglc
     prog = sglc.load("examples/agent.sgl")            # or sglc.compile(source)
-    rt = sglc.Runtime(model_path="path/to/model")     # or Runtime(engine=an_engine)
+    rt = sglc.Runtime(model_path="path/to/model")     # or Runtime(engine=...), Runtime(client=...)
     prog.bind(search=my_search)                       # host fns for `extern fn`s
     answer = prog.react("What is 12*7?", runtime=rt)
     answers = prog.react.batch([("What is 2+2?",), {"question": "3*3?"}], runtime=rt)
     answer = await prog.react.async_("What is 12*7?", runtime=rt)
     prog.save("agent.json"); sglc.load("agent.json")  # no re-parsing
 
-Every call may take `runtime=` and `trace=` (a Trace to record model calls into); without
+Every call may take `runtime=`, `trace=` (a Trace to record model calls into), `events=` (a
+ProgramEvents to hear gen text as it is decoded) and `out=` (where `print` writes); without
 `runtime=` a program uses its own `Runtime()` on the default model, made on first use.
 """
 
@@ -17,14 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sglc.frontend import Diagnostic, check_program, has_errors, render_all
+from sglc.frontend.symbols import CheckedProgram
+from sglc.ir import IRFormatError, IRProgram, compile_program, program_from_json, program_to_json
+from sglc.runtime.backends import Runtime
+from sglc.runtime.executor import Interpreter, ProgramEvents, SGLRuntimeError, Trace
+from sglc.runtime.executor.arguments import public_functions
+from sglc.runtime.executor.generation import program_regexes
 
 SAVED_FORMAT = "sglc-program"
-_RESERVED = ("runtime", "trace")
+_T = TypeVar("_T")
 
 
 class CompileError(Exception):
@@ -37,47 +44,12 @@ class CompileError(Exception):
         super().__init__(render_all(errors, sources))
 
 
-class Runtime:
-    """Where programs run: an `sglc.Engine`, given or created on first use with
-    `Engine(model_path, **engine_options)` (model_path None: the embedded default model)."""
-
-    def __init__(
-        self, engine: Any = None, model_path: str | Path | None = None, **engine_options: Any
-    ) -> None:
-        if engine is not None and (model_path is not None or engine_options):
-            raise ValueError("give either an engine or model_path/engine options, not both")
-        self._engine = engine
-        self._owns_engine = engine is None
-        self.model_path = model_path
-        self.engine_options = engine_options
-
-    @property
-    def engine(self) -> Any:
-        if self._engine is None:
-            from sglc.runtime.engine import Engine
-
-            self._engine = Engine(self.model_path, **self.engine_options)
-        return self._engine
-
-    def close(self) -> None:
-        """Shut down the engine if this runtime created it."""
-        if self._owns_engine and self._engine is not None:
-            self._engine.shutdown()
-            self._engine = None
-
-    def __enter__(self) -> Runtime:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 class Program:
     """A compiled SGL program: its IR, the sources (for error messages), bound host fns."""
 
     def __init__(
         self,
-        ir_program: Any,
+        ir_program: IRProgram,
         sources: dict[str, str] | None = None,
         diagnostics: list[Diagnostic] | None = None,
     ) -> None:
@@ -91,8 +63,6 @@ class Program:
     @property
     def functions(self) -> list[str]:
         """Names of the fns you can call (the main module's)."""
-        from sglc.runtime.executor.interpreter import public_functions
-
         return sorted(public_functions(self.ir))
 
     @property
@@ -121,7 +91,8 @@ class Program:
 
     # -- running -------------------------------------------------------------------------------
     def run(self, fn: str | None = None, *args: Any, **kwargs: Any) -> Any:
-        """Call fn (default: `main`) and wait for its value. Options: runtime=, trace=."""
+        """Call fn (default: `main`) and wait for its value. Options: runtime=, trace=,
+        events=, out=."""
         return _run_sync(self.run_async(fn, *args, **kwargs))
 
     async def run_async(
@@ -129,14 +100,13 @@ class Program:
         fn: str | None = None,
         *args: Any,
         runtime: Runtime | None = None,
-        trace: Any = None,
+        trace: Trace | None = None,
+        events: ProgramEvents | None = None,
         out: Callable[[str], None] | None = None,
-        on_gen: Callable[[str, str, str], None] | None = None,
-        on_token: Callable[[str, str, str], None] | None = None,
         **kwargs: Any,
     ) -> Any:
-        interp = self.interpreter(runtime, trace, out, on_gen, on_token)
-        return await self._call(interp, fn, args, kwargs)
+        interp = self.interpreter(runtime, trace=trace, events=events, out=out)
+        return await self._located(interp.call(self._fn_name(fn), args, kwargs))
 
     def batch(self, fn: str, calls: Iterable[Any], **options: Any) -> list[Any]:
         """Run fn once per argument set (a dict, a tuple, or a single value) concurrently;
@@ -149,67 +119,48 @@ class Program:
         calls: Iterable[Any],
         *,
         runtime: Runtime | None = None,
-        trace: Any = None,
+        trace: Trace | None = None,
+        events: ProgramEvents | None = None,
         out: Callable[[str], None] | None = None,
     ) -> list[Any]:
-        from sglc.runtime.executor.interpreter import _gather
-
-        interp = self.interpreter(runtime, trace, out)
-        jobs = []
-        for call in calls:
-            if isinstance(call, Mapping):
-                jobs.append(self._call(interp, fn, (), dict(call)))
-            elif isinstance(call, (tuple, list)):
-                jobs.append(self._call(interp, fn, tuple(call), {}))
-            else:
-                jobs.append(self._call(interp, fn, (call,), {}))
-        return await _gather(jobs)
+        interp = self.interpreter(runtime, trace=trace, events=events, out=out)
+        arguments = [_call_arguments(call) for call in calls]
+        return await self._located(interp.call_many(self._fn_name(fn), arguments))
 
     def interpreter(
         self,
         runtime: Runtime | None = None,
-        trace: Any = None,
+        *,
+        trace: Trace | None = None,
+        events: ProgramEvents | None = None,
         out: Callable[[str], None] | None = None,
-        on_gen: Callable[[str, str, str], None] | None = None,
-        on_token: Callable[[str, str, str], None] | None = None,
-    ) -> Any:
-        """An Interpreter of this program on `runtime` (one per event loop)."""
-        from sglc.runtime.executor.generation import program_regexes
-        from sglc.runtime.executor.interpreter import Interpreter
-        from sglc.runtime.executor.model_calls import EngineClient
-
+    ) -> Interpreter:
+        """An Interpreter of this program on `runtime` (one per event loop). The model starts
+        building the automata of the program's constrained gens meanwhile."""
         if runtime is None:
             if self.runtime is None:
                 self.runtime = Runtime()
             runtime = self.runtime
-        engine = runtime.engine
-        if hasattr(engine, "prebuild_constraints"):  # the gens' automata build meanwhile
-            engine.prebuild_constraints(program_regexes(self.ir))
+        client = runtime.client
+        client.prebuild(program_regexes(self.ir))
         return Interpreter(
-            self.ir,
-            EngineClient(runtime.engine),
-            hosts=dict(self.hosts),
-            trace=trace,
-            out=out,
-            on_gen=on_gen,
-            on_token=on_token,
+            self.ir, client, hosts=self.hosts, trace=trace, out=out, events=events
         )
 
-    async def _call(self, interp: Any, fn: str | None, args: tuple, kwargs: dict) -> Any:
-        from sglc.runtime.executor.errors import SGLRuntimeError
+    def _fn_name(self, fn: str | None) -> str:
+        return fn or self.entry or "main"
 
-        name = fn or self.entry or "main"
+    async def _located(self, call: Coroutine[Any, Any, _T]) -> _T:
+        """Await a call; its SGLRuntimeError renders with this program's sources."""
         try:
-            return await interp.call(name, args, kwargs)
+            return await call
         except SGLRuntimeError as exc:
             exc.sources = self.sources
             raise
 
     # -- saving ----------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        from sglc.ir.serialize import to_json
-
-        return {"format": SAVED_FORMAT, "ir": to_json(self.ir), "sources": self.sources}
+        return {"format": SAVED_FORMAT, "ir": program_to_json(self.ir), "sources": self.sources}
 
     def save(self, path: str | Path) -> None:
         """Write the compiled program as JSON; `sglc.load` reads it back without parsing."""
@@ -219,17 +170,24 @@ class Program:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Program:
-        from sglc.ir.serialize import IRFormatError, from_json
-
         if not isinstance(data, Mapping) or data.get("format") != SAVED_FORMAT:
             raise ValueError(
                 "not a saved sglc program (expected the JSON that `sglc compile "
                 "--emit json` and Program.save write)"
             )
         try:
-            return cls(from_json(data["ir"]), data.get("sources") or {})
+            return cls(program_from_json(data["ir"]), data.get("sources") or {})
         except (IRFormatError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"a damaged or incompatible saved program: {exc}") from None
+
+
+def _call_arguments(call: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """One argument set of `batch`: a dict (by name), a tuple or list, or a single value."""
+    if isinstance(call, Mapping):
+        return (), dict(call)
+    if isinstance(call, (tuple, list)):
+        return tuple(call), {}
+    return (call,), {}
 
 
 class BoundFn:
@@ -280,25 +238,25 @@ def load(path: str | Path) -> Program:
 
 
 def compile_checked(
-    checked: Any, diags: list[Diagnostic], skip_passes: tuple[str, ...] = ()
-) -> tuple[Any, list[Diagnostic]]:
+    checked: CheckedProgram, diags: list[Diagnostic], skip_passes: tuple[str, ...] = ()
+) -> tuple[IRProgram | None, list[Diagnostic]]:
     """Front-end result -> (IRProgram or None, all diagnostics)."""
     if not checked.ok:
         return None, diags
-    from sglc.ir import compile_program
-
     ir_program, ir_diags = compile_program(checked, skip=skip_passes)
     return ir_program, [*diags, *ir_diags]
 
 
-def _finish(checked: Any, diags: list[Diagnostic], skip_passes: tuple[str, ...] = ()) -> Program:
+def _finish(
+    checked: CheckedProgram, diags: list[Diagnostic], skip_passes: tuple[str, ...] = ()
+) -> Program:
     ir_program, diags = compile_checked(checked, diags, skip_passes)
     if ir_program is None or has_errors(diags):
         raise CompileError(diags, checked.sources)
     return Program(ir_program, checked.sources, diags)
 
 
-def _run_sync(coro: Any) -> Any:
+def _run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -1,16 +1,23 @@
-"""The SGL executor: runs IR programs on an engine with asyncio.
+"""The SGL executor: runs IR programs on a model with asyncio.
 
-interpreter.py   frames, control flow, calls, fork / parallel for, host calls, specs
-model_ops.py     gen / select / prefetch against the engine (healing, schema fields)
-model_calls.py   EngineClient: ready gens of all branches go to the engine as one wave
-generation.py    sampling params, constraint checks, prompt-boundary healing
-streams.py       a call's prompt: chat turns + raw text, incremental token ids
-builtins.py      value ops and builtins with SGL-level error messages
-host.py          extern fn bindings, --tools files, the built-in calculator
-errors.py        SGLRuntimeError & co: .sgl location + SGL call stack, rendered
-trace.py         --trace: one JSON record per model call
+interpreter.py     frames, control flow, calls, fork / parallel for, host calls, specs
+model_ops.py       gen / select / prefetch: healing, values, trace records, events
+model_calls.py     ModelCalls: ready gens of all branches go to the model as one wave
+client.py          ModelClient: the protocol a model implements for the executor
+events.py          ProgramEvents: gen text as it is decoded, gen and select values
+generation.py      sampling params, constraint checks, prompt-boundary healing
+prompt_stream.py   PromptStream: a call's prompt, chat turns + raw text, as token ids
+arguments.py       a program's callable fns, binding arguments to parameters
+builtins.py        value ops and builtins with SGL-level error messages
+host.py            extern fn bindings, --tools files, the built-in calculator
+errors.py          SGLRuntimeError & co: .sgl location + SGL call stack, rendered
+trace.py           --trace: one JSON record per model call
+
+The executor imports no engine: a model is whatever implements `ModelClient`
+(`sglc.runtime.backends` has the in-process one).
 """
 
+from sglc.runtime.executor.client import ModelClient, OptionScore, Tokenizer
 from sglc.runtime.executor.errors import (
     ArgumentError,
     GenError,
@@ -18,19 +25,22 @@ from sglc.runtime.executor.errors import (
     SGLRuntimeError,
     SpecViolation,
 )
+from sglc.runtime.executor.events import ProgramEvents
 from sglc.runtime.executor.interpreter import Interpreter
-from sglc.runtime.executor.model_calls import EngineClient
-from sglc.runtime.executor.streams import Stream
+from sglc.runtime.executor.prompt_stream import PromptStream
 from sglc.runtime.executor.trace import Trace
 
 __all__ = [
     "ArgumentError",
-    "EngineClient",
     "GenError",
     "HostError",
     "Interpreter",
+    "ModelClient",
+    "OptionScore",
+    "ProgramEvents",
+    "PromptStream",
     "SGLRuntimeError",
     "SpecViolation",
-    "Stream",
+    "Tokenizer",
     "Trace",
 ]

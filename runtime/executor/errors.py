@@ -20,8 +20,9 @@ from sglc.source import Diagnostic, Span, render
 
 
 @dataclass(frozen=True)
-class Frame:
-    """One SGL call in progress: the function and where it is (or where it called)."""
+class CallSite:
+    """One entry of an SGL call stack: the function, and where in it the error is (or the
+    call that led on)."""
 
     fn: str
     span: Span | None
@@ -44,7 +45,7 @@ class SGLRuntimeError(Exception):
         span: Span | None = None,
         *,
         hint: str | None = None,
-        stack: tuple[Frame, ...] = (),
+        stack: tuple[CallSite, ...] = (),
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -53,7 +54,7 @@ class SGLRuntimeError(Exception):
         self.stack = stack
         self.sources: dict[str, str] | None = None  # set by Program: str() then renders all
 
-    def with_context(self, span: Span | None, stack: tuple[Frame, ...]) -> SGLRuntimeError:
+    def with_context(self, span: Span | None, stack: tuple[CallSite, ...]) -> SGLRuntimeError:
         """Fill in the location and call stack where they are still missing."""
         if self.span is None:
             self.span = span

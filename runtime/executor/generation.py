@@ -20,7 +20,7 @@ from typing import Any
 from sglc.ir import Gen
 from sglc.lang import GEN_PARAMS, sampling_defaults
 from sglc.runtime.core import InvalidRequest, SamplingParams
-from sglc.runtime.executor.streams import Stream
+from sglc.runtime.executor.prompt_stream import PromptStream
 from sglc.runtime.inputs import common_prefix_len
 
 
@@ -98,7 +98,7 @@ class HealedGen:
     spaces: str
 
 
-def heal_gen(stream: Stream) -> HealedGen | None:
+def heal_gen(stream: PromptStream) -> HealedGen | None:
     head_ids, tail = stream.split_tail()
     head_text = tail.rstrip(" ")
     if not tail or head_text == tail:
@@ -117,7 +117,7 @@ class HealedOptions:
     tail: str
 
 
-def heal_options(stream: Stream, options: list[str]) -> HealedOptions | None:
+def heal_options(stream: PromptStream, options: list[str]) -> HealedOptions | None:
     head_ids, tail = stream.split_tail()
     if not tail:
         return None

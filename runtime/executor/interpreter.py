@@ -1,16 +1,16 @@
 """The asyncio interpreter of IR functions.
 
-Each SGL call runs as a coroutine over its frame (variables + one stream). Fork branches,
-parallel-for items and the calls they make are tasks of one event loop, so every `gen` that
-is ready in any of them reaches the engine in the same wave (see `model_calls`): the
-program's parallelism becomes the engine's batch.
+Each SGL call runs as a coroutine over its frame (variables + one prompt stream). Fork
+branches, parallel-for items and the calls they make are tasks of one event loop, so every
+`gen` that is ready in any of them reaches the model in the same wave (see `model_calls`):
+the program's parallelism becomes the engine's batch.
 
-    run_fn: for each instruction of the current block
+    run: for each instruction of the current block
         value op      -> computed inline (builtins.py)
-        stream op     -> the frame's Stream (streams.py)
-        gen / select  -> awaited model call (generation.py, model_calls.py)
-        fork / map    -> child coroutines on copies of the stream, gathered in order
-        call          -> child coroutine with a fresh stream
+        prompt op     -> the frame's PromptStream (prompt_stream.py)
+        gen / select  -> the operands' values to ModelOps (model_ops.py), awaited
+        fork / map    -> child coroutines on copies of the prompt, gathered in order
+        call          -> child coroutine with a fresh prompt
         terminator    -> next block, or the frame's value
 
 Every failure leaves as an SGLRuntimeError carrying the instruction's span and the SGL call
@@ -20,77 +20,98 @@ stack; Python exceptions from user-visible operations are translated, never leak
 from __future__ import annotations
 
 import asyncio
-import copy
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import sglc.runtime.executor.builtins as B
 from sglc import ir
 from sglc.runtime.core import EngineError
-from sglc.runtime.executor import builtins as B
+from sglc.runtime.executor.arguments import bind_arguments, public_functions, short_name
+from sglc.runtime.executor.client import ModelClient
 from sglc.runtime.executor.errors import (
     ArgumentError,
+    CallSite,
     GenError,
     HostError,
     SGLRuntimeError,
     SpecViolation,
 )
-from sglc.runtime.executor.errors import (
-    Frame as StackFrame,
-)
+from sglc.runtime.executor.events import ProgramEvents
 from sglc.runtime.executor.host import call_host, resolve_host
-from sglc.runtime.executor.model_calls import EngineClient
+from sglc.runtime.executor.model_calls import ModelCalls
 from sglc.runtime.executor.model_ops import ModelOps
-from sglc.runtime.executor.streams import Stream, StreamError
+from sglc.runtime.executor.prompt_stream import PromptStream, PromptStreamError
 from sglc.runtime.executor.trace import Trace
+from sglc.source import Span
 
 MAX_CALL_DEPTH = 200
 
 
 @dataclass
-class _Frame:
+class Frame:
+    """One SGL call being run: its variables and its prompt."""
+
     fn: ir.IRFunction
     label: str  # how the call stack names it: "react", "solve (fork branch 2 of 3)"
     vars: dict[str, Any]
-    stream: Stream
-    callers: tuple[StackFrame, ...]
+    prompt: PromptStream
+    callers: tuple[CallSite, ...]
     just_prefetched: bool = False
 
-    def here(self, span: Any) -> tuple[StackFrame, ...]:
-        return (*self.callers, StackFrame(self.label, span))
+    def here(self, span: Span | None) -> tuple[CallSite, ...]:
+        return (*self.callers, CallSite(self.label, span))
 
 
-@dataclass
-class Interpreter(ModelOps):
-    """Runs one IR program on an engine. One interpreter may serve many concurrent calls.
+class Interpreter:
+    """Runs one IR program on a model. One interpreter may serve many concurrent calls, on
+    one event loop.
 
-    `hosts` binds extern fns by short or qualified name; `out` receives `print` output;
-    `on_gen` (if set) is told each gen's text as soon as it is generated; `on_token` (if
-    set) gets each gen's text piece by piece while the engine decodes it.
+    `hosts` binds extern fns by short or qualified name; `out` receives `print` output
+    (default: stdout); `events` hears each gen's text as it is decoded and each gen's and
+    select's value; `trace` records every model call.
     """
 
-    program: ir.IRProgram
-    client: EngineClient
-    hosts: dict[str, Callable[..., Any]] = field(default_factory=dict)
-    trace: Trace | None = None
-    out: Callable[[str], None] | None = None
-    on_gen: Callable[[str, str, str], None] | None = None  # (fn label, gen name, text)
-    on_token: Callable[[str, str, str], None] | None = None  # (fn label, gen name, delta)
-    normalized_select: bool = True
+    def __init__(
+        self,
+        program: ir.IRProgram,
+        client: ModelClient,
+        *,
+        hosts: Mapping[str, Callable[..., Any]] | None = None,
+        trace: Trace | None = None,
+        out: Callable[[str], None] | None = None,
+        events: ProgramEvents | None = None,
+        normalized_select: bool = True,
+    ) -> None:
+        self.program = program
+        self.client = client
+        self.hosts = dict(hosts or {})
+        self.out = out
+        self.model = ModelOps(ModelCalls(client), trace, events, normalized_select)
 
     # -- entry points -----------------------------------------------------------------------
     async def call(
-        self, fn_name: str, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None
+        self, fn_name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None
     ) -> Any:
-        """Call an SGL fn by user-facing name (`react` or `agent.react`) with a new stream."""
+        """Call an SGL fn by user-facing name (`react` or `agent.react`) with a new prompt."""
         try:
             fn = self.program.functions[self.program.resolve(fn_name)]
         except KeyError:
             names = ", ".join(sorted(public_functions(self.program))) or "none"
             raise ArgumentError(f"the program has no fn '{fn_name}' (fns: {names})") from None
         values = bind_arguments(fn, list(args), dict(kwargs or {}))
-        return await self._run(fn, values, Stream(self.client.tokenizer), (), short_name(fn))
+        return await self._run(fn, values, self._new_prompt(), (), short_name(fn))
+
+    async def call_many(
+        self, fn_name: str, calls: Iterable[tuple[Sequence[Any], Mapping[str, Any]]]
+    ) -> list[Any]:
+        """`call` once per (args, kwargs), all concurrently; the results in order. The first
+        failure cancels the other calls."""
+        return await gather_in_order([self.call(fn_name, a, k) for a, k in calls])
+
+    def _new_prompt(self) -> PromptStream:
+        return PromptStream(self.client.tokenizer)
 
     def _write(self, text: str) -> None:
         if self.out is not None:
@@ -104,8 +125,8 @@ class Interpreter(ModelOps):
         self,
         fn: ir.IRFunction,
         values: dict[str, Any],
-        stream: Stream,
-        callers: tuple[StackFrame, ...],
+        prompt: PromptStream,
+        callers: tuple[CallSite, ...],
         label: str,
     ) -> Any:
         if len(callers) >= MAX_CALL_DEPTH:
@@ -113,7 +134,7 @@ class Interpreter(ModelOps):
                 f"calls are nested more than {MAX_CALL_DEPTH} deep (unbounded recursion?)",
                 stack=callers,
             )
-        frame = _Frame(fn, label, values, stream, callers)
+        frame = Frame(fn, label, values, prompt, callers)
         blocks = fn.labels
         block = fn.blocks[0]
         while True:
@@ -135,11 +156,7 @@ class Interpreter(ModelOps):
                     frame.just_prefetched = isinstance(instr, ir.Prefetch)
                 except SGLRuntimeError as exc:
                     raise exc.with_context(instr.span, frame.here(instr.span)) from None
-                except B.ValueOpError as exc:
-                    raise SGLRuntimeError(
-                        str(exc), instr.span, stack=frame.here(instr.span)
-                    ) from None
-                except StreamError as exc:
+                except (B.ValueOpError, PromptStreamError) as exc:
                     raise SGLRuntimeError(
                         str(exc), instr.span, stack=frame.here(instr.span)
                     ) from None
@@ -152,7 +169,7 @@ class Interpreter(ModelOps):
                     f"block '{block.label}' of {fn.name} has no terminator", stack=frame.here(None)
                 )
 
-    def _val(self, operand: ir.Operand, frame: _Frame) -> Any:
+    def _val(self, operand: ir.Operand, frame: Frame) -> Any:
         if isinstance(operand, ir.Const):
             return operand.value
         try:
@@ -160,135 +177,146 @@ class Interpreter(ModelOps):
         except KeyError:
             raise SGLRuntimeError(f"variable '{operand.name}' has no value here") from None
 
-    def _kwargs(self, kwargs: ir.KwArgs, frame: _Frame) -> dict[str, Any]:
+    def _kwargs(self, kwargs: ir.KwArgs, frame: Frame) -> dict[str, Any]:
         return {name: self._val(v, frame) for name, v in kwargs}
 
     # -- value ops ----------------------------------------------------------------------------
-    def _copy(self, i: ir.Copy, f: _Frame) -> None:
+    def _copy(self, i: ir.Copy, f: Frame) -> None:
         f.vars[i.dest] = self._val(i.src, f)
 
-    def _binop(self, i: ir.BinOp, f: _Frame) -> None:
+    def _binop(self, i: ir.BinOp, f: Frame) -> None:
         left, right = self._val(i.left, f), self._val(i.right, f)
         f.vars[i.dest] = B.guarded(
             f"{B.type_name(left)} {i.op} {B.type_name(right)}", lambda: B.BINOPS[i.op](left, right)
         )
 
-    def _unop(self, i: ir.UnaryOp, f: _Frame) -> None:
+    def _unop(self, i: ir.UnaryOp, f: Frame) -> None:
         value = self._val(i.operand, f)
         f.vars[i.dest] = B.guarded(f"{i.op} {B.type_name(value)}", lambda: B.UNARY[i.op](value))
 
-    def _compare(self, i: ir.Compare, f: _Frame) -> None:
+    def _compare(self, i: ir.Compare, f: Frame) -> None:
         left, right = self._val(i.left, f), self._val(i.right, f)
         f.vars[i.dest] = B.guarded(
             f"{B.type_name(left)} {i.op} {B.type_name(right)}",
             lambda: B.COMPARES[i.op](left, right),
         )
 
-    def _build_list(self, i: ir.BuildList, f: _Frame) -> None:
+    def _build_list(self, i: ir.BuildList, f: Frame) -> None:
         f.vars[i.dest] = [self._val(x, f) for x in i.items]
 
-    def _build_dict(self, i: ir.BuildDict, f: _Frame) -> None:
+    def _build_dict(self, i: ir.BuildDict, f: Frame) -> None:
         keys = [self._val(k, f) for k in i.keys]
         f.vars[i.dest] = B.guarded(
             "dict", lambda: dict(zip(keys, (self._val(v, f) for v in i.values), strict=True))
         )
 
-    def _index(self, i: ir.Index, f: _Frame) -> None:
+    def _index(self, i: ir.Index, f: Frame) -> None:
         f.vars[i.dest] = B.index(self._val(i.obj, f), self._val(i.index, f))
 
-    def _slice(self, i: ir.Slice, f: _Frame) -> None:
+    def _slice(self, i: ir.Slice, f: Frame) -> None:
         obj = self._val(i.obj, f)
         start = None if i.start is None else self._val(i.start, f)
         stop = None if i.stop is None else self._val(i.stop, f)
         f.vars[i.dest] = B.guarded("slice", lambda: obj[start:stop])
 
-    def _attr(self, i: ir.Attr, f: _Frame) -> None:
+    def _attr(self, i: ir.Attr, f: Frame) -> None:
         f.vars[i.dest] = B.attr(self._val(i.obj, f), i.name)
 
-    def _pluck(self, i: ir.Pluck, f: _Frame) -> None:
+    def _pluck(self, i: ir.Pluck, f: Frame) -> None:
         f.vars[i.dest] = [B.attr(item, i.name) for item in self._val(i.obj, f)]
 
-    def _call_builtin(self, i: ir.CallBuiltin, f: _Frame) -> None:
+    def _call_builtin(self, i: ir.CallBuiltin, f: Frame) -> None:
         result = B.call_builtin(
             i.name, [self._val(a, f) for a in i.args], self._kwargs(i.kwargs, f), self._write
         )
         if i.dest is not None:
             f.vars[i.dest] = result
 
-    def _call_method(self, i: ir.CallMethod, f: _Frame) -> None:
+    def _call_method(self, i: ir.CallMethod, f: Frame) -> None:
         result = B.call_method(self._val(i.obj, f), i.method, [self._val(a, f) for a in i.args])
         if i.dest is not None:
             f.vars[i.dest] = result
 
-    def _format(self, i: ir.Format, f: _Frame) -> None:
+    def _format(self, i: ir.Format, f: Frame) -> None:
         f.vars[i.dest] = "".join(ir.to_text(self._val(p, f)) for p in i.parts)
 
-    # -- stream ops ---------------------------------------------------------------------------
-    def _append(self, i: ir.Append, f: _Frame) -> None:
-        f.stream.append(ir.to_text(self._val(i.value, f)))
+    # -- prompt ops ---------------------------------------------------------------------------
+    def _append(self, i: ir.Append, f: Frame) -> None:
+        f.prompt.append(ir.to_text(self._val(i.value, f)))
 
-    def _role_begin(self, i: ir.RoleBegin, f: _Frame) -> None:
-        f.stream.begin_role(i.role)
+    def _role_begin(self, i: ir.RoleBegin, f: Frame) -> None:
+        f.prompt.begin_role(i.role)
 
-    def _role_end(self, i: ir.RoleEnd, f: _Frame) -> None:
-        f.stream.end_role()
+    def _role_end(self, i: ir.RoleEnd, f: Frame) -> None:
+        f.prompt.end_role()
+
+    # -- model calls: the operands' values go to ModelOps -----------------------------------
+    async def _gen(self, i: ir.Gen, f: Frame) -> None:
+        f.vars[i.dest] = await self.model.gen(i, self._kwargs(i.params, f), f.prompt, f.label)
+
+    async def _select(self, i: ir.Select, f: Frame) -> None:
+        options = self._val(i.options, f)
+        f.vars[i.dest] = await self.model.select(i, options, f.prompt, f.label)
+
+    async def _prefetch(self, i: ir.Prefetch, f: Frame) -> None:
+        """A prefix that the branches or calls right after this share, filled into the
+        prefix cache once, from the current prompt or (`fresh`) a new one."""
+        prompt = self._new_prompt() if i.fresh else f.prompt.fork()
+        for op in i.prefix:
+            if isinstance(op, ir.Append):
+                prompt.append(ir.to_text(self._val(op.value, f)))
+            elif isinstance(op, ir.RoleBegin):
+                prompt.begin_role(op.role)
+            elif isinstance(op, ir.RoleEnd):
+                prompt.end_role()
+        await self.model.prefetch(prompt.prompt_ids(), f.label, i.span)
+
+    async def _fan_out(self, f: Frame, span: Span, n: int) -> None:
+        """Before n >= 2 branches start from this prompt, fill it into the prefix cache once
+        (unless a Prefetch hint just did), so they all extend a cached prefix together."""
+        if n >= 2 and not f.just_prefetched:
+            await self.model.prefetch(f.prompt.prompt_ids(), f.label, span)
 
     # -- calls and branches ---------------------------------------------------------------------
-    async def _fork(self, i: ir.Fork, f: _Frame) -> None:
+    async def _fork(self, i: ir.Fork, f: Frame) -> None:
         n = self._val(i.count, f)
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise SGLRuntimeError(f"fork needs a count of at least 1, got {n!r}")
-        body = self.program.functions[i.body]
-        captured = {name: f.vars[name] for name in i.captures if name in f.vars}
-        await self._fan_out(f, i.span, n)
-        here = f.here(i.span)
-        f.vars[i.dest] = await _gather(
-            [
-                self._run(
-                    body,
-                    dict(captured),
-                    f.stream.fork(),
-                    here,
-                    f"{f.label} (fork branch {k + 1} of {n})",
-                )
-                for k in range(n)
-            ]
-        )
+        f.vars[i.dest] = await self._branches(i, f, [{} for _ in range(n)], "fork branch")
 
-    async def _parallel_map(self, i: ir.ParallelMap, f: _Frame) -> None:
+    async def _parallel_map(self, i: ir.ParallelMap, f: Frame) -> None:
         items = self._val(i.items, f)
         try:
             items = list(items)
         except TypeError:
             raise SGLRuntimeError(f"parallel for needs a list, got {B.type_name(items)}") from None
+        item_param = self.program.functions[i.body].params[0].name
+        inputs = [{item_param: item} for item in items]
+        f.vars[i.dest] = await self._branches(i, f, inputs, "parallel for item")
+
+    async def _branches(
+        self, i: ir.Fork | ir.ParallelMap, f: Frame, inputs: list[dict[str, Any]], what: str
+    ) -> list[Any]:
+        """Run the body once per input (plus the captures), concurrently, each on its own
+        copy of the prompt; the values in order."""
         body = self.program.functions[i.body]
-        item_param = body.params[0].name
         captured = {name: f.vars[name] for name in i.captures if name in f.vars}
-        await self._fan_out(f, i.span, len(items))
-        here = f.here(i.span)
-        f.vars[i.dest] = await _gather(
-            [
-                self._run(
-                    body,
-                    {**captured, item_param: item},
-                    f.stream.fork(),
-                    here,
-                    f"{f.label} (parallel for item {k + 1} of {len(items)})",
-                )
-                for k, item in enumerate(items)
-            ]
+        await self._fan_out(f, i.span, len(inputs))
+        here, n = f.here(i.span), len(inputs)
+        return await gather_in_order(
+            self._run(body, {**captured, **values}, f.prompt.fork(), here,
+                      f"{f.label} ({what} {k + 1} of {n})")
+            for k, values in enumerate(inputs)
         )
 
-    async def _call(self, i: ir.Call, f: _Frame) -> None:
+    async def _call(self, i: ir.Call, f: Frame) -> None:
         fn = self.program.functions[i.fn]
         values = bind_arguments(fn, [self._val(a, f) for a in i.args], self._kwargs(i.kwargs, f))
-        result = await self._run(
-            fn, values, Stream(self.client.tokenizer), f.here(i.span), short_name(fn)
-        )
+        result = await self._run(fn, values, self._new_prompt(), f.here(i.span), short_name(fn))
         if i.dest is not None:
             f.vars[i.dest] = result
 
-    async def _host_call(self, i: ir.HostCall, f: _Frame) -> None:
+    async def _host_call(self, i: ir.HostCall, f: Frame) -> None:
         sig = self.program.externs.get(i.fn)
         short = sig.name if sig is not None else i.fn.rsplit(".", 1)[-1]
         host = resolve_host(i.fn, short, self.hosts)
@@ -306,7 +334,7 @@ class Interpreter(ModelOps):
         if i.dest is not None:
             f.vars[i.dest] = result
 
-    def _assert_spec(self, i: ir.AssertSpec, f: _Frame) -> None:
+    def _assert_spec(self, i: ir.AssertSpec, f: Frame) -> None:
         if bool(self._val(i.cond, f)):
             return
         message = None if i.message is None else ir.to_text(self._val(i.message, f))
@@ -323,7 +351,7 @@ class Interpreter(ModelOps):
         raise SpecViolation(f"{i.kind} failed: {message}", hint=hint)
 
 
-_HANDLERS: dict[type, Callable[[Interpreter, Any, _Frame], Awaitable[None] | None]] = {
+_HANDLERS: dict[type, Callable[[Interpreter, Any, Frame], Awaitable[None] | None]] = {
     ir.Copy: Interpreter._copy,
     ir.BinOp: Interpreter._binop,
     ir.UnaryOp: Interpreter._unop,
@@ -342,7 +370,7 @@ _HANDLERS: dict[type, Callable[[Interpreter, Any, _Frame], Awaitable[None] | Non
     ir.RoleEnd: Interpreter._role_end,
     ir.Gen: Interpreter._gen,
     ir.Select: Interpreter._select,
-    ir.Prefetch: Interpreter._prefetch_hint,
+    ir.Prefetch: Interpreter._prefetch,
     ir.Fork: Interpreter._fork,
     ir.ParallelMap: Interpreter._parallel_map,
     ir.Call: Interpreter._call,
@@ -351,7 +379,7 @@ _HANDLERS: dict[type, Callable[[Interpreter, Any, _Frame], Awaitable[None] | Non
 }
 
 
-async def _gather(coros: list[Awaitable[Any]]) -> list[Any]:
+async def gather_in_order(coros: Iterable[Awaitable[Any]]) -> list[Any]:
     """Run concurrently, results in order; the first failure cancels the rest."""
     tasks = [asyncio.ensure_future(c) for c in coros]
     try:
@@ -361,42 +389,3 @@ async def _gather(coros: list[Awaitable[Any]]) -> list[Any]:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-
-
-def short_name(fn: ir.IRFunction) -> str:
-    return fn.name.rsplit(".", 1)[-1]
-
-
-def public_functions(program: ir.IRProgram) -> dict[str, ir.IRFunction]:
-    """The user-callable fns of the main module, by short name."""
-    prefix = f"{program.module}."
-    return {
-        name[len(prefix) :]: fn
-        for name, fn in program.functions.items()
-        if name.startswith(prefix) and fn.kind == "fn"
-    }
-
-
-def bind_arguments(fn: ir.IRFunction, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Parameter values for a call: positional, then by name, then (copied) defaults."""
-    params = fn.params
-    name = short_name(fn)
-    if len(args) > len(params):
-        raise ArgumentError(
-            f"{name}() takes {len(params)} argument{'s' * (len(params) != 1)}, got {len(args)}"
-        )
-    values = {p.name: a for p, a in zip(params, args, strict=False)}
-    known = {p.name for p in params}
-    for key, value in kwargs.items():
-        if key not in known:
-            hint = ", ".join(p.name for p in params) or "none"
-            raise ArgumentError(f"{name}() has no parameter '{key}'", hint=f"parameters: {hint}")
-        if key in values:
-            raise ArgumentError(f"{name}() got two values for '{key}'")
-        values[key] = value
-    for p in params:
-        if p.name not in values:
-            if not p.has_default:
-                raise ArgumentError(f"{name}() is missing the argument '{p.name}' ({p.type})")
-            values[p.name] = copy.deepcopy(p.default)
-    return values

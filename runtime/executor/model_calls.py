@@ -1,13 +1,13 @@
-"""The executor's async view of an engine: batched generation and scoring.
+"""The interpreter's model calls, batched in waves over a `ModelClient`.
 
 Every `gen` that becomes ready while the event loop runs is queued; once a loop iteration
 passes with nothing new queued (all runnable branches are blocked on a model call), the
-queue goes to the engine as ONE `generate` call, so the engine schedules the whole wave
-together (one extend batch when the KV pool and token budget allow). Calls issued later
-form the next wave, which the engine's continuous batching merges with the running one.
+queue goes to the client as ONE `submit`, so the model schedules the whole wave together
+(one extend batch when the KV pool and token budget allow). Calls issued later form the next
+wave, which the engine's continuous batching merges with the running one.
 
-Each request of a wave completes on its own (`Engine.submit` calls back per request), so a
-branch whose request finishes early goes on while the rest of its wave still decodes.
+Each request of a wave completes on its own (the client calls back per request), so a branch
+whose request finishes early goes on while the rest of its wave still decodes.
 """
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sglc.runtime.core import Output, SamplingParams, StreamDelta, new_rid
+from sglc.runtime.executor.client import ModelClient, OptionScore, Tokenizer
 
 
 @dataclass
 class _Pending:
     prompt_ids: list[int]
     params: SamplingParams
-    future: asyncio.Future
-    on_text: Callable[[str], None] | None = None  # streamed text, on the event loop
+    future: asyncio.Future[GenResult]
+    on_delta: Callable[[str], None] | None = None  # decoded text, on the event loop
 
 
 @dataclass(frozen=True)
@@ -34,25 +34,27 @@ class GenResult:
     batch_size: int  # requests in the wave this one was submitted with
 
 
-class EngineClient:
-    """Async `generate` / `score` / `prefetch` over a (thread-safe) `sglc.Engine`."""
+class ModelCalls:
+    """`generate` / `score` / `prefetch` for one interpreter (one event loop)."""
 
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
-        self.tokenizer = engine.tokenizer
+    def __init__(self, client: ModelClient) -> None:
+        self.client = client
         self._pending: list[_Pending] = []
         self._flush_scheduled = False
         self._queued_since_check = False
-        self.num_waves = 0
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self.client.tokenizer
 
     async def generate(
         self, prompt_ids: list[int], params: SamplingParams,
-        on_text: Callable[[str], None] | None = None,
+        on_delta: Callable[[str], None] | None = None,
     ) -> GenResult:
-        """The Output of one request, batched with the others of its wave; `on_text` (if
-        given) gets the text as it is generated, on the event loop."""
+        """The Output of one request, batched with the others of its wave; `on_delta` (if
+        given) gets the text as it is decoded, on the event loop."""
         loop = asyncio.get_running_loop()
-        item = _Pending(prompt_ids, params, loop.create_future(), on_text)
+        item = _Pending(prompt_ids, params, loop.create_future(), on_delta)
         self._pending.append(item)
         self._queued_since_check = True
         if not self._flush_scheduled:
@@ -68,36 +70,36 @@ class EngineClient:
             return
         wave, self._pending = self._pending, []
         self._flush_scheduled = False
-        self.num_waves += 1
-        loop.create_task(self._run_wave(wave))
+        self._submit(wave, loop)
 
-    async def _run_wave(self, wave: list[_Pending]) -> None:
-        loop = asyncio.get_running_loop()
+    def _submit(self, wave: list[_Pending], loop: asyncio.AbstractEventLoop) -> None:
         rids = [new_rid() for _ in wave]
         by_rid = dict(zip(rids, wave, strict=True))
 
-        def on_output(out: Output) -> None:  # on the engine thread
+        def on_output(out: Output) -> None:  # on any thread
             loop.call_soon_threadsafe(_settle, by_rid[out.rid].future, GenResult(out, len(wave)))
 
-        def on_delta(delta: StreamDelta) -> None:  # on the engine thread
-            on_text = by_rid[delta.rid].on_text
-            if on_text is not None and delta.text:
-                loop.call_soon_threadsafe(on_text, delta.text)
+        def on_delta(delta: StreamDelta) -> None:  # on any thread
+            pending_delta = by_rid[delta.rid].on_delta
+            if pending_delta is not None and delta.text:
+                loop.call_soon_threadsafe(pending_delta, delta.text)
 
-        streaming = any(p.on_text is not None for p in wave)
+        streaming = any(p.on_delta is not None for p in wave)
         try:
-            self.engine.submit(
-                [p.prompt_ids for p in wave], [p.params for p in wave],
-                on_output=on_output, on_delta=on_delta if streaming else None, rids=rids,
+            self.client.submit(
+                [p.prompt_ids for p in wave], [p.params for p in wave], rids=rids,
+                on_output=on_output, on_delta=on_delta if streaming else None,
             )
         except Exception as exc:  # noqa: BLE001 - handed to every waiting branch
             for p in wave:
                 if not p.future.done():
                     p.future.set_exception(exc)
 
-    async def score(self, prompt_ids: list[int], options: Sequence[str]) -> list[Any]:
-        """ScoreResults of each option after the prompt, one batched pass (engine.score)."""
-        return await asyncio.to_thread(self.engine.score, prompt_ids, list(options))
+    async def score(
+        self, prompt_ids: list[int], options: Sequence[str | list[int]]
+    ) -> list[OptionScore]:
+        """A score for each option after the prompt, in one batched pass."""
+        return await self.client.score(prompt_ids, options)
 
     async def prefetch(self, prompt_ids: list[int]) -> None:
         """Compute a prompt's KV into the prefix cache (no tokens generated), so branches
@@ -105,6 +107,6 @@ class EngineClient:
         await self.generate(prompt_ids, SamplingParams(max_new_tokens=0))
 
 
-def _settle(future: asyncio.Future, value: Any) -> None:
+def _settle(future: asyncio.Future[GenResult], value: GenResult) -> None:
     if not future.done():
         future.set_result(value)

@@ -1,19 +1,22 @@
-"""The model-calling instructions of the interpreter: `gen`, `select`, `prefetch`.
+"""`gen`, `select` and `prefetch`: where the executor meets the model.
 
-A mixin of `Interpreter` (which supplies `program`, `client`, `trace`, `on_gen`,
-`normalized_select`); kept apart because this is where the executor meets the engine:
-prompt-boundary healing, constrained gens (decoded by the engine) and trace records.
+The interpreter evaluates each instruction's operands and hands this part the values and
+the frame's prompt; this part heals the prompt boundary, calls the model (batched in waves
+by `ModelCalls`), turns the output into the SGL value, writes the output to the prompt,
+records a trace entry and tells the program's events.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import Any
 
 from sglc import ir
 from sglc.ir import parse_generated
+from sglc.runtime.core import Output, SamplingParams
 from sglc.runtime.executor.errors import GenError, SGLRuntimeError
+from sglc.runtime.executor.events import ProgramEvents
 from sglc.runtime.executor.generation import (
     GenParamError,
     constrained_regex,
@@ -23,54 +26,48 @@ from sglc.runtime.executor.generation import (
     pick_best,
     sampling_params,
 )
-from sglc.runtime.executor.model_calls import EngineClient
-from sglc.runtime.executor.streams import Stream
+from sglc.runtime.executor.model_calls import GenResult, ModelCalls
+from sglc.runtime.executor.prompt_stream import PromptStream
 from sglc.runtime.executor.trace import Trace
-
-if TYPE_CHECKING:
-    from sglc.runtime.executor.interpreter import _Frame
+from sglc.source import Span
 
 
 class ModelOps:
-    program: ir.IRProgram
-    client: EngineClient
-    trace: Trace | None
-    on_gen: Callable[[str, str, str], None] | None
-    on_token: Callable[[str, str, str], None] | None
-    normalized_select: bool
+    """The model-calling instructions of one interpreter. `fn` arguments label the SGL call
+    (for traces and events); every method may raise GenError / SGLRuntimeError without a
+    location, which the interpreter adds."""
 
-    def _val(self, operand: ir.Operand, frame: _Frame) -> Any:
-        raise NotImplementedError  # Interpreter's
+    def __init__(
+        self,
+        calls: ModelCalls,
+        trace: Trace | None = None,
+        events: ProgramEvents | None = None,
+        normalized_select: bool = True,
+    ) -> None:
+        self.calls = calls
+        self.trace = trace
+        self.events = events
+        self.normalized_select = normalized_select
 
-    def _kwargs(self, kwargs: ir.KwArgs, frame: _Frame) -> dict[str, Any]:
-        raise NotImplementedError  # Interpreter's
-
-    def _prompt(self, f: _Frame, what: str) -> list[int]:
-        ids = f.stream.prompt_ids()
-        if not ids:
-            raise GenError(
-                f"{what} has an empty prompt",
-                hint="write some text (or a role turn) to the stream before it",
-            )
-        return ids
-
-    async def _gen(self, i: ir.Gen, f: _Frame) -> None:
+    # -- gen ----------------------------------------------------------------------------------
+    async def gen(
+        self, i: ir.Gen, params: dict[str, Any], prompt: PromptStream, fn: str
+    ) -> Any:
+        """Generate gen `i` with its evaluated `params` after `prompt`; append the output to
+        the prompt and return the gen's SGL value."""
         try:
-            params = sampling_params(self._kwargs(i.params, f))
+            sampling = sampling_params(params)
         except GenParamError as exc:
             raise GenError(f"gen '{i.dest}': {exc}") from None
-        self._prompt(f, f"gen '{i.dest}'")
-        healed = heal_gen(f.stream)
-        ids = healed.prompt_ids if healed else f.stream.prompt_ids()
+        _require_prompt(prompt, f"gen '{i.dest}'")
+        healed = heal_gen(prompt)
+        ids = healed.prompt_ids if healed else prompt.prompt_ids()
         if i.regex is not None:  # the engine decodes under the constraint
             spaces = healed.spaces if healed else ""
-            params = dataclasses.replace(params, regex=constrained_regex(i.regex, spaces))
+            sampling = dataclasses.replace(sampling, regex=constrained_regex(i.regex, spaces))
         start = self.trace.now() if self.trace else 0.0
-        on_text = None
-        if self.on_token is not None:
-            on_token = self.on_token
-            on_text = lambda delta: on_token(f.label, i.dest, delta)  # noqa: E731
-        result = await self.client.generate(ids, params, on_text)
+        on_delta = None if self.events is None else partial(self.events.on_delta, fn, i.dest)
+        result = await self.calls.generate(ids, sampling, on_delta)
         out = result.output
         if out.error:
             raise GenError(f"gen '{i.dest}': the engine failed: {out.error}")
@@ -79,58 +76,21 @@ class ModelOps:
             text = text[len(healed.spaces) :]
         else:
             healed = None
-        value = self._gen_value(i, text, out)
+        value = _gen_value(i, text, out)
         if self.trace is not None:
-            self._trace_gen(i, f, ids, params, result, text, start)
+            prompt_text = self.calls.tokenizer.decode(ids, skip_special_tokens=False)
+            self.trace.add(_gen_record(i, fn, prompt_text, sampling, result, text, start,
+                                       self.trace.now()))
         if healed is not None:
-            f.stream.replace_tail(healed.head_text, f.stream.encode_piece(healed.head_text))
-        f.stream.append_generated(out.text, out.token_ids)
-        if self.on_gen is not None:
-            self.on_gen(f.label, i.dest, text)
-        f.vars[i.dest] = value
+            prompt.replace_tail(healed.head_text, prompt.encode_piece(healed.head_text))
+        prompt.append_generated(out.text, out.token_ids)
+        if self.events is not None:
+            self.events.on_value(fn, i.dest, text)
+        return value
 
-    @staticmethod
-    def _gen_value(i: ir.Gen, text: str, out: Any) -> Any:
-        """The gen's SGL value; GenError when a constrained output is incomplete."""
-        if out.is_valid is False:
-            raise GenError(
-                f"gen '{i.dest}' ran out of tokens before completing its constraint "
-                f"{describe_constraint(i)}: {text!r}",
-                hint="raise max_tokens for this gen",
-            )
-        try:
-            return parse_generated(i.value_type, text)
-        except ir.ParseError as exc:
-            raise GenError(f"gen '{i.dest}': cannot read {text!r} as {i.value_type}: {exc}") from None
-
-    def _trace_gen(self, i, f, ids, params, result, text, start) -> None:
-        out = result.output
-        self.trace.add(
-            {
-                "kind": "gen",
-                "fn": f.label,
-                "name": i.dest,
-                "location": str(i.span),
-                "prompt": self.client.tokenizer.decode(ids, skip_special_tokens=False),
-                "prompt_tokens": out.usage.prompt_tokens,
-                "params": _params_json(params),
-                "constraint": describe_constraint(i),
-                "regex": i.regex,
-                "output": out.text,
-                "value_text": text,
-                "finish_reason": out.finish_reason.value if out.finish_reason else None,
-                "cached_tokens": out.usage.cached_tokens,
-                "completion_tokens": out.usage.completion_tokens,
-                "forced_tokens": out.usage.forced_tokens,
-                "forward_passes": out.usage.forward_passes,
-                "batch_size": result.batch_size,
-                "start_s": start,
-                "end_s": self.trace.now(),
-            }
-        )
-
-    async def _select(self, i: ir.Select, f: _Frame) -> None:
-        options = self._val(i.options, f)
+    # -- select -------------------------------------------------------------------------------
+    async def select(self, i: ir.Select, options: Any, prompt: PromptStream, fn: str) -> str:
+        """Score the options as continuations of `prompt`; append the best and return it."""
         if (
             not isinstance(options, list)
             or not options
@@ -140,27 +100,23 @@ class ModelOps:
                 f"select '{i.dest}' needs a non-empty list of non-empty "
                 f"strings, got {options!r:.80}"
             )
-        f.vars[i.dest] = await self._choose(i, f, options)
-
-    async def _choose(self, i: ir.Gen | ir.Select, f: _Frame, options: list[str]) -> str:
-        """Score options as continuations of the stream; append and return the best."""
-        ids = self._prompt(f, f"select '{i.dest}'")
-        healed = heal_options(f.stream, options)
+        ids = _require_prompt(prompt, f"select '{i.dest}'")
+        healed = heal_options(prompt, options)
         start = self.trace.now() if self.trace else 0.0
         if healed is not None:
             ids = healed.prompt_ids
-            scores = await self.client.score(ids, healed.continuations)
+            scores = await self.calls.score(ids, healed.continuations)
         else:
-            scores = await self.client.score(ids, options)
+            scores = await self.calls.score(ids, options)
         best = pick_best(scores, normalized=self.normalized_select)
         if self.trace is not None:
             self.trace.add(
                 {
                     "kind": "select",
-                    "fn": f.label,
+                    "fn": fn,
                     "name": i.dest,
                     "location": str(i.span),
-                    "prompt": self.client.tokenizer.decode(ids, skip_special_tokens=False),
+                    "prompt": self.calls.tokenizer.decode(ids, skip_special_tokens=False),
                     "prompt_tokens": len(ids),
                     "options": options,
                     "scores": [
@@ -177,49 +133,86 @@ class ModelOps:
                 }
             )
         if healed is not None:
-            f.stream.replace_tail(healed.tail + options[best], healed.joined[best])
+            prompt.replace_tail(healed.tail + options[best], healed.joined[best])
         else:
-            f.stream.append(options[best])
-        if self.on_gen is not None:
-            self.on_gen(f.label, i.dest, options[best])
+            prompt.append(options[best])
+        if self.events is not None:
+            self.events.on_value(fn, i.dest, options[best])
         return options[best]
 
-    async def _prefetch_hint(self, i: ir.Prefetch, f: _Frame) -> None:
-        stream = Stream(self.client.tokenizer) if i.fresh else f.stream.fork()
-        for op in i.prefix:
-            if isinstance(op, ir.Append):
-                stream.append(ir.to_text(self._val(op.value, f)))
-            elif isinstance(op, ir.RoleBegin):
-                stream.begin_role(op.role)
-            elif isinstance(op, ir.RoleEnd):
-                stream.end_role()
-        await self._prefetch(stream.prompt_ids(), f, i.span)
-
-    async def _prefetch(self, ids: list[int], f: _Frame, span: Any) -> None:
-        if not ids:
+    # -- prefetch -----------------------------------------------------------------------------
+    async def prefetch(self, prompt_ids: list[int], fn: str, span: Span) -> None:
+        """Fill a prompt into the prefix cache (nothing generated); no-op for an empty one."""
+        if not prompt_ids:
             return
         start = self.trace.now() if self.trace else 0.0
-        await self.client.prefetch(ids)
+        await self.calls.prefetch(prompt_ids)
         if self.trace is not None:
             self.trace.add(
                 {
                     "kind": "prefetch",
-                    "fn": f.label,
+                    "fn": fn,
                     "location": str(span),
-                    "prompt_tokens": len(ids),
+                    "prompt_tokens": len(prompt_ids),
                     "start_s": start,
                     "end_s": self.trace.now(),
                 }
             )
 
-    async def _fan_out(self, f: _Frame, span: Any, n: int) -> None:
-        """Before n >= 2 branches start from this stream, fill it into the prefix cache once
-        (unless a Prefetch hint just did), so they all extend a cached prefix together."""
-        if n >= 2 and not f.just_prefetched:
-            await self._prefetch(f.stream.prompt_ids(), f, span)
+
+def _require_prompt(prompt: PromptStream, what: str) -> list[int]:
+    ids = prompt.prompt_ids()
+    if not ids:
+        raise GenError(
+            f"{what} has an empty prompt",
+            hint="write some text (or a role turn) to the stream before it",
+        )
+    return ids
 
 
-def _params_json(params: Any) -> dict[str, Any]:
+def _gen_value(i: ir.Gen, text: str, out: Output) -> Any:
+    """The gen's SGL value; GenError when a constrained output is incomplete."""
+    if out.is_valid is False:
+        raise GenError(
+            f"gen '{i.dest}' ran out of tokens before completing its constraint "
+            f"{describe_constraint(i)}: {text!r}",
+            hint="raise max_tokens for this gen",
+        )
+    try:
+        return parse_generated(i.value_type, text)
+    except ir.ParseError as exc:
+        raise GenError(f"gen '{i.dest}': cannot read {text!r} as {i.value_type}: {exc}") from None
+
+
+def _gen_record(
+    i: ir.Gen, fn: str, prompt_text: str, params: SamplingParams, result: GenResult,
+    text: str, start: float, end: float,
+) -> dict[str, Any]:
+    out = result.output
+    return {
+        "kind": "gen",
+        "fn": fn,
+        "name": i.dest,
+        "location": str(i.span),
+        "prompt": prompt_text,
+        "prompt_tokens": out.usage.prompt_tokens,
+        "params": _params_json(params),
+        "constraint": describe_constraint(i),
+        "regex": i.regex,
+        "output": out.text,
+        "value_text": text,
+        "finish_reason": out.finish_reason.value if out.finish_reason else None,
+        "cached_tokens": out.usage.cached_tokens,
+        "completion_tokens": out.usage.completion_tokens,
+        "forced_tokens": out.usage.forced_tokens,
+        "forward_passes": out.usage.forward_passes,
+        "batch_size": result.batch_size,
+        "start_s": start,
+        "end_s": end,
+    }
+
+
+def _params_json(params: SamplingParams) -> dict[str, Any]:
     return {
         "max_new_tokens": params.max_new_tokens,
         "temperature": params.temperature,

@@ -456,9 +456,6 @@ class FnDef:
     is_extern: bool = False
 
 
-Decl = Import | SchemaDef | FnDef
-
-
 @node
 class Module:
     """A parsed file. `stmts` holds statements written outside any fn (always an error)."""

@@ -3,12 +3,9 @@ noise, but every construct executes; extract's int field needs a trained model).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "runtime"))
 from model_fixtures import make_model_dir  # noqa: E402
 
 import sglc.program as api  # noqa: E402

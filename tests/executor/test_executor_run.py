@@ -6,25 +6,22 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import sys
 import time
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "runtime"))
 from model_fixtures import make_model_dir  # noqa: E402
 
 import sglc.program as api  # noqa: E402
 from sglc.runtime.executor import (  # noqa: E402
     GenError,
     HostError,
+    ProgramEvents,
     SGLRuntimeError,
     SpecViolation,
     Trace,
 )
 from sglc.runtime.executor.generation import heal_options  # noqa: E402
-from sglc.runtime.executor.streams import Stream  # noqa: E402
+from sglc.runtime.executor.prompt_stream import PromptStream  # noqa: E402
 
 PREFIX = "Once upon a time there was a quick brown fox who jumped over the lazy dog. " * 2
 
@@ -121,7 +118,7 @@ fn f() -> str:
     trace = Trace()
     picked = prog.f(runtime=runtime, trace=trace)
     options = [" lazy dog", " moon", " quick brown fox", "!"]
-    stream = Stream(runtime.engine.tokenizer)
+    stream = PromptStream(runtime.engine.tokenizer)
     stream.append("The quick brown fox jumps over the")
     healed = heal_options(stream, options)
     scores = runtime.engine.score(healed.prompt_ids, healed.continuations)
@@ -369,7 +366,7 @@ def test_compile_error_carries_rendered_diagnostics():
     assert str(err).startswith("bad.sgl:2:12: error:")
 
 
-def test_on_token_streams_each_gen_piece_by_piece(runtime):
+def test_events_stream_each_gen_piece_by_piece(runtime):
     prog = api.compile(
         """
 fn f() -> str:
@@ -380,7 +377,12 @@ fn f() -> str:
         "stream.sgl",
     )
     pieces: list[tuple[str, str, str]] = []
-    words = prog.run("f", runtime=runtime, on_token=lambda *p: pieces.append(p))
+
+    class Pieces(ProgramEvents):
+        def on_delta(self, fn: str, name: str, text: str) -> None:
+            pieces.append((fn, name, text))
+
+    words = prog.run("f", runtime=runtime, events=Pieces())
     assert len(pieces) > 1 and {(label, name) for label, name, _ in pieces} == {("f", "words")}
     assert "".join(text for _, _, text in pieces).strip() == words.strip()
 

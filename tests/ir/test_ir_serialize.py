@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from sglc.ir import IRFormatError, IRProgram, from_json, to_json
+from sglc.ir import IRFormatError, IRProgram, program_from_json, program_to_json
 from sglc.ir.passes import run_passes
 
 
 def _roundtrip(prog: IRProgram) -> IRProgram:
-    return from_json(json.loads(json.dumps(to_json(prog))))
+    return program_from_json(json.loads(json.dumps(program_to_json(prog))))
 
 
 def test_round_trip_is_equality_before_passes(example: IRProgram) -> None:
@@ -28,10 +28,10 @@ def test_round_trip_is_equality_after_passes(example: IRProgram) -> None:
 
 
 def test_other_versions_and_garbage_are_refused(example: IRProgram) -> None:
-    data = to_json(example)
+    data = program_to_json(example)
     with pytest.raises(IRFormatError, match="version"):
-        from_json({**data, "version": 999})
+        program_from_json({**data, "version": 999})
     with pytest.raises(IRFormatError):
-        from_json({"format": "something else"})
+        program_from_json({"format": "something else"})
     with pytest.raises(IRFormatError):
-        from_json({**data, "functions": {"x": {"name": "x"}}})
+        program_from_json({**data, "functions": {"x": {"name": "x"}}})

@@ -1,8 +1,4 @@
-"""The `sglc` command line.
-
-Every user-facing failure (bad arguments, missing model, invalid request) ends in a
-one-line `sglc: error: ...` message and exit code 1 or 2, never a Python traceback.
-"""
+"""`sglc generate` and `sglc models`: the engine alone, without an SGL program."""
 
 from __future__ import annotations
 
@@ -11,40 +7,16 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-EPILOG = "Run `sglc COMMAND --help` for the options of one command."
+from sglc.cli.common import EXIT_OK, add_engine_options, engine_options
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sglc",
-        description="sglc: a compiler and runtime for structured language-model programs.",
-        epilog=EPILOG,
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from sglc.cli_run import add_program_commands
-
-    add_program_commands(sub)
-    _add_generate(sub)
-    _add_models(sub)
-    return parser
+if TYPE_CHECKING:
+    from sglc.runtime.engine import Engine
 
 
-def add_engine_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", metavar="PATH", help="a local Hugging Face model directory "
-                   "(default: the embedded default model)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
-    p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
-    p.add_argument("--max-total-tokens", type=int, metavar="N", help="KV pool size in tokens")
-    p.add_argument("--policy", default="lpm", choices=["lpm", "fcfs"], help="scheduling policy")
-    p.add_argument("--disable-radix-cache", action="store_true", help="turn prefix caching off")
-    p.add_argument("--attention-backend", choices=["torch", "triton", "cpu"], default=None,
-                   help="kernel backend (default: triton on CUDA; on CPU, cpu where its C++ "
-                        "kernels build, else torch, the PyTorch reference ops)")
-
-
-def _add_generate(sub: Any) -> None:
+def add_commands(sub: Any) -> None:
+    """Register generate and models on the `sglc` subparsers."""
     p = sub.add_parser(
         "generate", help="generate text for one or more prompts",
         description="Generate a completion for each prompt with the sglc engine.",
@@ -65,25 +37,19 @@ def _add_generate(sub: Any) -> None:
     add_engine_options(p)
     p.set_defaults(func=cmd_generate)
 
-
-def _add_models(sub: Any) -> None:
     p = sub.add_parser("models", help="list the embedded default model",
                        description="Show the embedded default model and its size.")
     p.set_defaults(func=cmd_models)
 
 
-def make_engine(args: argparse.Namespace):
+def make_engine(args: argparse.Namespace) -> Engine:
+    # NOTE: the engine (and torch) load here, not when the CLI starts.
     from sglc.runtime.engine import Engine
 
-    options = {"device": args.device, "dtype": args.dtype, "policy": args.policy,
-               "disable_radix_cache": args.disable_radix_cache,
-               "attention_backend": args.attention_backend}
-    if args.max_total_tokens is not None:
-        options["max_total_tokens"] = args.max_total_tokens
-    return Engine(args.model, **options)
+    return Engine(args.model, **engine_options(args))
 
 
-def _prompt(args: argparse.Namespace, text: str) -> Any:
+def _prompt(args: argparse.Namespace, text: str) -> str | list[dict[str, str]]:
     if not args.chat:
         return text
     messages = [{"role": "system", "content": args.system}] if args.system else []
@@ -98,17 +64,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if args.stream:
             for prompt in prompts:
                 asyncio.run(_stream(engine, prompt, params))
-            return 0
+            return EXIT_OK
         for text, out in zip(args.prompts, engine.generate(prompts, params), strict=True):
             if args.json:
                 print(json.dumps({"prompt": text, "text": out.text, "finish_reason":
                                   out.finish_reason.value, "usage": vars(out.usage)}))
             else:
                 print(out.text)
-    return 0
+    return EXIT_OK
 
 
-async def _stream(engine: Any, prompt: Any, params: dict) -> None:
+async def _stream(engine: Engine, prompt: str | list[dict[str, str]], params: dict) -> None:
     async for delta in engine.generate_stream(prompt, params):
         sys.stdout.write(delta.text)
         sys.stdout.flush()
@@ -116,6 +82,7 @@ async def _stream(engine: Any, prompt: Any, params: dict) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    # NOTE: the engine's modules (and torch) load here, not when the CLI starts.
     from sglc.runtime.engine import default_model_path
     from sglc.runtime.models.loader import read_hf_config
 
@@ -125,25 +92,4 @@ def cmd_models(args: argparse.Namespace) -> int:
     print(f"default  {cfg.get('architectures', ['?'])[0]}  layers={cfg.get('num_hidden_layers')} "
           f"hidden={cfg.get('hidden_size')} vocab={cfg.get('vocab_size')}  "
           f"{size / 1e6:.1f} MB  {path}")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    from sglc.runtime.core import EngineError
-
-    try:
-        return args.func(args)
-    except EngineError as exc:
-        print(f"sglc: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    return EXIT_OK

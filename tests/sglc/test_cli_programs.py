@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from model_fixtures import make_model_dir
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "runtime"))
-from model_fixtures import make_model_dir  # noqa: E402
-
-from sglc.cli_run import main  # noqa: E402
+from sglc.cli import main
 
 PROGRAM = '''
 """A small program for the CLI tests."""
@@ -226,7 +223,7 @@ def test_no_traceback_from_the_process(prog_file):
         [
             sys.executable,
             "-m",
-            "sglc.cli_run",
+            "sglc",
             "run",
             str(prog_file),
             "--fn",

@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
 
-ROLES = ("system", "user", "assistant")
+from sglc.runtime.executor.client import Tokenizer
+
 _SENTINEL = "\x00SGLC_CONTENT\x00"
 
 
-class StreamError(Exception):
+class PromptStreamError(Exception):
     """A stream operation that cannot be done (the interpreter locates it in the source)."""
 
 
@@ -49,10 +49,10 @@ class _Turn:
     has_generated: bool = False  # model output inside: its sampled ids are kept
 
 
-class Stream:
+class PromptStream:
     """One call's prompt. Not thread-safe; each fork branch gets its own `fork()` copy."""
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: Tokenizer) -> None:
         self.tokenizer = tokenizer
         self.ids: list[int] = []  # committed: raw text and closed turns
         self.committed_text = ""  # what self.ids spell
@@ -158,13 +158,13 @@ class Stream:
             self._set_tail()
 
     def begin_role(self, role: str) -> None:
-        """Open a role turn; one must not be open already (StreamError)."""
+        """Open a role turn; one must not be open already (PromptStreamError)."""
         if self.turn is not None:
-            raise StreamError(f"cannot open a {role} turn inside the open {self.turn.role} turn")
+            raise PromptStreamError(f"cannot open a {role} turn inside the open {self.turn.role} turn")
         rendered = self._render([*self.messages, {"role": role, "content": _SENTINEL}])
         cut = rendered.find(_SENTINEL)
         if cut < 0:
-            raise StreamError(f"the model's chat template drops the content of {role} turns")
+            raise PromptStreamError(f"the model's chat template drops the content of {role} turns")
         if not rendered.startswith(self.rendered):
             self._rebase("")  # the template rewrites history: the header spells all of it
         header = rendered[len(self.rendered) : cut]
@@ -195,7 +195,7 @@ class Stream:
         else:
             self._rebase(rendered)
 
-    def fork(self) -> Stream:
+    def fork(self) -> PromptStream:
         """An independent copy sharing nothing mutable (ids are copied, O(length))."""
         other = copy.copy(self)
         other.ids = list(self.ids)
@@ -232,7 +232,7 @@ class Stream:
             )
         except Exception as exc:  # jinja raises anything: role order, missing system, ...
             roles = ", ".join(m["role"] for m in messages)
-            raise StreamError(
+            raise PromptStreamError(
                 f"the model's chat template rejected the turns [{roles}]: {exc}"
             ) from None
 

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "runtime"))
 from model_fixtures import build_tokenizer  # noqa: E402
 
 from sglc.runtime.executor.generation import heal_gen  # noqa: E402
-from sglc.runtime.executor.streams import Stream, StreamError  # noqa: E402
+from sglc.runtime.executor.prompt_stream import PromptStream, PromptStreamError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +30,7 @@ def turn(s, role, *texts, close=True):
 
 
 def test_chat_stream_matches_the_template(tok):
-    s = Stream(tok)
+    s = PromptStream(tok)
     turn(s, "system", "You are nice.")
     turn(s, "user", "Question: ", "What is 12*7?")
     turn(s, "assistant", "Thought: ", close=False)
@@ -49,7 +44,7 @@ def test_chat_stream_matches_the_template(tok):
 
 
 def test_raw_text_between_turns_is_kept_in_order(tok):
-    s = Stream(tok)
+    s = PromptStream(tok)
     s.append("Few shot. ")
     turn(s, "user", "hi")
     s.append("between ")
@@ -61,7 +56,7 @@ def test_raw_text_between_turns_is_kept_in_order(tok):
 
 
 def test_generated_ids_are_kept_and_eos_dropped(tok):
-    s = Stream(tok)
+    s = PromptStream(tok)
     s.begin_role("assistant")
     ids = tok.encode("hello world", add_special_tokens=False)
     eos = tok.convert_tokens_to_ids("<|im_end|>")
@@ -72,7 +67,7 @@ def test_generated_ids_are_kept_and_eos_dropped(tok):
 
 
 def test_fork_copies_do_not_share_state(tok):
-    s = Stream(tok)
+    s = PromptStream(tok)
     turn(s, "user", "Q", close=False)
     a, b = s.fork(), s.fork()
     a.append(" one")
@@ -83,14 +78,14 @@ def test_fork_copies_do_not_share_state(tok):
 
 
 def test_nested_role_is_an_error(tok):
-    s = Stream(tok)
+    s = PromptStream(tok)
     s.begin_role("user")
-    with pytest.raises(StreamError, match="inside the open user turn"):
+    with pytest.raises(PromptStreamError, match="inside the open user turn"):
         s.begin_role("assistant")
 
 
 def test_replace_tail_retokenizes_the_last_piece(tok):
-    s = Stream(tok)
+    s = PromptStream(tok)
     s.begin_role("assistant")
     s.append("Action: ")
     head, tail = s.split_tail()
@@ -106,7 +101,7 @@ def test_output_cut_after_a_space_joins_the_next_piece(tok):
     # the space left at the end goes back to the text that follows, tokenized with it
     sampled = tok.encode("It is. c", add_special_tokens=False)
     assert tok.decode(sampled[-1:]) == " c"  # the tokenizer's own boundary
-    s = Stream(tok)
+    s = PromptStream(tok)
     s.begin_role("assistant")
     s.append_generated("It is. ", sampled)
     assert s.tail_joins and s.split_tail()[1] == "It is. "
@@ -117,7 +112,7 @@ def test_output_cut_after_a_space_joins_the_next_piece(tok):
     healed = heal_gen(s)  # and a gen after it heals the literal's trailing space
     assert healed.head_text == "It is. cat is" and healed.spaces == " "
     # output whose ids spell it exactly is kept as sampled, with nothing to join
-    s2 = Stream(tok)
+    s2 = PromptStream(tok)
     s2.begin_role("assistant")
     ids = tok.encode("done ", add_special_tokens=False)
     s2.append_generated("done ", ids)

@@ -1,0 +1,69 @@
+"""What every `sglc` command shares: exit codes, usage errors, the engine options."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from sglc.runtime.core import InvalidRequest
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+KERNEL_BACKENDS = ("torch", "triton", "cpu")
+
+
+class UsageError(Exception):
+    """Bad command-line arguments (exit 2)."""
+
+
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    """The flags of the commands that run a model (`run`, `generate`)."""
+    p.add_argument("--model", metavar="PATH", help="a local Hugging Face model directory "
+                   "(default: the embedded default model)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
+    p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
+    p.add_argument("--max-total-tokens", type=int, metavar="N", help="KV pool size in tokens")
+    p.add_argument("--policy", default="lpm", choices=["lpm", "fcfs"], help="scheduling policy")
+    p.add_argument("--disable-radix-cache", action="store_true", help="turn prefix caching off")
+    p.add_argument("--kernel-backend", "--attention-backend", dest="kernel_backend",
+                   choices=KERNEL_BACKENDS, default=None,
+                   help="kernel backend (default: triton on CUDA; on CPU, cpu where its C++ "
+                        "kernels build, else torch, the PyTorch reference ops); "
+                        "--attention-backend is its former name")
+
+
+def engine_options(args: argparse.Namespace) -> dict[str, Any]:
+    """`sglc.Engine(...)` options from the engine flags, after checking `--device`."""
+    check_device(args.device)
+    # NOTE: the engine option is `attention_backend` until the engine's rename to
+    # `kernel_backend` lands; the engine keeps the old name as an alias.
+    options: dict[str, Any] = {
+        "device": args.device, "dtype": args.dtype, "policy": args.policy,
+        "disable_radix_cache": args.disable_radix_cache, "attention_backend": args.kernel_backend,
+    }
+    if args.max_total_tokens is not None:
+        options["max_total_tokens"] = args.max_total_tokens
+    return options
+
+
+def check_device(device: str) -> None:
+    """A `--device` that torch knows (else UsageError) and this machine has (else
+    InvalidRequest), so a wrong one is one line, not an error deep inside torch."""
+    # NOTE: torch loads here, when a command is about to run a model: `sglc --help`,
+    # `sglc check` and `sglc compile` never load it.
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device {device!r} is not a device; use cpu or cuda[:N]") from None
+    if dev.type != "cuda":
+        return
+    if not torch.cuda.is_available():
+        why = "this torch is built without CUDA" if torch.version.cuda is None else \
+            "no CUDA device is visible"
+        raise InvalidRequest(f"--device {device}: CUDA is not available ({why}); "
+                             "use --device cpu")
+    count = torch.cuda.device_count()
+    if dev.index is not None and dev.index >= count:
+        raise InvalidRequest(f"--device {device}: this machine has {count} CUDA "
+                             f"device{'s' * (count != 1)} (cuda:0 to cuda:{count - 1})")

@@ -1,0 +1,209 @@
+"""`sglc run`, `sglc check`, `sglc compile`: SGL programs from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from sglc.cli.common import EXIT_ERROR, EXIT_OK, UsageError, add_engine_options, engine_options
+from sglc.cli.program_args import parse_arguments
+from sglc.frontend import check_program, has_errors, render, render_all, to_json
+from sglc.ir import print_program
+from sglc.program import Program, compile_checked, load
+from sglc.runtime.backends import Runtime
+from sglc.runtime.executor import ProgramEvents, Trace
+from sglc.runtime.executor.host import load_tools_file
+
+
+def add_commands(sub: Any) -> None:
+    """Register run, check and compile on the `sglc` subparsers."""
+    p = sub.add_parser(
+        "run",
+        help="run an SGL program",
+        description="Run a fn of an SGL program (default: main) and print what it returns.",
+    )
+    p.add_argument("file", metavar="FILE", help="a .sgl program, or a compiled .json one")
+    p.add_argument("--fn", metavar="NAME", help="the fn to call (default: main)")
+    p.add_argument(
+        "-a",
+        "--arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an argument of the fn, parsed by its parameter type (repeatable)",
+    )
+    p.add_argument("--args-json", metavar="JSON", help="arguments as a JSON object (or @file.json)")
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="stream each gen's text to stderr token by token as the engine decodes it "
+        "(and each select's choice)",
+    )
+    p.add_argument(
+        "--trace",
+        metavar="TRACE.json",
+        help="write every model call (prompt, params, output, timing) as JSON",
+    )
+    p.add_argument(
+        "--tools",
+        metavar="TOOLS.py",
+        action="append",
+        default=[],
+        help="a Python file whose functions implement the `extern fn`s",
+    )
+    add_engine_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "check",
+        help="report all diagnostics of an SGL program",
+        description="Parse and check a program without running it; exit 1 when it has errors.",
+    )
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser(
+        "compile",
+        help="show what the compiler produces",
+        description="Compile a program and print its AST, IR or saved JSON.",
+    )
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--emit", choices=["ast", "ir", "json"], default="ir")
+    p.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    p.set_defaults(func=cmd_compile)
+
+
+# -- check ---------------------------------------------------------------------------------------
+def cmd_check(args: argparse.Namespace) -> int:
+    checked, diags = check_program(Path(args.file), filename=args.file)
+    _, diags = compile_checked(checked, diags)
+    if args.format == "json":
+        print(to_json(diags))
+    else:
+        if diags:
+            print(render_all(diags, checked.sources), file=sys.stderr)
+        num_errors = sum(d.is_error for d in diags)
+        num_warnings = len(diags) - num_errors
+        status = "ok" if not num_errors else "failed"
+        print(
+            f"{args.file}: {status} ({_plural(num_errors, 'error')}, "
+            f"{_plural(num_warnings, 'warning')})",
+            file=sys.stderr,
+        )
+    return EXIT_ERROR if has_errors(diags) else EXIT_OK
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
+# -- compile ---------------------------------------------------------------------------------------
+def cmd_compile(args: argparse.Namespace) -> int:
+    if args.emit == "ast":
+        checked, diags = check_program(Path(args.file), filename=args.file)
+        if checked.main is None:
+            print(render_all(diags, checked.sources), file=sys.stderr)
+            return EXIT_ERROR
+        text = json.dumps(ast_to_data(checked.main.module), indent=2, ensure_ascii=False)
+    else:
+        prog = _load(args.file)
+        if args.emit == "ir":
+            text = print_program(prog.ir)
+        else:
+            text = json.dumps(prog.to_json(), indent=1, ensure_ascii=False)
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+    return EXIT_OK
+
+
+def ast_to_data(node: Any) -> Any:
+    """An AST as plain data: {"node": "FnDef", field: value, ...} without spans."""
+    if is_dataclass(node):
+        data: dict[str, Any] = {"node": type(node).__name__}
+        for f in fields(node):
+            if not f.name.endswith("span"):
+                data[f.name] = ast_to_data(getattr(node, f.name))
+        return data
+    if isinstance(node, (list, tuple)):
+        return [ast_to_data(x) for x in node]
+    return node
+
+
+# -- run -------------------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    prog = _load(args.file)
+    for diag in prog.diagnostics:  # warnings of a successful compile
+        print(render(diag, prog.sources.get(diag.span.file)), file=sys.stderr)
+    fn_name = args.fn or prog.entry or "main"
+    functions = prog.functions
+    if fn_name not in functions:
+        raise UsageError(
+            f"{args.file} has no fn '{fn_name}' (fns: "
+            f"{', '.join(functions) or 'none'})"
+            + ("; pick one with --fn NAME" if not args.fn else "")
+        )
+    fn = prog.ir.functions[prog.ir.resolve(fn_name)]
+    kwargs = parse_arguments(fn, args.arg, args.args_json)
+    for path in args.tools:
+        prog.bind(**load_tools_file(path))
+    options = engine_options(args)
+    trace = Trace() if args.trace else None
+    events = _StreamPrinter() if args.stream else None
+    try:
+        with Runtime(model_path=args.model, **options) as runtime:
+            result = asyncio.run(
+                prog.run_async(
+                    fn_name, runtime=runtime, trace=trace, events=events, out=_write_stdout,
+                    **kwargs,
+                )
+            )
+    finally:
+        if trace is not None:
+            trace.save(args.trace)
+    if result is not None:
+        print(result if isinstance(result, str) else json.dumps(result, ensure_ascii=False))
+    return EXIT_OK
+
+
+def _write_stdout(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+class _StreamPrinter(ProgramEvents):
+    """`--stream` on stderr: gen text as it arrives, under a `[fn] name:` header whenever
+    another gen's text comes in (branches decode concurrently), then each value."""
+
+    def __init__(self) -> None:
+        self.current: tuple[str, str] | None = None
+
+    def on_delta(self, fn_label: str, name: str, delta: str) -> None:
+        if self.current != (fn_label, name):
+            self._end_line()
+            sys.stderr.write(f"[{fn_label}] {name}: ")
+            self.current = (fn_label, name)
+        sys.stderr.write(delta)
+        sys.stderr.flush()
+
+    def on_value(self, fn_label: str, name: str, text: str) -> None:
+        self._end_line()
+        print(f"[{fn_label}] {name} = {text!r}", file=sys.stderr, flush=True)
+
+    def _end_line(self) -> None:
+        if self.current is not None:
+            sys.stderr.write("\n")
+            self.current = None
+
+
+def _load(path: str) -> Program:
+    if not Path(path).exists():
+        raise FileNotFoundError(path)
+    return load(path)
