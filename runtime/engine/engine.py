@@ -32,7 +32,7 @@ from sglc.runtime.core import (
     StreamDelta,
     new_rid,
 )
-from sglc.runtime.engine_core import EngineCore, Sink
+from sglc.runtime.engine.engine_core import EngineCore, Sink
 from sglc.runtime.inputs import (
     common_prefix_len,
     per_prompt_params,
