@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,6 +28,7 @@ from sglc.runtime.constrained.index_cache import CompiledIndex, IndexCache
 from sglc.runtime.constrained.jump_forward import JumpForward, JumpForwarder, make_encoder
 from sglc.runtime.constrained.matcher import RegexMatcher
 from sglc.runtime.constrained.vocabulary import TokenVocabulary, build_vocabulary
+from sglc.runtime.req import ReqConstraint
 
 
 def request_regex(
@@ -46,36 +46,6 @@ def request_regex(
     if choices is not None:
         return regex_for_choices(list(choices))
     return None
-
-
-@dataclass
-class ReqConstraint:
-    """A request's constraint state; `matcher` is None until its index is built."""
-
-    regex: str
-    matcher: RegexMatcher | None = None
-    # output positions holding tokens jump-forward appended (ascending; a later jump may
-    # drop some of them again, with the other tokens it backs off)
-    forced_positions: list[int] = field(default_factory=list)
-    # the newest tokens a jump may still replace: streamed only once the request finishes
-    num_unstable_tokens: int = 0
-
-    @property
-    def num_forced_tokens(self) -> int:
-        """Output tokens appended by jump-forward rather than sampled."""
-        return len(self.forced_positions)
-
-    def record_jump(self, keep: int, num_new: int) -> None:
-        """The output was cut to `keep` tokens and `num_new` forced tokens appended."""
-        forced = self.forced_positions
-        while forced and forced[-1] >= keep:
-            forced.pop()
-        forced.extend(range(keep, keep + num_new))
-
-    @property
-    def is_valid(self) -> bool:
-        """Whether the text so far is a complete match of the regex."""
-        return self.matcher is not None and (self.matcher.stopped or self.matcher.is_accepting())
 
 
 class ConstraintStage:

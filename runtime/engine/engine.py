@@ -22,12 +22,11 @@ import torch
 from sglc.constraints.regex import ConstraintError
 from sglc.kernels import KernelOps, default_backend, get_ops, triton_interpreted
 from sglc.runtime.config import EngineConfig
-from sglc.runtime.constrained.stage import ConstraintStage, ReqConstraint, request_regex
+from sglc.runtime.constrained.stage import ConstraintStage, request_regex
 from sglc.runtime.core import (
     EngineError,
     InvalidRequest,
     Output,
-    Req,
     SamplingParams,
     StreamDelta,
     new_rid,
@@ -43,6 +42,7 @@ from sglc.runtime.mem import KVPool, ReqToTokenPool, SlotAllocator, make_prefix_
 from sglc.runtime.model_runner import ModelRunner
 from sglc.runtime.models.loader import LoadedModel, ModelLoadError, load_model_dir
 from sglc.runtime.output import OutputProcessor
+from sglc.runtime.req import Req, ReqConstraint
 from sglc.runtime.scheduler.kv_manager import KVManager
 from sglc.runtime.scheduler.scheduler import Scheduler
 
@@ -361,8 +361,8 @@ class Engine:
         for out in collector.outputs:
             if out.error:
                 raise EngineError(out.error)
-        return [ScoreResult(sum(r.token_logprobs), len(r.token_logprobs), r.token_logprobs)
-                for r in reqs]
+        return [ScoreResult(sum(logprobs), len(logprobs), logprobs)
+                for logprobs in (r.out.scored_logprobs for r in reqs)]
 
     def _split_continuation(self, prompt: Any, cont: str | Sequence[int]):
         """Token ids of (prompt, continuation). Two strings are tokenized together, so the

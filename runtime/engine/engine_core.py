@@ -15,9 +15,10 @@ import torch
 
 from sglc.runtime.config import EngineConfig
 from sglc.runtime.constrained.stage import ConstraintStage
-from sglc.runtime.core import FinishReason, ForwardMode, Output, Req, ScheduledBatch, StreamDelta
+from sglc.runtime.core import FinishReason, ForwardMode, Output, StreamDelta
 from sglc.runtime.model_runner import LogitsLayout, ModelRunner
 from sglc.runtime.output import OutputProcessor
+from sglc.runtime.req import Req, ScheduledBatch
 from sglc.runtime.sampling import SamplingBatch, sample
 from sglc.runtime.scheduler.scheduler import Scheduler
 
@@ -192,7 +193,7 @@ class EngineCore:
             first, tokens = rows
             logp = torch.log_softmax(logits[first : first + len(tokens)], dim=-1)
             ids = torch.tensor(tokens, device=logp.device)
-            req.token_logprobs += logp.gather(1, ids[:, None])[:, 0].tolist()
+            self.outputs.record_scores(req, logp.gather(1, ids[:, None])[:, 0].tolist())
 
     def _sample(self, batch: ScheduledBatch, logits: torch.Tensor, layout: LogitsLayout,
                 columns: np.ndarray | None = None, compact: bool = False) -> None:
@@ -257,7 +258,7 @@ class EngineCore:
         # The forced tokens run in the next batch with the other running requests; KV of
         # dropped tokens is freed, unless the prefix cache owns it: then the request waits
         # for an extend from the cache (its KV goes there first, under the old tokens).
-        keep = req.seq_len - step.num_tokens_to_drop
+        keep = req.num_tokens - step.num_tokens_to_drop
         if not self.scheduler.kv.truncate(req, keep):
             self.scheduler.requeue(req)
         constraint.matcher.rollback(step.num_tokens_to_drop)

@@ -8,7 +8,8 @@ import json
 import pytest
 
 import sglc
-from sglc.runtime.core import Req, SamplingParams
+from sglc.runtime.core import SamplingParams
+from sglc.runtime.req import KVState, Req
 from sglc.runtime.scheduler.kv_manager import KVManager
 
 from conftest import make_model_dir
@@ -85,12 +86,13 @@ class _Pool:
 def test_truncate_frees_whole_pages_only_and_never_cache_owned_kv():
     kv = KVManager(_Alloc(), _Pool(), cache=None, page_size=4, caches_prefixes=True)
     req = Req("r", 0, [1] * 10, SamplingParams(), frozenset())
-    req.req_pool_idx, req.kv_len, req.alloc_len, req.cache_owned_len = 1, 10, 10, 4
+    req.kv = KVState(row=1, num_computed_tokens=10, num_allocated_tokens=10,
+                     num_cache_owned_tokens=4)
     assert kv.truncate(req, 6)
     assert kv.allocator.freed == [108, 109]  # positions 8, 9: the page of 4..7 is kept
-    assert (req.kv_len, req.alloc_len) == (6, 6)
+    assert (req.kv.num_computed_tokens, req.kv.num_allocated_tokens) == (6, 6)
     assert not kv.truncate(req, 3)  # inside the prefix cache's part: refused, unchanged
-    assert (req.kv_len, req.alloc_len) == (6, 6)
+    assert (req.kv.num_computed_tokens, req.kv.num_allocated_tokens) == (6, 6)
 
 
 @pytest.mark.parametrize("sampling", [
