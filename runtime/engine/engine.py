@@ -32,6 +32,7 @@ from sglc.runtime.core import (
     new_rid,
 )
 from sglc.runtime.engine.engine_core import EngineCore, Sink
+from sglc.runtime.engine.stats import EngineStats
 from sglc.runtime.inputs import (
     common_prefix_len,
     per_prompt_params,
@@ -121,8 +122,8 @@ class Engine:
         outputs = OutputProcessor(self.tokenizer, self.max_context_len)
         constraints = ConstraintStage(
             self.tokenizer, mcfg.vocab_size, sorted(self.loaded.eos_token_ids),
+            room=outputs.room, apply_bitmask=ops.apply_token_bitmask,
             # NOTE: off with the radix cache off too, so that such runs measure plain decoding
-            # (jumps themselves no longer need the cache: forced tokens run in the next batch)
             jump_forward=cfg.enable_jump_forward and not cfg.disable_radix_cache,
             cache_dir=cfg.index_cache_dir,
         )
@@ -151,10 +152,8 @@ class Engine:
                 while True:
                     item = self._inbox.get(block=block)
                     block = False
-                    if item is None:  # shutdown: nobody waits forever on a dropped request
-                        for req in self.core.all_reqs():
-                            self.core.abort(req.rid, "the engine was shut down")
-                        self.core.constraints.close()
+                    if item is None:  # shutdown
+                        self.core.close()
                         return
                     item()
             except queue.Empty:
@@ -163,8 +162,7 @@ class Engine:
                 self.core.step()
             except Exception:  # never let the loop die: fail what is in flight, keep going
                 log.exception("engine step failed")
-                for req in self.core.all_reqs():
-                    self.core.abort(req.rid, "engine error (see the engine log)")
+                self.core.abort_all("engine error (see the engine log)")
 
     def _call(self, fn: Callable[[], None]) -> None:
         if self._closed:
@@ -324,17 +322,8 @@ class Engine:
         """Start building the token automata of these regexes in the background (a program
         does this for its gens when it starts), so its first constrained gens need not wait.
         Bad regexes are skipped here; they fail with their request."""
-        if self.tokenizer is None:
-            return
-
-        def start() -> None:
-            for regex in regexes:
-                try:
-                    self.core.constraints.start(regex)
-                except Exception:  # noqa: BLE001 - reported by the request that uses it
-                    log.debug("prebuild of %r failed", regex, exc_info=True)
-
-        self._call(start)
+        regexes = list(regexes)
+        self._call(lambda: self.core.prebuild(regexes))
 
     def abort(self, rid: str) -> None:
         """Abort a request: its samples finish with finish_reason 'abort', memory is freed."""
@@ -381,25 +370,18 @@ class Engine:
             raise InvalidRequest("score needs a non-empty prompt and non-empty continuations")
         return prompt_ids, cont_ids
 
-    def stats(self) -> dict[str, Any]:
-        """A snapshot of counters, queue sizes and prefix-cache statistics."""
-        result: dict[str, Any] = {}
+    def stats(self) -> dict[str, int | dict[str, float]]:
+        """A snapshot of counters, queue sizes and prefix-cache statistics (EngineStats)."""
+        result: list[EngineStats] = []
         done = threading.Event()
 
         def snapshot() -> None:
-            core, sched = self.core, self.core.scheduler
-            result.update(vars(core.counters))
-            result.update(
-                num_running=len(sched.running), num_waiting=len(sched.waiting),
-                num_retractions=sched.num_retractions,
-                free_slots=sched.kv.allocator.num_free_slots, total_slots=self.pool_capacity,
-                cache=sched.kv.cache.stats(),
-            )
+            result.append(self.core.stats())
             done.set()
 
         self._call(snapshot)
         done.wait()
-        return result
+        return result[0].to_dict()
 
 
 class _Collector:

@@ -44,7 +44,16 @@ class KVManager:
 
     @property
     def available_slots(self) -> int:
+        """Slots free now or after evicting unlocked cache entries."""
         return self.allocator.num_free_slots + self.cache.evictable_size
+
+    @property
+    def num_free_slots(self) -> int:
+        return self.allocator.num_free_slots
+
+    @property
+    def num_usable_slots(self) -> int:
+        return self.allocator.num_usable_slots
 
     def row_slots(self, req: Req, end: int | None = None) -> torch.Tensor:
         """The slots of the request's first `end` positions (default: the computed ones)."""

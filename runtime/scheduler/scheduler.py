@@ -146,6 +146,13 @@ class Scheduler:
         req.num_retractions += 1
         self.num_retractions += 1
 
+    def truncate(self, req: Req, num_tokens: int) -> None:
+        """Forget the request's KV past its first `num_tokens` tokens (a jump-forward
+        re-spelled them). Where that KV belongs to the prefix cache, the request goes back to
+        wait for an extend from the cache instead."""
+        if not self.kv.truncate(req, num_tokens):
+            self.requeue(req)
+
     def requeue(self, req: Req) -> None:
         """Send a running request back to wait, first in line, for an extend: its KV goes to
         the prefix cache, from which the extend reuses it."""

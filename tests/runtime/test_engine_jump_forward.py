@@ -103,11 +103,11 @@ def test_truncate_frees_whole_pages_only_and_never_cache_owned_kv():
 def test_column_logits_sample_the_same_tokens(model_dir, monkeypatch, sampling):
     """Batches of constrained requests compute only the logit columns their masks allow;
     the outputs equal those of full logits (the other columns would be masked anyway)."""
-    import sglc.runtime.engine.engine_core as engine_core
+    import sglc.runtime.constrained.stage as stage
 
     runs = {}
     for fraction in (0.0, 1.0):  # never / always restrict the columns
-        monkeypatch.setattr(engine_core, "COLUMN_LOGITS_MAX_FRACTION", fraction)
+        monkeypatch.setattr(stage, "COLUMN_LOGITS_MAX_FRACTION", fraction)
         outs, stats = run(model_dir, sampling)
         runs[fraction] = ([o.token_ids for o in outs], stats["num_column_logits_batches"],
                           stats["num_compact_logits_batches"])
