@@ -114,13 +114,17 @@ _BACKENDS: dict[str, Callable[[], KernelOps]] = {
 }
 
 
-def get_ops(backend: str = "torch") -> KernelOps:
-    """The ops of backend ``backend``; ValueError naming the known backends if unknown."""
-    factory = _BACKENDS.get(backend)
-    if factory is None:
+def check_backend(backend: str) -> None:
+    """ValueError naming the known backends if ``backend`` is not one (builds nothing)."""
+    if backend not in _BACKENDS:
         known = ", ".join(sorted(_BACKENDS))
         raise ValueError(f"unknown kernel backend {backend!r}; known backends: {known}")
-    return factory()
+
+
+def get_ops(backend: str = "torch") -> KernelOps:
+    """The ops of backend ``backend``; ValueError naming the known backends if unknown."""
+    check_backend(backend)
+    return _BACKENDS[backend]()
 
 
 def default_backend(device_type: str) -> str:
@@ -137,6 +141,6 @@ def default_backend(device_type: str) -> str:
 
 
 __all__ = [
-    "AttentionShape", "KernelOps", "build_rope_cache", "cpu_ops", "default_backend", "get_ops",
-    "torch_ops", "triton_interpreted", "triton_ops",
+    "AttentionShape", "KernelOps", "build_rope_cache", "check_backend", "cpu_ops",
+    "default_backend", "get_ops", "torch_ops", "triton_interpreted", "triton_ops",
 ]
