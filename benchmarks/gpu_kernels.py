@@ -21,7 +21,7 @@
    1.5k prefix. Target: >= 0.8x SDPA.
 4. Engine decode throughput: a random-weight ~1B Llama (hidden 2048, 16 layers, 32 / 8
    heads, intermediate 5632, vocab 32000), bf16, batch 1 / 16 / 64, 128-token prompts and
-   64 new tokens, ``attention_backend="triton"`` vs ``"torch"``. Decode tok/s excludes the
+   64 new tokens, ``kernel_backend="triton"`` vs ``"torch"``. Decode tok/s excludes the
    prefill (timed separately with one new token on fresh prompts).
 
 Kernel timings are ``triton.testing.do_bench`` medians (CUDA events, L2 flushed between
@@ -281,7 +281,7 @@ def engine_throughput(run: Run, repeats: int, rows: list[dict]) -> list[dict]:
         try:
             for backend in ("triton", "torch"):
                 engines[backend] = sglc.Engine(
-                    tmp, device=str(run.device), dtype=dtype_name, attention_backend=backend,
+                    tmp, device=str(run.device), dtype=dtype_name, kernel_backend=backend,
                     max_total_tokens=max_tokens)  # fmt: skip
             for batch in sizes.engine_batches:
                 # first batch: Triton compiles the engine's kernels during its warm-up

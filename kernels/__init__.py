@@ -1,7 +1,9 @@
 """Serving kernels: PyTorch reference ops, Triton kernels and a compiled CPU decode attention
 behind a backend switch ("torch", "triton", "cpu").
 
-The model runner asks ``get_ops(name)`` once for a :class:`KernelOps` and calls its fields.
+A kernel backend (the engine's `kernel_backend` option) picks the implementation of every op
+of a :class:`KernelOps` table, RMSNorm and the logits bitmask as much as attention. The model
+runner asks ``get_ops(name)`` once for the table and calls its fields.
 Every backend implements the contracts of the PyTorch reference ops (see each module's
 docstring). A new backend registers a factory in ``_BACKENDS``; it may replace only some
 ops, e.g. ``dataclasses.replace(torch_ops(), decode_attention=triton_decode_attention)``.

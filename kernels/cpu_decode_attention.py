@@ -16,7 +16,7 @@ prefetcher stops there), and float32 scores use AVX-512 where the CPU has it.
 Measured on this project's 2-core machine (one layer, 64 requests x 400 keys, float32):
 3.6 ms against 12-20 ms for the reference, which gathers and pads; end to end
 `benchmarks/engine_throughput.py` takes 28 s instead of 40 s (see benchmarks/RESULTS.md).
-It is built with the other CPU kernels on first use (`cpu_build`); ``attention_backend="cpu"``
+It is built with the other CPU kernels on first use (`cpu_build`); ``kernel_backend="cpu"``
 selects it.
 """
 

@@ -42,8 +42,22 @@ class Capacity:
         return min(self.max_context_len - 1, self.num_kv_slots - 1)
 
 
+# Other names an Engine option is accepted by: `attention_backend` picks every kernel, not
+# only attention's, but the README and the CLI have long passed it.
+OPTION_ALIASES = {"attention_backend": "kernel_backend"}
+
+
 def engine_config(options: Mapping[str, object]) -> EngineConfig:
     """The EngineConfig of `Engine(**options)`; InvalidRequest naming unknown options."""
+    options = dict(options)
+    for alias, name in OPTION_ALIASES.items():
+        if alias not in options:
+            continue
+        value = options.pop(alias)
+        if options.get(name, value) != value:
+            raise InvalidRequest(f"{alias}={value!r} and {name}={options[name]!r} disagree: "
+                                 f"they are one option; give {name} only")
+        options[name] = value
     known = {f.name for f in fields(EngineConfig)}
     unknown = sorted(set(options) - known)
     if unknown:
@@ -54,7 +68,7 @@ def engine_config(options: Mapping[str, object]) -> EngineConfig:
 def check_options(config: EngineConfig, device: torch.device) -> None:
     """Options EngineConfig cannot check alone: the scheduling policy and kernel backend."""
     make_policy(config.policy)
-    check_kernel_backend(config.attention_backend, device)
+    check_kernel_backend(config.kernel_backend, device)
 
 
 def check_kernel_backend(backend: str | None, device: torch.device) -> None:
@@ -64,14 +78,14 @@ def check_kernel_backend(backend: str | None, device: torch.device) -> None:
     try:
         check_backend(backend)
     except ValueError as exc:
-        raise InvalidRequest(f"attention_backend: {exc}") from None
+        raise InvalidRequest(str(exc)) from None
     if backend == "triton" and device.type != "cuda" and not triton_interpreted():
         raise InvalidRequest(
-            "attention_backend='triton' on CPU needs Triton's interpreter: set "
+            "kernel backend 'triton' on CPU needs Triton's interpreter: set "
             "TRITON_INTERPRET=1 in the environment before starting (slow; for testing)"
         )
     if backend == "cpu" and device.type != "cpu":
-        raise InvalidRequest(f"attention_backend='cpu' runs on CPU tensors, not {device.type}")
+        raise InvalidRequest(f"kernel backend 'cpu' runs on CPU tensors, not {device.type}")
 
 
 def kernel_ops(backend: str | None, device: torch.device) -> KernelOps:
@@ -81,7 +95,7 @@ def kernel_ops(backend: str | None, device: torch.device) -> KernelOps:
     try:
         return get_ops(backend or default_backend(device.type))
     except ValueError as exc:  # e.g. the CPU kernels did not build
-        raise InvalidRequest(f"attention_backend: {exc}") from None
+        raise InvalidRequest(f"kernel backend: {exc}") from None
 
 
 def build_core(

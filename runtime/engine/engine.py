@@ -55,7 +55,9 @@ class ScoreResult:
 
 class Engine:
     """`Engine(model_path, dtype=..., device=..., max_total_tokens=..., policy=...,
-    chunked_prefill_size=..., disable_radix_cache=False, ...)`; see EngineConfig."""
+    chunked_prefill_size=..., disable_radix_cache=False, kernel_backend=None, ...)`; see
+    EngineConfig. `attention_backend=` is another name for `kernel_backend=` (it picks every
+    kernel, not only attention's)."""
 
     def __init__(self, model_path: str | Path | None = None, **options: Any) -> None:
         self.config = engine_config(options)
@@ -63,7 +65,7 @@ class Engine:
         read_hf_config(path)  # a missing model directory fails before anything slow
         device = torch.device(self.config.device)
         check_options(self.config, device)
-        ops = kernel_ops(self.config.attention_backend, device)
+        ops = kernel_ops(self.config.kernel_backend, device)
         self.loaded: LoadedModel = load_model_dir(
             path, dtype=self.config.dtype, device=device, ops=ops
         )

@@ -31,5 +31,5 @@ def test_cpu_backend_on_another_device_is_a_clear_error(tmp_path):
     from sglc.runtime.core import InvalidRequest
     from sglc.runtime.engine.build import kernel_ops
 
-    with pytest.raises(InvalidRequest, match="attention_backend='cpu' runs on CPU tensors"):
+    with pytest.raises(InvalidRequest, match="kernel backend 'cpu' runs on CPU tensors"):
         kernel_ops("cpu", torch.device("meta"))

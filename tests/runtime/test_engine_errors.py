@@ -181,3 +181,12 @@ def test_failing_forward_pass_fails_its_batch_and_the_engine_goes_on(llama_dir):
                                               "ignore_eos": True})
         assert ok.error is None and len(ok.token_ids) == 4
         assert engine.stats()["num_failed_batches"] == 1
+
+
+def test_attention_backend_is_another_name_for_kernel_backend():
+    from sglc.runtime.engine.build import engine_config
+
+    assert engine_config({"attention_backend": "torch"}).kernel_backend == "torch"
+    assert engine_config({"attention_backend": "cpu", "kernel_backend": "cpu"}).kernel_backend == "cpu"
+    with pytest.raises(InvalidRequest, match="they are one option; give kernel_backend only"):
+        engine_config({"attention_backend": "torch", "kernel_backend": "cpu"})
