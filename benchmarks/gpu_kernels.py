@@ -6,11 +6,10 @@
     TRITON_INTERPRET=1 python benchmarks/gpu_kernels.py --cpu-smoke   # logic check, no GPU
 
 1. Correctness: each Triton kernel (extend and decode attention, KV store, RMSNorm with and
-   without the fused residual, RoPE, SiLU-and-mul, bitmask apply, sampling, LoRA shrink and
-   expand, fused MoE) and its reference run on the same CUDA inputs (bf16 and fp16; fp32 too
-   for attention); the max abs error and PASS/FAIL against the stated tolerance
-   (``|out - ref| <= atol + rtol * |ref|`` everywhere; exact where the op is a copy; for
-   sampling, the number of rows whose drawn index differs).
+   without the fused residual, RoPE, SiLU-and-mul, bitmask apply, LoRA shrink and expand,
+   fused MoE) and its reference run on the same CUDA inputs (bf16 and fp16; fp32 too for
+   attention); the max abs error and PASS/FAIL against the stated tolerance
+   (``|out - ref| <= atol + rtol * |ref|`` everywhere; exact where the op is a copy).
 2. Bandwidth: GB/s and % of the card's HBM peak (H100 SXM 3.35 TB/s, H200 4.8 TB/s; other
    cards GB/s only, or pass ``--peak-tbs``) of decode attention (batch 64 x 4k context, 32 q /
    8 kv heads, head dim 128, bf16; bytes = K + V read + q read + out written), RMSNorm,
