@@ -131,8 +131,8 @@ def get_ops(backend: str = "torch") -> KernelOps:
 
 def default_backend(device_type: str) -> str:
     """Triton on CUDA; on CPU the compiled CPU kernels where they build (the first use on a
-    machine compiles them, about 30 seconds, then torch caches them), else the PyTorch
-    reference ops; the reference elsewhere."""
+    machine compiles them, once: torch caches them), else the PyTorch reference ops; the
+    reference elsewhere."""
     if device_type == "cuda":
         return "triton"
     if device_type == "cpu":

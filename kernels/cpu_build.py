@@ -2,8 +2,7 @@
 
 The sources are `cpu_sources` (wrapped by `cpu_decode_attention` and `cpu_elementwise`);
 this module compiles them together with ``torch.utils.cpp_extension.load_inline`` (needs a
-C++ compiler and ninja; about 30 seconds, then cached by torch under
-``~/.cache/torch_extensions``). :func:`cpu_kernels_available` says whether it built.
+C++ compiler and ninja; once, then cached by torch under ``~/.cache/torch_extensions``). :func:`cpu_kernels_available` says whether it built.
 
 Builds from several processes are serialized by an advisory file lock (``flock``) next to
 the build folder. The kernel releases it when its holder dies, unlike torch's own ``lock``

@@ -6,18 +6,14 @@ padding) costs as much as the attention itself, and it is memory traffic, which 
 decoding is short of. This kernel walks ``req_to_token`` and reads each K/V row straight from
 the pool, once per KV head for the whole GQA group of query heads, with a blockwise online
 softmax in float32 (the same maths as the reference: scale, optional tanh logit cap, sliding
-window). It is built with
-``-ffast-math`` (vectorized ``exp`` and reductions), so every value it handles is finite.
+window). It is built with ``-ffast-math`` (vectorized ``exp`` and reductions), so every value
+it handles is finite.
 
 Work is split over (request, KV head), the next slot rows are prefetched (a pool row is
 ``Hkv * D`` values, so a request's keys cross a page every few keys and the hardware
-prefetcher stops there), and float32 scores use AVX-512 where the CPU has it.
-
-Measured on this project's 2-core machine (one layer, 64 requests x 400 keys, float32):
-3.6 ms against 12-20 ms for the reference, which gathers and pads; end to end
-`benchmarks/engine_throughput.py` takes 28 s instead of 40 s (see benchmarks/RESULTS.md).
-It is built with the other CPU kernels on first use (`cpu_build`); ``kernel_backend="cpu"``
-selects it.
+prefetcher stops there), and float32 scores use AVX-512 where the CPU has it. The C++ is
+`cpu_sources.DECODE_ATTENTION`, built with the other CPU kernels on first use (`cpu_build`);
+``kernel_backend="cpu"`` selects it. Timings: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations

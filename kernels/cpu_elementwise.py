@@ -3,11 +3,11 @@ each.
 
 The PyTorch references (`rmsnorm.py`, `activation.py`, `rope.py`) make four to ten passes
 over the activations (square, mean, rsqrt, scale, cast; chunk, silu, multiply; gather,
-chunk, four products, concatenate); on a 2-core CPU they cost about a tenth of an engine
-step. These do one pass per row, parallel over rows with
+chunk, four products, concatenate). These do one pass per row, parallel over rows with
 ATen's thread pool, rounding where the references round (the residual sum and the normalised
-values in the input dtype), so they agree with them to float32 rounding. Built with the
-decode-attention kernel into one extension (`cpu_build`).
+values in the input dtype), so they agree with them to float32 rounding. The C++ is
+`cpu_sources.ELEMENTWISE`, built with the decode-attention kernel into one extension
+(`cpu_build`).
 """
 
 from __future__ import annotations
