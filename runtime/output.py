@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sglc.runtime.core import FinishReason, Output, StreamDelta, TokenLogprob, Usage
 from sglc.runtime.detokenize import IncrementalDetokenizer, StopChecker
 from sglc.runtime.req import Req
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 # How many prompt tokens the detokenizer sees as context (SentencePiece leading spaces).
 _PROMPT_CONTEXT = 4
@@ -15,7 +18,7 @@ _PROMPT_CONTEXT = 4
 class OutputProcessor:
     """The only writer of `req.out`: each request's text, detokenizer and stop checker."""
 
-    def __init__(self, tokenizer: Any | None, max_context_len: int) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase | None, max_context_len: int) -> None:
         self.tokenizer = tokenizer
         self.max_context_len = max_context_len
 

@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -38,6 +38,9 @@ from sglc.runtime.constrained.matcher import RegexMatcher
 from sglc.runtime.constrained.vocabulary import TokenVocabulary, build_vocabulary
 from sglc.runtime.core import FinishReason
 from sglc.runtime.req import Req, ReqConstraint, ScheduledBatch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +118,7 @@ class ConstraintStage:
 
     def __init__(
         self,
-        tokenizer: Any,
+        tokenizer: PreTrainedTokenizerBase | None,
         logit_width: int,
         stop_ids: Sequence[int],
         *,

@@ -177,14 +177,14 @@ class Engine:
 
     async def generate_stream(
         self, prompt: Any, sampling_params: Any = None, *, rid: str | None = None
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncIterator[StreamDelta]:
         """Yield StreamDeltas for one prompt as tokens are produced; the last one has a
         finish_reason (per sample when n > 1). Stopping the iteration aborts the request."""
         (group,) = self._requests.groups(prompt, sampling_params, [rid] if rid else None)
         loop = asyncio.get_running_loop()
         deltas: asyncio.Queue = asyncio.Queue()
 
-        def post(item: Any) -> None:
+        def post(item: StreamDelta | tuple[str, Output]) -> None:
             loop.call_soon_threadsafe(deltas.put_nowait, item)
 
         self._submit([group], Sink(post, lambda out: post(("done", out))))
@@ -268,6 +268,6 @@ def _in_request_order(groups: list[list[Req]], outputs: list[Output]) -> list[Ou
     return sorted(outputs, key=lambda o: order[(o.rid, o.index)])
 
 
-def _resolve(future: asyncio.Future, value: Any) -> None:
+def _resolve(future: asyncio.Future[list[Output]], value: list[Output]) -> None:
     if not future.done():
         future.set_result(value)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sglc.constraints.regex import ConstraintError
 from sglc.runtime.constrained.stage import request_regex
@@ -16,6 +16,9 @@ from sglc.runtime.engine.build import Capacity
 from sglc.runtime.inputs import common_prefix_len, per_prompt_params, split_prompts, tokenize_prompt
 from sglc.runtime.req import Req, ReqConstraint
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
 ScorePair = tuple[list[int], list[int]]  # (prompt ids, continuation ids)
 
 
@@ -23,8 +26,8 @@ class RequestBuilder:
     """Requests for one engine: its tokenizer (None: token ids only), logits width, EOS ids
     and capacity."""
 
-    def __init__(self, tokenizer: Any | None, vocab_size: int, eos_token_ids: frozenset[int],
-                 capacity: Capacity) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase | None, vocab_size: int,
+                 eos_token_ids: frozenset[int], capacity: Capacity) -> None:
         self.tokenizer = tokenizer
         self.vocab_size = vocab_size
         self.eos_token_ids = eos_token_ids
