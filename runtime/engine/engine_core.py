@@ -11,6 +11,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -26,7 +27,16 @@ from sglc.runtime.scheduler.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
-Sampled = list[tuple[Req, int, TokenLogprob | None]]  # (request, token, its logprob)
+
+class Sampled(NamedTuple):
+    """One step's sampled tokens: request i got token_ids[i] (with logprobs[i])."""
+
+    reqs: list[Req]
+    token_ids: list[int]
+    logprobs: list[TokenLogprob | None]
+
+
+_NOTHING_SAMPLED = Sampled([], [], [])
 
 
 @dataclass
@@ -120,6 +130,7 @@ class EngineCore:
 
     # -- the loop body ------------------------------------------------------------------------
     def step(self) -> None:
+        """One iteration of the engine loop."""
         self._admit_built()
         batch = self.scheduler.schedule()
         if batch is None:
@@ -193,17 +204,15 @@ class EngineCore:
         picked = [(req, row) for req, row in zip(batch.reqs, layout.sample_rows, strict=True)
                   if row is not None]
         if not picked:
-            return []
+            return _NOTHING_SAMPLED
         reqs = [r for r, _ in picked]
         logits = logits[torch.tensor([row for _, row in picked], device=logits.device)]
         self.constraints.mask(logits, reqs, plan)
         if plan.compact:
-            tokens = greedy_from_columns(logits, plan.columns)
-            return [(req, token, None) for req, token in zip(reqs, tokens, strict=True)]
+            return Sampled(reqs, greedy_from_columns(logits, plan.columns), [None] * len(reqs))
         params = SamplingBatch.prepare([r.params for r in reqs], [r.prompt_ids for r in reqs],
                                        [r.output_ids for r in reqs], logits.device)
-        tokens, logprobs = sample(logits, params, self.generator)
-        return list(zip(reqs, tokens, logprobs, strict=True))
+        return Sampled(reqs, *sample(logits, params, self.generator))
 
     def _process_outputs(self, batch: ScheduledBatch, layout: LogitsLayout,
                          sampled: Sampled) -> None:
@@ -212,7 +221,7 @@ class EngineCore:
         for i, req in enumerate(batch.reqs):
             if layout.sample_rows[i] is None and batch.completes_fill(i):
                 req.finish_reason = req.finish_reason or FinishReason.LENGTH  # nothing to generate
-        for req, token, logprob in sampled:
+        for req, token, logprob in zip(*sampled, strict=True):
             self.outputs.append_token(req, token, logprob)
             if req.constraint is not None:
                 self._apply(req, self.constraints.after_token(req, token))
