@@ -47,7 +47,7 @@ def engine_options(args: argparse.Namespace) -> dict:
     return dict(
         dtype="float32", max_total_tokens=args.max_total_tokens, policy=args.policy,
         chunked_prefill_size=args.chunked_prefill_size, max_running_requests=256,
-        attention_backend=args.attention_backend or default_backend("cpu"),  # as resolved
+        kernel_backend=args.kernel_backend or default_backend("cpu"),  # as resolved
     )
 
 
@@ -206,7 +206,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "and extrapolates to all; 0 = all (default 8)")
     p.add_argument("--no-hf", action="store_true", help="run sglc only (e.g. under a profiler)")
     p.add_argument("--policy", default="lpm")
-    p.add_argument("--attention-backend", choices=["torch", "cpu"], default=None,
+    p.add_argument("--kernel-backend", "--attention-backend", choices=["torch", "cpu"],
+                   default=None,
                    help="sglc kernel backend (default: the engine's, 'cpu' where it builds)")
     p.add_argument("--chunked-prefill-size", type=int, default=2048)
     p.add_argument("--max-total-tokens", type=int, default=65536)

@@ -30,7 +30,6 @@ from sglc.kernels.lora import lora_expand, lora_shrink
 from sglc.kernels.moe import fused_moe
 from sglc.kernels.rmsnorm import rms_norm
 from sglc.kernels.rope import apply_rope, build_rope_cache
-from sglc.kernels.sampling import pick_sorted_index, sample_tokens, sort_probs
 from sglc.kernels.triton_activation import triton_silu_and_mul
 from sglc.kernels.triton_bitmask import triton_apply_token_bitmask
 from sglc.kernels.triton_decode_attention import triton_decode_attention
@@ -40,7 +39,6 @@ from sglc.kernels.triton_lora import triton_lora_expand, triton_lora_shrink
 from sglc.kernels.triton_moe import triton_fused_moe
 from sglc.kernels.triton_rmsnorm import triton_rms_norm
 from sglc.kernels.triton_rope import triton_apply_rope
-from sglc.kernels.triton_sampling import triton_pick_sorted_index, triton_sample_tokens
 
 
 # -- 1. correctness -------------------------------------------------------------------------
@@ -158,39 +156,6 @@ def check_bitmask(run: Run, dtype: torch.dtype) -> list[dict]:
     return rows
 
 
-SAMPLE_PARAMS = [  # (temperature, top_k, top_p, min_p) per row, cycled over the batch
-    (0.0, 0, 1.0, 0.0), (1.0, -1, 1.0, 0.0), (0.7, 5, 1.0, 0.0), (1.3, 0, 0.8, 0.0),
-    (1.0, 0, 1.0, 0.1), (0.9, 40, 0.9, 0.02), (1.0, 2**31 - 1, 0.5, 0.0), (2.0, 1, 1.0, 0.0),
-    (0.5, 3, 0.3, 0.3),
-]  # fmt: skip
-
-
-def check_sampling(run: Run, dtype: torch.dtype) -> list[dict]:
-    """The drawn sorted index and the token: rows that differ (float summation order may
-    move a draw at an exact boundary, so a few are tolerated)."""
-    batch, vocab = run.sizes.sample_batch, run.sizes.sample_vocab
-    params = [SAMPLE_PARAMS[b % len(SAMPLE_PARAMS)] for b in range(batch)]
-    temps, top_ks, top_ps, min_ps = (
-        torch.tensor(col, device=run.device) for col in zip(*params, strict=True)
-    )
-    logits = run.randn(batch, vocab, dtype=dtype, seed=80, scale=3.0)
-    uniforms = torch.rand(batch, generator=run.generator(81), device=run.device)
-    sorted_probs, _ = sort_probs(logits, temps)
-    got = triton_pick_sorted_index(sorted_probs, top_ks, top_ps, min_ps, uniforms)
-    want = pick_sorted_index(sorted_probs, top_ks, top_ps, min_ps, uniforms)
-    tokens_got = triton_sample_tokens(logits, temps, top_ks, top_ps, min_ps, uniforms)
-    tokens_want = sample_tokens(logits, temps, top_ks, top_ps, min_ps, uniforms)
-    allowed = max(1, batch // 50)
-    rows = []
-    for name, a, b in (("sampling: sorted index", got, want),
-                       ("sampling: token", tokens_got, tokens_want)):  # fmt: skip
-        differ = int((a != b).sum().item())
-        rows.append({"kernel": name, "dtype": DTYPE_NAMES[dtype], "shape": f"{batch}x{vocab}",
-                     "max_abs_err": differ, "tolerance": f"<= {allowed} rows differ",
-                     "pass": differ <= allowed})  # fmt: skip
-    return rows
-
-
 def check_lora(run: Run, dtype: torch.dtype) -> list[dict]:
     lengths, adapters = zip(*run.sizes.lora_segments, strict=True)
     ranks, (hidden, out_size) = run.sizes.lora_ranks, run.sizes.lora_dims
@@ -243,7 +208,6 @@ def correctness(run: Run) -> list[dict]:
         ("rope", check_rope, HALF, {}),
         ("silu and mul", check_silu, HALF, {}),
         ("bitmask", check_bitmask, (torch.float32, torch.bfloat16), {}),
-        ("sampling", check_sampling, (torch.float32,), {}),
         ("lora", check_lora, HALF, {}),
         ("fused moe", check_moe, HALF, {}),
     ]  # fmt: skip

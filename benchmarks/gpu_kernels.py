@@ -6,11 +6,10 @@
     TRITON_INTERPRET=1 python benchmarks/gpu_kernels.py --cpu-smoke   # logic check, no GPU
 
 1. Correctness: each Triton kernel (extend and decode attention, KV store, RMSNorm with and
-   without the fused residual, RoPE, SiLU-and-mul, bitmask apply, sampling, LoRA shrink and
-   expand, fused MoE) and its reference run on the same CUDA inputs (bf16 and fp16; fp32 too
-   for attention); the max abs error and PASS/FAIL against the stated tolerance
-   (``|out - ref| <= atol + rtol * |ref|`` everywhere; exact where the op is a copy; for
-   sampling, the number of rows whose drawn index differs).
+   without the fused residual, RoPE, SiLU-and-mul, bitmask apply, LoRA shrink and expand,
+   fused MoE) and its reference run on the same CUDA inputs (bf16 and fp16; fp32 too for
+   attention); the max abs error and PASS/FAIL against the stated tolerance
+   (``|out - ref| <= atol + rtol * |ref|`` everywhere; exact where the op is a copy).
 2. Bandwidth: GB/s and % of the card's HBM peak (H100 SXM 3.35 TB/s, H200 4.8 TB/s; other
    cards GB/s only, or pass ``--peak-tbs``) of decode attention (batch 64 x 4k context, 32 q /
    8 kv heads, head dim 128, bf16; bytes = K + V read + q read + out written), RMSNorm,
@@ -21,7 +20,7 @@
    1.5k prefix. Target: >= 0.8x SDPA.
 4. Engine decode throughput: a random-weight ~1B Llama (hidden 2048, 16 layers, 32 / 8
    heads, intermediate 5632, vocab 32000), bf16, batch 1 / 16 / 64, 128-token prompts and
-   64 new tokens, ``attention_backend="triton"`` vs ``"torch"``. Decode tok/s excludes the
+   64 new tokens, ``kernel_backend="triton"`` vs ``"torch"``. Decode tok/s excludes the
    prefill (timed separately with one new token on fresh prompts).
 
 Kernel timings are ``triton.testing.do_bench`` medians (CUDA events, L2 flushed between
@@ -281,7 +280,7 @@ def engine_throughput(run: Run, repeats: int, rows: list[dict]) -> list[dict]:
         try:
             for backend in ("triton", "torch"):
                 engines[backend] = sglc.Engine(
-                    tmp, device=str(run.device), dtype=dtype_name, attention_backend=backend,
+                    tmp, device=str(run.device), dtype=dtype_name, kernel_backend=backend,
                     max_total_tokens=max_tokens)  # fmt: skip
             for batch in sizes.engine_batches:
                 # first batch: Triton compiles the engine's kernels during its warm-up

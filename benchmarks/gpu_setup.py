@@ -56,8 +56,6 @@ class Sizes:
     hidden: int = 4096
     intermediate: int = 14336
     vocab: int = 32001  # bitmask (odd on purpose)
-    sample_batch: int = 64
-    sample_vocab: int = 32000
     lora_segments: tuple[tuple[int, int], ...] = (  # (tokens, adapter) per segment
         (3, 2), (40, NO_ADAPTER), (0, 1), (100, 1), (1, 0), (112, 0))  # fmt: skip
     lora_ranks: tuple[int, ...] = (8, 16, 64)
@@ -92,7 +90,7 @@ QUICK = Sizes(
 SMOKE = Sizes(
     heads=(4, 2, 32), extend_lens=((0, 17), (5, 3), (20, 1)), decode_seq_lens=(1, 17, 40),
     window_cap=(7, 2.0), kv_store=(11, 40), rows=5, hidden=100, intermediate=100, vocab=1000,
-    sample_batch=9, sample_vocab=100, lora_segments=((3, 2), (2, NO_ADAPTER), (0, 1), (5, 0)),
+    lora_segments=((3, 2), (2, NO_ADAPTER), (0, 1), (5, 0)),
     lora_dims=(40, 48), moe=(9, 48, 40, 6, 2),
     decode_bench=(2, 40), norm_bench=(4, 64), rope_bench=4, silu_bench=(4, 64),
     bitmask_bench=(2, 100), kv_bench=4,

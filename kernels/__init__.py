@@ -1,7 +1,9 @@
 """Serving kernels: PyTorch reference ops, Triton kernels and a compiled CPU decode attention
 behind a backend switch ("torch", "triton", "cpu").
 
-The model runner asks ``get_ops(name)`` once for a :class:`KernelOps` and calls its fields.
+A kernel backend (the engine's `kernel_backend` option) picks the implementation of every op
+of a :class:`KernelOps` table, RMSNorm and the logits bitmask as much as attention. The model
+runner asks ``get_ops(name)`` once for the table and calls its fields.
 Every backend implements the contracts of the PyTorch reference ops (see each module's
 docstring). A new backend registers a factory in ``_BACKENDS``; it may replace only some
 ops, e.g. ``dataclasses.replace(torch_ops(), decode_attention=triton_decode_attention)``.
@@ -114,19 +116,23 @@ _BACKENDS: dict[str, Callable[[], KernelOps]] = {
 }
 
 
-def get_ops(backend: str = "torch") -> KernelOps:
-    """The ops of backend ``backend``; ValueError naming the known backends if unknown."""
-    factory = _BACKENDS.get(backend)
-    if factory is None:
+def check_backend(backend: str) -> None:
+    """ValueError naming the known backends if ``backend`` is not one (builds nothing)."""
+    if backend not in _BACKENDS:
         known = ", ".join(sorted(_BACKENDS))
         raise ValueError(f"unknown kernel backend {backend!r}; known backends: {known}")
-    return factory()
+
+
+def get_ops(backend: str = "torch") -> KernelOps:
+    """The ops of backend ``backend``; ValueError naming the known backends if unknown."""
+    check_backend(backend)
+    return _BACKENDS[backend]()
 
 
 def default_backend(device_type: str) -> str:
     """Triton on CUDA; on CPU the compiled CPU kernels where they build (the first use on a
-    machine compiles them, about 30 seconds, then torch caches them), else the PyTorch
-    reference ops; the reference elsewhere."""
+    machine compiles them, once: torch caches them), else the PyTorch reference ops; the
+    reference elsewhere."""
     if device_type == "cuda":
         return "triton"
     if device_type == "cpu":
@@ -137,6 +143,6 @@ def default_backend(device_type: str) -> str:
 
 
 __all__ = [
-    "AttentionShape", "KernelOps", "build_rope_cache", "cpu_ops", "default_backend", "get_ops",
-    "torch_ops", "triton_interpreted", "triton_ops",
+    "AttentionShape", "KernelOps", "build_rope_cache", "check_backend", "cpu_ops",
+    "default_backend", "get_ops", "torch_ops", "triton_interpreted", "triton_ops",
 ]

@@ -1,9 +1,8 @@
 """Build the compiled CPU kernels: one C++ extension, compiled on first use.
 
-The sources live with their Python wrappers (`cpu_decode_attention`, `cpu_elementwise`);
+The sources are `cpu_sources` (wrapped by `cpu_decode_attention` and `cpu_elementwise`);
 this module compiles them together with ``torch.utils.cpp_extension.load_inline`` (needs a
-C++ compiler and ninja; about 30 seconds, then cached by torch under
-``~/.cache/torch_extensions``). :func:`cpu_kernels_available` says whether it built.
+C++ compiler and ninja; once, then cached by torch under ``~/.cache/torch_extensions``). :func:`cpu_kernels_available` says whether it built.
 
 Builds from several processes are serialized by an advisory file lock (``flock``) next to
 the build folder. The kernel releases it when its holder dies, unlike torch's own ``lock``
@@ -22,6 +21,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+
+from sglc.kernels.cpu_sources import DECODE_ATTENTION, ELEMENTWISE
 
 try:
     import fcntl
@@ -74,12 +75,10 @@ def exclusive_build(folder: Path) -> Iterator[None]:
 def _build() -> ModuleType:
     from torch.utils.cpp_extension import load_inline
 
-    from sglc.kernels import cpu_decode_attention, cpu_elementwise
-
     folder = build_directory()
     with exclusive_build(folder):
         return load_inline(
-            name=_EXTENSION, cpp_sources=[cpu_decode_attention.SOURCE, cpu_elementwise.SOURCE],
+            name=_EXTENSION, cpp_sources=[DECODE_ATTENTION, ELEMENTWISE],
             functions=_FUNCTIONS, build_directory=str(folder),
             # -fopenmp: ATen's parallel_for is OpenMP pragmas in its headers; without the flag
             # the work items run one after another on one core

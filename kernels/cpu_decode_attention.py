@@ -6,18 +6,14 @@ padding) costs as much as the attention itself, and it is memory traffic, which 
 decoding is short of. This kernel walks ``req_to_token`` and reads each K/V row straight from
 the pool, once per KV head for the whole GQA group of query heads, with a blockwise online
 softmax in float32 (the same maths as the reference: scale, optional tanh logit cap, sliding
-window). It is built with
-``-ffast-math`` (vectorized ``exp`` and reductions), so every value it handles is finite.
+window). It is built with ``-ffast-math`` (vectorized ``exp`` and reductions), so every value
+it handles is finite.
 
 Work is split over (request, KV head), the next slot rows are prefetched (a pool row is
 ``Hkv * D`` values, so a request's keys cross a page every few keys and the hardware
-prefetcher stops there), and float32 scores use AVX-512 where the CPU has it.
-
-Measured on this project's 2-core machine (one layer, 64 requests x 400 keys, float32):
-3.6 ms against 12-20 ms for the reference, which gathers and pads; end to end
-`benchmarks/engine_throughput.py` takes 28 s instead of 40 s (see benchmarks/RESULTS.md).
-It is built with the other CPU kernels on first use (`cpu_build`); ``attention_backend="cpu"``
-selects it.
+prefetcher stops there), and float32 scores use AVX-512 where the CPU has it. The C++ is
+`cpu_sources.DECODE_ATTENTION`, built with the other CPU kernels on first use (`cpu_build`);
+``kernel_backend="cpu"`` selects it. Timings: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -46,173 +42,6 @@ __all__ = ["cpu_decode_attention", "cpu_extend_attention", "cpu_kernels_availabl
 # its causal prefix); longer ones (prompt prefill) on the reference's batched SDPA, whose
 # tiled matmuls beat a key-by-key walk once many queries share the keys.
 MAX_KERNEL_EXTEND = 32
-
-SOURCE = r"""
-#include <torch/extension.h>
-#include <ATen/Parallel.h>
-#include <algorithm>
-#include <cmath>
-#include <limits>
-#include <vector>
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
-
-namespace {
-
-constexpr int64_t kBlock = 64;
-constexpr int64_t kAhead = 8;  // keys ahead to prefetch: slot rows cross pages every few keys
-
-inline void prefetch_row(const void* ptr, int64_t bytes) {
-  const char* c = static_cast<const char*>(ptr);
-  for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(c + off);
-}
-
-template <typename T>
-inline float to_f(T x) { return static_cast<float>(x); }
-
-// scores s[g*kBlock + j] = q_g . k_j for a block of n keys (q pre-scaled, float32)
-template <typename T>
-inline void block_scores_any(const float* __restrict qf, const T* __restrict kb,
-                             const int64_t* slots, int64_t n, int64_t slot_stride, int64_t hoff,
-                             int64_t group, int64_t d, float* __restrict p) {
-  for (int64_t j = 0; j < n; ++j) {
-    const T* __restrict k = kb + slots[j] * slot_stride + hoff;
-    for (int64_t g = 0; g < group; ++g) {
-      const float* __restrict qg = qf + g * d;
-      float s = 0.f;
-#pragma omp simd reduction(+ : s)
-      for (int64_t i = 0; i < d; ++i) s += qg[i] * to_f(k[i]);
-      p[g * kBlock + j] = s;
-    }
-  }
-}
-
-template <typename T>
-inline void block_scores(const float* __restrict qf, const T* __restrict kb, const int64_t* slots,
-                         int64_t n, int64_t slot_stride, int64_t hoff, int64_t group, int64_t d,
-                         float* __restrict p) {
-  block_scores_any<T>(qf, kb, slots, n, slot_stride, hoff, group, d, p);
-}
-
-#ifdef __AVX512F__
-// float32, head dim 64, at most 4 query heads per KV head: q in registers, K prefetched ahead
-template <>
-inline void block_scores<float>(const float* __restrict qf, const float* __restrict kb,
-                                const int64_t* slots, int64_t n, int64_t slot_stride,
-                                int64_t hoff, int64_t group, int64_t d, float* __restrict p) {
-  if (d != 64 || group > 4)
-    return block_scores_any<float>(qf, kb, slots, n, slot_stride, hoff, group, d, p);
-  __m512 q[4][4];
-  for (int64_t g = 0; g < group; ++g)
-    for (int c = 0; c < 4; ++c) q[g][c] = _mm512_loadu_ps(qf + g * 64 + c * 16);
-  for (int64_t j = 0; j < n; ++j) {
-    const float* k = kb + slots[j] * slot_stride + hoff;
-    if (j + kAhead < n) prefetch_row(kb + slots[j + kAhead] * slot_stride + hoff, 64 * 4);
-    const __m512 k0 = _mm512_loadu_ps(k), k1 = _mm512_loadu_ps(k + 16),
-                 k2 = _mm512_loadu_ps(k + 32), k3 = _mm512_loadu_ps(k + 48);
-    for (int64_t g = 0; g < group; ++g) {
-      __m512 a = _mm512_mul_ps(q[g][0], k0);
-      a = _mm512_fmadd_ps(q[g][1], k1, a);
-      a = _mm512_fmadd_ps(q[g][2], k2, a);
-      a = _mm512_fmadd_ps(q[g][3], k3, a);
-      p[g * kBlock + j] = _mm512_reduce_add_ps(a);
-    }
-  }
-}
-#endif
-
-template <typename T>
-inline void block_values(const float* __restrict p, const T* __restrict vb, const int64_t* slots,
-                         int64_t n, int64_t slot_stride, int64_t hoff, int64_t group, int64_t d,
-                         float* __restrict acc) {
-  for (int64_t j = 0; j < n; ++j) {
-    const T* __restrict v = vb + slots[j] * slot_stride + hoff;
-    // again, ahead: the block-start prefetch alone measured slower (64 rows may not all stay)
-    if (j + kAhead < n) prefetch_row(vb + slots[j + kAhead] * slot_stride + hoff, d * sizeof(T));
-    for (int64_t g = 0; g < group; ++g) {
-      const float pj = p[g * kBlock + j];
-      float* __restrict a = acc + g * d;
-#pragma omp simd
-      for (int64_t i = 0; i < d; ++i) a[i] += pj * to_f(v[i]);
-    }
-  }
-}
-
-template <typename T>
-void decode(const T* q, const T* kb, const T* vb, const int64_t* table, int64_t table_stride,
-            const int64_t* rows, const int64_t* starts, const int64_t* lens, T* out,
-            int64_t batch, int64_t hq, int64_t hkv, int64_t d, float scale, float cap) {
-  const int64_t group = hq / hkv;
-  const int64_t slot_stride = hkv * d;
-  at::parallel_for(0, batch * hkv, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> qf(group * d), acc(group * d), m(group), l(group), p(group * kBlock);
-    for (int64_t work = begin; work < end; ++work) {
-      const int64_t b = work / hkv, h = work % hkv;
-      const int64_t* slot_of = table + rows[b] * table_stride;
-      for (int64_t g = 0; g < group; ++g) {
-        const T* src = q + (b * hq + h * group + g) * d;
-        for (int64_t i = 0; i < d; ++i) qf[g * d + i] = to_f(src[i]) * scale;
-        m[g] = std::numeric_limits<float>::lowest();
-        l[g] = 0.f;
-      }
-      std::fill(acc.begin(), acc.end(), 0.f);
-      for (int64_t t0 = starts[b]; t0 < lens[b]; t0 += kBlock) {
-        const int64_t n = std::min(kBlock, lens[b] - t0);
-        const int64_t* slots = slot_of + t0;
-        // the block's V rows load while its scores are computed
-        for (int64_t j = 0; j < n; ++j)
-          prefetch_row(vb + slots[j] * slot_stride + h * d, d * sizeof(T));
-        block_scores<T>(qf.data(), kb, slots, n, slot_stride, h * d, group, d, p.data());
-        for (int64_t g = 0; g < group; ++g) {
-          float* pg = &p[g * kBlock];
-          if (cap > 0.f)
-            for (int64_t j = 0; j < n; ++j) pg[j] = cap * std::tanh(pg[j] / cap);
-          float mx = m[g];
-          for (int64_t j = 0; j < n; ++j) mx = std::max(mx, pg[j]);
-          const float corr = std::exp(m[g] - mx);
-          l[g] *= corr;
-          float* a = &acc[g * d];
-#pragma omp simd
-          for (int64_t i = 0; i < d; ++i) a[i] *= corr;
-          m[g] = mx;
-          float sum = 0.f;
-#pragma omp simd reduction(+ : sum)
-          for (int64_t j = 0; j < n; ++j) {
-            pg[j] = std::exp(pg[j] - mx);
-            sum += pg[j];
-          }
-          l[g] += sum;
-        }
-        block_values<T>(p.data(), vb, slots, n, slot_stride, h * d, group, d, acc.data());
-      }
-      for (int64_t g = 0; g < group; ++g) {
-        T* dst = out + (b * hq + h * group + g) * d;
-        const float inv = l[g] > 0.f ? 1.f / l[g] : 0.f;
-        for (int64_t i = 0; i < d; ++i) dst[i] = static_cast<T>(acc[g * d + i] * inv);
-      }
-    }
-  });
-}
-
-}  // namespace
-
-torch::Tensor decode_attention(torch::Tensor q, torch::Tensor k_buffer, torch::Tensor v_buffer,
-                               torch::Tensor req_to_token, torch::Tensor rows,
-                               torch::Tensor starts, torch::Tensor lens, double scale,
-                               double cap) {
-  auto out = torch::empty_like(q);
-  const int64_t batch = q.size(0), hq = q.size(1), d = q.size(2), hkv = k_buffer.size(1);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, q.scalar_type(), "decode", [&] {
-    decode<scalar_t>(q.data_ptr<scalar_t>(), k_buffer.data_ptr<scalar_t>(),
-                     v_buffer.data_ptr<scalar_t>(), req_to_token.data_ptr<int64_t>(),
-                     req_to_token.stride(0), rows.data_ptr<int64_t>(), starts.data_ptr<int64_t>(),
-                     lens.data_ptr<int64_t>(), out.data_ptr<scalar_t>(), batch, hq, hkv, d,
-                     static_cast<float>(scale), static_cast<float>(cap));
-  });
-  return out;
-}
-"""
 
 
 class CpuDecodePlan(NamedTuple):

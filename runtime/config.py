@@ -19,8 +19,11 @@ class EngineConfig:
     chunked_prefill_size: int | None = 2048  # None or 0 = no chunking
     max_prefill_tokens: int = 16384  # token budget of one extend batch
     disable_radix_cache: bool = False
-    # torch | triton | cpu; None: triton on CUDA, cpu on CPU where it builds, else torch
-    attention_backend: str | None = None
+    # torch | triton | cpu: the implementation of every op in sglc.kernels.KernelOps
+    # (attention, RMSNorm, RoPE, SiLU-and-mul, KV store, logits bitmask); None: triton on
+    # CUDA, cpu on CPU where it builds, else torch. `Engine(attention_backend=...)` is
+    # accepted as another name for it.
+    kernel_backend: str | None = None
     new_token_reserve_ratio: float = 0.3  # share of running requests' future tokens kept free
     in_batch_prefix_len: int = 32  # defer a request sharing this many head tokens with one in the batch
     seed: int = 0  # for requests without their own seed

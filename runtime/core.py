@@ -1,6 +1,7 @@
-"""Shared engine types: sampling parameters, requests, outputs.
+"""The engine's public types: sampling parameters, outputs, stream deltas, errors.
 
-Everyone in the runtime imports these from here; nobody re-declares them.
+Everyone (runtime, executor, language tables) imports these from here; nobody re-declares
+them. This module imports nothing of sglc; the engine's request type is `sglc.runtime.req`.
 """
 
 from __future__ import annotations
@@ -265,103 +266,8 @@ class ForwardMode(enum.Enum):
     DECODE = "decode"  # one new token per request
 
 
-class ReqState(enum.Enum):
-    WAITING = "waiting"  # queued for (re)prefill
-    RUNNING = "running"  # holds KV, in the decode set (or mid chunked prefill)
-    FINISHED = "finished"
-
-
 _rid_counter = itertools.count()
 
 
 def new_rid() -> str:
     return f"req-{next(_rid_counter)}"
-
-
-@dataclass(eq=False)
-class Req:
-    """One sequence being generated. Owned by the scheduler thread after submission.
-
-    `fill_ids` are the tokens whose KV must exist before the next decode step:
-    prompt + output so far. KV exists for `fill_ids[:kv_len]`.
-    """
-
-    rid: str
-    index: int  # sample index for n > 1
-    prompt_ids: list[int]
-    params: SamplingParams
-    eos_token_ids: frozenset[int]
-    output_ids: list[int] = field(default_factory=list)
-    state: ReqState = ReqState.WAITING
-    # memory
-    req_pool_idx: int | None = None
-    kv_len: int = 0  # tokens of fill_ids whose KV is in this request's slots
-    alloc_len: int = 0  # positions with a slot (>= kv_len while a forward pass is pending)
-    cached_len: int = 0  # tokens of the prompt served from the prefix cache (first admission)
-    prefix_node: Any = None  # the cache node locked for this request
-    num_retractions: int = 0
-    num_forward_passes: int = 0  # batches this request was in (Usage.forward_passes)
-    cache_owned_len: int = 0  # leading tokens whose slots belong to the prefix cache (locked)
-    # scoring: record logprobs of fill_ids[score_from:] (None = a plain generation)
-    score_from: int | None = None
-    token_logprobs: list[float] = field(default_factory=list)
-    # constrained decoding (sglc.runtime.constrained.stage.ReqConstraint), None if free
-    constraint: Any = None
-    # outputs
-    finish_reason: FinishReason | None = None
-    error: str | None = None
-    logprobs: list[TokenLogprob] | None = None
-    is_text_cut: bool = False  # a stop string ended the text (a constraint may be unmet)
-    # detokenization / streaming state, owned by the engine's output stage
-    text: str = ""
-    sent_text_len: int = 0
-    sent_token_len: int = 0
-    sent_logprob_len: int = 0
-    decode_state: Any = None
-
-    @property
-    def fill_ids(self) -> list[int]:
-        return self.prompt_ids + self.output_ids
-
-    def fill_slice(self, start: int, end: int) -> list[int]:
-        """``fill_ids[start:end]`` without building the whole prompt + output list."""
-        num_prompt = len(self.prompt_ids)
-        if start >= num_prompt:
-            return self.output_ids[start - num_prompt : end - num_prompt]
-        head = self.prompt_ids[start:end]
-        return head + self.output_ids[: end - num_prompt] if end > num_prompt else head
-
-    @property
-    def seq_len(self) -> int:
-        return len(self.prompt_ids) + len(self.output_ids)
-
-    @property
-    def is_finished(self) -> bool:
-        return self.finish_reason is not None
-
-    @property
-    def extend_len(self) -> int:
-        """Tokens still to prefill before this request can decode."""
-        return self.seq_len - self.kv_len
-
-
-@dataclass
-class ScheduledBatch:
-    """What the scheduler chose for one forward pass.
-
-    EXTEND: request i computes fill_ids[extend_starts[i] : extend_starts[i] + extend_lens[i]].
-    DECODE: each request computes its last token (extend_lens all 1).
-    """
-
-    mode: ForwardMode
-    reqs: list[Req]
-    extend_starts: list[int]
-    extend_lens: list[int]
-
-    @property
-    def num_tokens(self) -> int:
-        return sum(self.extend_lens)
-
-    def completes_fill(self, i: int) -> bool:
-        """Whether request i has KV for all its tokens after this pass (so it can sample)."""
-        return self.extend_starts[i] + self.extend_lens[i] == self.reqs[i].seq_len

@@ -63,7 +63,7 @@ class IncrementalDetokenizer:
         self.skip_special_tokens = skip_special_tokens
         # Skipped ids never enter the window: a window holding only skipped tokens would
         # decode to "" and make e.g. Metaspace strip the next token's leading space.
-        self._skipped_ids = _special_ids(tokenizer) if skip_special_tokens else frozenset()
+        self._skipped_ids = special_token_ids(tokenizer) if skip_special_tokens else frozenset()
         self._ids = self._kept(prompt_ids or ())
         self._read_offset = len(self._ids)
         self._prefix_offset = max(len(self._ids) - _INITIAL_CONTEXT_LEN, 0)
@@ -102,10 +102,12 @@ class IncrementalDetokenizer:
         )
 
 
-def _special_ids(tokenizer: Any) -> frozenset[int]:
-    """The ids `decode(..., skip_special_tokens=True)` drops."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
+def special_token_ids(tokenizer: Any) -> frozenset[int]:
+    """The ids `decode(..., skip_special_tokens=True)` drops: special tokens, which never
+    stand for output text. A fast tokenizer (or a `tokenizers.Tokenizer`) drops its added
+    tokens marked special; a slow one its `all_special_ids`."""
+    backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
+    if hasattr(backend, "get_added_tokens_decoder"):
         added = backend.get_added_tokens_decoder()
         return frozenset(i for i, token in added.items() if token.special)
     return frozenset(tokenizer.all_special_ids)

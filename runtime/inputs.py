@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sglc.runtime.core import InvalidRequest, SamplingParams
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 Prompt = str | Sequence[int] | Sequence[Mapping[str, str]]
 
@@ -40,7 +43,9 @@ def _is_token_ids(value: Any) -> bool:
     )
 
 
-def tokenize_prompt(prompt: Prompt, tokenizer: Any | None, vocab_size: int) -> list[int]:
+def tokenize_prompt(
+    prompt: Prompt, tokenizer: PreTrainedTokenizerBase | None, vocab_size: int
+) -> list[int]:
     if isinstance(prompt, str):
         ids = _tokenizer(tokenizer).encode(prompt, add_special_tokens=True) if prompt else []
     elif is_messages(prompt):
@@ -57,7 +62,9 @@ def tokenize_prompt(prompt: Prompt, tokenizer: Any | None, vocab_size: int) -> l
     return ids
 
 
-def render_chat(messages: Sequence[Mapping[str, str]], tokenizer: Any | None) -> list[int]:
+def render_chat(
+    messages: Sequence[Mapping[str, str]], tokenizer: PreTrainedTokenizerBase | None
+) -> list[int]:
     """Chat messages rendered with the model's chat template, ready for the assistant turn."""
     tok = _tokenizer(tokenizer)
     for m in messages:
@@ -76,7 +83,7 @@ def render_chat(messages: Sequence[Mapping[str, str]], tokenizer: Any | None) ->
     return list(ids)
 
 
-def _tokenizer(tokenizer: Any | None) -> Any:
+def _tokenizer(tokenizer: PreTrainedTokenizerBase | None) -> PreTrainedTokenizerBase:
     if tokenizer is None:
         raise InvalidRequest("this model directory has no tokenizer: pass token-id lists")
     return tokenizer

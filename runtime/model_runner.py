@@ -11,9 +11,10 @@ import torch
 from torch import nn
 
 from sglc.kernels import KernelOps
-from sglc.runtime.core import ForwardMode, ScheduledBatch
+from sglc.runtime.core import ForwardMode
 from sglc.runtime.mem.kv_pool import KVPool, ReqToTokenPool
 from sglc.runtime.models.attention import ForwardBatch, PagedAttention
+from sglc.runtime.req import Req, ScheduledBatch
 
 _MAX_COLUMN_SETS = 4  # lm_head row subsets kept for column-restricted logits
 
@@ -91,7 +92,7 @@ class ModelRunner:
     def _prepare_decode(self, batch: ScheduledBatch) -> tuple[ForwardBatch, LogitsLayout]:
         dev = self.device
         ids = [r.output_ids[-1] if r.output_ids else r.prompt_ids[-1] for r in batch.reqs]
-        row_list = [r.req_pool_idx for r in batch.reqs]
+        row_list = [r.kv.row for r in batch.reqs]
         positions = torch.tensor(batch.extend_starts, dtype=torch.int64, device=dev)
         rows = torch.tensor(row_list, dtype=torch.int64, device=dev)
         n = len(ids)
@@ -123,14 +124,14 @@ class ModelRunner:
             offset = len(ids)
             ids += req.fill_slice(start, start + num)
             positions.extend(range(start, start + num))
-            pos_rows.extend([req.req_pool_idx] * num)
+            pos_rows.extend([req.kv.row] * num)
             layout.score_rows.append(self._score_rows(req, start, num, offset, logits_idx))
             wants_sample = batch.completes_fill(i) and len(req.output_ids) < req.params.max_new_tokens
             layout.sample_rows.append(len(logits_idx) if wants_sample else None)
             if wants_sample:
                 logits_idx.append(offset + num - 1)
         dev = self.device
-        row_list = [r.req_pool_idx for r in batch.reqs]
+        row_list = [r.kv.row for r in batch.reqs]
         starts = torch.tensor(batch.extend_starts, dtype=torch.int64, device=dev)
         lens = torch.tensor(batch.extend_lens, dtype=torch.int64, device=dev)
         positions_t = torch.tensor(positions, dtype=torch.int64, device=dev)
@@ -152,13 +153,15 @@ class ModelRunner:
         return fb, layout
 
     @staticmethod
-    def _score_rows(req, start: int, num: int, offset: int, logits_idx: list[int]):
+    def _score_rows(
+        req: Req, start: int, num: int, offset: int, logits_idx: list[int]
+    ) -> tuple[int, list[int]] | None:
         """Rows predicting scored tokens t in [score_from, seq_len) computed in this chunk:
         token t is predicted by the logits at position t - 1."""
         if req.score_from is None:
             return None
         first_t = max(req.score_from, start + 1)
-        last_t = min(req.seq_len, start + num + 1)
+        last_t = min(req.num_tokens, start + num + 1)
         if first_t >= last_t:
             return None
         first_row = len(logits_idx)

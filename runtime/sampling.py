@@ -24,6 +24,7 @@ import itertools
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from sglc.runtime.core import SamplingParams, TokenLogprob
@@ -184,6 +185,14 @@ def sample(
     if batch.needs_logprobs:
         logprobs = _logprobs(logits, token_list, batch)
     return SampleOutput(token_ids=token_list, logprobs=logprobs)
+
+
+def greedy_from_columns(logits: torch.Tensor, columns: np.ndarray) -> list[int]:
+    """Greedy tokens from logits ``[B, len(columns)]`` that hold only the vocabulary
+    `columns` (ascending token ids): the argmax, mapped back to token ids. It is the token
+    full-width greedy sampling picks when every other column is -inf (argmax takes the first
+    maximum in both), without building, masking and scanning full-width rows."""
+    return columns[logits.argmax(dim=-1).cpu().numpy()].tolist()
 
 
 def apply_penalties(scores: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:

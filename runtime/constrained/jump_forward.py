@@ -109,7 +109,7 @@ def make_encoder(tokenizer: Any) -> Encoder:
     """``text -> token ids`` without special tokens, for a HF fast tokenizer or ``tokenizers``.
 
     A fast tokenizer's Rust backend is called directly: the same ids without transformers'
-    Python wrapping (about 6 instead of 18 us for a short text; it runs once per jump)."""
+    Python wrapping, which costs more than the encoding of a short text (once per jump)."""
     backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
     if hasattr(backend, "encode_batch"):  # a `tokenizers.Tokenizer`
         return lambda text: backend.encode(text, add_special_tokens=False).ids

@@ -7,9 +7,9 @@ little-endian within a word; ``ceil(logit_width / 32)`` words, padding bits zero
 outlines-core's ``Guide.write_mask_into`` straight into the caller's buffer.
 
 Stop ids are allowed only in final states (all of them: outlines-core knows one EOS id, the
-others are OR-ed in). Dense states (free text over a 128k vocabulary allows ~100k tokens) take
-outlines-core ~130 us to write, so a state whose write was slow keeps a copy of its mask in a
-per-index LRU shared by every request on that regex; later fills are one 16 KiB copy.
+others are OR-ed in). Dense states (free text allows most of the vocabulary) are slow for
+outlines-core to write, so a state whose write was slow keeps a copy of its mask in a
+per-index LRU shared by every request on that regex; later fills are one row copy.
 
 Mask fills and advances for one matcher must come from one thread (the engine's).
 """

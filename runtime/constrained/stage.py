@@ -1,91 +1,127 @@
-"""Constrained decoding inside the engine loop: index builds, masks, jump-forward.
+"""Constrained decoding inside the engine loop, behind four calls the engine core makes.
 
-The engine thread owns one `ConstraintStage`. A constrained request carries its canonical
-regex (`request_regex`, computed on the caller's thread so a bad constraint fails before
-anything is queued); when it reaches the loop, `start` asks the index cache for its token
-automaton, built in a thread pool while the engine keeps serving the others. Once built, each
-sample gets a `RegexMatcher`; every step the stage writes their bitmasks into one pinned CPU
-buffer and applies them to the logits rows in one op; the engine advances each matcher with
-its sampled token. Where the automaton forces a string, `jump` returns the tokens to append
-without decode steps (the engine computes them in its next batch, with the other running
-requests' tokens).
+    add(reqs)              a constrained request group waits while its token automaton
+                           builds in a thread pool (the engine keeps serving the others)
+    take_built(wait)       built groups come back, each request with a matcher and the
+                           jump over a forced start; a failed build comes back finished
+    plan(batch)            which logits the forward pass computes (LogitsPlan)
+    mask(logits, reqs, plan)          -inf where a request's automaton forbids the token
+    after_token(req, token) -> Rewrite | None     advance the automaton; stop, or jump
+                                                   forward over a forced string
+
+A `Rewrite` asks the core to drop the request's last tokens and append forced ones (it
+applies that through `Scheduler.truncate` and `OutputProcessor.rewrite_tail`; the forced
+tokens are computed in the next batch, with the other running requests' tokens), or to stop
+the request. A request's canonical regex comes from `sglc.constraints.request_regex`, on the caller's thread,
+so a bad constraint fails before anything is queued.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
-from typing import Any
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from sglc.constraints import ConstraintError
 from sglc.runtime.constrained.index_cache import CompiledIndex, IndexCache
-from sglc.runtime.constrained.jump_forward import JumpForward, JumpForwarder, make_encoder
+from sglc.runtime.constrained.jump_forward import JumpForwarder, make_encoder
+from sglc.runtime.constrained.masks import MaskBuffer, allowed_union, column_bits, mask_columns
 from sglc.runtime.constrained.matcher import RegexMatcher
 from sglc.runtime.constrained.vocabulary import TokenVocabulary, build_vocabulary
+from sglc.runtime.core import FinishReason
+from sglc.runtime.req import Req, ReqConstraint, ScheduledBatch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
+
+# Compute only the allowed logit columns when they are at most this share of the vocabulary.
+COLUMN_LOGITS_MAX_FRACTION = 0.5
+_BUILD_WAIT_S = 0.05  # how long an idle engine waits for a build before looking again
+
+
+@dataclass(frozen=True, eq=False)
+class LogitsPlan:
+    """Which logits a forward pass computes. `columns` (ascending token ids): only those
+    vocabulary columns, every other one -inf; None: all of them. `compact`: the logits hold
+    just `columns` (``[rows, len(columns)]``), and every row samples greedily."""
+
+    columns: np.ndarray | None = None
+    compact: bool = False
+
+
+FULL_LOGITS = LogitsPlan()
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """What a request's constraint asks of the engine after a token: replace the last
+    `num_drop` output tokens by `tokens` (a jump-forward over a forced string; their KV is
+    computed in the next batch), then stop the request if `is_done` (the text matches and
+    nothing may follow)."""
+
+    num_drop: int = 0
+    tokens: tuple[int, ...] = ()
+    is_done: bool = False
+
+    @property
+    def is_jump(self) -> bool:
+        return bool(self.num_drop or self.tokens)
+
+
+STOP = Rewrite(is_done=True)
 
 
 @dataclass
-class ReqConstraint:
-    """A request's constraint state; `matcher` is None until its index is built."""
-
-    regex: str
-    matcher: RegexMatcher | None = None
-    # output positions holding tokens jump-forward appended (ascending; a later jump may
-    # drop some of them again, with the other tokens it backs off)
-    forced_positions: list[int] = field(default_factory=list)
-    # the newest tokens a jump may still replace: streamed only once the request finishes
-    num_unstable_tokens: int = 0
-
-    @property
-    def num_forced_tokens(self) -> int:
-        """Output tokens appended by jump-forward rather than sampled."""
-        return len(self.forced_positions)
-
-    def record_jump(self, keep: int, num_new: int) -> None:
-        """The output was cut to `keep` tokens and `num_new` forced tokens appended."""
-        forced = self.forced_positions
-        while forced and forced[-1] >= keep:
-            forced.pop()
-        forced.extend(range(keep, keep + num_new))
-
-    @property
-    def is_valid(self) -> bool:
-        """Whether the text so far is a complete match of the regex."""
-        return self.matcher is not None and (self.matcher.stopped or self.matcher.is_accepting())
+class ConstraintCounters:
+    num_forced_tokens: int = 0  # appended by jump-forward without a decode step
+    num_column_logits_batches: int = 0  # logits computed only for the columns masks allow
+    # of those, all-greedy batches sampled from the compact [rows, columns] logits
+    num_compact_logits_batches: int = 0
 
 
 class ConstraintStage:
     """Everything about constrained decoding the engine loop calls; see the module docstring.
 
     `tokenizer` and the model's `logit_width` and `stop_ids` define the token vocabulary
-    (built on first use). `jump_forward=False` turns jump-forward off (for comparison).
+    (built on first use). `room(req, num_output)` says how many tokens may follow the first
+    `num_output` output tokens (a jump appends no more); `apply_bitmask` is the kernel op
+    that masks full-width logits rows. `jump_forward=False` turns jump-forward off (for
+    comparison).
     """
 
     def __init__(
         self,
-        tokenizer: Any,
+        tokenizer: PreTrainedTokenizerBase | None,
         logit_width: int,
         stop_ids: Sequence[int],
         *,
+        room: Callable[[Req, int], int],
+        apply_bitmask: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None],
         jump_forward: bool = True,
         cache_dir: str | None = None,
     ) -> None:
         self.tokenizer = tokenizer
         self.logit_width = logit_width
         self.stop_ids = tuple(stop_ids)
+        self.room = room
+        self.apply_bitmask = apply_bitmask
+        self.counters = ConstraintCounters()
         self._vocab: TokenVocabulary | None = None
         self._cache: IndexCache | None = None
         self._cache_dir = cache_dir
+        self._masks: MaskBuffer | None = None
         encode = make_encoder(tokenizer) if tokenizer is not None else None
         self.jumper = JumpForwarder(encode, enabled=jump_forward and encode is not None)
-        self._buffer: torch.Tensor | None = None
-        # (id(matcher), state) -> (matcher, its row in the buffer) after the last `_fill`
-        self._last_rows: dict[tuple[int, int], tuple[RegexMatcher, int]] = {}
+        # request groups waiting for their automaton, built in the background
+        self._building: list[tuple[list[Req], Future[CompiledIndex]]] = []
 
     @property
     def vocab(self) -> TokenVocabulary:
@@ -101,16 +137,78 @@ class ConstraintStage:
             self._cache = IndexCache(self.vocab, cache_dir=self._cache_dir)
         return self._cache
 
+    @property
+    def masks(self) -> MaskBuffer:
+        if self._masks is None:
+            self._masks = MaskBuffer(self.vocab.mask_words)
+        return self._masks
+
     def close(self) -> None:
         if self._cache is not None:
             self._cache.close()
 
-    # -- index builds -------------------------------------------------------------------------
-    def start(self, regex: str) -> Future[CompiledIndex]:
-        """The index for `regex`, from the cache or built in the background."""
-        return self.cache.get_async(regex)
+    # -- automaton builds ----------------------------------------------------------------------
+    def prebuild(self, regexes: Sequence[str]) -> None:
+        """Start building these regexes' automata in the background, so that the requests
+        that use them need not wait. Bad regexes are skipped: they fail with their request."""
+        if self.tokenizer is None:
+            return
+        for regex in regexes:
+            try:
+                self.cache.get_async(regex)
+            except Exception:  # noqa: BLE001 - reported by the request that uses it
+                log.debug("prebuild of %r failed", regex, exc_info=True)
 
-    def attach(self, constraint: ReqConstraint, compiled: CompiledIndex, max_new_tokens: int):
+    def add(self, reqs: list[Req]) -> None:
+        """Hold a request group (one prompt's samples, one constraint) until its automaton
+        is built; `take_built` hands it back."""
+        self._building.append((reqs, self.cache.get_async(reqs[0].constraint.regex)))
+
+    @property
+    def is_idle(self) -> bool:
+        return not self._building
+
+    def building_reqs(self) -> list[Req]:
+        """The requests waiting for their automaton."""
+        return [req for reqs, _ in self._building for req in reqs]
+
+    def discard_finished(self) -> None:
+        """Forget the groups whose requests all finished (aborted while their automaton
+        builds; the build itself may finish later)."""
+        self._building = [b for b in self._building if not all(r.is_finished for r in b[0])]
+
+    def take_built(self, wait_for_one: bool) -> list[tuple[Req, Rewrite | None]]:
+        """The requests whose automaton is built, each with a matcher now and the jump over
+        a forced start (``{"name":"``) to apply before its prefill, if any. A build that
+        failed, or a constraint whose shortest match cannot fit in max_new_tokens, finishes
+        its requests (abort, with the error). `wait_for_one`: first wait a little for a build
+        (the engine has nothing else to do)."""
+        if not self._building:
+            return []
+        if wait_for_one:
+            wait([f for _, f in self._building], timeout=_BUILD_WAIT_S,
+                 return_when=FIRST_COMPLETED)
+        built: list[tuple[Req, Rewrite | None]] = []
+        still = []
+        for reqs, future in self._building:
+            if not future.done():
+                still.append((reqs, future))
+                continue
+            reqs = [r for r in reqs if not r.is_finished]  # aborted while building
+            try:
+                for req in reqs:
+                    self._attach(req.constraint, future.result(), req.params.max_new_tokens)
+            except Exception as exc:  # the request fails alone, before any decoding
+                for req in reqs:
+                    req.finish_reason, req.error = FinishReason.ABORT, f"constraint: {exc}"
+                built += [(req, None) for req in reqs]
+                continue
+            built += [(req, self._jump(req)) for req in reqs]
+        self._building = still
+        return built
+
+    def _attach(self, constraint: ReqConstraint, compiled: CompiledIndex,
+                max_new_tokens: int) -> None:
         """Give a request its matcher; ConstraintError if no match fits in its token budget."""
         needed = min_tokens_lower_bound(compiled, self.jumper)
         if needed > max_new_tokens:
@@ -121,79 +219,87 @@ class ConstraintStage:
         constraint.matcher = RegexMatcher(compiled)
         constraint.num_unstable_tokens = self.jumper.window if self.jumper.enabled else 0
 
-    # -- per step ------------------------------------------------------------------------------
-    def apply_masks(
-        self, logits: torch.Tensor, constraints: Sequence[ReqConstraint | None],
-        apply_bitmask: Callable[..., None], columns: np.ndarray | None = None,
-    ) -> None:
-        """Mask logits row i by constraints[i]'s allowed tokens (rows with None untouched).
+    # -- per step --------------------------------------------------------------------------------
+    def plan(self, batch: ScheduledBatch) -> LogitsPlan:
+        """The logits to compute for `batch`. Where every request samples under a built,
+        unfinished constraint (no scoring, no logprobs), only the columns their masks allow
+        (when they are narrow: digits, a choice, a tokenizer narrower than the logits): every
+        other column would be masked to -inf, so the sampled tokens are the same. Compact
+        when every request is moreover greedy without penalties (which index full-width rows
+        by token id)."""
+        reqs = batch.reqs
+        if not all(_samples_constrained(r) for r in reqs):
+            return FULL_LOGITS
+        columns = allowed_union(self.masks.fill([r.constraint.matcher for r in reqs]),
+                                self.vocab.width)
+        if len(columns) > COLUMN_LOGITS_MAX_FRACTION * self.vocab.width:
+            return FULL_LOGITS
+        compact = all(r.params.is_greedy and not r.params.has_penalties for r in reqs)
+        self.counters.num_column_logits_batches += 1
+        self.counters.num_compact_logits_batches += compact
+        return LogitsPlan(columns, compact)
 
-        `columns`: when every row is constrained and the logits are -inf outside these
-        vocabulary columns (a column-restricted lm_head), only they are masked: a gather of
-        the mask bits at those columns instead of unpacking and filling whole rows (on CPU
-        the full-width fill alone took ~5 ms for 64 x 32k logits)."""
-        rows = [i for i, c in enumerate(constraints) if c is not None and c.matcher is not None]
+    def mask(self, logits: torch.Tensor, reqs: Sequence[Req], plan: LogitsPlan) -> None:
+        """-inf into ``logits[i]`` where reqs[i]'s automaton forbids the token (rows of
+        requests without a built automaton are left alone); logits are as `plan` made them.
+
+        Full-width rows get whole masks, applied by the kernel op. With `plan.columns`, when
+        every row is constrained, only those columns are masked (a gather of the mask bits
+        at those columns instead of unpacking and filling whole rows)."""
+        rows = [i for i, r in enumerate(reqs)
+                if r.constraint is not None and r.constraint.matcher is not None]
         if not rows:
             return
-        mask = self._fill([constraints[i] for i in rows])
-        if columns is not None and len(rows) == logits.shape[0]:
-            index = torch.from_numpy(columns).long()
-            _mask_columns(logits, _column_bits(mask, index), index)
+        mask = self.masks.fill([reqs[i].constraint.matcher for i in rows])
+        if plan.columns is not None and len(rows) == logits.shape[0]:
+            index = torch.from_numpy(plan.columns).long()
+            allowed = column_bits(mask, index)
+            if plan.compact:  # logits[i, j] is column plan.columns[j]
+                logits.masked_fill_(~allowed.to(logits.device), float("-inf"))
+            else:
+                mask_columns(logits, allowed, index)
             return
         mask = mask.to(logits.device, non_blocking=True)
-        index = torch.tensor(rows, device=logits.device)
-        apply_bitmask(logits, mask, index)
+        self.apply_bitmask(logits, mask, torch.tensor(rows, device=logits.device))
 
-    def mask_compact(
-        self, logits: torch.Tensor, constraints: Sequence[ReqConstraint], columns: np.ndarray
-    ) -> None:
-        """Mask compact logits in place: `logits[i, j]` is vocabulary column `columns[j]` for
-        constraints[i] (every one with a matcher)."""
-        allowed = _column_bits(self._fill(constraints), torch.from_numpy(columns).long())
-        logits.masked_fill_(~allowed.to(logits.device), float("-inf"))
+    def after_token(self, req: Req, token: int) -> Rewrite | None:
+        """Feed a token the request sampled to its automaton: STOP once the text matches and
+        nothing may follow (also when this was the last allowed token), else the jump over
+        the string the automaton now forces, if any."""
+        matcher = req.constraint.matcher
+        if req.is_finished and (token in req.eos_token_ids or token in req.params.stop_token_ids):
+            return None  # a stop token (allowed by the mask only where the text matches)
+        matcher.advance(token)
+        if matcher.is_finished():
+            return STOP
+        return None if req.is_finished else self._jump(req)
 
-    def allowed_union(self, constraints: Sequence[ReqConstraint]) -> np.ndarray:
-        """Sorted token ids that any of `constraints` allows next (their masks OR-ed)."""
-        union = np.bitwise_or.reduce(self._fill(constraints).numpy(), axis=0)
-        bits = np.unpackbits(union.view(np.uint8), bitorder="little")
-        return np.flatnonzero(bits[: self.vocab.width])
-
-    def _fill(self, constraints: Sequence[ReqConstraint]) -> torch.Tensor:
-        """Row k = the bitmask of constraints[k]'s matcher, in the pinned buffer.
-
-        A step fills masks twice when it computes `allowed_union` before the forward pass and
-        masks the sampled rows after it (an in-order subset of the same requests). A mask is
-        a function of (matcher, state), so a row the last fill computed for that pair is
-        moved down instead of recomputed: its source row j >= k is not written before row k.
-        """
-        buffer = self._mask_buffer(len(constraints), self.vocab.mask_words)
-        last, self._last_rows = self._last_rows, {}
-        for k, constraint in enumerate(constraints):
-            matcher = constraint.matcher
-            key = (id(matcher), matcher.state)
-            hit = last.get(key)
-            if hit is not None and hit[0] is matcher and hit[1] >= k:
-                if hit[1] > k:
-                    buffer[k] = self._buffer[hit[1]]
-            else:
-                matcher.fill_bitmask(buffer[k])
-            self._last_rows[key] = (matcher, k)
-        return buffer
-
-    def _mask_buffer(self, num_rows: int, words: int) -> torch.Tensor:
-        if self._buffer is None or self._buffer.shape[0] < num_rows:
-            self._last_rows = {}  # a new buffer holds none of the last fill's rows
-            pin = torch.cuda.is_available()
-            self._buffer = torch.empty((max(num_rows, 64), words), dtype=torch.int32,
-                                       pin_memory=pin)
-        return self._buffer[:num_rows]
-
-    def jump(self, constraint: ReqConstraint) -> JumpForward | None:
-        """The forced tokens to append now (after dropping some for a clean boundary), or None."""
+    def _jump(self, req: Req) -> Rewrite | None:
+        """The jump over the string the request's automaton forces now (after dropping the
+        last tokens where the tokenizer spells the boundary differently), already walked by
+        the automaton; None when nothing is forced."""
+        constraint = req.constraint
         matcher = constraint.matcher
-        if matcher is None or matcher.is_finished():
+        if matcher.is_finished():
             return None
-        return self.jumper.propose(matcher)
+        step = self.jumper.propose(matcher)
+        if step is None:
+            return None
+        num_kept = len(req.output_ids) - step.num_tokens_to_drop
+        new = step.new_token_ids[: max(self.room(req, num_kept), 0)]
+        matcher.rollback(step.num_tokens_to_drop)
+        matcher.advance_many(new)
+        constraint.record_jump(num_kept, len(new))
+        self.counters.num_forced_tokens += len(new)
+        return Rewrite(step.num_tokens_to_drop, tuple(new), matcher.is_finished())
+
+
+def _samples_constrained(req: Req) -> bool:
+    """Whether the request samples under a built, unfinished automaton, and nothing else
+    (scores, logprobs) reads its full-width logits."""
+    c = req.constraint
+    return (c is not None and c.matcher is not None and not c.matcher.is_finished()
+            and req.score_from is None and req.params.logprobs is None)
 
 
 def min_tokens_lower_bound(compiled: CompiledIndex, jumper: JumpForwarder) -> int:
@@ -225,16 +331,3 @@ def shortest_match_bytes(byte_index: CompiledIndex) -> int:
         frontier, depth = nxt, depth + 1
     byte_index.extras["shortest_bytes"] = depth
     return depth
-
-
-def _column_bits(mask: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
-    """``allowed[b, j]`` = bit ``columns[j]`` of the packed bitmask row ``mask[b]``."""
-    words = mask[:, columns >> 5]  # the bitmask layout of sglc.kernels.bitmask
-    return ((words >> (columns & 31).to(torch.int32)) & 1).bool()
-
-
-def _mask_columns(logits: torch.Tensor, allowed: torch.Tensor, columns: torch.Tensor) -> None:
-    """-inf into ``logits[b, columns[j]]`` where ``allowed[b, j]`` is False."""
-    columns = columns.to(logits.device)
-    logits[:, columns] = logits[:, columns].masked_fill_(
-        ~allowed.to(logits.device, non_blocking=True), float("-inf"))

@@ -9,7 +9,8 @@ bytes it contributes to the output, not to its surface string in the tokenizer's
   ``<0xNN>`` tokens for the single byte 0xNN.
 * anything else: the tokenizer's own decoder applied to the one token.
 
-Special tokens (and added tokens marked special) never stand for output text and are left out;
+Special tokens (the ids decoding with ``skip_special_tokens`` drops, as the detokenizer does:
+``sglc.runtime.detokenize.special_token_ids``) never stand for output text and are left out;
 so are tokens whose byte string is empty and ids at or past ``logit_width``. Stop ids are kept
 out of the text vocabulary: outlines-core takes a single EOS id, so the smallest stop id is the
 one given to the Index and the matcher treats every other stop id exactly like it.
@@ -25,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from outlines_core import Vocabulary
+
+from sglc.runtime.detokenize import special_token_ids
 
 __all__ = [
     "TokenVocabulary",
@@ -132,7 +135,7 @@ def vocabulary_hash(token_bytes: list[bytes | None], stop_ids: tuple[int, ...], 
 def token_bytes_from_tokenizer(tokenizer: Any) -> dict[int, bytes]:
     """id -> bytes of every non-special token of a HF fast tokenizer or ``tokenizers`` one."""
     backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
-    special = _special_ids(tokenizer, backend)
+    special = special_token_ids(tokenizer)
     added = {tid: tok.content for tid, tok in backend.get_added_tokens_decoder().items()}
     to_bytes = _token_decoder(backend)
     out: dict[int, bytes] = {}
@@ -144,12 +147,6 @@ def token_bytes_from_tokenizer(tokenizer: Any) -> dict[int, bytes]:
         if data:
             out[tid] = data
     return out
-
-
-def _special_ids(tokenizer: Any, backend: Any) -> set[int]:
-    special = {tid for tid, tok in backend.get_added_tokens_decoder().items() if tok.special}
-    special.update(getattr(tokenizer, "all_special_ids", None) or [])
-    return special
 
 
 def _token_decoder(backend: Any):

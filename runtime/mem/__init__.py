@@ -1,6 +1,6 @@
 """Memory: the KV pool, slot allocator, request-to-token table and prefix caches."""
 
-from .base import BasePrefixCache, MatchResult
+from .base import BaseCacheNode, BasePrefixCache, MatchResult
 from .kv_pool import PADDING_SLOT, KVPool, ReqToTokenPool, SlotAllocator
 from .prefix_cache import PREFIX_CACHES, NoPrefixCache, make_prefix_cache
 from .radix_cache import RadixCache, TreeNode
@@ -8,6 +8,7 @@ from .radix_cache import RadixCache, TreeNode
 __all__ = [
     "PADDING_SLOT",
     "PREFIX_CACHES",
+    "BaseCacheNode",
     "BasePrefixCache",
     "KVPool",
     "MatchResult",

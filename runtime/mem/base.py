@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 
 from .kv_pool import SlotAllocator
 
 
+class BaseCacheNode:
+    """A handle to a cached prefix, from `match_prefix`: opaque to callers, who only pass it
+    to `lock` and `unlock`. A cache that caches nothing hands out None."""
+
+    __slots__ = ()
+
+
 class MatchResult(NamedTuple):
     """The cached part of a key: its slots, a handle to lock it by, and its length."""
 
     slots: torch.Tensor  # int64, `length` slots, one per matched token
-    node: Any  # opaque; pass to `lock` / `unlock`
+    node: BaseCacheNode | None  # pass to `lock` / `unlock`
     length: int
 
 
@@ -68,11 +75,11 @@ class BasePrefixCache(ABC):
         """
 
     @abstractmethod
-    def lock(self, node: Any) -> None:
+    def lock(self, node: BaseCacheNode | None) -> None:
         """Protect `node` and its ancestors from eviction (counted: lock twice, unlock twice)."""
 
     @abstractmethod
-    def unlock(self, node: Any) -> None:
+    def unlock(self, node: BaseCacheNode | None) -> None:
         """Undo one `lock(node)`. Raises RuntimeError if `node` is not locked."""
 
     @abstractmethod

@@ -96,6 +96,11 @@ class SlotAllocator:
         """Slots in wholly free pages (free pages x page_size)."""
         return len(self._free_pages) * self.page_size
 
+    @property
+    def num_usable_slots(self) -> int:
+        """Slots that can be handed out: all but the padding page's."""
+        return self.num_slots - self.page_size
+
     def num_pages_needed(self, start_pos: int, num_tokens: int) -> int:
         """Fresh pages `alloc_extend(_, start_pos, num_tokens)` would take."""
         num_fresh = num_tokens - self._num_in_last_page(start_pos, num_tokens)

@@ -12,11 +12,11 @@ import itertools
 
 import torch
 
-from .base import BasePrefixCache, MatchResult
+from .base import BaseCacheNode, BasePrefixCache, MatchResult
 from .kv_pool import SlotAllocator
 
 
-class TreeNode:
+class TreeNode(BaseCacheNode):
     """One edge of the tree: `key` tokens whose KV lives in `value` slots."""
 
     __slots__ = ("key", "value", "parent", "children", "lock_ref", "last_access", "id")

@@ -59,8 +59,8 @@ class DenseCausalAttention(BaseAttention):
         return out.transpose(1, 2).reshape(b * t, q.shape[1], q.shape[2])
 
 
-# Training batches are short sequences (about 50 tokens); on CPU, SDPA's flash backward for
-# them is 3x slower than plain matmuls over the [T, T] scores, which are small there.
+# Training batches are short sequences; on CPU, SDPA's flash backward for them is slower
+# than plain matmuls over the [T, T] scores, which are small there.
 _MATMUL_ATTENTION_MAX_LEN = 256
 
 

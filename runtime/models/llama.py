@@ -186,9 +186,9 @@ class LlamaForCausalLM(nn.Module):
         names no longer match Hugging Face's; load weights first, never save afterwards.
 
         On CPU the lm_head also gets a transposed contiguous copy ``[hidden, vocab]``:
-        MKL computes ``x @ W^T`` for a wide W well below its speed on ``x @ Wt`` (measured
-        here for 32000 x 512: 1.1-2.5x slower at 1-512 rows; the narrower projections are
-        even), and the lm_head is a fifth of a small model's decode time."""
+        MKL computes ``x @ W^T`` for a wide W well below its speed on ``x @ Wt`` (the
+        narrower projections are even), and the lm_head is a large share of a small
+        model's decode time."""
         for layer in self.model.layers:
             layer.self_attn.fuse()
             layer.mlp.fuse()

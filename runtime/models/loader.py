@@ -6,7 +6,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -16,6 +16,9 @@ from sglc.kernels import KernelOps
 from sglc.runtime.core import EngineError
 from sglc.runtime.models import build_model
 from sglc.runtime.models.config import ModelConfig
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,7 @@ class ModelLoadError(EngineError):
 class LoadedModel:
     model: nn.Module
     config: ModelConfig
-    tokenizer: Any | None  # transformers tokenizer, None if the directory has none
+    tokenizer: PreTrainedTokenizerBase | None  # None if the directory has none
     eos_token_ids: frozenset[int]
     path: Path
 
@@ -151,7 +154,7 @@ def _copy_param(params: dict, name: str, tensor: torch.Tensor, file: Path, dtype
     param.data.copy_(tensor.to(dtype))
 
 
-def _load_tokenizer(path: Path) -> Any | None:
+def _load_tokenizer(path: Path) -> PreTrainedTokenizerBase | None:
     if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer.model", "vocab.json")):
         return None
     from transformers import AutoTokenizer
@@ -162,7 +165,9 @@ def _load_tokenizer(path: Path) -> Any | None:
         raise ModelLoadError(f"cannot load the tokenizer in {path}: {exc}") from None
 
 
-def _eos_ids(path: Path, cfg: ModelConfig, tokenizer: Any | None) -> frozenset[int]:
+def _eos_ids(
+    path: Path, cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase | None
+) -> frozenset[int]:
     """EOS ids: generation_config.json first (what HF generate uses), then config, tokenizer."""
     gen_path = path / "generation_config.json"
     if gen_path.is_file():

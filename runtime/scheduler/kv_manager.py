@@ -1,18 +1,16 @@
 """Per-request KV bookkeeping: prefix matching, slot allocation, caching and release.
 
-NOTE: slot ownership. For a request with `cache_owned_len = c` and `kv_len = k`:
-req_to_token[row, :c] are slots owned by the prefix cache and locked through
-`req.prefix_node`; req_to_token[row, c:k] are slots the request allocated and owns.
-Every path that ends a request's hold on memory goes through `release`.
+The only writer of `req.kv` (see `KVState` for who owns which slots). Every path that ends a
+request's hold on memory goes through `release`.
 """
 
 from __future__ import annotations
 
 import torch
 
-from sglc.runtime.core import Req
 from sglc.runtime.mem.kv_pool import ReqToTokenPool, SlotAllocator
 from sglc.runtime.mem.prefix_cache import BasePrefixCache
+from sglc.runtime.req import KVState, Req
 
 
 class KVManager:
@@ -34,7 +32,7 @@ class KVManager:
     def match_key(self, req: Req) -> list[int]:
         """The tokens a cached prefix may cover: all but the last token to compute (which
         must run to give logits), and for scoring all but the first scored position."""
-        end = req.seq_len - 1
+        end = req.num_tokens - 1
         if req.score_from is not None:
             end = min(end, req.score_from - 1)
         return req.fill_ids[: max(end, 0)]
@@ -46,10 +44,21 @@ class KVManager:
 
     @property
     def available_slots(self) -> int:
+        """Slots free now or after evicting unlocked cache entries."""
         return self.allocator.num_free_slots + self.cache.evictable_size
 
+    @property
+    def num_free_slots(self) -> int:
+        return self.allocator.num_free_slots
+
+    @property
+    def num_usable_slots(self) -> int:
+        return self.allocator.num_usable_slots
+
     def row_slots(self, req: Req, end: int | None = None) -> torch.Tensor:
-        return self.req_pool.req_to_token[req.req_pool_idx, : req.kv_len if end is None else end]
+        """The slots of the request's first `end` positions (default: the computed ones)."""
+        kv = req.kv
+        return self.req_pool.req_to_token[kv.row, : kv.num_computed_tokens if end is None else end]
 
     # -- admission ---------------------------------------------------------------------------
     def admit(self, req: Req) -> bool:
@@ -57,15 +66,15 @@ class KVManager:
         row = self.req_pool.alloc()
         if row is None:
             return False
-        req.req_pool_idx = row
         match = self.cache.match_prefix(self.match_key(req))
         self.cache.lock(match.node)
-        req.prefix_node = match.node
-        req.kv_len = req.cache_owned_len = req.alloc_len = match.length
+        kv = req.kv
+        kv.row, kv.prefix_node = row, match.node
+        kv.num_computed_tokens = kv.num_cache_owned_tokens = kv.num_allocated_tokens = match.length
         if match.length:
             self.req_pool.write(row, 0, match.slots)
         if req.num_retractions == 0 and not req.output_ids:
-            req.cached_len = match.length
+            req.num_cached_prompt_tokens = match.length
         return True
 
     def alloc(self, req: Req, num_tokens: int) -> bool:
@@ -83,17 +92,17 @@ class KVManager:
             if got is None:
                 continue
             done.append(req)
-            starts.append(req.kv_len)
+            starts.append(req.kv.num_computed_tokens)
             slots.append(got)
-            req.alloc_len = req.kv_len + num
+            req.kv.num_allocated_tokens = req.kv.num_computed_tokens + num
         if done:
-            self.req_pool.write_many([r.req_pool_idx for r in done], starts, slots)
+            self.req_pool.write_many([r.kv.row for r in done], starts, slots)
         return done
 
     def _alloc_slots(self, req: Req, num_tokens: int) -> list[int] | None:
-        start = req.kv_len
+        start = req.kv.num_computed_tokens
         # only a position that continues a partly filled page needs the slot before it
-        last = (int(self.req_pool.req_to_token[req.req_pool_idx, start - 1])
+        last = (int(self.req_pool.req_to_token[req.kv.row, start - 1])
                 if start % self.page_size else None)  # fmt: skip
         slots = self.allocator.alloc_slots(last, start, num_tokens)
         if slots is None:
@@ -103,21 +112,22 @@ class KVManager:
         return slots
 
     def slots_needed(self, req: Req, num_tokens: int) -> int:
-        return self.allocator.num_pages_needed(req.kv_len, num_tokens) * self.page_size
+        return self.allocator.num_pages_needed(req.kv.num_computed_tokens, num_tokens) * self.page_size
 
-    def truncate(self, req: Req, length: int) -> bool:
-        """Forget the request's KV past its first `length` tokens (jump-forward re-spelled
+    def truncate(self, req: Req, num_tokens: int) -> bool:
+        """Forget the request's KV past its first `num_tokens` tokens (jump-forward re-spelled
         them). False, changing nothing, when that KV belongs to the prefix cache."""
-        if length >= req.alloc_len:
+        kv = req.kv
+        if num_tokens >= kv.num_allocated_tokens:
             return True
-        if length < req.cache_owned_len:
+        if num_tokens < kv.num_cache_owned_tokens:
             return False
         # the rest of a partly used page stays with the request: the next alloc continues it
-        first_free = -(-length // self.page_size) * self.page_size
-        if req.alloc_len > first_free:
-            self.allocator.free(self.row_slots(req, req.alloc_len)[first_free:].clone())
-        req.kv_len = min(req.kv_len, length)
-        req.alloc_len = length
+        first_free = -(-num_tokens // self.page_size) * self.page_size
+        if kv.num_allocated_tokens > first_free:
+            self.allocator.free(self.row_slots(req, kv.num_allocated_tokens)[first_free:].clone())
+        kv.num_computed_tokens = min(kv.num_computed_tokens, num_tokens)
+        kv.num_allocated_tokens = num_tokens
         return True
 
     # -- caching and release ------------------------------------------------------------------
@@ -126,36 +136,39 @@ class KVManager:
         so that requests arriving later share it while this one goes on."""
         if not self.caches_prefixes:
             return
-        aligned = req.kv_len // self.page_size * self.page_size
-        if aligned <= req.cache_owned_len:
+        kv = req.kv
+        aligned = kv.num_computed_tokens // self.page_size * self.page_size
+        if aligned <= kv.num_cache_owned_tokens:
             return
         self._insert(req, aligned)
         match = self.cache.match_prefix(req.fill_ids[:aligned], record=False)
-        self.req_pool.write(req.req_pool_idx, 0, match.slots)
+        self.req_pool.write(kv.row, 0, match.slots)
         self.cache.lock(match.node)
-        self.cache.unlock(req.prefix_node)
-        req.prefix_node = match.node
-        req.cache_owned_len = match.length
+        self.cache.unlock(kv.prefix_node)
+        kv.prefix_node = match.node
+        kv.num_cache_owned_tokens = match.length
 
     def release(self, req: Req) -> None:
         """Free everything the request holds; its computed KV stays in the prefix cache."""
-        if req.req_pool_idx is None:
+        kv = req.kv
+        if kv.row is None:
             return
-        aligned = req.kv_len // self.page_size * self.page_size
-        if self.caches_prefixes and aligned > req.cache_owned_len:
+        aligned = kv.num_computed_tokens // self.page_size * self.page_size
+        if self.caches_prefixes and aligned > kv.num_cache_owned_tokens:
             self._insert(req, aligned)
         else:
-            aligned = req.cache_owned_len
-        if req.alloc_len > aligned:
-            self.allocator.free(self.row_slots(req, req.alloc_len)[aligned:].clone())
-        self.cache.unlock(req.prefix_node)
-        self.req_pool.free(req.req_pool_idx)
-        req.req_pool_idx, req.prefix_node = None, None
-        req.kv_len = req.cache_owned_len = req.alloc_len = 0
+            aligned = kv.num_cache_owned_tokens
+        if kv.num_allocated_tokens > aligned:
+            self.allocator.free(self.row_slots(req, kv.num_allocated_tokens)[aligned:].clone())
+        self.cache.unlock(kv.prefix_node)
+        self.req_pool.free(kv.row)
+        req.kv = KVState()
 
     def _insert(self, req: Req, aligned: int) -> None:
         slots = self.row_slots(req, aligned).clone()
         num_existing = self.cache.insert(req.fill_ids[:aligned], slots)
-        # the cache already held [cache_owned_len, num_existing): our copies are duplicates
-        if num_existing > req.cache_owned_len:
-            self.allocator.free(slots[req.cache_owned_len : num_existing])
+        # the cache already held [num_cache_owned_tokens, num_existing): our copies are
+        # duplicates
+        owned = req.kv.num_cache_owned_tokens
+        if num_existing > owned:
+            self.allocator.free(slots[owned:num_existing])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
-from sglc.runtime.core import Req
+from sglc.runtime.req import Req
 
 # Beyond this many waiting requests, LPM's prefix matching costs more than it saves.
 LPM_MAX_QUEUE = 256

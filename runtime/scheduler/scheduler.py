@@ -12,7 +12,8 @@ output they already have.
 from __future__ import annotations
 
 from sglc.runtime.config import EngineConfig
-from sglc.runtime.core import ForwardMode, Req, ReqState, ScheduledBatch
+from sglc.runtime.core import ForwardMode
+from sglc.runtime.req import Req, ReqState, ScheduledBatch
 from sglc.runtime.scheduler.kv_manager import KVManager
 from sglc.runtime.scheduler.policy import make_policy
 
@@ -73,7 +74,7 @@ class Scheduler:
     def _shares_head(self, req: Req, heads: set[tuple[int, ...]]) -> bool:
         """True if another request of this batch starts with the same uncached head."""
         n = self.config.in_batch_prefix_len
-        if not self.kv.caches_prefixes or req.seq_len <= n or self.kv.peek_match_len(req) >= n:
+        if not self.kv.caches_prefixes or req.num_tokens <= n or self.kv.peek_match_len(req) >= n:
             return False
         head = tuple(req.prompt_ids[:n])
         if head in heads:
@@ -83,10 +84,10 @@ class Scheduler:
 
     def _add_extend(self, req: Req, batch: ScheduledBatch, budget: int, reserve: int) -> int | None:
         """Admit (part of) req into the batch; the number of tokens taken, or None to stop."""
-        is_new = req.req_pool_idx is None
+        is_new = req.kv.row is None
         if is_new and not self.kv.admit(req):
             return None
-        todo = req.seq_len - req.kv_len
+        todo = req.num_uncomputed_tokens
         num = min(todo, budget)
         if num < todo:
             if not self.config.is_chunking and batch.reqs:
@@ -97,7 +98,7 @@ class Scheduler:
         alone = not batch.reqs and not self.running
         if self.kv.slots_needed(req, num) + (0 if alone else reserve) > self.kv.available_slots:
             return self._undo(req, is_new)
-        start = req.kv_len
+        start = req.kv.num_computed_tokens
         if not self.kv.alloc(req, num):
             return self._undo(req, is_new)
         batch.reqs.append(req)
@@ -122,15 +123,16 @@ class Scheduler:
             if len(self.running) == 1:
                 break  # alone and out of memory: the engine finishes it with "length"
             self.retract(self.running[-1])
-        reqs = self.kv.alloc_many(self.running, [r.extend_len for r in self.running])
-        starts, lens = [r.kv_len for r in reqs], [r.extend_len for r in reqs]
+        reqs = self.kv.alloc_many(self.running, [r.num_uncomputed_tokens for r in self.running])
+        starts = [r.kv.num_computed_tokens for r in reqs]
+        lens = [r.num_uncomputed_tokens for r in reqs]
         if not reqs:
             return None
         mode = ForwardMode.DECODE if all(n == 1 for n in lens) else ForwardMode.EXTEND
         return ScheduledBatch(mode, reqs, starts, lens)
 
     def _decode_slots_needed(self) -> int:
-        return sum(self.kv.slots_needed(r, r.extend_len) for r in self.running)
+        return sum(self.kv.slots_needed(r, r.num_uncomputed_tokens) for r in self.running)
 
     def out_of_memory(self) -> list[Req]:
         """Running requests that cannot get a slot even alone (the pool is too small)."""
@@ -144,6 +146,13 @@ class Scheduler:
         req.num_retractions += 1
         self.num_retractions += 1
 
+    def truncate(self, req: Req, num_tokens: int) -> None:
+        """Forget the request's KV past its first `num_tokens` tokens (a jump-forward
+        re-spelled them). Where that KV belongs to the prefix cache, the request goes back to
+        wait for an extend from the cache instead."""
+        if not self.kv.truncate(req, num_tokens):
+            self.requeue(req)
+
     def requeue(self, req: Req) -> None:
         """Send a running request back to wait, first in line, for an extend: its KV goes to
         the prefix cache, from which the extend reuses it."""
@@ -156,7 +165,7 @@ class Scheduler:
     def after_forward(self, batch: ScheduledBatch) -> None:
         """Advance KV lengths; requests whose prefill completed start running."""
         for i, req in enumerate(batch.reqs):
-            req.kv_len = batch.extend_starts[i] + batch.extend_lens[i]
+            req.kv.num_computed_tokens = batch.extend_starts[i] + batch.extend_lens[i]
             if batch.mode is ForwardMode.DECODE or req.state is ReqState.RUNNING:
                 continue
             if batch.completes_fill(i):

@@ -34,11 +34,9 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
 def engine_options(args: argparse.Namespace) -> dict[str, Any]:
     """`sglc.Engine(...)` options from the engine flags, after checking `--device`."""
     check_device(args.device)
-    # NOTE: the engine option is `attention_backend` until the engine's rename to
-    # `kernel_backend` lands; the engine keeps the old name as an alias.
     options: dict[str, Any] = {
         "device": args.device, "dtype": args.dtype, "policy": args.policy,
-        "disable_radix_cache": args.disable_radix_cache, "attention_backend": args.kernel_backend,
+        "disable_radix_cache": args.disable_radix_cache, "kernel_backend": args.kernel_backend,
     }
     if args.max_total_tokens is not None:
         options["max_total_tokens"] = args.max_total_tokens

@@ -24,6 +24,13 @@ def test_unknown_backend_lists_known_names():
         kernels.get_ops("cuda")
 
 
+def test_check_backend_names_without_building_anything():
+    for name in ("cpu", "torch", "triton"):
+        kernels.check_backend(name)
+    with pytest.raises(ValueError, match="'cuda'.*known backends: cpu, torch, triton"):
+        kernels.check_backend("cuda")
+
+
 def test_ops_table_is_frozen():
     ops = kernels.get_ops()
     with pytest.raises(dataclasses.FrozenInstanceError):

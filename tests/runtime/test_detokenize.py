@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from sglc.runtime.detokenize import IncrementalDetokenizer, StopChecker
+from sglc.runtime.detokenize import IncrementalDetokenizer, StopChecker, special_token_ids
 
 CORPUS = [
     "héllo 世界 🙂 hello world",
@@ -223,6 +223,16 @@ def test_skipped_special_token_does_not_eat_the_next_space() -> None:
     assert [detok.push(ids), detok.push([end]), detok.push([world])] == ["hello", "", " world"]
     keep = IncrementalDetokenizer(tokenizer, skip_special_tokens=False)
     assert "".join([keep.push(ids), keep.push([end]), keep.push([world])]) == "hello</s> world"
+
+
+def test_special_token_ids_are_the_ids_decode_drops() -> None:
+    for make in TOKENIZERS.values():
+        tokenizer = make()
+        dropped = {i for i in range(len(tokenizer))
+                   if tokenizer.decode([i], skip_special_tokens=False)
+                   and not tokenizer.decode([i], skip_special_tokens=True)}
+        assert special_token_ids(tokenizer) == dropped != set()
+        assert special_token_ids(tokenizer.backend_tokenizer) == dropped
 
 
 def test_cost_per_token_does_not_grow_with_length() -> None:

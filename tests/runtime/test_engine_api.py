@@ -58,7 +58,7 @@ def test_eos_from_generation_config_stops(llama_dir):
         free = engine.generate(PROMPT, {"max_new_tokens": 30, "temperature": 0,
                                         "ignore_eos": True})[0].token_ids
         eos = free[3]
-        reqs = engine._prepare([PROMPT], {"max_new_tokens": 30, "temperature": 0}, None)[0]
+        reqs = engine._requests.groups([PROMPT], {"max_new_tokens": 30, "temperature": 0}, None)[0]
         assert reqs[0].eos_token_ids == frozenset({2})  # from generation_config.json
     # with the model's eos id set to a token it will produce, generation stops there
     gen = json.loads((llama_dir / "generation_config.json").read_text())

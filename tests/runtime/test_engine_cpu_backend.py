@@ -28,7 +28,7 @@ def test_engine_gives_the_same_tokens_as_the_torch_backend(tmp_path, arch):
 
 def test_cpu_backend_on_another_device_is_a_clear_error(tmp_path):
     from sglc.runtime.core import InvalidRequest
-    from sglc.runtime.engine import _kernel_ops
+    from sglc.runtime.engine.build import kernel_ops
 
-    with pytest.raises(InvalidRequest, match="attention_backend='cpu' runs on CPU tensors"):
-        _kernel_ops("cpu", torch.device("meta"))
+    with pytest.raises(InvalidRequest, match="kernel backend 'cpu' runs on CPU tensors"):
+        kernel_ops("cpu", torch.device("meta"))

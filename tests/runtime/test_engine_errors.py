@@ -74,6 +74,23 @@ def test_missing_model_directory(tmp_path):
         sglc.Engine(tmp_path)
 
 
+def test_model_directory_and_options_are_checked_before_the_kernels_are_built(
+    llama_dir, tmp_path, monkeypatch
+):
+    import sglc.runtime.engine.engine as engine_module
+
+    def no_kernels(*args, **kwargs):
+        raise AssertionError("kernels built before the checks")
+
+    monkeypatch.setattr(engine_module, "kernel_ops", no_kernels)  # the C++ build may take long
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        sglc.Engine(tmp_path / "nope", attention_backend="cpu")
+    with pytest.raises(ValueError, match="unknown policy 'fifo'"):
+        sglc.Engine(llama_dir, policy="fifo")
+    with pytest.raises(InvalidRequest, match="unknown kernel backend 'fast'"):
+        sglc.Engine(llama_dir, attention_backend="fast")
+
+
 def copy_model(src, dst):
     shutil.copytree(src, dst)
     return dst
@@ -163,3 +180,12 @@ def test_failing_forward_pass_fails_its_batch_and_the_engine_goes_on(llama_dir):
                                               "ignore_eos": True})
         assert ok.error is None and len(ok.token_ids) == 4
         assert engine.stats()["num_failed_batches"] == 1
+
+
+def test_attention_backend_is_another_name_for_kernel_backend():
+    from sglc.runtime.engine.build import engine_config
+
+    assert engine_config({"attention_backend": "torch"}).kernel_backend == "torch"
+    assert engine_config({"attention_backend": "cpu", "kernel_backend": "cpu"}).kernel_backend == "cpu"
+    with pytest.raises(InvalidRequest, match="they are one option; give kernel_backend only"):
+        engine_config({"attention_backend": "torch", "kernel_backend": "cpu"})

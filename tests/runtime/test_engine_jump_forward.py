@@ -9,7 +9,8 @@ import pytest
 from model_fixtures import make_model_dir
 
 import sglc
-from sglc.runtime.core import Req, SamplingParams
+from sglc.runtime.core import SamplingParams
+from sglc.runtime.req import KVState, Req
 from sglc.runtime.scheduler.kv_manager import KVManager
 
 SCHEMA = {
@@ -84,12 +85,13 @@ class _Pool:
 def test_truncate_frees_whole_pages_only_and_never_cache_owned_kv():
     kv = KVManager(_Alloc(), _Pool(), cache=None, page_size=4, caches_prefixes=True)
     req = Req("r", 0, [1] * 10, SamplingParams(), frozenset())
-    req.req_pool_idx, req.kv_len, req.alloc_len, req.cache_owned_len = 1, 10, 10, 4
+    req.kv = KVState(row=1, num_computed_tokens=10, num_allocated_tokens=10,
+                     num_cache_owned_tokens=4)
     assert kv.truncate(req, 6)
     assert kv.allocator.freed == [108, 109]  # positions 8, 9: the page of 4..7 is kept
-    assert (req.kv_len, req.alloc_len) == (6, 6)
+    assert (req.kv.num_computed_tokens, req.kv.num_allocated_tokens) == (6, 6)
     assert not kv.truncate(req, 3)  # inside the prefix cache's part: refused, unchanged
-    assert (req.kv_len, req.alloc_len) == (6, 6)
+    assert (req.kv.num_computed_tokens, req.kv.num_allocated_tokens) == (6, 6)
 
 
 @pytest.mark.parametrize("sampling", [
@@ -100,11 +102,11 @@ def test_truncate_frees_whole_pages_only_and_never_cache_owned_kv():
 def test_column_logits_sample_the_same_tokens(model_dir, monkeypatch, sampling):
     """Batches of constrained requests compute only the logit columns their masks allow;
     the outputs equal those of full logits (the other columns would be masked anyway)."""
-    import sglc.runtime.engine_core as engine_core
+    import sglc.runtime.constrained.stage as stage
 
     runs = {}
     for fraction in (0.0, 1.0):  # never / always restrict the columns
-        monkeypatch.setattr(engine_core, "COLUMN_LOGITS_MAX_FRACTION", fraction)
+        monkeypatch.setattr(stage, "COLUMN_LOGITS_MAX_FRACTION", fraction)
         outs, stats = run(model_dir, sampling)
         runs[fraction] = ([o.token_ids for o in outs], stats["num_column_logits_batches"],
                           stats["num_compact_logits_batches"])

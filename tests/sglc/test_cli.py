@@ -106,7 +106,7 @@ def test_an_unknown_device_is_a_usage_error(capsys):
 def test_kernel_backend_flag_and_its_former_name(model_dir, capsys, flag):
     args = build_parser().parse_args(["generate", flag, "torch", "hi"])
     assert args.kernel_backend == "torch"
-    assert engine_options(args)["attention_backend"] == "torch"
+    assert engine_options(args)["kernel_backend"] == "torch"
     assert main(["generate", "--model", str(model_dir), "--max-new-tokens", "2",
                  "--max-total-tokens", "1024", flag, "torch", "hi"]) == 0
 

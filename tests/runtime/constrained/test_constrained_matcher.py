@@ -267,26 +267,3 @@ def test_measure_mask_overhead_smoke():
     stats = measure_mask_overhead(3000, fills=200)
     assert stats["vocab_size"] == 3001
     assert 0 < stats["p50_us"] <= stats["p99_us"]
-
-
-def test_column_masking_equals_the_full_bitmask():
-    """Masking only the computed columns of column-restricted logits (the rest -inf) gives
-    the same logits as unpacking and applying the whole bitmask."""
-    from sglc.kernels.bitmask import apply_token_bitmask
-    from sglc.runtime.constrained.stage import _column_bits, _mask_columns
-
-    gen = torch.Generator().manual_seed(0)
-    batch, vocab = 5, 300
-    words = -(-vocab // 32)
-    mask = torch.randint(-(2**31), 2**31 - 1, (batch, words), dtype=torch.int32, generator=gen)
-    columns = torch.randperm(vocab, generator=gen)[:70].sort().values
-    logits = torch.full((batch, vocab), float("-inf"))
-    logits[:, columns] = torch.randn(batch, len(columns), generator=gen)
-    expected = logits.clone()
-    apply_token_bitmask(expected, mask)
-    compact = logits[:, columns].clone()  # only the computed columns (greedy engine path)
-    compact.masked_fill_(~_column_bits(mask, columns), float("-inf"))
-    _mask_columns(logits, _column_bits(mask, columns), columns)
-    assert torch.equal(logits, expected)
-    assert torch.equal(compact, expected[:, columns])
-    assert torch.isfinite(logits).any() and torch.isinf(logits[:, columns]).any()

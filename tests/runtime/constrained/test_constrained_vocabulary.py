@@ -17,6 +17,7 @@ from sglc.runtime.constrained.vocabulary import (
     byte_vocabulary,
     vocabulary_from_token_bytes,
 )
+from sglc.runtime.detokenize import special_token_ids
 
 CORPUS = [
     "the cat sat on the mat. hello world\nthe end\n",
@@ -126,6 +127,13 @@ def test_special_tokens_left_out_and_added_tokens_literal():
     for special in ("<pad>", "<s>", "</s>"):
         assert vocab.token_bytes[tok.convert_tokens_to_ids(special)] is None
     assert vocab.token_bytes[tok.convert_tokens_to_ids("<think>")] == b"<think>"
+
+
+def test_the_vocabulary_leaves_out_what_the_detokenizer_skips():
+    for tok in (byte_level_tokenizer(), sentencepiece_tokenizer()):
+        vocab = build_vocabulary(tok, len(tok), [tok.eos_token_id])
+        missing = {i for i, data in enumerate(vocab.token_bytes) if data is None}
+        assert missing == special_token_ids(tok)  # the stop id is one of them
 
 
 def test_raw_tokenizers_tokenizer_gives_the_same_vocabulary():

@@ -1,0 +1,149 @@
+"""Building an engine: options checked first, then the kernels, then an EngineCore whose KV
+pool is sized to the device.
+
+Everything that can be checked cheaply (options, the model directory, the kernel backend's
+name) is checked before anything slow: building the kernels may compile C++.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+import torch
+
+from sglc.kernels import KernelOps, check_backend, default_backend, get_ops, triton_interpreted
+from sglc.runtime.config import EngineConfig
+from sglc.runtime.constrained.stage import ConstraintStage
+from sglc.runtime.core import InvalidRequest
+from sglc.runtime.engine.engine_core import EngineCore
+from sglc.runtime.mem import KVPool, ReqToTokenPool, SlotAllocator, make_prefix_cache
+from sglc.runtime.model_runner import ModelRunner
+from sglc.runtime.models.loader import LoadedModel
+from sglc.runtime.output import OutputProcessor
+from sglc.runtime.scheduler.kv_manager import KVManager
+from sglc.runtime.scheduler.policy import make_policy
+from sglc.runtime.scheduler.scheduler import Scheduler
+
+_CPU_POOL_BYTES = 2 << 30  # default KV pool budget on CPU
+_GPU_MEM_FRACTION = 0.85  # share of free accelerator memory the KV pool may take
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """How many tokens the engine can hold."""
+
+    max_context_len: int  # tokens of one sequence: the model's limit, or the config's
+    num_kv_slots: int  # KV pool slots requests can use (the padding page left out)
+
+    @property
+    def max_prompt_tokens(self) -> int:
+        """The longest prompt: one position stays for the first generated token."""
+        return min(self.max_context_len - 1, self.num_kv_slots - 1)
+
+
+# Other names an Engine option is accepted by: `attention_backend` picks every kernel, not
+# only attention's, but the README and the CLI have long passed it.
+OPTION_ALIASES = {"attention_backend": "kernel_backend"}
+
+
+def engine_config(options: Mapping[str, object]) -> EngineConfig:
+    """The EngineConfig of `Engine(**options)`; InvalidRequest naming unknown options."""
+    options = dict(options)
+    for alias, name in OPTION_ALIASES.items():
+        if alias not in options:
+            continue
+        value = options.pop(alias)
+        if options.get(name, value) != value:
+            raise InvalidRequest(f"{alias}={value!r} and {name}={options[name]!r} disagree: "
+                                 f"they are one option; give {name} only")
+        options[name] = value
+    known = {f.name for f in fields(EngineConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise InvalidRequest(f"unknown Engine option(s): {', '.join(unknown)}")
+    return EngineConfig(**options)
+
+
+def check_options(config: EngineConfig, device: torch.device) -> None:
+    """Options EngineConfig cannot check alone: the scheduling policy and kernel backend."""
+    make_policy(config.policy)
+    check_kernel_backend(config.kernel_backend, device)
+
+
+def check_kernel_backend(backend: str | None, device: torch.device) -> None:
+    """InvalidRequest unless `backend` (None: the device's default) can run on `device`."""
+    if backend is None:
+        return
+    try:
+        check_backend(backend)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    if backend == "triton" and device.type != "cuda" and not triton_interpreted():
+        raise InvalidRequest(
+            "kernel backend 'triton' on CPU needs Triton's interpreter: set "
+            "TRITON_INTERPRET=1 in the environment before starting (slow; for testing)"
+        )
+    if backend == "cpu" and device.type != "cpu":
+        raise InvalidRequest(f"kernel backend 'cpu' runs on CPU tensors, not {device.type}")
+
+
+def kernel_ops(backend: str | None, device: torch.device) -> KernelOps:
+    """The op table of `backend` (None: the device's default), built now (this may compile
+    the CPU kernels); InvalidRequest if it cannot run on `device`."""
+    check_kernel_backend(backend, device)
+    try:
+        return get_ops(backend or default_backend(device.type))
+    except ValueError as exc:  # e.g. the CPU kernels did not build
+        raise InvalidRequest(f"kernel backend: {exc}") from None
+
+
+def build_core(
+    config: EngineConfig, loaded: LoadedModel, ops: KernelOps, device: torch.device
+) -> tuple[EngineCore, Capacity]:
+    """An EngineCore over the loaded model, and how many tokens it can hold."""
+    mcfg = loaded.config
+    dtype = next(loaded.model.parameters()).dtype
+    max_context_len = min(
+        config.max_context_len or mcfg.max_position_embeddings, mcfg.max_position_embeddings
+    )
+    num_slots = _num_slots(config, loaded, device, dtype, max_context_len)
+    pool = KVPool(
+        num_layers=mcfg.num_layers, num_slots=num_slots, num_kv_heads=mcfg.num_kv_heads,
+        head_dim=mcfg.head_dim, dtype=dtype, device=device, page_size=config.page_size,
+    )
+    allocator = SlotAllocator(num_slots, config.page_size, device)
+    req_pool = ReqToTokenPool(config.max_running_requests + 1, max_context_len, device)
+    cache_name = "none" if config.disable_radix_cache else "radix"
+    cache = make_prefix_cache(cache_name, allocator, config.page_size)
+    kv = KVManager(allocator, req_pool, cache, config.page_size, not config.disable_radix_cache)
+    runner = ModelRunner(loaded.model, ops, pool, req_pool, device)
+    outputs = OutputProcessor(loaded.tokenizer, max_context_len)
+    constraints = ConstraintStage(
+        loaded.tokenizer, mcfg.vocab_size, sorted(loaded.eos_token_ids),
+        room=outputs.room, apply_bitmask=ops.apply_token_bitmask,
+        # NOTE: off with the radix cache off too, so that such runs measure plain decoding
+        jump_forward=config.enable_jump_forward and not config.disable_radix_cache,
+        cache_dir=config.index_cache_dir,
+    )
+    core = EngineCore(config, Scheduler(config, kv), runner, outputs, constraints)
+    return core, Capacity(max_context_len, allocator.num_usable_slots)
+
+
+def _num_slots(config: EngineConfig, loaded: LoadedModel, device: torch.device,
+               dtype: torch.dtype, max_context_len: int) -> int:
+    """KV pool slots: `max_total_tokens` (and the padding page), else a share of the device's
+    free memory (CUDA) or a fixed budget (CPU); whole pages, at least two."""
+    mcfg = loaded.config
+    per_slot = KVPool.bytes_per_slot(
+        num_layers=mcfg.num_layers, num_kv_heads=mcfg.num_kv_heads,
+        head_dim=mcfg.head_dim, dtype=dtype,
+    )
+    if config.max_total_tokens is not None:
+        slots = config.max_total_tokens + config.page_size
+    elif device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        slots = int(free * _GPU_MEM_FRACTION) // per_slot
+    else:
+        slots = min(_CPU_POOL_BYTES // per_slot, 64 * max_context_len)
+    return max(slots // config.page_size, 2) * config.page_size

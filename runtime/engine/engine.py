@@ -1,0 +1,273 @@
+"""sglc.Engine: the serving engine's public, thread-safe API.
+
+A loop thread owns the EngineCore and runs `step()` while there is work; callers on any
+thread or coroutine submit requests through an inbox, so concurrent requests batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sglc.runtime.core import EngineError, Output, SamplingParams, StreamDelta
+from sglc.runtime.engine.build import build_core, check_options, engine_config, kernel_ops
+from sglc.runtime.engine.engine_core import Sink
+from sglc.runtime.engine.requests import RequestBuilder
+from sglc.runtime.engine.stats import EngineStats
+from sglc.runtime.models.loader import LoadedModel, ModelLoadError, load_model_dir, read_hf_config
+from sglc.runtime.req import Req
+
+log = logging.getLogger(__name__)
+
+
+def default_model_path() -> Path:
+    """The embedded default model shipped with the package."""
+    path = Path(str(resources.files("sglc.default_model")))
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(
+            f"the embedded default model is missing from {path}; "
+            "train it with `python -m sglc.training` or pass a model directory"
+        )
+    return path
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """Log-likelihood of one continuation given the prompt."""
+
+    logprob: float
+    num_tokens: int
+    token_logprobs: list[float]
+
+    @property
+    def normalized(self) -> float:
+        return self.logprob / max(self.num_tokens, 1)
+
+
+class Engine:
+    """`Engine(model_path, dtype=..., device=..., max_total_tokens=..., policy=...,
+    chunked_prefill_size=..., disable_radix_cache=False, kernel_backend=None, ...)`; see
+    EngineConfig. `attention_backend=` is another name for `kernel_backend=` (it picks every
+    kernel, not only attention's)."""
+
+    def __init__(self, model_path: str | Path | None = None, **options: Any) -> None:
+        self.config = engine_config(options)
+        path = Path(model_path) if model_path is not None else default_model_path()
+        read_hf_config(path)  # a missing model directory fails before anything slow
+        device = torch.device(self.config.device)
+        check_options(self.config, device)
+        ops = kernel_ops(self.config.kernel_backend, device)
+        self.loaded: LoadedModel = load_model_dir(
+            path, dtype=self.config.dtype, device=device, ops=ops
+        )
+        self.tokenizer = self.loaded.tokenizer
+        self.core, capacity = build_core(self.config, self.loaded, ops, device)
+        self.max_context_len = capacity.max_context_len
+        self.pool_capacity = capacity.num_kv_slots
+        self._requests = RequestBuilder(
+            self.tokenizer, self.loaded.config.vocab_size, self.loaded.eos_token_ids, capacity
+        )
+        self._inbox: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="sglc-engine", daemon=True)
+        self._thread.start()
+
+    # -- the loop thread ------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            block = self.core.is_idle
+            try:
+                while True:
+                    item = self._inbox.get(block=block)
+                    block = False
+                    if item is None:  # shutdown
+                        self.core.close()
+                        return
+                    item()
+            except queue.Empty:
+                pass
+            try:
+                self.core.step()
+            except Exception:  # never let the loop die: fail what is in flight, keep going
+                log.exception("engine step failed")
+                self.core.abort_all("engine error (see the engine log)")
+
+    def _call(self, fn: Callable[[], None]) -> None:
+        if self._closed:
+            raise EngineError("the engine is shut down")
+        self._inbox.put(fn)
+
+    def shutdown(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._inbox.put(None)
+            self._thread.join(timeout=30)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # -- public API ---------------------------------------------------------------------------
+    def generate(
+        self,
+        prompts: Any,
+        sampling_params: Any = None,
+        *,
+        rids: Sequence[str] | None = None,
+        regex: str | None = None,
+        json_schema: str | Mapping[str, Any] | None = None,
+        choices: Sequence[str] | None = None,
+    ) -> list[Output]:
+        """Generate for one prompt or a list; returns one Output per prompt and sample, in
+        order (prompt 0's n samples, then prompt 1's, ...). Blocks until all finish.
+
+        `regex`, `json_schema` or `choices` constrain every prompt's output (the same as
+        setting them in the sampling params): the text fullmatches the constraint, unless
+        `max_new_tokens` ran out first (then `Output.is_valid` is False)."""
+        constraint = {"regex": regex, "json_schema": json_schema, "choices": choices}
+        groups = self._requests.groups(prompts, sampling_params, rids, constraint)
+        collector = _Collector(sum(len(g) for g in groups))
+        self._submit(groups, Sink(None, collector.add))
+        collector.done.wait()
+        return _in_request_order(groups, collector.outputs)
+
+    def submit(
+        self,
+        prompts: Any,
+        sampling_params: Any = None,
+        *,
+        on_output: Callable[[Output], None],
+        on_delta: Callable[[StreamDelta], None] | None = None,
+        rids: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Queue prompts without waiting; they are scheduled together. `on_output` gets each
+        sample's Output as soon as it finishes, `on_delta` (optional) each StreamDelta as
+        tokens arrive; both are called on the engine's loop thread (keep them short; hand
+        results to your own thread or event loop). Returns the request ids."""
+        groups = self._requests.groups(prompts, sampling_params, rids)
+        self._submit(groups, Sink(on_delta, on_output))
+        return [g[0].rid for g in groups]
+
+    async def generate_async(self, prompts: Any, sampling_params: Any = None) -> list[Output]:
+        """`generate` for asyncio code: awaits without blocking the event loop."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future = loop.create_future()
+        groups = self._requests.groups(prompts, sampling_params, None)
+        collector = _Collector(sum(len(g) for g in groups))
+
+        def on_output(output: Output) -> None:
+            collector.add(output)
+            if collector.done.is_set():
+                loop.call_soon_threadsafe(_resolve, done, collector.outputs)
+
+        self._submit(groups, Sink(None, on_output))
+        outputs = await done
+        return _in_request_order(groups, outputs)
+
+    async def generate_stream(
+        self, prompt: Any, sampling_params: Any = None, *, rid: str | None = None
+    ) -> AsyncIterator[StreamDelta]:
+        """Yield StreamDeltas for one prompt as tokens are produced; the last one has a
+        finish_reason (per sample when n > 1). Stopping the iteration aborts the request."""
+        (group,) = self._requests.groups(prompt, sampling_params, [rid] if rid else None)
+        loop = asyncio.get_running_loop()
+        deltas: asyncio.Queue = asyncio.Queue()
+
+        def post(item: StreamDelta | tuple[str, Output]) -> None:
+            loop.call_soon_threadsafe(deltas.put_nowait, item)
+
+        self._submit([group], Sink(post, lambda out: post(("done", out))))
+        remaining = len(group)
+        try:
+            while remaining:
+                item = await deltas.get()
+                if isinstance(item, tuple):
+                    remaining -= 1
+                else:
+                    yield item
+        finally:
+            if remaining:
+                self.abort(group[0].rid)
+
+    def _submit(self, groups: list[list[Req]], sink: Sink) -> None:
+        """Hand request groups (one per prompt, one Req per sample) to the loop at once,
+        so one call's requests are scheduled together."""
+        self._call(lambda: [self.core.add(group, sink) for group in groups])
+
+    def prebuild_constraints(self, regexes: Sequence[str]) -> None:
+        """Start building the token automata of these regexes in the background (a program
+        does this for its gens when it starts), so its first constrained gens need not wait.
+        Bad regexes are skipped here; they fail with their request."""
+        if self.tokenizer is None:
+            return
+        regexes = list(regexes)
+        self._call(lambda: self.core.prebuild(regexes))
+
+    def abort(self, rid: str) -> None:
+        """Abort a request: its samples finish with finish_reason 'abort', memory is freed."""
+        self._call(lambda: self.core.abort(rid))
+
+    def score(self, prompt: Any, continuations: Sequence[str | Sequence[int]]) -> list[ScoreResult]:
+        """Log-likelihood of each continuation after `prompt`, in one batched pass that
+        shares the prompt (which is computed once, into the prefix cache, first)."""
+        pairs = self._requests.score_pairs(prompt, continuations)
+        if len(pairs) > 1 and not self.config.disable_radix_cache:
+            self.generate([pairs[0][0]], SamplingParams(max_new_tokens=0))  # the shared prompt
+        reqs = self._requests.score_reqs(pairs)
+        collector = _Collector(len(reqs))
+        self._submit([[req] for req in reqs], Sink(None, collector.add))
+        collector.done.wait()
+        for out in collector.outputs:
+            if out.error:
+                raise EngineError(out.error)
+        return [ScoreResult(sum(logprobs), len(logprobs), logprobs)
+                for logprobs in (r.out.scored_logprobs for r in reqs)]
+
+    def stats(self) -> dict[str, int | dict[str, float]]:
+        """A snapshot of counters, queue sizes and prefix-cache statistics (EngineStats)."""
+        result: list[EngineStats] = []
+        done = threading.Event()
+
+        def snapshot() -> None:
+            result.append(self.core.stats())
+            done.set()
+
+        self._call(snapshot)
+        done.wait()
+        return result[0].to_dict()
+
+
+class _Collector:
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.outputs: list[Output] = []
+        self.done = threading.Event()
+        if expected == 0:
+            self.done.set()
+
+    def add(self, output: Output) -> None:
+        self.outputs.append(output)
+        if len(self.outputs) == self.expected:
+            self.done.set()
+
+
+def _in_request_order(groups: list[list[Req]], outputs: list[Output]) -> list[Output]:
+    """Outputs sorted as submitted: prompt by prompt, sample by sample."""
+    order = {(g[0].rid, r.index): (k, r.index) for k, g in enumerate(groups) for r in g}
+    return sorted(outputs, key=lambda o: order[(o.rid, o.index)])
+
+
+def _resolve(future: asyncio.Future[list[Output]], value: list[Output]) -> None:
+    if not future.done():
+        future.set_result(value)
