@@ -4,6 +4,9 @@ automaton tests (tests/runtime/constrained/test_constrained_regex.py)."""
 from __future__ import annotations
 
 import string
+from functools import cache
+
+from hypothesis import strategies as st
 
 # Beyond printable ASCII: characters where Python's and Rust's \d \w \s tables disagree, or
 # that are multi-byte in UTF-8.
@@ -55,3 +58,9 @@ SCHEMAS = [
     {"type": "array", "items": {}},
     {},
 ]
+
+
+@cache
+def texts_matching(regex: str) -> st.SearchStrategy[str]:
+    """Hypothesis texts that fullmatch `regex`, over ALPHABET (one strategy per regex)."""
+    return st.from_regex(regex, fullmatch=True, alphabet=ALPHABET)

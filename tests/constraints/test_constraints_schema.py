@@ -5,21 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-from functools import cache
 
 import jsonschema
 import pytest
+from constraints.schema_cases import PERSON, SCHEMAS, texts_matching
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from outlines_core.json_schema import build_regex_from_schema
-from schema_cases import ALPHABET, PERSON, SCHEMAS
 
 from sglc.constraints import ConstraintError, RegexSyntaxError, regex_for_schema
-
-
-@cache
-def _texts(regex: str) -> st.SearchStrategy[str]:
-    return st.from_regex(regex, fullmatch=True, alphabet=ALPHABET)
 
 
 @pytest.mark.parametrize("whitespace", ["compact", "flexible"])
@@ -29,7 +23,7 @@ def _texts(regex: str) -> st.SearchStrategy[str]:
                                  HealthCheck.data_too_large])
 @given(data=st.data())
 def test_schema_regex_texts_are_valid_instances(schema, whitespace: str, data) -> None:
-    text = data.draw(_texts(regex_for_schema(schema, whitespace)))
+    text = data.draw(texts_matching(regex_for_schema(schema, whitespace)))
     jsonschema.validate(json.loads(text), schema)  # format: an annotation, as by default
 
 

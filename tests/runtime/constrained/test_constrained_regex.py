@@ -13,7 +13,7 @@ from functools import cache
 
 import outlines_core
 import pytest
-from constraints.schema_cases import ALPHABET, SCHEMAS
+from constraints.schema_cases import ALPHABET, SCHEMAS, texts_matching
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -167,11 +167,6 @@ def test_python_meaning_wins_where_rust_disagrees(pattern: str, text: str) -> No
 
 # -- JSON schemas -----------------------------------------------------------------------------
 
-@cache
-def _schema_strategy(regex: str) -> st.SearchStrategy[str]:
-    return st.from_regex(regex, fullmatch=True, alphabet=ALPHABET)
-
-
 @pytest.mark.parametrize("whitespace", ["compact", "flexible"])
 @pytest.mark.parametrize("schema", SCHEMAS, ids=[json.dumps(s)[:40] for s in SCHEMAS])
 @settings(max_examples=12, deadline=None, database=None, derandomize=True,
@@ -184,7 +179,7 @@ def test_schema_regex_automaton_matches_fullmatch(schema, whitespace: str, data)
     # tested apart; on their mutations Python's backtracking `re` can take minutes
     if len(regex) >= 2000:
         return
-    text = data.draw(_schema_strategy(regex))
+    text = data.draw(texts_matching(regex))
     assert automaton_accepts(regex, text), text
     mutated = data.draw(_mutations(text))
     assert automaton_accepts(regex, mutated) == fullmatch(regex, mutated), mutated
