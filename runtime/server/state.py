@@ -1,0 +1,56 @@
+"""What every route needs: the engine and its job runner, limits, metrics, token strings."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from sglc.runtime.server.config import ServerConfig
+from sglc.runtime.server.errors import APIError
+from sglc.runtime.server.jobs import JobRunner
+from sglc.runtime.server.metrics import ServerMetrics
+from sglc.runtime.server.responses import TokenText
+from sglc.runtime.server.sampling import Limits
+
+PROBE_TIMEOUT_S = 10.0
+
+
+class EngineProbe:
+    """`engine.stats()` off the event loop: one call at a time (concurrent callers share
+    it), so a stuck engine costs one blocked worker thread, not one per health check."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self._pending: asyncio.Future[dict[str, Any]] | None = None
+
+    async def stats(self, timeout_s: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
+        """The engine's stats, or TimeoutError; EngineError when it is shut down."""
+        if self._pending is None or self._pending.done():
+            self._pending = asyncio.get_running_loop().run_in_executor(None, self.engine.stats)
+        return await asyncio.wait_for(asyncio.shield(self._pending), timeout_s)
+
+
+@dataclass
+class ServerState:
+    engine: Any  # an sglc.Engine (or anything with its public API)
+    config: ServerConfig
+    limits: Limits
+    metrics: ServerMetrics
+    jobs: JobRunner
+    token_text: TokenText
+    probe: EngineProbe
+
+    @classmethod
+    def build(cls, engine: Any, config: ServerConfig) -> ServerState:
+        metrics = ServerMetrics(config.model_name)
+        return cls(engine, config, Limits.of(config, engine.max_context_len), metrics,
+                   JobRunner(engine, metrics, config.max_in_flight), TokenText(engine.tokenizer),
+                   EngineProbe(engine))
+
+    def check_model(self, model: str | None) -> None:
+        """404 for a model this server does not serve (None: the served one)."""
+        if model is not None and model != self.config.model_name:
+            raise APIError(404, f"the model '{model}' does not exist on this server "
+                                f"(it serves '{self.config.model_name}')",
+                           param="model", code="model_not_found")
