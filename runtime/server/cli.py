@@ -137,21 +137,23 @@ def run_server(args: argparse.Namespace) -> int:
     import uvicorn
 
     import sglc
+    from sglc.runtime.core import EngineError
     from sglc.runtime.server.app import create_app
+    from sglc.runtime.server.programs import load_registered
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
         config = server_config(args)
+        load_registered(config.programs)  # a broken --program fails before the model loads
         engine = sglc.Engine(args.model, **engine_options(args))
-    except (ValueError, OSError) as exc:  # EngineError is a ValueError
+    except sglc.CompileError as exc:
+        print(f"sglc: error: a --program does not compile:\n{exc}", file=sys.stderr)
+        return 1
+    except (EngineError, ValueError, OSError) as exc:
         print(f"sglc: error: {exc}", file=sys.stderr)
         return 1
     try:
-        try:
-            app = create_app(engine, config, owns_engine=True)
-        except (sglc.CompileError, ValueError, OSError) as exc:
-            print(f"sglc: error: a --program failed to load:\n{exc}", file=sys.stderr)
-            return 1
+        app = create_app(engine, config, owns_engine=True)
         if config.api_key is None and not _is_loopback(args.host):
             log.warning("serving on %s without --api-key: anyone who can reach this address "
                         "can use the model", args.host)

@@ -81,14 +81,14 @@ class Job:
         self._open = {(rid, k) for rid, p in zip(self.rids, self.params, strict=True)
                       for k in range(p.n)}
         self._last_token_at: dict[tuple[str, int], float] = {}
-        self._queue: asyncio.Queue[tuple[float, Event]] = asyncio.Queue()
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._submitted: asyncio.Future[Any] | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
 
         def post(item: Event) -> None:  # on the engine's loop thread
-            loop.call_soon_threadsafe(self._queue.put_nowait, (time.perf_counter(), item))
+            loop.call_soon_threadsafe(self._arrive, time.perf_counter(), item)
 
         def submit() -> list[str]:
             return self.engine.submit(self.prompts, self.params, on_output=post,
@@ -105,19 +105,25 @@ class Job:
     def __aiter__(self) -> Job:
         return self
 
-    async def __anext__(self) -> Event:
-        if not self._open:
-            raise StopAsyncIteration
-        now, item = await self._queue.get()
+    def _arrive(self, now: float, item: Event) -> None:
+        """On the event loop, as the engine produces (also after the job closed, so aborted
+        samples are counted): record the timing, queue the event."""
         key = (item.rid, item.index)
         if isinstance(item, Output):
-            self._open.discard(key)
             self.metrics.on_output(item, now - self.arrived)
         elif item.token_ids:
             last = self._last_token_at.get(key)
             self.metrics.on_tokens(len(item.token_ids), now - (last or self.arrived),
                                    last is None, now)
             self._last_token_at[key] = now
+        self._queue.put_nowait(item)
+
+    async def __anext__(self) -> Event:
+        if not self._open:
+            raise StopAsyncIteration
+        item = await self._queue.get()
+        if isinstance(item, Output):
+            self._open.discard((item.rid, item.index))
         return item
 
     async def outputs(self) -> list[Output]:
