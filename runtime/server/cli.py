@@ -68,6 +68,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                        help="run registered programs only, never source sent in a request")
     progs.add_argument("--program-timeout", type=float, default=300.0, metavar="SECONDS",
                        help="stop a program run after this long (default: 300)")
+    progs.add_argument("--max-program-runs", type=int, default=4, metavar="N",
+                       help="programs running at once; more get 503 (default: 4)")
     add_engine_arguments(p.add_argument_group("engine"))
 
 
@@ -128,7 +130,7 @@ def server_config(args: argparse.Namespace) -> Any:
         max_n=args.max_n, max_prompts=args.max_prompts, max_tokens=args.max_tokens,
         max_in_flight=args.max_in_flight, max_logprobs=args.max_logprobs, programs=programs,
         allow_program_upload=not args.disable_program_upload,
-        program_timeout_s=args.program_timeout,
+        program_timeout_s=args.program_timeout, max_program_runs=args.max_program_runs,
     )
 
 

@@ -23,9 +23,11 @@ class ServerConfig:
     programs: dict[str, Path] = field(default_factory=dict)  # name -> .sgl registered at start
     allow_program_upload: bool = True  # POST /v1/programs/run with `source`
     program_timeout_s: float = 300.0  # a program run past this is cancelled (504)
+    max_program_runs: int = 4  # programs running at once (each on its own thread); then 503
 
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_n", "max_prompts", "max_in_flight"):
+        for name in ("max_body_bytes", "max_n", "max_prompts", "max_in_flight",
+                     "max_program_runs"):
             if getattr(self, name) < 1:
                 raise InvalidRequest(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_tokens is not None and self.max_tokens < 1:

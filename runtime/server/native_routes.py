@@ -18,7 +18,6 @@ With `"stream": true` it sends server-sent events: `{"index", "text", "output_id
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -126,8 +125,8 @@ def native_router(state: ServerState) -> APIRouter:
             raise bad_request(f"at most {state.limits.max_prompts} continuations",
                               "continuations")
         with state.jobs.admission.hold(len(body.continuations)):
-            results = await asyncio.to_thread(state.engine.score, body.prompt,
-                                              body.continuations)
+            results = await state.wait_for_engine(state.engine.score, body.prompt,
+                                                  body.continuations)
         return {"model": state.config.model_name, "scores": [
             {"logprob": r.logprob, "num_tokens": r.num_tokens, "normalized": r.normalized,
              "token_logprobs": r.token_logprobs} for r in results]}

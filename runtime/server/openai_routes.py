@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -200,4 +199,4 @@ async def _echoes(state: ServerState, prompts: Sequence[Prompt], with_logprobs: 
         scores = engine.score(ids[:1], [ids[1:]])[0].token_logprobs if len(ids) > 1 else []
         return Echo(text, ids, list(scores))
 
-    return [await asyncio.to_thread(compute, p) for p in prompts]
+    return [await state.wait_for_engine(compute, p) for p in prompts]

@@ -23,7 +23,8 @@ import asyncio
 import json
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,8 @@ class ProgramRunner:
         self.runtime = sglc.Runtime(engine=engine)
         self.config = config
         self.registered = load_registered(config.programs)
+        self._pool = ThreadPoolExecutor(config.max_program_runs, "sglc-program")
+        self._running = 0  # program threads busy (event loop only)
         self._upload_dir = Path(tempfile.mkdtemp(prefix="sglc-uploads-"))
         self._stdlib = Path(str(resources.files("sglc.stdlib"))).resolve()
         self.upload_filename = str(self._upload_dir / "program.sgl")
@@ -103,30 +106,33 @@ class ProgramRunner:
                                   "source", "import_not_allowed")
 
     async def run(self, program: Any, fn: str | None, args: Any, want_trace: bool) -> dict:
-        """Run fn in a worker thread on its own event loop; returns value, output, trace."""
+        """Run fn on a program thread with its own event loop; returns value, output, trace.
+
+        NOTE: a program is cancelled at its next await (a model call); one computing without
+        any cannot be stopped. Past the timeout the client gets 504 at once, and the run keeps
+        its program thread (so counts against max_program_runs) until it really ends."""
+        if self._running >= self.config.max_program_runs:
+            raise APIError(503, f"the server is running its limit of "
+                                f"{self.config.max_program_runs} programs; retry shortly",
+                           code="overloaded", headers={"Retry-After": "1"})
         trace = sglc.Trace() if want_trace else None
         printed: list[str] = []
         positional = list(args) if isinstance(args, list) else []
         named = dict(args) if isinstance(args, dict) else {}
-        loop_box: dict[str, Any] = {}
-
-        async def call() -> Any:
-            loop_box["task"] = asyncio.current_task()
-            loop_box["loop"] = asyncio.get_running_loop()
-            return await asyncio.wait_for(
-                program.run_async(fn, *positional, runtime=self.runtime, trace=trace,
-                                  out=printed.append, **named),
-                self.config.program_timeout_s)
-
+        call = _ProgramCall(lambda: program.run_async(
+            fn, *positional, runtime=self.runtime, trace=trace, out=printed.append, **named))
+        future = asyncio.get_running_loop().run_in_executor(self._pool, call.run)
+        self._running += 1
+        future.add_done_callback(self._ended)
         try:
-            value = await asyncio.to_thread(asyncio.run, call())
-        except asyncio.CancelledError:  # the client left: stop the program's loop too
-            if "loop" in loop_box:
-                loop_box["loop"].call_soon_threadsafe(loop_box["task"].cancel)
-            raise
+            value = await asyncio.wait_for(asyncio.shield(future), self.config.program_timeout_s)
         except asyncio.TimeoutError:
+            call.cancel()
             raise APIError(504, f"the program ran longer than {self.config.program_timeout_s:g} "
                                 "s and was stopped", code="program_timeout") from None
+        except asyncio.CancelledError:  # the client left: stop the program too
+            call.cancel()
+            raise
         except sglc.SGLRuntimeError as exc:
             code = "argument_error" if exc.kind == "argument error" else "program_error"
             status = 400 if code == "argument_error" else 422
@@ -136,6 +142,38 @@ class ProgramRunner:
         if trace is not None:
             traced = json.loads(self.redact(json.dumps(trace.to_json(), ensure_ascii=False)))
         return {"value": _jsonable(value), "output": "".join(printed), "trace": traced}
+
+    def _ended(self, future: asyncio.Future[Any]) -> None:
+        self._running -= 1
+        if not future.cancelled():
+            future.exception()  # retrieved: a timed-out run's error is not worth a warning
+
+
+class _ProgramCall:
+    """One program run on its own event loop in a program thread; `cancel` from any thread."""
+
+    def __init__(self, make: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        self.make = make
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._is_cancelled = False
+
+    def run(self) -> Any:
+        async def main() -> Any:
+            self._loop, self._task = asyncio.get_running_loop(), asyncio.current_task()
+            if self._is_cancelled:
+                raise asyncio.CancelledError
+            return await self.make()
+
+        return asyncio.run(main())
+
+    def cancel(self) -> None:
+        self._is_cancelled = True
+        if self._loop is not None and self._task is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._task.cancel)
+            except RuntimeError:  # its loop has closed: the run is over
+                pass
 
 
 def _jsonable(value: Any) -> Any:

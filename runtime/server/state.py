@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from sglc.runtime.server.config import ServerConfig
 from sglc.runtime.server.errors import APIError
@@ -14,6 +16,7 @@ from sglc.runtime.server.responses import TokenText
 from sglc.runtime.server.sampling import Limits
 
 PROBE_TIMEOUT_S = 10.0
+T = TypeVar("T")
 
 
 class EngineProbe:
@@ -23,11 +26,13 @@ class EngineProbe:
     def __init__(self, engine: Any) -> None:
         self.engine = engine
         self._pending: asyncio.Future[dict[str, Any]] | None = None
+        self._thread = ThreadPoolExecutor(1, "sglc-probe")
 
     async def stats(self, timeout_s: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
         """The engine's stats, or TimeoutError; EngineError when it is shut down."""
         if self._pending is None or self._pending.done():
-            self._pending = asyncio.get_running_loop().run_in_executor(None, self.engine.stats)
+            loop = asyncio.get_running_loop()
+            self._pending = loop.run_in_executor(self._thread, self.engine.stats)
         return await asyncio.wait_for(asyncio.shield(self._pending), timeout_s)
 
 
@@ -40,6 +45,14 @@ class ServerState:
     jobs: JobRunner
     token_text: TokenText
     probe: EngineProbe
+    # NOTE: calls that wait for the engine (score) get their own threads, so a burst of them
+    # cannot take every thread of the default pool, which submits all requests
+    waiters: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(16, "sglc-wait"))
+
+    async def wait_for_engine(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)`, a call that blocks until the engine answers, off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.waiters, fn, *args)
 
     @classmethod
     def build(cls, engine: Any, config: ServerConfig) -> ServerState:

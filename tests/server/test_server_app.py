@@ -158,3 +158,53 @@ def test_throughput_window_counts_the_last_seconds():
     window.add(50, now=1.0)
     window.add(100, now=12.0)
     assert window.rate(now=15.0) == pytest.approx(10.0)  # the first 50 left the window
+
+
+class SleepyProgram:
+    """Stands in for a Program whose run awaits for `seconds` (a long model call)."""
+
+    entry = "main"
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.was_cancelled = threading.Event()
+
+    async def run_async(self, fn, *args, runtime=None, trace=None, out=None, **kwargs):
+        try:
+            await asyncio.sleep(self.seconds)
+        except asyncio.CancelledError:
+            self.was_cancelled.set()
+            raise
+        return {"slept": self.seconds}
+
+
+def test_program_timeout_is_504_and_cancels_the_run():
+    from sglc.runtime.server.errors import APIError
+    from sglc.runtime.server.programs import ProgramRunner
+
+    runner = ProgramRunner(ScriptedEngine(), ServerConfig(program_timeout_s=0.2))
+    program = SleepyProgram(30)
+    with pytest.raises(APIError) as info:
+        asyncio.run(runner.run(program, None, {}, want_trace=False))
+    assert info.value.status == 504 and info.value.code == "program_timeout"
+    assert program.was_cancelled.wait(5)
+    quick = asyncio.run(runner.run(SleepyProgram(0), None, {}, want_trace=True))
+    assert quick["value"] == {"slept": 0} and quick["trace"]["num_calls"] == 0
+
+
+def test_programs_past_the_run_limit_get_503():
+    from sglc.runtime.server.errors import APIError
+    from sglc.runtime.server.programs import ProgramRunner
+
+    runner = ProgramRunner(ScriptedEngine(), ServerConfig(max_program_runs=1))
+
+    async def two_at_once():
+        first = asyncio.ensure_future(runner.run(SleepyProgram(0.5), None, {}, False))
+        await asyncio.sleep(0.1)
+        with pytest.raises(APIError) as info:
+            await runner.run(SleepyProgram(0), None, {}, False)
+        assert info.value.status == 503
+        await first
+        return await runner.run(SleepyProgram(0), None, {}, False)  # free again
+
+    assert asyncio.run(two_at_once())["value"] == {"slept": 0}
