@@ -15,9 +15,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from sglc.runtime.core import InvalidRequest
+from sglc.runtime.server.connection import ClientDisconnected
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InvalidRequest)
     async def _invalid(request: Request, exc: InvalidRequest) -> JSONResponse:
         return bad_request(str(exc)).response()
+
+    @app.exception_handler(ClientDisconnected)
+    async def _gone(request: Request, exc: ClientDisconnected) -> Response:
+        log.info("client left %s %s before the response; its requests were aborted",
+                 request.method, request.url.path)
+        return Response(status_code=499)  # nobody reads it (nginx's "client closed request")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -85,6 +85,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = start_server(SERVER_ARGS, tmp_path_factory.mktemp("server") / "server.log")
     yield srv
     stop_server(srv)
+    assert "Traceback" not in srv.log(), srv.log()  # every failure was answered, not raised
 
 
 @pytest.fixture(scope="session")
