@@ -9,6 +9,7 @@ engine `InvalidRequest`s into these responses, so no handler writes an error bod
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error",
           405: "invalid_request_error", 413: "invalid_request_error", 422: "program_error", 503: "server_overloaded",
           504: "timeout"}
+
+
+# how pydantic names a union's member in an error path: a type, never a (snake_case) field
+_TYPE_TAG = re.compile(r"^(str|int|float|bool|dict|list|none)$|[\[\]-]|^[A-Z]")
 
 
 class APIError(Exception):
@@ -62,23 +67,42 @@ def overloaded(limit: int) -> APIError:
 
 
 def validation_message(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str | None]:
-    """The first pydantic error as (message, param): the field path, dotted."""
+    """The first pydantic error as (message, param): the field path, dotted. Errors of one
+    field that is a union of types (pydantic reports one per member, the member's type in
+    the path) become one: the field and the types it may have."""
     if not errors:
         return "invalid request", None
     err = errors[0]
     loc = [str(p) for p in err.get("loc", ()) if p != "body"]
-    param = ".".join(loc) or None
     kind = err.get("type", "")
     if kind == "json_invalid":
         return "the request body is not valid JSON", None
+    same_field = [[str(p) for p in e.get("loc", ()) if p != "body"] for e in errors]
+    same_field = [other for other in same_field if other[:1] == loc[:1]]
+    common = _common_prefix(same_field)
+    members = {other[len(common)] for other in same_field if len(other) > len(common)}
+    if len(same_field) > 1 and len(common) < len(loc) and all(map(_TYPE_TAG.search, members)):
+        param = ".".join(common)
+        return f"invalid value for '{param}': expected {' or '.join(sorted(members))}", param
+    param = ".".join(loc) or None
     if kind == "missing" and param:
         return f"missing required field '{param}'", param
     if kind == "extra_forbidden" and param:
         return f"unrecognized request argument '{param}'", param
-    msg = err.get("msg", "invalid value")
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
     if param is None:
         return f"invalid request body: {msg}", None
     return f"invalid value for '{param}': {msg}", param
+
+
+def _common_prefix(paths: Sequence[Sequence[str]]) -> list[str]:
+    prefix = list(paths[0]) if paths else []
+    for path in paths[1:]:
+        n = 0
+        while n < min(len(prefix), len(path)) and prefix[n] == path[n]:
+            n += 1
+        prefix = prefix[:n]
+    return prefix
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -139,6 +139,22 @@ def test_validation_message_names_the_field():
         == ("unrecognized request argument 'x'", "x")
     assert validation_message([{"loc": ("body", 3), "type": "json_invalid", "msg": ""}])[1] \
         is None
+    assert validation_message([{"loc": ("body", "stop"), "type": "value_error",
+                                "msg": "Value error, expected a string"}])[0] == \
+        "invalid value for 'stop': expected a string"
+
+
+def test_a_union_field_is_reported_once_with_its_types():
+    r = call(ScriptedEngine(), "POST", "/v1/chat/completions",
+             json={"messages": [{"role": "user", "content": 5}]})
+    assert r.status_code == 400
+    assert r.json()["error"]["param"] == "messages.0.content"
+    assert r.json()["error"]["message"] == \
+        "invalid value for 'messages.0.content': expected list[TextPart] or str"
+    two_fields = [{"loc": ("body", "messages", 0, "role"), "type": "literal_error", "msg": "a"},
+                  {"loc": ("body", "messages", 1, "role"), "type": "literal_error", "msg": "b"}]
+    assert validation_message(two_fields) == ("invalid value for 'messages.0.role': a",
+                                              "messages.0.role")
 
 
 def test_chat_params_defaults_and_names():
