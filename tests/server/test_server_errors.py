@@ -59,6 +59,7 @@ BAD_COMPLETIONS = [
     ({"prompt": [10**9]}, 400, None, "outside the vocabulary"),
     ({"prompt": "word " * 3000}, 400, None, "longer than this engine allows"),
     ({"regex": "[0-9"}, 400, None, "invalid constraint"),
+    ({"regex": "[0-9", "stream": True}, 400, None, "invalid constraint"),  # before the stream
     ({"regex": "a+", "choices": ["x"]}, 400, "choices", "at most one of"),
     ({"choices": []}, 400, "choices", "non-empty"),
     ({"response_format": {"type": "json_schema"}}, 400, "response_format.json_schema",
