@@ -9,7 +9,7 @@ import json
 import openai
 import pytest
 
-from conftest import API_KEY
+from server.conftest import API_KEY
 
 GOOD = {"model": "default", "prompt": "Hello", "max_tokens": 2, "temperature": 0}
 CHAT = {"model": "default", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from conftest import metric
+from server.conftest import metric
 
 LONG = {"model": "default", "prompt": "Count:", "max_tokens": 800, "temperature": 1.0,
         "ignore_eos": True}
