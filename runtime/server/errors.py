@@ -83,7 +83,8 @@ def validation_message(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str | 
     members = {other[len(common)] for other in same_field if len(other) > len(common)}
     if len(same_field) > 1 and len(common) < len(loc) and all(map(_TYPE_TAG.search, members)):
         param = ".".join(common)
-        return f"invalid value for '{param}': expected {' or '.join(sorted(members))}", param
+        kinds = sorted({re.sub(r"constrained-(\w+)", r"\1", m) for m in members})
+        return f"invalid value for '{param}': expected {' or '.join(kinds)}", param
     param = ".".join(loc) or None
     if kind == "missing" and param:
         return f"missing required field '{param}'", param

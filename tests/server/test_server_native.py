@@ -70,7 +70,7 @@ def test_generate_stream(http):
     ({"text": "x", "input_ids": [1]}, "input_ids", "exactly one of"),
     ({}, "text", "exactly one of"),
     ({"text": ""}, "text", "non-empty"),
-    ({"input_ids": [1, -2]}, "input_ids", "greater than or equal to 0"),
+    ({"input_ids": [1, -2]}, "input_ids", "expected list[int] or list[list[int]]"),
 ])
 def test_bad_generate_requests(http, body, param, message):
     r = http.post("/generate", json=body)
