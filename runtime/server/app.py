@@ -18,13 +18,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from starlette.responses import Response
 
 from sglc.runtime.core import EngineError
 from sglc.runtime.server.config import ServerConfig
+from sglc.runtime.server.engine_api import ServingEngine
 from sglc.runtime.server.errors import APIError, install_error_handlers
 from sglc.runtime.server.metrics import CONTENT_TYPE
 from sglc.runtime.server.middleware import AuthMiddleware, BodyLimitMiddleware
@@ -34,7 +34,7 @@ from sglc.runtime.server.programs import ProgramRunner, programs_router
 from sglc.runtime.server.state import ServerState
 
 
-def create_app(engine: Any, config: ServerConfig | None = None, *,
+def create_app(engine: ServingEngine, config: ServerConfig | None = None, *,
                owns_engine: bool = False) -> FastAPI:
     """The server app over a running `sglc.Engine` (registered programs compile now).
     With `owns_engine`, the app shuts the engine down when the server stops."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from typing import Any
 
@@ -24,10 +24,10 @@ from starlette.responses import Response
 
 from sglc.runtime.core import InvalidRequest, Output, SamplingParams, StreamDelta
 from sglc.runtime.server.connection import sse_response, unless_disconnected
+from sglc.runtime.server.engine_api import Prompt, ServingEngine
 from sglc.runtime.server.errors import APIError, bad_request, error_body, overloaded
 from sglc.runtime.server.metrics import ServerMetrics
 
-Prompt = str | list[int] | list[dict[str, str]]
 Event = StreamDelta | Output
 MakeEvents = Callable[["Job"], AsyncIterator[dict[str, Any]]]
 
@@ -47,7 +47,7 @@ class Admission:
         self.in_flight = 0
 
     @contextmanager
-    def hold(self, num_seqs: int) -> Any:
+    def hold(self, num_seqs: int) -> Iterator[None]:
         if num_seqs > self.limit:
             raise bad_request(f"this request needs {num_seqs} sequences (prompts x n); the "
                               f"server runs at most {self.limit} at once", "n")
@@ -68,7 +68,7 @@ class Job:
     """One HTTP request's prompts, submitted together; iterate it for events in arrival
     order: each sample's StreamDeltas, then its Output. Ends when every sample finished."""
 
-    def __init__(self, engine: Any, prompts: Sequence[Prompt], params: Sequence[SamplingParams],
+    def __init__(self, engine: ServingEngine, prompts: Sequence[Prompt], params: Sequence[SamplingParams],
                  metrics: ServerMetrics, arrived: float) -> None:
         self.engine = engine
         self.prompts = list(prompts)
@@ -149,7 +149,7 @@ class Job:
 class JobRunner:
     """Admits, starts and always closes jobs; the routes' one way to reach the engine."""
 
-    def __init__(self, engine: Any, metrics: ServerMetrics, max_in_flight: int) -> None:
+    def __init__(self, engine: ServingEngine, metrics: ServerMetrics, max_in_flight: int) -> None:
         self.engine = engine
         self.metrics = metrics
         self.admission = Admission(max_in_flight, metrics)

@@ -25,8 +25,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from sglc.runtime.core import InvalidRequest, Output, SamplingParams
+from sglc.runtime.server.engine_api import Prompt
 from sglc.runtime.server.errors import bad_request
-from sglc.runtime.server.jobs import Job, Prompt, stream_error
+from sglc.runtime.server.jobs import Job, stream_error
 from sglc.runtime.server.protocol import GenerateRequest, ScoreRequest
 from sglc.runtime.server.responses import finish_reason
 from sglc.runtime.server.sampling import Limits, chat_messages

@@ -10,7 +10,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from sglc.runtime.core import Output, StreamDelta
-from sglc.runtime.server.jobs import Job, Prompt, stream_error
+from sglc.runtime.server.engine_api import Prompt
+from sglc.runtime.server.jobs import Job, stream_error
 from sglc.runtime.server.protocol import ChatCompletionRequest, CompletionRequest
 from sglc.runtime.server.responses import (
     CompletionLogprobs,

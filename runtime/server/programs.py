@@ -31,19 +31,22 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
+from pydantic import JsonValue
 
 import sglc
 from sglc.runtime.server.config import ServerConfig
 from sglc.runtime.server.connection import unless_disconnected
+from sglc.runtime.server.engine_api import ServingEngine
 from sglc.runtime.server.errors import APIError, bad_request
 from sglc.runtime.server.protocol import ProgramRunRequest
 from sglc.runtime.server.state import ServerState
 
 _PATH_IMPORT = re.compile(r"^\s*(from\s+\S+\s+)?import\s+[\"']", re.MULTILINE)
 _UPLOAD_NAME = "<upload>"
+JsonArgs = dict[str, JsonValue] | list[JsonValue]
 
 
-def load_registered(paths: Mapping[str, Path]) -> dict[str, Any]:
+def load_registered(paths: Mapping[str, Path]) -> dict[str, sglc.Program]:
     """Compile the `--program` files at start; a broken one stops the server (CompileError)."""
     return {name: sglc.load(path) for name, path in paths.items()}
 
@@ -51,7 +54,7 @@ def load_registered(paths: Mapping[str, Path]) -> dict[str, Any]:
 class ProgramRunner:
     """Compiles uploads safely and runs programs on the server's engine."""
 
-    def __init__(self, engine: Any, config: ServerConfig) -> None:
+    def __init__(self, engine: ServingEngine, config: ServerConfig) -> None:
         self.runtime = sglc.Runtime(engine=engine)
         self.config = config
         self.registered = load_registered(config.programs)
@@ -65,7 +68,7 @@ class ProgramRunner:
         """Uploads are named `<upload>` in messages and traces, not by the server's path."""
         return text.replace(self.upload_filename, _UPLOAD_NAME)
 
-    def program(self, body: ProgramRunRequest) -> tuple[str, Any]:
+    def program(self, body: ProgramRunRequest) -> tuple[str, sglc.Program]:
         if (body.program is None) == (body.source is None):
             raise bad_request("give exactly one of program (a registered name) or source",
                               "program")
@@ -82,7 +85,7 @@ class ProgramRunner:
                            param="source", code="upload_disabled")
         return _UPLOAD_NAME, self._compile_upload(body.source or "")
 
-    def _compile_upload(self, source: str) -> Any:
+    def _compile_upload(self, source: str) -> sglc.Program:
         if _PATH_IMPORT.search(source):
             raise bad_request("uploaded programs may import standard-library modules only, "
                               'not files (import "path")', "source", "import_not_allowed")
@@ -105,7 +108,8 @@ class ProgramRunner:
                 raise bad_request("uploaded programs may import standard-library modules only",
                                   "source", "import_not_allowed")
 
-    async def run(self, program: Any, fn: str | None, args: Any, want_trace: bool) -> dict:
+    async def run(self, program: sglc.Program, fn: str | None, args: JsonArgs,
+                  want_trace: bool) -> dict[str, Any]:
         """Run fn on a program thread with its own event loop; returns value, output, trace.
 
         NOTE: a program is cancelled at its next await (a model call); one computing without

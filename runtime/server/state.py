@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sglc.runtime.server.config import ServerConfig
+from sglc.runtime.server.engine_api import ServingEngine
 from sglc.runtime.server.errors import APIError
 from sglc.runtime.server.jobs import JobRunner
 from sglc.runtime.server.metrics import ServerMetrics
@@ -23,7 +24,7 @@ class EngineProbe:
     """`engine.stats()` off the event loop: one call at a time (concurrent callers share
     it), so a stuck engine costs one blocked worker thread, not one per health check."""
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: ServingEngine) -> None:
         self.engine = engine
         self._pending: asyncio.Future[dict[str, Any]] | None = None
         self._thread = ThreadPoolExecutor(1, "sglc-probe")
@@ -38,7 +39,7 @@ class EngineProbe:
 
 @dataclass
 class ServerState:
-    engine: Any  # an sglc.Engine (or anything with its public API)
+    engine: ServingEngine
     config: ServerConfig
     limits: Limits
     metrics: ServerMetrics
@@ -55,7 +56,7 @@ class ServerState:
         return await asyncio.get_running_loop().run_in_executor(self.waiters, fn, *args)
 
     @classmethod
-    def build(cls, engine: Any, config: ServerConfig) -> ServerState:
+    def build(cls, engine: ServingEngine, config: ServerConfig) -> ServerState:
         metrics = ServerMetrics(config.model_name)
         return cls(engine, config, Limits.of(config, engine.max_context_len), metrics,
                    JobRunner(engine, metrics, config.max_in_flight), TokenText(engine.tokenizer),
