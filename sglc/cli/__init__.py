@@ -4,6 +4,7 @@ common.py            exit codes, UsageError, the engine flags shared by run and 
 program_commands.py  run, check, compile: SGL programs
 program_args.py      `-a key=value` / `--args-json`, parsed by the fn's parameter types
 engine_commands.py   generate, models: the engine alone
+serve_command.py     serve: the engine behind an HTTP server (sglc.runtime.server)
 
 Every failure a user can cause (a bad program, argument, file, model or device) ends in
 diagnostics or one `sglc: error: ...` line: exit 1, or 2 for bad command-line usage; never
@@ -18,7 +19,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from sglc.cli import engine_commands, program_commands
+from sglc.cli import engine_commands, program_commands, serve_command
 from sglc.cli.common import (
     EXIT_ERROR,
     EXIT_INTERNAL,
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     program_commands.add_commands(sub)
     engine_commands.add_commands(sub)
+    serve_command.add_serve_command(sub)
     return parser
 
 

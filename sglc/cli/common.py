@@ -15,31 +15,56 @@ class UsageError(Exception):
     """Bad command-line arguments (exit 2)."""
 
 
-def add_engine_options(p: argparse.ArgumentParser) -> None:
-    """The flags of the commands that run a model (`run`, `generate`)."""
+def add_engine_options(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The flags of the commands that run a model (`run`, `generate`, `serve`): `--model`
+    and every EngineConfig option (unset: the engine's own default)."""
     p.add_argument("--model", metavar="PATH", help="a local Hugging Face model directory "
                    "(default: the embedded default model)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
     p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
     p.add_argument("--max-total-tokens", type=int, metavar="N", help="KV pool size in tokens")
-    p.add_argument("--policy", default="lpm", choices=["lpm", "fcfs"], help="scheduling policy")
+    p.add_argument("--max-running-requests", type=int, metavar="N",
+                   help="sequences in the running batch (default: 256)")
+    p.add_argument("--max-context-len", type=int, metavar="N",
+                   help="context length (default: the model's)")
+    p.add_argument("--page-size", type=int, metavar="N", help="KV page size (default: 1)")
+    p.add_argument("--policy", choices=["lpm", "fcfs"],
+                   help="scheduling policy: lpm (default, cache-aware) or fcfs")
+    p.add_argument("--chunked-prefill-size", type=int, metavar="N",
+                   help="prefill chunk in tokens, 0 = off (default: 2048)")
+    p.add_argument("--max-prefill-tokens", type=int, metavar="N",
+                   help="token budget of one prefill batch (default: 16384)")
     p.add_argument("--disable-radix-cache", action="store_true", help="turn prefix caching off")
+    p.add_argument("--disable-jump-forward", action="store_true",
+                   help="constrained decoding without jump-forward")
     p.add_argument("--kernel-backend", "--attention-backend", dest="kernel_backend",
                    choices=KERNEL_BACKENDS, default=None,
-                   help="kernel backend (default: triton on CUDA; on CPU, cpu where its C++ "
-                        "kernels build, else torch, the PyTorch reference ops); "
+                   help="kernel backend for every op (default: triton on CUDA; on CPU, cpu "
+                        "where its C++ kernels build, else torch, the PyTorch reference ops); "
                         "--attention-backend is its former name")
+    p.add_argument("--engine-seed", dest="engine_seed", type=int, metavar="N",
+                   help="the engine's seed for requests without one (default: 0)")
+    p.add_argument("--index-cache-dir", metavar="DIR",
+                   help="where constraint automata are cached (default: ~/.cache/sglc)")
+
+
+_PASSED_WHEN_SET = ("max_total_tokens", "max_running_requests", "max_context_len", "page_size",
+                    "policy", "chunked_prefill_size", "max_prefill_tokens", "kernel_backend",
+                    "index_cache_dir")
 
 
 def engine_options(args: argparse.Namespace) -> dict[str, Any]:
     """`sglc.Engine(...)` options from the engine flags, after checking `--device`."""
     check_device(args.device)
-    options: dict[str, Any] = {
-        "device": args.device, "dtype": args.dtype, "policy": args.policy,
-        "disable_radix_cache": args.disable_radix_cache, "kernel_backend": args.kernel_backend,
-    }
-    if args.max_total_tokens is not None:
-        options["max_total_tokens"] = args.max_total_tokens
+    options: dict[str, Any] = {"device": args.device, "dtype": args.dtype}
+    options.update({name: getattr(args, name) for name in _PASSED_WHEN_SET
+                    if getattr(args, name) is not None})
+    if args.engine_seed is not None:
+        options["seed"] = args.engine_seed
+    if args.disable_radix_cache:
+        options["disable_radix_cache"] = True
+    if args.disable_jump_forward:
+        options["enable_jump_forward"] = False
     return options
 
 

@@ -1,0 +1,1 @@
+"""Server tests: a package, so that their helpers import as `server.support`."""
