@@ -9,8 +9,8 @@ import pytest
 from server.support import Server, start_server, stop_server
 
 import sglc
+from backends.support import API_KEY
 
-API_KEY = "remote-key-7"
 SERVER_ARGS = ["--api-key", API_KEY, "--log-level", "warning", "--max-tokens", "512"]
 
 

@@ -8,6 +8,7 @@ import asyncio
 import threading
 import time
 from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -18,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+API_KEY = "remote-key-7"  # the test endpoint's
 _HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "content-encoding"}
 
 
@@ -33,13 +35,15 @@ class Faults:
 
 class Proxy:
     """`with Proxy(upstream) as proxy:` ... `proxy.url`; `proxy.faults` changes its
-    behaviour, `proxy.refused` counts the refusals, `proxy.paths` every request's path."""
+    behaviour, `proxy.refused` counts the refusals, `proxy.paths` every request's path,
+    `proxy.max_active` the most POST requests it had open at once."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.faults = Faults()
         self.refused = 0
         self.paths: Counter[str] = Counter()
+        self.active = self.max_active = 0
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         app = Starlette(routes=[Route("/{path:path}", self._handle,
@@ -70,25 +74,45 @@ class Proxy:
         self.paths[path] += 1
         if path in self.faults.hidden:
             return JSONResponse({"error": {"message": f"no route {path}"}}, status_code=404)
-        if request.method == "POST":
-            if self.faults.refuse > 0:
-                self.faults.refuse -= 1
-                self.refused += 1
-                return JSONResponse({"error": {"message": "busy, retry"}},
-                                    status_code=self.faults.status,
-                                    headers={"Retry-After": "0"})
-            await asyncio.sleep(self.faults.delay_s)
-        client = httpx.AsyncClient(base_url=self.upstream, timeout=300)
-        upstream = await client.send(client.build_request(
-            request.method, path, content=await request.body(),
-            headers={k: v for k, v in request.headers.items() if k.lower() != "host"}),
-            stream=True)
+        if request.method != "POST":
+            return await self._forward(request, path, lambda: None)
+        if self.faults.refuse > 0:
+            self.faults.refuse -= 1
+            self.refused += 1
+            return JSONResponse({"error": {"message": "busy, retry"}},
+                                status_code=self.faults.status, headers={"Retry-After": "0"})
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
 
-        async def body() -> object:
+        def done() -> None:
+            self.active -= 1
+
+        try:
+            await asyncio.sleep(self.faults.delay_s)
+        except BaseException:
+            done()
+            raise
+        return await self._forward(request, path, done)
+
+    async def _forward(self, request: Request, path: str, done: Callable[[], None]) -> Response:
+        """Pass the request on; the answer streams back as it comes (then `done()`)."""
+        client = httpx.AsyncClient(base_url=self.upstream, timeout=300)
+        try:
+            upstream = await client.send(client.build_request(
+                request.method, path, content=await request.body(),
+                headers={k: v for k, v in request.headers.items() if k.lower() != "host"}),
+                stream=True)
+        except BaseException:
+            done()
+            await client.aclose()
+            raise
+
+        async def body() -> AsyncIterator[bytes]:
             try:
                 async for chunk in upstream.aiter_raw():
                     yield chunk
             finally:
+                done()
                 await upstream.aclose()
                 await client.aclose()
 
