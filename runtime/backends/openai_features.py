@@ -52,6 +52,18 @@ class Features:
     async def echo_logprobs(self) -> bool:
         return await self._once("echo", self._probe_echo)
 
+    def known(self) -> dict[str, object]:
+        """What the probes so far found, by feature name."""
+        found: dict[str, object] = {}
+        for name, result in self._results.items():
+            if result.done() and not result.cancelled() and result.exception() is None:
+                value = result.result()
+                if name == "ids":
+                    found["token_prompts"], found["token_outputs"] = value
+                else:
+                    found[{"regex": "regex_field", "echo": "echo_logprobs"}[name]] = value
+        return found
+
     async def _once(self, name: str, probe: Callable[[], Awaitable[Any]]) -> Any:
         if name not in self._results:
             self._results[name] = asyncio.ensure_future(probe())

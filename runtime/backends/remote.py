@@ -105,10 +105,15 @@ class RemoteClient:
             future = self.transport.spawn(self.wire.prepare(list(regexes)))
             future.add_done_callback(lambda f: f.cancelled() or f.exception())  # a hint only
 
-    def stats(self) -> dict[str, int | str]:
-        """The API spoken, the model, and the HTTP requests sent (retries among them)."""
-        return {"api": self.info.api, "model": self.info.model,
-                "requests": self.transport.num_requests, "retries": self.transport.num_retries}
+    def stats(self) -> dict[str, object]:
+        """The API spoken, the model, the HTTP requests sent (retries among them) and, for
+        an OpenAI-compatible server, what its probed features turned out to be."""
+        stats: dict[str, object] = {
+            "api": self.info.api, "model": self.info.model,
+            "requests": self.transport.num_requests, "retries": self.transport.num_retries}
+        if isinstance(self.wire, OpenAIWire):
+            stats["features"] = self.wire.features.known()
+        return stats
 
     def close(self) -> None:
         self.transport.close()

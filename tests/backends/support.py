@@ -1,10 +1,12 @@
 """Test doubles of the remote-backend tests: `Proxy`, a real HTTP server on a loopback port
 that passes requests on to a real `sglc serve` and misbehaves on request: answers 503 (or
-429) first, answers late, hides routes, or goes away."""
+429) first, answers late, hides routes, refuses or renames request fields (as servers of
+other kinds do), or goes away."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections import Counter
@@ -31,6 +33,8 @@ class Faults:
     status: int = 503
     delay_s: float = 0.0  # before passing a POST on
     hidden: set[str] = field(default_factory=set)  # paths answered 404
+    unknown_fields: set[str] = field(default_factory=set)  # JSON body fields answered 400
+    renamed: dict[str, str] = field(default_factory=dict)  # fields renamed on the way
 
 
 class Proxy:
@@ -76,6 +80,12 @@ class Proxy:
             return JSONResponse({"error": {"message": f"no route {path}"}}, status_code=404)
         if request.method != "POST":
             return await self._forward(request, path, lambda: None)
+        body = await request.body()
+        fields = set(json.loads(body)) if body else set()
+        refused = sorted(fields & self.faults.unknown_fields)
+        if refused:
+            return JSONResponse({"error": {"message": f"unrecognized request argument "
+                                           f"'{refused[0]}'"}}, status_code=400)
         if self.faults.refuse > 0:
             self.faults.refuse -= 1
             self.refused += 1
@@ -92,15 +102,22 @@ class Proxy:
         except BaseException:
             done()
             raise
-        return await self._forward(request, path, done)
+        if fields & set(self.faults.renamed):
+            data = json.loads(body)
+            body = json.dumps({self.faults.renamed.get(k, k): v
+                               for k, v in data.items()}).encode()
+        return await self._forward(request, path, done, body)
 
-    async def _forward(self, request: Request, path: str, done: Callable[[], None]) -> Response:
+    async def _forward(self, request: Request, path: str, done: Callable[[], None],
+                       body: bytes | None = None) -> Response:
         """Pass the request on; the answer streams back as it comes (then `done()`)."""
         client = httpx.AsyncClient(base_url=self.upstream, timeout=300)
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() not in ("host", "content-length")}
         try:
             upstream = await client.send(client.build_request(
-                request.method, path, content=await request.body(),
-                headers={k: v for k, v in request.headers.items() if k.lower() != "host"}),
+                request.method, path, content=await request.body() if body is None else body,
+                headers=headers),
                 stream=True)
         except BaseException:
             done()

@@ -149,3 +149,28 @@ def test_endpoint_options_are_checked_when_given():
         RemoteOptions(api="grpc")
     with pytest.raises(ValueError, match="not an in-process engine"):
         _ = sglc.Runtime(endpoint="http://127.0.0.1:1").engine
+
+
+def test_other_servers_features_are_probed_and_fallen_back_from(proxy, local):
+    """A vLLM-like server: no `regex` (a `guided_regex`), no `echo`, no token ids back."""
+    proxy.faults.unknown_fields |= {"regex", "echo", "return_tokens_as_token_ids"}
+    proxy.faults.renamed["guided_regex"] = "regex"
+    program = sglc.load(FEATURES)
+    with on(proxy.url, "openai") as runtime:
+        for fn, args in [("typed", {}), ("free", {"topic": "the sea"}),
+                         ("pick", {"question": "Is Rome the capital of Italy?"})]:
+            # typed gens under `guided_regex`; the select by one gen under the options' regex
+            assert program.run(fn, runtime=runtime, **args) == program.run(fn, runtime=local,
+                                                                            **args)
+        assert runtime.client.stats()["features"] == {
+            "token_prompts": True, "token_outputs": False, "regex_field": "guided_regex",
+            "echo_logprobs": False}
+
+
+def test_a_server_without_regexes_names_the_typed_gen_it_cannot_run(proxy):
+    proxy.faults.unknown_fields |= {"regex", "guided_regex", "structured_outputs"}
+    with on(proxy.url, "openai") as runtime, pytest.raises(GenError) as info:
+        sglc.load(FEATURES).run("typed", runtime=runtime)
+    text = str(info.value)
+    assert "features.sgl:17:41: generation error: gen 'n': " in text
+    assert "does not decode under a regex" in text and "use an sglc, vLLM or SGLang server" in text

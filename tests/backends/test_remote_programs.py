@@ -51,10 +51,16 @@ def test_every_kind_of_model_call_gives_the_same_value(fn, args, local, remote):
 
 
 def test_the_endpoint_speaks_the_api_asked_for(remote):
+    program = sglc.load(FEATURES)
+    program.run("typed", runtime=remote)
+    program.run("pick", runtime=remote, question="Is it?")
     stats = remote.client.stats()
     assert isinstance(remote.client, RemoteClient) and stats["model"] == "default"
     assert stats["api"] == remote.remote_options.api
     assert stats["requests"] > 0 and stats["retries"] == 0
+    if stats["api"] == "openai":  # sglc serve has every feature the wire probes for
+        assert stats["features"] == {"token_prompts": True, "token_outputs": True,
+                                     "regex_field": "regex", "echo_logprobs": True}
 
 
 def test_the_remote_tokenizer_is_the_engines(local, remote):
