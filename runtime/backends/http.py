@@ -2,7 +2,7 @@
 
     caller's event loop ──spawn(coro)──► IO thread: its loop, one httpx.AsyncClient
                                            │ at most max_in_flight requests on the wire,
-                                           │ 429 / 503 / connection failures retried
+                                           │ 429/502/503/504, connection failures retried
     callbacks, futures  ◄──────────────────┘ (backoff doubling from backoff_s; Retry-After wins)
 
 A program call runs under its own `asyncio.run`, and an httpx client belongs to one event
@@ -47,7 +47,8 @@ class Transport:
                                         daemon=True)
         self._thread.start()
         self._closed = False
-        self._tasks: set[Future[Any]] = set()
+        self._tasks: set[Future[Any]] = set()  # NOTE: touched from any thread: under _lock
+        self._lock = threading.Lock()
         self._client, self._slots = self.call(self._open())
 
     async def _open(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
@@ -67,9 +68,14 @@ class Transport:
             coro.close()
             raise EngineError(f"the connection to {self.base_url} is closed")
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        self._tasks.add(future)
-        future.add_done_callback(self._tasks.discard)
+        with self._lock:
+            self._tasks.add(future)
+        future.add_done_callback(self._forget)
         return future
+
+    def _forget(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._tasks.discard(future)
 
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run `coro` on the IO loop and wait for it (from any thread but the IO thread)."""
@@ -84,7 +90,9 @@ class Transport:
         if self._closed:
             return
         self._closed = True
-        for task in list(self._tasks):
+        with self._lock:
+            tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
 
         async def shut() -> None:
