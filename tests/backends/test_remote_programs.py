@@ -4,12 +4,15 @@ and prefix sharing that pays off on the server."""
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from pathlib import Path
 
 import pytest
 
 import sglc
+from backends.support import API_KEY
 from sglc.runtime.backends.remote import RemoteClient
 
 ROOT = Path(__file__).parents[2]
@@ -61,6 +64,15 @@ def test_the_endpoint_speaks_the_api_asked_for(remote):
     if stats["api"] == "openai":  # sglc serve has every feature the wire probes for
         assert stats["features"] == {"token_prompts": True, "token_outputs": True,
                                      "regex_field": "regex", "echo_logprobs": True}
+
+
+def test_the_server_serves_its_tokenizer_files_behind_its_key(endpoint):
+    with endpoint.http(api_key=None) as anonymous:
+        assert anonymous.get("/tokenizer").status_code == 401
+    with endpoint.http(api_key=API_KEY) as http:
+        body = http.get("/tokenizer").json()
+    assert body["model"] == "default" and "tokenizer.json" in body["files"]
+    assert json.loads(base64.b64decode(body["files"]["tokenizer.json"]))["model"]["vocab"]
 
 
 def test_the_remote_tokenizer_is_the_engines(local, remote):
