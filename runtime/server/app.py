@@ -6,6 +6,7 @@
     POST /v1/completions          OpenAI completions (stream, n, logprobs, echo, ...)
     POST /v1/chat/completions     OpenAI chat completions (response_format, ...)
     POST /generate, /score        native (sglc.runtime.server.native_routes)
+    GET  /tokenizer               the served tokenizer's files (for remote clients)
     GET  /v1/programs, POST /v1/programs/run   SGL programs (sglc.runtime.server.programs)
 
 The engine is the caller's: the app shuts it down only when told it owns it (`sglc serve`),

@@ -1,5 +1,7 @@
-"""The native routes: `POST /generate` (SGLang's shape, the engine's SamplingParams) and
-`POST /score` (Engine.score: log-likelihoods of continuations).
+"""The native routes: `POST /generate` (SGLang's shape, the engine's SamplingParams),
+`POST /score` (Engine.score: log-likelihoods of continuations) and `GET /tokenizer` (the
+served tokenizer's files, so a remote client, `sglc run --endpoint`, tokenizes as the engine
+does: `{"model", "files": {name: base64}}`, what `save_pretrained` writes).
 
 /generate takes one of `text` (a string or a list), `input_ids` (a list or a list of
 lists) or `messages`, and `sampling_params` with SamplingParams' own field names
@@ -18,15 +20,19 @@ With `"stream": true` it sends server-sent events: `{"index", "text", "output_id
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import tempfile
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from sglc.runtime.core import InvalidRequest, Output, SamplingParams
 from sglc.runtime.server.engine_api import Prompt
-from sglc.runtime.server.errors import bad_request
+from sglc.runtime.server.errors import APIError, bad_request
 from sglc.runtime.server.jobs import Job, stream_error
 from sglc.runtime.server.protocol import GenerateRequest, ScoreRequest
 from sglc.runtime.server.responses import finish_reason
@@ -90,8 +96,17 @@ def output_item(out: Output, position: int) -> dict[str, Any]:
     return {"text": out.text, "output_ids": list(out.token_ids), "meta_info": meta}
 
 
+def tokenizer_files(tokenizer: Any) -> dict[str, str]:
+    """What `tokenizer.save_pretrained` writes, by file name, base64-encoded."""
+    with tempfile.TemporaryDirectory(prefix="sglc-tokenizer-") as folder:
+        tokenizer.save_pretrained(folder)
+        return {path.name: base64.b64encode(path.read_bytes()).decode("ascii")
+                for path in sorted(Path(folder).iterdir()) if path.is_file()}
+
+
 def native_router(state: ServerState) -> APIRouter:
     router = APIRouter()
+    saved_tokenizer: list[dict[str, str]] = []  # computed on first request
 
     @router.post("/generate")
     async def generate(body: GenerateRequest, request: Request) -> Any:
@@ -131,5 +146,15 @@ def native_router(state: ServerState) -> APIRouter:
         return {"model": state.config.model_name, "scores": [
             {"logprob": r.logprob, "num_tokens": r.num_tokens, "normalized": r.normalized,
              "token_logprobs": r.token_logprobs} for r in results]}
+
+    @router.get("/tokenizer")
+    async def tokenizer() -> Any:
+        if state.engine.tokenizer is None:
+            raise APIError(404, "the served model has no tokenizer (token-id prompts only)",
+                           code="no_tokenizer")
+        if not saved_tokenizer:
+            saved_tokenizer.append(await asyncio.to_thread(tokenizer_files,
+                                                           state.engine.tokenizer))
+        return {"model": state.config.model_name, "files": saved_tokenizer[0]}
 
     return router

@@ -1,10 +1,13 @@
-"""What every `sglc` command shares: exit codes, usage errors, the engine options."""
+"""What every `sglc` command shares: exit codes, usage errors, the engine options, and
+where `sglc run` runs a program (an in-process engine, or `--endpoint URL`)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
+from sglc.runtime.backends import Runtime
 from sglc.runtime.core import InvalidRequest
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -15,11 +18,14 @@ class UsageError(Exception):
     """Bad command-line arguments (exit 2)."""
 
 
-def add_engine_options(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+def add_engine_options(p: argparse.ArgumentParser | argparse._ArgumentGroup,
+                       with_endpoint: bool = False) -> None:
     """The flags of the commands that run a model (`run`, `generate`, `serve`): `--model`
     and every EngineConfig option (unset: the engine's own default)."""
     p.add_argument("--model", metavar="PATH", help="a local Hugging Face model directory "
-                   "(default: the embedded default model)")
+                   "(default: the embedded default model)" + (
+                       "; with --endpoint, the id of a model the endpoint serves (default: "
+                       "its first)" if with_endpoint else ""))
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
     p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
     p.add_argument("--max-total-tokens", type=int, metavar="N", help="KV pool size in tokens")
@@ -66,6 +72,59 @@ def engine_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.disable_jump_forward:
         options["enable_jump_forward"] = False
     return options
+
+
+API_KEY_ENV = "SGLC_API_KEY"
+
+
+def add_endpoint_options(p: argparse.ArgumentParser) -> None:
+    """`--endpoint URL` and its options: run on a remote server instead of in process."""
+    g = p.add_argument_group(
+        "remote endpoint", "run the program's model calls on a server: `sglc serve`, or any "
+        "OpenAI-compatible one (vLLM, SGLang, ...); the engine options then do not apply")
+    g.add_argument("--endpoint", metavar="URL",
+                   help="the server's base URL, e.g. http://127.0.0.1:30000 (a trailing /v1 "
+                        "is fine)")
+    g.add_argument("--api-key", metavar="KEY", default=os.environ.get(API_KEY_ENV),
+                   help=f"sent as `Authorization: Bearer KEY` (default: ${API_KEY_ENV} when set)")
+    g.add_argument("--tokenizer", metavar="PATH",
+                   help="a local copy of the served model's tokenizer (a directory or a "
+                        "Hugging Face name); needed where the server has no GET /tokenizer "
+                        "(sglc serve has)")
+    g.add_argument("--api", choices=["auto", "sglc", "openai"], default="auto",
+                   help="sglc: native /generate and /score; openai: /v1/completions only "
+                        "(default: auto, sglc when the server is sglc serve)")
+    g.add_argument("--request-timeout", type=float, default=600.0, metavar="SECONDS",
+                   help="fail a request when the server sends nothing for this long "
+                        "(default: 600)")
+    g.add_argument("--max-in-flight", type=int, default=64, metavar="N",
+                   help="HTTP requests on the wire at once (default: 64)")
+    g.add_argument("--max-retries", type=int, default=4, metavar="N",
+                   help="retries of a request answered 429/502/503/504 or not reached, with "
+                        "backoff (default: 4)")
+
+
+def make_runtime(args: argparse.Namespace) -> Runtime:
+    """Where `sglc run` runs: `--endpoint`, else an in-process engine from the engine flags."""
+    if args.endpoint is None:
+        if args.tokenizer is not None:
+            raise UsageError("--tokenizer is for --endpoint; an in-process model brings its own")
+        return Runtime(model_path=args.model, **engine_options(args))
+    set_flags = [flag for flag, is_set in _engine_flags(args) if is_set]
+    if set_flags:
+        raise UsageError(f"{set_flags[0]} configures an in-process engine; with --endpoint "
+                         "the server's own engine options apply")
+    return Runtime(endpoint=args.endpoint, api_key=args.api_key, model=args.model,
+                   tokenizer=args.tokenizer, api=args.api, timeout_s=args.request_timeout,
+                   max_in_flight=args.max_in_flight, max_retries=args.max_retries)
+
+
+def _engine_flags(args: argparse.Namespace) -> list[tuple[str, bool]]:
+    flags = [(f"--{name.replace('_', '-')}", getattr(args, name) is not None)
+             for name in (*_PASSED_WHEN_SET, "engine_seed")]
+    return [("--device", args.device != "cpu"), ("--dtype", args.dtype != "auto"), *flags,
+            ("--disable-radix-cache", args.disable_radix_cache),
+            ("--disable-jump-forward", args.disable_jump_forward)]
 
 
 def check_device(device: str) -> None:

@@ -10,12 +10,18 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from sglc.cli.common import EXIT_ERROR, EXIT_OK, UsageError, add_engine_options, engine_options
+from sglc.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    UsageError,
+    add_endpoint_options,
+    add_engine_options,
+    make_runtime,
+)
 from sglc.cli.program_args import parse_arguments
 from sglc.frontend import check_program, has_errors, render, render_all, to_json
 from sglc.ir import print_program
 from sglc.program import Program, compile_checked, load
-from sglc.runtime.backends import Runtime
 from sglc.runtime.executor import ProgramEvents, Trace
 from sglc.runtime.executor.host import load_tools_file
 
@@ -56,7 +62,8 @@ def add_commands(sub: Any) -> None:
         default=[],
         help="a Python file whose functions implement the `extern fn`s",
     )
-    add_engine_options(p)
+    add_engine_options(p, with_endpoint=True)
+    add_endpoint_options(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
@@ -154,11 +161,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     kwargs = parse_arguments(fn, args.arg, args.args_json)
     for path in args.tools:
         prog.bind(**load_tools_file(path))
-    options = engine_options(args)
+    runtime = make_runtime(args)
     trace = Trace() if args.trace else None
     events = _StreamPrinter() if args.stream else None
     try:
-        with Runtime(model_path=args.model, **options) as runtime:
+        with runtime:
             result = asyncio.run(
                 prog.run_async(
                     fn_name, runtime=runtime, trace=trace, events=events, out=_write_stdout,

@@ -1,0 +1,1 @@
+"""Remote-backend tests: a package, so that their helpers import as `backends.support`."""
