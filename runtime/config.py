@@ -29,11 +29,21 @@ class EngineConfig:
     seed: int = 0  # for requests without their own seed
     enable_jump_forward: bool = True  # constrained decoding: append forced strings at once
     index_cache_dir: str | None = None  # constraint automata on disk; None = ~/.cache/sglc
+    # request limits: a request beyond one is refused (InvalidRequest naming the limit)
+    max_n: int = 128  # samples per prompt (SamplingParams.n)
+    max_new_tokens_limit: int = 1 << 20  # the largest SamplingParams.max_new_tokens
+    max_prompt_tokens: int | None = None  # None = what fits the context length and KV pool
+    max_prompts_per_call: int = 16384  # prompts in one generate/submit call
+    max_stop_strings: int = 64  # stop strings, and stop regexes, per request (each)
+    max_stop_token_ids: int = 64  # stop token ids per request
 
     def __post_init__(self) -> None:
-        for name in ("max_running_requests", "page_size", "max_prefill_tokens"):
-            if getattr(self, name) < 1:
-                raise InvalidRequest(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_running_requests", "page_size", "max_prefill_tokens", "max_n",
+                     "max_new_tokens_limit", "max_prompts_per_call", "max_stop_strings",
+                     "max_stop_token_ids"):
+            _check_count(name, getattr(self, name))
+        if self.max_prompt_tokens is not None:
+            _check_count("max_prompt_tokens", self.max_prompt_tokens)
         if self.max_total_tokens is not None and self.max_total_tokens < 2 * self.page_size:
             raise InvalidRequest(f"max_total_tokens must be >= {2 * self.page_size}")
         if self.chunked_prefill_size is not None and self.chunked_prefill_size < 0:
@@ -51,3 +61,8 @@ class EngineConfig:
     @property
     def is_chunking(self) -> bool:
         return bool(self.chunked_prefill_size)
+
+
+def _check_count(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidRequest(f"{name} must be an integer >= 1, got {value!r}")
