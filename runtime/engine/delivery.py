@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Sink:
-    """Where a request's results go; called on the loop thread. `on_done(rid)` follows the
-    last Output of a request id (its samples are all reported; the id is free again)."""
+    """Where a request's results go; called on the loop thread. `on_done(rid)` comes just
+    before the last Output of a request id (its samples are all reported; the id is free)."""
 
     on_delta: Callable[[StreamDelta], None] | None
     on_output: Callable[[Output], None]
@@ -53,17 +53,17 @@ class Receivers:
         return None if receiver is None else receiver.sink.on_delta
 
     def send_output(self, output: Output) -> None:
-        """Report one sample's Output; after the rid's last one, close it (`on_done`).
-        A raising callback is logged: the request has finished already."""
+        """Report one sample's Output; with the rid's last one, close it (`on_done`, just
+        before). A raising callback is logged: the request has finished already."""
         receiver = self._by_rid.get(output.rid)
         if receiver is None:
             return
-        call(receiver.sink.on_output, output, "on_output")
         receiver.num_unfinished -= 1
-        if receiver.num_unfinished == 0:
-            del self._by_rid[output.rid]
+        if receiver.num_unfinished == 0:  # free the id first: a caller woken by the last
+            del self._by_rid[output.rid]  # Output may reuse it at once
             if receiver.sink.on_done is not None:
                 call(receiver.sink.on_done, output.rid, "on_done")
+        call(receiver.sink.on_output, output, "on_output")
 
 
 def call(callback: Callable[[object], None], arg: object, name: str) -> str | None:

@@ -345,6 +345,7 @@ class EngineCore:
             self.outputs.finish_text(req)
         except Exception as exc:  # noqa: BLE001
             log.error("request %s: detokenizing its end failed", req.rid, exc_info=exc)
+            self.counters.num_failed_requests += 1
             req.finish_reason = FinishReason.ABORT
             req.error = req.error or f"engine error while detokenizing: {type(exc).__name__}: {exc}"
         self._send_delta(req, is_final=True)
@@ -352,6 +353,7 @@ class EngineCore:
             output = self.outputs.output(req)
         except Exception as exc:  # noqa: BLE001
             log.error("request %s: building its output failed", req.rid, exc_info=exc)
+            self.counters.num_failed_requests += 1
             output = refused_output(
                 req, req.error or f"engine error while building its output: "
                                   f"{type(exc).__name__}: {exc}")
