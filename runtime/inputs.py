@@ -35,7 +35,7 @@ def split_prompts(prompts: Any) -> list[Prompt]:
     if isinstance(prompts, str) or is_messages(prompts) or _is_token_ids(prompts):
         return [prompts]
     if isinstance(prompts, Sequence) and prompts:
-        if any(_is_int(t) for t in prompts):  # a token-id list with a bad entry
+        if _is_int(prompts[0]):  # a token-id list with a bad entry
             k, bad = next((k, t) for k, t in enumerate(prompts) if not _is_int(t))
             raise InvalidRequest(f"token ids must be integers, got {bad!r:.60} at position {k}")
         return list(prompts)

@@ -108,7 +108,10 @@ class RequestBuilder:
         try:
             return request_regex(params.regex, params.json_schema, params.choices)
         except ConstraintError as exc:
-            raise InvalidRequest(f"invalid constraint: {exc}") from None
+            name = next(n for n in ("regex", "json_schema", "choices") if getattr(params, n))
+            hint = f"; {exc.hint}" if exc.hint else ""
+            raise InvalidRequest(f"invalid constraint: {name} {getattr(params, name)!r:.80}: "
+                                 f"{exc}{hint}") from None
 
     def _stop_patterns(self, params: SamplingParams) -> tuple[SearchPattern, ...]:
         """The compiled stop regexes (here, on the caller's thread, not the engine's loop)."""
