@@ -197,20 +197,23 @@ class Stops:
         if self.floor is None and not self._decide_floor(text):
             return StopResult(text, None)
         floor = self.floor
-        new_start = max(new_start, floor)
-        is_armed = num_tokens >= self.min_tokens
-        best = self.strings.feed(text, new_start, floor) if self.strings and is_armed else None
-        if self.patterns:
-            if self._searchers is None:
-                self._searchers = [p.searcher(floor) for p in self.patterns]
-            for searcher in self._searchers:
-                found = searcher.feed(text)
-                while found is not None and not is_armed:  # ended too early: not a stop
-                    found = searcher.feed(text)
-                if found is not None and (best is None or not best.is_stopped
-                                          or found[0] < len(best.text)):
-                    best = StopResult(text[: found[0]], searcher.pattern.pattern)
+        if num_tokens < self.min_tokens:  # not armed yet: regexes scan on, matching nothing
+            for searcher in self._searchers_from(floor):
+                while searcher.feed(text) is not None:
+                    pass
+            return StopResult(text, None)
+        best = self.strings.feed(text, max(new_start, floor), floor) if self.strings else None
+        for searcher in self._searchers_from(floor) if self.patterns else ():
+            found = searcher.feed(text)
+            if found is not None and (best is None or not best.is_stopped
+                                      or found[0] < len(best.text)):
+                best = StopResult(text[: found[0]], searcher.pattern.pattern)
         return best if best is not None else StopResult(text, None)
+
+    def _searchers_from(self, floor: int) -> list[Searcher]:
+        if self._searchers is None:
+            self._searchers = [p.searcher(floor) for p in self.patterns]
+        return self._searchers
 
     def _decide_floor(self, text: str) -> bool:
         """Settle `floor` once the text is as long as the healed prefix or departs from it."""

@@ -28,7 +28,7 @@ class Sink:
 
 
 @dataclass
-class _Receiver:
+class Receiver:
     sink: Sink
     num_unfinished: int  # samples of the request id still to report an Output
 
@@ -37,30 +37,25 @@ class Receivers:
     """The sink of each request id in flight."""
 
     def __init__(self) -> None:
-        self._by_rid: dict[str, _Receiver] = {}
+        self.by_rid: dict[str, Receiver] = {}  # read by the core on the hot path
 
     def open(self, rid: str, sink: Sink, num_samples: int) -> bool:
         """Start reporting `num_samples` samples of `rid` to `sink`; False if `rid` is in
         flight already (its results would mix)."""
-        if rid in self._by_rid:
+        if rid in self.by_rid:
             return False
-        self._by_rid[rid] = _Receiver(sink, num_samples)
+        self.by_rid[rid] = Receiver(sink, num_samples)
         return True
-
-    def delta_sink(self, rid: str) -> Callable[[StreamDelta], None] | None:
-        """The rid's `on_delta`, if it streams."""
-        receiver = self._by_rid.get(rid)
-        return None if receiver is None else receiver.sink.on_delta
 
     def send_output(self, output: Output) -> None:
         """Report one sample's Output; with the rid's last one, close it (`on_done`, just
         before). A raising callback is logged: the request has finished already."""
-        receiver = self._by_rid.get(output.rid)
+        receiver = self.by_rid.get(output.rid)
         if receiver is None:
             return
         receiver.num_unfinished -= 1
         if receiver.num_unfinished == 0:  # free the id first: a caller woken by the last
-            del self._by_rid[output.rid]  # Output may reuse it at once
+            del self.by_rid[output.rid]  # Output may reuse it at once
             if receiver.sink.on_done is not None:
                 call(receiver.sink.on_done, output.rid, "on_done")
         call(receiver.sink.on_output, output, "on_output")

@@ -64,6 +64,7 @@ class EngineCore:
         self.counters = StepCounters()
         self.generator = torch.Generator(device=runner.device).manual_seed(config.seed)
         self.receivers = Receivers()
+        self._has_failed_in_step = False  # a request of this step's batch failed alone
         # requests whose output is shorter than their min_tokens: EOS and stop tokens banned
         self._under_min_tokens: set[Req] = set()
 
@@ -135,6 +136,7 @@ class EngineCore:
     # -- the loop body ------------------------------------------------------------------------
     def step(self) -> None:
         """One iteration of the engine loop."""
+        self._has_failed_in_step = False
         self._admit_built()
         batch = self.scheduler.schedule()
         if batch is None:
@@ -196,6 +198,7 @@ class EngineCore:
         """Finish one request whose processing raised; the others go on."""
         log.error("request %s failed while %s", req.rid, stage, exc_info=exc)
         self.counters.num_failed_requests += 1
+        self._has_failed_in_step = True
         req.finish_reason = FinishReason.ABORT
         req.error = f"engine error while {stage}: {type(exc).__name__}: {exc}"
         self._finish(req)
@@ -229,7 +232,9 @@ class EngineCore:
         """One token for each request whose fill completed. If sampling the batch fails,
         each request is sampled alone: the ones that fail then fail alone."""
         picked = [(req, row) for req, row in zip(batch.reqs, layout.sample_rows, strict=True)
-                  if row is not None and req.state is not ReqState.FINISHED]
+                  if row is not None]
+        if self._has_failed_in_step:  # scoring failed some: they sample nothing
+            picked = [(req, row) for req, row in picked if req.state is not ReqState.FINISHED]
         if not picked:
             return _NOTHING_SAMPLED
         try:
@@ -314,8 +319,8 @@ class EngineCore:
     def _send_delta(self, req: Req, is_final: bool = False) -> None:
         """Stream what is new; a callback that raises fails its request (all its samples),
         except in the final delta, when the request has finished anyway."""
-        on_delta = self.receivers.delta_sink(req.rid)
-        if on_delta is None:
+        receiver = self.receivers.by_rid.get(req.rid)
+        if receiver is None or receiver.sink.on_delta is None:
             return
         try:
             delta = self.outputs.delta(req)
@@ -325,10 +330,13 @@ class EngineCore:
             return
         if delta is None:
             return
-        error = call(on_delta, delta, "on_delta")
-        if error is not None and not is_final:
-            self.counters.num_failed_requests += 1
-            self.abort(req.rid, error)
+        try:
+            receiver.sink.on_delta(delta)
+        except Exception as exc:  # noqa: BLE001 - the caller's code: its request fails alone
+            log.exception("on_delta callback raised")
+            if not is_final:
+                self.counters.num_failed_requests += 1
+                self.abort(req.rid, f"the on_delta callback raised {type(exc).__name__}: {exc}")
 
     def _finish(self, req: Req) -> None:
         """Release a finished request and report its Output (once: a request failed
