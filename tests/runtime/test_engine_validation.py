@@ -4,6 +4,7 @@ value and what is allowed, raised on the caller's thread; the engine serves on."
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
@@ -141,7 +142,8 @@ def test_bad_input_names_parameter_value_and_what_is_allowed(llama_engine, call,
     ("max_prompts_per_call", "many"), ("max_stop_strings", -1), ("max_stop_token_ids", 1.5),
 ])
 def test_limits_are_engine_options_checked_when_built(option, value):
-    with pytest.raises(InvalidRequest, match=f"{option} must be an integer >= 1, got {value!r}"):
+    with pytest.raises(InvalidRequest, match=rf"{option} must be (None or )?an integer >= 1, "
+                                             rf"got {re.escape(repr(value))}"):
         engine_config({option: value})
 
 
@@ -178,3 +180,22 @@ def test_seeded_sampling_differs_between_seeds_that_used_to_alias(llama_engine):
     outs = [llama_engine.generate([[1, 2, 3]], {**sampled, "seed": seed})[0].token_ids
             for seed in (0, -1, 2**63 - 1)]
     assert outs[0] != outs[1] and outs[0] != outs[2]
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"max_running_requests": "many"}, "max_running_requests must be an integer >= 1, got 'many'"),
+    ({"chunked_prefill_size": -1}, "chunked_prefill_size must be None or an integer >= 0, got -1"),
+    ({"new_token_reserve_ratio": 2}, "new_token_reserve_ratio must be in [0, 1], got 2"),
+    ({"seed": "x"}, "seed must be an integer in [-2**63, 2**63), got 'x'"),
+    ({"max_total_tokens": 3, "page_size": 2}, "max_total_tokens must be >= 4 (two pages"),
+    ({"disable_radix_cache": "yes"}, "disable_radix_cache must be True or False, got 'yes'"),
+    ({"max_tokens": 5}, "unknown Engine option(s): max_tokens (did you mean max_total_tokens?)"),
+])
+def test_engine_options_name_the_option_value_and_what_is_allowed(options, message):
+    with pytest.raises(InvalidRequest) as info:
+        engine_config(options)
+    assert message in str(info.value)
+
+
+def test_a_path_is_a_directory_option(tmp_path):
+    assert engine_config({"index_cache_dir": tmp_path}).index_cache_dir == str(tmp_path)
