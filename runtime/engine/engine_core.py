@@ -277,7 +277,9 @@ class EngineCore:
                 self._under_min_tokens.discard(req)
                 continue
             eos = () if req.params.ignore_eos else req.eos_token_ids
-            banned.append((row, sorted({*eos, *req.params.stop_token_ids})))
+            ids = sorted({*eos, *req.params.stop_token_ids})
+            if ids:
+                banned.append((row, ids))
         return banned
 
     def _process_outputs(self, batch: ScheduledBatch, layout: LogitsLayout,
