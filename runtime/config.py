@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
-from sglc.runtime.core import InvalidRequest
+from sglc.runtime.core import Flag, InvalidRequest, ParamRule, Range, Text
 
 
 @dataclass(frozen=True)
@@ -29,17 +30,24 @@ class EngineConfig:
     seed: int = 0  # for requests without their own seed
     enable_jump_forward: bool = True  # constrained decoding: append forced strings at once
     index_cache_dir: str | None = None  # constraint automata on disk; None = ~/.cache/sglc
+    # request limits: a request beyond one is refused (InvalidRequest naming the limit)
+    max_n: int = 128  # samples per prompt (SamplingParams.n)
+    max_new_tokens_limit: int = 1 << 20  # the largest SamplingParams.max_new_tokens
+    max_prompt_tokens: int | None = None  # None = what fits the context length and KV pool
+    max_prompts_per_call: int = 16384  # prompts in one generate/submit call
+    max_stop_strings: int = 64  # stop strings, and stop regexes, per request (each)
+    max_stop_token_ids: int = 64  # stop token ids per request
 
     def __post_init__(self) -> None:
-        for name in ("max_running_requests", "page_size", "max_prefill_tokens"):
-            if getattr(self, name) < 1:
-                raise InvalidRequest(f"{name} must be >= 1, got {getattr(self, name)}")
+        if isinstance(self.index_cache_dir, os.PathLike):
+            object.__setattr__(self, "index_cache_dir", os.fspath(self.index_cache_dir))
+        for name, rule in _RULES.items():
+            message = rule.error(name, getattr(self, name))
+            if message is not None:
+                raise InvalidRequest(message)
         if self.max_total_tokens is not None and self.max_total_tokens < 2 * self.page_size:
-            raise InvalidRequest(f"max_total_tokens must be >= {2 * self.page_size}")
-        if self.chunked_prefill_size is not None and self.chunked_prefill_size < 0:
-            raise InvalidRequest("chunked_prefill_size must be >= 0 (0 or None disables chunking)")
-        if not 0 <= self.new_token_reserve_ratio <= 1:
-            raise InvalidRequest("new_token_reserve_ratio must be in [0, 1]")
+            raise InvalidRequest(f"max_total_tokens must be >= {2 * self.page_size} (two pages "
+                                 f"of page_size={self.page_size}), got {self.max_total_tokens}")
 
     @property
     def prefill_budget(self) -> int:
@@ -51,3 +59,32 @@ class EngineConfig:
     @property
     def is_chunking(self) -> bool:
         return bool(self.chunked_prefill_size)
+
+
+
+_COUNT = Range(low=1, integer=True)
+_RULES: dict[str, ParamRule] = {
+    "dtype": Text("a dtype name (auto, float32, bfloat16, float16)"),
+    "device": Text("a device name such as cpu or cuda:0"),
+    "max_total_tokens": Range(low=2, integer=True, optional=True),
+    "max_running_requests": _COUNT,
+    "max_context_len": Range(low=2, integer=True, optional=True),
+    "page_size": _COUNT,
+    "policy": Text("a policy name (lpm or fcfs)"),
+    "chunked_prefill_size": Range(low=0, integer=True, optional=True),
+    "max_prefill_tokens": _COUNT,
+    "disable_radix_cache": Flag(),
+    "kernel_backend": Text("a kernel backend name (torch, triton or cpu)", optional=True),
+    "new_token_reserve_ratio": Range(low=0, high=1),
+    "in_batch_prefix_len": _COUNT,
+    "seed": Range(low=-(2**63), high=2**63, high_open=True, integer=True),
+    "enable_jump_forward": Flag(),
+    "index_cache_dir": Text("a directory path", optional=True),
+    "max_n": _COUNT,
+    "max_new_tokens_limit": _COUNT,
+    "max_prompt_tokens": Range(low=1, integer=True, optional=True),
+    "max_prompts_per_call": _COUNT,
+    "max_stop_strings": _COUNT,
+    "max_stop_token_ids": _COUNT,
+}
+"""What each option may be (the rules SamplingParams words its errors with)."""

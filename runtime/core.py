@@ -6,6 +6,7 @@ them. This module imports nothing of sglc; the engine's request type is `sglc.ru
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import itertools
@@ -61,12 +62,12 @@ class Range:
     def describe(self) -> str:
         """The allowed values in words: `in (0, 1]`, `>= 0`, `None or an integer >= 1`."""
         if self.low is not None and self.high is not None:
-            bounds = (f"in {'(' if self.low_open else '['}{self.low:g}, "
-                      f"{self.high:g}{')' if self.high_open else ']'}")
+            bounds = (f"in {'(' if self.low_open else '['}{_number(self.low)}, "
+                      f"{_number(self.high)}{')' if self.high_open else ']'}")
         elif self.low is not None:
-            bounds = f"{'>' if self.low_open else '>='} {self.low:g}"
+            bounds = f"{'>' if self.low_open else '>='} {_number(self.low)}"
         elif self.high is not None:
-            bounds = f"{'<' if self.high_open else '<='} {self.high:g}"
+            bounds = f"{'<' if self.high_open else '<='} {_number(self.high)}"
         else:
             bounds = ""
         text = " ".join(p for p in ("an integer" if self.integer else "", bounds) if p)
@@ -77,18 +78,88 @@ class Range:
         return None if self.admits(value) else f"{name} must be {self.describe()}, got {value!r}"
 
 
+def _number(value: float) -> str:
+    """A bound as written: large powers of two as `2**63`, other numbers as `%g` does."""
+    if isinstance(value, int) and abs(value) >= 2**32 and abs(value) & (abs(value) - 1) == 0:
+        return f"{'-' if value < 0 else ''}2**{abs(value).bit_length() - 1}"
+    return f"{value:g}"
+
+
+def _shown(value: object) -> str:
+    """A bad value in an error message: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _is_sequence(value: object) -> bool:
+    """A list or tuple (not a string, bytes, set or mapping: their order or items mislead)."""
+    return isinstance(value, (list, tuple))
+
+
 @dataclass(frozen=True)
 class NonEmptyStrings:
-    """A string or a sequence of strings, none of them empty (stop strings)."""
+    """A string or a list of strings, none of them empty (stop strings, stop regexes)."""
 
     def error(self, name: str, value: object) -> str | None:
         items = (value,) if isinstance(value, str) else value
-        if isinstance(items, (tuple, list)) and all(isinstance(s, str) and s for s in items):
+        if _is_sequence(items) and all(isinstance(s, str) and s for s in items):
             return None
-        return f"{name} strings must be non-empty strings"
+        return (f"{name} must be a non-empty string or a list of non-empty strings, "
+                f"got {_shown(value)}")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """True or False: not 1, 0 or "yes"."""
+
+    def error(self, name: str, value: object) -> str | None:
+        return None if isinstance(value, bool) else f"{name} must be True or False, got {_shown(value)}"
+
+
+@dataclass(frozen=True)
+class TokenIds:
+    """A list of token ids: integers >= 0 (not bools, not floats)."""
+
+    def error(self, name: str, value: object) -> str | None:
+        if _is_sequence(value) and all(
+            isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in value
+        ):
+            return None
+        return f"{name} must be a list of token ids (integers >= 0), got {_shown(value)}"
+
+
+@dataclass(frozen=True)
+class Text:
+    """A string (`optional`: or None); `what` names what the string holds."""
+
+    what: str = "a string"
+    optional: bool = False
+    dict_ok: bool = False  # a dict is accepted too (a JSON schema, serialized)
+
+    def error(self, name: str, value: object) -> str | None:
+        if isinstance(value, str) or (value is None and self.optional):
+            return None
+        if self.dict_ok and isinstance(value, Mapping):
+            return None
+        allowed = f"None or {self.what}" if self.optional else self.what
+        return f"{name} must be {allowed}, got {_shown(value)}"
+
+
+@dataclass(frozen=True)
+class Choices:
+    """None, or a non-empty list of non-empty strings."""
+
+    def error(self, name: str, value: object) -> str | None:
+        if value is None or (_is_sequence(value) and value
+                             and all(isinstance(c, str) and c for c in value)):
+            return None
+        return f"{name} must be a non-empty list of non-empty strings, got {_shown(value)}"
 
 
 _RULE = "rule"  # the key of a field's ParamRule in its dataclass metadata
+
+SEED_RANGE = Range(low=-(2**63), high=2**63, high_open=True, integer=True, optional=True)
+"""Seeds are signed 64-bit integers: each one seeds a different generator (no aliasing)."""
 
 
 def _ruled(default: Any, rule: ParamRule) -> Any:
@@ -97,14 +168,19 @@ def _ruled(default: Any, rule: ParamRule) -> Any:
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How to sample one request. Validated on construction.
+    """How to sample one request. Validated on construction: InvalidRequest naming the
+    parameter, the bad value and what is allowed.
 
     `None` means "not set": `top_k=None` is no top-k filter, `seed=None` is
     non-deterministic sampling, `logprobs=None` returns no logprobs. Each checked field
     carries its `ParamRule` (a `Range` mostly) in its metadata: `SamplingParams.rules()`.
+    Lists (`stop`, `stop_regex`, `stop_token_ids`, `choices`) are kept as tuples.
     """
 
     max_new_tokens: int = _ruled(128, Range(low=0, integer=True))
+    # no EOS, stop token, stop string or stop regex ends the output before this many tokens
+    # (as vLLM's min_tokens: EOS and stop tokens are masked until then)
+    min_tokens: int = _ruled(0, Range(low=0, integer=True))
     temperature: float = _ruled(1.0, Range(low=0))
     top_p: float = _ruled(1.0, Range(low=0, high=1, low_open=True))
     top_k: int | None = _ruled(None, Range(low=1, integer=True, optional=True))
@@ -112,57 +188,78 @@ class SamplingParams:
     repetition_penalty: float = _ruled(1.0, Range(low=0, low_open=True))
     frequency_penalty: float = _ruled(0.0, Range(low=-2, high=2))
     presence_penalty: float = _ruled(0.0, Range(low=-2, high=2))
-    seed: int | None = _ruled(None, Range(integer=True, optional=True))
+    # a signed 64-bit integer; sample i of a request with n > 1 uses seed + i (wrapping
+    # around within the signed 64-bit range)
+    seed: int | None = _ruled(None, SEED_RANGE)
     stop: tuple[str, ...] = _ruled((), NonEmptyStrings())
-    stop_token_ids: tuple[int, ...] = ()
-    ignore_eos: bool = False
+    # stop when the output has a match of one of these regexes (the sglc.constraints
+    # dialect: Python `re` syntax, regular constructs only, no anchors; searched in linear
+    # time); the match is cut off like a stop string
+    stop_regex: tuple[str, ...] = _ruled((), NonEmptyStrings())
+    stop_token_ids: tuple[int, ...] = _ruled((), TokenIds())
+    ignore_eos: bool = _ruled(False, Flag())
     n: int = _ruled(1, Range(low=1, integer=True))
     logprobs: int | None = _ruled(None, Range(low=0, integer=True, optional=True))
-    skip_special_tokens: bool = True
+    skip_special_tokens: bool = _ruled(True, Flag())
+    # prompt-boundary healing: text taken off the end of the prompt that the output is
+    # expected to start with. It stays the prompt's: when the output starts with it, stop
+    # strings and stop regexes are matched only after it
+    healed_prefix: str = _ruled("", Text())
     # constrained decoding: at most one of these (see sglc.runtime.constrained)
-    regex: str | None = None
-    json_schema: str | None = None  # a JSON schema as JSON text (a dict is serialized)
-    choices: tuple[str, ...] | None = None
+    regex: str | None = _ruled(None, Text("a regex string", optional=True))
+    # a JSON schema as JSON text (a dict is serialized)
+    json_schema: str | None = _ruled(
+        None, Text("a JSON schema (JSON text or a dict)", optional=True, dict_ok=True))
+    choices: tuple[str, ...] | None = _ruled(None, Choices())
 
     def __post_init__(self) -> None:
+        self._validate()
         if isinstance(self.stop, str):
             object.__setattr__(self, "stop", (self.stop,))
-        object.__setattr__(self, "stop", tuple(self.stop))
-        object.__setattr__(self, "stop_token_ids", tuple(int(t) for t in self.stop_token_ids))
-        if isinstance(self.json_schema, Mapping):
-            object.__setattr__(self, "json_schema", json.dumps(self.json_schema))
-        if self.choices is not None and not isinstance(self.choices, str):
+        if isinstance(self.stop_regex, str):
+            object.__setattr__(self, "stop_regex", (self.stop_regex,))
+        for name in ("stop", "stop_regex", "stop_token_ids"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.choices is not None:
             object.__setattr__(self, "choices", tuple(self.choices))
-        self._validate()
-        self._validate_constraint()
-
-    def _validate_constraint(self) -> None:
-        given = [n for n in ("regex", "json_schema", "choices") if getattr(self, n) is not None]
-        if len(given) > 1:
-            raise InvalidRequest(
-                f"invalid sampling params: give at most one of regex, json_schema, choices "
-                f"(got {', '.join(given)})"
-            )
-        for name in ("regex", "json_schema"):
-            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
-                raise InvalidRequest(f"invalid sampling params: {name} must be a string")
-        if self.choices is not None and (
-            isinstance(self.choices, str) or not self.choices
-            or not all(isinstance(c, str) and c for c in self.choices)
-        ):
-            raise InvalidRequest(
-                "invalid sampling params: choices must be a non-empty list of non-empty strings"
-            )
-
-    @property
-    def is_constrained(self) -> bool:
-        return self.regex is not None or self.json_schema is not None or self.choices is not None
+        if isinstance(self.json_schema, Mapping):
+            try:
+                text = json.dumps(self.json_schema)
+            except (TypeError, ValueError) as exc:
+                raise InvalidRequest(
+                    f"invalid sampling params: json_schema must be JSON (text or a dict of "
+                    f"JSON values): {exc}") from None
+            object.__setattr__(self, "json_schema", text)
+        self._validate_combinations()
 
     def _validate(self) -> None:
         for name, rule in self.rules().items():
             message = rule.error(name, getattr(self, name))
             if message is not None:
                 raise InvalidRequest(f"invalid sampling params: {message}")
+
+    def _validate_combinations(self) -> None:
+        given = [n for n in ("regex", "json_schema", "choices") if getattr(self, n) is not None]
+        if len(given) > 1:
+            raise InvalidRequest(
+                f"invalid sampling params: give at most one of regex, json_schema, choices "
+                f"(got {', '.join(given)})"
+            )
+        if self.min_tokens > self.max_new_tokens:
+            raise InvalidRequest(
+                f"invalid sampling params: min_tokens must be <= max_new_tokens "
+                f"({self.max_new_tokens}), got {self.min_tokens}"
+            )
+        if self.min_tokens and given:
+            raise InvalidRequest(
+                f"invalid sampling params: min_tokens cannot be combined with {given[0]}: "
+                f"the constraint decides where its output ends (got min_tokens="
+                f"{self.min_tokens})"
+            )
+
+    @property
+    def is_constrained(self) -> bool:
+        return self.regex is not None or self.json_schema is not None or self.choices is not None
 
     @classmethod
     @functools.cache
@@ -181,6 +278,13 @@ class SamplingParams:
         return (self.repetition_penalty != 1.0 or self.frequency_penalty != 0.0
                 or self.presence_penalty != 0.0)
 
+    def for_sample(self, index: int) -> SamplingParams:
+        """The params of sample `index` of a request: seed + index (signed 64-bit wrap)."""
+        if index == 0 or self.seed is None:
+            return self
+        seed = (self.seed + index + 2**63) % 2**64 - 2**63
+        return dataclasses.replace(self, seed=seed)
+
     @classmethod
     def coerce(cls, value: SamplingParams | Mapping[str, Any] | None) -> SamplingParams:
         """Accept a SamplingParams, a plain dict (unknown keys are an error), or None."""
@@ -190,17 +294,17 @@ class SamplingParams:
             return value
         if isinstance(value, Mapping):
             known = {f.name for f in fields(cls)}
-            unknown = sorted(set(value) - known)
+            unknown = sorted(str(k) for k in set(value) - known)
             if unknown:
                 raise InvalidRequest(
                     f"invalid sampling params: unknown key(s) {', '.join(unknown)}; "
                     f"known keys are {', '.join(sorted(known))}"
                 )
-            try:
-                return cls(**value)
-            except TypeError as exc:  # pragma: no cover - guarded by the key check
-                raise InvalidRequest(f"invalid sampling params: {exc}") from None
-        raise InvalidRequest(f"sampling params must be a SamplingParams or a dict, got {type(value).__name__}")
+            return cls(**value)
+        raise InvalidRequest(
+            f"sampling_params must be a SamplingParams, a dict or None, got "
+            f"{type(value).__name__} {_shown(value)}"
+        )
 
 
 class FinishReason(str, enum.Enum):
@@ -246,6 +350,7 @@ class Output:
     # constrained requests: True when the text is a complete match of the constraint,
     # False when generation stopped first (max_new_tokens, abort); None when unconstrained
     is_valid: bool | None = None
+    prompt_index: int = 0  # the position of this sample's prompt in the call that sent it
 
 
 @dataclass(frozen=True)
@@ -259,6 +364,7 @@ class StreamDelta:
     finish_reason: FinishReason | None = None
     logprobs: list[TokenLogprob] | None = None
     error: str | None = None
+    prompt_index: int = 0  # the position of this sample's prompt in the call that sent it
 
 
 class ForwardMode(enum.Enum):

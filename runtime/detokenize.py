@@ -16,13 +16,16 @@ come out right. While `new_text` ends in U+FFFD the last character is incomplete
 nothing is emitted and the offsets stay put; `flush` emits whatever is still held.
 
 `StopChecker` finds stop strings in the accumulated text (they may span tokens) and says
-how much of the text is safe to stream while a stop string might still be completing.
+how much of the text is safe to stream while a stop string might still be completing;
+`Stops` adds a request's stop regexes, its `min_tokens` and its healed prefix to them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
+
+from sglc.constraints.search import Searcher, SearchPattern
 
 # Tokens of prompt context decoded before the first output token.
 _INITIAL_CONTEXT_LEN = 5
@@ -115,11 +118,12 @@ def special_token_ids(tokenizer: Any) -> frozenset[int]:
 
 class StopResult(NamedTuple):
     text: str  # the text up to (excluding) the stop string, or all of it when none matched
-    stop: str | None  # the stop string that matched, None when none did
+    stop: str | None  # the stop string (or stop regex) that matched, None when none did
 
     @property
     def is_stopped(self) -> bool:
         return self.stop is not None
+
 
 
 class StopChecker:
@@ -129,12 +133,10 @@ class StopChecker:
         self.stop = tuple(stop)
         if any(not s for s in self.stop):
             raise ValueError("stop strings must be non-empty")
-        self.max_stop_len = max((len(s) for s in self.stop), default=0)
-        # Every non-empty prefix of every stop string, for safe_len's hold-back.
-        self._prefixes = frozenset(s[:n] for s in self.stop for n in range(1, len(s) + 1))
 
-    def feed(self, text: str, new_start: int) -> StopResult:
-        """Check `text`, of which `text[new_start:]` was just added.
+    def feed(self, text: str, new_start: int, floor: int = 0) -> StopResult:
+        """Check `text`, of which `text[new_start:]` was just added; `text[:floor]` is not
+        searched (a stop string must start at or after it).
 
         Looks for stop strings that end inside the new text (they may start before
         `new_start`, so a stop string split over tokens is found) and cuts the text at the
@@ -143,17 +145,90 @@ class StopChecker:
         """
         best: tuple[int, int, str] | None = None  # (start, -len, stop)
         for s in self.stop:
-            start = text.find(s, max(0, new_start - len(s) + 1))
+            start = text.find(s, max(floor, new_start - len(s) + 1))
             if start != -1 and (best is None or (start, -len(s)) < best[:2]):
                 best = (start, -len(s), s)
         if best is None:
             return StopResult(text, None)
         return StopResult(text[: best[0]], best[2])
 
+    def safe_len(self, text: str, floor: int = 0) -> int:
+        """How much of `text` can be streamed now: all but the longest suffix (starting at or
+        after `floor`) that is a prefix of some stop string (it may still grow into one)."""
+        safe = len(text)
+        for s in self.stop:
+            # candidate suffixes start where s's first character occurs in the tail
+            i = text.find(s[0], max(floor, len(text) - len(s) + 1))
+            while i != -1 and i < safe:
+                if s.startswith(text[i:]):
+                    safe = i
+                    break
+                i = text.find(s[0], i + 1)
+        return safe
+
+
+class Stops:
+    """Everything that may end a request by its text: stop strings and stop regexes (their
+    match is cut off), matched only
+
+    - after `healed_prefix` when the text starts with it (prompt-boundary healing moved that
+      text out of the prompt; it is still the prompt's, so no stop may start inside it);
+    - in text that arrived once the output has `min_tokens` tokens (vLLM's min_tokens: a
+      stop string that ended before then is never reported).
+    """
+
+    def __init__(self, strings: Sequence[str], patterns: Sequence[SearchPattern] = (),
+                 healed_prefix: str = "", min_tokens: int = 0) -> None:
+        self.strings = StopChecker(strings) if strings else None
+        self.patterns = tuple(patterns)
+        self.healed_prefix = healed_prefix
+        self.min_tokens = min_tokens
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the text (a jump-forward rewrote it); it is fed again from the start."""
+        # where stops may start; None until the text shows whether it starts with the prefix
+        self.floor: int | None = None if self.healed_prefix else 0
+        self._searchers: list[Searcher] | None = None
+
+    def feed(self, text: str, new_start: int, num_tokens: int) -> StopResult:
+        """Check `text`, of which `text[new_start:]` was just added by the output's first
+        `num_tokens` tokens: the text cut at the earliest stop, if one matched."""
+        if self.floor is None and not self._decide_floor(text):
+            return StopResult(text, None)
+        floor = self.floor
+        if num_tokens < self.min_tokens:  # not armed yet: regexes scan on, matching nothing
+            for searcher in self._searchers_from(floor):
+                while searcher.feed(text) is not None:
+                    pass
+            return StopResult(text, None)
+        best = self.strings.feed(text, max(new_start, floor), floor) if self.strings else None
+        for searcher in self._searchers_from(floor) if self.patterns else ():
+            found = searcher.feed(text)
+            if found is not None and (best is None or not best.is_stopped
+                                      or found[0] < len(best.text)):
+                best = StopResult(text[: found[0]], searcher.pattern.pattern)
+        return best if best is not None else StopResult(text, None)
+
+    def _searchers_from(self, floor: int) -> list[Searcher]:
+        if self._searchers is None:
+            self._searchers = [p.searcher(floor) for p in self.patterns]
+        return self._searchers
+
+    def _decide_floor(self, text: str) -> bool:
+        """Settle `floor` once the text is as long as the healed prefix or departs from it."""
+        prefix = self.healed_prefix
+        if len(text) < len(prefix) and prefix.startswith(text):
+            return False
+        self.floor = len(prefix) if text.startswith(prefix) else 0
+        return True
+
     def safe_len(self, text: str) -> int:
-        """How much of `text` can be streamed now: all but the longest suffix that is a
-        prefix of some stop string (it may still grow into one)."""
-        for n in range(min(self.max_stop_len, len(text)), 0, -1):
-            if text[-n:] in self._prefixes:
-                return len(text) - n
-        return len(text)
+        """How much of `text` can be streamed now: nothing that may still become (part of)
+        a stop, nor, while undecided, the healed prefix."""
+        if self.floor is None:
+            return 0
+        safe = self.strings.safe_len(text, self.floor) if self.strings else len(text)
+        for searcher in self._searchers or ():
+            safe = min(safe, searcher.safe_len)
+        return safe

@@ -22,43 +22,62 @@ def is_messages(value: Any) -> bool:
     )
 
 
+_ONE_PROMPT = ("a string, token ids (a list of ints) or chat messages (a list of "
+               "{'role': ..., 'content': ...} dicts)")
+_ALLOWED_PROMPTS = f"{_ONE_PROMPT}, or a non-empty list of those"
+
+
 def split_prompts(prompts: Any) -> list[Prompt]:
     """One prompt (a string, a token-id list, chat messages) or a list of them."""
+    if isinstance(prompts, (bytes, bytearray, memoryview)):
+        raise InvalidRequest(f"prompts must be {_ALLOWED_PROMPTS}; got bytes "
+                             f"{bytes(prompts)!r:.60}: decode them to a string first")
     if isinstance(prompts, str) or is_messages(prompts) or _is_token_ids(prompts):
         return [prompts]
     if isinstance(prompts, Sequence) and prompts:
+        if _is_int(prompts[0]):  # a token-id list with a bad entry
+            k, bad = next((k, t) for k, t in enumerate(prompts) if not _is_int(t))
+            raise InvalidRequest(f"token ids must be integers, got {bad!r:.60} at position {k}")
         return list(prompts)
     raise InvalidRequest(
-        "prompts must be a string, a list of strings, a list of token-id lists, "
-        f"or chat messages; got {type(prompts).__name__} {prompts!r:.60}"
+        f"prompts must be {_ALLOWED_PROMPTS}; got {type(prompts).__name__} {prompts!r:.60}"
     )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_token_ids(value: Any) -> bool:
     return (
         isinstance(value, Sequence)
-        and not isinstance(value, str)
+        and not isinstance(value, (str, bytes, bytearray))
         and len(value) > 0
-        and all(isinstance(t, int) and not isinstance(t, bool) for t in value)
+        and all(_is_int(t) for t in value)
     )
 
 
 def tokenize_prompt(
-    prompt: Prompt, tokenizer: PreTrainedTokenizerBase | None, vocab_size: int
+    prompt: Prompt, tokenizer: PreTrainedTokenizerBase | None, vocab_size: int,
+    where: str = "prompt",
 ) -> list[int]:
+    """The token ids of one prompt; InvalidRequest naming `where` (e.g. `prompts[2]`)."""
     if isinstance(prompt, str):
         ids = _tokenizer(tokenizer).encode(prompt, add_special_tokens=True) if prompt else []
     elif is_messages(prompt):
         ids = render_chat(prompt, tokenizer)
-    elif isinstance(prompt, Sequence) and not isinstance(prompt, str):
+    elif isinstance(prompt, Sequence) and not isinstance(prompt, (str, bytes, bytearray)):
         ids = list(prompt)
-        bad = [t for t in ids if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < vocab_size]
+        bad = [t for t in ids if not _is_int(t) or not 0 <= t < vocab_size]
         if bad:
-            raise InvalidRequest(f"token id {bad[0]!r} is outside the vocabulary [0, {vocab_size})")
+            raise InvalidRequest(f"{where}: token id {bad[0]!r:.60} is outside the vocabulary "
+                                 f"(token ids are integers in [0, {vocab_size}))")
     else:
-        raise InvalidRequest(f"cannot use {type(prompt).__name__} as a prompt")
+        hint = ": decode bytes to a string first" if isinstance(prompt, (bytes, bytearray)) else ""
+        raise InvalidRequest(f"{where} must be {_ONE_PROMPT}; got {type(prompt).__name__} "
+                             f"{prompt!r:.60}{hint}")
     if not ids:
-        raise InvalidRequest("empty prompt: give at least one token")
+        raise InvalidRequest(f"empty prompt ({where}): give at least one token")
     return ids
 
 
@@ -90,10 +109,12 @@ def _tokenizer(tokenizer: PreTrainedTokenizerBase | None) -> PreTrainedTokenizer
 
 
 def per_prompt_params(sampling_params: Any, num_prompts: int) -> list[SamplingParams]:
-    if isinstance(sampling_params, Sequence) and not isinstance(sampling_params, (str, Mapping)):
+    """One SamplingParams for every prompt, or a list with one per prompt."""
+    if isinstance(sampling_params, (list, tuple)):
         if len(sampling_params) != num_prompts:
             raise InvalidRequest(
-                f"got {len(sampling_params)} sampling params for {num_prompts} prompts"
+                f"got {len(sampling_params)} sampling params for {num_prompts} prompts: give "
+                f"one (for all) or one per prompt"
             )
         return [SamplingParams.coerce(p) for p in sampling_params]
     params = SamplingParams.coerce(sampling_params)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sglc.runtime.core import FinishReason, Output, StreamDelta, TokenLogprob, Usage
-from sglc.runtime.detokenize import IncrementalDetokenizer, StopChecker
+from sglc.runtime.detokenize import IncrementalDetokenizer, Stops
 from sglc.runtime.req import Req
 
 if TYPE_CHECKING:
@@ -23,8 +23,11 @@ class OutputProcessor:
         self.max_context_len = max_context_len
 
     def start(self, req: Req) -> None:
+        params = req.params
         req.out.detokenizer = self._detokenizer(req)
-        req.out.stop_checker = StopChecker(req.params.stop) if req.params.stop else None
+        if params.stop or req.stop_patterns:
+            req.out.stops = Stops(params.stop, req.stop_patterns, params.healed_prefix,
+                                  params.min_tokens)
 
     def _detokenizer(self, req: Req) -> IncrementalDetokenizer | None:
         if self.tokenizer is None:
@@ -75,6 +78,8 @@ class OutputProcessor:
         if num_drop:  # a fresh detokenizer, fed the whole output again
             out.detokenizer = self._detokenizer(req)
             out.text = ""
+            if out.stops is not None:
+                out.stops.reset()
             self._push_text(req, req.output_ids)
         else:
             self._push_text(req, new_tokens)
@@ -86,8 +91,8 @@ class OutputProcessor:
             return
         start = len(out.text)
         out.text += out.detokenizer.push(tokens)
-        if out.stop_checker is not None and len(out.text) > start:
-            result = out.stop_checker.feed(out.text, start)
+        if out.stops is not None and len(out.text) > start:
+            result = out.stops.feed(out.text, start, len(req.output_ids))
             if result.is_stopped:
                 out.text = result.text
                 req.finish_reason = FinishReason.STOP
@@ -108,8 +113,8 @@ class OutputProcessor:
         """What is new since the last delta; streamed text never holds a partial stop string."""
         out = req.out
         end = len(out.text)
-        if not req.is_finished and out.stop_checker is not None:
-            end = out.stop_checker.safe_len(out.text)
+        if not req.is_finished and out.stops is not None:
+            end = out.stops.safe_len(out.text)
         text = out.text[out.num_sent_chars : end]
         token_end = len(req.output_ids)
         if not req.is_finished and req.constraint is not None:  # a jump may replace these
@@ -123,7 +128,7 @@ class OutputProcessor:
         out.num_sent_logprobs += len(logprobs)
         return StreamDelta(
             req.rid, req.index, text, tokens, req.finish_reason,
-            logprobs if out.logprobs is not None else None, req.error,
+            logprobs if out.logprobs is not None else None, req.error, req.prompt_index,
         )
 
     @staticmethod
@@ -144,4 +149,5 @@ class OutputProcessor:
             is_valid=None if req.constraint is None else (
                 req.constraint.is_valid and not req.out.is_text_cut
             ),
+            prompt_index=req.prompt_index,
         )

@@ -3,7 +3,7 @@ batch the scheduler makes of requests (`ScheduledBatch`).
 
     Req ── rid, index, prompt_ids, params, output_ids, state, finish_reason, error, counters
      ├─ kv: KVState                 scheduler (KVManager): req_to_token row, KV token counts
-     ├─ out: OutputState            OutputProcessor: text, detokenizer, stop strings, streaming
+     ├─ out: OutputState            OutputProcessor: text, detokenizer, stops, streaming
      └─ constraint: ReqConstraint   ConstraintStage: regex, automaton, jump-forward record
 
 Lengths are `num_*` counts whose name says the unit: tokens, characters (`num_sent_chars`) or
@@ -16,9 +16,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from sglc.constraints.search import SearchPattern
 from sglc.runtime.constrained.matcher import RegexMatcher
 from sglc.runtime.core import FinishReason, ForwardMode, SamplingParams, TokenLogprob
-from sglc.runtime.detokenize import IncrementalDetokenizer, StopChecker
+from sglc.runtime.detokenize import IncrementalDetokenizer, Stops
 from sglc.runtime.mem.base import BaseCacheNode
 
 
@@ -51,7 +52,7 @@ class OutputState:
     """What the OutputProcessor keeps for a request: its text and what was streamed of it."""
 
     detokenizer: IncrementalDetokenizer | None = None  # None without a tokenizer
-    stop_checker: StopChecker | None = None  # None without stop strings
+    stops: Stops | None = None  # None without stop strings or stop regexes
     text: str = ""
     is_text_cut: bool = False  # a stop string ended the text (a constraint may be unmet)
     # one per output token; None unless params.logprobs asks for them
@@ -115,6 +116,8 @@ class Req:
     constraint: ReqConstraint | None = None  # None: unconstrained
     # scoring: record the logprobs of fill_ids[score_from:] (None: a plain generation)
     score_from: int | None = None
+    prompt_index: int = 0  # the position of the request's prompt in the call that sent it
+    stop_patterns: tuple[SearchPattern, ...] = ()  # params.stop_regex, compiled
     # counters (Usage)
     num_cached_prompt_tokens: int = 0  # served from the prefix cache at first admission
     num_retractions: int = 0

@@ -5,6 +5,7 @@ One `SamplingBatch` is prepared per step from the running requests' `SamplingPar
 
     raw logits ──► logprobs (log_softmax of the raw logits, if asked for)
         │
+        ├─ banned ids → -inf (EOS and stop tokens before min_tokens)
         ├─ repetition_penalty over prompt + output ids   (HF: s<0 → s*p, else s/p)
         ├─ frequency / presence penalty over output ids  (OpenAI: s -= f*count + p*[count>0])
         │
@@ -21,6 +22,7 @@ seeded by (seed, step), so their tokens depend only on (seed, step, logits).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -46,6 +48,13 @@ class TokenPenalty(NamedTuple):
     weights: torch.Tensor
     token_ids: torch.Tensor
     row_ids: torch.Tensor
+
+
+class BannedTokens(NamedTuple):
+    """Token ids a row may not sample now, flattened: row_ids[j] may not take token_ids[j]."""
+
+    row_ids: torch.Tensor  # [N] int64
+    token_ids: torch.Tensor  # [N] int64
 
 
 class SampleOutput(NamedTuple):
@@ -83,10 +92,12 @@ class SamplingBatch:
     # ids = output only (duplicates are counted)
     frequency: TokenPenalty | None = None
     presence: TokenPenalty | None = None
+    banned: BannedTokens | None = None
 
     @property
     def needs_penalties(self) -> bool:
-        return any(p is not None for p in (self.repetition, self.frequency, self.presence))
+        return any(p is not None for p in (self.repetition, self.frequency, self.presence,
+                                           self.banned))
 
     @property
     def needs_logprobs(self) -> bool:
@@ -99,8 +110,11 @@ class SamplingBatch:
         prompt_ids: list[list[int]],
         output_ids: list[list[int]],
         device: torch.device | str,
+        banned: Sequence[tuple[int, Sequence[int]]] = (),
     ) -> SamplingBatch:
-        """Gather one step's sampling inputs. Row i is (params[i], prompt_ids[i], output_ids[i])."""
+        """Gather one step's sampling inputs. Row i is (params[i], prompt_ids[i], output_ids[i]);
+        `banned` lists (row, token ids that row may not sample) (the caller knows which
+        rows have any, so rows without them cost nothing here)."""
         if not len(params) == len(prompt_ids) == len(output_ids):
             raise ValueError("params, prompt_ids and output_ids must have one entry per row")
         greedy = [p.is_greedy for p in params]
@@ -159,7 +173,16 @@ class SamplingBatch:
             repetition=token_penalty([p.repetition_penalty for p in params], 1.0, True),
             frequency=token_penalty([p.frequency_penalty for p in params], 0.0, False),
             presence=token_penalty([p.presence_penalty for p in params], 0.0, False),
+            banned=_banned_tokens(banned, device) if banned else None,
         )
+
+
+def _banned_tokens(banned: Sequence[tuple[int, Sequence[int]]],
+                   device: torch.device | str) -> BannedTokens:
+    rows = [row for row, ids in banned for _ in ids]
+    ids = [t for _, row_ids in banned for t in row_ids]
+    return BannedTokens(torch.tensor(rows, dtype=torch.int64, device=device),
+                        torch.tensor(ids, dtype=torch.int64, device=device))
 
 
 def sample(
@@ -196,7 +219,12 @@ def greedy_from_columns(logits: torch.Tensor, columns: np.ndarray) -> list[int]:
 
 
 def apply_penalties(scores: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:
-    """Return penalized float32 scores [B, V] (a new tensor when any penalty applies)."""
+    """Return penalized float32 scores [B, V] (a new tensor when any penalty applies);
+    banned tokens get -inf."""
+    if batch.banned is not None:
+        banned = batch.banned
+        scores = scores.index_put((banned.row_ids, banned.token_ids),
+                                  torch.tensor(float("-inf"), device=scores.device))
     if batch.repetition is not None:
         seen = torch.zeros_like(scores, dtype=torch.bool)
         seen[batch.repetition.row_ids, batch.repetition.token_ids] = True

@@ -9,6 +9,7 @@ Modules:
     engine_core  EngineCore: admit, schedule, plan logits, forward, sample, process outputs
     build        options checked, kernels built, an EngineCore assembled and sized
     requests     RequestBuilder: prompts, params and constraints into Reqs (caller's thread)
+    delivery     Sink, Receivers: where results go; the caller's callbacks run guarded
     stats        StepCounters, EngineStats
 """
 

@@ -7,6 +7,7 @@ name) is checked before anything slow: building the kernels may compile C++.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
@@ -59,9 +60,12 @@ def engine_config(options: Mapping[str, object]) -> EngineConfig:
                                  f"they are one option; give {name} only")
         options[name] = value
     known = {f.name for f in fields(EngineConfig)}
-    unknown = sorted(set(options) - known)
+    unknown = sorted(str(k) for k in set(options) - known)
     if unknown:
-        raise InvalidRequest(f"unknown Engine option(s): {', '.join(unknown)}")
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise InvalidRequest(f"unknown Engine option(s): {', '.join(unknown)}{hint}; the "
+                             f"options are {', '.join(sorted(known | set(OPTION_ALIASES)))}")
     return EngineConfig(**options)
 
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
-from sglc.runtime.core import EngineError, Output, SamplingParams, StreamDelta
+from sglc.runtime.core import EngineError, InvalidRequest, Output, SamplingParams, StreamDelta
 from sglc.runtime.engine.build import build_core, check_options, engine_config, kernel_ops
-from sglc.runtime.engine.engine_core import Sink
+from sglc.runtime.engine.delivery import Sink
 from sglc.runtime.engine.requests import RequestBuilder
 from sglc.runtime.engine.stats import EngineStats
 from sglc.runtime.models.loader import LoadedModel, ModelLoadError, load_model_dir, read_hf_config
@@ -74,10 +74,14 @@ class Engine:
         self.max_context_len = capacity.max_context_len
         self.pool_capacity = capacity.num_kv_slots
         self._requests = RequestBuilder(
-            self.tokenizer, self.loaded.config.vocab_size, self.loaded.eos_token_ids, capacity
+            self.tokenizer, self.loaded.config.vocab_size, self.loaded.eos_token_ids, capacity,
+            self.config,
         )
         self._inbox: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._closed = False
+        # request ids in flight, reserved on the caller's thread, freed by the loop thread
+        self._rids_in_flight: set[str] = set()
+        self._rids_lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="sglc-engine", daemon=True)
         self._thread.start()
 
@@ -92,14 +96,14 @@ class Engine:
                     if item is None:  # shutdown
                         self.core.close()
                         return
-                    item()
+                    _run_guarded(item)
             except queue.Empty:
                 pass
             try:
                 self.core.step()
             except Exception:  # never let the loop die: fail what is in flight, keep going
                 log.exception("engine step failed")
-                self.core.abort_all("engine error (see the engine log)")
+                _run_guarded(lambda: self.core.abort_all("engine error (see the engine log)"))
 
     def _call(self, fn: Callable[[], None]) -> None:
         if self._closed:
@@ -154,7 +158,12 @@ class Engine:
         """Queue prompts without waiting; they are scheduled together. `on_output` gets each
         sample's Output as soon as it finishes, `on_delta` (optional) each StreamDelta as
         tokens arrive; both are called on the engine's loop thread (keep them short; hand
-        results to your own thread or event loop). Returns the request ids."""
+        results to your own thread or event loop). A callback that raises fails its own
+        request (an `on_delta` one aborts it; `on_output` comes last, so it is only logged).
+        Returns the request ids."""
+        _check_callable("on_output", on_output)
+        if on_delta is not None:
+            _check_callable("on_delta", on_delta)
         groups = self._requests.groups(prompts, sampling_params, rids)
         self._submit(groups, Sink(on_delta, on_output))
         return [g[0].rid for g in groups]
@@ -176,19 +185,26 @@ class Engine:
         return _in_request_order(groups, outputs)
 
     async def generate_stream(
-        self, prompt: Any, sampling_params: Any = None, *, rid: str | None = None
+        self, prompt: Any, sampling_params: Any = None, *, rid: str | None = None,
+        rids: Sequence[str] | None = None,
     ) -> AsyncIterator[StreamDelta]:
-        """Yield StreamDeltas for one prompt as tokens are produced; the last one has a
-        finish_reason (per sample when n > 1). Stopping the iteration aborts the request."""
-        (group,) = self._requests.groups(prompt, sampling_params, [rid] if rid else None)
+        """Yield StreamDeltas as tokens are produced, for one prompt or a list of them (all
+        streamed together, interleaved: `delta.prompt_index` says whose, `delta.index` which
+        sample). Each sample's last delta has a finish_reason. `rid` names the request of one
+        prompt, `rids` those of several. Stopping the iteration aborts what is unfinished."""
+        if rid is not None and rids is not None:
+            raise InvalidRequest("give rid (one prompt) or rids (one per prompt), not both")
+        if rid is not None and not isinstance(rid, str):
+            raise InvalidRequest(f"rid must be a string, got {type(rid).__name__} {rid!r:.60}")
+        groups = self._requests.groups(prompt, sampling_params, [rid] if rid else rids)
         loop = asyncio.get_running_loop()
         deltas: asyncio.Queue = asyncio.Queue()
 
         def post(item: StreamDelta | tuple[str, Output]) -> None:
             loop.call_soon_threadsafe(deltas.put_nowait, item)
 
-        self._submit([group], Sink(post, lambda out: post(("done", out))))
-        remaining = len(group)
+        self._submit(groups, Sink(post, lambda out: post(("done", out))))
+        remaining = sum(len(g) for g in groups)
         try:
             while remaining:
                 item = await deltas.get()
@@ -198,24 +214,50 @@ class Engine:
                     yield item
         finally:
             if remaining:
-                self.abort(group[0].rid)
+                for group in groups:
+                    self.abort(group[0].rid)
 
     def _submit(self, groups: list[list[Req]], sink: Sink) -> None:
         """Hand request groups (one per prompt, one Req per sample) to the loop at once,
-        so one call's requests are scheduled together."""
-        self._call(lambda: [self.core.add(group, sink) for group in groups])
+        so one call's requests are scheduled together. Their ids are reserved first: an id
+        already in flight is refused here, on the caller's thread."""
+        rids = [g[0].rid for g in groups]
+        with self._rids_lock:
+            busy = [r for r in rids if r in self._rids_in_flight]
+            if busy:
+                raise InvalidRequest(f"request id {busy[0]!r:.60} is already in flight: "
+                                     f"give each request its own id (or abort it first)")
+            self._rids_in_flight.update(rids)
+        sink.on_done = self._release_rid
+        try:
+            self._call(lambda: [self.core.add(group, sink) for group in groups])
+        except BaseException:
+            with self._rids_lock:
+                self._rids_in_flight.difference_update(rids)
+            raise
+
+    def _release_rid(self, rid: str) -> None:
+        with self._rids_lock:
+            self._rids_in_flight.discard(rid)
 
     def prebuild_constraints(self, regexes: Sequence[str]) -> None:
         """Start building the token automata of these regexes in the background (a program
         does this for its gens when it starts), so its first constrained gens need not wait.
         Bad regexes are skipped here; they fail with their request."""
+        if not isinstance(regexes, (list, tuple)) or not all(isinstance(r, str) for r in regexes):
+            raise InvalidRequest(f"regexes must be a list of regex strings, got "
+                                 f"{type(regexes).__name__} {regexes!r:.60}")
         if self.tokenizer is None:
             return
         regexes = list(regexes)
         self._call(lambda: self.core.prebuild(regexes))
 
     def abort(self, rid: str) -> None:
-        """Abort a request: its samples finish with finish_reason 'abort', memory is freed."""
+        """Abort a request: its samples finish with finish_reason 'abort', memory is freed.
+        An id that is not in flight (finished, or never sent) is ignored."""
+        if not isinstance(rid, str):
+            raise InvalidRequest(f"rid must be a request id (a string), got "
+                                 f"{type(rid).__name__} {rid!r:.60}")
         self._call(lambda: self.core.abort(rid))
 
     def score(self, prompt: Any, continuations: Sequence[str | Sequence[int]]) -> list[ScoreResult]:
@@ -260,6 +302,21 @@ class _Collector:
         self.outputs.append(output)
         if len(self.outputs) == self.expected:
             self.done.set()
+
+
+def _check_callable(name: str, value: object) -> None:
+    if not callable(value):
+        raise InvalidRequest(f"{name} must be a callable taking one argument, got "
+                             f"{type(value).__name__} {value!r:.60}")
+
+
+def _run_guarded(fn: Callable[[], object]) -> None:
+    """Run an inbox item on the loop thread; whatever it raises is logged, never fatal (the
+    items fail their own requests; this is the last line of defence)."""
+    try:
+        fn()
+    except Exception:  # noqa: BLE001
+        log.exception("engine inbox item failed")
 
 
 def _in_request_order(groups: list[list[Req]], outputs: list[Output]) -> list[Output]:

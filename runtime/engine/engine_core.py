@@ -1,6 +1,12 @@
 """EngineCore: one step of serving — admit, schedule, plan logits, forward, sample, process
 outputs. The work lives in the parts it calls: Scheduler, ModelRunner, `sampling`,
-OutputProcessor and ConstraintStage.
+OutputProcessor and ConstraintStage; results go out through `Receivers`.
+
+One bad request fails alone: an exception while admitting, sampling, detokenising,
+constraining or reporting one request finishes that request (finish_reason "abort", the
+error in `Output.error`) and the others go on. Where a stage works on the whole batch
+(sampling), a failure is retried request by request to find the one that fails. On the
+common path this costs nothing: Python's `try` is free until something raises.
 
 Runs on the engine's loop thread only; nothing here is thread-safe.
 """
@@ -9,19 +15,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
 
 from sglc.runtime.config import EngineConfig
-from sglc.runtime.constrained.stage import ConstraintStage, LogitsPlan, Rewrite
-from sglc.runtime.core import FinishReason, ForwardMode, Output, StreamDelta, TokenLogprob
+from sglc.runtime.constrained.stage import FULL_LOGITS, ConstraintStage, LogitsPlan, Rewrite
+from sglc.runtime.core import FinishReason, ForwardMode, TokenLogprob
+from sglc.runtime.engine.delivery import Receivers, Sink, call, refused_output
 from sglc.runtime.engine.stats import EngineStats, StepCounters
 from sglc.runtime.model_runner import LogitsLayout, ModelRunner
 from sglc.runtime.output import OutputProcessor
-from sglc.runtime.req import Req, ScheduledBatch
+from sglc.runtime.req import Req, ReqState, ScheduledBatch
 from sglc.runtime.sampling import SamplingBatch, greedy_from_columns, sample
 from sglc.runtime.scheduler.scheduler import Scheduler
 
@@ -38,19 +44,7 @@ class Sampled(NamedTuple):
 
 _NOTHING_SAMPLED = Sampled([], [], [])
 
-
-@dataclass
-class Sink:
-    """Where a request's results go; called on the loop thread."""
-
-    on_delta: Callable[[StreamDelta], None] | None
-    on_output: Callable[[Output], None]
-
-
-@dataclass
-class _Receiver:
-    sink: Sink
-    num_unfinished: int  # samples of the request id still to report an Output
+__all__ = ["EngineCore", "Sampled", "Sink"]
 
 
 class EngineCore:
@@ -69,38 +63,49 @@ class EngineCore:
         self.constraints = constraints
         self.counters = StepCounters()
         self.generator = torch.Generator(device=runner.device).manual_seed(config.seed)
-        self._receivers: dict[str, _Receiver] = {}
+        self.receivers = Receivers()
+        self._has_failed_in_step = False  # a request of this step's batch failed alone
+        # requests whose output is shorter than their min_tokens: EOS and stop tokens banned
+        self._under_min_tokens: set[Req] = set()
 
     # -- requests ---------------------------------------------------------------------------
     def add(self, reqs: list[Req], sink: Sink) -> None:
         """Queue one prompt's samples (one request id); a constrained group first waits for
-        its automaton."""
-        receiver = self._receivers.get(reqs[0].rid)
-        if receiver is None:
-            self._receivers[reqs[0].rid] = _Receiver(sink, len(reqs))
-        else:  # the id is reused while in flight: the newest sink gets every result
-            receiver.sink, receiver.num_unfinished = sink, receiver.num_unfinished + len(reqs)
-        for req in reqs:
-            self.outputs.start(req)
-        if reqs[0].constraint is not None:
-            self.constraints.add(reqs)
+        its automaton. A request id already in flight is refused (its results would mix)."""
+        rid = reqs[0].rid
+        if not self.receivers.open(rid, sink, len(reqs)):
+            error = f"request id {rid!r} is already in flight: give each request its own id"
+            for req in reqs:
+                call(sink.on_output, refused_output(req, error), "on_output")
             return
-        for req in reqs:
-            self.scheduler.add(req)
+        try:
+            for req in reqs:
+                self.outputs.start(req)
+            if reqs[0].params.min_tokens:
+                self._under_min_tokens.update(reqs)
+            if reqs[0].constraint is not None:
+                self.constraints.add(reqs)
+            else:
+                for req in reqs:
+                    self.scheduler.add(req)
+        except Exception as exc:  # noqa: BLE001 - this request fails alone
+            for req in reqs:
+                self._fail(req, "admitting it", exc)
 
     def abort(self, rid: str, error: str | None = None) -> None:
         """Finish the request's unfinished samples with finish_reason 'abort' (and `error`)."""
-        reqs = [r for r in self._all_reqs() if r.rid == rid and not r.is_finished]
+        reqs = [r for r in self._all_reqs() if r.rid == rid and r.state is not ReqState.FINISHED]
         for req in reqs:
-            req.finish_reason, req.error = FinishReason.ABORT, error
+            if not req.is_finished:
+                req.finish_reason, req.error = FinishReason.ABORT, error
         self.constraints.discard_finished()
         for req in reqs:
             self._finish(req)
 
     def abort_all(self, error: str) -> None:
         """Abort every request in flight."""
-        for req in self._all_reqs():
-            self.abort(req.rid, error)
+        for rid in dict.fromkeys(r.rid for r in self._all_reqs()):
+            self.abort(rid, error)
 
     def prebuild(self, regexes: Sequence[str]) -> None:
         """Start building these regexes' token automata in the background."""
@@ -131,22 +136,32 @@ class EngineCore:
     # -- the loop body ------------------------------------------------------------------------
     def step(self) -> None:
         """One iteration of the engine loop."""
+        self._has_failed_in_step = False
         self._admit_built()
         batch = self.scheduler.schedule()
         if batch is None:
             self._finish_out_of_memory()
             return
+        plan = self._plan(batch)
         try:  # a failing batch fails alone; the engine keeps serving
-            plan = self.constraints.plan(batch)
             logits, layout = self.runner.forward(batch, plan.columns, compact=plan.compact)
-        except Exception as exc:
-            self._fail(batch, exc)
+        except Exception as exc:  # noqa: BLE001
+            self._fail_batch(batch, exc)
             return
         self.scheduler.after_forward(batch)
         self._count(batch)
         self._record_scores(batch, logits, layout)
         sampled = self._sample(batch, logits, layout, plan)
         self._process_outputs(batch, layout, sampled)
+
+    def _plan(self, batch: ScheduledBatch) -> LogitsPlan:
+        """The constraint stage's logits plan; full logits if planning failed (the masks,
+        which every constrained request needs, then find the request that fails)."""
+        try:
+            return self.constraints.plan(batch)
+        except Exception:  # noqa: BLE001
+            log.exception("planning the logits failed; computing full logits")
+            return FULL_LOGITS
 
     def _admit_built(self) -> None:
         """Requests whose automaton is built join the scheduler, with the forced start of
@@ -155,9 +170,12 @@ class EngineCore:
             return
         built = self.constraints.take_built(wait_for_one=self.scheduler.is_idle)
         for req, rewrite in built:
-            self._apply(req, rewrite)
-            if not req.is_finished:
-                self.scheduler.add(req)
+            try:
+                self._apply(req, rewrite)
+                if not req.is_finished:
+                    self.scheduler.add(req)
+            except Exception as exc:  # noqa: BLE001
+                self._fail(req, "starting its constraint", exc)
         for req, _ in built:
             if req.is_finished:
                 self._finish(req)
@@ -167,7 +185,7 @@ class EngineCore:
             req.finish_reason = FinishReason.LENGTH
             self._finish(req)
 
-    def _fail(self, batch: ScheduledBatch, exc: Exception) -> None:
+    def _fail_batch(self, batch: ScheduledBatch, exc: Exception) -> None:
         log.exception("forward pass failed")
         self.counters.num_failed_batches += 1
         # NOTE: an extend batch's requests are in no queue now; finish them directly
@@ -175,6 +193,15 @@ class EngineCore:
             req.finish_reason = FinishReason.ABORT
             req.error = f"engine error: {type(exc).__name__}: {exc}"
             self._finish(req)
+
+    def _fail(self, req: Req, stage: str, exc: Exception) -> None:
+        """Finish one request whose processing raised; the others go on."""
+        log.error("request %s failed while %s", req.rid, stage, exc_info=exc)
+        self.counters.num_failed_requests += 1
+        self._has_failed_in_step = True
+        req.finish_reason = FinishReason.ABORT
+        req.error = f"engine error while {stage}: {type(exc).__name__}: {exc}"
+        self._finish(req)
 
     def _count(self, batch: ScheduledBatch) -> None:
         for req in batch.reqs:
@@ -192,27 +219,68 @@ class EngineCore:
         for req, rows in zip(batch.reqs, layout.score_rows, strict=True):
             if rows is None:
                 continue
-            first, tokens = rows
-            logp = torch.log_softmax(logits[first : first + len(tokens)], dim=-1)
-            ids = torch.tensor(tokens, device=logp.device)
-            self.outputs.record_scores(req, logp.gather(1, ids[:, None])[:, 0].tolist())
+            try:
+                first, tokens = rows
+                logp = torch.log_softmax(logits[first : first + len(tokens)], dim=-1)
+                ids = torch.tensor(tokens, device=logp.device)
+                self.outputs.record_scores(req, logp.gather(1, ids[:, None])[:, 0].tolist())
+            except Exception as exc:  # noqa: BLE001
+                self._fail(req, "scoring", exc)
 
     def _sample(self, batch: ScheduledBatch, logits: torch.Tensor, layout: LogitsLayout,
                 plan: LogitsPlan) -> Sampled:
-        """One token for each request whose fill completed, under its constraint's mask;
-        from the compact logits by a greedy pick when the plan made them compact."""
+        """One token for each request whose fill completed. If sampling the batch fails,
+        each request is sampled alone: the ones that fail then fail alone."""
         picked = [(req, row) for req, row in zip(batch.reqs, layout.sample_rows, strict=True)
                   if row is not None]
+        if self._has_failed_in_step:  # scoring failed some: they sample nothing
+            picked = [(req, row) for req, row in picked if req.state is not ReqState.FINISHED]
         if not picked:
             return _NOTHING_SAMPLED
+        try:
+            return self._sample_rows(logits, picked, plan)
+        except Exception:  # noqa: BLE001
+            log.exception("sampling a batch failed; sampling its requests one by one")
+        sampled = Sampled([], [], [])
+        for one in picked:
+            try:
+                got = self._sample_rows(logits, [one], plan)
+            except Exception as exc:  # noqa: BLE001
+                self._fail(one[0], "sampling", exc)
+                continue
+            for part, value in zip(sampled, got, strict=True):
+                part.extend(value)
+        return sampled
+
+    def _sample_rows(self, logits: torch.Tensor, picked: list[tuple[Req, int]],
+                     plan: LogitsPlan) -> Sampled:
+        """Sample the picked (request, logits row) pairs under their constraints' masks;
+        from the compact logits by a greedy pick when the plan made them compact."""
         reqs = [r for r, _ in picked]
         logits = logits[torch.tensor([row for _, row in picked], device=logits.device)]
         self.constraints.mask(logits, reqs, plan)
         if plan.compact:
             return Sampled(reqs, greedy_from_columns(logits, plan.columns), [None] * len(reqs))
         params = SamplingBatch.prepare([r.params for r in reqs], [r.prompt_ids for r in reqs],
-                                       [r.output_ids for r in reqs], logits.device)
+                                       [r.output_ids for r in reqs], logits.device,
+                                       self._banned(reqs) if self._under_min_tokens else ())
         return Sampled(reqs, *sample(logits, params, self.generator))
+
+    def _banned(self, reqs: list[Req]) -> list[tuple[int, list[int]]]:
+        """(row, ids) of the requests still under their min_tokens: EOS (unless ignored)
+        and their stop tokens may not be sampled yet."""
+        banned = []
+        for row, req in enumerate(reqs):
+            if req not in self._under_min_tokens:
+                continue
+            if len(req.output_ids) >= req.params.min_tokens:
+                self._under_min_tokens.discard(req)
+                continue
+            eos = () if req.params.ignore_eos else req.eos_token_ids
+            ids = sorted({*eos, *req.params.stop_token_ids})
+            if ids:
+                banned.append((row, ids))
+        return banned
 
     def _process_outputs(self, batch: ScheduledBatch, layout: LogitsLayout,
                          sampled: Sampled) -> None:
@@ -222,9 +290,16 @@ class EngineCore:
             if layout.sample_rows[i] is None and batch.completes_fill(i):
                 req.finish_reason = req.finish_reason or FinishReason.LENGTH  # nothing to generate
         for req, token, logprob in zip(*sampled, strict=True):
-            self.outputs.append_token(req, token, logprob)
+            try:
+                self.outputs.append_token(req, token, logprob)
+            except Exception as exc:  # noqa: BLE001
+                self._fail(req, "detokenizing", exc)
+                continue
             if req.constraint is not None:
-                self._apply(req, self.constraints.after_token(req, token))
+                try:
+                    self._apply(req, self.constraints.after_token(req, token))
+                except Exception as exc:  # noqa: BLE001
+                    self._fail(req, "advancing its constraint", exc)
         for req in batch.reqs:
             if req.is_finished:
                 self._finish(req)
@@ -243,21 +318,53 @@ class EngineCore:
         if rewrite.is_done and req.finish_reason is not FinishReason.ABORT:
             req.finish_reason = FinishReason.STOP
 
-    def _send_delta(self, req: Req) -> None:
-        receiver = self._receivers.get(req.rid)
-        if receiver is not None and receiver.sink.on_delta is not None:
+    def _send_delta(self, req: Req, is_final: bool = False) -> None:
+        """Stream what is new; a callback that raises fails its request (all its samples),
+        except in the final delta, when the request has finished anyway."""
+        receiver = self.receivers.by_rid.get(req.rid)
+        if receiver is None or receiver.sink.on_delta is None:
+            return
+        try:
             delta = self.outputs.delta(req)
-            if delta is not None:
-                receiver.sink.on_delta(delta)
+        except Exception as exc:  # noqa: BLE001
+            if not is_final:
+                self._fail(req, "streaming its output", exc)
+            return
+        if delta is None:
+            return
+        try:
+            receiver.sink.on_delta(delta)
+        except Exception as exc:  # noqa: BLE001 - the caller's code: its request fails alone
+            log.exception("on_delta callback raised")
+            if not is_final:
+                self.counters.num_failed_requests += 1
+                self.abort(req.rid, f"the on_delta callback raised {type(exc).__name__}: {exc}")
 
     def _finish(self, req: Req) -> None:
-        self.scheduler.finish(req)
-        self.outputs.finish_text(req)
-        receiver = self._receivers.get(req.rid)
-        if receiver is None:
+        """Release a finished request and report its Output (once: a request failed
+        mid-step may come here again from the batch it was in)."""
+        if req.state is ReqState.FINISHED:
             return
-        self._send_delta(req)
-        receiver.sink.on_output(self.outputs.output(req))
-        receiver.num_unfinished -= 1
-        if receiver.num_unfinished == 0:
-            del self._receivers[req.rid]
+        self._under_min_tokens.discard(req)
+        try:
+            self.scheduler.finish(req)
+        except Exception:  # noqa: BLE001 - an engine bug; the request still gets its answer
+            log.exception("releasing request %s failed", req.rid)
+            req.state = ReqState.FINISHED
+        try:
+            self.outputs.finish_text(req)
+        except Exception as exc:  # noqa: BLE001
+            log.error("request %s: detokenizing its end failed", req.rid, exc_info=exc)
+            self.counters.num_failed_requests += 1
+            req.finish_reason = FinishReason.ABORT
+            req.error = req.error or f"engine error while detokenizing: {type(exc).__name__}: {exc}"
+        self._send_delta(req, is_final=True)
+        try:
+            output = self.outputs.output(req)
+        except Exception as exc:  # noqa: BLE001
+            log.error("request %s: building its output failed", req.rid, exc_info=exc)
+            self.counters.num_failed_requests += 1
+            output = refused_output(
+                req, req.error or f"engine error while building its output: "
+                                  f"{type(exc).__name__}: {exc}")
+        self.receivers.send_output(output)

@@ -14,7 +14,8 @@ class StepCounters:
     num_decode_batches: int = 0
     num_prefill_tokens: int = 0  # tokens computed by extend passes
     num_decode_tokens: int = 0
-    num_failed_batches: int = 0
+    num_failed_batches: int = 0  # forward passes that failed (their requests with them)
+    num_failed_requests: int = 0  # requests that failed alone (their processing raised)
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class EngineStats:
     num_prefill_tokens: int
     num_decode_tokens: int
     num_failed_batches: int
+    num_failed_requests: int
     num_forced_tokens: int  # appended by jump-forward without a decode step
     num_column_logits_batches: int  # logits computed only for the columns masks allow
     num_compact_logits_batches: int  # of those, sampled from compact [rows, columns] logits

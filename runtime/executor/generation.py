@@ -9,10 +9,13 @@ Prompt-boundary healing: a prompt whose last text piece ends in spaces ("Input: 
 without them, so that they can be part of the output's first token (" 84"), as the model
 was trained to see them. A constrained gen's regex then starts with those spaces, so the
 engine forces them; a free gen that does not start with them keeps the spaces as written.
+The spaces stay the prompt's: they are not part of the gen's value, and the engine is told
+(`SamplingParams.healed_prefix`) to match stop strings only after them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +107,24 @@ def heal_gen(stream: PromptStream) -> HealedGen | None:
     if not tail or head_text == tail:
         return None
     return HealedGen(head_ids + stream.encode_piece(head_text), head_text, tail[len(head_text) :])
+
+
+def healed_sampling(params: SamplingParams, regex: str | None,
+                    healed: HealedGen | None) -> SamplingParams:
+    """The params a gen is sent with: a constrained gen's regex (after the healed spaces),
+    and the healed spaces as the engine's `healed_prefix`. They are the prompt's text: the
+    engine matches stop strings only after them, so `stop=" "` cannot match the space
+    healing moved into the output. GenParamError if the params do not go together."""
+    spaces = healed.spaces if healed is not None else ""
+    changes: dict[str, str] = {"healed_prefix": spaces} if spaces else {}
+    if regex is not None:  # the engine decodes under the constraint
+        changes["regex"] = constrained_regex(regex, spaces)
+    if not changes:
+        return params
+    try:
+        return dataclasses.replace(params, **changes)
+    except InvalidRequest as exc:
+        raise GenParamError(str(exc).removeprefix("invalid sampling params: ")) from None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ records a trace entry and tells the program's events.
 
 from __future__ import annotations
 
-import dataclasses
 from functools import partial
 from typing import Any
 
@@ -19,10 +18,10 @@ from sglc.runtime.executor.errors import GenError, SGLRuntimeError
 from sglc.runtime.executor.events import ProgramEvents
 from sglc.runtime.executor.generation import (
     GenParamError,
-    constrained_regex,
     describe_constraint,
     heal_gen,
     heal_options,
+    healed_sampling,
     pick_best,
     sampling_params,
 )
@@ -62,9 +61,10 @@ class ModelOps:
         _require_prompt(prompt, f"gen '{i.dest}'")
         healed = heal_gen(prompt)
         ids = healed.prompt_ids if healed else prompt.prompt_ids()
-        if i.regex is not None:  # the engine decodes under the constraint
-            spaces = healed.spaces if healed else ""
-            sampling = dataclasses.replace(sampling, regex=constrained_regex(i.regex, spaces))
+        try:
+            sampling = healed_sampling(sampling, i.regex, healed)
+        except GenParamError as exc:
+            raise GenError(f"gen '{i.dest}': {exc}") from None
         start = self.trace.now() if self.trace else 0.0
         on_delta = None if self.events is None else partial(self.events.on_delta, fn, i.dest)
         result = await self.calls.generate(ids, sampling, on_delta)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from sglc.constraints.search import SearchPatterns
 from sglc.lang.types import BOOL, FLOAT, INT, STR, ListT, OptionalT, Type
 from sglc.runtime.core import ParamRule, Range, SamplingParams
 
@@ -54,6 +55,10 @@ GEN_PARAMS: Mapping[str, GenParam] = MappingProxyType({p.name: p for p in (
     GenParam("max_tokens", (INT,), "max_new_tokens", "the most tokens to generate",
              default=128, rule=Range(low=1, integer=True)),
     GenParam("stop", (STR, ListT(STR)), "stop", "stop before any of these strings"),
+    GenParam("stop_regex", (STR, ListT(STR)), "stop_regex", "stop before the first match of "
+             "any of these regexes (searched in the output)", rule=SearchPatterns()),
+    GenParam("min_tokens", (INT,), "min_tokens", "the fewest tokens before an end-of-text "
+             "token or a stop may end the output"),
     GenParam("temperature", (FLOAT,), "temperature", "sampling temperature; 0 is greedy",
              default=0.0),
     GenParam("top_p", (FLOAT,), "top_p", "sample from the smallest set of tokens whose "

@@ -332,3 +332,50 @@ def test_streaming_with_stop_strings_never_leaks_part_of_a_stop(
     assert final == expected
     final_text = text if final is None else final
     assert final_text.startswith(streamed)
+
+
+# --- Stops: stop strings and regexes, the healed prefix, min_tokens ---------------------
+
+
+def feed_chunks(stops, chunks: list[str]):
+    """Feed growing text chunk by chunk (one token each); the result and what streamed."""
+    text, streamed = "", ""
+    for k, chunk in enumerate(chunks, start=1):
+        start, text = len(text), text + chunk
+        result = stops.feed(text, start, k)
+        if result.is_stopped:
+            return result, streamed
+        streamed = text[: stops.safe_len(text)]
+    return None, streamed
+
+
+def test_stops_skip_the_healed_prefix() -> None:
+    from sglc.runtime.detokenize import Stops
+
+    result, _ = feed_chunks(Stops([" "], healed_prefix=" "), [" 84", " is"])
+    assert result == (" 84", " ")
+    # the prefix arrives split over tokens: undecided until it is whole
+    result, streamed = feed_chunks(Stops([" "], healed_prefix="  "), [" ", " 8", "4 "])
+    assert result == ("  84", " ") and streamed == "  8"
+    # an output that departs from the prefix is matched whole
+    result, _ = feed_chunks(Stops([" "], healed_prefix="  "), [" x", " y"])
+    assert result == ("", " ")
+
+
+def test_stops_are_armed_at_min_tokens() -> None:
+    from sglc.runtime.detokenize import Stops
+
+    result, _ = feed_chunks(Stops(["."], min_tokens=3), ["a.", "b.", "c.", "d."])
+    assert result == ("a.b.c", ".")  # the stops that ended before token 3 do not count
+
+
+def test_stop_regexes_hold_back_a_match_under_way() -> None:
+    from sglc.constraints.search import compile_search
+    from sglc.runtime.detokenize import Stops
+
+    stops = Stops([], [compile_search(r"<[a-z]+>")])
+    result, streamed = feed_chunks(stops, ["hi <", "ta", "g> after"])
+    assert result.text == "hi " and result.stop == "<[a-z]+>"
+    assert streamed == "hi "
+    both = Stops(["g>"], [compile_search(r"<[a-z]+>")])
+    assert feed_chunks(both, ["hi <", "ta", "g> after"])[0].text == "hi "

@@ -31,7 +31,7 @@ OK = {"max_new_tokens": 4, "temperature": 0, "ignore_eos": True}
         ("hi", {"top_k": 0}, "top_k must be None or an integer >= 1"),
         ("hi", {"max_new_tokens": -1}, "max_new_tokens"),
         ("hi", {"n": 0}, "n must be"),
-        ("hi", {"stop": [""]}, "stop strings"),
+        ("hi", {"stop": [""]}, "stop must be a non-empty string or a list of non-empty strings, got ['']"),
         ("hi", {"frequency_penalty": 5}, "frequency_penalty"),
         ("hi", {"tempreature": 0.5}, "unknown key(s) tempreature"),
         (["a", "b"], [OK], "got 1 sampling params for 2 prompts"),

@@ -10,17 +10,17 @@ from sglc.runtime.engine.stats import EngineStats, StepCounters
 # Engine.stats()'s keys, in order: benchmarks and users read them by name
 KEYS = [
     "num_extend_batches", "num_decode_batches", "num_prefill_tokens", "num_decode_tokens",
-    "num_failed_batches", "num_forced_tokens", "num_column_logits_batches",
+    "num_failed_batches", "num_failed_requests", "num_forced_tokens", "num_column_logits_batches",
     "num_compact_logits_batches", "num_running", "num_waiting", "num_retractions",
     "free_slots", "total_slots", "cache",
 ]
 
 
 def test_to_dict_keeps_the_field_names_in_order():
-    stats = EngineStats(*range(13), cache={"hit_rate": 0.5})
+    stats = EngineStats(*range(14), cache={"hit_rate": 0.5})
     assert list(stats.to_dict()) == KEYS
-    assert stats.to_dict()["total_slots"] == 12 and stats.to_dict()["cache"] == {"hit_rate": 0.5}
-    assert [f.name for f in dataclasses.fields(StepCounters)] == KEYS[:5]
+    assert stats.to_dict()["total_slots"] == 13 and stats.to_dict()["cache"] == {"hit_rate": 0.5}
+    assert [f.name for f in dataclasses.fields(StepCounters)] == KEYS[:6]
 
 
 def test_engine_stats_count_one_generation(llama_dir):
