@@ -88,6 +88,17 @@ class NonEmptyStrings:
         return f"{name} strings must be non-empty strings"
 
 
+@dataclass(frozen=True)
+class TokenIds:
+    """A sequence of token ids: integers >= 0 (stop_token_ids)."""
+
+    def error(self, name: str, value: object) -> str | None:
+        if isinstance(value, (tuple, list)) and all(
+                isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in value):
+            return None
+        return f"{name} must be a list of token ids (integers >= 0)"
+
+
 _RULE = "rule"  # the key of a field's ParamRule in its dataclass metadata
 
 
@@ -114,7 +125,7 @@ class SamplingParams:
     presence_penalty: float = _ruled(0.0, Range(low=-2, high=2))
     seed: int | None = _ruled(None, Range(integer=True, optional=True))
     stop: tuple[str, ...] = _ruled((), NonEmptyStrings())
-    stop_token_ids: tuple[int, ...] = ()
+    stop_token_ids: tuple[int, ...] = _ruled((), TokenIds())
     ignore_eos: bool = False
     n: int = _ruled(1, Range(low=1, integer=True))
     logprobs: int | None = _ruled(None, Range(low=0, integer=True, optional=True))
@@ -128,7 +139,8 @@ class SamplingParams:
         if isinstance(self.stop, str):
             object.__setattr__(self, "stop", (self.stop,))
         object.__setattr__(self, "stop", tuple(self.stop))
-        object.__setattr__(self, "stop_token_ids", tuple(int(t) for t in self.stop_token_ids))
+        if isinstance(self.stop_token_ids, list):
+            object.__setattr__(self, "stop_token_ids", tuple(self.stop_token_ids))
         if isinstance(self.json_schema, Mapping):
             object.__setattr__(self, "json_schema", json.dumps(self.json_schema))
         if self.choices is not None and not isinstance(self.choices, str):

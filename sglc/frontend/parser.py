@@ -218,9 +218,14 @@ def readable(term: str) -> str:
     return term.lower()
 
 
+_OPTIONAL_CLAUSES = {"WITH", "JOIN"}  # `fn f() with ...:`, `fork 2 as b join ...:`: rarely meant
+
+
 def describe_expected(expected: set[str]) -> str:
     names: list[str] = []
     rest = set(expected)
+    if rest - _OPTIONAL_CLAUSES:
+        rest -= _OPTIONAL_CLAUSES
     if {"NAME", "INT", "STRING", "LPAR"} <= rest:
         rest -= _EXPR_START
         names.append("an expression")
