@@ -153,7 +153,7 @@ def test_compile_emits_ast_ir_and_runnable_json(capsys, prog_file, tmp_path, mod
         (["run", "{prog}", "--fn", "add", "-a", "a=1", "-a", "tags=x"], 2, "written as JSON"),
         (["run", "{prog}", "--fn", "add", "--args-json", "[1]"], 2, "must be a JSON object"),
         (["run", "{prog}", "--fn", "add", "--args-json", "{"], 2, "not valid JSON"),
-        (["run", "{prog}", "--fn", "add", "--args-json", '{"a": "1"}'], 2, "must be a int"),
+        (["run", "{prog}", "--fn", "add", "--args-json", '{"a": "1"}'], 2, "must be an int, got str"),  # issue 23: wording
         (["run", "{prog}", "--tools", "nope.py"], 1, "tools file not found"),
         (["run", "{prog}", "--model", "{tmp}/no-model"], 1, "sglc: error: model directory"),
         (["run", "{tmp}/prog.json"], 1, "sglc: error:"),
