@@ -120,6 +120,9 @@ class FnChecker(GenChecker):
         if fn.doc is None or fn.doc_span is None or not fn.body:
             return
         first = fn.body[0]
+        if isinstance(first, A.ExprStmt) and isinstance(first.expr, A.Str) and \
+                first.expr.is_triple:
+            return  # a docstring, then the prompt's own block: the remedy of this warning
         raw = isinstance(first, A.PromptStmt) or (
             isinstance(first, A.ExprStmt) and is_str(self.types.get(first.expr, NONE)))
         if raw:

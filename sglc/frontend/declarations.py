@@ -117,14 +117,13 @@ def _constant(let: A.Let, info: ModuleInfo, resolver: TypeResolver, sink: Diagno
               program: CheckedProgram) -> None:
     """`let NAME = <literal>` at the top level: a module constant (a regex constant may be a
     gen constraint)."""
-    typer = ExprTyper(info, sink, program.types, program.constants)
-    got = typer.check(let.value)
     try:
         value = constant_value(let.value)
     except NotConstant as exc:
         sink.error("a top-level let must be a constant: a literal, or a list or dict of "
                    "literals", exc.node.span, "compute values inside a fn", "not-constant")
         return
+    got = ExprTyper(info, sink, program.types, program.constants).check(let.value)
     t = got
     if let.type is not None:
         t = resolver.resolve(let.type, info)

@@ -344,9 +344,15 @@ class ExprTyper:
             if e.attr == "text":
                 return ListT(STR)
             var = value.fields.get(e.attr)
+            if var is None and e.attr == "index":
+                self.sink.error(f"{value.name}.index is the branch number inside the fork "
+                                "block only", e.attr_span, f"bind it in the block (let i = "
+                                f"{value.name}.index) and read {value.name}.i after it",
+                                "unknown-attribute")
+                return UNKNOWN
             if var is None:
                 return self.no_attr(f"fork '{value.name}' binds no variable '{e.attr}'", e,
-                                    [*value.fields, "text"])
+                                    list(dict.fromkeys([*value.fields, "text"])))
             var.used = True
             return ListT(var.type)
         if isinstance(value, BranchT):

@@ -153,10 +153,13 @@ def _matcher(stop: str) -> Any:
 def _representatives(chars: Any, stop: str) -> list[str]:
     """The chars of one transition class that can make a difference: those in `stop`, and
     one other (any char not in `stop` resets the match the same way)."""
-    out = [c for c in chars if isinstance(c, str) and c in stop]
-    other = next((c for c in chars if not (isinstance(c, str) and c in stop)), None)
+    known = sorted(c for c in chars if isinstance(c, str))  # sorted: examples are stable
+    out = [c for c in known if c in stop]
+    other = next((c for c in known if c not in stop), None)
+    if other is None and len(known) < len(chars):  # only "anything else" is left
+        other = "\x00"
     if other is not None:
-        out.append(other if isinstance(other, str) else "\x00")
+        out.append(other)
     return out
 
 
