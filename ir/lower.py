@@ -79,8 +79,7 @@ class ProgramLowering:
 
     def fn(self, info: ModuleInfo, sig: FnSig) -> None:
         node = sig.node
-        params = tuple(Param(p.name, self.ir_type(ps.type), *self.default(p.default),
-                             p.name_span)
+        params = tuple(Param(p.name, self.ir_type(ps.type), *self.default(p.default), p.span)
                        for p, ps in zip(node.params, sig.params, strict=False))
         returns = self.ir_type(sig.returns)
         if node.is_extern:

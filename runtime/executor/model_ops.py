@@ -157,7 +157,7 @@ class ModelOps:
             scores = await self.calls.score(ids, options)
         unconditional = None
         if method == "unconditional_likelihood_normalized":
-            unconditional = await self._unconditional(i, prompt, options)
+            unconditional = await self._unconditional(prompt, options)
         ranked = option_scores(method, scores, unconditional)
         best = best_option(method, scores, ranked) if temperature == 0 else \
             sample_option(ranked, temperature, settings["seed"])
@@ -178,22 +178,17 @@ class ModelOps:
             self.events.on_value(fn, i.dest, options[best])
         return Done(options[best], meta)
 
-    async def _unconditional(self, i: ir.Select, prompt: PromptStream,
-                             options: list[str]) -> list[Any]:
+    async def _unconditional(self, prompt: PromptStream, options: list[str]) -> list[Any]:
         """The options' scores without the prompt's content: after only the open role
-        turn's header, or, outside a turn, only the last text piece."""
-        bare = PromptStream(prompt.tokenizer)
+        turn's header, or, outside a turn, only the prompt's first token (standing in for
+        the beginning of a text)."""
         if prompt.role is not None:
+            bare = PromptStream(prompt.tokenizer)
             bare.begin_role(prompt.role)
-        _, tail = prompt.split_tail()
-        bare.append(tail)
-        if not bare.prompt_ids():
-            raise GenError(f"select '{i.dest}': unconditional_likelihood_normalized needs a "
-                           "role turn or some text right before the select")
-        healed = heal_options(bare, options)
-        if healed is not None:
-            return list(await self.calls.score(healed.prompt_ids, healed.continuations))
-        return list(await self.calls.score(bare.prompt_ids(), options))
+            ids = bare.prompt_ids()
+        else:
+            ids = prompt.prompt_ids()[:1]
+        return list(await self.calls.score(ids, options))
 
     # -- prefetch -----------------------------------------------------------------------------
     async def prefetch(self, prompt_ids: list[int], fn: str, span: Span) -> None:

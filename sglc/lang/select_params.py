@@ -31,7 +31,7 @@ greedy_token_selection            token by token: keep the options whose next to
 unconditional_likelihood_normalized  the mean of (logprob after the prompt - logprob without
                                   it), so options that are likely anywhere do not win for that;
                                   "without it" is a prompt of just the open role turn's header,
-                                  or, outside a turn, just the last text piece
+                                  or, outside a turn, just the prompt's first token
 """
 
 
