@@ -65,7 +65,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--trace",
         metavar="TRACE.json",
-        help="write every model call (prompt, params, output, timing) as JSON",
+        help="write every model call (prompt, params, output, timing; a failed one with its "
+        "error and partial output) as JSON",
     )
     p.add_argument(
         "--tools",

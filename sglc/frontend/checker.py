@@ -123,9 +123,9 @@ class FnChecker(GenChecker):
         if isinstance(first, A.ExprStmt) and isinstance(first.expr, A.Str) and \
                 first.expr.is_triple:
             return  # a docstring, then the prompt's own block: the remedy of this warning
-        raw = isinstance(first, A.PromptStmt) or (
-            isinstance(first, A.ExprStmt) and is_str(self.types.get(first.expr, NONE)))
-        if raw:
+        literal_line = isinstance(first, A.PromptStmt) or (
+            isinstance(first, A.ExprStmt) and isinstance(first.expr, (A.Str, A.Template)))
+        if literal_line:
             self.sink.warning(f"this string is the docstring of '{fn.name}': it is not sent "
                               "to the model", fn.doc_span,
                               "to send it, put a docstring line before it, or make it a "

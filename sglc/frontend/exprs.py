@@ -422,7 +422,11 @@ class ExprTyper:
         for arg in [*e.args, *(k.value for k in e.kwargs)]:
             self.check(arg)
         if not is_gradual(func):
-            self.sink.error(f"{func} is not callable", e.func.span, None, "not-callable")
+            hint = None
+            if isinstance(e.func, A.Name) and e.func.id in BUILTINS:
+                hint = f"'{e.func.id}' here is a variable, which hides the builtin " \
+                       f"{e.func.id}(); rename the variable"
+            self.sink.error(f"{func} is not callable", e.func.span, hint, "not-callable")
         return UNKNOWN
 
     def call_fn(self, sig: FnSig, e: A.Call) -> Type:

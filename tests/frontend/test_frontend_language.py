@@ -194,7 +194,8 @@ fn f() -> str:
 
 @pytest.mark.parametrize("body, warned", [
     ('    """Shots."""\n    "Q: {q}" gen a\n', True),
-    ('    """Shots."""\n    q\n    gen a\n', True),
+    ('    """Shots."""\n    gen a\n', True),
+    ('    """Shots."""\n    q\n    gen a\n', False),
     ('    """Answer it."""\n    user "{q}"\n    assistant: gen a\n', False),
     ('    """Answer it."""\n    requires len(q) > 0\n    let x = q\n    "{x}" gen a\n', False),
     ('    """Doc."""\n    """Shots."""\n    "Q: {q}" gen a\n', False),
@@ -204,8 +205,25 @@ def test_the_docstring_rule_is_said_where_it_could_surprise(body: str, warned: b
     assert [d.code for d in diags] == (["docstring-not-sent"] if warned else [])
 
 
+def test_a_builtin_hidden_by_a_variable_is_named() -> None:
+    _, diags = check_program("fn f(text: str) -> str:\n    return text()\n", "t.sgl")
+    assert [(d.message, d.hint) for d in diags] == [
+        ("str is not callable",
+         "'text' here is a variable, which hides the builtin text(); rename the variable")]
+
+
 def test_a_docstring_is_never_sent_and_a_second_string_is() -> None:
     module, _ = parse_source('fn f() -> str:\n    """Doc."""\n    """Shots."""\n    gen a\n'
                              '    return a\n')
     fn = module.fns[0]
     assert fn.doc == "Doc." and isinstance(fn.body[0], A.ExprStmt)
+
+
+def test_the_readme_language_example_checks_clean(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index("## The language"):].split("```")[1].split("\n", 1)[1]
+    (tmp_path / "tour.sgl").write_text(block)
+    (tmp_path / "card.json").write_text('{"type": "object", "properties": {"a": '
+                                        '{"type": "integer"}}, "required": ["a"]}')
+    _, diags = check_program(tmp_path / "tour.sgl")
+    assert diags == []
