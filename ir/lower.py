@@ -21,12 +21,11 @@ from typing import Any
 
 from sglc.frontend import ast as A
 from sglc.frontend.consts import NotConstant, constant_value
-from sglc.frontend.regexes import typed_constraint
+from sglc.frontend.flow import bound_names
 from sglc.frontend.symbols import CheckedProgram, FnSig, ModuleInfo
 from sglc.ir.analysis import live_in
 from sglc.ir.builder import FnBuilder, Loop
 from sglc.ir.instructions import (
-    VALUE_TYPE_OF,
     Append,
     AssertSpec,
     BinOp,
@@ -51,6 +50,7 @@ from sglc.ir.instructions import (
     Var,
 )
 from sglc.ir.lower_expr import ExprLowerer, LoweringError, qualified
+from sglc.ir.lower_gen import gen_constraint
 from sglc.ir.program import ExternSig, FnKind, IRFunction, IRProgram, Param
 from sglc.ir.types import ANY, IRType, ir_type
 from sglc.lang.schemas import schema_of
@@ -377,51 +377,8 @@ class FnLowerer(ExprLowerer):
         self.emit(Gen(g.name, constraint, value_type, None, params, span=g.span))
 
     def constraint(self, g: A.Gen) -> tuple[Constraint, ValueType]:
-        c = g.constraint
-        if c is None:
-            return Constraint("str"), "str"
-        if isinstance(c, A.Regex):
-            return Constraint("regex", pattern=c.pattern), "str"
-        if isinstance(c, A.SchemaRef):
-            source = c.source.value if isinstance(c.source, A.Str) else f"schema@{c.span.line}"
-            name = self.program.register_schema(source, self.checked.json_schemas[c])
-            return Constraint("schema", schema=name), "json"
-        const = self.checked.constants.get(c)
-        if const is not None:  # a module's regex constant
-            return Constraint("regex", pattern=str(const.value)), "str"
-        t = self.type_of(g) or JSON
-        json_form = isinstance(c, A.TypeName) and c.name == "json" and bool(c.args)
-        typed = typed_constraint(t, json_form)
-        if typed.kind == "schema" and typed.schema is not None:
-            name = t.info.name if isinstance(t, SchemaT) and not json_form else str(t)
-            name = self.program.register_schema(f"json[{name}]" if json_form else name,
-                                                typed.schema)
-            return Constraint("schema", schema=name), "json"
-        return (Constraint(typed.kind, typed.pattern, typed.choices, None, typed.max_len),
-                VALUE_TYPE_OF[typed.kind])
-
-
-def bound_names(stmts: tuple[A.Stmt, ...]) -> tuple[str, ...]:
-    """The variables a branch body binds (nested fork / parallel-for bodies excluded)."""
-    names: dict[str, None] = {}
-    for s in stmts:
-        for name in _binds(s):
-            names[name] = None
-    return tuple(names)
-
-
-def _binds(s: A.Stmt) -> list[str]:
-    if isinstance(s, (A.Let, A.ParallelFor, A.Fork)):
-        return [s.name]
-    if isinstance(s, (A.PromptStmt, A.Role)):
-        return [i.name for i in s.items if isinstance(i, (A.Gen, A.Select))]
-    if isinstance(s, A.For):
-        return [s.var, *bound_names(s.body)]
-    if isinstance(s, (A.RoleBlock, A.While)):
-        return list(bound_names(s.body))
-    if isinstance(s, A.If):
-        return [*bound_names(s.body), *bound_names(s.orelse)]
-    return []
+        return gen_constraint(g, self.type_of(g) or JSON, self.checked,
+                              self.program.register_schema)
 
 
 def lower_program(checked: CheckedProgram) -> tuple[IRProgram, list[Diagnostic]]:
@@ -436,4 +393,4 @@ def lower_program(checked: CheckedProgram) -> tuple[IRProgram, list[Diagnostic]]
     return prog, lowering.diagnostics
 
 
-__all__ = ["LoweringError", "bound_names", "lower_program"]
+__all__ = ["LoweringError", "lower_program"]

@@ -20,6 +20,7 @@ from pathlib import Path
 from sglc.frontend import ast as A
 from sglc.frontend.calls import check_param, constant_of
 from sglc.frontend.consts import NotConstant
+from sglc.frontend.flow import falls_through, first_role_turn
 from sglc.frontend.gens import GenChecker
 from sglc.frontend.symbols import BranchT, CheckedProgram, FnSig, ForkT, ModuleInfo, Var
 from sglc.frontend.typeexpr import TypeResolver
@@ -306,7 +307,7 @@ class FnChecker(GenChecker):
                             "join gather (the default: read the values as b.x) or join "
                             "append (each branch's text goes to the stream)", "fork-join")
         elif s.join == "append":
-            turn = _first_role_turn(s.body)
+            turn = first_role_turn(s.body)
             if turn is not None:
                 self.sink.error("the branches of a fork that joins by append cannot start "
                                 "role turns", turn.span, "open the turn around the fork "
@@ -366,50 +367,6 @@ class FnChecker(GenChecker):
         self.expect(s.cond, BOOL, "an assert condition")
         if s.message is not None:
             self.expect(s.message, STR, "an assert message")
-
-
-def _first_role_turn(body: tuple[A.Stmt, ...]) -> A.Role | A.RoleBlock | None:
-    for s in body:
-        if isinstance(s, (A.Role, A.RoleBlock)):
-            return s
-        for inner in _sub_blocks(s):
-            found = _first_role_turn(inner)
-            if found is not None:
-                return found
-    return None
-
-
-def _sub_blocks(s: A.Stmt) -> list[tuple[A.Stmt, ...]]:
-    if isinstance(s, A.If):
-        return [s.body, s.orelse]
-    if isinstance(s, (A.For, A.While, A.Fork, A.ParallelFor)):
-        return [s.body]
-    return []
-
-
-def falls_through(body: tuple[A.Stmt, ...]) -> bool:
-    """May control reach the end of `body`? (conservative: loops may exit)"""
-    for s in body:
-        if isinstance(s, A.Return):
-            return False
-        if isinstance(s, A.If) and s.orelse and not falls_through(s.body) \
-                and not falls_through(s.orelse):
-            return False
-        if isinstance(s, A.While) and isinstance(s.cond, A.Bool) and s.cond.value \
-                and not _breaks(s.body):
-            return False
-    return True
-
-
-def _breaks(body: tuple[A.Stmt, ...]) -> bool:
-    for s in body:
-        if isinstance(s, A.Break):
-            return True
-        if isinstance(s, A.If) and (_breaks(s.body) or _breaks(s.orelse)):
-            return True
-        if isinstance(s, (A.RoleBlock,)) and _breaks(s.body):
-            return True
-    return False
 
 
 __all__ = ["FnChecker", "falls_through", "JSON"]
