@@ -186,6 +186,11 @@ def _(instr: I.CallBuiltin, prog: IRProgram) -> None:
     if len(instr.args) < required:
         raise IRVerifyError(f"'{instr.name}' takes at least {_count(required)}, "
                             f"got {len(instr.args)}")
+    for param, arg in zip(builtin.params, instr.args, strict=False):
+        if param.form == "binding" and not (isinstance(arg, I.Const) and
+                                            isinstance(arg.value, str)):
+            raise IRVerifyError(f"'{instr.name}' takes the name of a gen or select as a "
+                                f"constant string, got {arg}")
     keywords = {p.name for p in builtin.keywords}
     for key, _ in instr.kwargs:
         if key not in keywords:

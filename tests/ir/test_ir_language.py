@@ -20,6 +20,7 @@ from sglc.ir import (
     IRType,
     IRVerifyError,
     Select,
+    Var,
     program_from_json,
     program_to_json,
     verify,
@@ -141,6 +142,12 @@ def test_verifier_rejects_bad_defaults_and_join_modes(language) -> None:
         dataclasses.replace(i, params=(("temprature", i.params[0][1]),))
         if isinstance(i, Select) else i for i in b.instrs)) for b in main.blocks)
     with pytest.raises(IRVerifyError, match="select has no parameter 'temprature'"):
+        verify(language.replace_function(dataclasses.replace(main, blocks=blocks)))
+    blocks = tuple(dataclasses.replace(b, instrs=tuple(
+        dataclasses.replace(i, args=(Var("short"),))
+        if isinstance(i, CallBuiltin) and i.name == "meta" else i for i in b.instrs))
+        for b in main.blocks)
+    with pytest.raises(IRVerifyError, match="'meta' takes the name of a gen or select"):
         verify(language.replace_function(dataclasses.replace(main, blocks=blocks)))
 
 
