@@ -270,7 +270,10 @@ class Gen(Instr):
     `regex` is the one canonical regex the text must fullmatch (set by the constraint pass;
     None means unconstrained). `params` are gen parameters by name (`max_tokens`, `stop`, ...:
     the records of `sglc.lang.GEN_PARAMS`; a stop string is not part of the text), evaluated
-    when the gen runs. `constraint` keeps the source form for messages and tools.
+    when the gen runs; a parameter not given takes the frame's default (see `IRFunction.
+    defaults`), else the record's. With `n`, `dest` is bound to the list of the n samples'
+    values and nothing is appended. What the gen did (finish reason, token counts, logprobs)
+    is kept for `meta(dest)`. `constraint` keeps the source form for messages and tools.
     """
 
     dest: str
@@ -283,27 +286,37 @@ class Gen(Instr):
 @dataclass(frozen=True)
 class Select(Instr):
     """Score each option (a list of str) as a continuation of the stream, in one batched pass
-    sharing the prefix; pick the one with the highest length-normalized log-likelihood (the
-    first on ties), append it to the stream and bind `dest` to it."""
+    sharing the prefix; rank them by `choices_method` (default: the length-normalized
+    log-likelihood) and pick the best (the first on ties), or with a `temperature` sample one;
+    append it to the stream and bind `dest` to it. `params` are select parameters by name
+    (`sglc.lang.SELECT_PARAMS`); every option's score is kept for `meta(dest)`."""
 
     dest: str
     options: Operand
+    params: KwArgs = ()
+
+
+ForkJoin = Literal["gather", "append"]
 
 
 @dataclass(frozen=True)
 class Fork(Instr):
     """`fork N as dest`, fork and join in one instruction. Evaluate n = `count` (n < 1 is a
     runtime error); run the function `body` n times concurrently, branch i on its own copy of
-    the current stream (open role turn included) with the params named in `captures` bound to
-    this frame's same-named variables (by reference). The body returns a dict of the
-    variables its branch bound; `dest` is bound to the list of the n dicts in branch order,
-    so `b.x` is `Pluck(b, "x")`. The current stream is unchanged: what branches append stays
-    in their copies. Completes when all branches have returned."""
+    the current stream (open role turn included) with its first param (`dest.index`) bound to
+    i and the params named in `captures` bound to this frame's same-named variables (by
+    reference). The body returns a dict of the variables its branch bound; `dest` is bound to
+    the list of the n dicts in branch order, each with "text" added: the branch's stream text
+    at its end (so `b.x` is `Pluck(b, "x")`, `b.text` is `Pluck(b, "text")`). With `join`
+    "gather" the current stream is unchanged; with "append", each branch's own text (what its
+    stream gained after the fork) is appended to it, in branch order. Completes when all
+    branches have returned."""
 
     dest: str
     count: Operand
     body: str
     captures: tuple[str, ...]
+    join: ForkJoin = "gather"
 
 
 @dataclass(frozen=True)
@@ -445,7 +458,8 @@ def _collect(value: object, names: list[str]) -> None:
 __all__ = [
     "BUILTINS", "INSTRUCTIONS", "VALUE_TYPE_OF", "NO_SPAN", "OPNAMES", "TERMINATORS", "Append", "AssertSpec",
     "Attr", "BinOp", "Branch", "BuildDict", "BuildList", "Call", "CallBuiltin", "CallMethod",
-    "Compare", "Const", "Constraint", "Copy", "defined_var", "used_vars", "Fork", "Format", "Gen", "HostCall", "Index",
+    "Compare", "Const", "Constraint", "Copy", "defined_var", "used_vars", "Fork", "ForkJoin",
+    "Format", "Gen", "HostCall", "Index",
     "Instr", "Jump", "KwArgs", "Operand", "ParallelMap", "Pluck", "Prefetch", "Return",
     "RoleBegin", "RoleEnd", "Scalar", "Select", "Slice", "Terminator", "UnaryOp", "Var",
 ]

@@ -7,7 +7,10 @@
 - `requires` become `assert_spec` at entry; `ensures` become `assert_spec` before each
   `return`, with the returned value in the variable `result`.
 - `break`/`continue` inside a role block close the turns opened inside the loop first.
-- Gen constraints are recorded as written; the constraint pass fills in the regex.
+- Gen constraints are recorded as written (a type's by `typed_constraint`, the checker's
+  reading of it); the constraint pass fills in the regex.
+- Module constants are inlined where they are read; `b.index` inside a fork body is the
+  body's first param, named `b.index`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from functools import singledispatchmethod
 from typing import Any
 
 from sglc.frontend import ast as A
+from sglc.frontend.consts import NotConstant, constant_value
+from sglc.frontend.flow import bound_names
 from sglc.frontend.symbols import CheckedProgram, FnSig, ModuleInfo
 from sglc.ir.analysis import live_in
 from sglc.ir.builder import FnBuilder, Loop
@@ -45,25 +50,12 @@ from sglc.ir.instructions import (
     Var,
 )
 from sglc.ir.lower_expr import ExprLowerer, LoweringError, qualified
+from sglc.ir.lower_gen import gen_constraint
 from sglc.ir.program import ExternSig, FnKind, IRFunction, IRProgram, Param
-from sglc.ir.types import ANY, ir_type
-from sglc.lang.schemas import json_schema, schema_of
-from sglc.lang.types import (
-    BOOL,
-    FLOAT,
-    INT,
-    STR,
-    Json,
-    LiteralT,
-    SchemaT,
-    Type,
-    is_gradual,
-    is_str,
-)
+from sglc.ir.types import ANY, IRType, ir_type
+from sglc.lang.schemas import schema_of
+from sglc.lang.types import JSON, DictT, ListT, OptionalT, SchemaT, Type, is_gradual, is_str
 from sglc.source import Diagnostic
-
-_SCALAR_CONSTRAINTS: dict[Type, ValueType] = {STR: "str", INT: "int", FLOAT: "float",
-                                              BOOL: "bool"}
 
 
 @dataclass
@@ -87,17 +79,49 @@ class ProgramLowering:
 
     def fn(self, info: ModuleInfo, sig: FnSig) -> None:
         node = sig.node
-        params = tuple(Param(p.name, ir_type(ps.type), *_default(p.default))
+        params = tuple(Param(p.name, self.ir_type(ps.type), *self.default(p.default), p.span)
                        for p, ps in zip(node.params, sig.params, strict=False))
+        returns = self.ir_type(sig.returns)
         if node.is_extern:
-            self.externs[qualified(sig)] = ExternSig(node.name, params, ir_type(sig.returns),
-                                                     node.doc, node.span)
+            self.externs[qualified(sig)] = ExternSig(node.name, params, returns, node.doc,
+                                                     node.span)
             return
         builder = FnBuilder(qualified(sig))
         FnLowerer(self, info, builder, node.ensures).body(node)
+        defaults = tuple((kw.name, self.constant(kw.value)) for kw in node.defaults)
         self.functions[builder.name] = IRFunction(
-            builder.name, params, ir_type(sig.returns), builder.finish(node.span), info.file,
-            node.doc, "fn", (), node.span)
+            builder.name, params, returns, builder.finish(node.span), info.file,
+            node.doc, "fn", (), node.span, defaults)
+
+    def ir_type(self, t: Type) -> IRType:
+        """The IR type of a signature's type; the schemas it names are registered, so that
+        arguments can be checked against them."""
+        if isinstance(t, SchemaT):
+            self.schemas.setdefault(t.info.name, schema_of(t.info))
+        for inner in _inner_types(t):
+            self.ir_type(inner)
+        return ir_type(t)
+
+    def constant(self, e: A.Expr) -> Any:
+        """The value of a constant expression (checked): a literal or a module constant."""
+        const = self.checked.constants.get(e)
+        try:
+            return const.value if const is not None else constant_value(e)
+        except NotConstant as exc:
+            raise LoweringError("this must be a constant", exc.node.span) from None
+
+    def default(self, e: A.Expr | None) -> tuple[Any, bool]:
+        return (None, False) if e is None else (self.constant(e), True)
+
+    def register_schema(self, name: str, schema: dict[str, Any]) -> str:
+        """Put a JSON schema in the program under `name` (or `name#2`, ... when that name
+        already holds another schema); returns the name used."""
+        candidate, k = name, 1
+        while self.schemas.get(candidate, schema) != schema:
+            k += 1
+            candidate = f"{name}#{k}"
+        self.schemas[candidate] = schema
+        return candidate
 
     def source_text(self, span: A.Span) -> str | None:
         lines = self.checked.sources.get(span.file, "").splitlines()
@@ -106,25 +130,14 @@ class ProgramLowering:
         return lines[span.line - 1][span.col - 1:span.end_col - 1]
 
 
-def _default(e: A.Expr | None) -> tuple[Any, bool]:
-    if e is None:
-        return None, False
-    return constant_value(e), True
-
-
-def constant_value(e: A.Expr) -> Any:
-    """The value of a constant expression (a param default)."""
-    if isinstance(e, (A.Int, A.Float, A.Str, A.Bool)):
-        return e.value
-    if isinstance(e, A.NoneLit):
-        return None
-    if isinstance(e, A.UnaryOp) and e.op == "-" and isinstance(e.operand, (A.Int, A.Float)):
-        return -e.operand.value
-    if isinstance(e, A.ListLit):
-        return [constant_value(i) for i in e.items]
-    if isinstance(e, A.DictLit):
-        return {constant_value(k): constant_value(v) for k, v in e.items}
-    raise LoweringError("a parameter default must be a constant", e.span)
+def _inner_types(t: Type) -> tuple[Type, ...]:
+    if isinstance(t, ListT):
+        return (t.elem,)
+    if isinstance(t, OptionalT):
+        return (t.inner,)
+    if isinstance(t, DictT):
+        return (t.key, t.value)
+    return ()
 
 
 class FnLowerer(ExprLowerer):
@@ -303,8 +316,10 @@ class FnLowerer(ExprLowerer):
             sub.emit(BuildDict(out, keys, tuple(Var(n) for n in outputs), span=s.span))
             sub.emit(Return(Var(out), span=s.span))
 
-        fn = self.branch_fn("fork", s.body, None, tail, outputs, s.span)
-        self.emit(Fork(s.name, count, fn.name, tuple(p.name for p in fn.params), span=s.span))
+        fn = self.branch_fn("fork", s.body, f"{s.name}.index", tail, outputs, s.span)
+        captures = tuple(p.name for p in fn.params[1:])
+        self.emit(Fork(s.name, count, fn.name, captures, s.join or "gather",  # type: ignore[arg-type]
+                       span=s.span))
 
     @stmt.register
     def _(self, s: A.ParallelFor) -> None:
@@ -320,17 +335,18 @@ class FnLowerer(ExprLowerer):
         captures = tuple(p.name for p in fn.params[1:])
         self.emit(ParallelMap(s.name, items, fn.name, captures, span=s.span))
 
-    def branch_fn(self, kind: str, body: tuple[A.Stmt, ...], item_var: str | None,
+    def branch_fn(self, kind: str, body: tuple[A.Stmt, ...], item_var: str,
                   tail: Any, outputs: tuple[str, ...], span: A.Span) -> IRFunction:
-        """Lower a branch body into its own function; its params are the item variable (for a
-        parallel for) and then the captures, the variables live at its entry."""
+        """Lower a branch body into its own function; its params are the item variable (a
+        parallel for's item, a fork's branch index) and then the captures, the variables
+        live at its entry."""
         sub = FnLowerer(self.program, self.info, FnBuilder(self.b.subfn_name(kind)))
         sub.b.roles = list(self.b.roles)  # a branch may start inside an open turn
         sub.block(body)
         if sub.b.is_open:
             tail(sub)
-        first = (Param(item_var, ANY),) if item_var else ()
-        fn_kind: FnKind = "map_body" if item_var else "fork_body"
+        first = (Param(item_var, ANY),)
+        fn_kind: FnKind = "map_body" if kind == "map" else "fork_body"
         fn = IRFunction(sub.b.name, first, ANY, sub.b.finish(span), self.info.file, None,
                         fn_kind, outputs, span)
         live = live_in(fn).get(fn.blocks[0].label, set()) - {item_var}
@@ -345,7 +361,9 @@ class FnLowerer(ExprLowerer):
         if isinstance(item, A.Gen):
             self.gen(item)
         elif isinstance(item, A.Select):
-            self.emit(Select(item.name, self.expr(item.options), span=item.span))
+            options = self.expr(item.options)
+            params = tuple((k.name, self.expr(k.value)) for k in item.params)
+            self.emit(Select(item.name, options, params, span=item.span))
         elif isinstance(item, A.Template):
             for part in item.parts:
                 value = Const(part) if isinstance(part, str) else self.expr(part)
@@ -359,44 +377,8 @@ class FnLowerer(ExprLowerer):
         self.emit(Gen(g.name, constraint, value_type, None, params, span=g.span))
 
     def constraint(self, g: A.Gen) -> tuple[Constraint, ValueType]:
-        if g.constraint is None:
-            return Constraint("str"), "str"
-        if isinstance(g.constraint, A.Regex):
-            return Constraint("regex", pattern=g.constraint.pattern), "str"
-        t = self.type_of(g)
-        if t in _SCALAR_CONSTRAINTS:
-            kind = _SCALAR_CONSTRAINTS[t]
-            return Constraint(kind), kind
-        if isinstance(t, LiteralT):
-            return Constraint("choice", choices=t.values), "str"
-        if isinstance(t, Json) or t is None:
-            return Constraint("json"), "json"
-        name = t.info.name if isinstance(t, SchemaT) else str(t)
-        self.program.schemas.setdefault(name, json_schema(t))
-        return Constraint("schema", schema=name), "json"
-
-
-def bound_names(stmts: tuple[A.Stmt, ...]) -> tuple[str, ...]:
-    """The variables a branch body binds (nested fork / parallel-for bodies excluded)."""
-    names: dict[str, None] = {}
-    for s in stmts:
-        for name in _binds(s):
-            names[name] = None
-    return tuple(names)
-
-
-def _binds(s: A.Stmt) -> list[str]:
-    if isinstance(s, (A.Let, A.ParallelFor, A.Fork)):
-        return [s.name]
-    if isinstance(s, (A.PromptStmt, A.Role)):
-        return [i.name for i in s.items if isinstance(i, (A.Gen, A.Select))]
-    if isinstance(s, A.For):
-        return [s.var, *bound_names(s.body)]
-    if isinstance(s, (A.RoleBlock, A.While)):
-        return list(bound_names(s.body))
-    if isinstance(s, A.If):
-        return [*bound_names(s.body), *bound_names(s.orelse)]
-    return []
+        return gen_constraint(g, self.type_of(g) or JSON, self.checked,
+                              self.program.register_schema)
 
 
 def lower_program(checked: CheckedProgram) -> tuple[IRProgram, list[Diagnostic]]:
@@ -411,4 +393,4 @@ def lower_program(checked: CheckedProgram) -> tuple[IRProgram, list[Diagnostic]]
     return prog, lowering.diagnostics
 
 
-__all__ = ["LoweringError", "bound_names", "constant_value", "lower_program"]
+__all__ = ["LoweringError", "lower_program"]

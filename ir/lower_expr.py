@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import singledispatchmethod
 
 from sglc.frontend import ast as A
-from sglc.frontend.symbols import CheckedProgram, FnSig, FnT, ForkT
+from sglc.frontend.symbols import BranchT, CheckedProgram, FnSig, FnT, ForkT
 from sglc.ir.builder import FnBuilder
 from sglc.ir.instructions import (
     Attr,
@@ -31,7 +31,8 @@ from sglc.ir.instructions import (
     UnaryOp,
     Var,
 )
-from sglc.lang.types import BuiltinT, Type
+from sglc.lang import BUILTINS
+from sglc.lang.types import NONE, BuiltinT, OptionalT, SchemaT, Type
 
 
 class LoweringError(Exception):
@@ -75,9 +76,21 @@ class ExprLowerer:
     def expr(self, e: A.Expr) -> Operand:
         raise LoweringError(f"cannot lower {type(e).__name__}", e.span)
 
+    def constant(self, value: object, span: A.Span) -> Operand:
+        """A module constant's value; lists and dicts are built anew each time."""
+        if isinstance(value, list):
+            items = tuple(self.constant(v, span) for v in value)
+            return self.into_temp(BuildList, items, span=span)
+        if isinstance(value, dict):
+            keys = tuple(self.constant(k, span) for k in value)
+            values = tuple(self.constant(v, span) for v in value.values())
+            return self.into_temp(BuildDict, keys, values, span=span)
+        return Const(value)  # type: ignore[arg-type]
+
     @expr.register
     def _(self, e: A.Name) -> Operand:
-        return Var(e.id)
+        const = self.checked.constants.get(e)
+        return Var(e.id) if const is None else self.constant(const.value, e.span)
 
     @expr.register(A.Int)
     @expr.register(A.Float)
@@ -191,13 +204,22 @@ class ExprLowerer:
 
     @expr.register
     def _(self, e: A.Attribute) -> Operand:
+        const = self.checked.constants.get(e)
+        if const is not None:  # module.CONSTANT
+            return self.constant(const.value, e.span)
+        owner = self.type_of(e.value)
+        if isinstance(owner, BranchT):  # b.index inside the fork body: its first param
+            return Var(f"{owner.name}.index")
         value = self.expr(e.value)
-        make = Pluck if isinstance(self.type_of(e.value), ForkT) else Attr
+        make = Pluck if isinstance(owner, ForkT) else Attr
         return self.into_temp(make, value, e.attr, span=e.span)
 
     @expr.register
     def _(self, e: A.Call) -> Operand:
         func = self.type_of(e.func)
+        built = self.type_of(e)
+        if isinstance(func, SchemaT) and isinstance(built, SchemaT):
+            return self.schema_value(built, e)
         if not isinstance(func, (FnT, BuiltinT)) and isinstance(e.func, A.Attribute):
             if e.kwargs:  # typed receivers are checked; a json one is only known at run time
                 raise LoweringError("methods take their arguments by position",
@@ -205,7 +227,13 @@ class ExprLowerer:
             owner = self.expr(e.func.value)
             args = tuple(self.expr(a) for a in e.args)
             return self.into_temp(CallMethod, owner, e.func.attr, args, span=e.span)
-        args = tuple(self.expr(a) for a in e.args)
+        if isinstance(func, BuiltinT):
+            params = BUILTINS[func.name].params
+            args = tuple(Const(a.id) if i < len(params) and params[i].form == "binding"
+                         and isinstance(a, A.Name) else self.expr(a)
+                         for i, a in enumerate(e.args))
+        else:
+            args = tuple(self.expr(a) for a in e.args)
         kwargs: KwArgs = tuple((k.name, self.expr(k.value)) for k in e.kwargs)
         if isinstance(func, FnT):
             make = HostCall if func.sig.node.is_extern else Call
@@ -213,6 +241,21 @@ class ExprLowerer:
         if isinstance(func, BuiltinT):
             return self.into_temp(CallBuiltin, func.name, args, kwargs, span=e.span)
         raise LoweringError("this call has no known callee", e.span)
+
+    def schema_value(self, t: SchemaT, e: A.Call) -> Operand:
+        """`Person(name=n, age=a)`: a dict in field order; a left-out optional field is
+        None."""
+        given = {k.name: k.value for k in e.kwargs}
+        keys, values = [], []
+        for name, field_type in t.info.fields.items():
+            keys.append(Const(name))
+            if name in given:
+                values.append(self.expr(given[name]))
+            elif isinstance(field_type, OptionalT) or field_type == NONE:
+                values.append(Const(None))
+            else:
+                raise LoweringError(f"field '{name}' is missing", e.span)
+        return self.into_temp(BuildDict, tuple(keys), tuple(values), span=e.span)
 
 
 __all__ = ["ExprLowerer", "LoweringError", "qualified"]

@@ -35,6 +35,9 @@ def print_program(prog: IRProgram, spans: bool = False) -> str:
 def print_function(fn: IRFunction, spans: bool = False) -> str:
     kind = "" if fn.kind == "fn" else f"{fn.kind} "
     head = f"{kind}fn {fn.name}({_params(fn.params)}) -> {fn.returns}"
+    if fn.defaults:
+        head += " with " + ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}"
+                                     for k, v in fn.defaults)
     if fn.outputs:
         head += f" outputs({', '.join(fn.outputs)})"
     lines = [head]
@@ -186,12 +189,14 @@ def format_constraint(c: I.Constraint) -> str:
 
 @format_instr.register
 def _(i: I.Select) -> str:
-    return f"{i.dest} = select {_op(i.options)}"
+    text = f"{i.dest} = select {_op(i.options)}"
+    return f"{text} ({_args((), i.params)})" if i.params else text
 
 
 @format_instr.register
 def _(i: I.Fork) -> str:
-    return f"{i.dest} = fork {_op(i.count)} {i.body}({', '.join(i.captures)})"
+    text = f"{i.dest} = fork {_op(i.count)} {i.body}({', '.join(i.captures)})"
+    return text if i.join == "gather" else f"{text} join {i.join}"
 
 
 @format_instr.register

@@ -14,7 +14,7 @@ from sglc.ir.instructions import NO_SPAN, Instr, Scalar
 from sglc.ir.types import IRType
 from sglc.source import Span
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Bumped whenever the IR or its JSON form changes incompatibly."""
 
 FnKind = Literal["fn", "fork_body", "map_body"]
@@ -23,12 +23,13 @@ FnKind = Literal["fn", "fork_body", "map_body"]
 @dataclass(frozen=True)
 class Param:
     """A parameter: its name, its type, and the constant default (a scalar, or a list/dict of
-    scalars; callers copy it) if it has one."""
+    scalars; callers copy it) if it has one; `span` is where it is declared."""
 
     name: str
     type: IRType
     default: Scalar | list | dict | None = None
     has_default: bool = False
+    span: Span = field(default=NO_SPAN, compare=False)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class IRFunction:
     kind: FnKind = "fn"
     outputs: tuple[str, ...] = ()
     span: Span = field(default=NO_SPAN, compare=False)
+    defaults: tuple[tuple[str, Scalar | list], ...] = ()
 
     @property
     def labels(self) -> dict[str, Block]:

@@ -1,6 +1,6 @@
 """The JSON form of an IRProgram: `program_from_json(program_to_json(p)) == p`, spans included.
 
-    {"format": "sglc-ir", "version": 2, "module": "agent", "entry": "agent.main",
+    {"format": "sglc-ir", "version": 3, "module": "agent", "entry": "agent.main",
      "schemas": {...}, "externs": {name: sig}, "functions": {name: fn}}
 
 An instruction is `{"opcode": "gen", <its fields>, "span": [file, line, col, end_line, end_col]}`;
@@ -65,12 +65,15 @@ def type_to_json(t: IRType) -> dict[str, Any]:
         data["choices"] = list(t.choices)
     if t.name:
         data["name"] = t.name
+    for bound in ("min", "max"):
+        if getattr(t, bound) is not None:
+            data[bound] = getattr(t, bound)
     return data
 
 
 def _params(params: tuple[Param, ...]) -> list[dict[str, Any]]:
     return [{"name": p.name, "type": type_to_json(p.type), "default": p.default,
-             "has_default": p.has_default} for p in params]
+             "has_default": p.has_default, "span": _span(p.span)} for p in params]
 
 
 def _sig_json(sig: ExternSig) -> dict[str, Any]:
@@ -83,6 +86,7 @@ def _fn_json(fn: IRFunction) -> dict[str, Any]:
         "name": fn.name, "params": _params(fn.params), "returns": type_to_json(fn.returns),
         "file": fn.file,
         "doc": fn.doc, "kind": fn.kind, "outputs": list(fn.outputs), "span": _span(fn.span),
+        "defaults": [[k, v] for k, v in fn.defaults],
         "blocks": [{"label": b.label, "instrs": [instr_json(i) for i in b.instrs]}
                    for b in fn.blocks],
     }
@@ -122,12 +126,13 @@ def type_from_json(data: dict[str, Any]) -> IRType:
     if not isinstance(data, dict):
         raise IRFormatError(f"a type must be an object, got {data!r}")
     return IRType(data["kind"], tuple(type_from_json(a) for a in data.get("args", ())),
-                  tuple(data.get("choices", ())), data.get("name", ""))
+                  tuple(data.get("choices", ())), data.get("name", ""), data.get("min"),
+                  data.get("max"))
 
 
 def _to_params(data: list[dict[str, Any]]) -> tuple[Param, ...]:
-    return tuple(Param(p["name"], type_from_json(p["type"]), p["default"], p["has_default"])
-                 for p in data)
+    return tuple(Param(p["name"], type_from_json(p["type"]), p["default"], p["has_default"],
+                       _to_span(p["span"])) for p in data)
 
 
 def _sig(data: dict[str, Any]) -> ExternSig:
@@ -141,7 +146,7 @@ def _fn(data: dict[str, Any]) -> IRFunction:
     return IRFunction(data["name"], _to_params(data["params"]), type_from_json(data["returns"]),
                       blocks,
                       data["file"], data["doc"], data["kind"], tuple(data["outputs"]),
-                      _to_span(data["span"]))
+                      _to_span(data["span"]), tuple((k, v) for k, v in data["defaults"]))
 
 
 def instr_from_json(data: dict[str, Any]) -> I.Instr:

@@ -12,6 +12,7 @@ parses `-a key=value` by walking them.
     IRType("optional", (IRType("int"),))           int | None
     IRType("schema", name="Person")                Person  (its JSON schema: IRProgram.schemas)
     IRType("any")                                  any     (fork / parallel-for bodies)
+    IRType("str", max=40)                          str[max=40]  (bounds: str, list, int)
 """
 
 from __future__ import annotations
@@ -29,15 +30,21 @@ SCALAR_KINDS = ("str", "int", "float", "bool", "None", "json", "any")
 _NUM_ARGS = {"list": 1, "dict": 2, "optional": 1}
 
 
+_BOUNDED_KINDS = ("str", "int", "list")
+
+
 @dataclass(frozen=True)
 class IRType:
     """`kind`, with `args` for list (item), dict (key, value) and optional (inner), `choices`
-    for a choice of strings, `name` for a schema."""
+    for a choice of strings, `name` for a schema; `min`/`max` bound a str's length, a
+    list's number of items, an int's value."""
 
     kind: TypeKind
     args: tuple[IRType, ...] = ()
     choices: tuple[str, ...] = ()
     name: str = ""
+    min: int | None = None
+    max: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in TYPE_KINDS:
@@ -49,10 +56,21 @@ class IRType:
             raise ValueError("a choice type, and only a choice type, has choices")
         if (self.kind == "schema") != bool(self.name):
             raise ValueError("a schema type, and only a schema type, has a name")
+        if (self.min is not None or self.max is not None) and self.kind not in _BOUNDED_KINDS:
+            raise ValueError(f"IR type {self.kind} takes no bounds")
+
+    @property
+    def bounds_text(self) -> str:
+        """`min=1, max=3`, or "" without bounds."""
+        return ", ".join(f"{k}={v}" for k, v in (("min", self.min), ("max", self.max))
+                         if v is not None)
 
     def __str__(self) -> str:
+        bounds = self.bounds_text
         if self.kind == "list":
-            return f"list[{self.args[0]}]"
+            return f"list[{self.args[0]}, {bounds}]" if bounds else f"list[{self.args[0]}]"
+        if bounds:
+            return f"{self.kind}[{bounds}]"
         if self.kind == "dict":
             key, value = self.args
             return "dict" if value.kind == "json" else f"dict[{key}, {value}]"
@@ -74,8 +92,12 @@ def ir_type(t: T.Type) -> IRType:
     errors, where a type is never `Unknown`; a fn, module or fork handle is never a
     parameter type. Both become `json`, the gradual type, rather than fail."""
     if isinstance(t, T.Prim) and t.name in SCALAR_KINDS:
+        if t.bounds is not None:
+            return IRType(t.name, min=t.bounds.min, max=t.bounds.max)  # type: ignore[arg-type]
         return _SCALARS[t.name]
     if isinstance(t, T.ListT):
+        if t.bounds is not None:
+            return IRType("list", (ir_type(t.elem),), min=t.bounds.min, max=t.bounds.max)
         return IRType("list", (ir_type(t.elem),))
     if isinstance(t, T.DictT):
         return IRType("dict", (ir_type(t.key), ir_type(t.value)))

@@ -13,7 +13,9 @@ Rules:
   captures (after the item variable);
 - `call_builtin` names a builtin and passes what its signature takes (sglc.lang.builtins);
   `call_method` names a method of str, list or dict; `gen` params are known gen parameters
-  (sglc.lang.gen_params), its regex (if any) compiles, a schema constraint names a schema; `prefetch` holds only constant appends and
+  (sglc.lang.gen_params), its regex (if any) compiles, a schema constraint names a schema;
+  `select` params are known select parameters; a fork's join mode is known; a fn's
+  `defaults` name inheritable gen parameters; `prefetch` holds only constant appends and
   role begins/ends; the entry (if any) is a function.
 """
 
@@ -25,7 +27,7 @@ from functools import singledispatch
 from sglc.ir import instructions as I
 from sglc.ir.analysis import maybe_defined_in, reachable
 from sglc.ir.program import IRFunction, IRProgram, Param
-from sglc.lang import BUILTINS, GEN_PARAMS, METHOD_NAMES
+from sglc.lang import BUILTINS, GEN_PARAMS, METHOD_NAMES, SELECT_PARAMS
 
 SPEC_KINDS = ("requires", "ensures", "assert")
 
@@ -47,6 +49,10 @@ def verify(prog: IRProgram) -> None:
 def verify_function(prog: IRProgram, fn: IRFunction) -> None:
     _check_blocks(fn)
     _check_variables(fn)
+    for name, _ in fn.defaults:
+        param = GEN_PARAMS.get(name)
+        if fn.kind != "fn" or param is None or not param.inheritable:
+            raise IRVerifyError(f"{fn.name}: '{name}' cannot be a default here")
     for label, index, instr in fn.instructions():
         try:
             check_instr(instr, prog)
@@ -147,7 +153,9 @@ def _check_args(name: str, params: tuple[Param, ...], call: I.Call | I.HostCall)
 
 @check_instr.register
 def _(instr: I.Fork, prog: IRProgram) -> None:
-    _check_body(prog, instr.body, "fork_body", instr.captures, 0)
+    if instr.join not in ("gather", "append"):
+        raise IRVerifyError(f"unknown join mode '{instr.join}'")
+    _check_body(prog, instr.body, "fork_body", instr.captures, 1)
 
 
 @check_instr.register
@@ -178,6 +186,11 @@ def _(instr: I.CallBuiltin, prog: IRProgram) -> None:
     if len(instr.args) < required:
         raise IRVerifyError(f"'{instr.name}' takes at least {_count(required)}, "
                             f"got {len(instr.args)}")
+    for param, arg in zip(builtin.params, instr.args, strict=False):
+        if param.form == "binding" and not (isinstance(arg, I.Const) and
+                                            isinstance(arg.value, str)):
+            raise IRVerifyError(f"'{instr.name}' takes the name of a gen or select as a "
+                                f"constant string, got {arg}")
     keywords = {p.name for p in builtin.keywords}
     for key, _ in instr.kwargs:
         if key not in keywords:
@@ -210,6 +223,13 @@ def _(instr: I.Gen, prog: IRProgram) -> None:
             re.compile(instr.regex)
         except re.error as exc:
             raise IRVerifyError(f"gen regex does not compile: {exc}") from None
+
+
+@check_instr.register
+def _(instr: I.Select, prog: IRProgram) -> None:
+    for name, _ in instr.params:
+        if name not in SELECT_PARAMS:
+            raise IRVerifyError(f"select has no parameter '{name}'")
 
 
 @check_instr.register

@@ -30,6 +30,7 @@ _LAZY = {
     "SGLRuntimeError": "sglc.runtime.executor.errors",
     "SpecViolation": "sglc.runtime.executor.errors",
     "Trace": "sglc.runtime.executor.trace",
+    "CallState": "sglc.runtime.executor.frames",
 }
 
 __all__ = sorted(_LAZY)

@@ -7,11 +7,20 @@
     answer = prog.react("What is 12*7?", runtime=rt)
     answers = prog.react.batch([("What is 2+2?",), {"question": "3*3?"}], runtime=rt)
     answer = await prog.react.async_("What is 12*7?", runtime=rt)
+    answer = prog.react("What is 12*7?", temperature=0.7, max_tokens=64)  # gen defaults
+    answers = prog.react.batch(["2+2?", "3*3?"], temperature=0.7)
+    state = prog.react.state("What is 12*7?")  # .value, .text, .messages, .meta["thought"]
     prog.save("agent.json"); sglc.load("agent.json")  # no re-parsing
 
 Every call may take `runtime=`, `trace=` (a Trace to record model calls into), `events=` (a
 ProgramEvents to hear gen text as it is decoded) and `out=` (where `print` writes); without
 `runtime=` a program uses its own `Runtime()` on the default model, made on first use.
+
+Keyword arguments that name no parameter of the fn but a gen parameter (`temperature`,
+`max_tokens`, `stop`, ...) are call-level defaults: every gen the call runs, in every fn it
+calls, takes them unless the gen (or a fn's `with`) says otherwise. Without any, gens are
+greedy with 128 new tokens (the defaults of the gen-parameter records, sglc.lang). Arguments
+are checked against the fn's declared types before it runs.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from sglc.frontend import Diagnostic, check_program, has_errors, render_all
 from sglc.frontend.symbols import CheckedProgram
 from sglc.ir import IRFormatError, IRProgram, compile_program, program_from_json, program_to_json
 from sglc.runtime.backends import Runtime
-from sglc.runtime.executor import Interpreter, ProgramEvents, SGLRuntimeError, Trace
+from sglc.runtime.executor import CallState, Interpreter, ProgramEvents, SGLRuntimeError, Trace
 from sglc.runtime.executor.arguments import public_functions
 from sglc.runtime.executor.generation import program_regexes
 
@@ -92,8 +101,26 @@ class Program:
     # -- running -------------------------------------------------------------------------------
     def run(self, fn: str | None = None, *args: Any, **kwargs: Any) -> Any:
         """Call fn (default: `main`) and wait for its value. Options: runtime=, trace=,
-        events=, out=."""
+        events=, out=; gen parameters as call-level defaults (temperature=0.7)."""
         return _run_sync(self.run_async(fn, *args, **kwargs))
+
+    def state(self, fn: str | None = None, *args: Any, **kwargs: Any) -> CallState:
+        """`run`, returning what the call left: `.value`, `.text` and `.messages` (its
+        prompt at return), `.meta` (each gen's and select's meta info, by name)."""
+        return _run_sync(self.state_async(fn, *args, **kwargs))
+
+    async def state_async(
+        self,
+        fn: str | None = None,
+        *args: Any,
+        runtime: Runtime | None = None,
+        trace: Trace | None = None,
+        events: ProgramEvents | None = None,
+        out: Callable[[str], None] | None = None,
+        **kwargs: Any,
+    ) -> CallState:
+        interp = self.interpreter(runtime, trace=trace, events=events, out=out)
+        return await self._located(interp.call_state(self._fn_name(fn), args, kwargs))
 
     async def run_async(
         self,
@@ -110,7 +137,8 @@ class Program:
 
     def batch(self, fn: str, calls: Iterable[Any], **options: Any) -> list[Any]:
         """Run fn once per argument set (a dict, a tuple, or a single value) concurrently;
-        results in order. The engine batches the calls' model requests together."""
+        results in order. The engine batches the calls' model requests together. Gen
+        parameters among the options (temperature=0.7) are defaults for every call."""
         return _run_sync(self.batch_async(fn, calls, **options))
 
     async def batch_async(
@@ -122,10 +150,11 @@ class Program:
         trace: Trace | None = None,
         events: ProgramEvents | None = None,
         out: Callable[[str], None] | None = None,
+        **defaults: Any,
     ) -> list[Any]:
         interp = self.interpreter(runtime, trace=trace, events=events, out=out)
         arguments = [_call_arguments(call) for call in calls]
-        return await self._located(interp.call_many(self._fn_name(fn), arguments))
+        return await self._located(interp.call_many(self._fn_name(fn), arguments, defaults))
 
     def interpreter(
         self,
@@ -202,6 +231,13 @@ class BoundFn:
 
     async def async_(self, *args: Any, **kwargs: Any) -> Any:
         return await self.program.run_async(self.name, *args, **kwargs)
+
+    def state(self, *args: Any, **kwargs: Any) -> CallState:
+        """The call's value, prompt (`.text`, `.messages`) and gens' `.meta`."""
+        return self.program.state(self.name, *args, **kwargs)
+
+    async def state_async(self, *args: Any, **kwargs: Any) -> CallState:
+        return await self.program.state_async(self.name, *args, **kwargs)
 
     def batch(self, calls: Iterable[Any], **options: Any) -> list[Any]:
         return self.program.batch(self.name, calls, **options)

@@ -91,7 +91,7 @@ def render(diag: Diagnostic, source: str | None) -> str:
     s = diag.span
     out = [f"{s.file}:{s.line}:{s.col}: {diag.severity}: {diag.message}"]
     lines = source.splitlines() if source is not None else []
-    if 1 <= s.line <= len(lines) + 1:
+    if source is not None and 1 <= s.line <= len(lines) + 1:
         text = lines[s.line - 1] if s.line <= len(lines) else ""
         out.append(text)
         out.append(_caret_line(text, s))

@@ -1,7 +1,10 @@
 """The SGL executor: runs IR programs on a model with asyncio.
 
-interpreter.py     frames, control flow, calls, fork / parallel for, host calls, specs
-model_ops.py       gen / select / prefetch: healing, values, trace records, events
+interpreter.py     the frame loop, control flow, calls, fork / parallel for, host calls, specs
+value_ops.py       the value instructions (operators, containers, builtins, methods)
+frames.py          Frame (variables, prompt, gen defaults, meta), CallState, text()/meta(x)
+model_ops.py       gen / select / prefetch: healing, values, meta, trace records, events
+choices.py         how a select ranks its options (choices_method) and picks one
 model_calls.py     ModelCalls: ready gens of all branches go to the model as one wave
 client.py          ModelClient: the protocol a model implements for the executor
 events.py          ProgramEvents: gen text as it is decoded, gen and select values
@@ -26,12 +29,14 @@ from sglc.runtime.executor.errors import (
     SpecViolation,
 )
 from sglc.runtime.executor.events import ProgramEvents
+from sglc.runtime.executor.frames import CallState
 from sglc.runtime.executor.interpreter import Interpreter
 from sglc.runtime.executor.prompt_stream import PromptStream
 from sglc.runtime.executor.trace import Trace
 
 __all__ = [
     "ArgumentError",
+    "CallState",
     "GenError",
     "HostError",
     "Interpreter",

@@ -13,7 +13,15 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from sglc.lang import BUILTINS, ValueOpError, find_method, to_text, type_name, value_kind
+from sglc.lang import (
+    BUILTINS,
+    CallContext,
+    ValueOpError,
+    find_method,
+    to_text,
+    type_name,
+    value_kind,
+)
 
 BINOPS: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add,
@@ -93,13 +101,19 @@ def call_method(obj: Any, method: str, args: list[Any]) -> Any:
 
 
 def call_builtin(
-    name: str, args: list[Any], kwargs: dict[str, Any], out: Callable[[str], None]
+    name: str, args: list[Any], kwargs: dict[str, Any], out: Callable[[str], None],
+    context: CallContext | None = None,
 ) -> Any:
     """`name(*args, **kwargs)` by the builtin table (sglc.lang.builtins); `out` receives
-    what an output-writing builtin (print) writes."""
+    what an output-writing builtin (print) writes; a state-reading one (text(), meta(x))
+    gets the running call's `context`."""
     builtin = BUILTINS.get(name)
     if builtin is None:
         raise ValueOpError(f"unknown builtin '{name}'")
+    if builtin.reads_state:
+        if context is None:
+            raise ValueOpError(f"{name}() reads the running call's state, and there is none")
+        args = [context, *args]
     value = guarded(f"{name}()", lambda: builtin.impl(*args, **kwargs))
     if builtin.writes_output:
         out(to_text(value))

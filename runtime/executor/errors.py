@@ -73,7 +73,7 @@ class SGLRuntimeError(Exception):
             lines = [render(diag, sources.get(self.span.file)).replace(": error: ", ": ", 1)]
         if self.stack:
             lines.append("  call stack (most recent call last):")
-            lines += [f"    {frame}" for frame in self.stack]
+            lines += fold_frames(self.stack)
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -81,6 +81,30 @@ class SGLRuntimeError(Exception):
             return self.render(self.sources)
         where = f"{self.span}: " if self.span is not None else ""
         return f"{where}{self.kind}: {self.message}"
+
+
+def fold_frames(stack: tuple[CallSite, ...], max_period: int = 8) -> list[str]:
+    """The call stack's lines, a run of 3 or more repeats of the same frames (recursion)
+    shown once with a count."""
+    lines: list[str] = []
+    i = 0
+    while i < len(stack):
+        for period in range(1, min(max_period, (len(stack) - i) // 3) + 1):
+            block = stack[i:i + period]
+            reps = 1
+            while stack[i + reps * period:i + (reps + 1) * period] == block:
+                reps += 1
+            if reps >= 3:
+                lines += [f"    {frame}" for frame in block]
+                frames = f"the {period} frames above repeat" if period > 1 else \
+                    "the frame above repeats"
+                lines.append(f"    ... {frames} {reps - 1} more times")
+                i += period * reps
+                break
+        else:
+            lines.append(f"    {stack[i]}")
+            i += 1
+    return lines
 
 
 class SpecViolation(SGLRuntimeError):

@@ -20,12 +20,13 @@ class ProgramEvents:
     to a program also asks the model to stream each gen's text (`on_delta`)."""
 
     def on_delta(self, fn: str, name: str, text: str) -> None:
-        """Gen `name` has decoded `text` more (before its value is parsed or checked)."""
+        """Gen `name` has decoded `text` more (before its value is parsed or checked); for a
+        gen with `n` samples, the first sample's text."""
 
     def on_value(self, fn: str, name: str, text: str) -> None:
         """Gen or select `name` is done: its text as the program sees it (a gen's without
         the spaces moved from the prompt into its first token), before it is parsed into
-        the gen's type."""
+        the gen's type; once per sample for a gen with `n`."""
 
 
 __all__ = ["ProgramEvents"]

@@ -6,7 +6,7 @@ branches, parallel-for items and the calls they make are tasks of one event loop
 the program's parallelism becomes the engine's batch.
 
     run: for each instruction of the current block
-        value op      -> computed inline (builtins.py)
+        value op      -> computed inline (value_ops.py, builtins.py)
         prompt op     -> the frame's PromptStream (prompt_stream.py)
         gen / select  -> the operands' values to ModelOps (model_ops.py), awaited
         fork / map    -> child coroutines on copies of the prompt, gathered in order
@@ -22,13 +22,18 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import sglc.runtime.executor.builtins as B
 from sglc import ir
 from sglc.runtime.core import EngineError
-from sglc.runtime.executor.arguments import bind_arguments, public_functions, short_name
+from sglc.runtime.executor.arguments import (
+    bind_arguments,
+    check_arguments,
+    public_functions,
+    short_name,
+    split_defaults,
+)
 from sglc.runtime.executor.client import ModelClient
 from sglc.runtime.executor.errors import (
     ArgumentError,
@@ -39,32 +44,19 @@ from sglc.runtime.executor.errors import (
     SpecViolation,
 )
 from sglc.runtime.executor.events import ProgramEvents
+from sglc.runtime.executor.frames import CallState, Frame, check_defaults, frame_defaults
 from sglc.runtime.executor.host import call_host, resolve_host
 from sglc.runtime.executor.model_calls import ModelCalls
 from sglc.runtime.executor.model_ops import ModelOps
 from sglc.runtime.executor.prompt_stream import PromptStream, PromptStreamError
 from sglc.runtime.executor.trace import Trace
+from sglc.runtime.executor.value_ops import ValueOps
 from sglc.source import Span
 
 MAX_CALL_DEPTH = 200
 
 
-@dataclass
-class Frame:
-    """One SGL call being run: its variables and its prompt."""
-
-    fn: ir.IRFunction
-    label: str  # how the call stack names it: "react", "solve (fork branch 2 of 3)"
-    vars: dict[str, Any]
-    prompt: PromptStream
-    callers: tuple[CallSite, ...]
-    just_prefetched: bool = False
-
-    def here(self, span: Span | None) -> tuple[CallSite, ...]:
-        return (*self.callers, CallSite(self.label, span))
-
-
-class Interpreter:
+class Interpreter(ValueOps):
     """Runs one IR program on a model. One interpreter may serve many concurrent calls, on
     one event loop.
 
@@ -92,23 +84,47 @@ class Interpreter:
 
     # -- entry points -----------------------------------------------------------------------
     async def call(
-        self, fn_name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None
+        self, fn_name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None,
+        defaults: Mapping[str, Any] | None = None,
     ) -> Any:
-        """Call an SGL fn by user-facing name (`react` or `agent.react`) with a new prompt."""
+        """Call an SGL fn by user-facing name (`react` or `agent.react`) with a new prompt.
+        Keyword arguments that name no param of the fn but a gen parameter, and `defaults`,
+        are call-level gen defaults (`temperature=0.7`); the arguments are checked against
+        the declared types."""
+        return (await self.call_state(fn_name, args, kwargs, defaults)).value
+
+    async def call_state(
+        self, fn_name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> CallState:
+        """`call`, keeping what the call left: its prompt and each gen's and select's meta."""
+        frame = self._entry_frame(fn_name, args, kwargs or {}, defaults or {})
+        value = await self._exec(frame)
+        return CallState.of(value, frame)
+
+    async def call_many(
+        self, fn_name: str, calls: Iterable[tuple[Sequence[Any], Mapping[str, Any]]],
+        defaults: Mapping[str, Any] | None = None,
+    ) -> list[Any]:
+        """`call` once per (args, kwargs), all concurrently; the results in order. The first
+        failure cancels the other calls."""
+        return await gather_in_order([self.call(fn_name, a, k, defaults) for a, k in calls])
+
+    def _entry_frame(self, fn_name: str, args: Sequence[Any], kwargs: Mapping[str, Any],
+                     defaults: Mapping[str, Any]) -> Frame:
         try:
             fn = self.program.functions[self.program.resolve(fn_name)]
         except KeyError:
             names = ", ".join(sorted(public_functions(self.program))) or "none"
             raise ArgumentError(f"the program has no fn '{fn_name}' (fns: {names})") from None
-        values = bind_arguments(fn, list(args), dict(kwargs or {}))
-        return await self._run(fn, values, self._new_prompt(), (), short_name(fn))
-
-    async def call_many(
-        self, fn_name: str, calls: Iterable[tuple[Sequence[Any], Mapping[str, Any]]]
-    ) -> list[Any]:
-        """`call` once per (args, kwargs), all concurrently; the results in order. The first
-        failure cancels the other calls."""
-        return await gather_in_order([self.call(fn_name, a, k) for a, k in calls])
+        named, call_defaults = split_defaults(fn, kwargs)
+        call_defaults = {**defaults, **call_defaults}
+        problem = check_defaults(call_defaults)
+        if problem is not None:
+            raise ArgumentError(f"{short_name(fn)}(): {problem}")
+        values = bind_arguments(fn, list(args), named)
+        check_arguments(fn, values, self.program)
+        return self._frame(fn, values, self._new_prompt(), (), short_name(fn), call_defaults)
 
     def _new_prompt(self) -> PromptStream:
         return PromptStream(self.client.tokenizer)
@@ -121,6 +137,23 @@ class Interpreter:
             sys.stdout.flush()
 
     # -- the frame loop ---------------------------------------------------------------------
+    def _frame(
+        self,
+        fn: ir.IRFunction,
+        values: dict[str, Any],
+        prompt: PromptStream,
+        callers: tuple[CallSite, ...],
+        label: str,
+        defaults: dict[str, Any],
+    ) -> Frame:
+        """A new frame for a call of `fn` (its `with` defaults over the caller's)."""
+        if len(callers) >= MAX_CALL_DEPTH:
+            raise SGLRuntimeError(
+                f"calls are nested more than {MAX_CALL_DEPTH} deep (unbounded recursion?)",
+                stack=callers,
+            )
+        return Frame(fn, label, values, prompt, callers, frame_defaults(defaults, fn))
+
     async def _run(
         self,
         fn: ir.IRFunction,
@@ -128,13 +161,12 @@ class Interpreter:
         prompt: PromptStream,
         callers: tuple[CallSite, ...],
         label: str,
+        defaults: dict[str, Any],
     ) -> Any:
-        if len(callers) >= MAX_CALL_DEPTH:
-            raise SGLRuntimeError(
-                f"calls are nested more than {MAX_CALL_DEPTH} deep (unbounded recursion?)",
-                stack=callers,
-            )
-        frame = Frame(fn, label, values, prompt, callers)
+        return await self._exec(self._frame(fn, values, prompt, callers, label, defaults))
+
+    async def _exec(self, frame: Frame) -> Any:
+        fn = frame.fn
         blocks = fn.labels
         block = fn.blocks[0]
         while True:
@@ -169,77 +201,6 @@ class Interpreter:
                     f"block '{block.label}' of {fn.name} has no terminator", stack=frame.here(None)
                 )
 
-    def _val(self, operand: ir.Operand, frame: Frame) -> Any:
-        if isinstance(operand, ir.Const):
-            return operand.value
-        try:
-            return frame.vars[operand.name]
-        except KeyError:
-            raise SGLRuntimeError(f"variable '{operand.name}' has no value here") from None
-
-    def _kwargs(self, kwargs: ir.KwArgs, frame: Frame) -> dict[str, Any]:
-        return {name: self._val(v, frame) for name, v in kwargs}
-
-    # -- value ops ----------------------------------------------------------------------------
-    def _copy(self, i: ir.Copy, f: Frame) -> None:
-        f.vars[i.dest] = self._val(i.src, f)
-
-    def _binop(self, i: ir.BinOp, f: Frame) -> None:
-        left, right = self._val(i.left, f), self._val(i.right, f)
-        f.vars[i.dest] = B.guarded(
-            f"{B.type_name(left)} {i.op} {B.type_name(right)}", lambda: B.BINOPS[i.op](left, right)
-        )
-
-    def _unop(self, i: ir.UnaryOp, f: Frame) -> None:
-        value = self._val(i.operand, f)
-        f.vars[i.dest] = B.guarded(f"{i.op} {B.type_name(value)}", lambda: B.UNARY[i.op](value))
-
-    def _compare(self, i: ir.Compare, f: Frame) -> None:
-        left, right = self._val(i.left, f), self._val(i.right, f)
-        f.vars[i.dest] = B.guarded(
-            f"{B.type_name(left)} {i.op} {B.type_name(right)}",
-            lambda: B.COMPARES[i.op](left, right),
-        )
-
-    def _build_list(self, i: ir.BuildList, f: Frame) -> None:
-        f.vars[i.dest] = [self._val(x, f) for x in i.items]
-
-    def _build_dict(self, i: ir.BuildDict, f: Frame) -> None:
-        keys = [self._val(k, f) for k in i.keys]
-        f.vars[i.dest] = B.guarded(
-            "dict", lambda: dict(zip(keys, (self._val(v, f) for v in i.values), strict=True))
-        )
-
-    def _index(self, i: ir.Index, f: Frame) -> None:
-        f.vars[i.dest] = B.index(self._val(i.obj, f), self._val(i.index, f))
-
-    def _slice(self, i: ir.Slice, f: Frame) -> None:
-        obj = self._val(i.obj, f)
-        start = None if i.start is None else self._val(i.start, f)
-        stop = None if i.stop is None else self._val(i.stop, f)
-        f.vars[i.dest] = B.guarded("slice", lambda: obj[start:stop])
-
-    def _attr(self, i: ir.Attr, f: Frame) -> None:
-        f.vars[i.dest] = B.attr(self._val(i.obj, f), i.name)
-
-    def _pluck(self, i: ir.Pluck, f: Frame) -> None:
-        f.vars[i.dest] = [B.attr(item, i.name) for item in self._val(i.obj, f)]
-
-    def _call_builtin(self, i: ir.CallBuiltin, f: Frame) -> None:
-        result = B.call_builtin(
-            i.name, [self._val(a, f) for a in i.args], self._kwargs(i.kwargs, f), self._write
-        )
-        if i.dest is not None:
-            f.vars[i.dest] = result
-
-    def _call_method(self, i: ir.CallMethod, f: Frame) -> None:
-        result = B.call_method(self._val(i.obj, f), i.method, [self._val(a, f) for a in i.args])
-        if i.dest is not None:
-            f.vars[i.dest] = result
-
-    def _format(self, i: ir.Format, f: Frame) -> None:
-        f.vars[i.dest] = "".join(ir.to_text(self._val(p, f)) for p in i.parts)
-
     # -- prompt ops ---------------------------------------------------------------------------
     def _append(self, i: ir.Append, f: Frame) -> None:
         f.prompt.append(ir.to_text(self._val(i.value, f)))
@@ -252,11 +213,15 @@ class Interpreter:
 
     # -- model calls: the operands' values go to ModelOps -----------------------------------
     async def _gen(self, i: ir.Gen, f: Frame) -> None:
-        f.vars[i.dest] = await self.model.gen(i, self._kwargs(i.params, f), f.prompt, f.label)
+        params = {**f.defaults, **self._kwargs(i.params, f)}
+        done = await self.model.gen(i, params, f.prompt, f.label)
+        f.vars[i.dest], f.meta[i.dest] = done.value, done.meta
 
     async def _select(self, i: ir.Select, f: Frame) -> None:
         options = self._val(i.options, f)
-        f.vars[i.dest] = await self.model.select(i, options, f.prompt, f.label)
+        params = self._kwargs(i.params, f)
+        done = await self.model.select(i, options, params, f.prompt, f.label)
+        f.vars[i.dest], f.meta[i.dest] = done.value, done.meta
 
     async def _prefetch(self, i: ir.Prefetch, f: Frame) -> None:
         """A prefix that the branches or calls right after this share, filled into the
@@ -282,7 +247,17 @@ class Interpreter:
         n = self._val(i.count, f)
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise SGLRuntimeError(f"fork needs a count of at least 1, got {n!r}")
-        f.vars[i.dest] = await self._branches(i, f, [{} for _ in range(n)], "fork branch")
+        index_param = self.program.functions[i.body].params[0].name
+        prompts = [f.prompt.fork() for _ in range(n)]
+        forked_text = f.prompt.text()
+        inputs = [{index_param: k} for k in range(n)]
+        values = await self._branches(i, f, inputs, "fork branch", prompts)
+        for value, prompt in zip(values, prompts, strict=True):
+            value["text"] = prompt.text()
+        if i.join == "append":
+            for prompt in prompts:
+                f.prompt.append(_own_text(prompt.text(), forked_text))
+        f.vars[i.dest] = values
 
     async def _parallel_map(self, i: ir.ParallelMap, f: Frame) -> None:
         items = self._val(i.items, f)
@@ -295,24 +270,27 @@ class Interpreter:
         f.vars[i.dest] = await self._branches(i, f, inputs, "parallel for item")
 
     async def _branches(
-        self, i: ir.Fork | ir.ParallelMap, f: Frame, inputs: list[dict[str, Any]], what: str
+        self, i: ir.Fork | ir.ParallelMap, f: Frame, inputs: list[dict[str, Any]], what: str,
+        prompts: list[PromptStream] | None = None,
     ) -> list[Any]:
         """Run the body once per input (plus the captures), concurrently, each on its own
-        copy of the prompt; the values in order."""
+        copy of the prompt (`prompts`, or new copies); the values in order."""
         body = self.program.functions[i.body]
         captured = {name: f.vars[name] for name in i.captures if name in f.vars}
         await self._fan_out(f, i.span, len(inputs))
         here, n = f.here(i.span), len(inputs)
+        copies = prompts or [f.prompt.fork() for _ in inputs]
         return await gather_in_order(
-            self._run(body, {**captured, **values}, f.prompt.fork(), here,
-                      f"{f.label} ({what} {k + 1} of {n})")
-            for k, values in enumerate(inputs)
+            self._run(body, {**captured, **values}, copy, here,
+                      f"{f.label} ({what} {k + 1} of {n})", f.defaults)
+            for k, (values, copy) in enumerate(zip(inputs, copies, strict=True))
         )
 
     async def _call(self, i: ir.Call, f: Frame) -> None:
         fn = self.program.functions[i.fn]
         values = bind_arguments(fn, [self._val(a, f) for a in i.args], self._kwargs(i.kwargs, f))
-        result = await self._run(fn, values, self._new_prompt(), f.here(i.span), short_name(fn))
+        result = await self._run(fn, values, self._new_prompt(), f.here(i.span), short_name(fn),
+                                 f.defaults)
         if i.dest is not None:
             f.vars[i.dest] = result
 
@@ -377,6 +355,14 @@ _HANDLERS: dict[type, Callable[[Interpreter, Any, Frame], Awaitable[None] | None
     ir.HostCall: Interpreter._host_call,
     ir.AssertSpec: Interpreter._assert_spec,
 }
+
+
+def _own_text(branch_text: str, forked_text: str) -> str:
+    """What a branch's prompt gained after the fork (its text starts with the parent's)."""
+    if not branch_text.startswith(forked_text):
+        raise SGLRuntimeError("join append: a branch's prompt no longer starts with the "
+                              "prompt it was forked from (the chat template rewrote it)")
+    return branch_text[len(forked_text):]
 
 
 async def gather_in_order(coros: Iterable[Awaitable[Any]]) -> list[Any]:

@@ -7,14 +7,15 @@ queue goes to the client as ONE `submit`, so the model schedules the whole wave 
 wave, which the engine's continuous batching merges with the running one.
 
 Each request of a wave completes on its own (the client calls back per request), so a branch
-whose request finishes early goes on while the rest of its wave still decodes.
+whose request finishes early goes on while the rest of its wave still decodes. A request
+with `n` samples completes when all n have come back (or one failed).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sglc.runtime.core import Output, SamplingParams, StreamDelta, new_rid
 from sglc.runtime.executor.client import ModelClient, OptionScore, Tokenizer
@@ -26,12 +27,17 @@ class _Pending:
     params: SamplingParams
     future: asyncio.Future[GenResult]
     on_delta: Callable[[str], None] | None = None  # decoded text, on the event loop
+    outputs: list[Output] = field(default_factory=list)  # samples so far (n > 1)
 
 
 @dataclass(frozen=True)
 class GenResult:
-    output: Output
+    outputs: list[Output]  # one per sample, by index
     batch_size: int  # requests in the wave this one was submitted with
+
+    @property
+    def output(self) -> Output:
+        return self.outputs[0]
 
 
 class ModelCalls:
@@ -77,11 +83,11 @@ class ModelCalls:
         by_rid = dict(zip(rids, wave, strict=True))
 
         def on_output(out: Output) -> None:  # on any thread
-            loop.call_soon_threadsafe(_settle, by_rid[out.rid].future, GenResult(out, len(wave)))
+            loop.call_soon_threadsafe(_collect, by_rid[out.rid], out, len(wave))
 
-        def on_delta(delta: StreamDelta) -> None:  # on any thread
+        def on_delta(delta: StreamDelta) -> None:  # on any thread: the first sample's text
             pending_delta = by_rid[delta.rid].on_delta
-            if pending_delta is not None and delta.text:
+            if pending_delta is not None and delta.text and delta.index == 0:
                 loop.call_soon_threadsafe(pending_delta, delta.text)
 
         streaming = any(p.on_delta is not None for p in wave)
@@ -107,6 +113,10 @@ class ModelCalls:
         await self.generate(prompt_ids, SamplingParams(max_new_tokens=0))
 
 
-def _settle(future: asyncio.Future[GenResult], value: GenResult) -> None:
-    if not future.done():
-        future.set_result(value)
+def _collect(pending: _Pending, out: Output, batch_size: int) -> None:
+    """One sample came back (on the event loop); settle once all n have, or one failed."""
+    pending.outputs.append(out)
+    if out.error or len(pending.outputs) >= pending.params.n:
+        outputs = sorted(pending.outputs, key=lambda o: o.index)
+        if not pending.future.done():
+            pending.future.set_result(GenResult(outputs, batch_size))

@@ -2,18 +2,22 @@
 
 The interpreter evaluates each instruction's operands and hands this part the values and
 the frame's prompt; this part heals the prompt boundary, calls the model (batched in waves
-by `ModelCalls`), turns the output into the SGL value, writes the output to the prompt,
-records a trace entry and tells the program's events.
+by `ModelCalls`), turns the output into the SGL value and its meta info (`meta(x)`), writes
+the output to the prompt, records a trace entry (a failed call too, with its error) and
+tells the program's events.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from sglc import ir
 from sglc.ir import parse_generated
-from sglc.runtime.core import Output, SamplingParams
+from sglc.lang import SELECT_PARAMS
+from sglc.runtime.core import EngineError, FinishReason, Output
+from sglc.runtime.executor.choices import best_option, option_scores, sample_option
 from sglc.runtime.executor.errors import GenError, SGLRuntimeError
 from sglc.runtime.executor.events import ProgramEvents
 from sglc.runtime.executor.generation import (
@@ -22,13 +26,20 @@ from sglc.runtime.executor.generation import (
     heal_gen,
     heal_options,
     healed_sampling,
-    pick_best,
     sampling_params,
 )
-from sglc.runtime.executor.model_calls import GenResult, ModelCalls
+from sglc.runtime.executor.model_calls import ModelCalls
 from sglc.runtime.executor.prompt_stream import PromptStream
-from sglc.runtime.executor.trace import Trace
+from sglc.runtime.executor.trace import Trace, gen_meta, gen_record, select_record
 from sglc.source import Span
+
+
+@dataclass(frozen=True)
+class Done:
+    """A gen's or select's SGL value, and what `meta(x)` reads about it."""
+
+    value: Any
+    meta: Any
 
 
 class ModelOps:
@@ -51,46 +62,80 @@ class ModelOps:
     # -- gen ----------------------------------------------------------------------------------
     async def gen(
         self, i: ir.Gen, params: dict[str, Any], prompt: PromptStream, fn: str
-    ) -> Any:
-        """Generate gen `i` with its evaluated `params` after `prompt`; append the output to
-        the prompt and return the gen's SGL value."""
+    ) -> Done:
+        """Generate gen `i` with its evaluated `params` (the frame's defaults under the
+        gen's own) after `prompt`; append the output to the prompt (unless the gen asks for
+        `n` samples) and return the gen's SGL value (a list of n with `n`)."""
+        start = self._now()
         try:
             sampling = sampling_params(params)
         except GenParamError as exc:
-            raise GenError(f"gen '{i.dest}': {exc}") from None
+            raise self._failed(i, fn, prompt.prompt_ids(), None, start,
+                               f"gen '{i.dest}': {exc}") from None
         _require_prompt(prompt, f"gen '{i.dest}'")
         healed = heal_gen(prompt)
         ids = healed.prompt_ids if healed else prompt.prompt_ids()
         try:
             sampling = healed_sampling(sampling, i.regex, healed)
         except GenParamError as exc:
-            raise GenError(f"gen '{i.dest}': {exc}") from None
-        start = self.trace.now() if self.trace else 0.0
+            raise self._failed(i, fn, ids, None, start, f"gen '{i.dest}': {exc}") from None
         on_delta = None if self.events is None else partial(self.events.on_delta, fn, i.dest)
-        result = await self.calls.generate(ids, sampling, on_delta)
-        out = result.output
-        if out.error:
-            raise GenError(f"gen '{i.dest}': the engine failed: {out.error}")
-        text = out.text
-        if healed is not None and text.startswith(healed.spaces):
-            text = text[len(healed.spaces) :]
-        else:
-            healed = None
-        value = _gen_value(i, text, out)
+        try:
+            result = await self.calls.generate(ids, sampling, on_delta)
+        except EngineError as exc:
+            raise self._failed(i, fn, ids, None, start, f"gen '{i.dest}': the engine failed: "
+                               f"{exc}") from None
+        texts = []
+        for out in result.outputs:
+            text = out.text
+            if healed is not None and text.startswith(healed.spaces):
+                text = text[len(healed.spaces) :]
+            texts.append(text)
+        try:
+            values = [_gen_value(i, text, out) for text, out in zip(texts, result.outputs,
+                                                                     strict=True)]
+        except GenError as exc:
+            raise self._failed(i, fn, ids, result.output, start, exc.message, exc.hint,
+                               sampling) from None
         if self.trace is not None:
-            prompt_text = self.calls.tokenizer.decode(ids, skip_special_tokens=False)
-            self.trace.add(_gen_record(i, fn, prompt_text, sampling, result, text, start,
-                                       self.trace.now()))
+            self.trace.add(gen_record(i, fn, self._decode(ids), sampling, result, texts, start,
+                                      self.trace.now()))
+        metas = [gen_meta(out, text, self.calls.tokenizer)
+                 for out, text in zip(result.outputs, texts, strict=True)]
+        if self.events is not None:
+            for text in texts:
+                self.events.on_value(fn, i.dest, text)
+        if "n" in params:  # samples: alternatives, none of them is appended
+            return Done(values, metas)
+        out, text = result.output, texts[0]
+        if healed is not None and not out.text.startswith(healed.spaces):
+            healed = None
         if healed is not None:
             prompt.replace_tail(healed.head_text, prompt.encode_piece(healed.head_text))
         prompt.append_generated(out.text, out.token_ids)
-        if self.events is not None:
-            self.events.on_value(fn, i.dest, text)
-        return value
+        return Done(values[0], metas[0])
+
+    def _failed(self, i: ir.Gen, fn: str, ids: list[int], out: Output | None, start: float,
+                message: str, hint: str | None = None, sampling: Any = None) -> GenError:
+        """The error of a failed gen, recorded in the trace with its prompt and partial
+        output first."""
+        if self.trace is not None:
+            self.trace.add({
+                "kind": "gen", "fn": fn, "name": i.dest, "location": str(i.span),
+                "prompt": self._decode(ids), "prompt_tokens": len(ids),
+                "constraint": describe_constraint(i), "regex": i.regex,
+                "output": None if out is None else out.text,
+                "finish_reason": None if out is None or out.finish_reason is None
+                else out.finish_reason.value,
+                "error": message, "start_s": start, "end_s": self.trace.now(),
+            })
+        return GenError(message, hint=hint)
 
     # -- select -------------------------------------------------------------------------------
-    async def select(self, i: ir.Select, options: Any, prompt: PromptStream, fn: str) -> str:
-        """Score the options as continuations of `prompt`; append the best and return it."""
+    async def select(self, i: ir.Select, options: Any, params: dict[str, Any],
+                     prompt: PromptStream, fn: str) -> Done:
+        """Score the options as continuations of `prompt`, rank them by `choices_method`,
+        pick the best (or sample one with a temperature); append it and return it."""
         if (
             not isinstance(options, list)
             or not options
@@ -100,52 +145,57 @@ class ModelOps:
                 f"select '{i.dest}' needs a non-empty list of non-empty "
                 f"strings, got {options!r:.80}"
             )
+        settings = _select_settings(i, params, self.normalized_select)
+        method, temperature = settings["choices_method"], settings["temperature"]
         ids = _require_prompt(prompt, f"select '{i.dest}'")
         healed = heal_options(prompt, options)
-        start = self.trace.now() if self.trace else 0.0
+        start = self._now()
         if healed is not None:
             ids = healed.prompt_ids
             scores = await self.calls.score(ids, healed.continuations)
         else:
             scores = await self.calls.score(ids, options)
-        best = pick_best(scores, normalized=self.normalized_select)
+        unconditional = None
+        if method == "unconditional_likelihood_normalized":
+            unconditional = await self._unconditional(prompt, options)
+        ranked = option_scores(method, scores, unconditional)
+        best = best_option(method, scores, ranked) if temperature == 0 else \
+            sample_option(ranked, temperature, settings["seed"])
+        meta = {
+            "choice": options[best], "index": best, "options": list(options),
+            "method": method, "scores": ranked, "logprobs": [s.logprob for s in scores],
+            "num_tokens": [s.num_tokens for s in scores],
+            "token_logprobs": [list(getattr(s, "token_logprobs", None) or []) for s in scores],
+        }
         if self.trace is not None:
-            self.trace.add(
-                {
-                    "kind": "select",
-                    "fn": fn,
-                    "name": i.dest,
-                    "location": str(i.span),
-                    "prompt": self.calls.tokenizer.decode(ids, skip_special_tokens=False),
-                    "prompt_tokens": len(ids),
-                    "options": options,
-                    "scores": [
-                        {
-                            "logprob": s.logprob,
-                            "num_tokens": s.num_tokens,
-                            "normalized": s.normalized,
-                        }
-                        for s in scores
-                    ],
-                    "chosen": options[best],
-                    "start_s": start,
-                    "end_s": self.trace.now(),
-                }
-            )
+            self.trace.add(select_record(i, fn, self._decode(ids), len(ids), scores, meta,
+                                         start, self.trace.now()))
         if healed is not None:
             prompt.replace_tail(healed.tail + options[best], healed.joined[best])
         else:
             prompt.append(options[best])
         if self.events is not None:
             self.events.on_value(fn, i.dest, options[best])
-        return options[best]
+        return Done(options[best], meta)
+
+    async def _unconditional(self, prompt: PromptStream, options: list[str]) -> list[Any]:
+        """The options' scores without the prompt's content: after only the open role
+        turn's header, or, outside a turn, only the prompt's first token (standing in for
+        the beginning of a text)."""
+        if prompt.role is not None:
+            bare = PromptStream(prompt.tokenizer)
+            bare.begin_role(prompt.role)
+            ids = bare.prompt_ids()
+        else:
+            ids = prompt.prompt_ids()[:1]
+        return list(await self.calls.score(ids, options))
 
     # -- prefetch -----------------------------------------------------------------------------
     async def prefetch(self, prompt_ids: list[int], fn: str, span: Span) -> None:
         """Fill a prompt into the prefix cache (nothing generated); no-op for an empty one."""
         if not prompt_ids:
             return
-        start = self.trace.now() if self.trace else 0.0
+        start = self._now()
         await self.calls.prefetch(prompt_ids)
         if self.trace is not None:
             self.trace.add(
@@ -159,6 +209,26 @@ class ModelOps:
                 }
             )
 
+    def _now(self) -> float:
+        return self.trace.now() if self.trace else 0.0
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.calls.tokenizer.decode(ids, skip_special_tokens=False)
+
+
+def _select_settings(i: ir.Select, params: dict[str, Any], normalized: bool) -> dict[str, Any]:
+    """The select's parameters, checked, with their defaults."""
+    settings = {name: p.default for name, p in SELECT_PARAMS.items()}
+    if not normalized:
+        settings["choices_method"] = "logprob"
+    for name, value in params.items():
+        param = SELECT_PARAMS.get(name)
+        problem = f"unknown select parameter '{name}'" if param is None else param.error(value)
+        if problem is not None:
+            raise GenError(f"select '{i.dest}': {problem}")
+        settings[name] = value
+    return settings
+
 
 def _require_prompt(prompt: PromptStream, what: str) -> list[int]:
     ids = prompt.prompt_ids()
@@ -171,56 +241,28 @@ def _require_prompt(prompt: PromptStream, what: str) -> list[int]:
 
 
 def _gen_value(i: ir.Gen, text: str, out: Output) -> Any:
-    """The gen's SGL value; GenError when a constrained output is incomplete."""
+    """The gen's SGL value; GenError when the engine failed or a constrained output is
+    incomplete (saying what ended it: a stop string, max_tokens, an abort)."""
+    if out.error:
+        raise GenError(f"gen '{i.dest}': the engine failed: {out.error}")
     if out.is_valid is False:
+        constraint = describe_constraint(i)
+        if out.finish_reason == FinishReason.STOP:
+            raise GenError(
+                f"gen '{i.dest}': a stop string ended it before its constraint {constraint} "
+                f"was complete: {text!r}",
+                hint="drop the stop string: a constrained gen ends when its constraint is "
+                "complete",
+            )
+        if out.finish_reason == FinishReason.ABORT:
+            raise GenError(f"gen '{i.dest}' was aborted before completing its constraint "
+                           f"{constraint}: {text!r}")
         raise GenError(
             f"gen '{i.dest}' ran out of tokens before completing its constraint "
-            f"{describe_constraint(i)}: {text!r}",
+            f"{constraint}: {text!r}",
             hint="raise max_tokens for this gen",
         )
     try:
         return parse_generated(i.value_type, text)
     except ir.ParseError as exc:
         raise GenError(f"gen '{i.dest}': cannot read {text!r} as {i.value_type}: {exc}") from None
-
-
-def _gen_record(
-    i: ir.Gen, fn: str, prompt_text: str, params: SamplingParams, result: GenResult,
-    text: str, start: float, end: float,
-) -> dict[str, Any]:
-    out = result.output
-    return {
-        "kind": "gen",
-        "fn": fn,
-        "name": i.dest,
-        "location": str(i.span),
-        "prompt": prompt_text,
-        "prompt_tokens": out.usage.prompt_tokens,
-        "params": _params_json(params),
-        "constraint": describe_constraint(i),
-        "regex": i.regex,
-        "output": out.text,
-        "value_text": text,
-        "finish_reason": out.finish_reason.value if out.finish_reason else None,
-        "cached_tokens": out.usage.cached_tokens,
-        "completion_tokens": out.usage.completion_tokens,
-        "forced_tokens": out.usage.forced_tokens,
-        "forward_passes": out.usage.forward_passes,
-        "batch_size": result.batch_size,
-        "start_s": start,
-        "end_s": end,
-    }
-
-
-def _params_json(params: SamplingParams) -> dict[str, Any]:
-    return {
-        "max_new_tokens": params.max_new_tokens,
-        "temperature": params.temperature,
-        "top_p": params.top_p,
-        "top_k": params.top_k,
-        "min_p": params.min_p,
-        "seed": params.seed,
-        "stop": list(params.stop),
-        "frequency_penalty": params.frequency_penalty,
-        "presence_penalty": params.presence_penalty,
-    }

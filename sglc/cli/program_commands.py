@@ -18,7 +18,7 @@ from sglc.cli.common import (
     add_engine_options,
     make_runtime,
 )
-from sglc.cli.program_args import parse_arguments
+from sglc.cli.program_args import parse_arguments, parse_defaults, read_args_file
 from sglc.frontend import check_program, has_errors, render, render_all, to_json
 from sglc.ir import print_program
 from sglc.program import Program, compile_checked, load
@@ -45,6 +45,24 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--args-json", metavar="JSON", help="arguments as a JSON object (or @file.json)")
     p.add_argument(
+        "--args-file",
+        metavar="FILE",
+        help="one run per record, run together as a batch: a .jsonl file (a JSON object of "
+        "arguments a line), a .json file (an object, or a list of them) or a text file (a "
+        "line each, the fn's first parameter); -a/--args-json go to every run; with several "
+        "runs each result is printed as a line of JSON",
+    )
+    p.add_argument(
+        "-s",
+        "--sampling",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a gen parameter as a default for every gen of the run (repeatable), e.g. "
+        "-s temperature=0.7 -s max_tokens=64; a gen's own parameters and a fn's `with` "
+        "defaults win; without any, gens are greedy with max_tokens=128",
+    )
+    p.add_argument(
         "--stream",
         action="store_true",
         help="stream each gen's text to stderr token by token as the engine decodes it "
@@ -53,7 +71,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--trace",
         metavar="TRACE.json",
-        help="write every model call (prompt, params, output, timing) as JSON",
+        help="write every model call (prompt, params, output, timing; a failed one with its "
+        "error and partial output) as JSON",
     )
     p.add_argument(
         "--tools",
@@ -158,7 +177,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             + ("; pick one with --fn NAME" if not args.fn else "")
         )
     fn = prog.ir.functions[prog.ir.resolve(fn_name)]
-    kwargs = parse_arguments(fn, args.arg, args.args_json)
+    schemas = prog.ir.schemas
+    rows = read_args_file(args.args_file, fn, schemas) if args.args_file else None
+    runs = parse_arguments(fn, args.arg, args.args_json, schemas, rows)
+    defaults = parse_defaults(args.sampling)
     for path in args.tools:
         prog.bind(**load_tools_file(path))
     runtime = make_runtime(args)
@@ -166,17 +188,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     events = _StreamPrinter() if args.stream else None
     try:
         with runtime:
-            result = asyncio.run(
-                prog.run_async(
-                    fn_name, runtime=runtime, trace=trace, events=events, out=_write_stdout,
-                    **kwargs,
+            results = asyncio.run(
+                prog.batch_async(
+                    fn_name, runs, runtime=runtime, trace=trace, events=events,
+                    out=_write_stdout, **defaults,
                 )
             )
     finally:
         if trace is not None:
             trace.save(args.trace)
-    if result is not None:
-        print(result if isinstance(result, str) else json.dumps(result, ensure_ascii=False))
+    if rows is None:
+        (result,) = results
+        if result is not None:
+            print(result if isinstance(result, str) else json.dumps(result, ensure_ascii=False))
+    else:
+        for result in results:
+            print(json.dumps(result, ensure_ascii=False))
     return EXIT_OK
 
 

@@ -17,12 +17,23 @@ node = dataclass(frozen=True, eq=False)
 
 
 @node
+class TypeBound:
+    """`max=40` in `str[max=40]`: a bound on a str's length, a list's size, an int's value."""
+
+    name: str
+    value: int
+    span: Span
+
+
+@node
 class TypeName:
-    """`str`, `Person`, `tools.Person`, `list[int]`, `dict[str, int]`."""
+    """`str`, `Person`, `tools.Person`, `list[int]`, `dict[str, int]`, `json[str]`, with
+    any bounds: `str[max=40]`, `list[int, max=3]`."""
 
     name: str
     args: tuple[TypeExpr, ...]
     span: Span
+    bounds: tuple[TypeBound, ...] = ()
 
 
 @node
@@ -213,11 +224,23 @@ Expr = (
 
 
 @node
+class SchemaRef:
+    """`schema("person.json")` or `schema({...})`: a JSON schema as a gen constraint."""
+
+    source: Expr
+    span: Span
+
+
+Constraint = TypeExpr | Regex | SchemaRef
+
+
+@node
 class Gen:
-    """`gen NAME[: constraint][(params)]`; the constraint is a type or a regex literal."""
+    """`gen NAME[: constraint][(params)]`; the constraint is a type (or a module's regex
+    constant, written as a type name), a regex literal or a schema reference."""
 
     name: str
-    constraint: TypeExpr | Regex | None
+    constraint: Constraint | None
     params: tuple[Keyword, ...]
     span: Span
     name_span: Span
@@ -226,12 +249,14 @@ class Gen:
 
 @node
 class Select:
-    """`select NAME in OPTIONS`."""
+    """`select NAME[(params)] in OPTIONS`."""
 
     name: str
     options: Expr
     span: Span
     name_span: Span
+    params: tuple[Keyword, ...] = ()
+    positional: tuple[Expr, ...] = ()
 
 
 PromptItem = Expr | Gen | Select
@@ -335,13 +360,18 @@ class While:
 
 @node
 class Fork:
-    """`fork N as NAME:` + body; after it, `NAME.x` is the list of the branches' `x`."""
+    """`fork N as NAME [join MODE]:` + body. Inside the body `NAME.index` is the branch's
+    number; after it `NAME.x` is the list of the branches' `x` and `NAME.text` their texts.
+    `join` (None when not written): "gather" or "append" (each branch's text goes to the
+    stream after the block), checked by the checker."""
 
     count: Expr
     name: str
     body: tuple[Stmt, ...]
     span: Span
     name_span: Span
+    join: str | None = None
+    join_span: Span | None = None
 
 
 @node
@@ -442,7 +472,8 @@ class Param:
 @node
 class FnDef:
     """`fn` (or `extern fn`, with `is_extern` and no body). The builder lifts a leading
-    triple-quoted docstring and the leading `requires`/`ensures` clauses out of the body."""
+    triple-quoted docstring and the leading `requires`/`ensures` clauses out of the body;
+    `defaults` are the gen-parameter defaults of `with name=value, ...`."""
 
     name: str
     params: tuple[Param, ...]
@@ -454,11 +485,14 @@ class FnDef:
     span: Span
     name_span: Span
     is_extern: bool = False
+    defaults: tuple[Keyword, ...] = ()
+    doc_span: Span | None = None
 
 
 @node
 class Module:
-    """A parsed file. `stmts` holds statements written outside any fn (always an error)."""
+    """A parsed file. `consts` are its top-level `let`s (module constants); `stmts` holds
+    other statements written outside any fn (always an error)."""
 
     file: str
     imports: tuple[Import, ...]
@@ -468,3 +502,4 @@ class Module:
     broken: tuple[str, ...] = field(default=())
     """Names of declarations that failed to parse (suppresses 'unknown name' follow-ups)."""
     doc: str | None = None
+    consts: tuple[Let, ...] = ()

@@ -18,8 +18,9 @@ from sglc.source import DiagnosticSink
 KEYWORDS = frozenset(
     "fn extern schema import as let parallel for in if elif else while fork return break "
     "continue pass gen select system user assistant requires ensures assert and or not "
-    "True False None".split()
+    "with True False None".split()
 )
+"""Reserved words. (`join` is a keyword only after a fork's name, so it stays a name.)"""
 
 
 def build_module(trees: list[Tree], file: str, broken: list[str],
@@ -37,8 +38,10 @@ def build_module(trees: list[Tree], file: str, broken: list[str],
     imports = tuple(i for i in items if isinstance(i, A.Import))
     schemas = tuple(i for i in items if isinstance(i, A.SchemaDef))
     fns = tuple(i for i in items if isinstance(i, A.FnDef))
-    stmts = tuple(i for i in items if not isinstance(i, (A.Import, A.SchemaDef, A.FnDef)))
-    return A.Module(file, imports, schemas, fns, stmts, tuple(broken), doc)
+    consts = tuple(i for i in items if isinstance(i, A.Let))
+    stmts = tuple(i for i in items
+                  if not isinstance(i, (A.Import, A.SchemaDef, A.FnDef, A.Let)))
+    return A.Module(file, imports, schemas, fns, stmts, tuple(broken), doc, consts)
 
 
 @v_args(meta=True)
@@ -118,12 +121,15 @@ class AstBuilder(Transformer):
                        self.span(meta), self.tspan(name), is_extern=True)
 
     def fn_def(self, meta: Any, ch: list[Any]) -> A.FnDef:
-        name, params, returns, body = ch
+        """NOTE: the docstring rule: a first statement that is a triple-quoted string
+        without `{}` holes is the docstring, never sent to the model (the checker warns
+        when the lines after it build a raw prompt, where it may have been meant as one)."""
+        name, params, returns, defaults, body = ch
         body = list(body)
-        doc = None
+        doc, doc_span = None, None
         first = body[0] if body else None
         if isinstance(first, A.ExprStmt) and isinstance(first.expr, A.Str) and first.expr.is_triple:
-            doc = inspect.cleandoc(first.expr.value)
+            doc, doc_span = inspect.cleandoc(first.expr.value), first.span
             body.pop(0)
         requires, ensures = [], []
         while body and isinstance(body[0], (A.Requires, A.Ensures)):
@@ -131,7 +137,15 @@ class AstBuilder(Transformer):
             (requires if isinstance(clause, A.Requires) else ensures).append(clause)
         span = self.block_span(meta, body[-1] if body else (requires + ensures or [None])[-1])
         return A.FnDef(self.ident(name), tuple(params or ()), returns, doc, tuple(requires),
-                       tuple(ensures), tuple(body), span, self.tspan(name))
+                       tuple(ensures), tuple(body), span, self.tspan(name),
+                       defaults=tuple(defaults or ()), doc_span=doc_span)
+
+    def fn_defaults(self, meta: Any, ch: list[Any]) -> list[A.Keyword]:
+        return list(ch)
+
+    def fn_default(self, meta: Any, ch: list[Any]) -> A.Keyword:
+        name, value = ch
+        return A.Keyword(self.ident(name), value, self.span(meta), self.tspan(name))
 
     def params(self, meta: Any, ch: list[Any]) -> list[A.Param]:
         return [c for c in ch if c is not None]
@@ -147,7 +161,14 @@ class AstBuilder(Transformer):
 
     def type_name(self, meta: Any, ch: list[Any]) -> A.TypeName:
         (name, _), *args = ch
-        return A.TypeName(name, tuple(a for a in args if a is not None), self.span(meta))
+        bounds = tuple(a for a in args if isinstance(a, A.TypeBound))
+        types = tuple(a for a in args if a is not None and not isinstance(a, A.TypeBound))
+        return A.TypeName(name, types, self.span(meta), bounds)
+
+    def type_bound(self, meta: Any, ch: list[Any]) -> A.TypeBound:
+        name, sign, value = ch
+        number = -int(value) if sign is not None and str(sign) == "-" else int(value)
+        return A.TypeBound(str(name), number, self.span(meta))
 
     def type_literal(self, meta: Any, ch: list[Token]) -> A.TypeLiteral:
         return A.TypeLiteral(self.string_value(ch[0]), self.span(meta))
@@ -173,9 +194,13 @@ class AstBuilder(Transformer):
     def constraint(self, meta: Any, ch: list[Any]) -> Any:
         return ch[0]
 
+    def schema_ref(self, meta: Any, ch: list[Any]) -> A.SchemaRef:
+        return A.SchemaRef(ch[0], self.span(meta))
+
     def select_clause(self, meta: Any, ch: list[Any]) -> A.Select:
-        name, options = ch
-        return A.Select(self.ident(name), options, self.span(meta), self.tspan(name))
+        name, args, options = ch
+        pos, kws = self.split_args(args or [])
+        return A.Select(self.ident(name), options, self.span(meta), self.tspan(name), kws, pos)
 
     def let_stmt(self, meta: Any, ch: list[Any]) -> A.Let:
         name, type_, value = ch
@@ -244,9 +269,13 @@ class AstBuilder(Transformer):
         return A.While(ch[0], ch[1], self.block_span(meta, ch[1][-1]))
 
     def fork_stmt(self, meta: Any, ch: list[Any]) -> A.Fork:
-        count, name, body = ch
+        count, name, join, body = ch
+        mode, mode_span = join if join is not None else (None, None)
         return A.Fork(count, self.ident(name), body, self.block_span(meta, body[-1]),
-                      self.tspan(name))
+                      self.tspan(name), mode, mode_span)
+
+    def fork_join(self, meta: Any, ch: list[Token]) -> tuple[str, A.Span]:
+        return str(ch[1]), self.tspan(ch[1])
 
     # ---- expressions -----------------------------------------------------------------
 

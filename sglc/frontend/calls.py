@@ -1,5 +1,6 @@
 """Typing calls against their signatures: the arguments of fns, builtins and methods (the
-records of sglc.lang), and the parameters of `gen`.
+records of sglc.lang), the fields of a schema built from parts (`Person(name=n, age=a)`),
+and the parameters of `gen` and `select`.
 
 Builtins and methods follow Python's convention (positional-only parameters, then `*rest`,
 then keyword-only parameters); SGL fns take each parameter by position or by keyword.
@@ -11,13 +12,15 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from sglc.frontend import ast as A
-from sglc.frontend.symbols import suggest
+from sglc.frontend.consts import NotConstant, constant_value
+from sglc.frontend.symbols import ConstInfo, suggest
 from sglc.lang import (
     ArgTypeError,
     ArgTypes,
     Builtin,
     GenParam,
     Param,
+    SelectParam,
     find_method,
     methods_of,
     receiver_kind,
@@ -25,7 +28,7 @@ from sglc.lang import (
 )
 from sglc.lang.methods import receiver_vars
 from sglc.lang.signatures import ResultRule
-from sglc.lang.types import UNKNOWN, Type, assignable
+from sglc.lang.types import NONE, UNKNOWN, OptionalT, SchemaInfo, SchemaT, Type, assignable
 from sglc.source import DiagnosticSink
 
 
@@ -34,10 +37,13 @@ class Typer(Protocol):
 
     sink: DiagnosticSink
     types: dict[object, Type]
+    constants: dict[object, ConstInfo]
 
     def check(self, e: A.Expr) -> Type: ...
 
     def expect(self, e: A.Expr, want: Type, what: str) -> Type: ...
+
+    def binding_type(self, e: A.Expr, what: str) -> Type: ...
 
 
 def bind_args(typer: Typer, what: str, e: A.Call, params: Sequence[Param], *,
@@ -57,12 +63,15 @@ def bind_args(typer: Typer, what: str, e: A.Call, params: Sequence[Param], *,
     for kw in e.kwargs:
         _bind_keyword(typer, what, kw, by_keyword, by_position, bound)
     for p in [*params, *keywords]:
-        if p.name in bound:
-            typer.expect(bound[p.name], p.type, f"argument '{p.name}' of {what}")
-            if p.literal and not isinstance(bound[p.name], A.Regex):
+        if p.name in bound and p.form == "binding":
+            typer.types[bound[p.name]] = typer.binding_type(bound[p.name], what)
+        elif p.name in bound:
+            arg = bound[p.name]
+            typer.expect(arg, p.type, f"argument '{p.name}' of {what}")
+            if p.form == "constant" and not (isinstance(arg, A.Regex) or arg in typer.constants):
                 typer.sink.error(f"{what} needs a regex literal /.../ as its {p.name}",
-                                 bound[p.name].span, "write the pattern inline, e.g. /[0-9]+/",
-                                 "type-mismatch")
+                                 arg.span, "write the pattern inline, e.g. /[0-9]+/, or make it "
+                                 "a top-level constant: let R = /.../", "type-mismatch")
         elif not p.has_default:
             hint = None if positional_only else f"pass it as {p.name}=..."
             typer.sink.error(f"{what} is missing argument '{p.name}'", e.span, hint, "arity")
@@ -141,38 +150,72 @@ def _result(typer: Typer, result: Type | ResultRule, args: ArgTypes,
         return err.fallback
 
 
-# ---- gen parameters ----------------------------------------------------------------------
-
-_NOT_CONSTANT = object()
+# ---- schema values built from parts --------------------------------------------------------
 
 
-def check_gen_param(typer: Typer, param: GenParam, kw: A.Keyword) -> None:
-    """Type of one `gen` parameter and, for a constant, its value (the rule SamplingParams
-    applies, in the same words)."""
+def schema_call_type(typer: Typer, info: SchemaInfo, e: A.Call) -> Type:
+    """`Person(name=n, age=a)`: every field by keyword, of its type; an optional field
+    (`T | None`) may be left out (it is None)."""
+    what = f"{info.name}(...)"
+    for arg in e.args:
+        typer.check(arg)
+        typer.sink.error(f"{what} takes its fields by name", arg.span,
+                         f"name it: {info.name}({', '.join(f'{f}=...' for f in info.fields)})",
+                         "arity")
+    given: set[str] = set()
+    for kw in e.kwargs:
+        field = info.fields.get(kw.name)
+        if field is None:
+            typer.check(kw.value)
+            typer.sink.error(f"schema {info.name} has no field '{kw.name}'", kw.name_span,
+                             suggest(kw.name, info.fields) or
+                             f"fields: {', '.join(info.fields)}", "unknown-keyword")
+        elif kw.name in given:
+            typer.check(kw.value)
+            typer.sink.error(f"field '{kw.name}' given twice", kw.name_span, None,
+                             "duplicate-keyword")
+        else:
+            typer.expect(kw.value, field, f"field '{kw.name}' of {info.name}")
+        given.add(kw.name)
+    missing = [n for n, t in info.fields.items()
+               if n not in given and not (isinstance(t, OptionalT) or t == NONE)]
+    if missing:
+        typer.sink.error(f"{what} is missing field{'s' * (len(missing) > 1)} "
+                         f"{', '.join(repr(m) for m in missing)}", e.span,
+                         f"pass {missing[0]}=...", "arity")
+    return SchemaT(info)
+
+
+# ---- gen and select parameters -------------------------------------------------------------
+
+
+def check_param(typer: Typer, param: GenParam | SelectParam, kw: A.Keyword,
+                what: str = "gen") -> None:
+    """Type of one `gen` (or `select`) parameter and, for a constant, its value (the rule
+    SamplingParams applies, in the same words)."""
     got = typer.check(kw.value)
     if not any(assignable(got, t) for t in param.types):
-        typer.sink.error(f"gen parameter '{kw.name}' must be {param.type_text}, not {got}",
+        typer.sink.error(f"{what} parameter '{kw.name}' must be {param.type_text}, not {got}",
                          kw.value.span, None, "type-mismatch")
         return
-    value = _constant_value(kw.value)
-    problem = None if value is _NOT_CONSTANT else param.error(value)
+    try:
+        value = constant_of(typer, kw.value)
+    except NotConstant:
+        return
+    problem = param.error(value)
     if problem is not None:
         typer.sink.error(problem, kw.value.span, None, "param-range")
 
 
-def _constant_value(e: A.Expr) -> object:
-    """The value of a literal (numbers with a sign, strings, bools, None, lists of those),
-    or _NOT_CONSTANT."""
-    if isinstance(e, (A.Int, A.Float, A.Str, A.Bool)):
-        return e.value
-    if isinstance(e, A.NoneLit):
-        return None
-    if isinstance(e, A.UnaryOp) and e.op in ("+", "-") and isinstance(e.operand, (A.Int, A.Float)):
-        return -e.operand.value if e.op == "-" else e.operand.value
-    if isinstance(e, A.ListLit):
-        items = [_constant_value(i) for i in e.items]
-        return _NOT_CONSTANT if _NOT_CONSTANT in items else items
-    return _NOT_CONSTANT
+check_gen_param = check_param
 
 
-__all__ = ["Typer", "bind_args", "builtin_call_type", "check_gen_param", "method_call_type"]
+def constant_of(typer: Typer, e: A.Expr) -> object:
+    """The value of a literal or of a name that reads a module constant (NotConstant
+    otherwise). A regex's value is its pattern."""
+    const = typer.constants.get(e)
+    return const.value if const is not None else constant_value(e)
+
+
+__all__ = ["Typer", "bind_args", "builtin_call_type", "check_gen_param", "check_param",
+           "constant_of", "method_call_type", "schema_call_type"]

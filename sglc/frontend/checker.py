@@ -7,19 +7,22 @@ Rules a reader may not guess from the grammar:
 - a binding may be repeated (a `gen` in a loop, a `let` in both arms of an if) only with
   the same type;
 - a line holding a single str expression appends it to the stream; a line of items
-  appends each in order (items must be str, gen or select).
+  appends each in order (items must be str, gen or select);
+- gens and selects are checked in gens.py (parameters, constraints, stop strings).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import singledispatchmethod
+from pathlib import Path
 
 from sglc.frontend import ast as A
-from sglc.frontend.calls import check_gen_param
-from sglc.frontend.exprs import ExprTyper
-from sglc.frontend.regexes import check_gen_constraint, check_regex
-from sglc.frontend.symbols import FnSig, ForkT, ModuleInfo, Var, suggest
+from sglc.frontend.calls import check_param, constant_of
+from sglc.frontend.consts import NotConstant
+from sglc.frontend.flow import falls_through, first_role_turn
+from sglc.frontend.gens import GenChecker
+from sglc.frontend.symbols import BranchT, CheckedProgram, FnSig, ForkT, ModuleInfo, Var
 from sglc.frontend.typeexpr import TypeResolver
 from sglc.lang import GEN_PARAMS
 from sglc.lang.types import (
@@ -30,8 +33,6 @@ from sglc.lang.types import (
     STR,
     UNKNOWN,
     ListT,
-    LiteralT,
-    OptionalT,
     Type,
     assignable,
     element_type,
@@ -40,6 +41,8 @@ from sglc.lang.types import (
     widen,
 )
 from sglc.source import DiagnosticSink
+
+FORK_JOINS = ("gather", "append")
 
 
 @dataclass(frozen=True)
@@ -51,23 +54,24 @@ class Ctx:
     role: str | None = None
 
 
-class FnChecker(ExprTyper):
+class FnChecker(GenChecker):
     """Checks one fn body (the scope starts with its params)."""
 
-    def __init__(self, info: ModuleInfo, sig: FnSig, sink: DiagnosticSink, types: dict,
-                 resolver: TypeResolver) -> None:
-        super().__init__(info, sink, types)
+    def __init__(self, info: ModuleInfo, sig: FnSig, sink: DiagnosticSink,
+                 program: CheckedProgram, resolver: TypeResolver, directory: Path) -> None:
+        super().__init__(info, sink, program, resolver, directory)
         self.sig = sig
-        self.resolver = resolver
         self.fork_layers: list[dict[str, Var]] = []  # read later as b.x: warned at the end
 
     def run(self) -> None:
         fn = self.sig.node
         for p, ps in zip(fn.params, self.sig.params, strict=False):
             self.scope.layers[0][p.name] = Var(p.name, ps.type, p.name_span, "param", True)
+        self.fn_defaults(fn)
         for clause in fn.requires:
             self.expect(clause.cond, BOOL, "a requires clause")
         self.block(fn.body, Ctx())
+        self.docstring_not_sent(fn)
         if fn.ensures:
             self.result_type = self.sig.returns
             for clause in fn.ensures:
@@ -85,20 +89,51 @@ class FnChecker(ExprTyper):
         for layer in self.fork_layers:
             self.warn_unused(layer)
 
-    # ---- bindings ------------------------------------------------------------------------
+    def fn_defaults(self, fn: A.FnDef) -> None:
+        """`with name=value, ...`: inheritable gen parameters, each a constant."""
+        seen: set[str] = set()
+        for kw in fn.defaults:
+            param = GEN_PARAMS.get(kw.name)
+            if param is None or kw.name in seen or not param.inheritable:
+                self.check(kw.value)
+                if param is None:
+                    self.unknown_gen_param(kw)
+                elif kw.name in seen:
+                    self.sink.error(f"default '{kw.name}' given twice", kw.name_span, None,
+                                    "gen-param")
+                else:
+                    self.sink.error(f"{kw.name} cannot be a default: it changes what a gen "
+                                    "gives, so each gen says it", kw.name_span, None,
+                                    "gen-param")
+            else:
+                check_param(self, param, kw)
+                try:
+                    constant_of(self, kw.value)
+                except NotConstant:
+                    self.sink.error(f"the default of '{kw.name}' must be a constant",
+                                    kw.value.span, "pass values that vary as gen parameters",
+                                    "gen-param")
+            seen.add(kw.name)
 
-    def bind(self, name: str, t: Type, span: A.Span, kind: str) -> Var:
-        layer = self.scope.layers[-1]
-        old = layer.get(name)
-        if old is not None:
-            if not (assignable(t, old.type) or is_gradual(old.type)):
-                self.sink.error(f"'{name}' is already {old.type} (line {old.span.line}); "
-                                f"cannot rebind it as {t}", span,
-                                "use a new name", "rebind-type")
-            return old
-        var = Var(name, t, span, kind, used=kind != "let")
-        layer[name] = var
-        return var
+    def docstring_not_sent(self, fn: A.FnDef) -> None:
+        """A docstring right before lines that build a raw prompt may have been meant as
+        the start of that prompt (a few-shot block): say that it is not sent."""
+        if fn.doc is None or fn.doc_span is None or not fn.body:
+            return
+        first = fn.body[0]
+        if isinstance(first, A.ExprStmt) and isinstance(first.expr, A.Str) and \
+                first.expr.is_triple:
+            return  # a docstring, then the prompt's own block: the remedy of this warning
+        literal_line = isinstance(first, A.PromptStmt) or (
+            isinstance(first, A.ExprStmt) and isinstance(first.expr, (A.Str, A.Template)))
+        if literal_line:
+            self.sink.warning(f"this string is the docstring of '{fn.name}': it is not sent "
+                              "to the model", fn.doc_span,
+                              "to send it, put a docstring line before it, or make it a "
+                              'constant (let SHOTS = """...""" at the top level) and write '
+                              "SHOTS here", "docstring-not-sent")
+
+    # ---- bindings ------------------------------------------------------------------------
 
     def warn_unused(self, layer: dict[str, Var]) -> None:
         for var in layer.values():
@@ -132,7 +167,7 @@ class FnChecker(ExprTyper):
     def items(self, items: tuple[A.PromptItem, ...], ctx: Ctx) -> None:
         for item in items:
             if isinstance(item, A.Gen):
-                self.gen(item, ctx)
+                self.gen(item, ctx.role)
             elif isinstance(item, A.Select):
                 self.select(item)
             else:
@@ -201,6 +236,11 @@ class FnChecker(ExprTyper):
         value = self.check(s.value)
         found = self.scope.lookup(s.name)
         if found is None:
+            if s.name in self.info.consts:
+                self.sink.error(f"cannot assign to the module constant '{s.name}'",
+                                s.name_span, f"bind a new name: let {s.name.lower()} = ...",
+                                "const-assign")
+                return
             hint = f"declare it first: let {s.name} = ..."
             self.sink.error(f"assignment to undeclared name '{s.name}'", s.name_span, hint,
                             "unknown-name")
@@ -247,11 +287,31 @@ class FnChecker(ExprTyper):
         self.expect(s.count, INT, "the number of branches")
         if isinstance(s.count, A.Int) and s.count.value < 1:
             self.sink.error("a fork needs at least 1 branch", s.count.span, None, "fork-count")
+        self.fork_join(s)
         self.scope.layers.append({})
+        self.bind(s.name, BranchT(s.name), s.name_span, "branch").used = True
         self.block(s.body, Ctx(False, "fork", ctx.role))
         layer = self.scope.layers.pop()
+        layer.pop(s.name, None)
+        if "text" in layer:
+            self.sink.error(f"a fork body cannot bind 'text': {s.name}.text is the branches' "
+                            "texts", layer["text"].span, "choose another name", "fork-join")
         self.bind(s.name, ForkT(s.name, layer), s.name_span, "fork")
         self.fork_layers.append(layer)
+
+    def fork_join(self, s: A.Fork) -> None:
+        if s.join is None or s.join_span is None:
+            return
+        if s.join not in FORK_JOINS:
+            self.sink.error(f"unknown join mode '{s.join}'", s.join_span,
+                            "join gather (the default: read the values as b.x) or join "
+                            "append (each branch's text goes to the stream)", "fork-join")
+        elif s.join == "append":
+            turn = first_role_turn(s.body)
+            if turn is not None:
+                self.sink.error("the branches of a fork that joins by append cannot start "
+                                "role turns", turn.span, "open the turn around the fork "
+                                "instead", "fork-join")
 
     @stmt.register
     def _(self, s: A.Return, ctx: Ctx) -> None:
@@ -307,94 +367,6 @@ class FnChecker(ExprTyper):
         self.expect(s.cond, BOOL, "an assert condition")
         if s.message is not None:
             self.expect(s.message, STR, "an assert message")
-
-    # ---- gen and select ------------------------------------------------------------------
-
-    def gen(self, g: A.Gen, ctx: Ctx) -> None:
-        if ctx.role in ("user", "system"):
-            self.sink.warning(f"gen inside a {ctx.role} turn: the model writes the "
-                              f"{ctx.role}'s text", g.span, "generate in an assistant turn",
-                              "role-misuse")
-        for arg in g.positional:
-            self.check(arg)
-            self.sink.error("gen parameters are keywords", arg.span,
-                            "name it, e.g. max_tokens=64", "gen-param")
-        seen: set[str] = set()
-        for kw in g.params:
-            param = GEN_PARAMS.get(kw.name)
-            if param is None:
-                self.check(kw.value)
-                self.sink.error(f"gen has no parameter '{kw.name}'", kw.name_span,
-                                suggest(kw.name, GEN_PARAMS) or
-                                f"parameters: {', '.join(GEN_PARAMS)}", "gen-param")
-            elif kw.name in seen:
-                self.sink.error(f"gen parameter '{kw.name}' given twice", kw.name_span, None,
-                                "gen-param")
-            else:
-                check_gen_param(self, param, kw)
-            seen.add(kw.name)
-        t = self.constraint_type(g.constraint)
-        self.types[g] = t
-        self.bind(g.name, t, g.name_span, "gen")
-
-    def constraint_type(self, c: A.TypeExpr | A.Regex | None) -> Type:
-        if c is None:
-            return STR
-        if isinstance(c, A.Regex):
-            check_regex(c, self.sink)
-            return STR
-        t = self.resolver.resolve(c, self.info)
-        if t == NONE or isinstance(t, OptionalT):
-            self.sink.error("a gen constraint cannot be None", c.span,
-                            "constrain to a value type: str, int, a schema, json, ...",
-                            "bad-constraint")
-            return UNKNOWN
-        check_gen_constraint(t, c.span, self.sink)
-        return t
-
-    def select(self, s: A.Select) -> None:
-        t = self.check(s.options)
-        result: Type = STR
-        if isinstance(s.options, A.ListLit):
-            values = [i.value for i in s.options.items if isinstance(i, A.Str)]
-            if not s.options.items:
-                self.sink.error("select needs at least one option", s.options.span, None,
-                                "select-options")
-            if len(values) == len(s.options.items) and values:
-                result = LiteralT(tuple(dict.fromkeys(values)))
-                if len(set(values)) < len(values):
-                    self.sink.warning("select has duplicate options", s.options.span, None,
-                                      "select-options")
-        if not assignable(t, ListT(STR)):
-            self.sink.error(f"select options must be a list[str], not {t}", s.options.span,
-                            None, "select-options")
-        self.types[s] = result
-        self.bind(s.name, result, s.name_span, "select")
-
-
-def falls_through(body: tuple[A.Stmt, ...]) -> bool:
-    """May control reach the end of `body`? (conservative: loops may exit)"""
-    for s in body:
-        if isinstance(s, A.Return):
-            return False
-        if isinstance(s, A.If) and s.orelse and not falls_through(s.body) \
-                and not falls_through(s.orelse):
-            return False
-        if isinstance(s, A.While) and isinstance(s.cond, A.Bool) and s.cond.value \
-                and not _breaks(s.body):
-            return False
-    return True
-
-
-def _breaks(body: tuple[A.Stmt, ...]) -> bool:
-    for s in body:
-        if isinstance(s, A.Break):
-            return True
-        if isinstance(s, A.If) and (_breaks(s.body) or _breaks(s.orelse)):
-            return True
-        if isinstance(s, (A.RoleBlock,)) and _breaks(s.body):
-            return True
-    return False
 
 
 __all__ = ["FnChecker", "falls_through", "JSON"]

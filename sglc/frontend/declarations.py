@@ -1,13 +1,17 @@
-"""Module-level checks: imports, duplicate names, schemas, fn signatures, then fn bodies."""
+"""Module-level checks: imports, duplicate names, schemas, constants, fn signatures, then
+fn bodies."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from sglc.frontend import ast as A
+from sglc.frontend.calls import constant_of
 from sglc.frontend.checker import FnChecker
+from sglc.frontend.consts import NotConstant, constant_value
 from sglc.frontend.exprs import ExprTyper
-from sglc.frontend.symbols import FnSig, ModuleInfo
+from sglc.frontend.symbols import CheckedProgram, ConstInfo, FnSig, ModuleInfo
 from sglc.frontend.typeexpr import TypeResolver
 from sglc.lang.signatures import Param
 from sglc.lang.types import JSON, NONE, ListT, OptionalT, SchemaInfo, SchemaT, Type, assignable
@@ -17,7 +21,8 @@ LoadImport = Callable[[A.Import], "ModuleInfo | None"]
 
 
 def check_module(module: A.Module, name: str, load_import: LoadImport, sink: DiagnosticSink,
-                 types: dict) -> ModuleInfo:
+                 program: CheckedProgram, directory: Path) -> ModuleInfo:
+    """Check one parsed file (`directory` holds it: schema files are read from there)."""
     info = ModuleInfo(name, module.file, module)
     seen: dict[str, A.Span] = {}
     resolver = TypeResolver(sink)
@@ -30,13 +35,16 @@ def check_module(module: A.Module, name: str, load_import: LoadImport, sink: Dia
     for schema in module.schemas:
         _schema_fields(schema, info, resolver, sink)
     _recursive_schemas(module, info, sink)
+    for const in module.consts:
+        if _declare(const.name, const.name_span, seen, sink, "constant"):
+            _constant(const, info, resolver, sink, program)
     for fn in module.fns:
         if _declare(fn.name, fn.name_span, seen, sink, "fn"):
-            info.fns[fn.name] = _signature(fn, info, resolver, sink, types)
+            info.fns[fn.name] = _signature(fn, info, resolver, sink, program)
     used: set[str] = set(resolver.used_imports)
     for sig in info.fns.values():
         if not sig.node.is_extern:
-            checker = FnChecker(info, sig, sink, types, resolver)
+            checker = FnChecker(info, sig, sink, program, resolver, directory)
             checker.run()
             used |= checker.used_imports
     _toplevel_statements(module, sink)
@@ -105,12 +113,32 @@ def _recursive_schemas(module: A.Module, info: ModuleInfo, sink: DiagnosticSink)
                 stack.extend(r for t in ref.fields.values() for r in _refs(t))
 
 
+def _constant(let: A.Let, info: ModuleInfo, resolver: TypeResolver, sink: DiagnosticSink,
+              program: CheckedProgram) -> None:
+    """`let NAME = <literal>` at the top level: a module constant (a regex constant may be a
+    gen constraint)."""
+    try:
+        value = constant_value(let.value)
+    except NotConstant as exc:
+        sink.error("a top-level let must be a constant: a literal, or a list or dict of "
+                   "literals", exc.node.span, "compute values inside a fn", "not-constant")
+        return
+    got = ExprTyper(info, sink, program.types, program.constants).check(let.value)
+    t = got
+    if let.type is not None:
+        t = resolver.resolve(let.type, info)
+        if not assignable(got, t):
+            sink.error(f"'{let.name}' is declared {t} but the value is {got}", let.value.span,
+                       None, "type-mismatch")
+    info.consts[let.name] = ConstInfo(let.name, t, value, let.name_span)
+
+
 def _signature(fn: A.FnDef, info: ModuleInfo, resolver: TypeResolver, sink: DiagnosticSink,
-               types: dict) -> FnSig:
+               program: CheckedProgram) -> FnSig:
     params: list[Param] = []
     names: set[str] = set()
     defaults_seen = False
-    typer = ExprTyper(info, sink, types)
+    typer = ExprTyper(info, sink, program.types, program.constants)
     for p in fn.params:
         if p.type is None:
             sink.error(f"parameter '{p.name}' needs a type", p.name_span,
@@ -128,6 +156,11 @@ def _signature(fn: A.FnDef, info: ModuleInfo, resolver: TypeResolver, sink: Diag
             if not assignable(got, t):
                 sink.error(f"default of '{p.name}' must be {t}, not {got}", p.default.span, None,
                            "type-mismatch")
+            try:
+                constant_of(typer, p.default)
+            except NotConstant as exc:
+                sink.error(f"the default of '{p.name}' must be a constant", exc.node.span,
+                           "a literal, or a top-level constant", "not-constant")
         elif defaults_seen:
             sink.error(f"parameter '{p.name}' without a default follows one with a default",
                        p.name_span, "move parameters with defaults to the end", "param-order")

@@ -1,14 +1,22 @@
-"""Static typing of expressions: names, operators, attributes; calls are typed by calls.py."""
+"""Static typing of expressions: literals, operators, indexing, calls (typed by calls.py);
+what names and attributes stand for is names.py's."""
 
 from __future__ import annotations
 
 from functools import singledispatchmethod
 
 from sglc.frontend import ast as A
-from sglc.frontend.calls import bind_args, builtin_call_type, method_call_type
+from sglc.frontend.calls import bind_args, builtin_call_type, method_call_type, schema_call_type
+from sglc.frontend.names import NameResolver, Scope
 from sglc.frontend.regexes import check_regex
-from sglc.frontend.symbols import FnSig, FnT, ForkT, ModuleInfo, ModuleT, Var, suggest
-from sglc.lang import BUILTINS, methods_of, receiver_kind
+from sglc.frontend.symbols import (
+    ConstInfo,
+    FnSig,
+    FnT,
+    ModuleInfo,
+    suggest,
+)
+from sglc.lang import BUILTINS
 from sglc.lang.types import (
     BOOL,
     FLOAT,
@@ -22,7 +30,6 @@ from sglc.lang.types import (
     DictT,
     ListT,
     LiteralT,
-    OptionalT,
     SchemaT,
     Type,
     assignable,
@@ -35,32 +42,13 @@ from sglc.lang.types import (
 from sglc.source import DiagnosticSink
 
 
-class Scope:
-    """Local bindings of one fn: a stack of layers (a fork / parallel-for branch pushes one)."""
-
-    def __init__(self) -> None:
-        self.layers: list[dict[str, Var]] = [{}]
-
-    def lookup(self, name: str) -> tuple[Var, int] | None:
-        for depth in range(len(self.layers) - 1, -1, -1):
-            if name in self.layers[depth]:
-                return self.layers[depth][name], depth
-        return None
-
-    def names(self) -> list[str]:
-        return [n for layer in self.layers for n in layer]
-
-
-class ExprTyper:
+class ExprTyper(NameResolver):
     """Types expressions in the context of one module and one fn's scope."""
 
-    def __init__(self, info: ModuleInfo, sink: DiagnosticSink, types: dict) -> None:
-        self.info = info
-        self.sink = sink
+    def __init__(self, info: ModuleInfo, sink: DiagnosticSink, types: dict,
+                 constants: dict[object, ConstInfo] | None = None) -> None:
+        super().__init__(info, sink, constants)
         self.types = types
-        self.scope = Scope()
-        self.result_type: Type | None = None  # bound to `result` inside `ensures`
-        self.used_imports: set[str] = set()
 
     # ---- entry ---------------------------------------------------------------------------
 
@@ -125,37 +113,7 @@ class ExprTyper:
 
     @_check.register
     def _(self, e: A.Name) -> Type:
-        return self.name_type(e.id, e.span)
-
-    def name_type(self, name: str, span: A.Span) -> Type:
-        found = self.scope.lookup(name)
-        if found:
-            found[0].used = True
-            return found[0].type
-        if name == "result" and self.result_type is not None:
-            return self.result_type
-        if name in self.info.fns:
-            return FnT(self.info.fns[name])
-        if name in self.info.imports:
-            self.used_imports.add(name)
-            mod = self.info.imports[name]
-            return ModuleT(mod) if mod else UNKNOWN
-        if name in self.info.schemas:
-            self.sink.error(f"schema '{name}' is a type, not a value", span,
-                            f"generate one with `gen x: {name}`", "schema-as-value")
-            return UNKNOWN
-        if name in BUILTINS:
-            return BuiltinT(name)
-        if name not in self.info.module.broken:
-            self.unknown_name(name, span)
-        return UNKNOWN
-
-    def unknown_name(self, name: str, span: A.Span) -> None:
-        visible = [*self.scope.names(), *self.info.fns, *self.info.imports, *BUILTINS]
-        hint = suggest(name, visible)
-        if name == "result":
-            hint = "`result` names the return value only inside `ensures`"
-        self.sink.error(f"unknown name '{name}'", span, hint, "unknown-name")
+        return self.name_type(e.id, e.span, e)
 
     @_check.register
     def _(self, e: A.ListLit) -> Type:
@@ -305,55 +263,14 @@ class ExprTyper:
         value = self.check(e.value)
         return self.attribute(value, e)
 
-    def attribute(self, value: Type, e: A.Attribute) -> Type:
-        if is_gradual(value):
-            return value
-        if isinstance(value, SchemaT):
-            if e.attr in value.info.fields:
-                return value.info.fields[e.attr]
-            return self.no_attr(f"schema {value.info.name} has no field '{e.attr}'", e,
-                                list(value.info.fields))
-        if isinstance(value, ForkT):
-            var = value.fields.get(e.attr)
-            if var is None:
-                return self.no_attr(f"fork '{value.name}' binds no variable '{e.attr}'", e,
-                                    list(value.fields))
-            var.used = True
-            return ListT(var.type)
-        if isinstance(value, ModuleT):
-            return self.module_attr(value.info, e)
-        if isinstance(value, OptionalT):
-            self.sink.error(f"'{e.attr}' of a value that may be None", e.span,
-                            "check `if x != None:` first", "optional-access")
-            return UNKNOWN
-        methods = self.method_names(value)
-        hint = f"call it: .{e.attr}()" if e.attr in methods else suggest(e.attr, methods)
-        self.sink.error(f"{value} has no attribute '{e.attr}'", e.attr_span, hint,
-                        "unknown-attribute")
-        return UNKNOWN
-
-    def no_attr(self, message: str, e: A.Attribute, names: list[str]) -> Type:
-        hint = suggest(e.attr, names) or (f"available: {', '.join(names)}" if names else None)
-        self.sink.error(message, e.attr_span, hint, "unknown-attribute")
-        return UNKNOWN
-
-    def module_attr(self, mod: ModuleInfo, e: A.Attribute) -> Type:
-        if e.attr in mod.fns:
-            return FnT(mod.fns[e.attr])
-        if e.attr in mod.schemas:
-            self.sink.error(f"schema '{e.attr}' is a type, not a value", e.span, None,
-                            "schema-as-value")
-            return UNKNOWN
-        names = [*mod.fns, *mod.schemas]
-        return self.no_attr(f"module '{mod.name}' has no '{e.attr}'", e, names)
-
-    def method_names(self, t: Type) -> tuple[str, ...]:
-        return methods_of(receiver_kind(t))
-
     # ---- calls ---------------------------------------------------------------------------
 
     @_check.register
     def _(self, e: A.Call) -> Type:
+        schema = self.schema_called(e.func)
+        if schema is not None:
+            self.types[e.func] = SchemaT(schema)  # lowering: a constructor, not a call
+            return schema_call_type(self, schema, e)
         if isinstance(e.func, A.Attribute):
             owner = self.check(e.func.value)
             if self.method_names(owner):
@@ -369,7 +286,11 @@ class ExprTyper:
         for arg in [*e.args, *(k.value for k in e.kwargs)]:
             self.check(arg)
         if not is_gradual(func):
-            self.sink.error(f"{func} is not callable", e.func.span, None, "not-callable")
+            hint = None
+            if isinstance(e.func, A.Name) and e.func.id in BUILTINS:
+                hint = f"'{e.func.id}' here is a variable, which hides the builtin " \
+                       f"{e.func.id}(); rename the variable"
+            self.sink.error(f"{func} is not callable", e.func.span, hint, "not-callable")
         return UNKNOWN
 
     def call_fn(self, sig: FnSig, e: A.Call) -> Type:

@@ -53,7 +53,7 @@ class ModuleLoader:
             self.loading.append(path)
         try:
             info = check_module(module, name, lambda imp: self.load(imp, directory),
-                                self.sink, self.program.types)
+                                self.sink, self.program, directory)
         finally:
             if path is not None:
                 self.loading.pop()

@@ -8,6 +8,7 @@ the declarations of the others.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -127,7 +128,37 @@ def parse_expr_tree(text: str, filename: str, col: int) -> tuple[Tree | None,
     try:
         return get_parser().parse(padded, start="expr_only"), None
     except (UnexpectedInput, IndentError) as exc:
-        return None, syntax_diagnostic(exc, padded, filename)
+        if isinstance(exc, UnexpectedToken) and exc.token.type == "RPAR" and \
+                exc.token.end_pos == len(padded):  # the ")" we added stands for the "}"
+            line = padded.count("\n", 0, exc.token.start_pos) + 1
+            column = exc.token.column or 1
+            expected = describe_expected(set(exc.accepts or exc.expected) - {"RPAR"})
+            message = "unexpected '}' (the end of the interpolation)"
+            if expected:
+                message += f"; expected {expected}"
+            return None, Diagnostic("error", message,
+                                    Span(filename, line, column, line, column + 1),
+                                    "finish the expression before the '}'", "syntax")
+        diag = syntax_diagnostic(exc, padded, filename)
+        at = getattr(getattr(exc, "token", None), "start_pos", None)
+        if at is not None and _open_parens(padded[:at]) == 1 and "; expected " in diag.message:
+            head, _, tail = diag.message.partition("; expected ")  # ')' is the hole's '}'
+            tail = tail.replace("')'", "'}'")
+            diag = dataclasses.replace(diag, message=f"{head}; expected {tail}")
+        return None, diag
+
+
+def _open_parens(text: str) -> int:
+    """How many '(' are open at the end of `text` (quotes skipped roughly)."""
+    depth, quote = 0, ""
+    for ch in text:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        else:
+            depth += (ch == "(") - (ch == ")")
+    return depth
 
 
 def _try_parse(text: str, filename: str) -> tuple[Tree | None, Diagnostic | None]:
@@ -218,9 +249,14 @@ def readable(term: str) -> str:
     return term.lower()
 
 
+_OPTIONAL_CLAUSES = {"WITH", "JOIN"}  # `fn f() with ...:`, `fork 2 as b join ...:`: rarely meant
+
+
 def describe_expected(expected: set[str]) -> str:
     names: list[str] = []
     rest = set(expected)
+    if rest - _OPTIONAL_CLAUSES:
+        rest -= _OPTIONAL_CLAUSES
     if {"NAME", "INT", "STRING", "LPAR"} <= rest:
         rest -= _EXPR_START
         names.append("an expression")
@@ -315,6 +351,11 @@ def _unexpected_char(exc: UnexpectedCharacters, text: str, filename: str) -> Dia
     char = exc.char
     span = Span(filename, line, col, line, col + 1)
     if char in "\"'":
+        source_line = text.splitlines()[line - 1] if line <= len(text.splitlines()) else ""
+        if source_line[max(col - 3, 0):col - 1] == char * 2:  # `"""` lexed as `""` + `"`
+            return Diagnostic("error", f"unterminated {char * 3} string",
+                              Span(filename, line, col - 2, line, col + 1),
+                              f"close it with {char * 3}", "syntax")
         return Diagnostic("error", "unterminated string", span,
                           'close it on the same line, or use """...""" for text over lines',
                           "syntax")

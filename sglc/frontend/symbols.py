@@ -22,8 +22,20 @@ class FnSig:
 
 
 @dataclass(eq=False)
+class ConstInfo:
+    """A module constant (`let NAME = <literal>` at the top level): its type and value (a
+    regex constant's value is its pattern)."""
+
+    name: str
+    type: Type
+    value: object
+    span: A.Span
+
+
+@dataclass(eq=False)
 class ModuleInfo:
-    """One checked file: its AST and the names it declares (fns, externs, schemas)."""
+    """One checked file: its AST and the names it declares (fns, externs, schemas,
+    constants)."""
 
     name: str
     file: str
@@ -31,6 +43,7 @@ class ModuleInfo:
     fns: dict[str, FnSig] = field(default_factory=dict)
     schemas: dict[str, SchemaInfo] = field(default_factory=dict)
     imports: dict[str, ModuleInfo | None] = field(default_factory=dict)
+    consts: dict[str, ConstInfo] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -40,20 +53,25 @@ class Var:
     name: str
     type: Type
     span: A.Span
-    kind: str  # param, let, gen, select, for, fork, parallel
+    kind: str  # param, let, gen, select, for, fork, parallel, branch
     used: bool = False
+    samples: bool = False  # a gen with n=: its value is a list of samples
 
 
 @dataclass(eq=False)
 class CheckedProgram:
     """The checked main module, every module it imports (keyed by display file name), the
-    sources of all of them, and the static type of every expression and gen/select node."""
+    sources of all of them, the static type of every expression and gen/select node, the
+    module constant each name (or constraint) that reads one stands for, and the JSON
+    schema of each `schema(...)` constraint."""
 
     main: ModuleInfo | None
     modules: dict[str, ModuleInfo]
     sources: dict[str, str]
     types: dict[object, Type] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    constants: dict[object, ConstInfo] = field(default_factory=dict)
+    json_schemas: dict[object, dict] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -71,13 +89,25 @@ def suggest(name: str, candidates: Iterable[str]) -> str | None:
 
 @dataclass(frozen=True)
 class ForkT(Type):
-    """The handle `b` of `fork N as b`: `b.x` is the list of every branch's `x`."""
+    """The handle `b` of `fork N as b`, after the block: `b.x` is the list of every
+    branch's `x`, `b.text` the list of their texts."""
 
     name: str
     fields: dict[str, Var] = field(compare=False, hash=False)
 
     def __str__(self) -> str:
         return f"fork {self.name}"
+
+
+@dataclass(frozen=True)
+class BranchT(Type):
+    """The handle `b` of `fork N as b` inside its block: `b.index` is the branch's number
+    (0 to N-1)."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return f"fork branch {self.name}"
 
 
 @dataclass(frozen=True)

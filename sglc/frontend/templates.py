@@ -12,6 +12,7 @@ from sglc.frontend import ast as A
 from sglc.frontend.parser import parse_expr_tree
 from sglc.source import Diagnostic, DiagnosticSink
 
+_PAIRS = {"(": ")", "[": "]", "{": "}"}
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", "'": "'", '"': '"',
             "{": "{", "}": "}", "\n": ""}
 
@@ -113,12 +114,18 @@ class TemplateReader:
         return i + 1
 
     def hole(self, i: int, parts: list[str | A.Expr]) -> int:
-        close = self.find_close(i + 1)
+        close, unclosed = self.find_close(i + 1)
         if close is None:
             self.context.sink.error("unclosed '{' in a string", self.point(i),
                                     "close the hole with '}', or write '{{' for a literal brace",
                                     "string-brace")
             return self.end
+        if unclosed is not None:
+            opener = self.value[unclosed]
+            self.context.sink.error(f"'{opener}' was never closed", self.point(unclosed),
+                                    f"close it with '{_PAIRS[opener]}' before the '}}'",
+                                    "syntax")
+            return close + 1
         inner = self.value[i + 1:close]
         if not inner.strip():
             self.context.sink.error("empty expression in '{}'", self.point(i, close + 1),
@@ -135,8 +142,11 @@ class TemplateReader:
         parts.append(self.context.build_expr(tree, line - 1))
         return close + 1
 
-    def find_close(self, k: int) -> int | None:
-        depth, quote = 0, ""
+    def find_close(self, k: int) -> tuple[int | None, int | None]:
+        """(the index of the '}' that closes a hole starting at `k`, or None; the index of
+        a bracket inside the hole that this '}' leaves open, or None)."""
+        opened: list[int] = []
+        quote = ""
         while k < self.end:
             c = self.value[k]
             if quote:
@@ -146,11 +156,16 @@ class TemplateReader:
                     quote = ""
             elif c in "\"'":
                 quote = c
-            elif c in "([{":
-                depth += 1
+            elif c in _PAIRS:
+                opened.append(k)
             elif c in ")]}":
-                if depth == 0:
-                    return k if c == "}" else None
-                depth -= 1
+                if not opened:
+                    return (k, None) if c == "}" else (None, None)
+                if _PAIRS[self.value[opened[-1]]] == c:
+                    opened.pop()
+                elif c == "}":
+                    return k, opened[-1]
+                else:
+                    return None, None
             k += 1
-        return None
+        return None, None

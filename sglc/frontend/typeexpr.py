@@ -1,15 +1,26 @@
-"""Types as written (`list[Person]`, `"a" | "b"`, `str | None`) -> static types."""
+"""Types as written (`list[Person]`, `"a" | "b"`, `str | None`, `str[max=40]`,
+`json[str]`) -> static types.
+
+Bounds: `min`/`max` on str (its length), list (its number of items) and int (its value).
+`json[T]` is T written as JSON: as a type it is T (a `json[str]` value is a str); as a gen
+constraint its text is JSON (a quoted string), see the checker.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+
 from sglc.frontend import ast as A
 from sglc.frontend.symbols import ModuleInfo, suggest
+from sglc.lang.state import STATE_SCHEMAS
 from sglc.lang.types import (
+    INT,
     JSON,
     NONE,
     PRIMS,
     STR,
     UNKNOWN,
+    Bounds,
     DictT,
     ListT,
     LiteralT,
@@ -20,6 +31,7 @@ from sglc.lang.types import (
 from sglc.source import DiagnosticSink
 
 TYPE_NAMES = (*PRIMS, "json", "list", "dict")
+_BOUNDED = {"str": "length", "list": "number of items", "int": "value"}
 
 
 class TypeResolver:
@@ -37,6 +49,42 @@ class TypeResolver:
         return self.named(t, info)
 
     def named(self, t: A.TypeName, info: ModuleInfo) -> Type:
+        resolved = self._named(t, info)
+        if not t.bounds:
+            return resolved
+        bounds = self.bounds(t)
+        if bounds is None:
+            return resolved
+        if isinstance(resolved, ListT) or resolved in (STR, INT):
+            return dataclasses.replace(resolved, bounds=bounds)  # type: ignore[type-var]
+        return resolved
+
+    def bounds(self, t: A.TypeName) -> Bounds | None:
+        """The `min=`/`max=` of a type name, checked (None after an error)."""
+        what = _BOUNDED.get(t.name)
+        if what is None:
+            self.sink.error(f"{t.name} takes no bounds", t.bounds[0].span,
+                            "bounds go on str (its length), list (its items) and int (its value)",
+                            "bad-bound")
+            return None
+        values: dict[str, int] = {}
+        for b in t.bounds:
+            if b.name not in ("min", "max"):
+                self.sink.error(f"unknown bound '{b.name}'", b.span,
+                                f"{t.name} takes min= and max= (its {what})", "bad-bound")
+            elif b.name in values:
+                self.sink.error(f"bound '{b.name}' given twice", b.span, None, "bad-bound")
+            elif b.value < 0 and t.name != "int":
+                self.sink.error(f"a {what} cannot be negative", b.span, None, "bad-bound")
+            else:
+                values[b.name] = b.value
+        low, high = values.get("min"), values.get("max")
+        if low is not None and high is not None and low > high:
+            self.sink.error(f"min={low} is more than max={high}", t.span, None, "bad-bound")
+            return None
+        return Bounds(low, high) if values else None
+
+    def _named(self, t: A.TypeName, info: ModuleInfo) -> Type:
         args = [self.resolve(a, info) for a in t.args]
         if t.name == "list":
             if len(args) != 1:
@@ -44,6 +92,12 @@ class TypeResolver:
                                 "bad-type")
                 return ListT(JSON)
             return ListT(args[0])
+        if t.name == "json" and args:
+            if len(args) != 1:
+                self.sink.error("json takes one type argument: json[T]", t.span, None,
+                                "bad-type")
+                return JSON
+            return args[0]
         if t.name == "dict":
             if not args:
                 return DictT(STR, JSON)
@@ -78,6 +132,8 @@ class TypeResolver:
             return UNKNOWN
         if t.name in info.schemas:
             return SchemaT(info.schemas[t.name])
+        if t.name in STATE_SCHEMAS:
+            return SchemaT(STATE_SCHEMAS[t.name])
         if t.name not in info.module.broken:
             hint = suggest(t.name, [*TYPE_NAMES, *info.schemas])
             if t.name in info.fns:

@@ -3,18 +3,23 @@ the IR verifier (names, arity) and the executor (implementation).
 
 An implementation gets the evaluated arguments as Python values (Python semantics; a Python
 exception becomes an SGL error in the executor) and may raise ValueOpError with its own
-message. A builtin that `writes_output` returns the text to write and evaluates to None.
-Adding a builtin is adding one record to `BUILTINS`.
+message. A builtin that `writes_output` returns the text to write and evaluates to None; one
+that `reads_state` gets the running call's `CallContext` (sglc.lang.state) first. A dotted
+name (`json.loads`) puts a builtin in a namespace (`json`). Adding a builtin is adding one
+record to `BUILTINS`.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from sglc.lang.signatures import ArgTypeError, ArgTypes, Param, ResultRule
+from sglc.lang.state import GEN_META, MESSAGE, SELECT_META
 from sglc.lang.types import (
     BOOL,
     FLOAT,
@@ -23,7 +28,9 @@ from sglc.lang.types import (
     NONE,
     REGEX,
     STR,
+    BindingT,
     ListT,
+    SchemaT,
     Type,
     element_type,
     is_gradual,
@@ -45,6 +52,12 @@ class Builtin:
     rest: Type | None = None  # the type of further positional arguments (print's values)
     keywords: tuple[Param, ...] = ()
     writes_output: bool = False  # impl returns text for the program's output
+    reads_state: bool = False  # impl(context: CallContext, *args)
+
+    @property
+    def namespace(self) -> str | None:
+        """`json` of `json.loads`; None for a plain builtin."""
+        return self.name.rpartition(".")[0] or None
 
 
 # ---- result rules ------------------------------------------------------------------------
@@ -79,6 +92,15 @@ def _items(*, numeric: bool = False, as_list: bool = False) -> ResultRule:
     return rule
 
 
+def _meta(args: ArgTypes) -> Type:
+    ref = args["name"]
+    if not isinstance(ref, BindingT):
+        return ref  # an error reported already
+    if ref.kind == "select":
+        return SchemaT(SELECT_META)
+    return ListT(SchemaT(GEN_META)) if ref.samples else SchemaT(GEN_META)
+
+
 # ---- implementations ---------------------------------------------------------------------
 
 
@@ -104,6 +126,24 @@ def _matches(value: object, pattern: str) -> bool:
     return re.fullmatch(pattern, to_text(value)) is not None
 
 
+def _json_loads(text: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueOpError(f"json.loads() cannot read {text!r:.60}: {exc.msg} at character "
+                           f"{exc.pos}") from None
+
+
+def _json_dumps(value: object) -> str:
+    """Compact, key order kept, non-ASCII as is; NaN and infinities are not JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueOpError(f"json.dumps() cannot write {value!r}: JSON has no such number")
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:
+        raise ValueOpError(f"json.dumps() cannot write the value: {exc}") from None
+
+
 def _print_line(*values: object, sep: str = " ", end: str = "\n") -> str:
     return to_text(sep).join(to_text(v) for v in values) + to_text(end)
 
@@ -127,7 +167,7 @@ BUILTINS: Mapping[str, Builtin] = MappingProxyType({b.name: b for b in (
             "print(*values, sep=' ', end='\\n'): writes str() of each value to the output",
             rest=JSON, keywords=(Param("sep", STR, True), Param("end", STR, True)),
             writes_output=True),
-    Builtin("matches", (Param("value", STR), Param("pattern", REGEX, literal=True)), BOOL,
+    Builtin("matches", (Param("value", STR), Param("pattern", REGEX, form="constant")), BOOL,
             _matches, "matches(value, /pattern/) -> bool: the whole value matches the regex"),
     Builtin("min", _VALUE, _items(), min, "min(items): the smallest item"),
     Builtin("max", _VALUE, _items(), max, "max(items): the largest item"),
@@ -137,8 +177,26 @@ BUILTINS: Mapping[str, Builtin] = MappingProxyType({b.name: b for b in (
             "sorted list"),
     Builtin("list", _VALUE, _items(as_list=True), list, "list(items) -> list: a new list of "
             "a list's items, a str's characters or a dict's keys"),
+    Builtin("text", (), STR, lambda ctx: ctx.text(),
+            "text() -> str: the prompt so far, as the chat template renders it",
+            reads_state=True),
+    Builtin("messages", (), ListT(SchemaT(MESSAGE)), lambda ctx: ctx.messages(),
+            "messages() -> list[Message]: the chat turns so far (role, content), the open "
+            "one included", reads_state=True),
+    Builtin("meta", (Param("name", JSON, form="binding"),), _meta,
+            lambda ctx, name: ctx.meta(name),
+            "meta(x) -> GenMeta | SelectMeta: what gen or select x did last (finish reason, "
+            "token counts, logprobs; each option's score)", reads_state=True),
+    Builtin("json.loads", (Param("text", STR),), JSON, _json_loads,
+            "json.loads(text) -> json: the JSON value the text spells"),
+    Builtin("json.dumps", _VALUE, STR, _json_dumps,
+            "json.dumps(value) -> str: the value as compact JSON (non-ASCII kept)"),
 )})
 """Every builtin, by name."""
 
 
-__all__ = ["BUILTINS", "Builtin"]
+NAMESPACES = frozenset(b.namespace for b in BUILTINS.values() if b.namespace)
+"""Names that group builtins (`json`)."""
+
+
+__all__ = ["BUILTINS", "NAMESPACES", "Builtin"]

@@ -6,6 +6,11 @@ sglc.runtime.core), so `sglc check` and the engine accept the same values and wo
 violation the same way; a record may narrow it with its own `rule` (an SGL-level limit).
 SGL gens are greedy with 128 new tokens unless they say otherwise: `default` is where an
 SGL default differs from SamplingParams'. Adding a parameter is adding one record.
+
+A gen's parameters come, most specific first, from the gen itself, the `with` defaults of
+the fns on its call chain (innermost first), the call-level defaults a program was called
+with (`prog.f(x, temperature=0.7)`, `sglc run -s temperature=0.7`), then `default` here.
+Only `inheritable` parameters may be defaults (`n` changes a gen's type: never inherited).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class GenParam:
     default: float | int | None = None  # SGL's default where it differs (None: the engine's)
     rule: ParamRule | None = None  # narrower than the field's rule
     unserved: str | None = None
+    inheritable: bool = True  # may be a fn's `with` or a call-level default
 
     @property
     def value_rule(self) -> ParamRule | None:
@@ -49,6 +55,31 @@ class GenParam:
     @property
     def type_text(self) -> str:
         return " | ".join(str(t) for t in self.types)
+
+    def default_error(self, value: object) -> str | None:
+        """Why `value` (a Python value) cannot be a call-level default of this parameter:
+        not inheritable, not of its SGL types, or outside its rule; None when it can."""
+        if not self.inheritable:
+            return f"{self.name} cannot be a default: it changes what a gen gives, so each " \
+                   "gen says it"
+        if not any(_fits(value, t) for t in self.types):
+            return f"{self.name} must be {self.type_text}, got {value!r}"
+        return self.error(value)
+
+
+def _fits(value: object, t: Type) -> bool:
+    """Does a Python value have the SGL type `t` (of the few types gen parameters have)?"""
+    if isinstance(t, OptionalT):
+        return value is None or _fits(value, t.inner)
+    if isinstance(t, ListT):
+        return isinstance(value, (list, tuple)) and all(_fits(v, t.elem) for v in value)
+    if t == BOOL:
+        return isinstance(value, bool)
+    if t == INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if t == FLOAT:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, str) if t == STR else False
 
 
 GEN_PARAMS: Mapping[str, GenParam] = MappingProxyType({p.name: p for p in (
@@ -72,8 +103,19 @@ GEN_PARAMS: Mapping[str, GenParam] = MappingProxyType({p.name: p for p in (
              "often they occurred"),
     GenParam("presence_penalty", (FLOAT,), "presence_penalty", "penalize tokens that "
              "occurred"),
+    GenParam("repetition_penalty", (FLOAT,), "repetition_penalty", "divide the scores of "
+             "tokens seen so far by this (1: none)"),
     GenParam("ignore_eos", (BOOL,), "ignore_eos", "keep generating past the end-of-text "
              "token"),
+    GenParam("stop_token_ids", (ListT(INT),), "stop_token_ids", "stop at any of these token "
+             "ids"),
+    GenParam("n", (INT,), "n", "how many samples: the gen's value is a list of n values and "
+             "nothing is appended to the prompt", inheritable=False),
+    GenParam("logprobs", (OptionalT(INT),), "logprobs", "record each generated token's "
+             "logprob and its N likeliest alternatives (0: the token's only), read with "
+             "meta(x).logprobs"),
+    GenParam("skip_special_tokens", (BOOL,), "skip_special_tokens", "leave special tokens "
+             "out of the text"),
     GenParam("adapter", (STR,), None, "the LoRA adapter to generate with",
              unserved="this engine serves no LoRA adapters yet"),
 )})

@@ -44,7 +44,7 @@ class Method:
     def params_for(self, receiver: Type) -> tuple[Param, ...]:
         """The parameters with the receiver's type variables bound."""
         binding = receiver_vars(receiver)
-        return tuple(Param(p.name, substitute(p.type, binding), p.has_default, p.literal)
+        return tuple(Param(p.name, substitute(p.type, binding), p.has_default, p.form)
                      for p in self.params)
 
 

@@ -10,10 +10,12 @@ from sglc.lang.types import (
     INT,
     NONE,
     STR,
+    Bounds,
     DictT,
     ListT,
     LiteralT,
     OptionalT,
+    Prim,
     SchemaInfo,
     SchemaT,
     Type,
@@ -25,22 +27,41 @@ _PRIMS: dict[Type, dict[str, Any]] = {
 }
 
 
+_BOUND_KEYWORDS = {"str": ("minLength", "maxLength"), "int": ("minimum", "maximum"),
+                   "list": ("minItems", "maxItems")}
+
+
 def json_schema(t: Type) -> dict[str, Any]:
     """The JSON schema of a type; nested schemas are inlined (the checker rejects cycles);
-    `json` and anything without a finer schema is `{}` (any JSON value)."""
+    `json` and anything without a finer schema is `{}` (any JSON value). Bounds become
+    minLength/maxLength (str), minimum/maximum (int), minItems/maxItems (list)."""
     if t in _PRIMS:
-        return dict(_PRIMS[t])
+        out = dict(_PRIMS[t])
+        if isinstance(t, Prim) and t.bounds:
+            out.update(_bounds(t.name, t.bounds))
+        return out
     if isinstance(t, LiteralT):
         return {"enum": list(t.values)}
     if isinstance(t, OptionalT):
         return {"anyOf": [json_schema(t.inner), {"type": "null"}]}
     if isinstance(t, ListT):
-        return {"type": "array", "items": json_schema(t.elem)}
+        out = {"type": "array", "items": json_schema(t.elem)}
+        return {**out, **_bounds("list", t.bounds)} if t.bounds else out
     if isinstance(t, DictT):
         return {"type": "object", "additionalProperties": json_schema(t.value)}
     if isinstance(t, SchemaT):
         return schema_of(t.info)
     return {}
+
+
+def _bounds(kind: str, bounds: Bounds) -> dict[str, int]:
+    low, high = _BOUND_KEYWORDS[kind]
+    out = {}
+    if bounds.min is not None:
+        out[low] = bounds.min
+    if bounds.max is not None:
+        out[high] = bounds.max
+    return out
 
 
 def schema_of(info: SchemaInfo) -> dict[str, Any]:

@@ -11,19 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from sglc.lang.types import UNKNOWN, Type, substitute
+
+ArgForm = Literal["value", "constant", "binding"]
+"""How an argument must be written: any expression of its type (`value`); a literal or a
+module constant, so static checks can read it (`constant`: the pattern of `matches`); the
+name of a gen or select of the same fn, passed as that name (`binding`: `meta(x)`)."""
 
 
 @dataclass(frozen=True)
 class Param:
-    """One declared argument. `literal`: it must be written as a literal in the source
-    (a regex `/.../`), so that static checks can read it."""
+    """One declared argument: its name, type, whether it may be left out, and how it must
+    be written (`form`)."""
 
     name: str
     type: Type
     has_default: bool = False
-    literal: bool = False
+    form: ArgForm = "value"
 
 
 @dataclass(frozen=True)
@@ -65,4 +71,4 @@ def result_type(result: Type | ResultRule, args: ArgTypes) -> Type:
     return result(args)
 
 
-__all__ = ["ArgTypeError", "ArgTypes", "Param", "ResultRule", "result_type"]
+__all__ = ["ArgForm", "ArgTypeError", "ArgTypes", "Param", "ResultRule", "result_type"]

@@ -15,11 +15,29 @@ class Type:
 
 
 @dataclass(frozen=True)
-class Prim(Type):
-    name: str  # str, int, float, bool, None, regex
+class Bounds:
+    """Bounds written on a type: a str's length (`str[max=40]`), a list's number of items
+    (`list[int, min=1, max=3]`), an int's value (`int[min=0, max=150]`). They constrain what
+    a gen produces and what a fn accepts from outside; static typing ignores them."""
+
+    min: int | None = None
+    max: int | None = None
 
     def __str__(self) -> str:
-        return self.name
+        return ", ".join(f"{k}={v}" for k, v in (("min", self.min), ("max", self.max))
+                         if v is not None)
+
+
+@dataclass(frozen=True)
+class Prim(Type):
+    """str, int, float, bool, None, regex. NOTE: `bounds` take no part in equality (a
+    `str[max=5]` is a str to the type rules); read them where they matter."""
+
+    name: str
+    bounds: Bounds | None = field(default=None, compare=False)
+
+    def __str__(self) -> str:
+        return f"{self.name}[{self.bounds}]" if self.bounds else self.name
 
 
 @dataclass(frozen=True)
@@ -36,10 +54,13 @@ class Unknown(Type):
 
 @dataclass(frozen=True)
 class ListT(Type):
+    """`list[T]`; `bounds` (how many items) take no part in equality, as `Prim.bounds`."""
+
     elem: Type
+    bounds: Bounds | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
-        return f"list[{self.elem}]"
+        return f"list[{self.elem}, {self.bounds}]" if self.bounds else f"list[{self.elem}]"
 
 
 @dataclass(frozen=True)
@@ -105,6 +126,28 @@ class BuiltinT(Type):
 
     def __str__(self) -> str:
         return f"builtin {self.name}"
+
+
+@dataclass(frozen=True)
+class NamespaceT(Type):
+    """A name that groups builtins: `json` in `json.loads(text)`."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return f"namespace {self.name}"
+
+
+@dataclass(frozen=True)
+class BindingT(Type):
+    """An argument written as a binding (`meta(x)`): the statement that bound the name
+    (`gen` or `select`), and whether a gen's value is a list of samples (`n=`)."""
+
+    kind: str
+    samples: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.kind} binding"
 
 
 STR, INT, FLOAT, BOOL, NONE, REGEX = (Prim(n) for n in ("str", "int", "float", "bool", "None",

@@ -78,10 +78,12 @@ def test_argument_types_and_rule_errors() -> None:
         ("argument 'key' of get() must be str, not int", 'convert with str(...), or interpolate: "{x}"')]
 
 
-def test_matches_needs_a_regex_literal() -> None:
+def test_matches_needs_a_regex_literal_or_constant() -> None:
+    # issue 23: a top-level regex constant is accepted too (see the hint)
     assert errors('let r = /a/\nprint(matches("a", r))') == [
         ("matches() needs a regex literal /.../ as its pattern",
-         "write the pattern inline, e.g. /[0-9]+/")]
+         "write the pattern inline, e.g. /[0-9]+/, or make it a top-level constant: "
+         "let R = /.../")]
 
 
 def test_unknown_method_lists_or_suggests() -> None:

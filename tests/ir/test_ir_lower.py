@@ -65,7 +65,8 @@ def test_fork_body_is_a_function_with_captures_and_outputs(lower) -> None:
     fork = next(i for i in instrs(prog.functions["t.f"]) if isinstance(i, Fork))
     body = prog.functions[fork.body]
     assert body.kind == "fork_body" and fork.captures == ("topic",)
-    assert [p.name for p in body.params] == ["topic"] and body.outputs == ("idea",)
+    # issue 23: the branch index `b.index` is the body's first param, then the captures
+    assert [p.name for p in body.params] == ["b.index", "topic"] and body.outputs == ("idea",)
     assert any(isinstance(i, Pluck) and i.name == "idea" for i in instrs(prog.functions["t.f"]))
 
 

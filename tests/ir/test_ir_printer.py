@@ -14,7 +14,7 @@ SOURCE = '''fn ask(q: str, n: int = 2) -> str:
     return "small"
 '''
 
-GOLDEN = '''; sglc IR v2, module t, entry -
+GOLDEN = '''; sglc IR v3, module t, entry -
 
 fn t.ask(q: str, n: int = 2) -> str
 entry:

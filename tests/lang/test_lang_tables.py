@@ -28,6 +28,17 @@ BUILTIN_SAMPLES: dict[str, tuple[str, object, str]] = {
     "abs": ("abs(-4)", 4, ""),
     "sorted": ('sorted(["b", "a"])', ["a", "b"], ""),
     "list": ('list("ab")', ["a", "b"], ""),
+    "text": ("text()", "Hi", ""),
+    "messages": ("messages()", [{"role": "user", "content": "Hi"}], ""),
+    "meta": ("meta(a).completion_tokens", 2, ""),
+    "json.loads": ("json.loads(r'[1, {\"a\": null}]')", [1, {"a": None}], ""),
+    "json.dumps": ('json.dumps({"a": [1, "é", True]})', '{"a": [1, "é", true]}', ""),
+}
+# lines a builtin's sample runs first (the state builtins read the prompt and the gens)
+BUILTIN_PRELUDES = {
+    "text": '"Hi"',
+    "messages": 'user "Hi"',
+    "meta": '"Hi" gen a(max_tokens=2, ignore_eos=True)',
 }
 
 # (owner, name): (the body of a fn returning json, its value)
@@ -82,7 +93,8 @@ def test_every_builtin_and_method_has_a_sample() -> None:
 @pytest.mark.parametrize("name", sorted(BUILTIN_SAMPLES))
 def test_every_builtin_checks_and_runs(runtime, name: str) -> None:
     expr, value, output = BUILTIN_SAMPLES[name]
-    assert run(runtime, f"return {expr}") == (value, output)
+    prelude = f"{BUILTIN_PRELUDES[name]}\n    " if name in BUILTIN_PRELUDES else ""
+    assert run(runtime, f"{prelude}return {expr}") == (value, output)
 
 
 @pytest.mark.parametrize("key", sorted(METHOD_SAMPLES), ids=lambda k: ".".join(k))

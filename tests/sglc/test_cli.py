@@ -147,5 +147,5 @@ def test_a_program_saved_in_the_old_format_is_refused_clearly(tmp_path, capsys):
     assert main(["run", str(saved)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("sglc: error: a damaged or incompatible saved program: it was saved "
-                          "in IR format version 1, and this sglc reads version 2; compile the "
+                          "in IR format version 1, and this sglc reads version 3; compile the "
                           "program again")

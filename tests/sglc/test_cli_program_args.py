@@ -65,13 +65,16 @@ def test_each_kind_parses(t: IRType, text: str, value: object) -> None:
     (CHOICE, "medium", "must be one of 'fast', 'slow', got 'medium'"),
     (t_optional(INT), "x", "must be an int"),
     (t_list(INT), "1, 2", "must be a list[int] written as JSON"),
-    (t_list(INT), '["1"]', "must be a list[int], got [\"1\"]"),
-    (t_list(CHOICE), '["medium"]', 'must be a list["fast" | "slow"]'),
-    (t_dict(INT), '{"a": "1"}', "must be a dict[str, int]"),
-    (t_dict(IRType("json")), "[1]", "must be a dict, got [1]"),
-    (P, "[]", "must be a P, got []"),
-    (P, "{oops", "must be a P written as JSON"),
-    (IRType("json"), "text", "must be a json written as JSON"),
+    # issue 23: one wording with the executor's argument check ("an int", not "a int")
+    (t_list(INT), '["1"]', 'item 0 must be an int, got str "1"'),
+    (t_list(CHOICE), '["medium"]', 'item 0 must be one of "fast", "slow", got str "medium"'),
+    (t_dict(INT), '{"a": "1"}', "key 'a' must be an int, got str \"1\""),
+    (t_dict(IRType("json")), "[1]", "must be a dict, got list [1]"),
+    (P, "[]", "must be a P object, got list []"),
+    (P, "{oops", "must be a P object written as JSON"),
+    (IRType("json"), "text", "must be written as JSON (a string in quotes), got 'text'"),
+    (IRType("str", max=3), "abcd", "must have at most 3 characters, got 4"),
+    (IRType("int", min=0), "-1", "must be >= 0, got -1"),
 ])
 def test_bad_values_are_usage_errors(t: IRType, text: str, message: str) -> None:
     with pytest.raises(UsageError) as info:
@@ -94,8 +97,19 @@ def test_json_arguments_are_checked_by_shape(t: IRType, value: object, ok: bool)
     if ok:
         check_json_value("k", value, t)
     else:
-        with pytest.raises(UsageError, match=re.escape(f"argument 'k' must be a {t}")):
+        with pytest.raises(UsageError, match=re.escape("argument 'k' ") + ".*must be "):
             check_json_value("k", value, t)
+
+
+def test_schema_arguments_are_checked_field_by_field() -> None:
+    schemas = {"P": {"type": "object", "properties": {"name": {"type": "string"}},
+                     "required": ["name"], "additionalProperties": False}}
+    check_json_value("k", {"name": "Ann"}, P, schemas)
+    for value, message in [({}, "P is missing the field 'name'"),
+                           ({"name": 3}, "P.name must be a JSON string, got int"),
+                           ({"name": "a", "x": 1}, "P has no field 'x'")]:
+        with pytest.raises(UsageError, match=re.escape(f"argument 'k' {message}")):
+            check_json_value("k", value, P, schemas)
 
 
 PROGRAM = '''
@@ -127,4 +141,5 @@ def test_every_kind_through_the_cli(tmp_path, model_dir, capsys) -> None:
     assert out == "[3, 0.5, True, 'y', [1, 2], {'k': 4}, 'Ann', None, {'deep': [1]}]\n"
     code = main(["run", str(prog), "--fn", "show", "--args-json",
                  json.dumps({"a": 1, "b": 1, "c": True, "d": "z", "e": [], "f": {}, "g": {}})])
-    assert code == 2 and "argument 'd' must be a \"x\" | \"y\", got \"z\"" in capsys.readouterr().err
+    assert code == 2 and 'argument \'d\' must be one of "x", "y", got str "z"' in \
+        capsys.readouterr().err

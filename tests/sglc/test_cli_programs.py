@@ -153,7 +153,7 @@ def test_compile_emits_ast_ir_and_runnable_json(capsys, prog_file, tmp_path, mod
         (["run", "{prog}", "--fn", "add", "-a", "a=1", "-a", "tags=x"], 2, "written as JSON"),
         (["run", "{prog}", "--fn", "add", "--args-json", "[1]"], 2, "must be a JSON object"),
         (["run", "{prog}", "--fn", "add", "--args-json", "{"], 2, "not valid JSON"),
-        (["run", "{prog}", "--fn", "add", "--args-json", '{"a": "1"}'], 2, "must be a int"),
+        (["run", "{prog}", "--fn", "add", "--args-json", '{"a": "1"}'], 2, "must be an int, got str"),  # issue 23: wording
         (["run", "{prog}", "--tools", "nope.py"], 1, "tools file not found"),
         (["run", "{prog}", "--model", "{tmp}/no-model"], 1, "sglc: error: model directory"),
         (["run", "{tmp}/prog.json"], 1, "sglc: error:"),
@@ -237,3 +237,72 @@ def test_no_traceback_from_the_process(prog_file):
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "argument 'a' must be an int, got 'oops'" in proc.stderr
+
+
+def test_run_sampling_defaults(capsys, prog_file, model_dir, tmp_path):
+    trace = tmp_path / "trace.json"
+    code, out, err = run(capsys, "run", prog_file, "--fn", "talk", "-a", "name=ada",
+                         "--tools", _shout_tools(tmp_path), "-s", "temperature=0.5",
+                         "-s", "top_k=5", "-s", 'stop=["\\n"]', "--trace", trace,
+                         *engine_args(model_dir))
+    assert (code, out) == (0, "ADA!\n"), err
+    params = json.loads(trace.read_text())["calls"][0]["params"]
+    # the gen's own max_tokens=3 wins over any default; the rest are the run's
+    assert (params["temperature"], params["top_k"], params["stop"]) == (0.5, 5, ["\n"])
+    assert params["max_new_tokens"] == 3
+
+
+@pytest.mark.parametrize("pair, message", [
+    ("n=2", "n cannot be a default"),
+    ("tempreature=1", "unknown gen parameter 'tempreature'; did you mean 'temperature'?"),
+    ("temperature=-1", "temperature must be >= 0, got -1"),
+    ("temperature=hot", "temperature must be a number, true/false or None, got 'hot'"),
+    ("top_k=1.5", "top_k must be int | None, got 1.5"),
+    ("temperature", "-s expects KEY=VALUE"),
+])
+def test_bad_sampling_defaults_are_usage_errors(capsys, prog_file, pair, message):
+    code, _, err = run(capsys, "run", prog_file, "-s", pair)
+    assert code == 2 and message in err, err
+
+
+def test_run_args_files_one_run_per_record(capsys, prog_file, model_dir, tmp_path):
+    jsonl = tmp_path / "runs.jsonl"
+    jsonl.write_text('{"a": 1}\n\n{"a": 2, "tags": ["x"]}\n')
+    code, out, err = run(capsys, "run", prog_file, "--fn", "add", "--args-file", jsonl,
+                         "-a", "b=10", *engine_args(model_dir))
+    assert (code, out) == (0, "11\n13\n"), err
+    listed = tmp_path / "runs.json"
+    listed.write_text('[{"a": 0}, {"a": 5, "b": 0}]')
+    code, out, _ = run(capsys, "run", prog_file, "--fn", "add", "--args-file", listed,
+                       *engine_args(model_dir))
+    assert (code, out) == (0, "2\n5\n")
+    lines = tmp_path / "names.txt"
+    lines.write_text("ada\n\nbob\n")
+    code, out, _ = run(capsys, "run", prog_file, "--fn", "talk", "--args-file", lines,
+                       "--tools", _shout_tools(tmp_path), *engine_args(model_dir))
+    assert (code, out) == (0, '"ADA!"\n"BOB!"\n')
+
+
+@pytest.mark.parametrize("name, text, extra, message", [
+    ("bad.jsonl", '{"a": 1}\n{oops\n', [], "bad.jsonl:2 is not valid JSON"),
+    ("bad.json", "[1, 2]", [], "bad.json, item 0: each run must be a JSON object"),
+    ("bad2.jsonl", '{"a": "x"}\n', [], "argument 'a' must be an int, got str \"x\""),
+    ("bad3.jsonl", '{"z": 1}\n', [], "unknown argument 'z'"),
+    ("both.jsonl", '{"a": 1}\n', ["-a", "a=2"], "argument 'a' is given both"),
+    ("lines.txt", "x\n", [], "argument 'a' must be an int, got 'x'"),
+])
+def test_bad_args_files_are_usage_errors(capsys, prog_file, tmp_path, name, text, extra,
+                                         message):
+    path = tmp_path / name
+    path.write_text(text)
+    code, _, err = run(capsys, "run", prog_file, "--fn", "add", "--args-file", path, *extra)
+    assert code == 2 and message in err, err
+    code, _, err = run(capsys, "run", prog_file, "--fn", "add", "--args-file",
+                       tmp_path / "missing.jsonl")
+    assert code == 2 and "cannot read" in err
+
+
+def _shout_tools(tmp_path):
+    tools = tmp_path / "shout_tools.py"
+    tools.write_text("def shout(text):\n    return text.upper() + '!'\n")
+    return tools
