@@ -96,10 +96,15 @@ class ModelCalls:
                 [p.prompt_ids for p in wave], [p.params for p in wave], rids=rids,
                 on_output=on_output, on_delta=on_delta if streaming else None,
             )
-        except Exception as exc:  # noqa: BLE001 - handed to every waiting branch
-            for p in wave:
-                if not p.future.done():
-                    p.future.set_exception(exc)
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting branches
+            if len(wave) == 1:
+                if not wave[0].future.done():
+                    wave[0].future.set_exception(exc)
+                return
+            # the client refused the wave for one request's sake (bad params): submit them
+            # one by one, so that only the requests it refuses fail
+            for item in wave:
+                self._submit([item], loop)
 
     async def score(
         self, prompt_ids: list[int], options: Sequence[str | list[int]]

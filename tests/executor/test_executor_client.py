@@ -16,12 +16,19 @@ import sglc.program as api  # noqa: E402
 from sglc.runtime.backends import LocalEngine, Runtime  # noqa: E402
 from sglc.runtime.core import (  # noqa: E402
     FinishReason,
+    InvalidRequest,
     Output,
     SamplingParams,
     StreamDelta,
     Usage,
 )
-from sglc.runtime.executor import ModelClient, OptionScore, ProgramEvents, Tokenizer  # noqa: E402
+from sglc.runtime.executor import (  # noqa: E402
+    GenError,
+    ModelClient,
+    OptionScore,
+    ProgramEvents,
+    Tokenizer,
+)
 
 PROGRAM = '''
 fn f() -> list[str]:
@@ -189,3 +196,33 @@ def test_without_events_nothing_is_streamed():
     client.submit = spy  # type: ignore[method-assign]
     api.compile(PROGRAM, "echo.sgl").f(runtime=Runtime(client=client))
     assert calls and all(c is None for c in calls)
+
+
+class PickyClient(EchoClient):
+    """Refuses a whole submit (as `sglc.Engine.submit` does) when any request asks for more
+    than 10 tokens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[list[int]] = []  # max_new_tokens of each submit, refused or not
+
+    def submit(self, prompts, params, **kwargs) -> None:  # type: ignore[override]
+        self.asked.append([p.max_new_tokens for p in params])
+        too_long = [p.max_new_tokens for p in params if p.max_new_tokens > 10]
+        if too_long:
+            raise InvalidRequest(f"max_new_tokens must be <= 10, got {too_long[0]}")
+        super().submit(prompts, params, **kwargs)
+
+
+def test_a_request_the_client_refuses_fails_alone_not_its_wave():
+    client = PickyClient()
+    prog = api.compile(
+        'fn one(k: int) -> str:\n    "Q: "\n    if k == 0:\n        gen good(max_tokens=3)\n'
+        '        return good\n    gen bad(max_tokens=50)\n    return bad\n\n'
+        "fn main() -> list[str]:\n    let xs = parallel for k in [0, 1]:\n        one(k)\n"
+        "    return xs\n", "picky.sgl")
+    with pytest.raises(GenError) as info:
+        prog.main(runtime=Runtime(client=client))
+    assert "gen 'bad'" in str(info.value) and "picky.sgl:6:" in str(info.value)
+    # the wave of both was refused; then each went alone and only the long one failed
+    assert [3, 50] in client.asked and [3] in client.asked and [50] in client.asked
