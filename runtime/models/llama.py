@@ -74,11 +74,13 @@ class LlamaAttention(nn.Module):
 
 
 class LlamaMLP(nn.Module):
-    def __init__(self, cfg: ModelConfig, ops: KernelOps) -> None:
+    def __init__(self, cfg: ModelConfig, ops: KernelOps, intermediate_size: int | None = None
+                 ) -> None:
         super().__init__()
-        self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
-        self.up_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
-        self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
+        size = intermediate_size or cfg.intermediate_size
+        self.gate_proj = nn.Linear(cfg.hidden_size, size, bias=False)
+        self.up_proj = nn.Linear(cfg.hidden_size, size, bias=False)
+        self.down_proj = nn.Linear(size, cfg.hidden_size, bias=False)
         self.ops = ops
 
     def fuse(self) -> None:
@@ -112,9 +114,21 @@ class LlamaDecoderLayer(nn.Module):
     def __init__(self, cfg: ModelConfig, layer_id: int, ops: KernelOps) -> None:
         super().__init__()
         self.self_attn = LlamaAttention(cfg, layer_id, ops)
-        self.mlp = LlamaMLP(cfg, ops)
+        self.add_feed_forward(cfg, layer_id, ops)
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, ops)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, ops)
+
+    def add_feed_forward(self, cfg: ModelConfig, layer_id: int, ops: KernelOps) -> None:
+        """Create the block after attention under its Hugging Face name (`mlp` here)."""
+        self.mlp = LlamaMLP(cfg, ops)
+
+    @property
+    def feed_forward(self) -> nn.Module:
+        return self.mlp
+
+    def fuse(self) -> None:
+        self.self_attn.fuse()
+        self.feed_forward.fuse()
 
     def forward(self, x, residual, positions, rope, attn, keep=None):
         """`keep` (row indices) drops the other rows after attention: the last layer needs
@@ -128,14 +142,15 @@ class LlamaDecoderLayer(nn.Module):
         if keep is not None:
             residual = residual.index_select(0, keep)
         h, residual = self.post_attention_layernorm(h, residual)
-        return self.mlp(h), residual
+        return self.feed_forward(h), residual
 
 
 class LlamaModel(nn.Module):
-    def __init__(self, cfg: ModelConfig, ops: KernelOps) -> None:
+    def __init__(self, cfg: ModelConfig, ops: KernelOps,
+                 layer_cls: type[LlamaDecoderLayer] = LlamaDecoderLayer) -> None:
         super().__init__()
         self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
-        self.layers = nn.ModuleList(LlamaDecoderLayer(cfg, i, ops) for i in range(cfg.num_layers))
+        self.layers = nn.ModuleList(layer_cls(cfg, i, ops) for i in range(cfg.num_layers))
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, ops)
 
 
@@ -144,11 +159,13 @@ class LlamaForCausalLM(nn.Module):
     states (of rows `keep`);
     `compute_logits(hidden)` -> float32 logits."""
 
+    decoder_layer_cls: type[LlamaDecoderLayer] = LlamaDecoderLayer
+
     def __init__(self, cfg: ModelConfig, ops: KernelOps | None = None) -> None:
         super().__init__()
         self.cfg = cfg
         self.ops = ops or get_ops("torch")
-        self.model = LlamaModel(cfg, self.ops)
+        self.model = LlamaModel(cfg, self.ops, self.decoder_layer_cls)
         self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         self.tie_weights()
         self.register_buffer("rope_cache", self.build_rope(), persistent=False)
@@ -190,8 +207,7 @@ class LlamaForCausalLM(nn.Module):
         narrower projections are even), and the lm_head is a large share of a small
         model's decode time."""
         for layer in self.model.layers:
-            layer.self_attn.fuse()
-            layer.mlp.fuse()
+            layer.fuse()
         weight = self.lm_head.weight
         if weight.device.type == "cpu":
             self.lm_head_t = weight.detach().t().contiguous()
