@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from sglc.runtime.core import InvalidRequest
 
@@ -29,9 +31,20 @@ class EngineConfig:
     seed: int = 0  # for requests without their own seed
     enable_jump_forward: bool = True  # constrained decoding: append forced strings at once
     index_cache_dir: str | None = None  # constraint automata on disk; None = ~/.cache/sglc
+    # multi-LoRA (S-LoRA): PEFT adapter directories by the name requests use
+    # (`SamplingParams.lora`); at most `max_loras_per_batch` distinct adapters run at once
+    # (the adapter pool's slots, loaded least-recently-used); ranks up to `max_lora_rank`
+    # (None: the largest rank among the adapters)
+    lora_paths: Mapping[str, str] | None = None
+    max_loras_per_batch: int = 8
+    max_lora_rank: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_running_requests", "page_size", "max_prefill_tokens"):
+        if self.lora_paths is not None:
+            object.__setattr__(self, "lora_paths", MappingProxyType(
+                {str(name): str(path) for name, path in dict(self.lora_paths).items()}))
+        for name in ("max_running_requests", "page_size", "max_prefill_tokens",
+                     "max_loras_per_batch"):
             if getattr(self, name) < 1:
                 raise InvalidRequest(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_total_tokens is not None and self.max_total_tokens < 2 * self.page_size:
@@ -40,6 +53,13 @@ class EngineConfig:
             raise InvalidRequest("chunked_prefill_size must be >= 0 (0 or None disables chunking)")
         if not 0 <= self.new_token_reserve_ratio <= 1:
             raise InvalidRequest("new_token_reserve_ratio must be in [0, 1]")
+        if self.max_lora_rank is not None and self.max_lora_rank < 1:
+            raise InvalidRequest(f"max_lora_rank must be >= 1, got {self.max_lora_rank}")
+
+    @property
+    def lora_names(self) -> tuple[str, ...]:
+        """The adapters this engine serves, sorted."""
+        return tuple(sorted(self.lora_paths or ()))
 
     @property
     def prefill_budget(self) -> int:

@@ -88,6 +88,16 @@ class NonEmptyStrings:
         return f"{name} strings must be non-empty strings"
 
 
+@dataclass(frozen=True)
+class Name:
+    """A name (an adapter's, a client's): a string, or None for "not set"."""
+
+    def error(self, name: str, value: object) -> str | None:
+        if value is None or isinstance(value, str):
+            return None
+        return f"{name} must be None or a string, got {value!r}"
+
+
 _RULE = "rule"  # the key of a field's ParamRule in its dataclass metadata
 
 
@@ -123,6 +133,11 @@ class SamplingParams:
     regex: str | None = None
     json_schema: str | None = None  # a JSON schema as JSON text (a dict is serialized)
     choices: tuple[str, ...] | None = None
+    # serving, not sampling: the LoRA adapter to generate with (a name the engine was started
+    # with in `lora_paths`; None: the base model), and the client the request is served for
+    # (fair scheduling policies share the engine between clients; None: one anonymous client)
+    lora: str | None = _ruled(None, Name())
+    client: str | None = _ruled(None, Name())
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):

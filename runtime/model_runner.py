@@ -12,8 +12,10 @@ from torch import nn
 
 from sglc.kernels import KernelOps
 from sglc.runtime.core import ForwardMode
+from sglc.runtime.lora.pool import LoraPool
 from sglc.runtime.mem.kv_pool import KVPool, ReqToTokenPool
 from sglc.runtime.models.attention import ForwardBatch, PagedAttention
+from sglc.runtime.models.lora import NO_ADAPTER, LoraBatch, LoraSegments
 from sglc.runtime.req import Req, ScheduledBatch
 
 _MAX_COLUMN_SETS = 4  # lm_head row subsets kept for column-restricted logits
@@ -34,13 +36,14 @@ class LogitsLayout:
 class ModelRunner:
     def __init__(
         self, model: nn.Module, ops: KernelOps, kv_pool: KVPool, req_pool: ReqToTokenPool,
-        device: torch.device,
+        device: torch.device, lora_pool: LoraPool | None = None,
     ) -> None:
         self.model = model
         self.ops = ops
         self.kv_pool = kv_pool
         self.req_pool = req_pool
         self.device = device
+        self.lora_pool = lora_pool  # None: the engine serves no LoRA adapters
         # vocabulary column sets -> (their ids, those lm_head rows), least recently used first
         self._column_weights: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -60,10 +63,28 @@ class ModelRunner:
         )
         # the last layer computes only the rows whose logits are wanted (in decode: all)
         keep = None if batch.mode is ForwardMode.DECODE else fb.logits_indices
-        hidden = self.model(fb.input_ids, fb.positions, attn, keep)
+        lora = self._lora_batch(batch, layout) if self.lora_pool is not None else None
+        hidden = self.model(fb.input_ids, fb.positions, attn, keep, lora)
         if logit_columns is None:
             return self.model.compute_logits(hidden), layout
         return self._column_logits(hidden, logit_columns, compact), layout
+
+    def _lora_batch(self, batch: ScheduledBatch, layout: LogitsLayout) -> LoraBatch | None:
+        """The batch's adapters, paged into the pool; None when every request uses the base
+        model."""
+        names = [r.params.lora for r in batch.reqs]
+        if not any(names):
+            return None
+        slot_of = self.lora_pool.prepare(n for n in names if n is not None)
+        slots = [NO_ADAPTER if n is None else slot_of[n] for n in names]
+        rows = LoraSegments.of(slots, batch.extend_lens, self.device)
+        kept = None
+        if batch.mode is not ForwardMode.DECODE:  # the last layer keeps the logits rows
+            num_kept = [(sample is not None) + (len(score[1]) if score else 0)
+                        for sample, score in zip(layout.sample_rows, layout.score_rows,
+                                                 strict=True)]
+            kept = LoraSegments.of(slots, num_kept, self.device)
+        return LoraBatch(self.ops, self.lora_pool.weights, rows, kept)
 
     def _column_logits(
         self, hidden: torch.Tensor, columns: np.ndarray, compact: bool = False

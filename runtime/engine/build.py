@@ -17,6 +17,8 @@ from sglc.runtime.config import EngineConfig
 from sglc.runtime.constrained.stage import ConstraintStage
 from sglc.runtime.core import InvalidRequest
 from sglc.runtime.engine.engine_core import EngineCore
+from sglc.runtime.lora.adapter import load_adapters
+from sglc.runtime.lora.pool import LoraPool
 from sglc.runtime.mem import KVPool, ReqToTokenPool, SlotAllocator, make_prefix_cache
 from sglc.runtime.model_runner import ModelRunner
 from sglc.runtime.models.loader import LoadedModel
@@ -104,6 +106,7 @@ def build_core(
     """An EngineCore over the loaded model, and how many tokens it can hold."""
     mcfg = loaded.config
     dtype = next(loaded.model.parameters()).dtype
+    lora_pool = _lora_pool(config, loaded, dtype, device)  # before the KV pool takes memory
     max_context_len = min(
         config.max_context_len or mcfg.max_position_embeddings, mcfg.max_position_embeddings
     )
@@ -116,8 +119,9 @@ def build_core(
     req_pool = ReqToTokenPool(config.max_running_requests + 1, max_context_len, device)
     cache_name = "none" if config.disable_radix_cache else "radix"
     cache = make_prefix_cache(cache_name, allocator, config.page_size)
-    kv = KVManager(allocator, req_pool, cache, config.page_size, not config.disable_radix_cache)
-    runner = ModelRunner(loaded.model, ops, pool, req_pool, device)
+    kv = KVManager(allocator, req_pool, cache, config.page_size, not config.disable_radix_cache,
+                   lora_names=config.lora_names)
+    runner = ModelRunner(loaded.model, ops, pool, req_pool, device, lora_pool)
     outputs = OutputProcessor(loaded.tokenizer, max_context_len)
     constraints = ConstraintStage(
         loaded.tokenizer, mcfg.vocab_size, sorted(loaded.eos_token_ids),
@@ -128,6 +132,17 @@ def build_core(
     )
     core = EngineCore(config, Scheduler(config, kv), runner, outputs, constraints)
     return core, Capacity(max_context_len, allocator.num_usable_slots)
+
+
+def _lora_pool(config: EngineConfig, loaded: LoadedModel, dtype: torch.dtype,
+               device: torch.device) -> LoraPool | None:
+    """The adapters of `lora_paths` in host memory and a device pool of
+    `max_loras_per_batch` slots for them; None without adapters."""
+    if not config.lora_paths:
+        return None
+    adapters = load_adapters(config.lora_paths, loaded.config, dtype)
+    return LoraPool(loaded.config, adapters, config.max_loras_per_batch, config.max_lora_rank,
+                    dtype, device)
 
 
 def _num_slots(config: EngineConfig, loaded: LoadedModel, device: torch.device,

@@ -74,7 +74,8 @@ class Engine:
         self.max_context_len = capacity.max_context_len
         self.pool_capacity = capacity.num_kv_slots
         self._requests = RequestBuilder(
-            self.tokenizer, self.loaded.config.vocab_size, self.loaded.eos_token_ids, capacity
+            self.tokenizer, self.loaded.config.vocab_size, self.loaded.eos_token_ids, capacity,
+            lora_names=self.config.lora_names,
         )
         self._inbox: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._closed = False

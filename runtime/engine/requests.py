@@ -26,11 +26,13 @@ class RequestBuilder:
     and capacity."""
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase | None, vocab_size: int,
-                 eos_token_ids: frozenset[int], capacity: Capacity) -> None:
+                 eos_token_ids: frozenset[int], capacity: Capacity,
+                 lora_names: tuple[str, ...] = ()) -> None:
         self.tokenizer = tokenizer
         self.vocab_size = vocab_size
         self.eos_token_ids = eos_token_ids
         self.capacity = capacity
+        self.lora_names = lora_names  # the LoRA adapters requests may name
 
     def groups(
         self, prompts: Any, sampling_params: Any, rids: Sequence[str] | None,
@@ -53,6 +55,7 @@ class RequestBuilder:
     def _group(self, prompt: Any, params: SamplingParams, rid: str | None) -> list[Req]:
         ids = tokenize_prompt(prompt, self.tokenizer, self.vocab_size)
         self.check_len(len(ids))
+        self._check_lora(params.lora)
         rid = rid or new_rid()
         regex = self._constraint_regex(params)
         # samples of one request differ: sample i uses seed + i
@@ -72,6 +75,13 @@ class RequestBuilder:
             return request_regex(params.regex, params.json_schema, params.choices)
         except ConstraintError as exc:
             raise InvalidRequest(f"invalid constraint: {exc}") from None
+
+    def _check_lora(self, name: str | None) -> None:
+        if name is None or name in self.lora_names:
+            return
+        served = (f"this engine serves {', '.join(map(repr, self.lora_names))}"
+                  if self.lora_names else "this engine serves none (start it with lora_paths)")
+        raise InvalidRequest(f"unknown LoRA adapter {name!r}: {served}")
 
     def check_len(self, num_tokens: int) -> None:
         """InvalidRequest if a prompt of `num_tokens` tokens does not fit."""

@@ -223,4 +223,5 @@ def _params_json(params: SamplingParams) -> dict[str, Any]:
         "stop": list(params.stop),
         "frequency_penalty": params.frequency_penalty,
         "presence_penalty": params.presence_penalty,
+        "lora": params.lora,
     }

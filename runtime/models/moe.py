@@ -80,7 +80,9 @@ class SparseMoeBlock(nn.Module):
             weights = weights / weights.sum(dim=-1, keepdim=True)
         return ids, weights
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lora: object = None, kept: bool = False) -> torch.Tensor:
+        """Routed experts (+ the shared one); `lora` is ignored: adapters of MoE models are
+        refused on the MLP when they load."""
         ids, weights = self.route(x)
         if self.w13 is None:  # unfused (training, re-saving): stack on the fly
             w13, w2 = (torch.stack(w) for w in zip(*(e.weights() for e in self.experts),
@@ -101,7 +103,7 @@ class MoeDecoderLayer(LlamaDecoderLayer):
         assert moe is not None
         self.feed_forward_name = "mlp"
         if not moe.sparse_layers[layer_id]:
-            self.mlp = LlamaMLP(cfg, ops)
+            self.mlp = LlamaMLP(cfg, ops, layer_id=layer_id)
         elif cfg.architecture == "MixtralForCausalLM":
             self.feed_forward_name = "block_sparse_moe"
             self.block_sparse_moe = SparseMoeBlock(cfg, moe, ops)

@@ -21,12 +21,16 @@ class KVManager:
         cache: BasePrefixCache,
         page_size: int,
         caches_prefixes: bool,
+        lora_names: tuple[str, ...] = (),
     ) -> None:
         self.allocator = allocator
         self.req_pool = req_pool
         self.cache = cache
         self.page_size = page_size
         self.caches_prefixes = caches_prefixes
+        # KV computed under a LoRA adapter is cached apart from the base model's and the
+        # other adapters': its tokens are keyed (namespace << 32) | token id
+        self._lora_namespaces = {name: i + 1 for i, name in enumerate(lora_names)}
 
     # -- queries ---------------------------------------------------------------------------
     def match_key(self, req: Req) -> list[int]:
@@ -35,7 +39,15 @@ class KVManager:
         end = req.num_tokens - 1
         if req.score_from is not None:
             end = min(end, req.score_from - 1)
-        return req.fill_ids[: max(end, 0)]
+        return self.cache_key(req, max(end, 0))
+
+    def cache_key(self, req: Req, end: int) -> list[int]:
+        """The prefix cache's key of the request's first `end` tokens."""
+        tokens = req.fill_slice(0, end)
+        if req.params.lora is None:
+            return tokens
+        namespace = self._lora_namespaces[req.params.lora] << 32
+        return [namespace | t for t in tokens]
 
     def peek_match_len(self, req: Req) -> int:
         if not self.caches_prefixes:
@@ -141,7 +153,7 @@ class KVManager:
         if aligned <= kv.num_cache_owned_tokens:
             return
         self._insert(req, aligned)
-        match = self.cache.match_prefix(req.fill_ids[:aligned], record=False)
+        match = self.cache.match_prefix(self.cache_key(req, aligned), record=False)
         self.req_pool.write(kv.row, 0, match.slots)
         self.cache.lock(match.node)
         self.cache.unlock(kv.prefix_node)
@@ -166,7 +178,7 @@ class KVManager:
 
     def _insert(self, req: Req, aligned: int) -> None:
         slots = self.row_slots(req, aligned).clone()
-        num_existing = self.cache.insert(req.fill_ids[:aligned], slots)
+        num_existing = self.cache.insert(self.cache_key(req, aligned), slots)
         # the cache already held [num_cache_owned_tokens, num_existing): our copies are
         # duplicates
         owned = req.kv.num_cache_owned_tokens

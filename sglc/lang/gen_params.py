@@ -69,8 +69,8 @@ GEN_PARAMS: Mapping[str, GenParam] = MappingProxyType({p.name: p for p in (
              "occurred"),
     GenParam("ignore_eos", (BOOL,), "ignore_eos", "keep generating past the end-of-text "
              "token"),
-    GenParam("adapter", (STR,), None, "the LoRA adapter to generate with",
-             unserved="this engine serves no LoRA adapters yet"),
+    GenParam("adapter", (STR,), "lora", "the LoRA adapter to generate with (one the engine "
+             "serves, from its lora_paths)"),
 )})
 """Every gen parameter, by SGL name."""
 
