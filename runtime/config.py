@@ -17,7 +17,7 @@ class EngineConfig:
     max_running_requests: int = 256
     max_context_len: int | None = None  # None = the model's max_position_embeddings
     page_size: int = 1
-    policy: str = "lpm"  # fcfs | lpm
+    policy: str = "lpm"  # fcfs | lpm | vtc | dlpm
     chunked_prefill_size: int | None = 2048  # None or 0 = no chunking
     max_prefill_tokens: int = 16384  # token budget of one extend batch
     disable_radix_cache: bool = False
@@ -38,6 +38,14 @@ class EngineConfig:
     lora_paths: Mapping[str, str] | None = None
     max_loras_per_batch: int = 8
     max_lora_rank: int | None = None
+    # fair scheduling (policy vtc or dlpm): a client's service is input_weight x its prompt
+    # tokens + output_weight x its generated tokens (VTC's defaults 1 and 2), divided by its
+    # weight in `client_weights` (default 1; requests name their client in
+    # SamplingParams.client); dlpm refills each waiting client's deficit by
+    # `dlpm_quantum` x its weight when none has any left
+    fair_token_weights: tuple[float, float] = (1.0, 2.0)
+    client_weights: Mapping[str, float] | None = None
+    dlpm_quantum: float = 2048.0
 
     def __post_init__(self) -> None:
         if self.lora_paths is not None:
@@ -55,6 +63,22 @@ class EngineConfig:
             raise InvalidRequest("new_token_reserve_ratio must be in [0, 1]")
         if self.max_lora_rank is not None and self.max_lora_rank < 1:
             raise InvalidRequest(f"max_lora_rank must be >= 1, got {self.max_lora_rank}")
+        self._check_fairness()
+
+    def _check_fairness(self) -> None:
+        weights = tuple(self.fair_token_weights)
+        if len(weights) != 2 or any(not w >= 0 for w in weights) or not any(weights):
+            raise InvalidRequest(f"fair_token_weights must be two numbers >= 0 (input, output), "
+                                 f"not both 0; got {self.fair_token_weights!r}")
+        object.__setattr__(self, "fair_token_weights", (float(weights[0]), float(weights[1])))
+        if self.client_weights is not None:
+            bad = {c: w for c, w in dict(self.client_weights).items() if not w > 0}
+            if bad:
+                raise InvalidRequest(f"client_weights must be > 0, got {bad}")
+            object.__setattr__(self, "client_weights", MappingProxyType(
+                {str(c): float(w) for c, w in dict(self.client_weights).items()}))
+        if not self.dlpm_quantum > 0:
+            raise InvalidRequest(f"dlpm_quantum must be > 0, got {self.dlpm_quantum}")
 
     @property
     def lora_names(self) -> tuple[str, ...]:

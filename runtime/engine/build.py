@@ -69,7 +69,7 @@ def engine_config(options: Mapping[str, object]) -> EngineConfig:
 
 def check_options(config: EngineConfig, device: torch.device) -> None:
     """Options EngineConfig cannot check alone: the scheduling policy and kernel backend."""
-    make_policy(config.policy)
+    make_policy(config.policy, config)
     check_kernel_backend(config.kernel_backend, device)
 
 

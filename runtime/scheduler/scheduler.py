@@ -24,7 +24,7 @@ class Scheduler:
     def __init__(self, config: EngineConfig, kv: KVManager) -> None:
         self.config = config
         self.kv = kv
-        self.policy = make_policy(config.policy)
+        self.policy = make_policy(config.policy, config)
         self.waiting: list[Req] = []
         self.running: list[Req] = []
         self.chunked: Req | None = None  # mid chunked prefill: neither waiting nor running
@@ -32,6 +32,7 @@ class Scheduler:
 
     # -- queue --------------------------------------------------------------------------------
     def add(self, req: Req) -> None:
+        self.policy.on_arrival(req, self.waiting)
         req.state = ReqState.WAITING
         self.waiting.append(req)
 
@@ -43,7 +44,10 @@ class Scheduler:
         return self.waiting + self.running + ([self.chunked] if self.chunked else [])
 
     def schedule(self) -> ScheduledBatch | None:
-        return self._schedule_extend() or self._schedule_decode()
+        batch = self._schedule_extend() or self._schedule_decode()
+        if batch is not None:
+            self.policy.on_scheduled(batch)
+        return batch
 
     # -- extend ---------------------------------------------------------------------------------
     def _schedule_extend(self) -> ScheduledBatch | None:
@@ -183,6 +187,7 @@ class Scheduler:
     # -- after the forward pass -------------------------------------------------------------------
     def after_forward(self, batch: ScheduledBatch) -> None:
         """Advance KV lengths; requests whose prefill completed start running."""
+        self.policy.on_forward(batch)
         for i, req in enumerate(batch.reqs):
             req.kv.num_computed_tokens = batch.extend_starts[i] + batch.extend_lens[i]
             if batch.mode is ForwardMode.DECODE or req.state is ReqState.RUNNING:
