@@ -19,6 +19,7 @@ from torch import Tensor
 
 from sglc.kernels.activation import silu_and_mul
 from sglc.kernels.attention_common import AttentionShape
+from sglc.kernels.attention_scores import accumulate_key_scores
 from sglc.kernels.bitmask import apply_token_bitmask
 from sglc.kernels.decode_attention import decode_attention, plan_decode
 from sglc.kernels.extend_attention import extend_attention, plan_extend
@@ -50,6 +51,9 @@ class KernelOps:
     # multi-LoRA: segmented shrink (x @ Aᵀ) and expand (+= scaling * y @ Bᵀ) (sglc.kernels.lora)
     lora_shrink: Callable[..., Tensor]
     lora_expand: Callable[..., Tensor]
+    # H2O KV eviction: attention probabilities summed per key (sglc.kernels.attention_scores;
+    # every backend uses the reference)
+    accumulate_key_scores: Callable[..., None] = accumulate_key_scores
 
 
 def torch_ops() -> KernelOps:

@@ -46,6 +46,14 @@ class EngineConfig:
     fair_token_weights: tuple[float, float] = (1.0, 2.0)
     client_weights: Mapping[str, float] | None = None
     dlpm_quantum: float = 2048.0
+    # KV eviction: "exact" keeps every token's KV; "h2o" (heavy hitters + recent tokens) and
+    # "window" (`kv_sink_tokens` attention sinks + recent tokens) keep `kv_budget` tokens per
+    # request once its prefill is done (h2o: `kv_recent_ratio` of them the most recent).
+    # Needs page_size 1; evicted KV never reaches the prefix cache.
+    kv_policy: str = "exact"
+    kv_budget: int | None = None
+    kv_sink_tokens: int = 4
+    kv_recent_ratio: float = 0.5
 
     def __post_init__(self) -> None:
         if self.lora_paths is not None:
@@ -64,6 +72,25 @@ class EngineConfig:
         if self.max_lora_rank is not None and self.max_lora_rank < 1:
             raise InvalidRequest(f"max_lora_rank must be >= 1, got {self.max_lora_rank}")
         self._check_fairness()
+        self._check_kv_policy()
+
+    def _check_kv_policy(self) -> None:
+        if self.kv_policy not in ("exact", "h2o", "window"):
+            raise InvalidRequest(f"unknown kv_policy {self.kv_policy!r}; choose one of exact, "
+                                 "h2o, window")
+        if self.kv_policy == "exact":
+            return
+        if self.kv_budget is None or self.kv_budget < 2:
+            raise InvalidRequest(f"kv_policy {self.kv_policy!r} needs kv_budget >= 2 (KV "
+                                 f"tokens kept per request), got {self.kv_budget}")
+        if self.page_size != 1:
+            raise InvalidRequest(f"kv_policy {self.kv_policy!r} needs page_size 1, got "
+                                 f"{self.page_size}")
+        if not 0 <= self.kv_sink_tokens < self.kv_budget:
+            raise InvalidRequest(f"kv_sink_tokens must be in [0, kv_budget), got "
+                                 f"{self.kv_sink_tokens}")
+        if not 0 < self.kv_recent_ratio <= 1:
+            raise InvalidRequest(f"kv_recent_ratio must be in (0, 1], got {self.kv_recent_ratio}")
 
     def _check_fairness(self) -> None:
         weights = tuple(self.fair_token_weights)

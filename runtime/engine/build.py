@@ -20,6 +20,7 @@ from sglc.runtime.engine.engine_core import EngineCore
 from sglc.runtime.lora.adapter import load_adapters
 from sglc.runtime.lora.pool import LoraPool
 from sglc.runtime.mem import KVPool, ReqToTokenPool, SlotAllocator, make_prefix_cache
+from sglc.runtime.mem.kv_eviction import make_kv_policy
 from sglc.runtime.model_runner import ModelRunner
 from sglc.runtime.models.loader import LoadedModel
 from sglc.runtime.output import OutputProcessor
@@ -119,9 +120,12 @@ def build_core(
     req_pool = ReqToTokenPool(config.max_running_requests + 1, max_context_len, device)
     cache_name = "none" if config.disable_radix_cache else "radix"
     cache = make_prefix_cache(cache_name, allocator, config.page_size)
+    eviction = make_kv_policy(config.kv_policy, config.kv_budget, config.kv_sink_tokens,
+                              config.kv_recent_ratio)
     kv = KVManager(allocator, req_pool, cache, config.page_size, not config.disable_radix_cache,
-                   lora_names=config.lora_names)
-    runner = ModelRunner(loaded.model, ops, pool, req_pool, device, lora_pool)
+                   lora_names=config.lora_names, eviction=eviction, kv_pool=pool)
+    runner = ModelRunner(loaded.model, ops, pool, req_pool, device, lora_pool,
+                         evicts=eviction is not None, key_scores=kv.key_scores)
     outputs = OutputProcessor(loaded.tokenizer, max_context_len)
     constraints = ConstraintStage(
         loaded.tokenizer, mcfg.vocab_size, sorted(loaded.eos_token_ids),

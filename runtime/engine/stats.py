@@ -39,6 +39,7 @@ class EngineStats:
     # weighted tokens served per client (SamplingParams.client; "" for none), whatever the
     # policy: see sglc.runtime.scheduler.policy_base
     client_service: dict[str, float] = field(default_factory=dict)
+    num_evicted_tokens: int = 0  # KV tokens dropped by the kv_policy (h2o, window)
 
     def to_dict(self) -> dict[str, int | dict[str, float]]:
         """The fields by name, in order (the cache statistics as their own dict)."""

@@ -200,6 +200,10 @@ class Scheduler:
             else:
                 self.chunked = req
             self.kv.cache_prefix(req)
+        if self.kv.eviction is not None:  # kv_policy: drop KV past the budget, prefill done
+            for i, req in enumerate(batch.reqs):
+                if batch.completes_fill(i) and req.score_from is None:
+                    self.kv.evict(req)
 
     def finish(self, req: Req) -> None:
         """Release a finished or aborted request, wherever it is."""

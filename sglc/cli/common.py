@@ -38,6 +38,15 @@ def add_engine_options(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> 
                    help="vtc/dlpm: service per prompt and per generated token (default: 1 2)")
     p.add_argument("--dlpm-quantum", type=float, metavar="W",
                    help="dlpm: service a waiting client may take per round (default: 2048)")
+    p.add_argument("--kv-policy", choices=["exact", "h2o", "window"],
+                   help="KV eviction: exact (default, keep all), h2o (heavy hitters + recent) "
+                        "or window (attention sinks + recent), to --kv-budget tokens a request")
+    p.add_argument("--kv-budget", type=int, metavar="N",
+                   help="h2o/window: KV tokens kept per request")
+    p.add_argument("--kv-sink-tokens", type=int, metavar="N",
+                   help="window: first tokens always kept (default: 4)")
+    p.add_argument("--kv-recent-ratio", type=float, metavar="R",
+                   help="h2o: share of the budget kept as the most recent tokens (default: 0.5)")
     p.add_argument("--lora", dest="lora_paths", action="append", default=None,
                    metavar="NAME=PATH", help="serve a PEFT LoRA adapter under NAME (repeatable)")
     p.add_argument("--max-loras-per-batch", type=int, metavar="N",
@@ -65,7 +74,8 @@ def add_engine_options(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> 
 
 _PASSED_WHEN_SET = ("max_total_tokens", "max_running_requests", "max_context_len", "page_size",
                     "policy", "chunked_prefill_size", "max_prefill_tokens", "kernel_backend",
-                    "index_cache_dir", "dlpm_quantum", "max_loras_per_batch", "max_lora_rank")
+                    "index_cache_dir", "dlpm_quantum", "max_loras_per_batch", "max_lora_rank",
+                    "kv_policy", "kv_budget", "kv_sink_tokens", "kv_recent_ratio")
 
 
 def engine_options(args: argparse.Namespace) -> dict[str, Any]:
