@@ -67,7 +67,8 @@ def run_sim(policy: str, requests, args) -> dict:
 
     trace = [TraceRequest(0, c, tuple(p), n) for c, p, n in requests]
     config = EngineConfig(policy=policy, max_total_tokens=args.max_total_tokens,
-                          max_running_requests=args.max_running, dlpm_quantum=args.quantum)
+                          max_running_requests=args.max_running, dlpm_quantum=args.quantum,
+                          track_client_service=True)
     result = simulate(config, trace, args.sim_steps, max_context_len=args.doc_len + 256)
     done = next((r.step for r in result.steps if r.mode is None), args.sim_steps)
     samples = [(r.service, set(r.backlogged)) for r in result.steps[:done]]
@@ -82,7 +83,7 @@ def run_engine(path: Path, policy: str, requests, args) -> dict:
 
     engine = sglc.Engine(path, dtype="float32", max_total_tokens=args.max_total_tokens,
                          max_running_requests=args.max_running, policy=policy,
-                         dlpm_quantum=args.quantum)
+                         dlpm_quantum=args.quantum, track_client_service=True)
     lock, finished = threading.Lock(), threading.Event()
     outputs = []
 

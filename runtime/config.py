@@ -46,6 +46,9 @@ class EngineConfig:
     fair_token_weights: tuple[float, float] = (1.0, 2.0)
     client_weights: Mapping[str, float] | None = None
     dlpm_quantum: float = 2048.0
+    # count per-client service under fcfs and lpm too (vtc and dlpm always do): a step's
+    # cost, off by default
+    track_client_service: bool = False
     # KV eviction: "exact" keeps every token's KV; "h2o" (heavy hitters + recent tokens) and
     # "window" (`kv_sink_tokens` attention sinks + recent tokens) keep `kv_budget` tokens per
     # request once its prefill is done (h2o: `kv_recent_ratio` of them the most recent).

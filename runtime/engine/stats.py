@@ -36,8 +36,8 @@ class EngineStats:
     free_slots: int  # KV slots in wholly free pages
     total_slots: int  # KV slots requests can use
     cache: dict[str, float]  # BasePrefixCache.stats()
-    # weighted tokens served per client (SamplingParams.client; "" for none), whatever the
-    # policy: see sglc.runtime.scheduler.policy_base
+    # weighted tokens served per client (SamplingParams.client; "" for none) under vtc and
+    # dlpm, or any policy with track_client_service: see sglc.runtime.scheduler.policy_base
     client_service: dict[str, float] = field(default_factory=dict)
     num_evicted_tokens: int = 0  # KV tokens dropped by the kv_policy (h2o, window)
 

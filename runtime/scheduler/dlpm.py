@@ -22,6 +22,8 @@ from sglc.runtime.scheduler.policy_base import BasePolicy, client_of, lpm_order
 
 
 class DLPMPolicy(BasePolicy):
+    is_fair = True
+
     def __init__(self, config: EngineConfig | None = None) -> None:
         super().__init__(config)
         self.quantum = (config or EngineConfig()).dlpm_quantum

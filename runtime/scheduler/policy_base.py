@@ -5,7 +5,8 @@ in Serving Large Language Models", Sheng et al., OSDI'24): ``input_weight`` per 
 charged when the request is first scheduled (all of its prompt, cached or not), plus
 ``output_weight`` per generated token, charged by the pass that samples it. Every policy
 counts it (`service`, in `Engine.stats()["client_service"]`), so fcfs and lpm can be
-compared with the fair ones; vtc and dlpm also schedule by it.
+compared with the fair ones (with `track_client_service`; vtc and dlpm always count it,
+they schedule by it).
 """
 
 from __future__ import annotations
@@ -33,10 +34,13 @@ class BasePolicy(ABC):
     (`on_forward`); a policy that overrides them calls the base methods, which count service.
     """
 
+    is_fair = False  # schedules by service, so always counts it
+
     def __init__(self, config: EngineConfig | None = None) -> None:
         config = config or EngineConfig()
         self.input_weight, self.output_weight = config.fair_token_weights
         self.client_weights = dict(config.client_weights or {})
+        self.counts_service = self.is_fair or config.track_client_service
         self.service: dict[str, float] = {}  # weighted tokens served, per client
 
     @abstractmethod
@@ -52,11 +56,12 @@ class BasePolicy(ABC):
 
     def on_arrival(self, req: Req, waiting: list[Req]) -> None:
         """A new request is about to join `waiting`."""
-        self.service.setdefault(client_of(req), 0.0)
+        if self.counts_service:
+            self.service.setdefault(client_of(req), 0.0)
 
     def on_scheduled(self, batch: ScheduledBatch) -> None:
         """The batch was chosen: charge the prompts of requests on their first pass."""
-        if batch.mode is ForwardMode.DECODE:
+        if batch.mode is ForwardMode.DECODE or not self.counts_service:
             return
         for req in batch.reqs:
             cost = self.input_cost(req)
@@ -65,6 +70,8 @@ class BasePolicy(ABC):
 
     def on_forward(self, batch: ScheduledBatch) -> None:
         """The batch's pass ran: charge a generated token to each request that samples one."""
+        if not self.counts_service:
+            return
         for i, req in enumerate(batch.reqs):
             if batch.completes_fill(i) and len(req.output_ids) < req.params.max_new_tokens:
                 self.charge(client_of(req), self.output_weight)

@@ -59,7 +59,7 @@ class Scheduler:
         heads: set[tuple[int | str | None, ...]] = set()
         candidates = [self.chunked] if self.chunked else []
         candidates += self.policy.order(self.waiting, self.kv.peek_match_len)
-        adapters = self._running_adapters()
+        adapters = self._running_adapters() if self.config.lora_paths else set()
         for req in candidates:
             if budget <= 0 or len(self.running) + len(batch.reqs) >= self.config.max_running_requests:
                 break

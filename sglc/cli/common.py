@@ -47,6 +47,8 @@ def add_engine_options(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> 
                    help="window: first tokens always kept (default: 4)")
     p.add_argument("--kv-recent-ratio", type=float, metavar="R",
                    help="h2o: share of the budget kept as the most recent tokens (default: 0.5)")
+    p.add_argument("--track-client-service", action="store_true",
+                   help="count per-client service under fcfs and lpm too (engine stats)")
     p.add_argument("--lora", dest="lora_paths", action="append", default=None,
                    metavar="NAME=PATH", help="serve a PEFT LoRA adapter under NAME (repeatable)")
     p.add_argument("--max-loras-per-batch", type=int, metavar="N",
@@ -90,6 +92,8 @@ def engine_options(args: argparse.Namespace) -> dict[str, Any]:
         options["disable_radix_cache"] = True
     if args.disable_jump_forward:
         options["enable_jump_forward"] = False
+    if args.track_client_service:
+        options["track_client_service"] = True
     if args.fair_token_weights is not None:
         options["fair_token_weights"] = tuple(args.fair_token_weights)
     if args.client_weights:

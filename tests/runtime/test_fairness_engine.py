@@ -19,7 +19,7 @@ def test_policies_serve_the_same_outputs_and_count_service(llama_dir, policy):
     with sglc.Engine(llama_dir, max_total_tokens=1024, policy="fcfs") as engine:
         expected = [o.token_ids for o in engine.generate(PROMPTS, params)]
     with sglc.Engine(llama_dir, max_total_tokens=1024, policy=policy,
-                     fair_token_weights=(1.0, 3.0)) as engine:
+                     fair_token_weights=(1.0, 3.0), track_client_service=True) as engine:
         outs = engine.generate(PROMPTS, params)
         service = engine.stats()["client_service"]
     assert [o.token_ids for o in outs] == expected
@@ -28,6 +28,12 @@ def test_policies_serve_the_same_outputs_and_count_service(llama_dir, policy):
     for prompt, client in zip(PROMPTS, CLIENTS, strict=True):
         want[client or ""] = want.get(client or "", 0) + len(prompt) + 3 * NUM
     assert service == want
+
+
+def test_fcfs_and_lpm_count_no_service_unless_asked(llama_dir):
+    with sglc.Engine(llama_dir, max_total_tokens=1024) as engine:
+        engine.generate(PROMPTS[:2], {"max_new_tokens": 2, "client": "alice"})
+        assert engine.stats()["client_service"] == {}
 
 
 def test_bad_client_is_refused(llama_dir):

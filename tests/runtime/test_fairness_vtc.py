@@ -22,7 +22,7 @@ U = max(W_IN * MAX_PROMPT, W_OUT * POOL)
 
 def config(policy: str, **options) -> EngineConfig:
     return EngineConfig(policy=policy, max_total_tokens=POOL, max_running_requests=16,
-                        fair_token_weights=(W_IN, W_OUT), **options)
+                        fair_token_weights=(W_IN, W_OUT), track_client_service=True, **options)
 
 
 def flood(client: str, num: int, seed: int, *, start: int = 0, every: int = 0,
@@ -107,7 +107,8 @@ def documents_trace(seed: int = 0) -> list[TraceRequest]:
 def test_dlpm_is_fair_within_its_quantum_and_keeps_cache_hits():
     quantum, pool = 1024.0, 1024
     results = {p: simulate(EngineConfig(policy=p, max_total_tokens=pool, max_running_requests=32,
-                                        dlpm_quantum=quantum), documents_trace(), 800,
+                                        dlpm_quantum=quantum, track_client_service=True),
+                           documents_trace(), 800,
                            max_context_len=512)
                for p in ("lpm", "vtc", "dlpm")}
     u = max(W_IN * 128, W_OUT * pool)
