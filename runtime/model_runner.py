@@ -15,7 +15,7 @@ from sglc.runtime.core import ForwardMode
 from sglc.runtime.lora.pool import LoraPool
 from sglc.runtime.mem.kv_eviction import KeyScores
 from sglc.runtime.mem.kv_pool import KVPool, ReqToTokenPool
-from sglc.runtime.models.attention import ForwardBatch, PagedAttention
+from sglc.runtime.models.attention import ForwardBatch, PagedAttention, ScoreSink
 from sglc.runtime.models.lora import NO_ADAPTER, LoraBatch, LoraSegments
 from sglc.runtime.req import Req, ScheduledBatch
 
@@ -75,7 +75,8 @@ class ModelRunner:
             return self.model.compute_logits(hidden), layout
         return self._column_logits(hidden, logit_columns, compact), layout
 
-    def _score_sink(self, fb: ForwardBatch):
+    def _score_sink(self, fb: ForwardBatch) -> ScoreSink:
+        """H2O: each layer adds its attention probabilities per key to the score table."""
         table, req_to_token = self.key_scores.table, self.req_pool.req_to_token
 
         def sink(layer_id: int, q: torch.Tensor, k_buffer: torch.Tensor, sm_scale: float,

@@ -77,6 +77,10 @@ def _matmul_attention(
     return probs.to(v.dtype) @ v
 
 
+# (layer_id, q, k_buffer, sm_scale, sliding_window) -> None: see ForwardBatch.score_sink
+ScoreSink = Callable[[int, torch.Tensor, torch.Tensor, float, "int | None"], None]
+
+
 @dataclass
 class ForwardBatch:
     """Tensors describing one forward pass over the KV pool.
@@ -102,7 +106,7 @@ class ForwardBatch:
     extend_lens_list: list[int] = field(default_factory=list)
     # H2O: called by each layer with (layer_id, q, k_buffer, sm_scale, sliding_window) after
     # the new K/V are stored, to accumulate attention per key; None otherwise
-    score_sink: Callable[[int, torch.Tensor, torch.Tensor, float, int | None], None] | None = None
+    score_sink: ScoreSink | None = None
 
     @property
     def seq_lens_list(self) -> list[int]:
