@@ -137,3 +137,39 @@ def test_sgl_gen_with_an_adapter_runs_end_to_end(setup):
         untuned = engine.generate([calls[1]["prompt"]], {"max_new_tokens": 6, "temperature": 0,
                                                          "ignore_eos": True})[0].text
         assert untuned != tuned
+
+
+def test_triton_lora_ops_in_the_model_match_the_reference(setup):
+    # the Triton shrink/expand (interpreted on CPU) inside the model, two adapters in a batch
+    import dataclasses
+
+    import torch
+
+    from sglc.kernels import torch_ops, triton_interpreted
+    from sglc.runtime.lora.adapter import load_adapters
+    from sglc.runtime.lora.pool import LoraPool
+    from sglc.runtime.models.attention import DenseCausalAttention
+    from sglc.runtime.models.loader import load_model_dir
+    from sglc.runtime.models.lora import LoraBatch, LoraSegments
+
+    if not triton_interpreted():
+        pytest.skip("needs TRITON_INTERPRET=1 (set by the tests' triton_env plugin)")
+    from sglc.kernels.triton_lora import triton_lora_expand, triton_lora_shrink
+
+    root, paths, _ = setup
+    loaded = load_model_dir(root / "model", dtype="float32", load_tokenizer=False)
+    adapters = load_adapters(paths, loaded.config, torch.float32)
+    pool = LoraPool(loaded.config, adapters, 2, None, torch.float32, torch.device("cpu"))
+    slots = pool.prepare(["all", "od"])
+    ids = torch.tensor([PROMPTS[1][:8], PROMPTS[0] + [3, 4]])
+    positions = torch.arange(8).repeat(2)
+    rows = LoraSegments.of([slots["all"], slots["od"]], [8, 8], torch.device("cpu"))
+    triton = dataclasses.replace(torch_ops(), lora_shrink=triton_lora_shrink,
+                                 lora_expand=triton_lora_expand)
+    with torch.no_grad():
+        hidden = {name: loaded.model(ids.reshape(-1), positions, DenseCausalAttention(2, 8),
+                                     None, LoraBatch(ops, pool.weights, rows, None))
+                  for name, ops in (("reference", torch_ops()), ("triton", triton))}
+        base = loaded.model(ids.reshape(-1), positions, DenseCausalAttention(2, 8))
+    torch.testing.assert_close(hidden["triton"], hidden["reference"], atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(hidden["reference"], base)
