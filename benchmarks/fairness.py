@@ -81,7 +81,8 @@ def run_sim(policy: str, requests, args) -> dict:
 def run_engine(path: Path, policy: str, requests, args) -> dict:
     import sglc
 
-    engine = sglc.Engine(path, dtype="float32", max_total_tokens=args.max_total_tokens,
+    engine = sglc.Engine(path, dtype=args.dtype, device=args.device,
+                         max_total_tokens=args.max_total_tokens,
                          max_running_requests=args.max_running, policy=policy,
                          dlpm_quantum=args.quantum, track_client_service=True)
     lock, finished = threading.Lock(), threading.Event()
@@ -117,6 +118,8 @@ def run_engine(path: Path, policy: str, requests, args) -> dict:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common.add_common_args(p, repeats=1)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16, ...")
     p.add_argument("--part", choices=["sim", "engine", "both"], default="both")
     p.add_argument("--num-requests", type=int, default=48, help="client b's requests")
     p.add_argument("--overload", type=int, default=3, help="client a sends this many times more")

@@ -46,7 +46,8 @@ def prompts(args: argparse.Namespace, tokenizer) -> list[list[int]]:
 def run(prompt_ids: list[list[int]], args, options: dict) -> dict:
     import sglc
 
-    engine = sglc.Engine(dtype="float32", max_total_tokens=args.max_total_tokens,
+    engine = sglc.Engine(dtype=args.dtype, device=args.device,
+                         max_total_tokens=args.max_total_tokens,
                          disable_radix_cache=True, **options)
     peak = {"per_request": 0.0}
     stop = threading.Event()
@@ -95,6 +96,8 @@ def agreement(prompt_ids, outputs, exact, scorer) -> dict:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common.add_common_args(p, repeats=1)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16, ...")
     p.add_argument("--num-requests", type=int, default=16)
     p.add_argument("--turns", type=int, default=4, help="few-shot turns before the question")
     p.add_argument("--output-len", type=int, default=256)
@@ -113,7 +116,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     common.set_threads(args.threads)
     env_start = common.environment()
-    with sglc.Engine(dtype="float32", max_total_tokens=args.max_total_tokens) as scorer:
+    with sglc.Engine(dtype=args.dtype, device=args.device,
+                     max_total_tokens=args.max_total_tokens) as scorer:
         prompt_ids = prompts(args, scorer.tokenizer)
         print(f"default model, fp32, CPU; {len(prompt_ids)} prompts of "
               f"{min(map(len, prompt_ids))}-{max(map(len, prompt_ids))} tokens, "

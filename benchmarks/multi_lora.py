@@ -74,7 +74,8 @@ def run_multi(path: Path, dirs: dict, prompts, names, args) -> dict:
     import sglc
 
     used = {n: str(dirs[n]) for n in set(names)}
-    engine = sglc.Engine(path, dtype="float32", max_total_tokens=args.max_total_tokens,
+    engine = sglc.Engine(path, dtype=args.dtype, device=args.device,
+                         max_total_tokens=args.max_total_tokens,
                          lora_paths=used, max_loras_per_batch=len(used))
     try:
         params = [{**common.greedy_params(args.output_len), "lora": n} for n in names]
@@ -90,7 +91,8 @@ def run_merged(path: Path, dirs: dict, prompts, names, args) -> dict:
     """One adapter's requests at a time, its weights merged into the engine's model."""
     import sglc
 
-    engine = sglc.Engine(path, dtype="float32", max_total_tokens=args.max_total_tokens)
+    engine = sglc.Engine(path, dtype=args.dtype, device=args.device,
+                         max_total_tokens=args.max_total_tokens)
     outputs: list[list[int] | None] = [None] * len(prompts)
     try:
         with common.timed() as t:
@@ -139,12 +141,14 @@ def _apply(deltas, sign: int) -> None:
 
     with torch.no_grad():
         for weight, rows, delta in deltas:
-            weight[rows] += sign * delta
+            weight[rows] += sign * delta.to(weight.device, weight.dtype)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common.add_common_args(p, repeats=3)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16, ...")
     p.add_argument("--num-adapters", type=int, nargs="+", default=[1, 8, 64])
     p.add_argument("--rank", type=int, default=16)
     p.add_argument("--num-requests", type=int, default=128)
@@ -209,7 +213,8 @@ def run_base(path: Path, prompts, args) -> dict:
     """Every request in one call, no adapters: the ceiling."""
     import sglc
 
-    engine = sglc.Engine(path, dtype="float32", max_total_tokens=args.max_total_tokens)
+    engine = sglc.Engine(path, dtype=args.dtype, device=args.device,
+                         max_total_tokens=args.max_total_tokens)
     try:
         with common.timed() as t:
             outs = engine.generate(prompts, common.greedy_params(args.output_len))
