@@ -19,10 +19,13 @@ from torch import Tensor
 
 from sglc.kernels.activation import silu_and_mul
 from sglc.kernels.attention_common import AttentionShape
+from sglc.kernels.attention_scores import accumulate_key_scores
 from sglc.kernels.bitmask import apply_token_bitmask
 from sglc.kernels.decode_attention import decode_attention, plan_decode
 from sglc.kernels.extend_attention import extend_attention, plan_extend
 from sglc.kernels.kv_store import store_kv
+from sglc.kernels.lora import lora_expand, lora_shrink
+from sglc.kernels.moe import fused_moe
 from sglc.kernels.rmsnorm import rms_norm
 from sglc.kernels.rope import apply_rope, build_rope_cache
 
@@ -43,6 +46,14 @@ class KernelOps:
     # no layout returns None here.
     plan_decode: Callable[..., object | None]
     plan_extend: Callable[..., object | None]
+    # mixture-of-experts models: routed expert MLPs (sglc.kernels.moe)
+    fused_moe: Callable[..., Tensor]
+    # multi-LoRA: segmented shrink (x @ Aᵀ) and expand (+= scaling * y @ Bᵀ) (sglc.kernels.lora)
+    lora_shrink: Callable[..., Tensor]
+    lora_expand: Callable[..., Tensor]
+    # H2O KV eviction: attention probabilities summed per key (sglc.kernels.attention_scores;
+    # every backend uses the reference)
+    accumulate_key_scores: Callable[..., None] = accumulate_key_scores
 
 
 def torch_ops() -> KernelOps:
@@ -57,6 +68,9 @@ def torch_ops() -> KernelOps:
         apply_token_bitmask=apply_token_bitmask,
         plan_decode=plan_decode,
         plan_extend=plan_extend,
+        fused_moe=fused_moe,
+        lora_shrink=lora_shrink,
+        lora_expand=lora_expand,
     )
 
 
@@ -68,6 +82,8 @@ def triton_ops() -> KernelOps:
     from sglc.kernels.triton_decode_attention import triton_decode_attention, triton_plan_decode
     from sglc.kernels.triton_extend_attention import triton_extend_attention, triton_plan_extend
     from sglc.kernels.triton_kv_store import triton_store_kv
+    from sglc.kernels.triton_lora import triton_lora_expand, triton_lora_shrink
+    from sglc.kernels.triton_moe import triton_fused_moe
     from sglc.kernels.triton_rmsnorm import triton_rms_norm
     from sglc.kernels.triton_rope import triton_apply_rope
 
@@ -81,6 +97,9 @@ def triton_ops() -> KernelOps:
         decode_attention=triton_decode_attention,
         plan_extend=triton_plan_extend,
         plan_decode=triton_plan_decode,
+        fused_moe=triton_fused_moe,
+        lora_shrink=triton_lora_shrink,
+        lora_expand=triton_lora_expand,
     )
 
 

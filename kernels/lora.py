@@ -18,7 +18,8 @@ A batch's tokens are grouped into segments of consecutive rows; each segment use
 
 ``lora_expand`` then adds ``scalings[a] * y[:, :rank] @ B[a, :, :rank]ᵀ`` to ``base_out``.
 ``seg_indptr`` (int ``[S+1]``) starts at 0, is non-decreasing and ends at T; empty segments
-are allowed. ``ranks`` (int ``[num_adapters]``) are each in ``[1, max_rank]``.
+are allowed. ``ranks`` (int ``[num_adapters]``) are each in ``[0, max_rank]``; rank 0 is an
+adapter without weights for this projection (its rows are left as without an adapter).
 """
 
 from __future__ import annotations
@@ -72,5 +73,5 @@ def _adapter_segments(
     bounds, adapters, rank_list = seg_indptr.tolist(), seg_adapter.tolist(), ranks.tolist()
     for segment, adapter in enumerate(adapters):
         start, end = bounds[segment], bounds[segment + 1]
-        if adapter != NO_ADAPTER and end > start:
+        if adapter != NO_ADAPTER and end > start and rank_list[adapter] > 0:
             yield start, end, adapter, rank_list[adapter]

@@ -156,6 +156,16 @@ class Choices:
         return f"{name} must be a non-empty list of non-empty strings, got {_shown(value)}"
 
 
+@dataclass(frozen=True)
+class Name:
+    """A name (an adapter's, a client's): a string, or None for "not set"."""
+
+    def error(self, name: str, value: object) -> str | None:
+        if value is None or isinstance(value, str):
+            return None
+        return f"{name} must be None or a string, got {value!r}"
+
+
 _RULE = "rule"  # the key of a field's ParamRule in its dataclass metadata
 
 SEED_RANGE = Range(low=-(2**63), high=2**63, high_open=True, integer=True, optional=True)
@@ -211,6 +221,11 @@ class SamplingParams:
     json_schema: str | None = _ruled(
         None, Text("a JSON schema (JSON text or a dict)", optional=True, dict_ok=True))
     choices: tuple[str, ...] | None = _ruled(None, Choices())
+    # serving, not sampling: the LoRA adapter to generate with (a name the engine was started
+    # with in `lora_paths`; None: the base model), and the client the request is served for
+    # (fair scheduling policies share the engine between clients; None: one anonymous client)
+    lora: str | None = _ruled(None, Name())
+    client: str | None = _ruled(None, Name())
 
     def __post_init__(self) -> None:
         self._validate()

@@ -12,8 +12,11 @@ from torch import nn
 
 from sglc.kernels import KernelOps
 from sglc.runtime.core import ForwardMode
+from sglc.runtime.lora.pool import LoraPool
+from sglc.runtime.mem.kv_eviction import KeyScores
 from sglc.runtime.mem.kv_pool import KVPool, ReqToTokenPool
-from sglc.runtime.models.attention import ForwardBatch, PagedAttention
+from sglc.runtime.models.attention import ForwardBatch, PagedAttention, ScoreSink
+from sglc.runtime.models.lora import NO_ADAPTER, LoraBatch, LoraSegments
 from sglc.runtime.req import Req, ScheduledBatch
 
 _MAX_COLUMN_SETS = 4  # lm_head row subsets kept for column-restricted logits
@@ -34,13 +37,17 @@ class LogitsLayout:
 class ModelRunner:
     def __init__(
         self, model: nn.Module, ops: KernelOps, kv_pool: KVPool, req_pool: ReqToTokenPool,
-        device: torch.device,
+        device: torch.device, lora_pool: LoraPool | None = None,
+        evicts: bool = False, key_scores: KeyScores | None = None,
     ) -> None:
         self.model = model
         self.ops = ops
         self.kv_pool = kv_pool
         self.req_pool = req_pool
         self.device = device
+        self.lora_pool = lora_pool  # None: the engine serves no LoRA adapters
+        self.evicts = evicts  # a kv_policy may compact rows: columns are not positions
+        self.key_scores = key_scores  # H2O: where attention per key accumulates
         # vocabulary column sets -> (their ids, those lm_head rows), least recently used first
         self._column_weights: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -54,16 +61,56 @@ class ModelRunner:
         requests are all constrained, the columns their masks allow. `compact` returns just
         those columns ([rows, len(logit_columns)]) instead of full-width rows."""
         fb, layout = self.prepare(batch)
+        if self.key_scores is not None:
+            fb.score_sink = self._score_sink(fb)
         attn = PagedAttention(
             self.ops, self.kv_pool.k_buffers, self.kv_pool.v_buffers,
             self.req_pool.req_to_token, fb,
         )
         # the last layer computes only the rows whose logits are wanted (in decode: all)
         keep = None if batch.mode is ForwardMode.DECODE else fb.logits_indices
-        hidden = self.model(fb.input_ids, fb.positions, attn, keep)
+        lora = self._lora_batch(batch, layout) if self.lora_pool is not None else None
+        hidden = self.model(fb.input_ids, fb.positions, attn, keep, lora)
         if logit_columns is None:
             return self.model.compute_logits(hidden), layout
         return self._column_logits(hidden, logit_columns, compact), layout
+
+    def _score_sink(self, fb: ForwardBatch) -> ScoreSink:
+        """H2O: each layer adds its attention probabilities per key to the score table."""
+        table, req_to_token = self.key_scores.table, self.req_pool.req_to_token
+
+        def sink(layer_id: int, q: torch.Tensor, k_buffer: torch.Tensor, sm_scale: float,
+                 sliding_window: int | None) -> None:
+            self.ops.accumulate_key_scores(
+                q, k_buffer, req_to_token, fb.rows_list, fb.prefix_lens_list,
+                fb.extend_lens_list, table, sm_scale=sm_scale, sliding_window=sliding_window)
+
+        return sink
+
+    def _columns(self, batch: ScheduledBatch) -> list[int]:
+        """Each request's first new column of its row (its first new position unless a
+        kv_policy compacted the row)."""
+        if not self.evicts:
+            return batch.extend_starts
+        return [s - r.kv.num_evicted_tokens for s, r in zip(batch.extend_starts, batch.reqs,
+                                                              strict=True)]
+
+    def _lora_batch(self, batch: ScheduledBatch, layout: LogitsLayout) -> LoraBatch | None:
+        """The batch's adapters, paged into the pool; None when every request uses the base
+        model."""
+        names = [r.params.lora for r in batch.reqs]
+        if not any(names):
+            return None
+        slot_of = self.lora_pool.prepare(n for n in names if n is not None)
+        slots = [NO_ADAPTER if n is None else slot_of[n] for n in names]
+        rows = LoraSegments.of(slots, batch.extend_lens, self.device)
+        kept = None
+        if batch.mode is not ForwardMode.DECODE:  # the last layer keeps the logits rows
+            num_kept = [(sample is not None) + (len(score[1]) if score else 0)
+                        for sample, score in zip(layout.sample_rows, layout.score_rows,
+                                                 strict=True)]
+            kept = LoraSegments.of(slots, num_kept, self.device)
+        return LoraBatch(self.ops, self.lora_pool.weights, rows, kept)
 
     def _column_logits(
         self, hidden: torch.Tensor, columns: np.ndarray, compact: bool = False
@@ -94,20 +141,22 @@ class ModelRunner:
         ids = [r.output_ids[-1] if r.output_ids else r.prompt_ids[-1] for r in batch.reqs]
         row_list = [r.kv.row for r in batch.reqs]
         positions = torch.tensor(batch.extend_starts, dtype=torch.int64, device=dev)
+        col_list = self._columns(batch)
+        cols = torch.tensor(col_list, dtype=torch.int64, device=dev) if self.evicts else positions
         rows = torch.tensor(row_list, dtype=torch.int64, device=dev)
         n = len(ids)
         fb = ForwardBatch(
             mode=ForwardMode.DECODE,
             input_ids=torch.tensor(ids, dtype=torch.int64, device=dev),
             positions=positions,
-            out_cache_loc=self.req_pool.req_to_token[rows, positions],
+            out_cache_loc=self.req_pool.req_to_token[rows, cols],
             req_pool_indices=rows,
-            prefix_lens=positions,
+            prefix_lens=cols,
             extend_lens=torch.ones(n, dtype=torch.int64, device=dev),
-            seq_lens=positions + 1,
+            seq_lens=cols + 1,
             logits_indices=torch.arange(n, device=dev),
             rows_list=row_list,
-            prefix_lens_list=list(batch.extend_starts),
+            prefix_lens_list=list(col_list),
             extend_lens_list=[1] * n,
         )
         return fb, LogitsLayout(list(range(n)), [None] * n)
@@ -132,22 +181,29 @@ class ModelRunner:
                 logits_idx.append(offset + num - 1)
         dev = self.device
         row_list = [r.kv.row for r in batch.reqs]
-        starts = torch.tensor(batch.extend_starts, dtype=torch.int64, device=dev)
+        col_starts = self._columns(batch)
+        starts = torch.tensor(col_starts, dtype=torch.int64, device=dev)
         lens = torch.tensor(batch.extend_lens, dtype=torch.int64, device=dev)
         positions_t = torch.tensor(positions, dtype=torch.int64, device=dev)
+        cols_t = positions_t
+        if self.evicts:
+            cols_t = torch.tensor([col for start, n in zip(col_starts, batch.extend_lens,
+                                                           strict=True)
+                                   for col in range(start, start + n)],
+                                  dtype=torch.int64, device=dev)
         fb = ForwardBatch(
             mode=ForwardMode.EXTEND,
             input_ids=torch.tensor(ids, dtype=torch.int64, device=dev),
             positions=positions_t,
             out_cache_loc=self.req_pool.req_to_token[
-                torch.tensor(pos_rows, dtype=torch.int64, device=dev), positions_t],
+                torch.tensor(pos_rows, dtype=torch.int64, device=dev), cols_t],
             req_pool_indices=torch.tensor(row_list, dtype=torch.int64, device=dev),
             prefix_lens=starts,
             extend_lens=lens,
             seq_lens=starts + lens,
             logits_indices=torch.tensor(logits_idx, dtype=torch.int64, device=dev),
             rows_list=row_list,
-            prefix_lens_list=list(batch.extend_starts),
+            prefix_lens_list=list(col_starts),
             extend_lens_list=list(batch.extend_lens),
         )
         return fb, layout

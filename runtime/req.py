@@ -38,6 +38,11 @@ class KVState:
     num_allocated_tokens) are the request's own. KV is computed for the first
     `num_computed_tokens` of `Req.fill_ids`; while a forward pass is pending,
     num_allocated_tokens may run ahead of it.
+
+    A KV eviction policy (`kv_policy`) may drop `num_evicted_tokens` of them: the kept ones
+    are compacted to the front of the row, so token position p >= the last dropped one lives
+    in column p - num_evicted_tokens. Once any are dropped, the request owns every slot of
+    its row, holds no cache lock and never gives its KV to the prefix cache.
     """
 
     row: int | None = None  # the request's row of req_to_token, None while it holds none
@@ -45,6 +50,12 @@ class KVState:
     num_allocated_tokens: int = 0
     num_cache_owned_tokens: int = 0
     prefix_node: BaseCacheNode | None = None  # the prefix-cache node locked for the request
+    num_evicted_tokens: int = 0  # dropped by the KV eviction policy
+
+    @property
+    def num_cols(self) -> int:
+        """Columns of the request's row holding computed KV."""
+        return self.num_computed_tokens - self.num_evicted_tokens
 
 
 @dataclass

@@ -11,9 +11,12 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     LlamaConfig,
     MistralConfig,
+    MixtralConfig,
     PreTrainedTokenizerFast,
     Qwen2Config,
+    Qwen2MoeConfig,
     Qwen3Config,
+    Qwen3MoeConfig,
 )
 
 TINY = dict(
@@ -66,10 +69,22 @@ ARCHS = {
     "qwen3": (Qwen3Config, transformers.Qwen3ForCausalLM, {"head_dim": 32}),
 }
 
+# mixture-of-experts members: 4 experts, top-2; Qwen2-MoE with a shared expert and one dense
+# layer, Qwen3-MoE with renormalised top-k weights
+_EXPERTS = dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32)
+MOE_ARCHS = {
+    "mixtral": (MixtralConfig, transformers.MixtralForCausalLM,
+                {"num_local_experts": 4, "num_experts_per_tok": 2, "intermediate_size": 32}),
+    "qwen2-moe": (Qwen2MoeConfig, transformers.Qwen2MoeForCausalLM,
+                  {**_EXPERTS, "shared_expert_intermediate_size": 48, "mlp_only_layers": [1]}),
+    "qwen3-moe": (Qwen3MoeConfig, transformers.Qwen3MoeForCausalLM,
+                  {**_EXPERTS, "head_dim": 32, "norm_topk_prob": True}),
+}
+
 
 def make_model_dir(path, arch: str = "llama", seed: int = 0, **overrides):
     """Save a random-weight HF model + tokenizer to `path`; returns the HF model (fp32)."""
-    cfg_cls, model_cls, extra = ARCHS[arch]
+    cfg_cls, model_cls, extra = {**ARCHS, **MOE_ARCHS}[arch]
     torch.manual_seed(seed)
     cfg = cfg_cls(**{**TINY, **extra, **overrides})
     model = model_cls(cfg).eval()

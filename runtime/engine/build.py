@@ -18,7 +18,10 @@ from sglc.runtime.config import EngineConfig
 from sglc.runtime.constrained.stage import ConstraintStage
 from sglc.runtime.core import InvalidRequest
 from sglc.runtime.engine.engine_core import EngineCore
+from sglc.runtime.lora.adapter import load_adapters
+from sglc.runtime.lora.pool import LoraPool
 from sglc.runtime.mem import KVPool, ReqToTokenPool, SlotAllocator, make_prefix_cache
+from sglc.runtime.mem.kv_eviction import make_kv_policy
 from sglc.runtime.model_runner import ModelRunner
 from sglc.runtime.models.loader import LoadedModel
 from sglc.runtime.output import OutputProcessor
@@ -71,7 +74,7 @@ def engine_config(options: Mapping[str, object]) -> EngineConfig:
 
 def check_options(config: EngineConfig, device: torch.device) -> None:
     """Options EngineConfig cannot check alone: the scheduling policy and kernel backend."""
-    make_policy(config.policy)
+    make_policy(config.policy, config)
     check_kernel_backend(config.kernel_backend, device)
 
 
@@ -108,6 +111,7 @@ def build_core(
     """An EngineCore over the loaded model, and how many tokens it can hold."""
     mcfg = loaded.config
     dtype = next(loaded.model.parameters()).dtype
+    lora_pool = _lora_pool(config, loaded, dtype, device)  # before the KV pool takes memory
     max_context_len = min(
         config.max_context_len or mcfg.max_position_embeddings, mcfg.max_position_embeddings
     )
@@ -120,8 +124,12 @@ def build_core(
     req_pool = ReqToTokenPool(config.max_running_requests + 1, max_context_len, device)
     cache_name = "none" if config.disable_radix_cache else "radix"
     cache = make_prefix_cache(cache_name, allocator, config.page_size)
-    kv = KVManager(allocator, req_pool, cache, config.page_size, not config.disable_radix_cache)
-    runner = ModelRunner(loaded.model, ops, pool, req_pool, device)
+    eviction = make_kv_policy(config.kv_policy, config.kv_budget, config.kv_sink_tokens,
+                              config.kv_recent_ratio)
+    kv = KVManager(allocator, req_pool, cache, config.page_size, not config.disable_radix_cache,
+                   lora_names=config.lora_names, eviction=eviction, kv_pool=pool)
+    runner = ModelRunner(loaded.model, ops, pool, req_pool, device, lora_pool,
+                         evicts=eviction is not None, key_scores=kv.key_scores)
     outputs = OutputProcessor(loaded.tokenizer, max_context_len)
     constraints = ConstraintStage(
         loaded.tokenizer, mcfg.vocab_size, sorted(loaded.eos_token_ids),
@@ -132,6 +140,17 @@ def build_core(
     )
     core = EngineCore(config, Scheduler(config, kv), runner, outputs, constraints)
     return core, Capacity(max_context_len, allocator.num_usable_slots)
+
+
+def _lora_pool(config: EngineConfig, loaded: LoadedModel, dtype: torch.dtype,
+               device: torch.device) -> LoraPool | None:
+    """The adapters of `lora_paths` in host memory and a device pool of
+    `max_loras_per_batch` slots for them; None without adapters."""
+    if not config.lora_paths:
+        return None
+    adapters = load_adapters(config.lora_paths, loaded.config, dtype)
+    return LoraPool(loaded.config, adapters, config.max_loras_per_batch, config.max_lora_rank,
+                    dtype, device)
 
 
 def _num_slots(config: EngineConfig, loaded: LoadedModel, device: torch.device,

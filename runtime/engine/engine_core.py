@@ -128,6 +128,7 @@ class EngineCore:
             num_running=len(sched.running), num_waiting=len(sched.waiting),
             num_retractions=sched.num_retractions, free_slots=kv.num_free_slots,
             total_slots=kv.num_usable_slots, cache=kv.cache.stats(),
+            client_service=dict(sched.policy.service), num_evicted_tokens=kv.num_evicted_tokens,
         )
 
     def _all_reqs(self) -> list[Req]:

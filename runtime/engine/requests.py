@@ -69,6 +69,7 @@ class RequestBuilder:
         self.check_params(params)
         ids = tokenize_prompt(prompt, self.tokenizer, self.vocab_size, where)
         self.check_len(len(ids))
+        self._check_lora(params.lora)
         rid = rid or new_rid()
         regex = self._constraint_regex(params)
         patterns = self._stop_patterns(params)
@@ -123,6 +124,14 @@ class RequestBuilder:
         if message is not None:
             raise InvalidRequest(f"invalid sampling params: {message}")
         return tuple(compile_search(p) for p in params.stop_regex)
+
+    def _check_lora(self, name: str | None) -> None:
+        lora_names = self.limits.lora_names
+        if name is None or name in lora_names:
+            return
+        served = (f"this engine serves {', '.join(map(repr, lora_names))}"
+                  if lora_names else "this engine serves none (start it with lora_paths)")
+        raise InvalidRequest(f"unknown LoRA adapter {name!r}: {served}")
 
     def check_len(self, num_tokens: int) -> None:
         """InvalidRequest if a prompt of `num_tokens` tokens does not fit."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -38,6 +38,10 @@ class EngineStats:
     free_slots: int  # KV slots in wholly free pages
     total_slots: int  # KV slots requests can use
     cache: dict[str, float]  # BasePrefixCache.stats()
+    # weighted tokens served per client (SamplingParams.client; "" for none) under vtc and
+    # dlpm, or any policy with track_client_service: see sglc.runtime.scheduler.policy_base
+    client_service: dict[str, float] = field(default_factory=dict)
+    num_evicted_tokens: int = 0  # KV tokens dropped by the kv_policy (h2o, window)
 
     def to_dict(self) -> dict[str, int | dict[str, float]]:
         """The fields by name, in order (the cache statistics as their own dict)."""

@@ -67,6 +67,12 @@ class KVPool:
         self.k_buffers[layer_id][slots] = k.to(self.dtype)
         self.v_buffers[layer_id][slots] = v.to(self.dtype)
 
+    def copy_slots(self, src: torch.Tensor, dst: torch.Tensor) -> None:
+        """Copy the K and V of slots `src` into slots `dst`, in every layer."""
+        for k_buf, v_buf in zip(self.k_buffers, self.v_buffers, strict=True):
+            k_buf[dst] = k_buf[src]
+            v_buf[dst] = v_buf[src]
+
     @staticmethod
     def bytes_per_slot(
         *, num_layers: int, num_kv_heads: int, head_dim: int, dtype: torch.dtype

@@ -9,10 +9,12 @@ from torch import nn
 from sglc.kernels import KernelOps
 from sglc.runtime.models.config import SUPPORTED_ARCHITECTURES, ModelConfig, UnsupportedModel
 from sglc.runtime.models.llama import LlamaForCausalLM
+from sglc.runtime.models.moe import MoeForCausalLM
 
 # architecture name in config.json -> model class
 MODEL_REGISTRY: dict[str, Callable[[ModelConfig, KernelOps | None], nn.Module]] = {
-    arch: LlamaForCausalLM for arch in SUPPORTED_ARCHITECTURES
+    arch: MoeForCausalLM if flags["moe"] else LlamaForCausalLM
+    for arch, flags in SUPPORTED_ARCHITECTURES.items()
 }
 
 
@@ -25,4 +27,5 @@ def build_model(cfg: ModelConfig, ops: KernelOps | None = None) -> nn.Module:
     return factory(cfg, ops)
 
 
-__all__ = ["MODEL_REGISTRY", "ModelConfig", "LlamaForCausalLM", "UnsupportedModel", "build_model"]
+__all__ = ["MODEL_REGISTRY", "ModelConfig", "LlamaForCausalLM", "MoeForCausalLM",
+           "UnsupportedModel", "build_model"]

@@ -7,6 +7,7 @@ A layer computes its new q, k, v for the flattened tokens of a batch and hands t
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -76,13 +77,18 @@ def _matmul_attention(
     return probs.to(v.dtype) @ v
 
 
+# (layer_id, q, k_buffer, sm_scale, sliding_window) -> None: see ForwardBatch.score_sink
+ScoreSink = Callable[[int, torch.Tensor, torch.Tensor, float, "int | None"], None]
+
+
 @dataclass
 class ForwardBatch:
     """Tensors describing one forward pass over the KV pool.
 
     Tokens of the batch are flattened in request order. For request b, the new tokens
-    occupy positions prefix_lens[b] .. seq_lens[b]-1 and their KV goes to
-    `out_cache_loc` (slots, same order as the tokens).
+    occupy columns prefix_lens[b] .. seq_lens[b]-1 of its `req_to_token` row and their KV
+    goes to `out_cache_loc` (slots, same order as the tokens). Columns are the tokens'
+    positions unless a KV eviction policy compacted the row (`positions` are then larger).
     """
 
     mode: ForwardMode
@@ -98,6 +104,9 @@ class ForwardBatch:
     rows_list: list[int] = field(default_factory=list)
     prefix_lens_list: list[int] = field(default_factory=list)
     extend_lens_list: list[int] = field(default_factory=list)
+    # H2O: called by each layer with (layer_id, q, k_buffer, sm_scale, sliding_window) after
+    # the new K/V are stored, to accumulate attention per key; None otherwise
+    score_sink: ScoreSink | None = None
 
     @property
     def seq_lens_list(self) -> list[int]:
@@ -153,6 +162,8 @@ class PagedAttention(BaseAttention):
         k_buf, v_buf = self.k_buffers[layer_id], self.v_buffers[layer_id]
         self.ops.store_kv(k_buf, v_buf, b.out_cache_loc, k, v)
         plan = self._plan(q, k_buf, sliding_window)
+        if b.score_sink is not None:
+            b.score_sink(layer_id, q, k_buf, sm_scale, sliding_window)
         if b.mode is ForwardMode.DECODE:
             return self.ops.decode_attention(
                 q, k_buf, v_buf, self.req_to_token, self._rows, self._seq_lens,

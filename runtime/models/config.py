@@ -10,15 +10,57 @@ from sglc.runtime.core import EngineError
 
 # architecture name in config.json -> the feature flags it implies
 SUPPORTED_ARCHITECTURES: dict[str, dict[str, bool]] = {
-    "LlamaForCausalLM": {"qk_norm": False},
-    "MistralForCausalLM": {"qk_norm": False},
-    "Qwen2ForCausalLM": {"qk_norm": False},
-    "Qwen3ForCausalLM": {"qk_norm": True},
+    "LlamaForCausalLM": {"qk_norm": False, "moe": False},
+    "MistralForCausalLM": {"qk_norm": False, "moe": False},
+    "Qwen2ForCausalLM": {"qk_norm": False, "moe": False},
+    "Qwen3ForCausalLM": {"qk_norm": True, "moe": False},
+    "MixtralForCausalLM": {"qk_norm": False, "moe": True},
+    "Qwen2MoeForCausalLM": {"qk_norm": False, "moe": True},
+    "Qwen3MoeForCausalLM": {"qk_norm": True, "moe": True},
 }
+# architectures whose q/k/v projections carry a bias unless config.json says otherwise
+_QKV_BIAS_ARCHITECTURES = ("Qwen2ForCausalLM", "Qwen2MoeForCausalLM")
 
 
 class UnsupportedModel(EngineError):
     """The model directory holds an architecture or option we do not implement."""
+
+
+@dataclass(frozen=True)
+class MoeConfig:
+    """The mixture-of-experts facts: top-k routing over `num_experts` gated MLPs, an
+    optional shared expert (Qwen2-MoE), and which layers are sparse (the others keep a
+    dense MLP of the model's `intermediate_size`)."""
+
+    num_experts: int
+    top_k: int
+    expert_intermediate_size: int
+    norm_topk_prob: bool  # renormalise the top-k routing weights to sum to 1
+    shared_expert_intermediate_size: int  # 0: no shared expert
+    sparse_layers: tuple[bool, ...]  # per layer
+
+    @classmethod
+    def from_hf(cls, arch: str, hf: Mapping[str, Any], num_layers: int) -> MoeConfig:
+        if arch == "MixtralForCausalLM":
+            return cls(
+                num_experts=int(hf["num_local_experts"]), top_k=int(hf["num_experts_per_tok"]),
+                expert_intermediate_size=int(hf["intermediate_size"]), norm_topk_prob=True,
+                shared_expert_intermediate_size=0, sparse_layers=(True,) * num_layers,
+            )
+        # Hub checkpoints say num_experts; transformers 5 writes num_local_experts for Qwen3
+        num_experts = int(hf["num_experts"] if "num_experts" in hf else hf["num_local_experts"])
+        step = int(hf.get("decoder_sparse_step", 1))
+        dense = set(hf.get("mlp_only_layers") or ())
+        return cls(
+            num_experts=num_experts, top_k=int(hf["num_experts_per_tok"]),
+            expert_intermediate_size=int(hf["moe_intermediate_size"]),
+            norm_topk_prob=bool(hf.get("norm_topk_prob", False)),
+            shared_expert_intermediate_size=int(hf.get("shared_expert_intermediate_size") or 0),
+            sparse_layers=tuple(
+                i not in dense and num_experts > 0 and (i + 1) % step == 0
+                for i in range(num_layers)
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -41,6 +83,7 @@ class ModelConfig:
     sliding_windows: tuple[int | None, ...]  # per layer; None = full attention
     bos_token_id: int | None = None
     eos_token_ids: tuple[int, ...] = ()
+    moe: MoeConfig | None = None  # None: a dense model
 
     def __post_init__(self) -> None:
         if self.num_heads % self.num_kv_heads:
@@ -50,6 +93,10 @@ class ModelConfig:
             )
         if len(self.sliding_windows) != self.num_layers:
             raise UnsupportedModel("one sliding-window entry per layer is required")
+        if self.moe is not None and not 1 <= self.moe.top_k <= self.moe.num_experts:
+            raise UnsupportedModel(
+                f"num_experts_per_tok ({self.moe.top_k}) must be in 1..{self.moe.num_experts}"
+            )
 
     @property
     def q_size(self) -> int:
@@ -94,12 +141,16 @@ class ModelConfig:
             rms_norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
             rope_theta=theta,
             rope_scaling=scaling,
-            attention_bias=bool(hf.get("attention_bias", arch == "Qwen2ForCausalLM")),
+            attention_bias=bool(
+                hf.get("attention_bias", hf.get("qkv_bias", arch in _QKV_BIAS_ARCHITECTURES))
+            ),
             qk_norm=SUPPORTED_ARCHITECTURES[arch]["qk_norm"],
             tie_word_embeddings=bool(hf.get("tie_word_embeddings", False)),
             sliding_windows=_sliding_windows(arch, hf, num_layers),
             bos_token_id=hf.get("bos_token_id"),
             eos_token_ids=tuple(eos if isinstance(eos, list) else [] if eos is None else [eos]),
+            moe=MoeConfig.from_hf(arch, hf, num_layers)
+            if SUPPORTED_ARCHITECTURES[arch]["moe"] else None,
         )
 
 
@@ -131,7 +182,7 @@ def _sliding_windows(arch: str, hf: Mapping[str, Any], num_layers: int) -> tuple
     layer_types = hf.get("layer_types")
     if layer_types:
         return tuple(window if t == "sliding_attention" else None for t in layer_types)
-    if arch == "MistralForCausalLM":
+    if arch in ("MistralForCausalLM", "MixtralForCausalLM"):
         return (window,) * num_layers
     if arch.startswith("Qwen") and hf.get("use_sliding_window") and window:
         first = int(hf.get("max_window_layers", num_layers))

@@ -14,6 +14,7 @@ from torch import nn
 from sglc.kernels import KernelOps, build_rope_cache, get_ops
 from sglc.runtime.models.attention import BaseAttention, DenseCausalAttention
 from sglc.runtime.models.config import ModelConfig
+from sglc.runtime.models.lora import LoraBatch
 
 
 class RMSNorm(nn.Module):
@@ -55,11 +56,16 @@ class LlamaAttention(nn.Module):
 
     def forward(
         self, x: torch.Tensor, positions: torch.Tensor, rope: torch.Tensor, attn: BaseAttention,
-        keep: torch.Tensor | None = None,
+        keep: torch.Tensor | None = None, lora: LoraBatch | None = None,
     ) -> torch.Tensor:
-        """Attention output rows `keep` (all rows if None); K/V of every row reach the cache."""
+        """Attention output rows `keep` (all rows if None); K/V of every row reach the cache.
+        `lora`: the adapters' deltas join each adapted projection's output."""
         cfg, n = self.cfg, x.shape[0]
         q, k, v = self._project(x)
+        if lora is not None:
+            q = lora.apply(self.layer_id, "q_proj", x, q)
+            k = lora.apply(self.layer_id, "k_proj", x, k)
+            v = lora.apply(self.layer_id, "v_proj", x, v)
         q = q.reshape(n, cfg.num_heads, cfg.head_dim)
         k = k.reshape(n, cfg.num_kv_heads, cfg.head_dim)
         v = v.reshape(n, cfg.num_kv_heads, cfg.head_dim)
@@ -70,15 +76,23 @@ class LlamaAttention(nn.Module):
             self.layer_id, q, k, v, sm_scale=self.sm_scale, sliding_window=self.sliding_window
         )
         o = o.reshape(n, cfg.q_size)
-        return self.o_proj(o if keep is None else o.index_select(0, keep))
+        if keep is not None:
+            o = o.index_select(0, keep)
+        out = self.o_proj(o)
+        if lora is not None:
+            out = lora.apply(self.layer_id, "o_proj", o, out, kept=keep is not None)
+        return out
 
 
 class LlamaMLP(nn.Module):
-    def __init__(self, cfg: ModelConfig, ops: KernelOps) -> None:
+    def __init__(self, cfg: ModelConfig, ops: KernelOps, intermediate_size: int | None = None,
+                 layer_id: int = 0) -> None:
         super().__init__()
-        self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
-        self.up_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
-        self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
+        self.layer_id = layer_id  # for LoRA weights
+        size = intermediate_size or cfg.intermediate_size
+        self.gate_proj = nn.Linear(cfg.hidden_size, size, bias=False)
+        self.up_proj = nn.Linear(cfg.hidden_size, size, bias=False)
+        self.down_proj = nn.Linear(size, cfg.hidden_size, bias=False)
         self.ops = ops
 
     def fuse(self) -> None:
@@ -86,12 +100,20 @@ class LlamaMLP(nn.Module):
         self.gate_up_proj = _fused_linear(self.gate_proj, self.up_proj)
         del self.gate_proj, self.up_proj
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lora: LoraBatch | None = None,
+                kept: bool = False) -> torch.Tensor:
+        """`lora`: add the adapters' deltas (`kept`: `x` holds the last layer's kept rows)."""
         if hasattr(self, "gate_up_proj"):
             gate_up = self.gate_up_proj(x)
         else:
             gate_up = torch.cat([self.gate_proj(x), self.up_proj(x)], dim=-1)
-        return self.down_proj(self.ops.silu_and_mul(gate_up))
+        if lora is None:
+            return self.down_proj(self.ops.silu_and_mul(gate_up))
+        gate, up = gate_up.chunk(2, dim=-1)
+        gate_up = torch.cat([lora.apply(self.layer_id, "gate_proj", x, gate, kept),
+                             lora.apply(self.layer_id, "up_proj", x, up, kept)], dim=-1)
+        h = self.ops.silu_and_mul(gate_up)
+        return lora.apply(self.layer_id, "down_proj", h, self.down_proj(h), kept)
 
 
 def _fused_linear(*parts: nn.Linear) -> nn.Linear:
@@ -112,30 +134,46 @@ class LlamaDecoderLayer(nn.Module):
     def __init__(self, cfg: ModelConfig, layer_id: int, ops: KernelOps) -> None:
         super().__init__()
         self.self_attn = LlamaAttention(cfg, layer_id, ops)
-        self.mlp = LlamaMLP(cfg, ops)
+        self.add_feed_forward(cfg, layer_id, ops)
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, ops)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, ops)
 
-    def forward(self, x, residual, positions, rope, attn, keep=None):
+    def add_feed_forward(self, cfg: ModelConfig, layer_id: int, ops: KernelOps) -> None:
+        """Create the block after attention under its Hugging Face name (`mlp` here)."""
+        self.mlp = LlamaMLP(cfg, ops, layer_id=layer_id)
+
+    @property
+    def feed_forward(self) -> nn.Module:
+        return self.mlp
+
+    def fuse(self) -> None:
+        self.self_attn.fuse()
+        self.feed_forward.fuse()
+
+    def forward(self, x, residual, positions, rope, attn, keep=None, lora=None):
         """`keep` (row indices) drops the other rows after attention: the last layer needs
-        only the rows whose logits are wanted, once every row's K/V is cached."""
+        only the rows whose logits are wanted, once every row's K/V is cached. `lora`: the
+        batch's adapters (a LoraBatch), None for the base model alone."""
         if residual is None:
             residual = x
             h = self.input_layernorm(x)
         else:
             h, residual = self.input_layernorm(x, residual)
-        h = self.self_attn(h, positions, rope, attn, keep)
+        h = self.self_attn(h, positions, rope, attn, keep, lora)
         if keep is not None:
             residual = residual.index_select(0, keep)
         h, residual = self.post_attention_layernorm(h, residual)
-        return self.mlp(h), residual
+        if lora is None:
+            return self.feed_forward(h), residual
+        return self.feed_forward(h, lora, keep is not None), residual
 
 
 class LlamaModel(nn.Module):
-    def __init__(self, cfg: ModelConfig, ops: KernelOps) -> None:
+    def __init__(self, cfg: ModelConfig, ops: KernelOps,
+                 layer_cls: type[LlamaDecoderLayer] = LlamaDecoderLayer) -> None:
         super().__init__()
         self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
-        self.layers = nn.ModuleList(LlamaDecoderLayer(cfg, i, ops) for i in range(cfg.num_layers))
+        self.layers = nn.ModuleList(layer_cls(cfg, i, ops) for i in range(cfg.num_layers))
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, ops)
 
 
@@ -144,11 +182,13 @@ class LlamaForCausalLM(nn.Module):
     states (of rows `keep`);
     `compute_logits(hidden)` -> float32 logits."""
 
+    decoder_layer_cls: type[LlamaDecoderLayer] = LlamaDecoderLayer
+
     def __init__(self, cfg: ModelConfig, ops: KernelOps | None = None) -> None:
         super().__init__()
         self.cfg = cfg
         self.ops = ops or get_ops("torch")
-        self.model = LlamaModel(cfg, self.ops)
+        self.model = LlamaModel(cfg, self.ops, self.decoder_layer_cls)
         self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         self.tie_weights()
         self.register_buffer("rope_cache", self.build_rope(), persistent=False)
@@ -167,17 +207,18 @@ class LlamaForCausalLM(nn.Module):
 
     def forward(
         self, input_ids: torch.Tensor, positions: torch.Tensor, attn: BaseAttention,
-        keep: torch.Tensor | None = None,
+        keep: torch.Tensor | None = None, lora: LoraBatch | None = None,
     ) -> torch.Tensor:
         """Final hidden states of rows `keep` of the flattened tokens (all if None). Only
         the last layer's attention output projection and MLP are spared for the others:
-        every row's K/V is still written to the cache by every layer."""
+        every row's K/V is still written to the cache by every layer. `lora`: which LoRA
+        adapter each row uses (None: the base model for all)."""
         x = self.model.embed_tokens(input_ids)
         residual = None
         last = len(self.model.layers) - 1
         for i, layer in enumerate(self.model.layers):
             rows = keep if i == last else None
-            x, residual = layer(x, residual, positions, self.rope_cache, attn, rows)
+            x, residual = layer(x, residual, positions, self.rope_cache, attn, rows, lora)
         x, _ = self.model.norm(x, residual)
         return x
 
@@ -190,8 +231,7 @@ class LlamaForCausalLM(nn.Module):
         narrower projections are even), and the lm_head is a large share of a small
         model's decode time."""
         for layer in self.model.layers:
-            layer.self_attn.fuse()
-            layer.mlp.fuse()
+            layer.fuse()
         weight = self.lm_head.weight
         if weight.device.type == "cpu":
             self.lm_head_t = weight.detach().t().contiguous()

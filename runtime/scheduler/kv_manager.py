@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from sglc.runtime.mem.kv_pool import ReqToTokenPool, SlotAllocator
+from sglc.runtime.mem.kv_eviction import KeyScores, KVEvictionPolicy
+from sglc.runtime.mem.kv_pool import KVPool, ReqToTokenPool, SlotAllocator
 from sglc.runtime.mem.prefix_cache import BasePrefixCache
 from sglc.runtime.req import KVState, Req
 
@@ -21,21 +22,46 @@ class KVManager:
         cache: BasePrefixCache,
         page_size: int,
         caches_prefixes: bool,
+        lora_names: tuple[str, ...] = (),
+        eviction: KVEvictionPolicy | None = None,
+        kv_pool: KVPool | None = None,
     ) -> None:
         self.allocator = allocator
         self.req_pool = req_pool
         self.cache = cache
         self.page_size = page_size
         self.caches_prefixes = caches_prefixes
+        # KV computed under a LoRA adapter is cached apart from the base model's and the
+        # other adapters': its tokens are keyed (namespace << 32) | token id
+        self._lora_namespaces = {name: i + 1 for i, name in enumerate(lora_names)}
+        # KV eviction (kv_policy): None keeps every token's KV
+        self.eviction = eviction
+        self.kv_pool = kv_pool  # copies of shared slots a compacting request keeps
+        self.key_scores = (KeyScores(req_pool.max_reqs, req_pool.max_context_len,
+                                     req_pool.req_to_token.device)
+                           if eviction is not None and eviction.needs_scores else None)
+        self.num_evicted_tokens = 0
 
     # -- queries ---------------------------------------------------------------------------
     def match_key(self, req: Req) -> list[int]:
         """The tokens a cached prefix may cover: all but the last token to compute (which
-        must run to give logits), and for scoring all but the first scored position."""
+        must run to give logits), and for scoring all but the first scored position. None
+        under H2O: it ranks tokens by the attention their prefill gave them, which a cached
+        prefix skips (so the cache would change its outputs)."""
         end = req.num_tokens - 1
         if req.score_from is not None:
             end = min(end, req.score_from - 1)
-        return req.fill_ids[: max(end, 0)]
+        elif self.key_scores is not None:
+            end = 0
+        return self.cache_key(req, max(end, 0))
+
+    def cache_key(self, req: Req, end: int) -> list[int]:
+        """The prefix cache's key of the request's first `end` tokens."""
+        tokens = req.fill_slice(0, end)
+        if req.params.lora is None:
+            return tokens
+        namespace = self._lora_namespaces[req.params.lora] << 32
+        return [namespace | t for t in tokens]
 
     def peek_match_len(self, req: Req) -> int:
         if not self.caches_prefixes:
@@ -68,6 +94,8 @@ class KVManager:
             return False
         match = self.cache.match_prefix(self.match_key(req))
         self.cache.lock(match.node)
+        if self.key_scores is not None:
+            self.key_scores.reset(row)
         kv = req.kv
         kv.row, kv.prefix_node = row, match.node
         kv.num_computed_tokens = kv.num_cache_owned_tokens = kv.num_allocated_tokens = match.length
@@ -92,7 +120,7 @@ class KVManager:
             if got is None:
                 continue
             done.append(req)
-            starts.append(req.kv.num_computed_tokens)
+            starts.append(req.kv.num_cols)
             slots.append(got)
             req.kv.num_allocated_tokens = req.kv.num_computed_tokens + num
         if done:
@@ -120,7 +148,7 @@ class KVManager:
         kv = req.kv
         if num_tokens >= kv.num_allocated_tokens:
             return True
-        if num_tokens < kv.num_cache_owned_tokens:
+        if num_tokens < kv.num_cache_owned_tokens or kv.num_evicted_tokens:
             return False
         # the rest of a partly used page stays with the request: the next alloc continues it
         first_free = -(-num_tokens // self.page_size) * self.page_size
@@ -134,14 +162,14 @@ class KVManager:
     def cache_prefix(self, req: Req) -> None:
         """Hand the request's computed, page-aligned KV to the prefix cache and re-lock it,
         so that requests arriving later share it while this one goes on."""
-        if not self.caches_prefixes:
-            return
         kv = req.kv
+        if not self.caches_prefixes or kv.num_evicted_tokens:
+            return
         aligned = kv.num_computed_tokens // self.page_size * self.page_size
         if aligned <= kv.num_cache_owned_tokens:
             return
         self._insert(req, aligned)
-        match = self.cache.match_prefix(req.fill_ids[:aligned], record=False)
+        match = self.cache.match_prefix(self.cache_key(req, aligned), record=False)
         self.req_pool.write(kv.row, 0, match.slots)
         self.cache.lock(match.node)
         self.cache.unlock(kv.prefix_node)
@@ -152,6 +180,12 @@ class KVManager:
         """Free everything the request holds; its computed KV stays in the prefix cache."""
         kv = req.kv
         if kv.row is None:
+            return
+        if kv.num_evicted_tokens:  # a compacted row: all its slots are the request's
+            num_cols = kv.num_allocated_tokens - kv.num_evicted_tokens
+            self.allocator.free(self.req_pool.req_to_token[kv.row, :num_cols].clone())
+            self.req_pool.free(kv.row)
+            req.kv = KVState()
             return
         aligned = kv.num_computed_tokens // self.page_size * self.page_size
         if self.caches_prefixes and aligned > kv.num_cache_owned_tokens:
@@ -166,9 +200,56 @@ class KVManager:
 
     def _insert(self, req: Req, aligned: int) -> None:
         slots = self.row_slots(req, aligned).clone()
-        num_existing = self.cache.insert(req.fill_ids[:aligned], slots)
+        num_existing = self.cache.insert(self.cache_key(req, aligned), slots)
         # the cache already held [num_cache_owned_tokens, num_existing): our copies are
         # duplicates
         owned = req.kv.num_cache_owned_tokens
         if num_existing > owned:
             self.allocator.free(slots[owned:num_existing])
+
+    # -- KV eviction ------------------------------------------------------------------------
+    def evict(self, req: Req) -> None:
+        """Drop the request's cached tokens beyond the eviction policy's budget (after a
+        forward pass that completed its fill), compacting its row. The first time, the kept
+        tokens the prefix cache holds get copies of their own and the cache lock goes, so the
+        cache may evict what the request no longer reads; nothing changes (for a step) when
+        there are no slots for those copies."""
+        policy, kv = self.eviction, req.kv
+        num_cols = kv.num_cols
+        if policy is None or num_cols <= policy.budget or kv.num_allocated_tokens != \
+                kv.num_computed_tokens:
+            return
+        scores = None if self.key_scores is None else self.key_scores.table[kv.row, :num_cols]
+        keep = policy.keep(num_cols, scores).to(self.req_pool.req_to_token.device)
+        slots = self.req_pool.req_to_token[kv.row, :num_cols].clone()
+        kept = slots[keep]
+        num_shared = int((keep < kv.num_cache_owned_tokens).sum())
+        if num_shared:
+            copies = self._alloc_plain(num_shared)
+            if copies is None:
+                return
+            self.kv_pool.copy_slots(kept[:num_shared], copies)
+            kept[:num_shared] = copies
+        if kv.num_evicted_tokens == 0:
+            self.cache.unlock(kv.prefix_node)
+            kv.prefix_node = None
+        dropped = torch.ones(num_cols, dtype=torch.bool, device=slots.device)
+        dropped[keep] = False
+        dropped[: kv.num_cache_owned_tokens] = False  # the cache's: not ours to free
+        if dropped.any():
+            self.allocator.free(slots[dropped])
+        self.req_pool.req_to_token[kv.row, : keep.numel()] = kept
+        if self.key_scores is not None:
+            self.key_scores.compact(kv.row, keep, num_cols)
+        kv.num_cache_owned_tokens = 0
+        kv.num_evicted_tokens += num_cols - keep.numel()
+        self.num_evicted_tokens += num_cols - keep.numel()
+
+    def _alloc_plain(self, num: int) -> torch.Tensor | None:
+        """`num` fresh slots (page size 1), evicting cache if needed; None if there are none."""
+        slots = self.allocator.alloc_slots(None, 0, num)
+        if slots is None:
+            self.cache.evict(num - self.allocator.num_free_slots)
+            slots = self.allocator.alloc_slots(None, 0, num)
+        return None if slots is None else torch.tensor(
+            slots, dtype=torch.int64, device=self.req_pool.req_to_token.device)

@@ -1,23 +1,20 @@
-"""Scheduling policies: the order in which waiting requests are admitted."""
+"""Scheduling policies: the order in which waiting requests are admitted, by name.
+
+    fcfs  first come, first served
+    lpm   longest cached prefix first (SGLang's cache-aware policy)
+    vtc   the Virtual Token Counter (fair between clients)        runtime/scheduler/vtc.py
+    dlpm  deficit longest-prefix-match (fair and cache-aware)     runtime/scheduler/dlpm.py
+"""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Callable
 
+from sglc.runtime.config import EngineConfig
 from sglc.runtime.req import Req
-
-# Beyond this many waiting requests, LPM's prefix matching costs more than it saves.
-LPM_MAX_QUEUE = 256
-
-
-class BasePolicy(ABC):
-    """Contract: `order` returns the waiting requests (all of them, each once) in the
-    order admission should try them. `match_len(req)` gives the cached prefix length
-    of a request without changing the cache's LRU order or statistics."""
-
-    @abstractmethod
-    def order(self, waiting: list[Req], match_len: Callable[[Req], int]) -> list[Req]: ...
+from sglc.runtime.scheduler.dlpm import DLPMPolicy
+from sglc.runtime.scheduler.policy_base import BasePolicy, lpm_order
+from sglc.runtime.scheduler.vtc import VTCPolicy
 
 
 class FCFSPolicy(BasePolicy):
@@ -30,18 +27,23 @@ class FCFSPolicy(BasePolicy):
 class LPMPolicy(BasePolicy):
     """Longest prefix match first: the cache-aware policy of the SGLang paper."""
 
-    def order(self, waiting, match_len):  # noqa: D102
-        if len(waiting) > LPM_MAX_QUEUE:
-            return list(waiting)
-        # stable sort: ties keep arrival order
-        return sorted(waiting, key=lambda r: -match_len(r))
+    def order(self, waiting: list[Req], match_len: Callable[[Req], int]) -> list[Req]:
+        return lpm_order(waiting, match_len)
 
 
-POLICIES: dict[str, Callable[[], BasePolicy]] = {"fcfs": FCFSPolicy, "lpm": LPMPolicy}
+POLICIES: dict[str, Callable[[EngineConfig | None], BasePolicy]] = {
+    "fcfs": FCFSPolicy, "lpm": LPMPolicy, "vtc": VTCPolicy, "dlpm": DLPMPolicy,
+}
 
 
-def make_policy(name: str) -> BasePolicy:
+def make_policy(name: str, config: EngineConfig | None = None) -> BasePolicy:
+    """The policy registered under `name`, with the fairness settings of `config`."""
     try:
-        return POLICIES[name]()
+        factory = POLICIES[name]
     except KeyError:
         raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}") from None
+    return factory(config)
+
+
+__all__ = ["POLICIES", "BasePolicy", "DLPMPolicy", "FCFSPolicy", "LPMPolicy", "VTCPolicy",
+           "make_policy"]

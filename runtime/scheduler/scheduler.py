@@ -24,7 +24,7 @@ class Scheduler:
     def __init__(self, config: EngineConfig, kv: KVManager) -> None:
         self.config = config
         self.kv = kv
-        self.policy = make_policy(config.policy)
+        self.policy = make_policy(config.policy, config)
         self.waiting: list[Req] = []
         self.running: list[Req] = []
         self.chunked: Req | None = None  # mid chunked prefill: neither waiting nor running
@@ -32,6 +32,7 @@ class Scheduler:
 
     # -- queue --------------------------------------------------------------------------------
     def add(self, req: Req) -> None:
+        self.policy.on_arrival(req, self.waiting)
         req.state = ReqState.WAITING
         self.waiting.append(req)
 
@@ -43,7 +44,10 @@ class Scheduler:
         return self.waiting + self.running + ([self.chunked] if self.chunked else [])
 
     def schedule(self) -> ScheduledBatch | None:
-        return self._schedule_extend() or self._schedule_decode()
+        batch = self._schedule_extend() or self._schedule_decode()
+        if batch is not None:
+            self.policy.on_scheduled(batch)
+        return batch
 
     # -- extend ---------------------------------------------------------------------------------
     def _schedule_extend(self) -> ScheduledBatch | None:
@@ -52,14 +56,17 @@ class Scheduler:
         batch = ScheduledBatch(ForwardMode.EXTEND, [], [], [])
         budget = self.config.prefill_budget
         reserve = self._decode_reserve(self.running)
-        heads: set[tuple[int, ...]] = set()
+        heads: set[tuple[int | str | None, ...]] = set()
         candidates = [self.chunked] if self.chunked else []
         candidates += self.policy.order(self.waiting, self.kv.peek_match_len)
+        adapters = self._running_adapters() if self.config.lora_paths else set()
         for req in candidates:
             if budget <= 0 or len(self.running) + len(batch.reqs) >= self.config.max_running_requests:
                 break
             if req is not self.chunked and self._shares_head(req, heads):
                 continue  # computed once by the request already in this batch, then shared
+            if not self._adapter_fits(req, adapters):
+                continue  # waits until a running adapter's requests finish
             num = self._add_extend(req, batch, budget, reserve)
             if num is None:
                 break
@@ -71,12 +78,28 @@ class Scheduler:
         self.waiting = [r for r in self.waiting if id(r) not in admitted]
         return batch
 
-    def _shares_head(self, req: Req, heads: set[tuple[int, ...]]) -> bool:
+    def _running_adapters(self) -> set[str]:
+        """The LoRA adapters of the running (and chunked) requests."""
+        reqs = self.running + ([self.chunked] if self.chunked else [])
+        return {r.params.lora for r in reqs if r.params.lora is not None}
+
+    def _adapter_fits(self, req: Req, adapters: set[str]) -> bool:
+        """Whether req's adapter can join: one batch runs at most `max_loras_per_batch`
+        distinct adapters (the adapter pool's slots). Adds it to `adapters` if so."""
+        name = req.params.lora
+        if name is None or name in adapters:
+            return True
+        if len(adapters) >= self.config.max_loras_per_batch:
+            return False
+        adapters.add(name)
+        return True
+
+    def _shares_head(self, req: Req, heads: set[tuple[int | str | None, ...]]) -> bool:
         """True if another request of this batch starts with the same uncached head."""
         n = self.config.in_batch_prefix_len
         if not self.kv.caches_prefixes or req.num_tokens <= n or self.kv.peek_match_len(req) >= n:
             return False
-        head = tuple(req.prompt_ids[:n])
+        head = (req.params.lora, *req.prompt_ids[:n])
         if head in heads:
             return True
         heads.add(head)
@@ -164,6 +187,7 @@ class Scheduler:
     # -- after the forward pass -------------------------------------------------------------------
     def after_forward(self, batch: ScheduledBatch) -> None:
         """Advance KV lengths; requests whose prefill completed start running."""
+        self.policy.on_forward(batch)
         for i, req in enumerate(batch.reqs):
             req.kv.num_computed_tokens = batch.extend_starts[i] + batch.extend_lens[i]
             if batch.mode is ForwardMode.DECODE or req.state is ReqState.RUNNING:
@@ -176,6 +200,10 @@ class Scheduler:
             else:
                 self.chunked = req
             self.kv.cache_prefix(req)
+        if self.kv.eviction is not None:  # kv_policy: drop KV past the budget, prefill done
+            for i, req in enumerate(batch.reqs):
+                if batch.completes_fill(i) and req.score_from is None:
+                    self.kv.evict(req)
 
     def finish(self, req: Req) -> None:
         """Release a finished or aborted request, wherever it is."""

@@ -80,7 +80,7 @@ class SamplingFields(_Strict):
     frequency_penalty: Penalty | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
-    user: str | None = None  # an end-user id for the operator's logs; no effect
+    user: str | None = None  # the client served: the fair policies (vtc, dlpm) share by it
     logit_bias: dict[str, float] | None = None  # only empty: not supported
     response_format: ResponseFormat | None = None
     # extra fields (vLLM / SGLang names)
@@ -89,6 +89,7 @@ class SamplingFields(_Strict):
     repetition_penalty: Annotated[float, Field(gt=0)] | None = None
     regex: str | None = None
     choices: list[str] | None = None
+    lora: str | None = None  # a LoRA adapter the engine serves (its lora_paths name)
     ignore_eos: bool = False
     stop_token_ids: TokenIds | None = None
     skip_special_tokens: bool = True

@@ -93,6 +93,8 @@ def _params(req: SamplingFields, max_tokens: int, logprobs: int | None, limits: 
             regex=regex,
             json_schema=json_schema,
             choices=choices,
+            lora=req.lora,
+            client=req.user,
         )
     except InvalidRequest as exc:
         raise bad_request(str(exc)) from None

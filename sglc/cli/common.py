@@ -34,8 +34,34 @@ def add_engine_options(p: argparse.ArgumentParser | argparse._ArgumentGroup,
     p.add_argument("--max-context-len", type=int, metavar="N",
                    help="context length (default: the model's)")
     p.add_argument("--page-size", type=int, metavar="N", help="KV page size (default: 1)")
-    p.add_argument("--policy", choices=["lpm", "fcfs"],
-                   help="scheduling policy: lpm (default, cache-aware) or fcfs")
+    p.add_argument("--policy", choices=["lpm", "fcfs", "vtc", "dlpm"],
+                   help="scheduling policy: lpm (default, cache-aware), fcfs, vtc (fair "
+                        "between clients) or dlpm (fair and cache-aware)")
+    p.add_argument("--client-weight", dest="client_weights", action="append", default=None,
+                   metavar="CLIENT=W", help="vtc/dlpm: a client's share weight (default 1; "
+                   "repeatable)")
+    p.add_argument("--fair-token-weights", nargs=2, type=float, metavar=("IN", "OUT"),
+                   help="vtc/dlpm: service per prompt and per generated token (default: 1 2)")
+    p.add_argument("--dlpm-quantum", type=float, metavar="W",
+                   help="dlpm: service a waiting client may take per round (default: 2048)")
+    p.add_argument("--kv-policy", choices=["exact", "h2o", "window"],
+                   help="KV eviction: exact (default, keep all), h2o (heavy hitters + recent) "
+                        "or window (attention sinks + recent), to --kv-budget tokens a request")
+    p.add_argument("--kv-budget", type=int, metavar="N",
+                   help="h2o/window: KV tokens kept per request")
+    p.add_argument("--kv-sink-tokens", type=int, metavar="N",
+                   help="window: first tokens always kept (default: 4)")
+    p.add_argument("--kv-recent-ratio", type=float, metavar="R",
+                   help="h2o: share of the budget kept as the most recent tokens (default: 0.5)")
+    p.add_argument("--track-client-service", action="store_true",
+                   help="count per-client service under fcfs and lpm too (engine stats)")
+    p.add_argument("--lora", dest="lora_paths", action="append", default=None,
+                   metavar="NAME=PATH", help="serve a PEFT LoRA adapter under NAME (repeatable)")
+    p.add_argument("--max-loras-per-batch", type=int, metavar="N",
+                   help="distinct LoRA adapters in one batch: the adapter pool's slots "
+                        "(default: 8)")
+    p.add_argument("--max-lora-rank", type=int, metavar="N",
+                   help="the adapter pool's rank (default: the largest adapter's)")
     p.add_argument("--chunked-prefill-size", type=int, metavar="N",
                    help="prefill chunk in tokens, 0 = off (default: 2048)")
     p.add_argument("--max-prefill-tokens", type=int, metavar="N",
@@ -56,7 +82,8 @@ def add_engine_options(p: argparse.ArgumentParser | argparse._ArgumentGroup,
 
 _PASSED_WHEN_SET = ("max_total_tokens", "max_running_requests", "max_context_len", "page_size",
                     "policy", "chunked_prefill_size", "max_prefill_tokens", "kernel_backend",
-                    "index_cache_dir")
+                    "index_cache_dir", "dlpm_quantum", "max_loras_per_batch", "max_lora_rank",
+                    "kv_policy", "kv_budget", "kv_sink_tokens", "kv_recent_ratio")
 
 
 def engine_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -71,6 +98,15 @@ def engine_options(args: argparse.Namespace) -> dict[str, Any]:
         options["disable_radix_cache"] = True
     if args.disable_jump_forward:
         options["enable_jump_forward"] = False
+    if args.track_client_service:
+        options["track_client_service"] = True
+    if args.fair_token_weights is not None:
+        options["fair_token_weights"] = tuple(args.fair_token_weights)
+    if args.client_weights:
+        options["client_weights"] = {k: _number(v, "--client-weight") for k, v in
+                                     _pairs(args.client_weights, "--client-weight").items()}
+    if args.lora_paths:
+        options["lora_paths"] = _pairs(args.lora_paths, "--lora")
     return options
 
 
@@ -125,6 +161,24 @@ def _engine_flags(args: argparse.Namespace) -> list[tuple[str, bool]]:
     return [("--device", args.device != "cpu"), ("--dtype", args.dtype != "auto"), *flags,
             ("--disable-radix-cache", args.disable_radix_cache),
             ("--disable-jump-forward", args.disable_jump_forward)]
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, str]:
+    """NAME=VALUE flags as a dict (UsageError naming the flag otherwise)."""
+    pairs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise UsageError(f"{flag} takes NAME=VALUE, got {item!r}")
+        pairs[name] = value
+    return pairs
+
+
+def _number(text: str, flag: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"{flag}: {text!r} is not a number") from None
 
 
 def check_device(device: str) -> None:

@@ -116,8 +116,8 @@ GEN_PARAMS: Mapping[str, GenParam] = MappingProxyType({p.name: p for p in (
              "meta(x).logprobs"),
     GenParam("skip_special_tokens", (BOOL,), "skip_special_tokens", "leave special tokens "
              "out of the text"),
-    GenParam("adapter", (STR,), None, "the LoRA adapter to generate with",
-             unserved="this engine serves no LoRA adapters yet"),
+    GenParam("adapter", (STR,), "lora", "the LoRA adapter to generate with (one the engine "
+             "serves, from its lora_paths)"),
 )})
 """Every gen parameter, by SGL name."""
 

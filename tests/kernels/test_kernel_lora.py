@@ -119,3 +119,22 @@ def test_expand_leaves_base_out_alone(device):
     for expand in (lora_expand, triton_lora_expand):
         expand(y, case.b, *case.segments, case.scalings, case.base)
         assert torch.equal(case.base, base)
+
+
+@pytest.mark.parametrize("backend", ["reference", "triton"])
+def test_rank_zero_adapter_leaves_its_rows_alone(backend, device):
+    # an adapter without weights for this projection (the pool gives it rank 0)
+    shrink, expand = ((lora_shrink, lora_expand) if backend == "reference"
+                      else (triton_lora_shrink, triton_lora_expand))
+    case = LoraCase(*LAYOUTS["mixed"], torch.float32, seed=3, device=device)
+    ranks = case.ranks.clone()
+    ranks[2] = 0
+    segments = (case.seg_indptr, case.seg_adapter, ranks)
+    y = shrink(case.x, case.a, *segments)
+    out = expand(y, case.b, *segments, case.scalings, case.base)
+    of_two = torch.tensor([a == 2 for a in case.row_adapters], device=device)
+    assert (y[of_two] == 0).all()
+    assert torch.equal(out[of_two], case.base[of_two])
+    full = lora_expand(lora_shrink(case.x, case.a, *case.segments), case.b, *case.segments,
+                       case.scalings, case.base)
+    torch.testing.assert_close(out[~of_two], full[~of_two], rtol=1e-4, atol=1e-4)

@@ -55,7 +55,7 @@ def test_every_served_param_names_a_sampling_params_field() -> None:
     fields = set(SamplingParams.__dataclass_fields__)
     for p in SERVED:
         assert p.sampling_field in fields, p.name
-    assert {p.name for p in GEN_PARAMS.values() if p.sampling_field is None} == {"adapter"}
+    assert {p.name for p in GEN_PARAMS.values() if p.sampling_field is None} == set()
 
 
 @pytest.mark.parametrize("param", SERVED, ids=lambda p: p.name)
@@ -104,12 +104,24 @@ def test_stop_accepts_a_string_or_a_list() -> None:
     assert sampling_params({"stop": ["a", "b"]}).stop == ("a", "b")
 
 
-def test_unserved_and_unknown_params_are_refused_by_the_executor() -> None:
-    assert executor_error("adapter", "fr") == (
-        "adapter 'fr': this engine serves no LoRA adapters yet")
-    assert executor_error("adapter", None) is None
+def test_unserved_and_unknown_params_are_refused_by_the_executor(monkeypatch) -> None:
+    import sglc.runtime.executor.generation as generation
+    from sglc.lang.gen_params import GenParam
+    from sglc.lang.types import STR
+
+    unserved = GenParam("voice", (STR,), None, "a parameter no engine serves yet",
+                        unserved="this engine serves no voices yet")
+    monkeypatch.setattr(generation, "GEN_PARAMS", {**GEN_PARAMS, "voice": unserved})
+    assert executor_error("voice", "fr") == "voice 'fr': this engine serves no voices yet"
+    assert executor_error("voice", None) is None
     assert executor_error("max_tokns", 3) == "unknown gen parameter 'max_tokns'"
-    assert check_diagnostics("adapter", "fr") == []  # another backend may serve it
+
+
+def test_the_adapter_param_sets_the_lora_field() -> None:
+    # served since multi-LoRA (issue 19); the engine refuses a name it does not serve
+    assert sampling_params({"adapter": "fr"}).lora == "fr"
+    assert sampling_params({"adapter": None}).lora is None
+    assert check_diagnostics("adapter", "fr") == []
 
 
 @pytest.mark.parametrize(("rule", "text"), [

@@ -12,7 +12,7 @@ KEYS = [
     "num_extend_batches", "num_decode_batches", "num_prefill_tokens", "num_decode_tokens",
     "num_failed_batches", "num_failed_requests", "num_forced_tokens", "num_column_logits_batches",
     "num_compact_logits_batches", "num_running", "num_waiting", "num_retractions",
-    "free_slots", "total_slots", "cache",
+    "free_slots", "total_slots", "cache", "client_service", "num_evicted_tokens",
 ]
 
 
