@@ -45,10 +45,13 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
     ("sglc.runtime.engine", ("sglc.runtime.executor", "sglc.frontend", "sglc.ir",
                              "sglc.program", "sglc.cli")),
     ("sglc.program", ("sglc.cli",)),
+    # the editor tools work on source: they never start a model
+    ("sglc.editor", ("sglc.runtime.engine", "sglc.runtime.server", "sglc.runtime.models",
+                     "sglc.kernels", "sglc.cli")),
 ]
 # `sglc check` must not load torch: the compiler's packages never import it
 TORCH_FREE = ("sglc.source", "sglc.constraints", "sglc.lang", "sglc.frontend", "sglc.ir",
-              "sglc.runtime.core", "sglc.runtime.config")
+              "sglc.editor", "sglc.runtime.core", "sglc.runtime.config")
 
 
 def _modules() -> dict[str, Path]:

@@ -5,6 +5,7 @@ program_commands.py  run, check, compile: SGL programs
 program_args.py      `-a key=value` / `--args-json`, parsed by the fn's parameter types
 engine_commands.py   generate, models: the engine alone
 serve_command.py     serve: the engine behind an HTTP server (sglc.runtime.server)
+editor_commands.py   fmt, lsp: the formatter and the language server (sglc.editor)
 
 Every failure a user can cause (a bad program, argument, file, model or device) ends in
 diagnostics or one `sglc: error: ...` line: exit 1, or 2 for bad command-line usage; never
@@ -19,7 +20,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from sglc.cli import engine_commands, program_commands, serve_command
+from sglc.cli import editor_commands, engine_commands, program_commands, serve_command
 from sglc.cli.common import (
     EXIT_ERROR,
     EXIT_INTERNAL,
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     program_commands.add_commands(sub)
     engine_commands.add_commands(sub)
     serve_command.add_serve_command(sub)
+    editor_commands.add_commands(sub)
     return parser
 
 
