@@ -72,6 +72,10 @@ def run_worker(spec: WorkerSpec, ready: Queue) -> None:
     except Exception:  # rank 0 sees this rank exit (or its sockets close) and fails its step
         log.exception("tensor-parallel rank %d failed", spec.rank)
         raise SystemExit(1) from None
+    # NOTE: nothing to save: skip the interpreter's teardown (seconds with torch loaded, and
+    # the process group's destructor may wait on peers that are gone already)
+    logging.shutdown()
+    os._exit(0)
 
 
 @torch.inference_mode()
