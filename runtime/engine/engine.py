@@ -74,7 +74,9 @@ class Engine:
     """`Engine(model_path, dtype=..., device=..., max_total_tokens=..., policy=...,
     chunked_prefill_size=..., disable_radix_cache=False, kernel_backend=None, ...)`; see
     EngineConfig. `attention_backend=` is another name for `kernel_backend=` (it picks every
-    kernel, not only attention's)."""
+    kernel, not only attention's). `tp_size=N` shards the model over N processes (this one is
+    rank 0); `dp_size=N` runs N replicas in processes behind a router, and `loaded` is then
+    None (see sglc.runtime.distributed)."""
 
     def __init__(self, model_path: str | Path | None = None, **options: Any) -> None:
         self.config = engine_config(options)
@@ -88,8 +90,8 @@ class Engine:
         # None under dp_size > 1: the replicas hold the model
         self.loaded: LoadedModel | None = None
         if self.config.dp_size > 1:
-            capacity = self._start_data_parallel(path, options)
             mcfg, self.tokenizer, eos_token_ids = load_model_info(path)
+            capacity = self._start_data_parallel(path, options)
         else:
             ops = kernel_ops(self.config.kernel_backend, device)
             if self.config.tp_size > 1:
