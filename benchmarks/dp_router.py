@@ -1,10 +1,11 @@
 """Data-parallel routing: cache-aware vs round-robin on a multi-tenant workload, dp=2.
 
 Several tenants each have a few-shot prefix; each sends many requests (the prefix plus a
-short question), and the tenants' requests arrive interleaved. Each replica's KV pool holds
-only about half the tenants' prefixes. Reports the prompt tokens served from the replicas'
-prefix caches (Output.usage.cached_tokens over prompt tokens) and the throughput of one
-`generate` call over all requests, for `Engine(dp_size=2, dp_router=...)` on the embedded
+short question), and the tenants' requests arrive interleaved, `--concurrency` in flight at
+a time (a closed loop: the next is sent when one returns). Each replica's KV pool holds its
+half of the tenants' prefixes with room for the running requests, but not all of them.
+Reports the prompt tokens served from the replicas' prefix caches (Output.usage.cached_tokens
+over prompt tokens) and the throughput of the whole workload, for `Engine(dp_size=2, dp_router=...)` on the embedded
 default model. Run `python benchmarks/dp_router.py --help` for the options.
 """
 
@@ -14,6 +15,7 @@ import argparse
 import os
 import random
 import sys
+import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -38,15 +40,39 @@ def engine_options(args: argparse.Namespace, router: str) -> dict:
                 dp_balance_threshold=args.balance_threshold, dtype="float32")
 
 
-def run(prompts: list[list[int]], output_len: int, options: dict) -> dict:
-    """One cold run: fresh replicas (empty caches), every request in one timed generate."""
+def closed_loop(engine, prompts: list[list[int]], params: dict, concurrency: int) -> list:
+    """Send the prompts in order, at most `concurrency` in flight (clients that send their
+    next request when one returns); the Outputs in prompt order."""
+    slots = threading.Semaphore(concurrency)
+    outs: list = [None] * len(prompts)
+    done = threading.Event()
+    remaining = [len(prompts)]
+    lock = threading.Lock()
+
+    def on_output(k: int, out) -> None:
+        outs[k] = out
+        slots.release()
+        with lock:
+            remaining[0] -= 1
+            if not remaining[0]:
+                done.set()
+
+    for k, prompt in enumerate(prompts):
+        slots.acquire()
+        engine.submit([prompt], params, on_output=lambda out, k=k: on_output(k, out))
+    done.wait()
+    return outs
+
+
+def run(prompts: list[list[int]], output_len: int, options: dict, concurrency: int) -> dict:
+    """One cold run: fresh replicas (empty caches), the requests sent closed-loop, timed."""
     import sglc
 
     engine = sglc.Engine(None, **options)
     try:
         engine.generate([[1, 5, 6, 7]], common.greedy_params(2))  # replicas warm, not timed
         with common.timed() as t:
-            outs = engine.generate(prompts, common.greedy_params(output_len))
+            outs = closed_loop(engine, prompts, common.greedy_params(output_len), concurrency)
         stats = engine.stats()
     finally:
         engine.shutdown()
@@ -69,14 +95,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common.add_common_args(p, repeats=2)
     p.add_argument("--dp", type=int, default=2)
-    p.add_argument("--num-tenants", type=int, default=8)
-    p.add_argument("--requests-per-tenant", type=int, default=12)
+    p.add_argument("--num-tenants", type=int, default=10)
+    p.add_argument("--requests-per-tenant", type=int, default=10)
     p.add_argument("--prefix-len", type=int, default=300)
     p.add_argument("--question-len", type=int, default=24)
     p.add_argument("--output-len", type=int, default=8)
+    p.add_argument("--concurrency", type=int, default=16,
+                   help="requests in flight at once (closed loop)")
     p.add_argument("--balance-threshold", type=int, default=8)
-    p.add_argument("--max-total-tokens", type=int, default=2048,
-                   help="KV pool slots of each replica: about half the tenants' prefixes")
+    p.add_argument("--max-total-tokens", type=int, default=2560,
+                   help="KV pool slots of each replica (default: 5 of the 10 prefixes "
+                        "and the running requests fit, 10 do not)")
     args = p.parse_args(argv)
     if args.quick:
         args.num_tenants, args.requests_per_tenant, args.repeats = 4, 4, 1
@@ -99,8 +128,10 @@ def main(argv: list[str] | None = None) -> dict:
           f"{os.environ['OMP_NUM_THREADS']} torch thread(s) each")
     print(f"workload: {args.num_tenants} tenants x {args.requests_per_tenant} requests, "
           f"interleaved; {args.prefix_len}-token prefix + {args.question_len}-token question, "
-          f"{args.output_len} output tokens; KV pool {args.max_total_tokens} tokens a replica")
-    systems = {r: (lambda rep, r=r: run(prompts, args.output_len, engine_options(args, r)))
+          f"{args.output_len} output tokens; {args.concurrency} in flight (closed loop); KV pool "
+          f"{args.max_total_tokens} tokens a replica")
+    systems = {r: (lambda rep, r=r: run(prompts, args.output_len, engine_options(args, r),
+                                        args.concurrency))
                for r in ROUTERS}
     results = common.interleave(systems, args.repeats)
     report = summarize(args, env_start, prompts, results)
@@ -142,7 +173,7 @@ def summarize(args, env_start, prompts, results) -> dict:
         "load_avg_1m_end": common.environment()["load_avg_1m"],
         "workload": {k: getattr(args, k) for k in (
             "dp", "num_tenants", "requests_per_tenant", "prefix_len", "question_len",
-            "output_len", "max_total_tokens", "balance_threshold", "seed")},
+            "output_len", "concurrency", "max_total_tokens", "balance_threshold", "seed")},
         "repeats": args.repeats, "results": summary, "hit_rate_ratio": hit_ratio,
         "throughput_ratio": speedup, "outputs_identical": same,
         "targets": {"hit_rate_ratio": 1.5, "throughput_ratio": 1.0},

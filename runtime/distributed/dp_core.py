@@ -125,7 +125,7 @@ class DataParallelCore:
         rid = reqs[0].rid
         if rid in self._flights:
             self._fail(reqs, sink, f"request id {rid!r} is already in flight: give each request "
-                                   "its own id")
+                                   "its own id", closes=False)  # the id stays the other's
             return
         loads = [0] * len(self.replicas)
         for flight in self._flights.values():
@@ -249,9 +249,10 @@ class DataParallelCore:
         unreported = [r for r in flight.reqs if r.index not in flight.reported]
         self._fail(unreported, flight.sink, error)
 
-    def _fail(self, reqs: list[Req], sink: Any, error: str) -> None:
+    def _fail(self, reqs: list[Req], sink: Any, error: str, closes: bool = True) -> None:
+        """Finish `reqs` with `error`; `closes`: their request id is then free (on_done)."""
         for k, req in enumerate(reqs):
-            if k == len(reqs) - 1 and sink.on_done is not None:
+            if closes and k == len(reqs) - 1 and sink.on_done is not None:
                 _guarded(sink.on_done, req.rid)
             _guarded(sink.on_output, Output(
                 rid=req.rid, index=req.index, text="", token_ids=[],

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from sglc.runtime.distributed.lifecycle import exit_with_parent
+
 log = logging.getLogger(__name__)
 
 
@@ -24,6 +26,7 @@ def run_replica(engine_type: Callable[..., Any], model_path: str, options: dict,
                 conn: Connection) -> None:
     """The replica's process target: build the engine, report ready, serve until told to
     close or until the front end is gone."""
+    exit_with_parent()
     try:
         engine = engine_type(model_path, **options)
     except Exception as exc:  # noqa: BLE001 - the front end raises it
@@ -43,8 +46,8 @@ def run_replica(engine_type: Callable[..., Any], model_path: str, options: dict,
     def on_delta(delta: Any) -> None:
         send(("delta", delta))
 
-    send(("ready", engine.max_context_len, engine.pool_capacity))
     try:
+        send(("ready", engine.max_context_len, engine.pool_capacity))
         while True:
             message = conn.recv()
             kind = message[0]

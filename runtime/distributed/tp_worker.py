@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from pathlib import Path
@@ -17,6 +15,7 @@ import torch
 from sglc.kernels import get_ops
 from sglc.runtime.distributed import batch_wire
 from sglc.runtime.distributed.comm import Communicator, join_store
+from sglc.runtime.distributed.lifecycle import exit_with_parent
 from sglc.runtime.distributed.sharding import TPShard
 from sglc.runtime.mem import KVPool
 from sglc.runtime.models.attention import PagedAttention
@@ -44,7 +43,7 @@ class WorkerSpec:
 def run_worker(spec: WorkerSpec, ready: Queue) -> None:
     """The worker's process target. Reports (rank, None) once its shard is loaded, or
     (rank, error) if that failed; then serves rank 0 until told to stop."""
-    _exit_with_parent()
+    exit_with_parent()
     torch.set_num_threads(spec.num_threads)
     device = torch.device(spec.device)
     try:
@@ -86,16 +85,3 @@ def serve(model: torch.nn.Module, ops, pool: KVPool, comm: Communicator) -> None
         attn = PagedAttention(ops, pool.k_buffers, pool.v_buffers, step.req_to_token, fb)
         hidden = model(fb.input_ids, fb.positions, attn, step.keep, None)
         model.compute_logits(hidden)
-
-
-def _exit_with_parent() -> None:
-    """Exit when the engine's process is gone (killed before it could stop us), rather than
-    wait on a collective until it times out."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="sglc-tp-parent-watch", daemon=True).start()
