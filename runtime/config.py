@@ -66,6 +66,18 @@ class EngineConfig:
     kv_budget: int | None = None
     kv_sink_tokens: int = 4
     kv_recent_ratio: float = 0.5
+    # scaling out (sglc.runtime.distributed): `tp_size` processes each hold a Megatron-style
+    # shard of the model (rank 0 schedules and samples; gloo on CPU, nccl on CUDA);
+    # `dp_size` engine replicas in processes behind a router that sends each request to
+    # the replica whose prefix cache likely holds most of its prompt ("cache_aware"), unless
+    # the replicas' queues differ by more than `dp_balance_threshold` requests (then the
+    # least loaded), or to each in turn ("round_robin"). A prefix match below
+    # `dp_cache_threshold` of the prompt goes to the least loaded replica too.
+    tp_size: int = 1
+    dp_size: int = 1
+    dp_router: str = "cache_aware"
+    dp_balance_threshold: int = 8
+    dp_cache_threshold: float = 0.3
 
     def __post_init__(self) -> None:
         if self.lora_paths is not None:
@@ -82,6 +94,22 @@ class EngineConfig:
                                  f"of page_size={self.page_size}), got {self.max_total_tokens}")
         self._check_fairness()
         self._check_kv_policy()
+        self._check_scaling()
+
+    def _check_scaling(self) -> None:
+        if self.dp_router not in ("cache_aware", "round_robin"):
+            raise InvalidRequest(f"unknown dp_router {self.dp_router!r}; choose one of "
+                                 "cache_aware, round_robin")
+        if self.tp_size > 1 and self.dp_size > 1:
+            raise InvalidRequest(f"tp_size={self.tp_size} with dp_size={self.dp_size}: "
+                                 "combining tensor and data parallelism is not supported yet; "
+                                 "choose one")
+        if self.tp_size > 1 and self.lora_paths:
+            raise InvalidRequest(f"lora_paths with tp_size={self.tp_size}: LoRA adapters are "
+                                 "not sharded yet; serve them with tp_size=1")
+        if self.tp_size > 1 and self.kv_policy != "exact":
+            raise InvalidRequest(f"kv_policy {self.kv_policy!r} with tp_size={self.tp_size}: "
+                                 "KV eviction needs tp_size=1")
 
     def _check_kv_policy(self) -> None:
         if self.kv_policy not in ("exact", "h2o", "window"):
@@ -165,5 +193,10 @@ _RULES: dict[str, ParamRule] = {
     "kv_budget": Range(low=2, integer=True, optional=True),
     "kv_sink_tokens": Range(low=0, integer=True),
     "kv_recent_ratio": Range(low=0, high=1, low_open=True),
+    "tp_size": _COUNT,
+    "dp_size": _COUNT,
+    "dp_router": Text("a router name (cache_aware or round_robin)"),
+    "dp_balance_threshold": Range(low=0, integer=True),
+    "dp_cache_threshold": Range(low=0, high=1),
 }
 """What each option may be (the rules SamplingParams words its errors with)."""

@@ -63,17 +63,22 @@ class ModelRunner:
         fb, layout = self.prepare(batch)
         if self.key_scores is not None:
             fb.score_sink = self._score_sink(fb)
+        # the last layer computes only the rows whose logits are wanted (in decode: all)
+        keep = None if batch.mode is ForwardMode.DECODE else fb.logits_indices
+        lora = self._lora_batch(batch, layout) if self.lora_pool is not None else None
+        hidden = self.run_model(fb, keep, lora)
+        if logit_columns is None:
+            return self.model.compute_logits(hidden), layout
+        return self._column_logits(hidden, logit_columns, compact), layout
+
+    def run_model(self, fb: ForwardBatch, keep: torch.Tensor | None,
+                  lora: LoraBatch | None) -> torch.Tensor:
+        """The model's final hidden states of rows `keep` (all if None) over the KV pool."""
         attn = PagedAttention(
             self.ops, self.kv_pool.k_buffers, self.kv_pool.v_buffers,
             self.req_pool.req_to_token, fb,
         )
-        # the last layer computes only the rows whose logits are wanted (in decode: all)
-        keep = None if batch.mode is ForwardMode.DECODE else fb.logits_indices
-        lora = self._lora_batch(batch, layout) if self.lora_pool is not None else None
-        hidden = self.model(fb.input_ids, fb.positions, attn, keep, lora)
-        if logit_columns is None:
-            return self.model.compute_logits(hidden), layout
-        return self._column_logits(hidden, logit_columns, compact), layout
+        return self.model(fb.input_ids, fb.positions, attn, keep, lora)
 
     def _score_sink(self, fb: ForwardBatch) -> ScoreSink:
         """H2O: each layer adds its attention probabilities per key to the score table."""

@@ -45,6 +45,10 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
     ("sglc.runtime.engine", ("sglc.runtime.executor", "sglc.frontend", "sglc.ir",
                              "sglc.program", "sglc.cli")),
     ("sglc.program", ("sglc.cli",)),
+    # tp and dp sit under the engine (which builds them); a replica gets the engine class
+    # passed in, never imports it
+    ("sglc.runtime.distributed", ("sglc.runtime.engine", "sglc.runtime.server",
+                                  "sglc.runtime.executor", "sglc.program", "sglc.cli")),
     # the editor tools work on source: they never start a model
     ("sglc.editor", ("sglc.runtime.engine", "sglc.runtime.server", "sglc.runtime.models",
                      "sglc.kernels", "sglc.cli")),

@@ -8,7 +8,7 @@ name) is checked before anything slow: building the kernels may compile C++.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 
 import torch
@@ -106,9 +106,11 @@ def kernel_ops(backend: str | None, device: torch.device) -> KernelOps:
 
 
 def build_core(
-    config: EngineConfig, loaded: LoadedModel, ops: KernelOps, device: torch.device
+    config: EngineConfig, loaded: LoadedModel, ops: KernelOps, device: torch.device,
+    runner_type: Callable[..., ModelRunner] = ModelRunner,
 ) -> tuple[EngineCore, Capacity]:
-    """An EngineCore over the loaded model, and how many tokens it can hold."""
+    """An EngineCore over the loaded model, and how many tokens it can hold. `runner_type`
+    builds the model runner (tensor parallelism's runner also drives the other ranks)."""
     mcfg = loaded.config
     dtype = next(loaded.model.parameters()).dtype
     lora_pool = _lora_pool(config, loaded, dtype, device)  # before the KV pool takes memory
@@ -117,7 +119,8 @@ def build_core(
     )
     num_slots = _num_slots(config, loaded, device, dtype, max_context_len)
     pool = KVPool(
-        num_layers=mcfg.num_layers, num_slots=num_slots, num_kv_heads=mcfg.num_kv_heads,
+        num_layers=mcfg.num_layers, num_slots=num_slots,
+        num_kv_heads=loaded.model.cfg.num_kv_heads,  # this process's heads (a shard's, under tp)
         head_dim=mcfg.head_dim, dtype=dtype, device=device, page_size=config.page_size,
     )
     allocator = SlotAllocator(num_slots, config.page_size, device)
@@ -128,7 +131,7 @@ def build_core(
                               config.kv_recent_ratio)
     kv = KVManager(allocator, req_pool, cache, config.page_size, not config.disable_radix_cache,
                    lora_names=config.lora_names, eviction=eviction, kv_pool=pool)
-    runner = ModelRunner(loaded.model, ops, pool, req_pool, device, lora_pool,
+    runner = runner_type(loaded.model, ops, pool, req_pool, device, lora_pool,
                          evicts=eviction is not None, key_scores=kv.key_scores)
     outputs = OutputProcessor(loaded.tokenizer, max_context_len)
     constraints = ConstraintStage(
@@ -159,7 +162,7 @@ def _num_slots(config: EngineConfig, loaded: LoadedModel, device: torch.device,
     free memory (CUDA) or a fixed budget (CPU); whole pages, at least two."""
     mcfg = loaded.config
     per_slot = KVPool.bytes_per_slot(
-        num_layers=mcfg.num_layers, num_kv_heads=mcfg.num_kv_heads,
+        num_layers=mcfg.num_layers, num_kv_heads=loaded.model.cfg.num_kv_heads,
         head_dim=mcfg.head_dim, dtype=dtype,
     )
     if config.max_total_tokens is not None:

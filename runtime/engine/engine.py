@@ -18,12 +18,29 @@ from typing import Any
 
 import torch
 
+from sglc.kernels import KernelOps, default_backend
 from sglc.runtime.core import EngineError, InvalidRequest, Output, SamplingParams, StreamDelta
-from sglc.runtime.engine.build import build_core, check_options, engine_config, kernel_ops
+from sglc.runtime.distributed.dp_core import DataParallelCore
+from sglc.runtime.distributed.sharding import check_shardable
+from sglc.runtime.distributed.tp_leader import TensorParallel
+from sglc.runtime.engine.build import (
+    Capacity,
+    build_core,
+    check_options,
+    engine_config,
+    kernel_ops,
+)
 from sglc.runtime.engine.delivery import Sink
 from sglc.runtime.engine.requests import RequestBuilder
 from sglc.runtime.engine.stats import EngineStats
-from sglc.runtime.models.loader import LoadedModel, ModelLoadError, load_model_dir, read_hf_config
+from sglc.runtime.models.config import ModelConfig
+from sglc.runtime.models.loader import (
+    LoadedModel,
+    ModelLoadError,
+    load_model_dir,
+    load_model_info,
+    read_hf_config,
+)
 from sglc.runtime.req import Req
 
 log = logging.getLogger(__name__)
@@ -57,26 +74,38 @@ class Engine:
     """`Engine(model_path, dtype=..., device=..., max_total_tokens=..., policy=...,
     chunked_prefill_size=..., disable_radix_cache=False, kernel_backend=None, ...)`; see
     EngineConfig. `attention_backend=` is another name for `kernel_backend=` (it picks every
-    kernel, not only attention's)."""
+    kernel, not only attention's). `tp_size=N` shards the model over N processes (this one is
+    rank 0); `dp_size=N` runs N replicas in processes behind a router, and `loaded` is then
+    None (see sglc.runtime.distributed)."""
 
     def __init__(self, model_path: str | Path | None = None, **options: Any) -> None:
         self.config = engine_config(options)
         path = Path(model_path) if model_path is not None else default_model_path()
-        read_hf_config(path)  # a missing model directory fails before anything slow
+        hf_config = read_hf_config(path)  # a missing model directory fails before anything slow
+        if self.config.tp_size > 1:
+            check_shardable(ModelConfig.from_hf(hf_config), self.config.tp_size)
         device = torch.device(self.config.device)
         check_options(self.config, device)
-        ops = kernel_ops(self.config.kernel_backend, device)
-        self.loaded: LoadedModel = load_model_dir(
-            path, dtype=self.config.dtype, device=device, ops=ops
-        )
-        self.tokenizer = self.loaded.tokenizer
-        self.core, capacity = build_core(self.config, self.loaded, ops, device)
+        self._tp: TensorParallel | None = None  # rank 0's handle on the other ranks
+        # None under dp_size > 1: the replicas hold the model
+        self.loaded: LoadedModel | None = None
+        if self.config.dp_size > 1:
+            mcfg, self.tokenizer, eos_token_ids = load_model_info(path)
+            capacity = self._start_data_parallel(path, options)
+        else:
+            ops = kernel_ops(self.config.kernel_backend, device)
+            if self.config.tp_size > 1:
+                capacity = self._start_tensor_parallel(path, device, ops)
+            else:
+                self.loaded = load_model_dir(path, dtype=self.config.dtype, device=device,
+                                             ops=ops)
+                self.core, capacity = build_core(self.config, self.loaded, ops, device)
+            mcfg, self.tokenizer = self.loaded.config, self.loaded.tokenizer
+            eos_token_ids = self.loaded.eos_token_ids
         self.max_context_len = capacity.max_context_len
         self.pool_capacity = capacity.num_kv_slots
-        self._requests = RequestBuilder(
-            self.tokenizer, self.loaded.config.vocab_size, self.loaded.eos_token_ids, capacity,
-            self.config,
-        )
+        self._requests = RequestBuilder(self.tokenizer, mcfg.vocab_size, eos_token_ids, capacity,
+                                        self.config)
         self._inbox: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._closed = False
         # request ids in flight, reserved on the caller's thread, freed by the loop thread
@@ -84,6 +113,26 @@ class Engine:
         self._rids_lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="sglc-engine", daemon=True)
         self._thread.start()
+
+    def _start_tensor_parallel(self, path: Path, device: torch.device,
+                               ops: KernelOps) -> Capacity:
+        """Start ranks 1..tp_size-1, load this rank's shard, build the core on it."""
+        backend = self.config.kernel_backend or default_backend(device.type)
+        self._tp = TensorParallel(path, self.config, device, backend)
+        try:
+            self.loaded = self._tp.load(self.config.dtype, ops)
+            self.core, capacity = build_core(self.config, self.loaded, ops, device,
+                                             runner_type=self._tp.runner_type())
+            self._tp.start(self.core.runner.kv_pool.num_slots)
+        except BaseException:
+            self._tp.close()
+            raise
+        return capacity
+
+    def _start_data_parallel(self, path: Path, options: Mapping[str, Any]) -> Capacity:
+        """Start dp_size replicas of this engine in processes, behind the router."""
+        self.core = DataParallelCore(type(self), path, dict(options), self.config)
+        return Capacity(*self.core.capacity)
 
     # -- the loop thread ------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -115,6 +164,8 @@ class Engine:
             self._closed = True
             self._inbox.put(None)
             self._thread.join(timeout=30)
+            if self._tp is not None:
+                self._tp.close()
 
     def __enter__(self) -> Engine:
         return self
@@ -239,6 +290,13 @@ class Engine:
     def _release_rid(self, rid: str) -> None:
         with self._rids_lock:
             self._rids_in_flight.discard(rid)
+
+    def submit_requests(self, groups: list[list[Req]], *, on_output: Callable[[Output], None],
+                        on_delta: Callable[[StreamDelta], None] | None = None) -> None:
+        """Queue request groups (one per prompt, one Req per sample) that another engine's
+        request builder made and checked: a data-parallel replica serves its front end's
+        requests this way. Results go to the callbacks as in `submit`."""
+        self._submit(groups, Sink(on_delta, on_output))
 
     def prebuild_constraints(self, regexes: Sequence[str]) -> None:
         """Start building the token automata of these regexes in the background (a program

@@ -6,7 +6,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -33,6 +33,19 @@ _IGNORED_KEY_PARTS = ("rotary_emb.inv_freq",)
 
 class ModelLoadError(EngineError):
     """The model directory is missing, incomplete or corrupt."""
+
+
+class WeightShard(Protocol):
+    """Which part of the model one process holds (tensor parallelism): the shapes of its
+    model, and its slice of each checkpoint tensor, read from the file without the rest."""
+
+    def local_config(self, cfg: ModelConfig) -> ModelConfig:
+        """The config this process's model is built with (its shard's sizes)."""
+        ...
+
+    def read(self, file: Any, name: str) -> torch.Tensor:
+        """This shard's part of tensor `name` of an open safetensors file (`safe_open`)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -82,16 +95,18 @@ def load_model_dir(
     ops: KernelOps | None = None,
     load_tokenizer: bool = True,
     fuse: bool = True,
+    shard: WeightShard | None = None,
 ) -> LoadedModel:
     """Model, config, tokenizer and EOS ids of a local HF directory. `fuse=False` keeps the
-    Hugging Face parameter layout (for training or re-saving)."""
+    Hugging Face parameter layout (for training or re-saving). With `shard`, the model is
+    that shard's (its sizes, its slices of the weights); `config` stays the whole model's."""
     path = Path(path)
     hf = read_hf_config(path)
     cfg = ModelConfig.from_hf(hf)
     device = torch.device(device)
     dtype = resolve_dtype(dtype, device, hf)
-    model = _instantiate(cfg, ops, device, dtype)
-    _load_weights(model, path, device, dtype)
+    model = _instantiate(shard.local_config(cfg) if shard else cfg, ops, device, dtype)
+    _load_weights(model, path, device, dtype, shard)
     if fuse:
         model.fuse_projections()
     tokenizer = _load_tokenizer(path) if load_tokenizer else None
@@ -122,14 +137,19 @@ def _weight_files(path: Path) -> list[Path]:
     return files
 
 
-def _load_weights(model: nn.Module, path: Path, device: torch.device, dtype: torch.dtype) -> None:
+def _load_weights(model: nn.Module, path: Path, device: torch.device, dtype: torch.dtype,
+                  shard: WeightShard | None = None) -> None:
     params = dict(model.named_parameters(remove_duplicate=False))
     seen: set[str] = set()
     for file in _weight_files(path):
         try:
             with safe_open(str(file), framework="pt", device="cpu") as f:
                 for name in f.keys():
-                    _copy_param(params, name, f.get_tensor(name), file, dtype)
+                    if shard is not None and name in params:
+                        tensor = shard.read(f, name)
+                    else:
+                        tensor = f.get_tensor(name)
+                    _copy_param(params, name, tensor, file, dtype)
                     seen.add(name)
         except (SafetensorError, OSError) as exc:
             raise ModelLoadError(f"corrupt or unreadable safetensors file {file}: {exc}") from None
@@ -152,6 +172,16 @@ def _copy_param(params: dict, name: str, tensor: torch.Tensor, file: Path, dtype
             f"the config implies {tuple(param.shape)}"
         )
     param.data.copy_(tensor.to(dtype))
+
+
+def load_model_info(path: str | Path) -> tuple[ModelConfig, PreTrainedTokenizerBase | None,
+                                               frozenset[int]]:
+    """The config, tokenizer and EOS ids of a model directory, without its weights (for a
+    front end whose replicas hold the model)."""
+    path = Path(path)
+    cfg = ModelConfig.from_hf(read_hf_config(path))
+    tokenizer = _load_tokenizer(path)
+    return cfg, tokenizer, _eos_ids(path, cfg, tokenizer)
 
 
 def _load_tokenizer(path: Path) -> PreTrainedTokenizerBase | None:

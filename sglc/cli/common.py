@@ -74,6 +74,17 @@ def add_engine_options(p: argparse.ArgumentParser | argparse._ArgumentGroup,
                    help="kernel backend for every op (default: triton on CUDA; on CPU, cpu "
                         "where its C++ kernels build, else torch, the PyTorch reference ops); "
                         "--attention-backend is its former name")
+    p.add_argument("--tp", dest="tp_size", type=int, metavar="N",
+                   help="tensor parallelism: shard the model over N processes (gloo on CPU, "
+                        "nccl on N GPUs from --device's; default: 1)")
+    p.add_argument("--dp", dest="dp_size", type=int, metavar="N",
+                   help="data parallelism: N engine replicas in processes behind a "
+                        "cache-aware router (default: 1)")
+    p.add_argument("--dp-router", choices=["cache_aware", "round_robin"],
+                   help="--dp: route by the longest cached prefix (default), or in turn")
+    p.add_argument("--dp-balance-threshold", type=int, metavar="N",
+                   help="--dp: route to the least loaded replica when loads differ by more "
+                        "than N requests (default: 8)")
     p.add_argument("--engine-seed", dest="engine_seed", type=int, metavar="N",
                    help="the engine's seed for requests without one (default: 0)")
     p.add_argument("--index-cache-dir", metavar="DIR",
@@ -83,7 +94,8 @@ def add_engine_options(p: argparse.ArgumentParser | argparse._ArgumentGroup,
 _PASSED_WHEN_SET = ("max_total_tokens", "max_running_requests", "max_context_len", "page_size",
                     "policy", "chunked_prefill_size", "max_prefill_tokens", "kernel_backend",
                     "index_cache_dir", "dlpm_quantum", "max_loras_per_batch", "max_lora_rank",
-                    "kv_policy", "kv_budget", "kv_sink_tokens", "kv_recent_ratio")
+                    "kv_policy", "kv_budget", "kv_sink_tokens", "kv_recent_ratio",
+                    "tp_size", "dp_size", "dp_router", "dp_balance_threshold")
 
 
 def engine_options(args: argparse.Namespace) -> dict[str, Any]:
