@@ -18,8 +18,10 @@ from typing import Any
 
 import torch
 
+from sglc.kernels import default_backend
 from sglc.runtime.core import EngineError, InvalidRequest, Output, SamplingParams, StreamDelta
 from sglc.runtime.engine.build import build_core, check_options, engine_config, kernel_ops
+from sglc.runtime.engine.cached_responses import CachedResponses, open_response_cache
 from sglc.runtime.engine.delivery import Sink
 from sglc.runtime.engine.requests import RequestBuilder
 from sglc.runtime.engine.stats import EngineStats
@@ -62,10 +64,14 @@ class Engine:
     def __init__(self, model_path: str | Path | None = None, **options: Any) -> None:
         self.config = engine_config(options)
         path = Path(model_path) if model_path is not None else default_model_path()
-        read_hf_config(path)  # a missing model directory fails before anything slow
+        hf_config = read_hf_config(path)  # a missing model directory fails before anything slow
         device = torch.device(self.config.device)
         check_options(self.config, device)
         ops = kernel_ops(self.config.kernel_backend, device)
+        # the response cache opens before the model loads: a bad cache file fails fast
+        self._responses = None if self.config.response_cache is None else CachedResponses(
+            open_response_cache(self.config, path, hf_config, device,
+                                self.config.kernel_backend or default_backend(device.type)))
         self.loaded: LoadedModel = load_model_dir(
             path, dtype=self.config.dtype, device=device, ops=ops
         )
@@ -115,6 +121,8 @@ class Engine:
             self._closed = True
             self._inbox.put(None)
             self._thread.join(timeout=30)
+            if self._responses is not None:
+                self._responses.cache.close()
 
     def __enter__(self) -> Engine:
         return self
@@ -229,8 +237,21 @@ class Engine:
                                      f"give each request its own id (or abort it first)")
             self._rids_in_flight.update(rids)
         sink.on_done = self._release_rid
+        hits: list[list[Output]] = []
+        if self._responses is not None:  # answered hits never reach the core
+            routed = self._responses.route(groups, sink)
+            groups, hits, miss_sink = routed.groups, routed.hits, routed.sink
+        else:
+            miss_sink = sink
+
+        def add() -> None:
+            for group in groups:
+                self.core.add(group, miss_sink)
+            if hits:
+                CachedResponses.deliver(hits, sink)
+
         try:
-            self._call(lambda: [self.core.add(group, sink) for group in groups])
+            self._call(add)
         except BaseException:
             with self._rids_lock:
                 self._rids_in_flight.difference_update(rids)
@@ -287,7 +308,10 @@ class Engine:
 
         self._call(snapshot)
         done.wait()
-        return result[0].to_dict()
+        stats = result[0].to_dict()
+        if self._responses is not None:
+            stats["response_cache"] = self._responses.cache.stats()
+        return stats
 
 
 class _Collector:

@@ -78,12 +78,24 @@ def add_engine_options(p: argparse.ArgumentParser | argparse._ArgumentGroup,
                    help="the engine's seed for requests without one (default: 0)")
     p.add_argument("--index-cache-dir", metavar="DIR",
                    help="where constraint automata are cached (default: ~/.cache/sglc)")
+    p.add_argument("--response-cache", metavar="PATH",
+                   help="answer repeated deterministic requests (greedy, or seeded) from "
+                        "this SQLite file (default: off)")
+    p.add_argument("--response-cache-max-bytes", type=int, metavar="N",
+                   help="bytes the response cache's entries may take (default: 256 MiB)")
+    p.add_argument("--response-cache-policy", choices=["lru", "lec", "gdsf"],
+                   help="response cache eviction: gdsf (default), lec or lru")
+    p.add_argument("--response-cache-cost", choices=["flops", "latency"],
+                   help="what an answer costs for gdsf/lec: flops (estimated, default) or "
+                        "latency (measured)")
 
 
 _PASSED_WHEN_SET = ("max_total_tokens", "max_running_requests", "max_context_len", "page_size",
                     "policy", "chunked_prefill_size", "max_prefill_tokens", "kernel_backend",
                     "index_cache_dir", "dlpm_quantum", "max_loras_per_batch", "max_lora_rank",
-                    "kv_policy", "kv_budget", "kv_sink_tokens", "kv_recent_ratio")
+                    "kv_policy", "kv_budget", "kv_sink_tokens", "kv_recent_ratio",
+                    "response_cache", "response_cache_max_bytes", "response_cache_policy",
+                    "response_cache_cost")
 
 
 def engine_options(args: argparse.Namespace) -> dict[str, Any]:
