@@ -101,9 +101,9 @@ class CachedResponses:
             return Routed(rest, sink, hits)
 
         def on_output(output: Output) -> None:
+            # NOTE: saved before the caller hears of it, so a request sent after this one
+            # returned finds its answer
             try:
-                sink.on_output(output)  # the caller first; the cache write after
-            finally:
                 miss = misses.get(output.rid)
                 if miss is not None:
                     miss.outputs.append(output)
@@ -111,6 +111,8 @@ class CachedResponses:
                         del misses[output.rid]
                         self.cache.save(miss.key, miss.outputs,
                                         time.perf_counter() - miss.start)
+            finally:
+                sink.on_output(output)
 
         return Routed(rest, Sink(sink.on_delta, on_output, sink.on_done), hits)
 

@@ -27,6 +27,7 @@ from sglc.runtime.engine.requests import RequestBuilder
 from sglc.runtime.engine.stats import EngineStats
 from sglc.runtime.models.loader import LoadedModel, ModelLoadError, load_model_dir, read_hf_config
 from sglc.runtime.req import Req
+from sglc.runtime.response_cache import ResponseCache
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,11 @@ class Engine:
         self._rids_lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="sglc-engine", daemon=True)
         self._thread.start()
+
+    @property
+    def response_cache(self) -> ResponseCache | None:
+        """The response cache (`response_cache=PATH`), or None when it is off."""
+        return None if self._responses is None else self._responses.cache
 
     # -- the loop thread ------------------------------------------------------------------------
     def _loop(self) -> None:
