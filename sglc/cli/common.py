@@ -19,11 +19,18 @@ class UsageError(Exception):
 
 
 def add_engine_options(p: argparse.ArgumentParser | argparse._ArgumentGroup,
-                       with_endpoint: bool = False) -> None:
+                       with_endpoint: bool = False, several_models: bool = False) -> None:
     """The flags of the commands that run a model (`run`, `generate`, `serve`): `--model`
-    and every EngineConfig option (unset: the engine's own default)."""
-    p.add_argument("--model", metavar="PATH", help="a local Hugging Face model directory "
+    (repeatable, NAME=PATH, with `several_models`) and every EngineConfig option (unset:
+    the engine's own default)."""
+    p.add_argument("--model", metavar="[NAME=]PATH" if several_models else "PATH",
+                   action="append" if several_models else "store",
+                   help="a local Hugging Face model directory "
                    "(default: the embedded default model)" + (
+                       "; NAME=PATH adds a model the program picks by name (gen "
+                       "x(model=\"NAME\"), fn ... with model=\"NAME\"); repeatable, one "
+                       "engine each; the first is the default unless a plain PATH is given"
+                       if several_models else "") + (
                        "; with --endpoint, the id of a model the endpoint serves (default: "
                        "its first)" if with_endpoint else ""))
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
@@ -157,7 +164,12 @@ def make_runtime(args: argparse.Namespace) -> Runtime:
     if args.endpoint is None:
         if args.tokenizer is not None:
             raise UsageError("--tokenizer is for --endpoint; an in-process model brings its own")
-        return Runtime(model_path=args.model, **engine_options(args))
+        path, named = split_models(args.model)
+        return Runtime(model_path=path, models=named or None, **engine_options(args))
+    if isinstance(args.model, list):  # --endpoint serves one model: its id
+        if len(args.model) > 1:
+            raise UsageError("--endpoint runs on one model: give --model once (its id)")
+        args.model = args.model[0]
     set_flags = [flag for flag, is_set in _engine_flags(args) if is_set]
     if set_flags:
         raise UsageError(f"{set_flags[0]} configures an in-process engine; with --endpoint "
@@ -173,6 +185,29 @@ def _engine_flags(args: argparse.Namespace) -> list[tuple[str, bool]]:
     return [("--device", args.device != "cpu"), ("--dtype", args.dtype != "auto"), *flags,
             ("--disable-radix-cache", args.disable_radix_cache),
             ("--disable-jump-forward", args.disable_jump_forward)]
+
+
+def split_models(values: list[str] | str | None) -> tuple[str | None, dict[str, str]]:
+    """`--model` values: the one plain PATH (the default model; None: the embedded one)
+    and the NAME=PATH ones, by name (UsageError for two plain paths or a name twice)."""
+    if values is None or isinstance(values, str):
+        return values, {}
+    plain: list[str] = []
+    named: dict[str, str] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name.isidentifier():
+            plain.append(value)
+        elif not path:
+            raise UsageError(f"--model {value!r}: give NAME=PATH")
+        elif name in named:
+            raise UsageError(f"--model: the name {name!r} is given twice")
+        else:
+            named[name] = path
+    if len(plain) > 1:
+        raise UsageError(f"--model: {len(plain)} paths without a name ({', '.join(plain)}); "
+                         "name all but the default one: --model NAME=PATH")
+    return (plain[0] if plain else None), named
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, str]:
