@@ -167,3 +167,13 @@ def test_sglc_run_with_named_models(model_dirs, tmp_path, capsys) -> None:
     assert main(["check", str(path), "--models", "default,judge"]) == 0
     assert main(["check", str(path), "--models", "default"]) == 1
     assert main(["run", str(path), "--model", "a", "--model", "b"]) == 2
+
+
+def test_runtime_models_are_checked() -> None:
+    with pytest.raises(ValueError, match="model name 'my model' must be a name"):
+        sglc.Runtime(models={"my model": "x"})
+    with pytest.raises(ValueError, match="cannot be combined with a client or an endpoint"):
+        sglc.Runtime(endpoint="http://127.0.0.1:1", models={"a": "x"})
+    with pytest.raises(ValueError, match=r"models\['a'\] must be a model path or an "
+                                         r"sglc.Engine, got int"):
+        sglc.Runtime(models={"a": 3})

@@ -138,3 +138,17 @@ def test_the_cli_flags(llama_dir, tmp_path, capsys) -> None:
     rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert rows[0]["text"] == rows[1]["text"]
     assert [r["usage"]["cached_response"] for r in rows] == [False, True]
+
+
+def test_latency_cost_is_the_measured_time(llama_dir, tmp_path) -> None:
+    import sqlite3
+    import time
+
+    cache = tmp_path / "c.sqlite"
+    start = time.perf_counter()
+    with engine(llama_dir, cache, response_cache_cost="latency") as e:
+        e.generate(PROMPTS[:1], GREEDY)
+    elapsed = time.perf_counter() - start
+    with sqlite3.connect(cache) as db:
+        (cost,) = db.execute("SELECT cost FROM entries").fetchone()
+    assert 0 < cost < elapsed
