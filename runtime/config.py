@@ -78,13 +78,23 @@ class EngineConfig:
     dp_router: str = "cache_aware"
     dp_balance_threshold: int = 8
     dp_cache_threshold: float = 0.3
+    # response cache ("On Optimal Caching and Model Multiplexing"): deterministic requests'
+    # outputs (greedy, or seeded sampling) in the SQLite file `response_cache` (None: off),
+    # answered from there without scheduling when asked again. Its entries take at most
+    # `response_cache_max_bytes`; eviction by `response_cache_policy` (lru, lec, gdsf),
+    # which weighs entries by `response_cache_cost` (flops: estimated; latency: measured)
+    response_cache: str | None = None
+    response_cache_max_bytes: int = 256 << 20
+    response_cache_policy: str = "gdsf"
+    response_cache_cost: str = "flops"
 
     def __post_init__(self) -> None:
         if self.lora_paths is not None:
             object.__setattr__(self, "lora_paths", MappingProxyType(
                 {str(name): str(path) for name, path in dict(self.lora_paths).items()}))
-        if isinstance(self.index_cache_dir, os.PathLike):
-            object.__setattr__(self, "index_cache_dir", os.fspath(self.index_cache_dir))
+        for name in ("index_cache_dir", "response_cache"):
+            if isinstance(getattr(self, name), os.PathLike):
+                object.__setattr__(self, name, os.fspath(getattr(self, name)))
         for name, rule in _RULES.items():
             message = rule.error(name, getattr(self, name))
             if message is not None:
@@ -95,6 +105,7 @@ class EngineConfig:
         self._check_fairness()
         self._check_kv_policy()
         self._check_scaling()
+        self._check_response_cache()
 
     def _check_scaling(self) -> None:
         if self.dp_router not in ("cache_aware", "round_robin"):
@@ -110,6 +121,14 @@ class EngineConfig:
         if self.tp_size > 1 and self.kv_policy != "exact":
             raise InvalidRequest(f"kv_policy {self.kv_policy!r} with tp_size={self.tp_size}: "
                                  "KV eviction needs tp_size=1")
+
+    def _check_response_cache(self) -> None:
+        if self.response_cache_policy not in ("lru", "lec", "gdsf"):
+            raise InvalidRequest(f"unknown response_cache_policy "
+                                 f"{self.response_cache_policy!r}; choose one of lru, lec, gdsf")
+        if self.response_cache_cost not in ("flops", "latency"):
+            raise InvalidRequest(f"unknown response_cache_cost {self.response_cache_cost!r}; "
+                                 "choose flops or latency")
 
     def _check_kv_policy(self) -> None:
         if self.kv_policy not in ("exact", "h2o", "window"):
@@ -198,5 +217,9 @@ _RULES: dict[str, ParamRule] = {
     "dp_router": Text("a router name (cache_aware or round_robin)"),
     "dp_balance_threshold": Range(low=0, integer=True),
     "dp_cache_threshold": Range(low=0, high=1),
+    "response_cache": Text("an SQLite file path", optional=True),
+    "response_cache_max_bytes": _COUNT,
+    "response_cache_policy": Text("a response cache policy name (lru, lec or gdsf)"),
+    "response_cache_cost": Text("a response cache cost (flops or latency)"),
 }
 """What each option may be (the rules SamplingParams words its errors with)."""

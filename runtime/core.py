@@ -339,6 +339,8 @@ class Usage:
     # that computed tokens appended by jump-forward): the model steps its latency waited on
     forward_passes: int = 0
     forced_tokens: int = 0  # completion tokens appended by jump-forward, not sampled
+    # answered from the response cache (`Engine(response_cache=PATH)`): the model did not run
+    cached_response: bool = False
 
 
 @dataclass(frozen=True)

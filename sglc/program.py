@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sglc.frontend import Diagnostic, check_program, has_errors, render_all
+from sglc.frontend.models import check_model_names
 from sglc.frontend.symbols import CheckedProgram
 from sglc.ir import IRFormatError, IRProgram, compile_program, program_from_json, program_to_json
 from sglc.runtime.backends import Runtime
@@ -171,9 +172,12 @@ class Program:
                 self.runtime = Runtime()
             runtime = self.runtime
         client = runtime.client
-        client.prebuild(program_regexes(self.ir))
+        models = runtime.model_clients
+        for c in {id(c): c for c in [client, *models.values()]}.values():
+            c.prebuild(program_regexes(self.ir))
         return Interpreter(
-            self.ir, client, hosts=self.hosts, trace=trace, out=out, events=events
+            self.ir, client, hosts=self.hosts, trace=trace, out=out, events=events,
+            models=models, default_model=runtime.default_model,
         )
 
     def _fn_name(self, fn: str | None) -> str:
@@ -250,18 +254,21 @@ class BoundFn:
 
 
 def compile(  # noqa: A001 - the API name
-    source: str, filename: str | None = None, *, skip_passes: tuple[str, ...] = ()
+    source: str, filename: str | None = None, *, skip_passes: tuple[str, ...] = (),
+    models: Collection[str] | None = None,
 ) -> Program:
     """Compile SGL source text (imports resolve next to `filename`, or the current folder).
 
     `skip_passes` names optional IR passes to leave out (e.g. `("prefix_sharing",)` for a
-    baseline); see `sglc.ir.passes.PASSES`."""
+    baseline); see `sglc.ir.passes.PASSES`. `models`: the model names the program will run
+    with (`Runtime.model_names`); a constant `model="..."` naming another is an error."""
     checked, diags = check_program(source, filename=filename or "<string>")
-    return _finish(checked, diags, skip_passes)
+    return _finish(checked, _with_models(checked, diags, models), skip_passes)
 
 
-def load(path: str | Path) -> Program:
-    """Load a `.sgl` file (compiling it) or a saved compiled `.json` program."""
+def load(path: str | Path, *, models: Collection[str] | None = None) -> Program:
+    """Load a `.sgl` file (compiling it) or a saved compiled `.json` program. `models`: as
+    `compile`'s (not checked for a `.json` program)."""
     path = Path(path)
     if path.suffix == ".json":
         try:
@@ -270,7 +277,14 @@ def load(path: str | Path) -> Program:
             raise ValueError(f"cannot read {path}: {exc}") from None
         return Program.from_json(data)
     checked, diags = check_program(path)
-    return _finish(checked, diags)
+    return _finish(checked, _with_models(checked, diags, models))
+
+
+def _with_models(checked: CheckedProgram, diags: list[Diagnostic],
+                 models: Collection[str] | None) -> list[Diagnostic]:
+    if models is None or not checked.ok:
+        return diags
+    return [*diags, *check_model_names(checked, models)]
 
 
 def compile_checked(

@@ -29,6 +29,8 @@ ALLOWED: list[tuple[str, tuple[str, ...]]] = [
     ("sglc.constraints", ()),
     ("sglc.runtime.core", ()),
     ("sglc.runtime.config", ("sglc.runtime.core",)),
+    # the response cache knows nothing of the engine: the engine calls it
+    ("sglc.runtime.response_cache", ("sglc.runtime.core",)),
     ("sglc.lang", ("sglc.source", "sglc.constraints", "sglc.runtime.core")),
     ("sglc.kernels", ()),
     ("sglc.frontend", ("sglc.source", "sglc.lang", "sglc.constraints")),
@@ -55,7 +57,8 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
 ]
 # `sglc check` must not load torch: the compiler's packages never import it
 TORCH_FREE = ("sglc.source", "sglc.constraints", "sglc.lang", "sglc.frontend", "sglc.ir",
-              "sglc.editor", "sglc.runtime.core", "sglc.runtime.config")
+              "sglc.editor", "sglc.runtime.core", "sglc.runtime.config",
+              "sglc.runtime.response_cache")
 
 
 def _modules() -> dict[str, Path]:

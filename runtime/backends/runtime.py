@@ -6,6 +6,12 @@
     Runtime(endpoint=URL, **options)   a remote `sglc serve` or OpenAI-compatible server (options:
                                        RemoteOptions' fields: api_key, model, tokenizer, ...)
     Runtime(client=client)             any `ModelClient`
+    Runtime(models={"draft": P1, "judge": P2}, **opts)
+                                       several models by name, one in-process engine each
+                                       (a path, or an `sglc.Engine` you made); gens and fns
+                                       pick one with `model="judge"`. With `model_path` (or
+                                       `engine`) too, that one is the default, named
+                                       "default"; else the first named one is.
 
 The same program gives the same greedy outputs on each: the executor only sees the client.
 """
@@ -13,6 +19,7 @@ The same program gives the same greedy outputs on each: the executor only sees t
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +43,10 @@ class Runtime:
         *,
         client: ModelClient | None = None,
         endpoint: str | None = None,
+        models: Mapping[str, str | Path | Engine] | None = None,
         **options: Any,
     ) -> None:
+        self._named = _check_models(models, client is not None or endpoint is not None)
         chosen = (engine is not None) + (client is not None) + (endpoint is not None)
         if chosen > 1 or (chosen and model_path is not None) or (
                 (engine is not None or client is not None) and options):
@@ -59,6 +68,41 @@ class Runtime:
         self.endpoint = endpoint
         self.model_path = model_path
         self.engine_options = options
+        # the default model is the first named one, unless a model_path or engine is given
+        self._named_default = next(iter(self._named)) if self._named and engine is None \
+            and model_path is None else None
+        self._named_clients: dict[str, ModelClient] = {}
+        self._owned_engines: list[Engine] = []
+
+    @property
+    def default_model(self) -> str:
+        """The default model's name: "default", or the first of `models` when only they
+        are given."""
+        return self._named_default or "default"
+
+    @property
+    def model_names(self) -> list[str]:
+        """The names a program's `model=` may use."""
+        return list(dict.fromkeys([self.default_model, *self._named]))
+
+    @property
+    def model_clients(self) -> dict[str, ModelClient]:
+        """Each named model's client (their engines made on first use); the default model
+        is `client`."""
+        for name, model in self._named.items():
+            if name in self._named_clients:
+                continue
+            if name == self._named_default:
+                self._named_clients[name] = self.client
+            elif isinstance(model, (str, Path)):
+                from sglc.runtime.engine import Engine  # NOTE: lazily, as `engine` does
+
+                engine = Engine(model, **self.engine_options)
+                self._owned_engines.append(engine)
+                self._named_clients[name] = LocalEngine(engine)
+            else:
+                self._named_clients[name] = LocalEngine(model)
+        return dict(self._named_clients)
 
     @property
     def engine(self) -> Engine:
@@ -71,7 +115,12 @@ class Runtime:
             # torch; the engine loads with the first program that runs.
             from sglc.runtime.engine import Engine
 
-            self._engine = Engine(self.model_path, **self.engine_options)
+            default = self._named.get(self._named_default) if self._named_default else None
+            if default is not None and not isinstance(default, (str, Path)):
+                self._engine = default  # an Engine given by name: the caller shuts it down
+                self._owns_engine = False
+            else:
+                self._engine = Engine(default or self.model_path, **self.engine_options)
         return self._engine
 
     @property
@@ -93,7 +142,11 @@ class Runtime:
         return RemoteClient(self.endpoint, self.remote_options)
 
     def close(self) -> None:
-        """Shut down the engine, or close the connection, if this runtime made it."""
+        """Shut down the engines, or close the connection, this runtime made."""
+        for engine in self._owned_engines:
+            engine.shutdown()
+        self._owned_engines.clear()
+        self._named_clients.clear()
         if self._owns_engine and self._engine is not None:
             self._engine.shutdown()
             self._engine = None
@@ -109,3 +162,22 @@ class Runtime:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _check_models(models: Mapping[str, Any] | None, remote: bool) -> dict[str, Any]:
+    """`models` as a dict of name -> path or Engine (ValueError naming what is wrong)."""
+    if models is None:
+        return {}
+    if remote:
+        raise ValueError("models= runs in-process engines; it cannot be combined with a "
+                         "client or an endpoint")
+    if not isinstance(models, Mapping) or not models:
+        raise ValueError(f"models must be a non-empty dict of name -> model path (or "
+                         f"sglc.Engine), got {models!r:.80}")
+    for name, model in models.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"model name {name!r} must be a name (letters, digits, _)")
+        if not isinstance(model, (str, Path)) and not hasattr(model, "submit"):
+            raise ValueError(f"models[{name!r}] must be a model path or an sglc.Engine, got "
+                             f"{type(model).__name__}")
+    return dict(models)

@@ -10,6 +10,7 @@ Modules:
     build        options checked, kernels built, an EngineCore assembled and sized
     requests     RequestBuilder: prompts, params and constraints into Reqs (caller's thread)
     delivery     Sink, Receivers: where results go; the caller's callbacks run guarded
+    cached_responses  the response cache on a request's way in (hits answered) and out
     stats        StepCounters, EngineStats
 """
 

@@ -30,6 +30,7 @@ from sglc.runtime.engine.build import (
     engine_config,
     kernel_ops,
 )
+from sglc.runtime.engine.cached_responses import CachedResponses, open_response_cache
 from sglc.runtime.engine.delivery import Sink
 from sglc.runtime.engine.requests import RequestBuilder
 from sglc.runtime.engine.stats import EngineStats
@@ -42,6 +43,7 @@ from sglc.runtime.models.loader import (
     read_hf_config,
 )
 from sglc.runtime.req import Req
+from sglc.runtime.response_cache import ResponseCache
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,10 @@ class Engine:
             check_shardable(ModelConfig.from_hf(hf_config), self.config.tp_size)
         device = torch.device(self.config.device)
         check_options(self.config, device)
+        # the response cache opens before the model loads: a bad cache file fails fast
+        self._responses = None if self.config.response_cache is None else CachedResponses(
+            open_response_cache(self.config, path, hf_config, device,
+                                self.config.kernel_backend or default_backend(device.type)))
         self._tp: TensorParallel | None = None  # rank 0's handle on the other ranks
         # None under dp_size > 1: the replicas hold the model
         self.loaded: LoadedModel | None = None
@@ -131,8 +137,15 @@ class Engine:
 
     def _start_data_parallel(self, path: Path, options: Mapping[str, Any]) -> Capacity:
         """Start dp_size replicas of this engine in processes, behind the router."""
-        self.core = DataParallelCore(type(self), path, dict(options), self.config)
+        # the front end answers cached responses; the replicas never see the cache
+        replica_options = {k: v for k, v in options.items() if not k.startswith("response_cache")}
+        self.core = DataParallelCore(type(self), path, replica_options, self.config)
         return Capacity(*self.core.capacity)
+
+    @property
+    def response_cache(self) -> ResponseCache | None:
+        """The response cache (`response_cache=PATH`), or None when it is off."""
+        return None if self._responses is None else self._responses.cache
 
     # -- the loop thread ------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -166,6 +179,8 @@ class Engine:
             self._thread.join(timeout=30)
             if self._tp is not None:
                 self._tp.close()
+            if self._responses is not None:
+                self._responses.cache.close()
 
     def __enter__(self) -> Engine:
         return self
@@ -280,8 +295,21 @@ class Engine:
                                      f"give each request its own id (or abort it first)")
             self._rids_in_flight.update(rids)
         sink.on_done = self._release_rid
+        hits: list[list[Output]] = []
+        if self._responses is not None:  # answered hits never reach the core
+            routed = self._responses.route(groups, sink)
+            groups, hits, miss_sink = routed.groups, routed.hits, routed.sink
+        else:
+            miss_sink = sink
+
+        def add() -> None:
+            for group in groups:
+                self.core.add(group, miss_sink)
+            if hits:
+                CachedResponses.deliver(hits, sink)
+
         try:
-            self._call(lambda: [self.core.add(group, sink) for group in groups])
+            self._call(add)
         except BaseException:
             with self._rids_lock:
                 self._rids_in_flight.difference_update(rids)
@@ -345,7 +373,10 @@ class Engine:
 
         self._call(snapshot)
         done.wait()
-        return result[0].to_dict()
+        stats = result[0].to_dict()
+        if self._responses is not None:
+            stats["response_cache"] = self._responses.cache.stats()
+        return stats
 
 
 class _Collector:

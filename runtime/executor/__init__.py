@@ -6,6 +6,7 @@ frames.py          Frame (variables, prompt, gen defaults, meta), CallState, tex
 model_ops.py       gen / select / prefetch: healing, values, meta, trace records, events
 choices.py         how a select ranks its options (choices_method) and picks one
 model_calls.py     ModelCalls: ready gens of all branches go to the model as one wave
+model_choice.py    ModelChoice: which named model a gen, select or call runs on
 client.py          ModelClient: the protocol a model implements for the executor
 events.py          ProgramEvents: gen text as it is decoded, gen and select values
 generation.py      sampling params, constraint checks, prompt-boundary healing

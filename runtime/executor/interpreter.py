@@ -47,6 +47,7 @@ from sglc.runtime.executor.events import ProgramEvents
 from sglc.runtime.executor.frames import CallState, Frame, check_defaults, frame_defaults
 from sglc.runtime.executor.host import call_host, resolve_host
 from sglc.runtime.executor.model_calls import ModelCalls
+from sglc.runtime.executor.model_choice import ModelChoice
 from sglc.runtime.executor.model_ops import ModelOps
 from sglc.runtime.executor.prompt_stream import PromptStream, PromptStreamError
 from sglc.runtime.executor.trace import Trace
@@ -75,12 +76,20 @@ class Interpreter(ValueOps):
         out: Callable[[str], None] | None = None,
         events: ProgramEvents | None = None,
         normalized_select: bool = True,
+        models: Mapping[str, ModelClient] | None = None,
+        default_model: str = "default",
     ) -> None:
         self.program = program
         self.client = client
         self.hosts = dict(hosts or {})
         self.out = out
-        self.model = ModelOps(ModelCalls(client), trace, events, normalized_select)
+        # `models`: the named models a gen, select or fn may pick (model_choice.py); the
+        # default model (`client`) is also called `default_model`
+        calls = ModelCalls(client)
+        named = {name: calls if c is client else ModelCalls(c)
+                 for name, c in (models or {}).items()}
+        self.models = ModelChoice(calls, named, default_model)
+        self.model = ModelOps(calls, trace, events, normalized_select, self.models)
 
     # -- entry points -----------------------------------------------------------------------
     async def call(
@@ -124,10 +133,11 @@ class Interpreter(ValueOps):
             raise ArgumentError(f"{short_name(fn)}(): {problem}")
         values = bind_arguments(fn, list(args), named)
         check_arguments(fn, values, self.program)
-        return self._frame(fn, values, self._new_prompt(), (), short_name(fn), call_defaults)
+        return self._frame(fn, values, None, (), short_name(fn), call_defaults)
 
-    def _new_prompt(self) -> PromptStream:
-        return PromptStream(self.client.tokenizer)
+    def _new_prompt(self, model: str | None) -> PromptStream:
+        """An empty prompt in the tokens of `model` (None: the default model)."""
+        return PromptStream(self.models.calls(model, "a call").tokenizer)
 
     def _write(self, text: str) -> None:
         if self.out is not None:
@@ -141,24 +151,28 @@ class Interpreter(ValueOps):
         self,
         fn: ir.IRFunction,
         values: dict[str, Any],
-        prompt: PromptStream,
+        prompt: PromptStream | None,
         callers: tuple[CallSite, ...],
         label: str,
         defaults: dict[str, Any],
     ) -> Frame:
-        """A new frame for a call of `fn` (its `with` defaults over the caller's)."""
+        """A new frame for a call of `fn` (its `with` defaults over the caller's); `prompt`
+        None: a new one, for the model the call runs on."""
         if len(callers) >= MAX_CALL_DEPTH:
             raise SGLRuntimeError(
                 f"calls are nested more than {MAX_CALL_DEPTH} deep (unbounded recursion?)",
                 stack=callers,
             )
-        return Frame(fn, label, values, prompt, callers, frame_defaults(defaults, fn))
+        defaults = frame_defaults(defaults, fn)
+        if prompt is None:
+            prompt = self._new_prompt(defaults.get("model"))
+        return Frame(fn, label, values, prompt, callers, defaults)
 
     async def _run(
         self,
         fn: ir.IRFunction,
         values: dict[str, Any],
-        prompt: PromptStream,
+        prompt: PromptStream | None,
         callers: tuple[CallSite, ...],
         label: str,
         defaults: dict[str, Any],
@@ -220,13 +234,15 @@ class Interpreter(ValueOps):
     async def _select(self, i: ir.Select, f: Frame) -> None:
         options = self._val(i.options, f)
         params = self._kwargs(i.params, f)
+        if "model" in f.defaults:  # the only default a select takes: its fn's model
+            params.setdefault("model", f.defaults["model"])
         done = await self.model.select(i, options, params, f.prompt, f.label)
         f.vars[i.dest], f.meta[i.dest] = done.value, done.meta
 
     async def _prefetch(self, i: ir.Prefetch, f: Frame) -> None:
         """A prefix that the branches or calls right after this share, filled into the
         prefix cache once, from the current prompt or (`fresh`) a new one."""
-        prompt = self._new_prompt() if i.fresh else f.prompt.fork()
+        prompt = self._new_prompt(f.defaults.get("model")) if i.fresh else f.prompt.fork()
         for op in i.prefix:
             if isinstance(op, ir.Append):
                 prompt.append(ir.to_text(self._val(op.value, f)))
@@ -234,13 +250,14 @@ class Interpreter(ValueOps):
                 prompt.begin_role(op.role)
             elif isinstance(op, ir.RoleEnd):
                 prompt.end_role()
-        await self.model.prefetch(prompt.prompt_ids(), f.label, i.span)
+        await self.model.prefetch(prompt.prompt_ids(), f.label, i.span, f.defaults.get("model"))
 
     async def _fan_out(self, f: Frame, span: Span, n: int) -> None:
         """Before n >= 2 branches start from this prompt, fill it into the prefix cache once
         (unless a Prefetch hint just did), so they all extend a cached prefix together."""
         if n >= 2 and not f.just_prefetched:
-            await self.model.prefetch(f.prompt.prompt_ids(), f.label, span)
+            await self.model.prefetch(f.prompt.prompt_ids(), f.label, span,
+                                      f.defaults.get("model"))
 
     # -- calls and branches ---------------------------------------------------------------------
     async def _fork(self, i: ir.Fork, f: Frame) -> None:
@@ -289,8 +306,7 @@ class Interpreter(ValueOps):
     async def _call(self, i: ir.Call, f: Frame) -> None:
         fn = self.program.functions[i.fn]
         values = bind_arguments(fn, [self._val(a, f) for a in i.args], self._kwargs(i.kwargs, f))
-        result = await self._run(fn, values, self._new_prompt(), f.here(i.span), short_name(fn),
-                                 f.defaults)
+        result = await self._run(fn, values, None, f.here(i.span), short_name(fn), f.defaults)
         if i.dest is not None:
             f.vars[i.dest] = result
 

@@ -18,6 +18,7 @@ from sglc.ir import parse_generated
 from sglc.lang import SELECT_PARAMS
 from sglc.runtime.core import EngineError, FinishReason, Output
 from sglc.runtime.executor.choices import best_option, option_scores, sample_option
+from sglc.runtime.executor.client import Tokenizer
 from sglc.runtime.executor.errors import GenError, SGLRuntimeError
 from sglc.runtime.executor.events import ProgramEvents
 from sglc.runtime.executor.generation import (
@@ -29,6 +30,7 @@ from sglc.runtime.executor.generation import (
     sampling_params,
 )
 from sglc.runtime.executor.model_calls import ModelCalls
+from sglc.runtime.executor.model_choice import ModelChoice
 from sglc.runtime.executor.prompt_stream import PromptStream
 from sglc.runtime.executor.trace import Trace, gen_meta, gen_record, select_record
 from sglc.source import Span
@@ -53,8 +55,10 @@ class ModelOps:
         trace: Trace | None = None,
         events: ProgramEvents | None = None,
         normalized_select: bool = True,
+        models: ModelChoice | None = None,
     ) -> None:
-        self.calls = calls
+        self.calls = calls  # the default model's
+        self.models = models or ModelChoice(calls)
         self.trace = trace
         self.events = events
         self.normalized_select = normalized_select
@@ -67,10 +71,11 @@ class ModelOps:
         gen's own) after `prompt`; append the output to the prompt (unless the gen asks for
         `n` samples) and return the gen's SGL value (a list of n with `n`)."""
         start = self._now()
+        calls = self._model(params.get("model"), prompt, f"gen '{i.dest}'")
         try:
             sampling = sampling_params(params)
         except GenParamError as exc:
-            raise self._failed(i, fn, prompt.prompt_ids(), None, start,
+            raise self._failed(i, fn, prompt.tokenizer, prompt.prompt_ids(), None, start,
                                f"gen '{i.dest}': {exc}") from None
         _require_prompt(prompt, f"gen '{i.dest}'")
         healed = heal_gen(prompt)
@@ -78,13 +83,14 @@ class ModelOps:
         try:
             sampling = healed_sampling(sampling, i.regex, healed)
         except GenParamError as exc:
-            raise self._failed(i, fn, ids, None, start, f"gen '{i.dest}': {exc}") from None
+            raise self._failed(i, fn, prompt.tokenizer, ids, None, start,
+                               f"gen '{i.dest}': {exc}") from None
         on_delta = None if self.events is None else partial(self.events.on_delta, fn, i.dest)
         try:
-            result = await self.calls.generate(ids, sampling, on_delta)
+            result = await calls.generate(ids, sampling, on_delta)
         except EngineError as exc:
-            raise self._failed(i, fn, ids, None, start, f"gen '{i.dest}': the engine failed: "
-                               f"{exc}") from None
+            raise self._failed(i, fn, prompt.tokenizer, ids, None, start,
+                               f"gen '{i.dest}': the engine failed: {exc}") from None
         texts = []
         for out in result.outputs:
             text = out.text
@@ -95,12 +101,15 @@ class ModelOps:
             values = [_gen_value(i, text, out) for text, out in zip(texts, result.outputs,
                                                                      strict=True)]
         except GenError as exc:
-            raise self._failed(i, fn, ids, result.output, start, exc.message, exc.hint,
-                               sampling) from None
+            raise self._failed(i, fn, prompt.tokenizer, ids, result.output, start,
+                               exc.message, exc.hint, sampling) from None
         if self.trace is not None:
-            self.trace.add(gen_record(i, fn, self._decode(ids), sampling, result, texts, start,
-                                      self.trace.now()))
-        metas = [gen_meta(out, text, self.calls.tokenizer)
+            record = gen_record(i, fn, _decode(prompt.tokenizer, ids), sampling, result,
+                                texts, start, self.trace.now())
+            if params.get("model") is not None:
+                record["model"] = params["model"]
+            self.trace.add(record)
+        metas = [gen_meta(out, text, calls.tokenizer)
                  for out, text in zip(result.outputs, texts, strict=True)]
         if self.events is not None:
             for text in texts:
@@ -115,14 +124,15 @@ class ModelOps:
         prompt.append_generated(out.text, out.token_ids)
         return Done(values[0], metas[0])
 
-    def _failed(self, i: ir.Gen, fn: str, ids: list[int], out: Output | None, start: float,
-                message: str, hint: str | None = None, sampling: Any = None) -> GenError:
+    def _failed(self, i: ir.Gen, fn: str, tokenizer: Tokenizer, ids: list[int],
+                out: Output | None, start: float, message: str, hint: str | None = None,
+                sampling: Any = None) -> GenError:
         """The error of a failed gen, recorded in the trace with its prompt and partial
         output first."""
         if self.trace is not None:
             self.trace.add({
                 "kind": "gen", "fn": fn, "name": i.dest, "location": str(i.span),
-                "prompt": self._decode(ids), "prompt_tokens": len(ids),
+                "prompt": _decode(tokenizer, ids), "prompt_tokens": len(ids),
                 "constraint": describe_constraint(i), "regex": i.regex,
                 "output": None if out is None else out.text,
                 "finish_reason": None if out is None or out.finish_reason is None
@@ -147,17 +157,18 @@ class ModelOps:
             )
         settings = _select_settings(i, params, self.normalized_select)
         method, temperature = settings["choices_method"], settings["temperature"]
+        calls = self._model(settings["model"], prompt, f"select '{i.dest}'")
         ids = _require_prompt(prompt, f"select '{i.dest}'")
         healed = heal_options(prompt, options)
         start = self._now()
         if healed is not None:
             ids = healed.prompt_ids
-            scores = await self.calls.score(ids, healed.continuations)
+            scores = await calls.score(ids, healed.continuations)
         else:
-            scores = await self.calls.score(ids, options)
+            scores = await calls.score(ids, options)
         unconditional = None
         if method == "unconditional_likelihood_normalized":
-            unconditional = await self._unconditional(prompt, options)
+            unconditional = await self._unconditional(prompt, options, calls)
         ranked = option_scores(method, scores, unconditional)
         best = best_option(method, scores, ranked) if temperature == 0 else \
             sample_option(ranked, temperature, settings["seed"])
@@ -168,8 +179,8 @@ class ModelOps:
             "token_logprobs": [list(getattr(s, "token_logprobs", None) or []) for s in scores],
         }
         if self.trace is not None:
-            self.trace.add(select_record(i, fn, self._decode(ids), len(ids), scores, meta,
-                                         start, self.trace.now()))
+            self.trace.add(select_record(i, fn, _decode(prompt.tokenizer, ids), len(ids),
+                                         scores, meta, start, self.trace.now()))
         if healed is not None:
             prompt.replace_tail(healed.tail + options[best], healed.joined[best])
         else:
@@ -178,7 +189,8 @@ class ModelOps:
             self.events.on_value(fn, i.dest, options[best])
         return Done(options[best], meta)
 
-    async def _unconditional(self, prompt: PromptStream, options: list[str]) -> list[Any]:
+    async def _unconditional(self, prompt: PromptStream, options: list[str],
+                             calls: ModelCalls) -> list[Any]:
         """The options' scores without the prompt's content: after only the open role
         turn's header, or, outside a turn, only the prompt's first token (standing in for
         the beginning of a text)."""
@@ -188,15 +200,17 @@ class ModelOps:
             ids = bare.prompt_ids()
         else:
             ids = prompt.prompt_ids()[:1]
-        return list(await self.calls.score(ids, options))
+        return list(await calls.score(ids, options))
 
     # -- prefetch -----------------------------------------------------------------------------
-    async def prefetch(self, prompt_ids: list[int], fn: str, span: Span) -> None:
-        """Fill a prompt into the prefix cache (nothing generated); no-op for an empty one."""
+    async def prefetch(self, prompt_ids: list[int], fn: str, span: Span,
+                       model: str | None = None) -> None:
+        """Fill a prompt into the prefix cache of `model` (None: the default) (nothing
+        generated); no-op for an empty one."""
         if not prompt_ids:
             return
         start = self._now()
-        await self.calls.prefetch(prompt_ids)
+        await self.models.calls(model, "a shared prefix").prefetch(prompt_ids)
         if self.trace is not None:
             self.trace.add(
                 {
@@ -209,11 +223,19 @@ class ModelOps:
                 }
             )
 
+    def _model(self, name: str | None, prompt: PromptStream, what: str) -> ModelCalls:
+        """The model a gen or select runs on; its prompt must be in that model's tokens."""
+        calls = self.models.calls(name, what)
+        self.models.check_prompt(prompt.tokenizer, name, calls, what)
+        return calls
+
     def _now(self) -> float:
         return self.trace.now() if self.trace else 0.0
 
-    def _decode(self, ids: list[int]) -> str:
-        return self.calls.tokenizer.decode(ids, skip_special_tokens=False)
+
+
+def _decode(tokenizer: Tokenizer, ids: list[int]) -> str:
+    return tokenizer.decode(ids, skip_special_tokens=False)
 
 
 def _select_settings(i: ir.Select, params: dict[str, Any], normalized: bool) -> dict[str, Any]:

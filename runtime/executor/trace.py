@@ -5,7 +5,7 @@ One record per `gen` or `select`, in the order the calls finished:
     {"id": 3, "kind": "gen", "fn": "react", "name": "thought", "location": "agent.sgl:12:30",
      "prompt": "<|im_start|>system\\n...", "prompt_tokens": 41, "params": {...},
      "output": "I need to compute 12*7.", "finish_reason": "stop",
-     "cached_tokens": 38, "completion_tokens": 9, "batch_size": 4,
+     "cached_tokens": 38, "completion_tokens": 9, "cached_response": false, "batch_size": 4,
      "start_s": 0.012, "end_s": 0.153, "latency_s": 0.141}
 
 `select` records carry `options`, per-option `scores`, the `method` and `chosen` instead of
@@ -61,6 +61,7 @@ class Trace:
             "num_prompt_tokens": sum(r.get("prompt_tokens", 0) for r in calls),
             "num_cached_tokens": sum(r.get("cached_tokens", 0) for r in calls),
             "num_completion_tokens": sum(r.get("completion_tokens", 0) for r in calls),
+            "num_cached_responses": sum(bool(r.get("cached_response")) for r in calls),
             "calls": calls,
         }
 
@@ -92,6 +93,7 @@ def gen_record(i: ir.Gen, fn: str, prompt_text: str, params: SamplingParams,
         "completion_tokens": out.usage.completion_tokens,
         "forced_tokens": out.usage.forced_tokens,
         "forward_passes": out.usage.forward_passes,
+        "cached_response": out.usage.cached_response,
         "batch_size": result.batch_size,
         "start_s": start,
         "end_s": end,

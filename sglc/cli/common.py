@@ -19,11 +19,18 @@ class UsageError(Exception):
 
 
 def add_engine_options(p: argparse.ArgumentParser | argparse._ArgumentGroup,
-                       with_endpoint: bool = False) -> None:
+                       with_endpoint: bool = False, several_models: bool = False) -> None:
     """The flags of the commands that run a model (`run`, `generate`, `serve`): `--model`
-    and every EngineConfig option (unset: the engine's own default)."""
-    p.add_argument("--model", metavar="PATH", help="a local Hugging Face model directory "
+    (repeatable, NAME=PATH, with `several_models`) and every EngineConfig option (unset:
+    the engine's own default)."""
+    p.add_argument("--model", metavar="[NAME=]PATH" if several_models else "PATH",
+                   action="append" if several_models else "store",
+                   help="a local Hugging Face model directory "
                    "(default: the embedded default model)" + (
+                       "; NAME=PATH adds a model the program picks by name (gen "
+                       "x(model=\"NAME\"), fn ... with model=\"NAME\"); repeatable, one "
+                       "engine each; the first is the default unless a plain PATH is given"
+                       if several_models else "") + (
                        "; with --endpoint, the id of a model the endpoint serves (default: "
                        "its first)" if with_endpoint else ""))
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
@@ -89,13 +96,25 @@ def add_engine_options(p: argparse.ArgumentParser | argparse._ArgumentGroup,
                    help="the engine's seed for requests without one (default: 0)")
     p.add_argument("--index-cache-dir", metavar="DIR",
                    help="where constraint automata are cached (default: ~/.cache/sglc)")
+    p.add_argument("--response-cache", metavar="PATH",
+                   help="answer repeated deterministic requests (greedy, or seeded) from "
+                        "this SQLite file (default: off)")
+    p.add_argument("--response-cache-max-bytes", type=int, metavar="N",
+                   help="bytes the response cache's entries may take (default: 256 MiB)")
+    p.add_argument("--response-cache-policy", choices=["lru", "lec", "gdsf"],
+                   help="response cache eviction: gdsf (default), lec or lru")
+    p.add_argument("--response-cache-cost", choices=["flops", "latency"],
+                   help="what an answer costs for gdsf/lec: flops (estimated, default) or "
+                        "latency (measured)")
 
 
 _PASSED_WHEN_SET = ("max_total_tokens", "max_running_requests", "max_context_len", "page_size",
                     "policy", "chunked_prefill_size", "max_prefill_tokens", "kernel_backend",
                     "index_cache_dir", "dlpm_quantum", "max_loras_per_batch", "max_lora_rank",
                     "kv_policy", "kv_budget", "kv_sink_tokens", "kv_recent_ratio",
-                    "tp_size", "dp_size", "dp_router", "dp_balance_threshold")
+                    "tp_size", "dp_size", "dp_router", "dp_balance_threshold",
+                    "response_cache", "response_cache_max_bytes", "response_cache_policy",
+                    "response_cache_cost")
 
 
 def engine_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -157,7 +176,12 @@ def make_runtime(args: argparse.Namespace) -> Runtime:
     if args.endpoint is None:
         if args.tokenizer is not None:
             raise UsageError("--tokenizer is for --endpoint; an in-process model brings its own")
-        return Runtime(model_path=args.model, **engine_options(args))
+        path, named = split_models(args.model)
+        return Runtime(model_path=path, models=named or None, **engine_options(args))
+    if isinstance(args.model, list):  # --endpoint serves one model: its id
+        if len(args.model) > 1:
+            raise UsageError("--endpoint runs on one model: give --model once (its id)")
+        args.model = args.model[0]
     set_flags = [flag for flag, is_set in _engine_flags(args) if is_set]
     if set_flags:
         raise UsageError(f"{set_flags[0]} configures an in-process engine; with --endpoint "
@@ -173,6 +197,29 @@ def _engine_flags(args: argparse.Namespace) -> list[tuple[str, bool]]:
     return [("--device", args.device != "cpu"), ("--dtype", args.dtype != "auto"), *flags,
             ("--disable-radix-cache", args.disable_radix_cache),
             ("--disable-jump-forward", args.disable_jump_forward)]
+
+
+def split_models(values: list[str] | str | None) -> tuple[str | None, dict[str, str]]:
+    """`--model` values: the one plain PATH (the default model; None: the embedded one)
+    and the NAME=PATH ones, by name (UsageError for two plain paths or a name twice)."""
+    if values is None or isinstance(values, str):
+        return values, {}
+    plain: list[str] = []
+    named: dict[str, str] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name.isidentifier():
+            plain.append(value)
+        elif not path:
+            raise UsageError(f"--model {value!r}: give NAME=PATH")
+        elif name in named:
+            raise UsageError(f"--model: the name {name!r} is given twice")
+        else:
+            named[name] = path
+    if len(plain) > 1:
+        raise UsageError(f"--model: {len(plain)} paths without a name ({', '.join(plain)}); "
+                         "name all but the default one: --model NAME=PATH")
+    return (plain[0] if plain else None), named
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, str]:

@@ -20,6 +20,7 @@ from sglc.cli.common import (
 )
 from sglc.cli.program_args import parse_arguments, parse_defaults, read_args_file
 from sglc.frontend import check_program, has_errors, render, render_all, to_json
+from sglc.frontend.models import check_model_names
 from sglc.ir import print_program
 from sglc.program import Program, compile_checked, load
 from sglc.runtime.executor import ProgramEvents, Trace
@@ -81,7 +82,7 @@ def add_commands(sub: Any) -> None:
         default=[],
         help="a Python file whose functions implement the `extern fn`s",
     )
-    add_engine_options(p, with_endpoint=True)
+    add_engine_options(p, with_endpoint=True, several_models=True)
     add_endpoint_options(p)
     p.set_defaults(func=cmd_run)
 
@@ -92,6 +93,9 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("file", metavar="FILE")
     p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--models", metavar="NAME,...",
+                   help="the model names the program will run with (sglc run --model "
+                        "NAME=PATH): a model=\"...\" naming another is an error")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser(
@@ -109,6 +113,9 @@ def add_commands(sub: Any) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     checked, diags = check_program(Path(args.file), filename=args.file)
     _, diags = compile_checked(checked, diags)
+    if args.models is not None and checked.ok:
+        names = [n.strip() for n in args.models.split(",") if n.strip()]
+        diags = [*diags, *check_model_names(checked, names)]
     if args.format == "json":
         print(to_json(diags))
     else:
@@ -165,7 +172,8 @@ def ast_to_data(node: Any) -> Any:
 
 # -- run -------------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    prog = _load(args.file)
+    runtime = make_runtime(args)  # engines start with the first model call
+    prog = _load(args.file, None if runtime.endpoint else runtime.model_names)
     for diag in prog.diagnostics:  # warnings of a successful compile
         print(render(diag, prog.sources.get(diag.span.file)), file=sys.stderr)
     fn_name = args.fn or prog.entry or "main"
@@ -183,7 +191,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     defaults = parse_defaults(args.sampling)
     for path in args.tools:
         prog.bind(**load_tools_file(path))
-    runtime = make_runtime(args)
     trace = Trace() if args.trace else None
     events = _StreamPrinter() if args.stream else None
     try:
@@ -237,7 +244,7 @@ class _StreamPrinter(ProgramEvents):
             self.current = None
 
 
-def _load(path: str) -> Program:
+def _load(path: str, models: list[str] | None = None) -> Program:
     if not Path(path).exists():
         raise FileNotFoundError(path)
-    return load(path)
+    return load(path, models=models)

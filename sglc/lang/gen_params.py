@@ -118,6 +118,9 @@ GEN_PARAMS: Mapping[str, GenParam] = MappingProxyType({p.name: p for p in (
              "out of the text"),
     GenParam("adapter", (STR,), "lora", "the LoRA adapter to generate with (one the engine "
              "serves, from its lora_paths)"),
+    GenParam("model", (STR,), None, "the model to generate with: one the program runs with "
+             "by name (sglc run --model NAME=PATH, Runtime(models={...})); a fn's `with "
+             "model=` runs its calls on that model"),
 )})
 """Every gen parameter, by SGL name."""
 

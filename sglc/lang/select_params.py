@@ -75,6 +75,8 @@ SELECT_PARAMS: Mapping[str, SelectParam] = MappingProxyType({p.name: p for p in 
                 Range(integer=True, optional=True)),
     SelectParam("choices_method", (STR,), "how options are ranked: "
                 + ", ".join(CHOICES_METHODS), CHOICES_METHODS[0], OneOf(CHOICES_METHODS)),
+    SelectParam("model", (STR,), "the model that scores the options (by name, as gen's "
+                "model=); default: the one the fn runs on", None),
 )})
 """Every select parameter, by SGL name."""
 
