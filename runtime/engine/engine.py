@@ -16,10 +16,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from sglc.runtime.core import EngineError, InvalidRequest, Output, SamplingParams, StreamDelta
-from sglc.runtime.engine.build import build_core, check_options, engine_config, kernel_ops
+from sglc.runtime.engine.build import (
+    build_core,
+    check_options,
+    engine_config,
+    engine_device,
+    kernel_ops,
+)
 from sglc.runtime.engine.delivery import Sink
 from sglc.runtime.engine.requests import RequestBuilder
 from sglc.runtime.engine.stats import EngineStats
@@ -63,7 +67,7 @@ class Engine:
         self.config = engine_config(options)
         path = Path(model_path) if model_path is not None else default_model_path()
         read_hf_config(path)  # a missing model directory fails before anything slow
-        device = torch.device(self.config.device)
+        device = engine_device(self.config.device)
         check_options(self.config, device)
         ops = kernel_ops(self.config.kernel_backend, device)
         self.loaded: LoadedModel = load_model_dir(

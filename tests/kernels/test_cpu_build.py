@@ -16,8 +16,34 @@ pytest.importorskip("fcntl")
 
 def test_build_directory_is_torchs_cache_folder(monkeypatch):
     monkeypatch.delenv("TORCH_EXTENSIONS_DIR", raising=False)
-    expected = cpp_extension._get_build_directory(cpu_build._EXTENSION, verbose=False)
+    expected = cpp_extension._get_build_directory(cpu_build.extension_name(), verbose=False)
     assert str(cpu_build.build_directory()) == expected  # a cache built before stays valid
+
+
+def test_each_environment_builds_under_its_own_name():
+    base = dict(torch_version="2.13.0", torch_include="/venv-a/site-packages/torch/include",
+                python_prefix="/venv-a")
+    name = cpu_build.extension_name(**base)
+    assert name.isidentifier() and name.startswith("sglc_cpu_kernels_")
+    assert cpu_build.extension_name(**base) == name  # stable: a second start reuses the build
+    changes = [
+        {"torch_version": "2.12.0"},
+        {"torch_include": "/venv-b/site-packages/torch/include"},
+        {"python_prefix": "/venv-b"},
+        {"sources": ("int main() {}",)},
+        {"cflags": ("-O2",)},
+    ]
+    names = {cpu_build.extension_name(**{**base, **change}) for change in changes}
+    assert name not in names and len(names) == len(changes)
+
+
+def test_the_default_name_is_this_environments():
+    import sys
+
+    import torch
+
+    assert cpu_build.extension_name() == cpu_build.extension_name(
+        torch.__version__, cpp_extension.include_paths()[0], sys.prefix)
 
 
 def holding_build(folder, then: str) -> str:
