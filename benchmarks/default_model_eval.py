@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import sglc
+from sglc.progress import progress
 from sglc.training import world
 from sglc.training.data import SKILLS, generate, prompt_messages
 from sglc.training.skills_facts import MC_ANSWER_PREFIX, final_answer
@@ -224,7 +225,7 @@ def main() -> int:
     engine = sglc.Engine(args.model)
     runtime = sglc.Runtime(engine=engine)
     rows = {}
-    for skill in args.skills:
+    for skill in progress(args.skills, "skills", unit="skill"):
         examples = generate(args.seed, args.num, "heldout", (skill,))
         start = time.perf_counter()
         if skill in ("react_calculator", "react_search"):

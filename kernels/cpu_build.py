@@ -31,6 +31,7 @@ from pathlib import Path
 from types import ModuleType
 
 from sglc.kernels.cpu_sources import DECODE_ATTENTION, ELEMENTWISE
+from sglc.progress import working
 
 try:
     import fcntl
@@ -96,7 +97,11 @@ def exclusive_build(folder: Path) -> Iterator[None]:
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder.parent / f"{folder.name}.flock", "w") as handle:
         if fcntl is not None:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                with working("waiting for another process's CPU-kernel build", delay=0.0):
+                    fcntl.flock(handle, fcntl.LOCK_EX)
             stale = folder / "lock"
             if stale.exists():
                 log.warning("removing %s, left by a build that was killed", stale)
@@ -108,7 +113,7 @@ def _build() -> ModuleType:
     from torch.utils.cpp_extension import load_inline
 
     folder = build_directory()
-    with exclusive_build(folder):
+    with exclusive_build(folder), working("building the CPU kernels (once per environment)"):
         return load_inline(
             name=folder.name, cpp_sources=list(_SOURCES), functions=_FUNCTIONS,
             build_directory=str(folder), extra_cflags=list(_CFLAGS),

@@ -339,6 +339,11 @@ class Usage:
     # that computed tokens appended by jump-forward): the model steps its latency waited on
     forward_passes: int = 0
     forced_tokens: int = 0  # completion tokens appended by jump-forward, not sampled
+    # seconds spent waiting in the queue, from the first forward pass to the first token
+    # (prefill), and from then to the end (decode); None where the backend does not say
+    queue_s: float | None = None
+    prefill_s: float | None = None
+    decode_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -366,6 +371,8 @@ class Output:
     # False when generation stopped first (max_new_tokens, abort); None when unconstrained
     is_valid: bool | None = None
     prompt_index: int = 0  # the position of this sample's prompt in the call that sent it
+    # output positions holding tokens jump-forward appended rather than sampled (ascending)
+    forced_positions: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

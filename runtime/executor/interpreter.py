@@ -105,10 +105,18 @@ class Interpreter(ValueOps):
     async def call_many(
         self, fn_name: str, calls: Iterable[tuple[Sequence[Any], Mapping[str, Any]]],
         defaults: Mapping[str, Any] | None = None,
+        on_done: Callable[[], None] | None = None,
     ) -> list[Any]:
         """`call` once per (args, kwargs), all concurrently; the results in order. The first
-        failure cancels the other calls."""
-        return await gather_in_order([self.call(fn_name, a, k, defaults) for a, k in calls])
+        failure cancels the other calls. `on_done` is called as each call returns."""
+
+        async def one(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+            value = await self.call(fn_name, args, kwargs, defaults)
+            if on_done is not None:
+                on_done()
+            return value
+
+        return await gather_in_order([one(a, k) for a, k in calls])
 
     def _entry_frame(self, fn_name: str, args: Sequence[Any], kwargs: Mapping[str, Any],
                      defaults: Mapping[str, Any]) -> Frame:
@@ -124,7 +132,8 @@ class Interpreter(ValueOps):
             raise ArgumentError(f"{short_name(fn)}(): {problem}")
         values = bind_arguments(fn, list(args), named)
         check_arguments(fn, values, self.program)
-        return self._frame(fn, values, self._new_prompt(), (), short_name(fn), call_defaults)
+        return self._frame(fn, values, self._new_prompt(), (), short_name(fn), call_defaults,
+                           None)
 
     def _new_prompt(self) -> PromptStream:
         return PromptStream(self.client.tokenizer)
@@ -145,14 +154,19 @@ class Interpreter(ValueOps):
         callers: tuple[CallSite, ...],
         label: str,
         defaults: dict[str, Any],
+        parent: Frame | None,
     ) -> Frame:
-        """A new frame for a call of `fn` (its `with` defaults over the caller's)."""
+        """A new frame for a call of `fn` (its `with` defaults over the caller's), called
+        from `parent` (None: a call from Python)."""
         if len(callers) >= MAX_CALL_DEPTH:
             raise SGLRuntimeError(
                 f"calls are nested more than {MAX_CALL_DEPTH} deep (unbounded recursion?)",
                 stack=callers,
             )
-        return Frame(fn, label, values, prompt, callers, frame_defaults(defaults, fn))
+        trace = self.model.trace
+        step = (trace.new_frame_id() if trace is not None else 0, label)
+        path = (*parent.path, step) if parent is not None else (step,)
+        return Frame(fn, label, values, prompt, callers, frame_defaults(defaults, fn), path=path)
 
     async def _run(
         self,
@@ -162,8 +176,10 @@ class Interpreter(ValueOps):
         callers: tuple[CallSite, ...],
         label: str,
         defaults: dict[str, Any],
+        parent: Frame,
     ) -> Any:
-        return await self._exec(self._frame(fn, values, prompt, callers, label, defaults))
+        return await self._exec(self._frame(fn, values, prompt, callers, label, defaults,
+                                            parent))
 
     async def _exec(self, frame: Frame) -> Any:
         fn = frame.fn
@@ -214,13 +230,14 @@ class Interpreter(ValueOps):
     # -- model calls: the operands' values go to ModelOps -----------------------------------
     async def _gen(self, i: ir.Gen, f: Frame) -> None:
         params = {**f.defaults, **self._kwargs(i.params, f)}
-        done = await self.model.gen(i, params, f.prompt, f.label)
+        done = await self.model.gen(i, params, f.prompt, f.label, f.path)
         f.vars[i.dest], f.meta[i.dest] = done.value, done.meta
 
     async def _select(self, i: ir.Select, f: Frame) -> None:
         options = self._val(i.options, f)
         params = self._kwargs(i.params, f)
-        done = await self.model.select(i, options, params, f.prompt, f.label)
+        done = await self.model.select(i, options, params, f.prompt, f.label,
+                                        f.path)
         f.vars[i.dest], f.meta[i.dest] = done.value, done.meta
 
     async def _prefetch(self, i: ir.Prefetch, f: Frame) -> None:
@@ -234,13 +251,13 @@ class Interpreter(ValueOps):
                 prompt.begin_role(op.role)
             elif isinstance(op, ir.RoleEnd):
                 prompt.end_role()
-        await self.model.prefetch(prompt.prompt_ids(), f.label, i.span)
+        await self.model.prefetch(prompt.prompt_ids(), f.label, i.span, f.path)
 
     async def _fan_out(self, f: Frame, span: Span, n: int) -> None:
         """Before n >= 2 branches start from this prompt, fill it into the prefix cache once
         (unless a Prefetch hint just did), so they all extend a cached prefix together."""
         if n >= 2 and not f.just_prefetched:
-            await self.model.prefetch(f.prompt.prompt_ids(), f.label, span)
+            await self.model.prefetch(f.prompt.prompt_ids(), f.label, span, f.path)
 
     # -- calls and branches ---------------------------------------------------------------------
     async def _fork(self, i: ir.Fork, f: Frame) -> None:
@@ -282,7 +299,7 @@ class Interpreter(ValueOps):
         copies = prompts or [f.prompt.fork() for _ in inputs]
         return await gather_in_order(
             self._run(body, {**captured, **values}, copy, here,
-                      f"{f.label} ({what} {k + 1} of {n})", f.defaults)
+                      f"{f.label} ({what} {k + 1} of {n})", f.defaults, f)
             for k, (values, copy) in enumerate(zip(inputs, copies, strict=True))
         )
 
@@ -290,7 +307,7 @@ class Interpreter(ValueOps):
         fn = self.program.functions[i.fn]
         values = bind_arguments(fn, [self._val(a, f) for a in i.args], self._kwargs(i.kwargs, f))
         result = await self._run(fn, values, self._new_prompt(), f.here(i.span), short_name(fn),
-                                 f.defaults)
+                                 f.defaults, f)
         if i.dest is not None:
             f.vars[i.dest] = result
 
