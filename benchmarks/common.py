@@ -241,10 +241,25 @@ def environment() -> dict[str, Any]:
 
 
 def write_json(name: str, payload: dict[str, Any], path: Path | None = None) -> Path:
+    """Write the benchmark's JSON (default benchmarks/out/<name>.json) and its plot beside."""
     path = path or OUT_DIR / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, default=_jsonable) + "\n")
+    plot_beside(name, json.loads(path.read_text()), path)
     return path
+
+
+def plot_beside(name: str, payload: dict[str, Any], json_path: Path) -> Path | None:
+    """Draw benchmark `name`'s plot (plots.py) into the PNG beside `json_path`."""
+    try:
+        import plots
+    except ImportError as exc:  # matplotlib: pip install -e ".[dev]"
+        print(f"no plot: {exc}")
+        return None
+    written = plots.save_plot(name, payload, json_path.with_suffix(".png"))
+    if written is not None:
+        print(f"wrote {written}")
+    return written
 
 
 def _jsonable(value: Any) -> Any:
