@@ -184,6 +184,7 @@ def draw_default_model_eval(report: Report) -> Figure:
     series = {way: [results[s].get(way) for s in skills] for way in ("generate", "select", "sgl")}
     fig, (ax,) = _figure(title=f"default model, {report.get('num_per_skill', '?')} per skill")
     _grouped(ax, skills, series, "accuracy")
+    ax.legend(fontsize=8, loc="lower left")
     for k, skill in enumerate(skills):
         if targets.get(skill) is not None:
             ax.hlines(targets[skill], k - 0.45, k + 0.45, colors="black", linestyles="dashed")
