@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 from torch.utils import cpp_extension
@@ -68,7 +69,8 @@ def test_lock_file_of_a_killed_build_is_cleared(tmp_path):
         assert not (folder / "lock").exists()
 
 
-def test_a_running_build_is_waited_for(tmp_path):
+def test_a_running_build_is_waited_for(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SGLC_PROGRESS", "1")  # as on a terminal: the wait is shown
     folder = tmp_path / "ext"
     holder = holding_build(folder, """
         print("holding", flush=True)
@@ -80,9 +82,16 @@ def test_a_running_build_is_waited_for(tmp_path):
                             stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "holding"
-        proc.stdin.write("\n")
-        proc.stdin.flush()
+
+        def finish_holder() -> None:
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+
+        release = threading.Timer(0.5, finish_holder)  # once we are waiting on its lock
+        release.start()
         with cpu_build.exclusive_build(folder):  # returns only once the holder finished
             assert (folder / "built").exists()
+        release.join()
     finally:
         proc.wait(timeout=120)
+    assert "waiting for another process's CPU-kernel build" in capsys.readouterr().err
