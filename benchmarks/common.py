@@ -14,6 +14,7 @@ import platform
 import random
 import shutil
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from sglc.progress import progress
 
 OUT_DIR = Path(__file__).resolve().parent / "out"  # gitignored
 NUM_THREADS = 2
@@ -174,15 +177,19 @@ def interleave(
     runs on a fresh thread (see `run_in_thread`)."""
     names = list(systems)
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
-    for rep in range(repeats):
-        shift = rep % len(names)
-        for name in names[shift:] + names[:shift]:
-            measured = run_in_thread(lambda name=name, rep=rep: systems[name](rep))
-            results[name].append(measured)
-            if log:
-                brief = ", ".join(f"{k}={_fmt(v)}" for k, v in measured.items()
-                                  if isinstance(v, (int, float)))
-                print(f"  [repeat {rep + 1}/{repeats}] {name}: {brief}", flush=True)
+    with progress(desc="measuring", total=repeats * len(names), unit="run") as bar:
+        for rep in range(repeats):
+            shift = rep % len(names)
+            for name in names[shift:] + names[:shift]:
+                bar.set_postfix_str(f"repeat {rep + 1}/{repeats}: {name}")
+                measured = run_in_thread(lambda name=name, rep=rep: systems[name](rep))
+                results[name].append(measured)
+                bar.update()
+                if log:
+                    brief = ", ".join(f"{k}={_fmt(v)}" for k, v in measured.items()
+                                      if isinstance(v, (int, float)))
+                    bar.write(f"  [repeat {rep + 1}/{repeats}] {name}: {brief}",
+                              file=sys.stdout)
     return results
 
 
@@ -234,10 +241,25 @@ def environment() -> dict[str, Any]:
 
 
 def write_json(name: str, payload: dict[str, Any], path: Path | None = None) -> Path:
+    """Write the benchmark's JSON (default benchmarks/out/<name>.json) and its plot beside."""
     path = path or OUT_DIR / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, default=_jsonable) + "\n")
+    plot_beside(name, json.loads(path.read_text()), path)
     return path
+
+
+def plot_beside(name: str, payload: dict[str, Any], json_path: Path) -> Path | None:
+    """Draw benchmark `name`'s plot (plots.py) into the PNG beside `json_path`."""
+    try:
+        import plots
+    except ImportError as exc:  # matplotlib: pip install -e ".[dev]"
+        print(f"no plot: {exc}")
+        return None
+    written = plots.save_plot(name, payload, json_path.with_suffix(".png"))
+    if written is not None:
+        print(f"wrote {written}")
+    return written
 
 
 def _jsonable(value: Any) -> Any:

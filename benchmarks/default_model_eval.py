@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import sglc
+from sglc.progress import progress
 from sglc.training import world
 from sglc.training.data import SKILLS, generate, prompt_messages
 from sglc.training.skills_facts import MC_ANSWER_PREFIX, final_answer
@@ -224,7 +225,7 @@ def main() -> int:
     engine = sglc.Engine(args.model)
     runtime = sglc.Runtime(engine=engine)
     rows = {}
-    for skill in args.skills:
+    for skill in progress(args.skills, "skills", unit="skill"):
         examples = generate(args.seed, args.num, "heldout", (skill,))
         start = time.perf_counter()
         if skill in ("react_calculator", "react_search"):
@@ -248,9 +249,12 @@ def main() -> int:
         print(f"{skill:18s} {r['generate']:7.1%}  {sel}  {r['sgl']:7.1%}   "
               f"{f'{target:.0%}' if target else '-'}")
     OUT.mkdir(exist_ok=True)
-    (OUT / "default_model_eval.json").write_text(json.dumps(
-        {"num_per_skill": args.num, "seed": args.seed, "results": rows, "targets": TARGETS},
-        indent=2))
+    report = {"num_per_skill": args.num, "seed": args.seed, "results": rows, "targets": TARGETS}
+    (OUT / "default_model_eval.json").write_text(json.dumps(report, indent=2))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import common
+
+    common.plot_beside("default_model_eval", report, OUT / "default_model_eval.json")
     return 0
 
 

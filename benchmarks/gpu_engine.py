@@ -142,6 +142,10 @@ def main() -> int:
               "throughput": throughput(args.device, args.quick)}
     OUT.mkdir(exist_ok=True)
     (OUT / "gpu_engine.json").write_text(json.dumps(result, indent=2))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import common
+
+    common.plot_beside("gpu_engine", result, OUT / "gpu_engine.json")
     ok = all(r["greedy_equal"] for r in result["parity"] if r["dtype"] == "float32")
     print("fp32 greedy parity:", "PASS" if ok else "FAIL")
     return 0 if ok else 1

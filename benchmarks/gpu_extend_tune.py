@@ -82,8 +82,10 @@ def main() -> int:
     defaults = {d: launch_config(device, d)._asdict() for d in head_dims}
     print(f"current defaults: {defaults}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"device": name, "rows": rows, "best": best,
-                                    "defaults": defaults, "errors": run.errors}, indent=2))
+    report = {"device": name, "rows": rows, "best": best, "defaults": defaults,
+              "errors": run.errors}
+    args.out.write_text(json.dumps(report, indent=2))
+    gpu_setup.common.plot_beside("gpu_extend_tune", report, args.out)
     print(f"wrote {args.out}")
     return 1 if run.errors or len(best) < len({r["case"] for r in rows}) else 0
 

@@ -2,7 +2,13 @@
 
 The sources are `cpu_sources` (wrapped by `cpu_decode_attention` and `cpu_elementwise`);
 this module compiles them together with ``torch.utils.cpp_extension.load_inline`` (needs a
-C++ compiler and ninja; once, then cached by torch under ``~/.cache/torch_extensions``). :func:`cpu_kernels_available` says whether it built.
+C++ compiler and ninja; once, then cached by torch under ``~/.cache/torch_extensions``).
+:func:`cpu_kernels_available` says whether it built.
+
+The cached extension's name carries a hash of everything that changes the build: the
+sources, the compiler flags, the torch version and its headers' folder, and the Python
+prefix (the virtualenv). Two environments on one machine therefore build once each, instead
+of rebuilding over each other's build every time the other one ran.
 
 Builds from several processes are serialized by an advisory file lock (``flock``) next to
 the build folder. The kernel releases it when its holder dies, unlike torch's own ``lock``
@@ -15,14 +21,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import logging
 import shutil
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 from sglc.kernels.cpu_sources import DECODE_ATTENTION, ELEMENTWISE
+from sglc.progress import working
 
 try:
     import fcntl
@@ -31,8 +40,13 @@ except ImportError:  # not POSIX: no flock
 
 log = logging.getLogger(__name__)
 
-_EXTENSION = "sglc_cpu_kernels_v4"  # torch rebuilds it when the sources change
+_EXTENSION_PREFIX = "sglc_cpu_kernels"
 _FUNCTIONS = ["decode_attention", "rms_norm", "silu_and_mul", "rope"]
+_SOURCES = (DECODE_ATTENTION, ELEMENTWISE)
+# -fopenmp: ATen's parallel_for is OpenMP pragmas in its headers; without the flag the work
+# items run one after another on one core
+_CFLAGS = ("-O3", "-march=native", "-fopenmp", "-ffast-math")
+_LDFLAGS = ("-fopenmp",)
 _BUILD_LOCK = threading.Lock()  # engines on several threads may ask for it at once
 
 
@@ -50,11 +64,30 @@ def extension() -> ModuleType:
     return _module
 
 
+def extension_name(
+    torch_version: str | None = None, torch_include: str | None = None,
+    python_prefix: str = sys.prefix, sources: tuple[str, ...] = _SOURCES,
+    cflags: tuple[str, ...] = _CFLAGS,
+) -> str:
+    """The cached extension's name: the prefix and a hash of what changes the build (the
+    arguments default to this process's torch, Python prefix, sources and flags)."""
+    if torch_version is None or torch_include is None:
+        import torch
+        from torch.utils.cpp_extension import include_paths
+
+        torch_version = torch_version or torch.__version__
+        torch_include = torch_include or include_paths()[0]
+    key = "\0".join((torch_version, torch_include, python_prefix, *sources, *cflags,
+                     *_LDFLAGS, *_FUNCTIONS))
+    return f"{_EXTENSION_PREFIX}_{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
 def build_directory() -> Path:
-    """Where torch builds and caches the extension (torch's own choice of folder)."""
+    """Where torch builds and caches the extension (torch's own choice of folder, under this
+    environment's extension name)."""
     from torch.utils.cpp_extension import _get_build_directory
 
-    return Path(_get_build_directory(_EXTENSION, verbose=False))
+    return Path(_get_build_directory(extension_name(), verbose=False))
 
 
 @contextlib.contextmanager
@@ -64,7 +97,11 @@ def exclusive_build(folder: Path) -> Iterator[None]:
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder.parent / f"{folder.name}.flock", "w") as handle:
         if fcntl is not None:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                with working("waiting for another process's CPU-kernel build", delay=0.0):
+                    fcntl.flock(handle, fcntl.LOCK_EX)
             stale = folder / "lock"
             if stale.exists():
                 log.warning("removing %s, left by a build that was killed", stale)
@@ -76,14 +113,11 @@ def _build() -> ModuleType:
     from torch.utils.cpp_extension import load_inline
 
     folder = build_directory()
-    with exclusive_build(folder):
+    with exclusive_build(folder), working("building the CPU kernels (once per environment)"):
         return load_inline(
-            name=_EXTENSION, cpp_sources=[DECODE_ATTENTION, ELEMENTWISE],
-            functions=_FUNCTIONS, build_directory=str(folder),
-            # -fopenmp: ATen's parallel_for is OpenMP pragmas in its headers; without the flag
-            # the work items run one after another on one core
-            extra_cflags=["-O3", "-march=native", "-fopenmp", "-ffast-math"],
-            extra_ldflags=["-fopenmp"], verbose=False,
+            name=folder.name, cpp_sources=list(_SOURCES), functions=_FUNCTIONS,
+            build_directory=str(folder), extra_cflags=list(_CFLAGS),
+            extra_ldflags=list(_LDFLAGS), verbose=False,
         )
 
 

@@ -341,6 +341,11 @@ class Usage:
     forced_tokens: int = 0  # completion tokens appended by jump-forward, not sampled
     # answered from the response cache (`Engine(response_cache=PATH)`): the model did not run
     cached_response: bool = False
+    # seconds spent waiting in the queue, from the first forward pass to the first token
+    # (prefill), and from then to the end (decode); None where the backend does not say
+    queue_s: float | None = None
+    prefill_s: float | None = None
+    decode_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -368,6 +373,8 @@ class Output:
     # False when generation stopped first (max_new_tokens, abort); None when unconstrained
     is_valid: bool | None = None
     prompt_index: int = 0  # the position of this sample's prompt in the call that sent it
+    # output positions holding tokens jump-forward appended rather than sampled (ascending)
+    forced_positions: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from sglc.runtime.core import FinishReason, Output, StreamDelta, TokenLogprob, Usage
 from sglc.runtime.detokenize import IncrementalDetokenizer, Stops
-from sglc.runtime.req import Req
+from sglc.runtime.req import Req, ReqTimes
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -40,6 +41,8 @@ class OutputProcessor:
         """Record one sampled token and set `req.finish_reason` if it ends the request."""
         params = req.params
         req.output_ids.append(token)
+        if req.times.first_token is None:
+            req.times.first_token = time.perf_counter()
         if logprob is not None:
             if req.out.logprobs is None:
                 req.out.logprobs = []
@@ -133,6 +136,7 @@ class OutputProcessor:
 
     @staticmethod
     def output(req: Req) -> Output:
+        queue_s, prefill_s, decode_s = stage_seconds(req.times, time.perf_counter())
         return Output(
             rid=req.rid,
             index=req.index,
@@ -143,6 +147,7 @@ class OutputProcessor:
                 len(req.prompt_ids), req.num_cached_prompt_tokens, len(req.output_ids),
                 req.num_forward_passes,
                 0 if req.constraint is None else req.constraint.num_forced_tokens,
+                queue_s=queue_s, prefill_s=prefill_s, decode_s=decode_s,
             ),
             logprobs=req.out.logprobs,
             error=req.error,
@@ -150,4 +155,18 @@ class OutputProcessor:
                 req.constraint.is_valid and not req.out.is_text_cut
             ),
             prompt_index=req.prompt_index,
+            forced_positions=() if req.constraint is None else
+            tuple(req.constraint.forced_positions),
         )
+
+
+def stage_seconds(times: ReqTimes, now: float) -> tuple[float | None, ...]:
+    """(queue, prefill, decode) seconds of a request ending `now`; None for a stage it did
+    not reach."""
+
+    def gap(start: float | None, end: float | None) -> float | None:
+        return None if start is None or end is None else round(max(end - start, 0.0), 6)
+
+    first_token = times.first_token
+    return (gap(times.arrived, times.scheduled), gap(times.scheduled, first_token),
+            gap(first_token, now))

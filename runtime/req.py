@@ -1,7 +1,8 @@
 """A request inside the engine (`Req`, grouped by the part that owns each field) and the
 batch the scheduler makes of requests (`ScheduledBatch`).
 
-    Req ── rid, index, prompt_ids, params, output_ids, state, finish_reason, error, counters
+    Req ── rid, index, prompt_ids, params, output_ids, state, finish_reason, error, counters,
+     │     times: ReqTimes (when it was queued, first scheduled, first produced a token)
      ├─ kv: KVState                 scheduler (KVManager): req_to_token row, KV token counts
      ├─ out: OutputState            OutputProcessor: text, detokenizer, stops, streaming
      └─ constraint: ReqConstraint   ConstraintStage: regex, automaton, jump-forward record
@@ -21,6 +22,16 @@ from sglc.runtime.constrained.matcher import RegexMatcher
 from sglc.runtime.core import FinishReason, ForwardMode, SamplingParams, TokenLogprob
 from sglc.runtime.detokenize import IncrementalDetokenizer, Stops
 from sglc.runtime.mem.base import BaseCacheNode
+
+
+@dataclass
+class ReqTimes:
+    """When a request reached each stage (``time.perf_counter()``; None: not yet): the
+    queue, prefill and decode times of its Usage are the gaps between them."""
+
+    arrived: float | None = None  # joined the scheduler's queue
+    scheduled: float | None = None  # first in a forward pass
+    first_token: float | None = None  # its first output token was appended
 
 
 class ReqState(enum.Enum):
@@ -133,6 +144,7 @@ class Req:
     num_cached_prompt_tokens: int = 0  # served from the prefix cache at first admission
     num_retractions: int = 0
     num_forward_passes: int = 0  # batches this request was in
+    times: ReqTimes = field(default_factory=ReqTimes)
 
     @property
     def fill_ids(self) -> list[int]:

@@ -12,9 +12,11 @@
     state = prog.react.state("What is 12*7?")  # .value, .text, .messages, .meta["thought"]
     prog.save("agent.json"); sglc.load("agent.json")  # no re-parsing
 
-Every call may take `runtime=`, `trace=` (a Trace to record model calls into), `events=` (a
-ProgramEvents to hear gen text as it is decoded) and `out=` (where `print` writes); without
-`runtime=` a program uses its own `Runtime()` on the default model, made on first use.
+Every call may take `runtime=`, `trace=` (a Trace to record model calls into, or a file
+path: `trace="t.json"` writes the trace there when the call ends, `trace="t.html"` the
+trace viewer's page), `events=` (a ProgramEvents to hear gen text as it is decoded) and
+`out=` (where `print` writes); without `runtime=` a program uses its own `Runtime()` on the
+default model, made on first use.
 
 Keyword arguments that name no parameter of the fn but a gen parameter (`temperature`,
 `max_tokens`, `stop`, ...) are call-level defaults: every gen the call runs, in every fn it
@@ -35,6 +37,7 @@ from sglc.frontend import Diagnostic, check_program, has_errors, render_all
 from sglc.frontend.models import check_model_names
 from sglc.frontend.symbols import CheckedProgram
 from sglc.ir import IRFormatError, IRProgram, compile_program, program_from_json, program_to_json
+from sglc.progress import progress
 from sglc.runtime.backends import Runtime
 from sglc.runtime.executor import CallState, Interpreter, ProgramEvents, SGLRuntimeError, Trace
 from sglc.runtime.executor.arguments import public_functions
@@ -42,6 +45,7 @@ from sglc.runtime.executor.generation import program_regexes
 
 SAVED_FORMAT = "sglc-program"
 _T = TypeVar("_T")
+TraceOption = Trace | str | Path | None  # `trace=`: a Trace, or a file to write one to
 
 
 class CompileError(Exception):
@@ -115,26 +119,30 @@ class Program:
         fn: str | None = None,
         *args: Any,
         runtime: Runtime | None = None,
-        trace: Trace | None = None,
+        trace: TraceOption = None,
         events: ProgramEvents | None = None,
         out: Callable[[str], None] | None = None,
         **kwargs: Any,
     ) -> CallState:
-        interp = self.interpreter(runtime, trace=trace, events=events, out=out)
-        return await self._located(interp.call_state(self._fn_name(fn), args, kwargs))
+        recorder = _recorder(trace)
+        interp = self.interpreter(runtime, trace=recorder, events=events, out=out)
+        return await self._located(interp.call_state(self._fn_name(fn), args, kwargs),
+                                   recorder, trace)
 
     async def run_async(
         self,
         fn: str | None = None,
         *args: Any,
         runtime: Runtime | None = None,
-        trace: Trace | None = None,
+        trace: TraceOption = None,
         events: ProgramEvents | None = None,
         out: Callable[[str], None] | None = None,
         **kwargs: Any,
     ) -> Any:
-        interp = self.interpreter(runtime, trace=trace, events=events, out=out)
-        return await self._located(interp.call(self._fn_name(fn), args, kwargs))
+        recorder = _recorder(trace)
+        interp = self.interpreter(runtime, trace=recorder, events=events, out=out)
+        return await self._located(interp.call(self._fn_name(fn), args, kwargs), recorder,
+                                   trace)
 
     def batch(self, fn: str, calls: Iterable[Any], **options: Any) -> list[Any]:
         """Run fn once per argument set (a dict, a tuple, or a single value) concurrently;
@@ -148,14 +156,23 @@ class Program:
         calls: Iterable[Any],
         *,
         runtime: Runtime | None = None,
-        trace: Trace | None = None,
+        trace: TraceOption = None,
         events: ProgramEvents | None = None,
         out: Callable[[str], None] | None = None,
         **defaults: Any,
     ) -> list[Any]:
-        interp = self.interpreter(runtime, trace=trace, events=events, out=out)
+        recorder = _recorder(trace)
+        interp = self.interpreter(runtime, trace=recorder, events=events, out=out)
         arguments = [_call_arguments(call) for call in calls]
-        return await self._located(interp.call_many(self._fn_name(fn), arguments, defaults))
+        name = self._fn_name(fn)
+        # a bar on a terminal, over a second, for many runs; not under streamed gen text
+        shown = len(arguments) > 1 and events is None
+        with progress(desc=name, total=len(arguments), unit="run", delay=1.0,
+                      enabled=shown) as bar:
+            return await self._located(
+                interp.call_many(name, arguments, defaults, on_done=bar.update), recorder,
+                trace,
+            )
 
     def interpreter(
         self,
@@ -183,13 +200,24 @@ class Program:
     def _fn_name(self, fn: str | None) -> str:
         return fn or self.entry or "main"
 
-    async def _located(self, call: Coroutine[Any, Any, _T]) -> _T:
-        """Await a call; its SGLRuntimeError renders with this program's sources."""
+    async def _located(self, call: Coroutine[Any, Any, _T], recorder: Trace | None = None,
+                       destination: TraceOption = None) -> _T:
+        """Await a call; its SGLRuntimeError renders with this program's sources. The trace
+        (if any) learns how the run ended, and is written if `destination` is a path."""
+        error = None
+        if recorder is not None:
+            recorder.start()  # the model has loaded (making the interpreter loads it)
         try:
             return await call
         except SGLRuntimeError as exc:
             exc.sources = self.sources
+            error = trace_error(exc)
             raise
+        finally:
+            if recorder is not None:
+                recorder.finish(error)
+                if isinstance(destination, (str, Path)):
+                    save_trace(recorder, destination, self.sources)
 
     # -- saving ----------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -212,6 +240,28 @@ class Program:
             return cls(program_from_json(data["ir"]), data.get("sources") or {})
         except (IRFormatError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"a damaged or incompatible saved program: {exc}") from None
+
+
+def _recorder(trace: TraceOption) -> Trace | None:
+    """The Trace a call records into: the caller's own, or a new one for a path."""
+    return Trace() if isinstance(trace, (str, Path)) else trace
+
+
+def trace_error(exc: SGLRuntimeError) -> dict[str, Any]:
+    """How a failed run is written in its trace: the message, the SGL location, the stack."""
+    return {"message": exc.message, "hint": exc.hint,
+            "location": None if exc.span is None else str(exc.span),
+            "stack": [str(site) for site in exc.stack]}
+
+
+def save_trace(trace: Trace, path: str | Path, sources: Mapping[str, str] | None = None) -> None:
+    """Write `trace` to `path`: the viewer's HTML page for a `.html` path, else JSON."""
+    if str(path).endswith((".html", ".htm")):
+        from sglc.trace_view import write_html
+
+        write_html(trace.to_json(), path, sources=sources)
+    else:
+        trace.save(path)
 
 
 def _call_arguments(call: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:

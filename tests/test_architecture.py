@@ -26,15 +26,18 @@ PACKAGE_DIRS = {
 # (modules under this prefix, the only sglc prefixes they may import besides their own)
 ALLOWED: list[tuple[str, tuple[str, ...]]] = [
     ("sglc.source", ()),
+    ("sglc.progress", ()),  # progress bars on a terminal (tqdm), for anyone's long work
     ("sglc.constraints", ()),
     ("sglc.runtime.core", ()),
     ("sglc.runtime.config", ("sglc.runtime.core",)),
     # the response cache knows nothing of the engine: the engine calls it
     ("sglc.runtime.response_cache", ("sglc.runtime.core",)),
     ("sglc.lang", ("sglc.source", "sglc.constraints", "sglc.runtime.core")),
-    ("sglc.kernels", ()),
+    ("sglc.kernels", ("sglc.progress",)),
     ("sglc.frontend", ("sglc.source", "sglc.lang", "sglc.constraints")),
     ("sglc.ir", ("sglc.frontend", "sglc.source", "sglc.lang", "sglc.constraints")),
+    # the trace viewer reads trace JSON: it never starts a model
+    ("sglc.trace_view", ()),
 ]
 # (modules under this prefix, sglc prefixes they must never import)
 FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
@@ -58,7 +61,7 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
 # `sglc check` must not load torch: the compiler's packages never import it
 TORCH_FREE = ("sglc.source", "sglc.constraints", "sglc.lang", "sglc.frontend", "sglc.ir",
               "sglc.editor", "sglc.runtime.core", "sglc.runtime.config",
-              "sglc.runtime.response_cache")
+              "sglc.runtime.response_cache", "sglc.trace_view", "sglc.progress")
 
 
 def _modules() -> dict[str, Path]:

@@ -41,6 +41,7 @@ from typing import Any
 from outlines_core import Index
 
 from sglc.constraints import ConstraintError, index_form, used_chars
+from sglc.progress import working
 from sglc.runtime.constrained.vocabulary import TokenVocabulary
 
 __all__ = [
@@ -143,12 +144,17 @@ def build_index(
     # the process aborts); the sentinel keeps it small. A sentinel the regex does match can
     # blow up the same way, so a regex over every ASCII byte is built plainly.
     sentinel = _unused_sentinel(regex, vocab)
-    if sentinel is None:
-        index, start_state, prefix = _build_plain(regex, form, vocab)
-    else:
-        index, start_state, prefix = _build_with_sentinel(regex, form, vocab, sentinel)
+    with working(f"building the token index of /{_shorten(regex)}/"):  # shown after 1 s
+        if sentinel is None:
+            index, start_state, prefix = _build_plain(regex, form, vocab)
+        else:
+            index, start_state, prefix = _build_with_sentinel(regex, form, vocab, sentinel)
     seconds = time.perf_counter() - start
     return CompiledIndex(regex, form, vocab, index, start_state, prefix, accepts_empty, seconds)
+
+
+def _shorten(regex: str, limit: int = 40) -> str:
+    return regex if len(regex) <= limit else regex[: limit - 1] + "…"
 
 
 def _unused_sentinel(regex: str, vocab: TokenVocabulary) -> int | None:

@@ -72,6 +72,33 @@ def engine_config(options: Mapping[str, object]) -> EngineConfig:
     return EngineConfig(**options)
 
 
+def engine_device(name: str) -> torch.device:
+    """The torch device of `device=name`, which this machine must have (else InvalidRequest,
+    before anything slow such as a kernel build)."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise InvalidRequest(f"device={name!r} is not a device; use cpu or cuda[:N]") from None
+    check_device_available(device, f"device={name!r}", "the device option")
+    return device
+
+
+def check_device_available(device: torch.device, spelled: str, option: str) -> None:
+    """InvalidRequest unless this machine has `device`: CUDA present, the index in range.
+    `spelled` is how the caller wrote the device; `option` what to drop to run on the CPU."""
+    if device.type != "cuda":
+        return
+    if not torch.cuda.is_available():
+        why = "this torch is built without CUDA" if torch.version.cuda is None else \
+            "no CUDA device is visible"
+        raise InvalidRequest(f"{spelled}: CUDA is not available ({why}); drop {option} to "
+                             "run on the CPU")
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        raise InvalidRequest(f"{spelled}: this machine has {count} CUDA "
+                             f"device{'s' * (count != 1)} (cuda:0 to cuda:{count - 1})")
+
+
 def check_options(config: EngineConfig, device: torch.device) -> None:
     """Options EngineConfig cannot check alone: the scheduling policy and kernel backend."""
     make_policy(config.policy, config)

@@ -28,6 +28,7 @@ from sglc.runtime.engine.build import (
     build_core,
     check_options,
     engine_config,
+    engine_device,
     kernel_ops,
 )
 from sglc.runtime.engine.cached_responses import CachedResponses, open_response_cache
@@ -86,7 +87,7 @@ class Engine:
         hf_config = read_hf_config(path)  # a missing model directory fails before anything slow
         if self.config.tp_size > 1:
             check_shardable(ModelConfig.from_hf(hf_config), self.config.tp_size)
-        device = torch.device(self.config.device)
+        device = engine_device(self.config.device)
         check_options(self.config, device)
         # the response cache opens before the model loads: a bad cache file fails fast
         self._responses = None if self.config.response_cache is None else CachedResponses(

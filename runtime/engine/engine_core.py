@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -143,6 +144,7 @@ class EngineCore:
         if batch is None:
             self._finish_out_of_memory()
             return
+        started = time.perf_counter()
         plan = self._plan(batch)
         try:  # a failing batch fails alone; the engine keeps serving
             logits, layout = self.runner.forward(batch, plan.columns, compact=plan.compact)
@@ -150,7 +152,7 @@ class EngineCore:
             self._fail_batch(batch, exc)
             return
         self.scheduler.after_forward(batch)
-        self._count(batch)
+        self._count(batch, started)
         self._record_scores(batch, logits, layout)
         sampled = self._sample(batch, logits, layout, plan)
         self._process_outputs(batch, layout, sampled)
@@ -204,9 +206,11 @@ class EngineCore:
         req.error = f"engine error while {stage}: {type(exc).__name__}: {exc}"
         self._finish(req)
 
-    def _count(self, batch: ScheduledBatch) -> None:
+    def _count(self, batch: ScheduledBatch, started: float) -> None:
         for req in batch.reqs:
             req.num_forward_passes += 1
+            if req.times.scheduled is None:
+                req.times.scheduled = started
         c = self.counters
         if batch.mode is ForwardMode.DECODE:
             c.num_decode_batches += 1

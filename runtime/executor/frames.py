@@ -30,6 +30,9 @@ class Frame:
     defaults: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     just_prefetched: bool = False
+    # the frames from the outermost call to this one, as (frame id, label): where the trace
+    # puts this frame's model calls in the call tree
+    path: tuple[tuple[int, str], ...] = ()
 
     def here(self, span: Span | None) -> tuple[CallSite, ...]:
         return (*self.callers, CallSite(self.label, span))

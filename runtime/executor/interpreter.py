@@ -114,10 +114,18 @@ class Interpreter(ValueOps):
     async def call_many(
         self, fn_name: str, calls: Iterable[tuple[Sequence[Any], Mapping[str, Any]]],
         defaults: Mapping[str, Any] | None = None,
+        on_done: Callable[[], None] | None = None,
     ) -> list[Any]:
         """`call` once per (args, kwargs), all concurrently; the results in order. The first
-        failure cancels the other calls."""
-        return await gather_in_order([self.call(fn_name, a, k, defaults) for a, k in calls])
+        failure cancels the other calls. `on_done` is called as each call returns."""
+
+        async def one(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+            value = await self.call(fn_name, args, kwargs, defaults)
+            if on_done is not None:
+                on_done()
+            return value
+
+        return await gather_in_order([one(a, k) for a, k in calls])
 
     def _entry_frame(self, fn_name: str, args: Sequence[Any], kwargs: Mapping[str, Any],
                      defaults: Mapping[str, Any]) -> Frame:
@@ -133,7 +141,7 @@ class Interpreter(ValueOps):
             raise ArgumentError(f"{short_name(fn)}(): {problem}")
         values = bind_arguments(fn, list(args), named)
         check_arguments(fn, values, self.program)
-        return self._frame(fn, values, None, (), short_name(fn), call_defaults)
+        return self._frame(fn, values, None, (), short_name(fn), call_defaults, None)
 
     def _new_prompt(self, model: str | None) -> PromptStream:
         """An empty prompt in the tokens of `model` (None: the default model)."""
@@ -155,9 +163,11 @@ class Interpreter(ValueOps):
         callers: tuple[CallSite, ...],
         label: str,
         defaults: dict[str, Any],
+        parent: Frame | None,
     ) -> Frame:
-        """A new frame for a call of `fn` (its `with` defaults over the caller's); `prompt`
-        None: a new one, for the model the call runs on."""
+        """A new frame for a call of `fn` (its `with` defaults over the caller's), called
+        from `parent` (None: a call from Python); `prompt` None: a new one, for the model the
+        call runs on."""
         if len(callers) >= MAX_CALL_DEPTH:
             raise SGLRuntimeError(
                 f"calls are nested more than {MAX_CALL_DEPTH} deep (unbounded recursion?)",
@@ -166,7 +176,10 @@ class Interpreter(ValueOps):
         defaults = frame_defaults(defaults, fn)
         if prompt is None:
             prompt = self._new_prompt(defaults.get("model"))
-        return Frame(fn, label, values, prompt, callers, defaults)
+        trace = self.model.trace
+        step = (trace.new_frame_id() if trace is not None else 0, label)
+        path = (*parent.path, step) if parent is not None else (step,)
+        return Frame(fn, label, values, prompt, callers, defaults, path=path)
 
     async def _run(
         self,
@@ -176,8 +189,10 @@ class Interpreter(ValueOps):
         callers: tuple[CallSite, ...],
         label: str,
         defaults: dict[str, Any],
+        parent: Frame,
     ) -> Any:
-        return await self._exec(self._frame(fn, values, prompt, callers, label, defaults))
+        return await self._exec(self._frame(fn, values, prompt, callers, label, defaults,
+                                            parent))
 
     async def _exec(self, frame: Frame) -> Any:
         fn = frame.fn
@@ -228,7 +243,7 @@ class Interpreter(ValueOps):
     # -- model calls: the operands' values go to ModelOps -----------------------------------
     async def _gen(self, i: ir.Gen, f: Frame) -> None:
         params = {**f.defaults, **self._kwargs(i.params, f)}
-        done = await self.model.gen(i, params, f.prompt, f.label)
+        done = await self.model.gen(i, params, f.prompt, f.label, f.path)
         f.vars[i.dest], f.meta[i.dest] = done.value, done.meta
 
     async def _select(self, i: ir.Select, f: Frame) -> None:
@@ -236,7 +251,7 @@ class Interpreter(ValueOps):
         params = self._kwargs(i.params, f)
         if "model" in f.defaults:  # the only default a select takes: its fn's model
             params.setdefault("model", f.defaults["model"])
-        done = await self.model.select(i, options, params, f.prompt, f.label)
+        done = await self.model.select(i, options, params, f.prompt, f.label, f.path)
         f.vars[i.dest], f.meta[i.dest] = done.value, done.meta
 
     async def _prefetch(self, i: ir.Prefetch, f: Frame) -> None:
@@ -250,13 +265,14 @@ class Interpreter(ValueOps):
                 prompt.begin_role(op.role)
             elif isinstance(op, ir.RoleEnd):
                 prompt.end_role()
-        await self.model.prefetch(prompt.prompt_ids(), f.label, i.span, f.defaults.get("model"))
+        await self.model.prefetch(prompt.prompt_ids(), f.label, i.span, f.path,
+                                  f.defaults.get("model"))
 
     async def _fan_out(self, f: Frame, span: Span, n: int) -> None:
         """Before n >= 2 branches start from this prompt, fill it into the prefix cache once
         (unless a Prefetch hint just did), so they all extend a cached prefix together."""
         if n >= 2 and not f.just_prefetched:
-            await self.model.prefetch(f.prompt.prompt_ids(), f.label, span,
+            await self.model.prefetch(f.prompt.prompt_ids(), f.label, span, f.path,
                                       f.defaults.get("model"))
 
     # -- calls and branches ---------------------------------------------------------------------
@@ -299,14 +315,15 @@ class Interpreter(ValueOps):
         copies = prompts or [f.prompt.fork() for _ in inputs]
         return await gather_in_order(
             self._run(body, {**captured, **values}, copy, here,
-                      f"{f.label} ({what} {k + 1} of {n})", f.defaults)
+                      f"{f.label} ({what} {k + 1} of {n})", f.defaults, f)
             for k, (values, copy) in enumerate(zip(inputs, copies, strict=True))
         )
 
     async def _call(self, i: ir.Call, f: Frame) -> None:
         fn = self.program.functions[i.fn]
         values = bind_arguments(fn, [self._val(a, f) for a in i.args], self._kwargs(i.kwargs, f))
-        result = await self._run(fn, values, None, f.here(i.span), short_name(fn), f.defaults)
+        result = await self._run(fn, values, None, f.here(i.span), short_name(fn), f.defaults,
+                                 f)
         if i.dest is not None:
             f.vars[i.dest] = result
 

@@ -32,7 +32,15 @@ from sglc.runtime.executor.generation import (
 from sglc.runtime.executor.model_calls import ModelCalls
 from sglc.runtime.executor.model_choice import ModelChoice
 from sglc.runtime.executor.prompt_stream import PromptStream
-from sglc.runtime.executor.trace import Trace, gen_meta, gen_record, select_record
+from sglc.runtime.executor.trace import (
+    FramePath,
+    Trace,
+    call_details,
+    frames_json,
+    gen_meta,
+    gen_record,
+    select_record,
+)
 from sglc.source import Span
 
 
@@ -65,7 +73,8 @@ class ModelOps:
 
     # -- gen ----------------------------------------------------------------------------------
     async def gen(
-        self, i: ir.Gen, params: dict[str, Any], prompt: PromptStream, fn: str
+        self, i: ir.Gen, params: dict[str, Any], prompt: PromptStream, fn: str,
+        path: FramePath = (),
     ) -> Done:
         """Generate gen `i` with its evaluated `params` (the frame's defaults under the
         gen's own) after `prompt`; append the output to the prompt (unless the gen asks for
@@ -75,7 +84,7 @@ class ModelOps:
         try:
             sampling = sampling_params(params)
         except GenParamError as exc:
-            raise self._failed(i, fn, prompt.tokenizer, prompt.prompt_ids(), None, start,
+            raise self._failed(i, fn, prompt.tokenizer, path, prompt.prompt_ids(), None, start,
                                f"gen '{i.dest}': {exc}") from None
         _require_prompt(prompt, f"gen '{i.dest}'")
         healed = heal_gen(prompt)
@@ -83,13 +92,13 @@ class ModelOps:
         try:
             sampling = healed_sampling(sampling, i.regex, healed)
         except GenParamError as exc:
-            raise self._failed(i, fn, prompt.tokenizer, ids, None, start,
+            raise self._failed(i, fn, prompt.tokenizer, path, ids, None, start,
                                f"gen '{i.dest}': {exc}") from None
         on_delta = None if self.events is None else partial(self.events.on_delta, fn, i.dest)
         try:
             result = await calls.generate(ids, sampling, on_delta)
         except EngineError as exc:
-            raise self._failed(i, fn, prompt.tokenizer, ids, None, start,
+            raise self._failed(i, fn, prompt.tokenizer, path, ids, None, start,
                                f"gen '{i.dest}': the engine failed: {exc}") from None
         texts = []
         for out in result.outputs:
@@ -101,16 +110,18 @@ class ModelOps:
             values = [_gen_value(i, text, out) for text, out in zip(texts, result.outputs,
                                                                      strict=True)]
         except GenError as exc:
-            raise self._failed(i, fn, prompt.tokenizer, ids, result.output, start,
+            raise self._failed(i, fn, prompt.tokenizer, path, ids, result.output, start,
                                exc.message, exc.hint, sampling) from None
-        if self.trace is not None:
-            record = gen_record(i, fn, _decode(prompt.tokenizer, ids), sampling, result,
-                                texts, start, self.trace.now())
-            if params.get("model") is not None:
-                record["model"] = params["model"]
-            self.trace.add(record)
         metas = [gen_meta(out, text, calls.tokenizer)
                  for out, text in zip(result.outputs, texts, strict=True)]
+        if self.trace is not None:
+            record = gen_record(i, fn, _decode(prompt.tokenizer, ids), sampling, result, texts,
+                                start, self.trace.now())
+            details = call_details(result.output, ids, metas[0]["logprobs"], calls.tokenizer,
+                                   path)
+            if params.get("model") is not None:
+                record["model"] = params["model"]
+            self.trace.add({**record, **details})
         if self.events is not None:
             for text in texts:
                 self.events.on_value(fn, i.dest, text)
@@ -124,8 +135,9 @@ class ModelOps:
         prompt.append_generated(out.text, out.token_ids)
         return Done(values[0], metas[0])
 
-    def _failed(self, i: ir.Gen, fn: str, tokenizer: Tokenizer, ids: list[int],
-                out: Output | None, start: float, message: str, hint: str | None = None,
+    def _failed(self, i: ir.Gen, fn: str, tokenizer: Tokenizer, path: FramePath,
+                ids: list[int], out: Output | None, start: float, message: str,
+                hint: str | None = None,
                 sampling: Any = None) -> GenError:
         """The error of a failed gen, recorded in the trace with its prompt and partial
         output first."""
@@ -138,12 +150,15 @@ class ModelOps:
                 "finish_reason": None if out is None or out.finish_reason is None
                 else out.finish_reason.value,
                 "error": message, "start_s": start, "end_s": self.trace.now(),
+                **({} if out is None else
+                   call_details(out, ids, None, tokenizer, path)),
+                "frames": frames_json(path),
             })
         return GenError(message, hint=hint)
 
     # -- select -------------------------------------------------------------------------------
     async def select(self, i: ir.Select, options: Any, params: dict[str, Any],
-                     prompt: PromptStream, fn: str) -> Done:
+                     prompt: PromptStream, fn: str, path: FramePath = ()) -> Done:
         """Score the options as continuations of `prompt`, rank them by `choices_method`,
         pick the best (or sample one with a temperature); append it and return it."""
         if (
@@ -179,8 +194,9 @@ class ModelOps:
             "token_logprobs": [list(getattr(s, "token_logprobs", None) or []) for s in scores],
         }
         if self.trace is not None:
-            self.trace.add(select_record(i, fn, _decode(prompt.tokenizer, ids), len(ids),
-                                         scores, meta, start, self.trace.now()))
+            record = select_record(i, fn, _decode(prompt.tokenizer, ids), len(ids), scores, meta,
+                                   start, self.trace.now())
+            self.trace.add({**record, "frames": frames_json(path)})
         if healed is not None:
             prompt.replace_tail(healed.tail + options[best], healed.joined[best])
         else:
@@ -204,7 +220,7 @@ class ModelOps:
 
     # -- prefetch -----------------------------------------------------------------------------
     async def prefetch(self, prompt_ids: list[int], fn: str, span: Span,
-                       model: str | None = None) -> None:
+                       path: FramePath = (), model: str | None = None) -> None:
         """Fill a prompt into the prefix cache of `model` (None: the default) (nothing
         generated); no-op for an empty one."""
         if not prompt_ids:
@@ -220,6 +236,7 @@ class ModelOps:
                     "prompt_tokens": len(prompt_ids),
                     "start_s": start,
                     "end_s": self.trace.now(),
+                    "frames": frames_json(path),
                 }
             )
 

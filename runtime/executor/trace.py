@@ -6,11 +6,23 @@ One record per `gen` or `select`, in the order the calls finished:
      "prompt": "<|im_start|>system\\n...", "prompt_tokens": 41, "params": {...},
      "output": "I need to compute 12*7.", "finish_reason": "stop",
      "cached_tokens": 38, "completion_tokens": 9, "cached_response": false, "batch_size": 4,
-     "start_s": 0.012, "end_s": 0.153, "latency_s": 0.141}
+     "start_s": 0.012, "end_s": 0.153, "latency_s": 0.141,
+     "queue_s": 0.001, "prefill_s": 0.02, "decode_s": 0.118,
+     "cached_chars": 150, "forced_spans": [[0, 2]], "logprobs": [...],
+     "frames": [[0, "react"]]}
 
 `select` records carry `options`, per-option `scores`, the `method` and `chosen` instead of
 an output. A gen that failed is recorded too, with its prompt, the output so far and
-`error`. Times are seconds since the trace started.
+`error`. Times are seconds since the trace started; `queue_s`, `prefill_s` and `decode_s`
+(None where the backend does not report them) split the engine's part of the latency.
+`cached_chars` is how much of the prompt text the cached tokens spell; `forced_spans` are the [start, end) character ranges of the output that jump-forward
+appended; `logprobs` is there when the gen asked for them. `frames` places the call in the
+call tree: the (frame id, label) of each SGL call from the outermost one to the one that made
+it, fork branches and parallel-for items being frames of their own.
+
+The whole trace (`to_json`) adds totals, `wall_s` and, when the run failed, its `error`
+(message, SGL location, call stack). Readers must accept records without the newer keys
+(older traces) and may find more kinds of records (e.g. `checks`) than listed here.
 
 The records (and `meta(x)`, whose dicts `gen_meta` makes) are built here from the model's
 `Output`s.
@@ -19,6 +31,7 @@ The records (and `meta(x)`, whose dicts `gen_meta` makes) are built here from th
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import threading
 import time
@@ -34,16 +47,41 @@ if TYPE_CHECKING:
     from sglc.runtime.executor.model_calls import GenResult
 
 
+FramePath = tuple[tuple[int, str], ...]  # (frame id, label), outermost call first
+
+
 class Trace:
     """Collects model-call records; thread-safe, cheap when nobody reads it."""
 
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
+        self.error: dict[str, Any] | None = None  # why the run failed, if it did
         self._t0 = time.perf_counter()
+        self._end: float | None = None
         self._lock = threading.Lock()
+        self._frame_ids = itertools.count()
 
     def now(self) -> float:
         return round(time.perf_counter() - self._t0, 6)
+
+    def start(self) -> None:
+        """A run begins: times count from now, unless this trace already holds records (of
+        an earlier run it shares a clock with)."""
+        with self._lock:
+            if not self.records:
+                self._t0 = time.perf_counter()
+
+    def new_frame_id(self) -> int:
+        """A fresh id for an SGL call's frame (records name their frames by these ids)."""
+        with self._lock:
+            return next(self._frame_ids)
+
+    def finish(self, error: dict[str, Any] | None = None) -> None:
+        """Mark the run over (its wall time ends now), failed with `error` if given:
+        {"message", "location", "stack"}."""
+        self._end = self.now()
+        if error is not None:
+            self.error = error
 
     def add(self, record: dict[str, Any]) -> None:
         with self._lock:
@@ -55,8 +93,9 @@ class Trace:
     def to_json(self) -> dict[str, Any]:
         with self._lock:
             calls = list(self.records)
-        return {
+        data = {
             "version": 1,
+            "wall_s": self._end if self._end is not None else self.now(),
             "num_calls": len(calls),
             "num_prompt_tokens": sum(r.get("prompt_tokens", 0) for r in calls),
             "num_cached_tokens": sum(r.get("cached_tokens", 0) for r in calls),
@@ -64,6 +103,9 @@ class Trace:
             "num_cached_responses": sum(bool(r.get("cached_response")) for r in calls),
             "calls": calls,
         }
+        if self.error is not None:
+            data["error"] = self.error
+        return data
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(
@@ -124,6 +166,46 @@ def select_record(i: ir.Select, fn: str, prompt_text: str, num_prompt_tokens: in
         "start_s": start,
         "end_s": end,
     }
+
+
+def call_details(out: Output, prompt_ids: list[int], logprobs: list[dict[str, Any]] | None,
+                 tokenizer: Tokenizer, path: FramePath) -> dict[str, Any]:
+    """What a gen record adds for the viewer: the engine's stage times, how much of the
+    prompt text came from the prefix cache, the output's forced spans, its logprobs (if
+    recorded) and the call's frames."""
+    usage = out.usage
+    cached = prompt_ids[: usage.cached_tokens]
+    return {
+        "queue_s": usage.queue_s, "prefill_s": usage.prefill_s, "decode_s": usage.decode_s,
+        "cached_chars": len(tokenizer.decode(cached, skip_special_tokens=False)) if cached
+        else 0,
+        "forced_spans": forced_spans(out, tokenizer),
+        "logprobs": logprobs,
+        "frames": frames_json(path),
+    }
+
+
+def frames_json(path: FramePath) -> list[list[Any]]:
+    return [[frame_id, label] for frame_id, label in path]
+
+
+def forced_spans(out: Output, tokenizer: Tokenizer) -> list[list[int]]:
+    """The [start, end) character ranges of `out.text` made of tokens jump-forward appended
+    (runs of consecutive forced positions, each located by decoding the tokens before it)."""
+    positions = [p for p in out.forced_positions if p < len(out.token_ids)]
+    runs: list[list[int]] = []
+    for p in positions:
+        if runs and runs[-1][1] == p:
+            runs[-1][1] = p + 1
+        else:
+            runs.append([p, p + 1])
+
+    def offset(num_tokens: int) -> int:
+        text = tokenizer.decode(out.token_ids[:num_tokens], skip_special_tokens=True)
+        return min(len(text), len(out.text))
+
+    spans = [[offset(a), offset(b)] for a, b in runs]
+    return [s for s in spans if s[1] > s[0]]
 
 
 def params_json(params: SamplingParams) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from sglc.kernels import KernelOps
+from sglc.progress import progress
 from sglc.runtime.core import EngineError
 from sglc.runtime.models import build_model
 from sglc.runtime.models.config import ModelConfig
@@ -141,18 +142,23 @@ def _load_weights(model: nn.Module, path: Path, device: torch.device, dtype: tor
                   shard: WeightShard | None = None) -> None:
     params = dict(model.named_parameters(remove_duplicate=False))
     seen: set[str] = set()
-    for file in _weight_files(path):
-        try:
-            with safe_open(str(file), framework="pt", device="cpu") as f:
-                for name in f.keys():
-                    if shard is not None and name in params:
-                        tensor = shard.read(f, name)
-                    else:
-                        tensor = f.get_tensor(name)
-                    _copy_param(params, name, tensor, file, dtype)
-                    seen.add(name)
-        except (SafetensorError, OSError) as exc:
-            raise ModelLoadError(f"corrupt or unreadable safetensors file {file}: {exc}") from None
+    files = _weight_files(path)
+    with progress(desc=f"loading {path.name}", total=len(params), unit="tensor",
+                  delay=1.0) as bar:
+        for file in files:
+            try:
+                with safe_open(str(file), framework="pt", device="cpu") as f:
+                    for name in f.keys():
+                        if shard is not None and name in params:
+                            tensor = shard.read(f, name)
+                        else:
+                            tensor = f.get_tensor(name)
+                        _copy_param(params, name, tensor, file, dtype)
+                        seen.add(name)
+                        bar.update()
+            except (SafetensorError, OSError) as exc:
+                raise ModelLoadError(
+                    f"corrupt or unreadable safetensors file {file}: {exc}") from None
     tied = {"lm_head.weight"} if model.cfg.tie_word_embeddings else set()
     missing = sorted(set(params) - seen - tied)
     if missing:

@@ -11,6 +11,8 @@ output they already have.
 
 from __future__ import annotations
 
+import time
+
 from sglc.runtime.config import EngineConfig
 from sglc.runtime.core import ForwardMode
 from sglc.runtime.req import Req, ReqState, ScheduledBatch
@@ -32,6 +34,8 @@ class Scheduler:
 
     # -- queue --------------------------------------------------------------------------------
     def add(self, req: Req) -> None:
+        if req.times.arrived is None:
+            req.times.arrived = time.perf_counter()
         self.policy.on_arrival(req, self.waiting)
         req.state = ReqState.WAITING
         self.waiting.append(req)

@@ -6,6 +6,7 @@ program_args.py      `-a key=value` / `--args-json`, parsed by the fn's paramete
 engine_commands.py   generate, models: the engine alone
 serve_command.py     serve: the engine behind an HTTP server (sglc.runtime.server)
 editor_commands.py   fmt, lsp: the formatter and the language server (sglc.editor)
+trace_commands.py    trace view: a --trace JSON as the viewer's HTML page (sglc.trace_view)
 
 Every failure a user can cause (a bad program, argument, file, model or device) ends in
 diagnostics or one `sglc: error: ...` line: exit 1, or 2 for bad command-line usage; never
@@ -20,7 +21,13 @@ import os
 import sys
 from collections.abc import Callable
 
-from sglc.cli import editor_commands, engine_commands, program_commands, serve_command
+from sglc.cli import (
+    editor_commands,
+    engine_commands,
+    program_commands,
+    serve_command,
+    trace_commands,
+)
 from sglc.cli.common import (
     EXIT_ERROR,
     EXIT_INTERNAL,
@@ -48,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     engine_commands.add_commands(sub)
     serve_command.add_serve_command(sub)
     editor_commands.add_commands(sub)
+    trace_commands.add_commands(sub)
     return parser
 
 

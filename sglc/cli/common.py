@@ -8,7 +8,6 @@ import os
 from typing import Any
 
 from sglc.runtime.backends import Runtime
-from sglc.runtime.core import InvalidRequest
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 KERNEL_BACKENDS = ("torch", "triton", "cpu")
@@ -247,18 +246,10 @@ def check_device(device: str) -> None:
     # `sglc check` and `sglc compile` never load it.
     import torch
 
+    from sglc.runtime.engine.build import check_device_available
+
     try:
         dev = torch.device(device)
     except (RuntimeError, ValueError):
         raise UsageError(f"--device {device!r} is not a device; use cpu or cuda[:N]") from None
-    if dev.type != "cuda":
-        return
-    if not torch.cuda.is_available():
-        why = "this torch is built without CUDA" if torch.version.cuda is None else \
-            "no CUDA device is visible"
-        raise InvalidRequest(f"--device {device}: CUDA is not available ({why}); "
-                             "use --device cpu")
-    count = torch.cuda.device_count()
-    if dev.index is not None and dev.index >= count:
-        raise InvalidRequest(f"--device {device}: this machine has {count} CUDA "
-                             f"device{'s' * (count != 1)} (cuda:0 to cuda:{count - 1})")
+    check_device_available(dev, f"--device {device}", "--device")

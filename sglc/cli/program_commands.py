@@ -22,7 +22,7 @@ from sglc.cli.program_args import parse_arguments, parse_defaults, read_args_fil
 from sglc.frontend import check_program, has_errors, render, render_all, to_json
 from sglc.frontend.models import check_model_names
 from sglc.ir import print_program
-from sglc.program import Program, compile_checked, load
+from sglc.program import Program, compile_checked, load, save_trace
 from sglc.runtime.executor import ProgramEvents, Trace
 from sglc.runtime.executor.host import load_tools_file
 
@@ -74,6 +74,12 @@ def add_commands(sub: Any) -> None:
         metavar="TRACE.json",
         help="write every model call (prompt, params, output, timing; a failed one with its "
         "error and partial output) as JSON",
+    )
+    p.add_argument(
+        "--trace-html",
+        metavar="TRACE.html",
+        help="write the run's trace as the trace viewer's page (one self-contained HTML "
+        "file: call tree, timeline, prompts and outputs); see also `sglc trace view`",
     )
     p.add_argument(
         "--tools",
@@ -191,7 +197,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     defaults = parse_defaults(args.sampling)
     for path in args.tools:
         prog.bind(**load_tools_file(path))
-    trace = Trace() if args.trace else None
+    trace = Trace() if args.trace or args.trace_html else None
     events = _StreamPrinter() if args.stream else None
     try:
         with runtime:
@@ -202,8 +208,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 )
             )
     finally:
-        if trace is not None:
-            trace.save(args.trace)
+        if args.trace:
+            save_trace(trace, args.trace)
+        if args.trace_html:
+            save_trace(trace, args.trace_html, prog.sources)
     if rows is None:
         (result,) = results
         if result is not None:

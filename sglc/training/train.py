@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 
+from sglc.progress import progress as progress_bar
 from sglc.runtime.models.llama import LlamaForCausalLM
 from sglc.runtime.models.loader import load_model_dir
 from sglc.training.batching import (
@@ -162,7 +163,8 @@ def make_optimizers(model: LlamaForCausalLM, cfg: TrainConfig) -> list[torch.opt
 
 
 class Progress:
-    """Progress line on stderr and the loss log next to the model."""
+    """A progress bar on a terminal (sglc.progress), notes on stderr, and the loss log next
+    to the model."""
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
@@ -170,6 +172,8 @@ class Progress:
         cfg.out_dir.mkdir(parents=True, exist_ok=True)
         self.log = (cfg.out_dir / "loss_log.txt").open("w")
         self.log.write("# step minutes tokens lr loss\n")
+        # the bar counts per-mille of the budget: steps, or minutes without max_steps
+        self.bar = progress_bar(desc="training", total=1000, unit="‰")
 
     @property
     def minutes(self) -> float:
@@ -185,20 +189,21 @@ class Progress:
 
     def step(self, step: int, num_tokens: int, lr: float, loss: float) -> None:
         rate = num_tokens / max(self.minutes * 60, 1e-9)
-        sys.stderr.write(
-            f"\rstep {step:5d} | {self.minutes:5.1f}/{self.cfg.max_minutes:g} min | "
-            f"loss {loss:6.3f} | lr {lr:.2e} | {num_tokens / 1e6:6.2f}M tok | {rate:5.0f} tok/s "
+        self.bar.update(min(round(1000 * self.progress(step)), 1000) - self.bar.n)
+        self.bar.set_postfix_str(
+            f"step {step} | {self.minutes:.1f}/{self.cfg.max_minutes:g} min | loss {loss:.3f} "
+            f"| lr {lr:.2e} | {num_tokens / 1e6:.2f}M tok | {rate:.0f} tok/s"
         )
-        sys.stderr.flush()
         self.log.write(f"{step} {self.minutes:.2f} {num_tokens} {lr:.3e} {loss:.4f}\n")
         self.log.flush()
 
     def note(self, text: str) -> None:
-        sys.stderr.write(f"\n{text}\n")
+        self.bar.write(text, file=sys.stderr)  # above the bar, which stays at the bottom
         self.log.write(f"# {text}\n")
         self.log.flush()
 
     def close(self) -> None:
+        self.bar.close()
         self.log.close()
 
 

@@ -7,6 +7,7 @@ import shutil
 import threading
 
 import pytest
+import torch
 from model_fixtures import make_model_dir
 
 import sglc
@@ -89,6 +90,12 @@ def test_model_directory_and_options_are_checked_before_the_kernels_are_built(
         sglc.Engine(llama_dir, policy="fifo")
     with pytest.raises(InvalidRequest, match="unknown kernel backend 'fast'"):
         sglc.Engine(llama_dir, attention_backend="fast")
+    with pytest.raises(InvalidRequest, match="device='gpu' is not a device"):
+        sglc.Engine(llama_dir, device="gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(InvalidRequest, match=r"device='cuda': CUDA is not available \(.*\); "
+                                             "drop the device option to run on the CPU"):
+        sglc.Engine(llama_dir, device="cuda")
 
 
 def copy_model(src, dst):

@@ -84,6 +84,7 @@ def test_cuda_without_cuda_is_one_line_through_the_real_cli(tmp_path, command):
                           text=True, timeout=120)
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.startswith("sglc: error: --device cuda: CUDA is not available (")
+    assert proc.stderr.endswith("; drop --device to run on the CPU\n")
     assert proc.stderr.count("\n") == 1
 
 

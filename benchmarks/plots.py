@@ -1,0 +1,296 @@
+"""One plot per benchmark, drawn from the JSON it writes (matplotlib, no display needed).
+
+Every benchmark saves its PNG beside its JSON (`common.write_json` calls `save_plot`); to
+redraw from JSON already written:
+
+    python benchmarks/plots.py benchmarks/out/*.json
+
+Each `draw_<benchmark>(report)` returns a Figure; `PLOTS` maps the benchmark's name (its
+JSON file's stem, or a prefix of it: gpu_kernels_cpu_smoke is gpu_kernels) to it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+Report = dict[str, Any]
+_WIDTH, _HEIGHT = 8.0, 3.6
+_DPI = 100
+
+
+def _figure(num_axes: int = 1, title: str = "") -> tuple[Figure, list[Axes]]:
+    fig, axes = plt.subplots(1, num_axes, figsize=(_WIDTH, _HEIGHT), squeeze=False)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig, list(axes[0])
+
+
+def _bars(ax: Axes, labels: Sequence[str], values: Sequence[float | None], ylabel: str,
+          title: str = "") -> None:
+    """One bar per label (a missing value is drawn as 0 and marked "n/a")."""
+    heights = [v if v is not None else 0.0 for v in values]
+    bars = ax.bar(range(len(labels)), heights, color="#3f8ee8")
+    for bar, value in zip(bars, values, strict=True):
+        text = "n/a" if value is None else f"{value:,.0f}" if abs(value) >= 100 else \
+            f"{value:.3g}"
+        ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+
+
+def _grouped(ax: Axes, groups: Sequence[str], series: dict[str, Sequence[float | None]],
+             ylabel: str, title: str = "") -> None:
+    """Bars of each series side by side within each group."""
+    width = 0.8 / max(len(series), 1)
+    for k, (name, values) in enumerate(series.items()):
+        xs = [g + (k - (len(series) - 1) / 2) * width for g in range(len(groups))]
+        ax.bar(xs, [v if v is not None else 0.0 for v in values], width, label=name)
+    ax.set_xticks(range(len(groups)), groups, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+
+
+# -- one function per benchmark -----------------------------------------------------------
+def draw_engine_throughput(report: Report) -> Figure:
+    """Output tokens per second of sglc and transformers at each batch size."""
+    results = report["results"]
+    fig, (ax,) = _figure(title="engine throughput (CPU, offline, medians)")
+    _bars(ax, list(results), [r["median_tokens_per_s"] for r in results.values()],
+          "output tokens / s")
+    return fig
+
+
+def draw_prefix_sharing(report: Report) -> Figure:
+    """Prefill tokens and wall time with the radix cache on and off."""
+    results = report["results"]
+    fig, (left, right) = _figure(2, "prefix sharing: radix cache on vs off")
+    _bars(left, list(results), [r["num_prefill_tokens"] for r in results.values()],
+          "prefill tokens")
+    _bars(right, list(results), [r["median_seconds"] for r in results.values()], "wall s")
+    return fig
+
+
+def draw_program_throughput(report: Report) -> Figure:
+    """Wall time of each workload for sglc, sglc without the prefix pass, and transformers."""
+    workloads = report["workloads"]
+    systems = list(next(iter(workloads.values()))["results"])
+    series = {s: [w["results"].get(s, {}).get("median_seconds") for w in workloads.values()]
+              for s in systems}
+    fig, (ax,) = _figure(title="SGL program throughput (lower is better)")
+    _grouped(ax, list(workloads), series, "wall s")
+    return fig
+
+
+def draw_json_decode(report: Report) -> Figure:
+    """Forward passes per system (jump-forward on/off, outlines) and index build times."""
+    fig, (left, right) = _figure(2, "constrained decoding")
+    decoding = report.get("decoding") or report.get("decoding_default_model")
+    if decoding:
+        results = decoding["results"]
+        _bars(left, list(results), [r["median_forward_passes"] for r in results.values()],
+              "forward passes", "JSON schema decoding")
+    builds = report.get("constraint_costs", {}).get("index_build", {})
+    if builds:
+        vocabs = sorted({label for per in builds.values() for label in per})
+        series = {v: [builds[s].get(v, {}).get("median_seconds") for s in builds]
+                  for v in vocabs}
+        _grouped(right, list(builds), series, "index build s", "token index builds")
+    return fig
+
+
+def _service_lines(ax: Axes, timelines: dict[str, list[dict[str, float]]], title: str) -> None:
+    for policy, timeline in timelines.items():
+        clients = sorted({c for point in timeline for c in point})
+        for client in clients:
+            ax.plot(range(1, len(timeline) + 1), [p.get(client, 0.0) for p in timeline],
+                    marker="o", markersize=3, label=f"{policy}: {client}")
+    ax.set_xlabel("sample")
+    ax.set_ylabel("service (weighted tokens)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
+
+
+def draw_fairness(report: Report) -> Figure:
+    """Each client's service over time under each policy (simulation and engine)."""
+    parts = [(key, title) for key, title in (("sim", "scheduler simulation"),
+                                             ("engine", "sglc.Engine"))
+             if report.get(key)]
+    fig, axes = _figure(max(len(parts), 1), "fairness: service over time")
+    for ax, (key, title) in zip(axes, parts, strict=False):
+        timelines = {p: (r["timeline"] if key == "sim" else r["runs"][0]["timeline"])
+                     for p, r in report[key].items()}
+        _service_lines(ax, timelines, title)
+    return fig
+
+
+def draw_kv_policies(report: Report) -> Figure:
+    """KV memory per request and agreement with exact attention, per eviction config."""
+    results = report["results"]
+    fig, (left, right) = _figure(2, "KV eviction: memory per request vs agreement")
+    _bars(left, list(results), [r.get("peak_kv_kib_per_request") for r in results.values()],
+          "peak KV KiB / request")
+    _bars(right, list(results), [r.get("token_agreement") for r in results.values()],
+          "token agreement with exact")
+    return fig
+
+
+def draw_multi_lora(report: Report) -> Figure:
+    """Output tokens per second against the number of adapters, per system."""
+    results = report["results"]
+    counts = sorted(results, key=int)
+    systems = [k for k, v in results[counts[0]].items() if isinstance(v, dict)]
+    fig, (ax,) = _figure(title="multi-LoRA throughput")
+    for system in systems:
+        ax.plot([int(c) for c in counts], [results[c][system]["tokens_per_s"] for c in counts],
+                marker="o", label=system)
+    ax.set_xlabel("adapters")
+    ax.set_ylabel("output tokens / s")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def draw_serve_load(report: Report) -> Figure:
+    """Throughput and time to first token, server against in-process engine."""
+    summary = report["summary"]
+    fig, (left, right) = _figure(2, f"serving load ({report.get('num_requests', '?')} requests)")
+    _bars(left, list(summary), [s["output_tokens_per_s"] for s in summary.values()],
+          "output tokens / s")
+    _grouped(right, list(summary), {
+        "TTFT p50": [s["ttft_p50_ms"] for s in summary.values()],
+        "TTFT p99": [s["ttft_p99_ms"] for s in summary.values()]}, "ms")
+    return fig
+
+
+def draw_default_model_eval(report: Report) -> Figure:
+    """Held-out accuracy per skill (generate, select, the SGL program) with the targets."""
+    results, targets = report["results"], report.get("targets", {})
+    skills = list(results)
+    series = {way: [results[s].get(way) for s in skills] for way in ("generate", "select", "sgl")}
+    fig, (ax,) = _figure(title=f"default model, {report.get('num_per_skill', '?')} per skill")
+    _grouped(ax, skills, series, "accuracy")
+    ax.legend(fontsize=8, loc="lower left")
+    for k, skill in enumerate(skills):
+        if targets.get(skill) is not None:
+            ax.hlines(targets[skill], k - 0.45, k + 0.45, colors="black", linestyles="dashed")
+    ax.set_ylim(0, 1.05)
+    return fig
+
+
+def draw_gpu_engine(report: Report) -> Figure:
+    """Decode throughput of sglc and transformers against batch size."""
+    rows = report["throughput"]
+    fig, (ax,) = _figure(title=f"engine throughput on {report.get('device', '?')}")
+    for key, label in (("sglc_tok_s", "sglc"), ("hf_tok_s", "transformers")):
+        ax.plot([r["batch"] for r in rows], [r[key] for r in rows], marker="o", label=label)
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("tokens / s")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def draw_gpu_kernels(report: Report) -> Figure:
+    """Kernel bandwidth (Triton vs torch) and engine decode throughput per backend."""
+    fig, (left, right) = _figure(2, f"Triton kernels ({report['environment'].get('mode', '')})")
+    rows = report.get("bandwidth", [])
+    if rows:
+        labels = [r["kernel"] for r in rows]
+        _grouped(left, labels, {"triton": [r["triton_gbs"] for r in rows],
+                                "torch": [r["torch_gbs"] for r in rows]}, "GB/s", "bandwidth")
+    engine = report.get("engine", [])
+    for backend in sorted({r["backend"] for r in engine}):
+        mine = [r for r in engine if r["backend"] == backend]
+        right.plot([r["batch"] for r in mine], [r["decode_tok_s"] for r in mine], marker="o",
+                   label=backend)
+    if engine:
+        right.set_xlabel("batch size")
+        right.set_ylabel("decode tokens / s")
+        right.legend(fontsize=8)
+    return fig
+
+
+def draw_gpu_extend_tune(report: Report) -> Figure:
+    """Each launch config's time against SDPA, per case (below 1: faster than SDPA)."""
+    rows = report["rows"]
+    cases = list(dict.fromkeys(r["case"] for r in rows))
+    fig, (ax,) = _figure(title=f"extend attention configs on {report.get('device', '?')}")
+    for case in cases:
+        mine = [r for r in rows if r["case"] == case]
+        ax.plot(range(len(mine)), [r["ratio_vs_sdpa"] for r in mine], marker="o", label=case)
+    ax.axhline(1.0, color="black", linestyle="dashed", linewidth=1)
+    ax.set_xlabel("launch config (sweep order)")
+    ax.set_ylabel("triton ms / SDPA ms")
+    ax.legend(fontsize=8)
+    return fig
+
+
+PLOTS: dict[str, Callable[[Report], Figure]] = {
+    "engine_throughput": draw_engine_throughput,
+    "prefix_sharing": draw_prefix_sharing,
+    "program_throughput": draw_program_throughput,
+    "json_decode": draw_json_decode,
+    "fairness": draw_fairness,
+    "kv_policies": draw_kv_policies,
+    "multi_lora": draw_multi_lora,
+    "serve_load": draw_serve_load,
+    "default_model_eval": draw_default_model_eval,
+    "gpu_engine": draw_gpu_engine,
+    "gpu_kernels": draw_gpu_kernels,
+    "gpu_extend_tune": draw_gpu_extend_tune,
+}
+
+
+def plot_for(name: str) -> Callable[[Report], Figure] | None:
+    """The draw function of a benchmark named `name` (or whose name starts `name`)."""
+    if name in PLOTS:
+        return PLOTS[name]
+    matches = [key for key in PLOTS if name.startswith(key)]
+    return PLOTS[max(matches, key=len)] if matches else None
+
+
+def save_plot(name: str, report: Report, path: Path) -> Path | None:
+    """Draw benchmark `name`'s plot of `report` into `path` (a PNG); None if it has none.
+    A plot that fails is reported and skipped: the JSON matters more than the picture."""
+    draw = plot_for(name)
+    if draw is None:
+        return None
+    try:
+        fig = draw(report)
+        fig.tight_layout()
+        fig.savefig(path, dpi=_DPI)
+        plt.close(fig)
+    except (KeyError, TypeError, ValueError, IndexError, StopIteration) as exc:
+        print(f"no plot for {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        plt.close("all")
+        return None
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    paths = [Path(p) for p in (sys.argv[1:] if argv is None else argv)]
+    if not paths:
+        print("usage: python benchmarks/plots.py RESULT.json [...]", file=sys.stderr)
+        return 2
+    for path in paths:
+        written = save_plot(path.stem, json.loads(path.read_text()), path.with_suffix(".png"))
+        print(written or f"{path}: no plot for a benchmark named {path.stem!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
