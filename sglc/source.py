@@ -32,7 +32,8 @@ class Span:
         return Span(self.file, self.line, self.col, other.end_line, other.end_col)
 
 
-Severity = Literal["error", "warning"]
+Severity = Literal["error", "warning", "note"]
+"""A note states a fact (a spec proven, or checked at run time only); it is no problem."""
 
 
 @dataclass(frozen=True)

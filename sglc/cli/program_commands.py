@@ -115,11 +115,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         if diags:
             print(render_all(diags, checked.sources), file=sys.stderr)
         num_errors = sum(d.is_error for d in diags)
-        num_warnings = len(diags) - num_errors
+        num_notes = sum(d.severity == "note" for d in diags)
+        num_warnings = len(diags) - num_errors - num_notes
         status = "ok" if not num_errors else "failed"
+        notes = f", {_plural(num_notes, 'note')}" if num_notes else ""
         print(
             f"{args.file}: {status} ({_plural(num_errors, 'error')}, "
-            f"{_plural(num_warnings, 'warning')})",
+            f"{_plural(num_warnings, 'warning')}{notes})",
             file=sys.stderr,
         )
     return EXIT_ERROR if has_errors(diags) else EXIT_OK
@@ -166,7 +168,9 @@ def ast_to_data(node: Any) -> Any:
 # -- run -------------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     prog = _load(args.file)
-    for diag in prog.diagnostics:  # warnings of a successful compile
+    for diag in prog.diagnostics:  # warnings of a successful compile (notes are for check)
+        if diag.severity == "note":
+            continue
         print(render(diag, prog.sources.get(diag.span.file)), file=sys.stderr)
     fn_name = args.fn or prog.entry or "main"
     functions = prog.functions
