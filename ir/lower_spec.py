@@ -66,6 +66,11 @@ def _comparison(left: A.Expr, op: str, right: A.Expr, constant: Constant) -> Ter
         subject = subject_of(a)
         if subject is not None and not isinstance(value, bool):
             return ("cmp", subject, o, value)
+    if isinstance(left, A.BinOp) or isinstance(right, A.BinOp):
+        return ("opaque", "arithmetic on a value is not regular")
+    if not _is_scalar(_value(left, constant)) and not _is_scalar(_value(right, constant)):
+        return ("opaque", "it relates several values (a regular spec compares one value, or "
+                "its len, with a constant)")
     return ("opaque", "a comparison is regular between a value (or its len) and a constant")
 
 

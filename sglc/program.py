@@ -260,8 +260,9 @@ def compile(  # noqa: A001 - the API name
     return _finish(checked, diags, skip_passes)
 
 
-def load(path: str | Path) -> Program:
-    """Load a `.sgl` file (compiling it) or a saved compiled `.json` program."""
+def load(path: str | Path, *, skip_passes: tuple[str, ...] = ()) -> Program:
+    """Load a `.sgl` file (compiling it, without the passes `skip_passes` names) or a saved
+    compiled `.json` program."""
     path = Path(path)
     if path.suffix == ".json":
         try:
@@ -270,7 +271,7 @@ def load(path: str | Path) -> Program:
             raise ValueError(f"cannot read {path}: {exc}") from None
         return Program.from_json(data)
     checked, diags = check_program(path)
-    return _finish(checked, diags)
+    return _finish(checked, diags, skip_passes)
 
 
 def compile_checked(

@@ -219,6 +219,8 @@ def _gen_language(gen: Gen, path: tuple[str, ...], prog: IRProgram) -> Language:
     if not path:
         domain: Domain = {"str": "str", "int": "int", "float": "float"}.get(gen.value_type,
                                                                              "other")
+        if gen.constraint.kind == "schema" and gen.constraint.schema in prog.schemas:
+            domain = schema_domain(prog.schemas[gen.constraint.schema])  # int[min=0], ...
         texts = Dfa.of_any() if gen.regex is None else Dfa.of(gen.regex)
         return Language(texts, domain, gen.regex, what, gen.span)
     if gen.constraint.kind != "schema" or gen.constraint.schema not in prog.schemas:

@@ -12,6 +12,14 @@ One record per `gen` or `select`, in the order the calls finished:
 an output. A gen that failed is recorded too, with its prompt, the output so far and
 `error`. Times are seconds since the trace started.
 
+Spec checks that run (the ones the spec pass could not prove) go under `specs`, one record
+per check, in the order they ran; a failed `ensures ... retry N` re-runs its call, so its
+checks appear again:
+
+    {"id": 0, "kind": "ensures", "fn": "title", "location": "t.sgl:3:5",
+     "spec": "ensures len(result) <= 40", "holds": false, "value": "A very long ...",
+     "retries": 2, "at_s": 0.41}
+
 The records (and `meta(x)`, whose dicts `gen_meta` makes) are built here from the model's
 `Output`s.
 """
@@ -39,6 +47,7 @@ class Trace:
 
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
+        self.spec_records: list[dict[str, Any]] = []
         self._t0 = time.perf_counter()
         self._lock = threading.Lock()
 
@@ -52,9 +61,15 @@ class Trace:
                 record["latency_s"] = round(record["end_s"] - record["start_s"], 6)
             self.records.append(record)
 
+    def add_spec(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            self.spec_records.append({"id": len(self.spec_records), **record,
+                                      "at_s": self.now()})
+
     def to_json(self) -> dict[str, Any]:
         with self._lock:
             calls = list(self.records)
+            specs = list(self.spec_records)
         return {
             "version": 1,
             "num_calls": len(calls),
@@ -62,12 +77,31 @@ class Trace:
             "num_cached_tokens": sum(r.get("cached_tokens", 0) for r in calls),
             "num_completion_tokens": sum(r.get("completion_tokens", 0) for r in calls),
             "calls": calls,
+            "num_spec_checks": len(specs),
+            "num_spec_failures": sum(not r["holds"] for r in specs),
+            "specs": specs,
         }
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(
             json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
+
+
+def spec_record(i: ir.AssertSpec, fn: str, message: str | None, holds: bool,
+                values: dict[str, Any]) -> dict[str, Any]:
+    """The trace record of one run-time spec check (the value: `result` for an ensures)."""
+    value = values.get("result") if i.kind == "ensures" else None
+    return {"kind": i.kind, "fn": fn, "location": str(i.span), "spec": message,
+            "holds": holds, "value": _jsonable(value), "retries": i.retries}
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
 
 
 def gen_record(i: ir.Gen, fn: str, prompt_text: str, params: SamplingParams,

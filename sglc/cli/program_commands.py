@@ -81,6 +81,7 @@ def add_commands(sub: Any) -> None:
         default=[],
         help="a Python file whose functions implement the `extern fn`s",
     )
+    _add_spec_options(p)
     add_engine_options(p, with_endpoint=True)
     add_endpoint_options(p)
     p.set_defaults(func=cmd_run)
@@ -92,6 +93,7 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("file", metavar="FILE")
     p.add_argument("--format", choices=["text", "json"], default="text")
+    _add_spec_options(p)
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser(
@@ -102,13 +104,14 @@ def add_commands(sub: Any) -> None:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--emit", choices=["ast", "ir", "json"], default="ir")
     p.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    _add_spec_options(p)
     p.set_defaults(func=cmd_compile)
 
 
 # -- check ---------------------------------------------------------------------------------------
 def cmd_check(args: argparse.Namespace) -> int:
     checked, diags = check_program(Path(args.file), filename=args.file)
-    _, diags = compile_checked(checked, diags)
+    _, diags = compile_checked(checked, diags, _skipped(args))
     if args.format == "json":
         print(to_json(diags))
     else:
@@ -140,7 +143,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
             return EXIT_ERROR
         text = json.dumps(ast_to_data(checked.main.module), indent=2, ensure_ascii=False)
     else:
-        prog = _load(args.file)
+        prog = _load(args.file, args)
         if args.emit == "ir":
             text = print_program(prog.ir)
         else:
@@ -167,7 +170,7 @@ def ast_to_data(node: Any) -> Any:
 
 # -- run -------------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    prog = _load(args.file)
+    prog = _load(args.file, args)
     for diag in prog.diagnostics:  # warnings of a successful compile (notes are for check)
         if diag.severity == "note":
             continue
@@ -241,7 +244,18 @@ class _StreamPrinter(ProgramEvents):
             self.current = None
 
 
-def _load(path: str) -> Program:
+def _load(path: str, args: argparse.Namespace | None = None) -> Program:
     if not Path(path).exists():
         raise FileNotFoundError(path)
-    return load(path)
+    return load(path, skip_passes=_skipped(args))
+
+
+def _skipped(args: argparse.Namespace | None) -> tuple[str, ...]:
+    return ("spec_pushdown",) if getattr(args, "no_spec_pushdown", False) else ()
+
+
+def _add_spec_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-spec-pushdown", action="store_true",
+                   help="leave regular ensures/assert specs out of the gens' constraints "
+                   "(they are then checked at run time, unless the constraint already "
+                   "proves them)")

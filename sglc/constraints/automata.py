@@ -60,8 +60,8 @@ class Dfa:
 
     @staticmethod
     def of_any() -> Dfa:
-        """Every text."""
-        return Dfa([[(0, MAX_CODE, 0)]], frozenset({0}))
+        """Every text (of Unicode scalar values: no surrogates)."""
+        return _dfa_of(r"[\s\S]*")
 
     @staticmethod
     def of_none() -> Dfa:
@@ -83,7 +83,8 @@ class Dfa:
         return _product(self, other, lambda a, b: a and not b)
 
     def __invert__(self) -> Dfa:
-        return Dfa(self.edges, frozenset(range(self.num_states)) - self.accepting)
+        """The texts (of scalar values) not in the language."""
+        return _product(self, Dfa.of_any(), lambda a, b: b and not a)
 
     def issubset(self, other: Dfa) -> bool:
         return (self - other).is_empty()
