@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -133,10 +134,11 @@ def _narrow_schema(gen: Gen, path: tuple[str, ...], part: Term,
     if keywords is None:
         return None
     target.update(keywords)
-    new_name, k = f"{name}+spec", 1
+    base = re.sub(r"\+spec\d*$", "", name)
+    new_name, k = f"{base}+spec", 1
     while new_name in schemas and schemas[new_name] != root:
         k += 1
-        new_name = f"{name}+spec{k}"
+        new_name = f"{base}+spec{k}"
     constraint = replace(gen.constraint, schema=new_name)
     try:
         regex = to_regex(Constraint("schema", schema=json.dumps(root)))
