@@ -94,6 +94,13 @@ def add_commands(sub: Any) -> None:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--format", choices=["text", "json"], default="text")
     _add_spec_options(p)
+    p.add_argument("--llm", action="store_true",
+                   help="also ask a model whether docstrings and specs agree (Clover's loop: "
+                   "specs written from the docstring, compared exactly; a docstring written "
+                   "from the specs, judged YES/NO); advisory")
+    p.add_argument("--model", metavar="PATH",
+                   help="with --llm: a local Hugging Face model directory (default: the "
+                   "embedded default model)")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser(
@@ -112,6 +119,10 @@ def add_commands(sub: Any) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     checked, diags = check_program(Path(args.file), filename=args.file)
     _, diags = compile_checked(checked, diags, _skipped(args))
+    if args.model and not args.llm:
+        raise UsageError("--model goes with --llm")
+    if args.llm and not has_errors(diags):
+        diags = [*diags, *_clover(checked, args.model)]
     if args.format == "json":
         print(to_json(diags))
     else:
@@ -128,6 +139,14 @@ def cmd_check(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return EXIT_ERROR if has_errors(diags) else EXIT_OK
+
+
+def _clover(checked: Any, model: str | None) -> list[Any]:
+    from sglc.clover import run_clover
+    from sglc.runtime.backends import Runtime
+
+    with Runtime(model_path=model) as runtime:
+        return run_clover(checked, runtime)
 
 
 def _plural(n: int, word: str) -> str:
