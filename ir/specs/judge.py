@@ -25,7 +25,7 @@ from sglc.ir.instructions import Const, Gen, Var
 from sglc.ir.printer import format_constraint
 from sglc.ir.program import IRFunction, IRProgram
 from sglc.ir.spec_terms import Subject, Term, opaque_reasons, subject_text, subjects
-from sglc.ir.specs.languages import Domain, NotRegular, term_language
+from sglc.ir.specs.languages import FLOAT_REASON, Domain, NotRegular, term_language
 from sglc.ir.specs.sources import (
     ChoiceSource,
     ConstSource,
@@ -221,6 +221,11 @@ def _gen_language(gen: Gen, path: tuple[str, ...], prog: IRProgram) -> Language:
                                                                              "other")
         if gen.constraint.kind == "schema" and gen.constraint.schema in prog.schemas:
             domain = schema_domain(prog.schemas[gen.constraint.schema])  # int[min=0], ...
+        if domain == "other":  # said before building a (maybe big) automaton
+            raise NotRegular(f"gen {gen.dest} makes a {gen.value_type} value: its text has no "
+                             "regular reading")
+        if domain == "float":
+            raise NotRegular(FLOAT_REASON)
         texts = Dfa.of_any() if gen.regex is None else Dfa.of(gen.regex)
         return Language(texts, domain, gen.regex, what, gen.span)
     if gen.constraint.kind != "schema" or gen.constraint.schema not in prog.schemas:

@@ -20,6 +20,9 @@ Domain = Literal["str", "int", "json_str", "float", "other"]
 _ANY = r"[\s\S]"
 
 
+FLOAT_REASON = "ranges over float texts are not regular (exponents): checked at run time"
+
+
 class NotRegular(Exception):
     """A term (or part) with no automaton in its domain; the message says why."""
 
@@ -56,8 +59,7 @@ def _value_language(term: Term, domain: Domain) -> Dfa:
     if domain == "int":
         return _int_atom(term)
     if domain == "float":
-        raise NotRegular("ranges over float texts are not regular (exponents); checked at "
-                         "run time")
+        raise NotRegular(FLOAT_REASON)
     raise NotRegular("this value has no regular reading")
 
 
@@ -230,4 +232,4 @@ def _push(row: list[Edge], lo: int, hi: int, t: int) -> None:
         row.append((lo, hi, t))
 
 
-__all__ = ["Domain", "NotRegular", "int_interval", "json_string_texts", "term_language"]
+__all__ = ["FLOAT_REASON", "Domain", "NotRegular", "int_interval", "json_string_texts", "term_language"]
