@@ -15,7 +15,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from sglc.ir.instructions import AssertSpec, Call, Const, Operand
+from sglc.ir.analysis import read_vars
+from sglc.ir.instructions import (
+    AssertSpec,
+    Attr,
+    BuildList,
+    Call,
+    CallBuiltin,
+    CallMethod,
+    Compare,
+    Const,
+    Copy,
+    Instr,
+    Operand,
+    UnaryOp,
+    defined_var,
+)
 from sglc.ir.program import Block, IRFunction, IRProgram
 from sglc.ir.specs.judge import Verdict, judge_term
 from sglc.ir.specs.pushdown import push_specs, spec_text
@@ -80,8 +95,32 @@ def _check_fn(prog: IRProgram, fn: IRFunction, changed: bool
     if drop:
         blocks = tuple(Block(b.label, tuple(ins for i, ins in enumerate(b.instrs)
                                             if (b.label, i) not in drop)) for b in fn.blocks)
-        fn = replace(fn, blocks=blocks)
+        fn = _without_dead_temps(replace(fn, blocks=blocks))
     return fn, reports
+
+
+def _is_pure(instr: Instr) -> bool:
+    """The instructions a spec's condition lowers to that have no effect but their value."""
+    if isinstance(instr, CallBuiltin):
+        return instr.name in ("len", "matches")
+    if isinstance(instr, CallMethod):
+        return instr.method in ("startswith", "endswith")
+    return isinstance(instr, (Compare, Attr, UnaryOp, Copy, BuildList))
+
+
+def _without_dead_temps(fn: IRFunction) -> IRFunction:
+    """Drop the compiler temporaries of dropped checks that nothing reads any more."""
+    while True:
+        read = read_vars(fn)
+        dead = [(b.label, i) for b in fn.blocks for i, ins in enumerate(b.instrs)
+                if _is_pure(ins) and (dest := defined_var(ins)) is not None
+                and dest.startswith("%") and dest not in read]
+        if not dead:
+            return fn
+        gone = set(dead)
+        fn = replace(fn, blocks=tuple(
+            Block(b.label, tuple(ins for i, ins in enumerate(b.instrs)
+                                 if (b.label, i) not in gone)) for b in fn.blocks))
 
 
 def _check_calls(prog: IRProgram, fn: IRFunction) -> list[SpecReport]:

@@ -43,6 +43,7 @@ _JSON_UNSAFE = ((0, 0x1F), (0x22, 0x22), (0x5C, 0x5C))
 
 def push_specs(prog: IRProgram) -> IRProgram:
     """Every pushable spec intersected into its gens' constraints."""
+    before = set(prog.schemas)
     for name in sorted(prog.functions):
         k = 0
         while True:
@@ -54,7 +55,10 @@ def push_specs(prog: IRProgram) -> IRProgram:
             label, index, spec = specs[k]
             k += 1
             prog = _push_one(prog, fn, (label, index), spec)
-    return prog
+    used = {i.constraint.schema for f in prog.functions.values() for _, _, i in f.instructions()
+            if isinstance(i, Gen)}
+    return replace(prog, schemas={k: v for k, v in prog.schemas.items()
+                                  if k in before or k in used})
 
 
 def spec_text(spec: AssertSpec) -> str:

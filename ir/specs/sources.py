@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sglc.ir.analysis import predecessors
 from sglc.ir.instructions import (
-    Branch,
     BuildList,
     Const,
     Copy,
     Gen,
     Instr,
-    Jump,
     Operand,
     Scalar,
     Select,
@@ -69,13 +68,7 @@ class Definitions:
     def __init__(self, fn: IRFunction) -> None:
         self.fn = fn
         self.blocks = fn.labels
-        self.preds: dict[str, list[str]] = {b.label: [] for b in fn.blocks}
-        for b in fn.blocks:
-            term = b.instrs[-1] if b.instrs else None
-            targets = (term.then_label, term.else_label) if isinstance(term, Branch) else \
-                (term.label,) if isinstance(term, Jump) else ()
-            for t in targets:
-                self.preds[t].append(b.label)
+        self.preds = predecessors(fn)
         self.params = {p.name for p in fn.params}
 
     def sources(self, operand: Operand, point: Point) -> list[Source]:
