@@ -30,6 +30,7 @@ class Frame:
     defaults: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     just_prefetched: bool = False
+    attempt: int = 0  # how many times an `ensures ... retry N` re-ran this call so far
 
     def here(self, span: Span | None) -> tuple[CallSite, ...]:
         return (*self.callers, CallSite(self.label, span))

@@ -184,7 +184,7 @@ class Interpreter(ValueOps):
                     raise
             attempt += 1
             frame = Frame(frame.fn, frame.label, dict(first_vars), first_prompt.fork(),
-                          frame.callers, frame.defaults)
+                          frame.callers, frame.defaults, attempt=attempt)
 
     async def _exec(self, frame: Frame) -> Any:
         fn = frame.fn
@@ -338,7 +338,7 @@ class Interpreter(ValueOps):
         message = None if i.message is None else ir.to_text(self._val(i.message, f))
         trace = self.model.trace
         if trace is not None:
-            trace.add_spec(spec_record(i, f.label, message, holds, f.vars))
+            trace.add_spec(spec_record(i, f.label, message, holds, f.vars, f.attempt))
         if holds:
             return
         hint = None

@@ -18,7 +18,7 @@ checks appear again:
 
     {"id": 0, "kind": "ensures", "fn": "title", "location": "t.sgl:3:5",
      "spec": "ensures len(result) <= 40", "holds": false, "value": "A very long ...",
-     "retries": 2, "at_s": 0.41}
+     "retries": 2, "attempt": 0, "at_s": 0.41}
 
 The records (and `meta(x)`, whose dicts `gen_meta` makes) are built here from the model's
 `Output`s.
@@ -89,11 +89,13 @@ class Trace:
 
 
 def spec_record(i: ir.AssertSpec, fn: str, message: str | None, holds: bool,
-                values: dict[str, Any]) -> dict[str, Any]:
-    """The trace record of one run-time spec check (the value: `result` for an ensures)."""
+                values: dict[str, Any], attempt: int) -> dict[str, Any]:
+    """The trace record of one run-time spec check (the value: `result` for an ensures;
+    `attempt`: 0 for a call's first run, k for its k-th retry)."""
     value = values.get("result") if i.kind == "ensures" else None
     return {"kind": i.kind, "fn": fn, "location": str(i.span), "spec": message,
-            "holds": holds, "value": _jsonable(value), "retries": i.retries}
+            "holds": holds, "value": _jsonable(value), "retries": i.retries,
+            "attempt": attempt}
 
 
 def _jsonable(value: Any) -> Any:

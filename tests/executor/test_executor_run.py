@@ -427,6 +427,7 @@ def test_ensures_retry_reruns_the_call_then_raises(runtime):
     records = trace.to_json()
     assert records["num_calls"] == 3 and records["num_spec_checks"] == 3
     assert [r["holds"] for r in records["specs"]] == [False] * 3
+    assert [r["attempt"] for r in records["specs"]] == [0, 1, 2]
     assert {r["spec"] for r in records["specs"]} == {"ensures len(result) <= 0"}
 
 
