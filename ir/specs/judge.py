@@ -226,7 +226,7 @@ def _gen_language(gen: Gen, path: tuple[str, ...], prog: IRProgram) -> Language:
                              "regular reading")
         if domain == "float":
             raise NotRegular(FLOAT_REASON)
-        texts = Dfa.of_any() if gen.regex is None else Dfa.of(gen.regex)
+        texts = _free_texts(gen) if gen.regex is None else Dfa.of(gen.regex)
         return Language(texts, domain, gen.regex, what, gen.span)
     if gen.constraint.kind != "schema" or gen.constraint.schema not in prog.schemas:
         raise NotRegular(f"gen {gen.dest} is not a schema value with fields")
@@ -237,6 +237,19 @@ def _gen_language(gen: Gen, path: tuple[str, ...], prog: IRProgram) -> Language:
     regex = regex_for_schema(_with_defs(sub, root))
     return Language(Dfa.of(regex), schema_domain(sub), regex, f"{what} field {'.'.join(path)}",
                     gen.span)
+
+
+def _free_texts(gen: Gen) -> Dfa:
+    """What a free gen may produce: any text, but none holding one of its constant stop
+    strings (the engine stops there; the stop string is not part of the value)."""
+    texts = Dfa.of_any()
+    stop = dict(gen.params).get("stop")
+    stops = [] if not isinstance(stop, Const) else \
+        [stop.value] if isinstance(stop.value, str) else []
+    for s in stops:
+        if s:
+            texts = texts - Dfa.of(rf"[\s\S]*{escape_literal(s)}[\s\S]*")
+    return texts
 
 
 def field_schema(root: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:

@@ -247,3 +247,16 @@ fn f() -> str:
     return c
 """
     assert one_report(source).verdict.outcome == "proven"
+
+
+def test_a_free_gen_never_holds_its_stop_string():
+    source = """
+fn f() -> str:
+    assistant: gen t(stop="END")
+    assert not matches(t, /[\\s\\S]*END[\\s\\S]*/)
+    assert len(t) < 5
+    return t
+"""
+    reports = judged(source)[2]
+    assert [r.verdict.outcome for r in reports] == ["proven", "unproven"]
+    assert len(reports[1].verdict.counterexample) == 5
