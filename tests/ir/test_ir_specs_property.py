@@ -23,7 +23,7 @@ def verdict(r: str, s: str):
     return report.verdict
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(regexes(), regexes())
 def test_verdicts_agree_with_enumeration(r: str, s: str) -> None:
     lr, ls = language(r), language(s)
