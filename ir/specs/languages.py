@@ -107,17 +107,13 @@ def _int_atom(term: Term) -> Dfa:
     if head != "cmp":
         raise NotRegular(f"`{head}` does not apply to an int")
     op, value = term[2], term[3]
-    if not isinstance(value, (int, float)):
-        return Dfa.of_none() if op == "==" else _domain_texts("int") if op == "!=" else \
-            _raise(NotRegular("an int compared with a string"))
-    lo, hi = _int_bounds(op, value)
     if op == "!=":
         return _domain_texts("int") - _int_atom(("cmp", term[1], "==", value))
-    return _int_range(lo, hi)
-
-
-def _raise(exc: Exception) -> Dfa:
-    raise exc
+    if not isinstance(value, (int, float)):
+        if op == "==":
+            return Dfa.of_none()  # an int never equals a string
+        raise NotRegular("an int ordered against a string is a run-time error")
+    return _int_range(*_int_bounds(op, value))
 
 
 def _int_bounds(op: str, value: float) -> tuple[int | None, int | None]:
