@@ -156,6 +156,21 @@ def _bind(callee: IRFunction, call: Call) -> dict[str, Operand]:
 
 
 def _diagnostic(report: SpecReport) -> Diagnostic:
+    return replace(_described(report), data=_data(report))
+
+
+def _data(report: SpecReport) -> dict[str, object]:
+    """The outcome for tools (`sglc check --format json`)."""
+    v = report.verdict
+    span = v.source_span
+    return {"outcome": v.outcome, "spec": report.text, "kind": report.kind,
+            "pushed": report.pushed, "reason": v.reason, "counterexample": v.counterexample,
+            "value": v.value, "source": v.source,
+            "source_location": None if span is None or not span.line else str(span),
+            "constraint_regex": v.constraint_regex}
+
+
+def _described(report: SpecReport) -> Diagnostic:
     v = report.verdict
     what = report.text
     where = "" if v.source_span is None or not v.source_span.line else \

@@ -4,6 +4,7 @@ counterexamples checked against Python's `re` and the predicate itself; pushdown
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -260,3 +261,12 @@ fn f() -> str:
     reports = judged(source)[2]
     assert [r.verdict.outcome for r in reports] == ["proven", "unproven"]
     assert len(reports[1].verdict.counterexample) == 5
+
+
+def test_check_json_carries_each_outcome_for_tools():
+    _, diags, _ = judged(program("/[a-z]{1,5}/", "len(result) < 3"))
+    (diag,) = diags
+    data = diag.to_json()["data"]
+    assert data["outcome"] == "unproven" and data["counterexample"] == "aaa"
+    assert data["source_location"] == "t.sgl:8:16" and data["constraint_regex"] == "[a-z]{1,5}"
+    assert hash(diag) == hash(replace(diag, data=None))
