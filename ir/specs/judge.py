@@ -25,6 +25,7 @@ from sglc.ir.instructions import Const, Gen, Var
 from sglc.ir.printer import format_constraint
 from sglc.ir.program import IRFunction, IRProgram
 from sglc.ir.spec_terms import Subject, Term, opaque_reasons, subject_text, subjects
+from sglc.ir.specs.decimals import DECIMAL_TEXTS
 from sglc.ir.specs.languages import FLOAT_REASON, Domain, NotRegular, term_language
 from sglc.ir.specs.sources import (
     ChoiceSource,
@@ -137,6 +138,14 @@ def _compare(lang: Language, spec: Dfa, subject: Subject, source: Source,
              fn: IRFunction) -> Verdict:
     where = dict(source=lang.what, source_span=lang.span, constraint_regex=lang.regex,
                  value=subject_text(subject), sources=(source,))
+    if lang.domain == "float":  # specs read exponent-free texts only (decimals.py)
+        plain = Dfa.of(DECIMAL_TEXTS)
+        if not (lang.texts - plain).is_empty():
+            example = ((lang.texts & plain) - spec).example()
+            if example is None:
+                return Verdict("runtime", FLOAT_REASON, **where)
+            return Verdict("unproven", f"{lang.what} may produce {example}, which it rejects",
+                           example, **where)
     missed = lang.texts - spec
     example = missed.example()
     if example is None:
@@ -224,8 +233,6 @@ def _gen_language(gen: Gen, path: tuple[str, ...], prog: IRProgram) -> Language:
         if domain == "other":  # said before building a (maybe big) automaton
             raise NotRegular(f"gen {gen.dest} makes a {gen.value_type} value: its text has no "
                              "regular reading")
-        if domain == "float":
-            raise NotRegular(FLOAT_REASON)
         texts = _free_texts(gen) if gen.regex is None else Dfa.of(gen.regex)
         return Language(texts, domain, gen.regex, what, gen.span)
     if gen.constraint.kind != "schema" or gen.constraint.schema not in prog.schemas:

@@ -15,12 +15,14 @@ from typing import Literal
 from sglc.constraints import escape_literal, regex_for_int_range
 from sglc.constraints.automata import MAX_CODE, Dfa, Edge
 from sglc.ir.spec_terms import Term
+from sglc.ir.specs.decimals import DECIMAL_TEXTS, decimal_regex
 
 Domain = Literal["str", "int", "json_str", "float", "other"]
 _ANY = r"[\s\S]"
 
 
-FLOAT_REASON = "ranges over float texts are not regular (exponents): checked at run time"
+FLOAT_REASON = ("a float text with an exponent has no regular range check (it relates the "
+                "exponent to the digits): those texts are checked at run time")
 
 
 class NotRegular(Exception):
@@ -59,12 +61,32 @@ def _value_language(term: Term, domain: Domain) -> Dfa:
     if domain == "int":
         return _int_atom(term)
     if domain == "float":
-        raise NotRegular(FLOAT_REASON)
+        return _float_atom(term)
     raise NotRegular("this value has no regular reading")
 
 
 def _domain_texts(domain: Domain) -> Dfa:
-    return Dfa.of(r"-?(0|[1-9][0-9]*)") if domain == "int" else Dfa.of_any()
+    if domain == "int":
+        return Dfa.of(r"-?(0|[1-9][0-9]*)")
+    return Dfa.of(DECIMAL_TEXTS) if domain == "float" else Dfa.of_any()
+
+
+def _float_atom(term: Term) -> Dfa:
+    """Over the exponent-free float texts (`decimals.py`)."""
+    head = term[0]
+    if head == "in":
+        return _union_of(_float_atom(("cmp", term[1], "==", v)) for v in term[2])
+    if head != "cmp":
+        raise NotRegular(f"`{head}` does not apply to a float")
+    op, value = term[2], term[3]
+    if op == "!=":
+        return _domain_texts("float") - _float_atom(("cmp", term[1], "==", value))
+    if not isinstance(value, (int, float)):
+        if op == "==":
+            return Dfa.of_none()
+        raise NotRegular("a float ordered against a string is a run-time error")
+    regex = decimal_regex(op, value)
+    return Dfa.of_none() if regex is None else Dfa.of(regex)
 
 
 def _str_atom(term: Term) -> Dfa:

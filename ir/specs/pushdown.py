@@ -116,7 +116,7 @@ def _narrow(gen: Gen, path: tuple[str, ...], part: Term, prog: IRProgram,
     if path:
         return _narrow_schema(gen, path, part, schemas)
     interval = int_interval(part) if gen.regex == INT_REGEX else None
-    try:
+    try:  # a float spec reads exponent-free texts: the narrowed gen writes those only
         regex = regex_for_int_range(*interval) if interval is not None \
             else (lang.texts & spec).to_regex()
         if len(regex) > MAX_PUSHED_REGEX:

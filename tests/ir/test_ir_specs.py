@@ -270,3 +270,37 @@ def test_check_json_carries_each_outcome_for_tools():
     assert data["outcome"] == "unproven" and data["counterexample"] == "aaa"
     assert data["source_location"] == "t.sgl:8:16" and data["constraint_regex"] == "[a-z]{1,5}"
     assert hash(diag) == hash(replace(diag, data=None))
+
+
+def test_decimal_ranges_are_exact_on_exponent_free_texts():
+    import operator
+
+    from sglc.ir.specs.decimals import DECIMAL_TEXTS, decimal_regex
+
+    texts = [s + a + f for a in ("0", "1", "2", "9", "10", "12", "99", "149", "150", "151")
+             for f in ("", ".0", ".00", ".5", ".05", ".25", ".249", ".251", ".99", ".001")
+             for s in ("", "-")]
+    assert all(re.fullmatch(DECIMAL_TEXTS, t) for t in texts)
+    ops = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+           "==": operator.eq}
+    for op, holds in ops.items():
+        for c in (0, 1, 150, 0.5, 0.25, 12.05, -0.5, -1, 149.99, 0.001):
+            regex = decimal_regex(op, c)
+            for t in texts:
+                assert (regex is not None and re.fullmatch(regex, t) is not None) == \
+                    holds(float(t), c), (op, c, t)
+
+
+def test_float_ranges():
+    from sglc.constraints import FLOAT_REGEX
+
+    v = one_report(program("float", "result >= 0 and result <= 1", "float")).verdict
+    assert v.outcome == "unproven"
+    assert re.fullmatch(FLOAT_REGEX, v.counterexample) and not 0 <= float(v.counterexample) <= 1
+    v = one_report(program("float", "result > 0 or result <= 0", "float")).verdict
+    assert v.outcome == "runtime" and "exponent" in v.reason  # 1e5 is not read by automata
+    prog, _, (report,) = judged(program("float", "result >= 0 and result <= 1", "float"), True)
+    assert report.pushed and report.verdict.outcome == "proven"
+    (gen,) = [i for _, _, i in prog.functions["t.f"].instructions() if isinstance(i, Gen)]
+    for text in ("0", "0.5", "1", "1.0", "-0", "1.01", "2", "-0.1", "1e0"):
+        assert bool(re.fullmatch(gen.regex, text)) == (text != "1e0" and 0 <= float(text) <= 1)
