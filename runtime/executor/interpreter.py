@@ -26,6 +26,7 @@ from typing import Any
 
 import sglc.runtime.executor.builtins as B
 from sglc import ir
+from sglc.ir.spec_terms import subjects
 from sglc.runtime.core import EngineError
 from sglc.runtime.executor.arguments import (
     bind_arguments,
@@ -351,6 +352,8 @@ class Interpreter(ValueOps):
             hint = f"result = {f.vars.get('result')!r:.120}" if "result" in f.vars else None
         else:
             message = message or "the assertion does not hold"
+            names = sorted({s[0] for s in subjects(i.pred)} & set(f.vars)) if i.pred else []
+            hint = ", ".join(f"{n} = {f.vars[n]!r:.80}" for n in names) or None
         violation = SpecViolation(f"{i.kind} failed: {message}", hint=hint)
         if i.retries:
             violation.retries, violation.frame = i.retries, f

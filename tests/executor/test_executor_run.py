@@ -438,3 +438,10 @@ def test_pushdown_makes_the_same_spec_hold_by_construction(runtime):
     for _ in range(3):
         assert len(prog.word(runtime=runtime, trace=trace)) <= 1
     assert trace.to_json()["num_spec_checks"] == 0  # proven: no run-time check left
+
+
+def test_a_failed_assert_names_the_values_it_read(runtime):
+    prog = api.compile(SPEC, "spec.sgl")
+    with pytest.raises(SpecViolation) as info:
+        prog.outer(2, runtime=runtime)
+    assert info.value.hint == "y = 6"
