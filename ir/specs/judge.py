@@ -171,8 +171,8 @@ def _cut_by_max_tokens(source: Source, fn: IRFunction) -> str | None:
         return None
     try:
         need = Dfa.of(source.gen.regex).completion_bytes()
-    except ConstraintError:
-        return None
+    except ConstraintError as exc:  # no proof that it finishes: say so
+        return f"may be cut by max_tokens (not checked: {exc})"
     if need is not None and need + 1 > limit:  # +1: the end-of-sequence token
         return (f"may be cut by max_tokens: max_tokens={limit} cannot fit the longest "
                 f"shortest completion of gen {source.gen.dest} ({need} bytes + end)")
