@@ -274,6 +274,7 @@ class Gen(Instr):
     defaults`), else the record's. With `n`, `dest` is bound to the list of the n samples'
     values and nothing is appended. What the gen did (finish reason, token counts, logprobs)
     is kept for `meta(dest)`. `constraint` keeps the source form for messages and tools.
+    `narrowed_by` names the specs the spec pass intersected into `regex` (spec pushdown).
     """
 
     dest: str
@@ -281,6 +282,7 @@ class Gen(Instr):
     value_type: ValueType
     regex: str | None
     params: KwArgs = ()
+    narrowed_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -405,14 +407,19 @@ SpecKind = Literal["requires", "ensures", "assert"]
 @dataclass(frozen=True)
 class AssertSpec(Instr):
     """Check a spec: when `bool(cond)` is false, raise `SpecViolation(kind, message)` at this
-    span (the runtime may first retry the fn, per DESIGN §6). `message` is evaluated eagerly;
-    None gives a default message naming the clause. `requires` checks sit at the entry of the
-    fn; `ensures` checks just before each `Return`, with `result` bound to the returned
-    value."""
+    span. `message` is evaluated eagerly; None gives a default message naming the clause.
+    `requires` checks sit at the entry of the fn; `ensures` checks just before each `Return`,
+    with `result` bound to the returned value. An `ensures` with `retries` > 0 (`ensures C
+    retry N`) that fails re-runs the fn's call from its start, up to `retries` times, before
+    the violation is raised. `pred` is the condition's spec term (`sglc.ir.spec_terms`: its
+    regular fragment, for the spec pass; None for a hand-built instruction); the spec pass
+    removes the checks it proves."""
 
     cond: Operand
     kind: SpecKind
     message: Operand | None = None
+    pred: tuple | None = None
+    retries: int = 0
 
 
 TERMINATORS = (Branch, Jump, Return)

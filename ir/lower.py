@@ -51,6 +51,7 @@ from sglc.ir.instructions import (
 )
 from sglc.ir.lower_expr import ExprLowerer, LoweringError, qualified
 from sglc.ir.lower_gen import gen_constraint
+from sglc.ir.lower_spec import spec_term
 from sglc.ir.program import ExternSig, FnKind, IRFunction, IRProgram, Param
 from sglc.ir.types import ANY, IRType, ir_type
 from sglc.lang.schemas import schema_of
@@ -159,10 +160,18 @@ class FnLowerer(ExprLowerer):
         for s in stmts:
             self.stmt(s)
 
-    def spec(self, cond: A.Expr, kind: SpecKind, span: A.Span) -> None:
+    def spec(self, cond: A.Expr, kind: SpecKind, span: A.Span, retries: int = 0) -> None:
         text = self.program.source_text(cond.span)
         message = Const(f"{kind} {text}") if text else None
-        self.emit(AssertSpec(self.expr(cond), kind, message, span=span))
+        self.emit(AssertSpec(self.expr(cond), kind, message, self.spec_term(cond), retries,
+                             span=span))
+
+    def spec_term(self, cond: A.Expr) -> tuple:
+        def constant(e: A.Expr) -> object:
+            const = self.checked.constants.get(e)
+            return const.value if const is not None else constant_value(e)
+
+        return spec_term(cond, constant)
 
     def assign(self, dest: str, value: A.Expr) -> None:
         self.copy_into(dest, self.expr(value), value.span)
@@ -282,7 +291,7 @@ class FnLowerer(ExprLowerer):
         if self.ensures:
             self.copy_into("result", value, s.span)
             for clause in self.ensures:
-                self.spec(clause.cond, "ensures", clause.span)
+                self.spec(clause.cond, "ensures", clause.span, clause.retries)
             value = Var("result")
         self.emit(Return(None if s.value is None else value, span=s.span))
 
@@ -301,7 +310,8 @@ class FnLowerer(ExprLowerer):
         if message is None:
             text = self.program.source_text(s.cond.span)
             message = Const(f"assert {text}") if text else None
-        self.emit(AssertSpec(self.expr(s.cond), "assert", message, span=s.span))
+        self.emit(AssertSpec(self.expr(s.cond), "assert", message, self.spec_term(s.cond),
+                             span=s.span))
 
     # ---- branches: fork and parallel for -------------------------------------------------
 

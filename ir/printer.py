@@ -172,6 +172,8 @@ def _(i: I.Gen) -> str:
         text += f" regex {json.dumps(i.regex, ensure_ascii=False)}"
     if i.params:
         text += f" ({_args((), i.params)})"
+    if i.narrowed_by:
+        text += f" narrowed by [{'; '.join(i.narrowed_by)}]"
     return text
 
 
@@ -238,7 +240,8 @@ def _(i: I.Return) -> str:
 @format_instr.register
 def _(i: I.AssertSpec) -> str:
     message = "" if i.message is None else f", {_op(i.message)}"
-    return f"assert_spec {i.kind} {_op(i.cond)}{message}"
+    retries = f" retry {i.retries}" if i.retries else ""
+    return f"assert_spec {i.kind} {_op(i.cond)}{message}{retries}"
 
 
 __all__ = ["format_instr", "print_function", "print_program"]

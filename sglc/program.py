@@ -316,9 +316,10 @@ def compile(  # noqa: A001 - the API name
     return _finish(checked, _with_models(checked, diags, models), skip_passes)
 
 
-def load(path: str | Path, *, models: Collection[str] | None = None) -> Program:
-    """Load a `.sgl` file (compiling it) or a saved compiled `.json` program. `models`: as
-    `compile`'s (not checked for a `.json` program)."""
+def load(path: str | Path, *, models: Collection[str] | None = None,
+         skip_passes: tuple[str, ...] = ()) -> Program:
+    """Load a `.sgl` file (compiling it, without the passes `skip_passes` names) or a saved
+    compiled `.json` program. `models`: as `compile`'s (not checked for a `.json` program)."""
     path = Path(path)
     if path.suffix == ".json":
         try:
@@ -327,9 +328,7 @@ def load(path: str | Path, *, models: Collection[str] | None = None) -> Program:
             raise ValueError(f"cannot read {path}: {exc}") from None
         return Program.from_json(data)
     checked, diags = check_program(path)
-    return _finish(checked, _with_models(checked, diags, models))
-
-
+    return _finish(checked, _with_models(checked, diags, models), skip_passes)
 def _with_models(checked: CheckedProgram, diags: list[Diagnostic],
                  models: Collection[str] | None) -> list[Diagnostic]:
     if models is None or not checked.ok:

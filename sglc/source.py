@@ -10,7 +10,7 @@ it is shown. A leaf: every stage may import it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 
@@ -32,7 +32,8 @@ class Span:
         return Span(self.file, self.line, self.col, other.end_line, other.end_col)
 
 
-Severity = Literal["error", "warning"]
+Severity = Literal["error", "warning", "note"]
+"""A note states a fact (a spec proven, or checked at run time only); it is no problem."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class Diagnostic:
     hint: str | None = None
     code: str = ""
     """A stable kebab-case kind (`unknown-name`, `syntax`, ...) for tools and tests."""
+    data: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    """Facts for tools, in the JSON form (the spec checks: outcome, counterexample, ...)."""
 
     @property
     def is_error(self) -> bool:
@@ -55,6 +58,7 @@ class Diagnostic:
             "end_line": s.end_line, "end_col": s.end_col,
             "severity": self.severity, "code": self.code,
             "message": self.message, "hint": self.hint,
+            **({"data": self.data} if self.data is not None else {}),
         }
 
 

@@ -108,9 +108,12 @@ def fold_frames(stack: tuple[CallSite, ...], max_period: int = 8) -> list[str]:
 
 
 class SpecViolation(SGLRuntimeError):
-    """A `requires`, `ensures` or `assert` that evaluated to false."""
+    """A `requires`, `ensures` or `assert` that evaluated to false. An `ensures ... retry N`
+    sets `retries` (N) and `frame` (the call it may re-run), which the interpreter reads."""
 
     kind = "spec violation"
+    retries: int = 0
+    frame: object | None = None
 
 
 class HostError(SGLRuntimeError):

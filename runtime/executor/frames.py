@@ -33,6 +33,7 @@ class Frame:
     # the frames from the outermost call to this one, as (frame id, label): where the trace
     # puts this frame's model calls in the call tree
     path: tuple[tuple[int, str], ...] = ()
+    attempt: int = 0  # how many times an `ensures ... retry N` re-ran this call so far
 
     def here(self, span: Span | None) -> tuple[CallSite, ...]:
         return (*self.callers, CallSite(self.label, span))

@@ -26,6 +26,7 @@ from typing import Any
 
 import sglc.runtime.executor.builtins as B
 from sglc import ir
+from sglc.ir.spec_terms import subjects
 from sglc.runtime.core import EngineError
 from sglc.runtime.executor.arguments import (
     bind_arguments,
@@ -50,7 +51,7 @@ from sglc.runtime.executor.model_calls import ModelCalls
 from sglc.runtime.executor.model_choice import ModelChoice
 from sglc.runtime.executor.model_ops import ModelOps
 from sglc.runtime.executor.prompt_stream import PromptStream, PromptStreamError
-from sglc.runtime.executor.trace import Trace
+from sglc.runtime.executor.trace import Trace, spec_record
 from sglc.runtime.executor.value_ops import ValueOps
 from sglc.source import Span
 
@@ -108,7 +109,7 @@ class Interpreter(ValueOps):
     ) -> CallState:
         """`call`, keeping what the call left: its prompt and each gen's and select's meta."""
         frame = self._entry_frame(fn_name, args, kwargs or {}, defaults or {})
-        value = await self._exec(frame)
+        value, frame = await self._exec_retrying(frame)
         return CallState.of(value, frame)
 
     async def call_many(
@@ -191,8 +192,28 @@ class Interpreter(ValueOps):
         defaults: dict[str, Any],
         parent: Frame,
     ) -> Any:
-        return await self._exec(self._frame(fn, values, prompt, callers, label, defaults,
-                                            parent))
+        frame = self._frame(fn, values, prompt, callers, label, defaults, parent)
+        return (await self._exec_retrying(frame))[0]
+
+    async def _exec_retrying(self, frame: Frame) -> tuple[Any, Frame]:
+        """Run a frame; when one of its `ensures ... retry N` fails, run the call again from
+        its start (its arguments, a copy of its first prompt), up to N times."""
+        if not any(isinstance(i, ir.AssertSpec) and i.retries for _, _, i in
+                   frame.fn.instructions()):
+            return await self._exec(frame), frame
+        first_prompt, first_vars = frame.prompt.fork(), dict(frame.vars)
+        attempt = 0
+        while True:
+            try:
+                return await self._exec(frame), frame
+            except SpecViolation as exc:
+                if exc.frame is not frame or attempt >= exc.retries:
+                    if exc.frame is frame and attempt:
+                        exc.message += f" (after {attempt} {'retry' if attempt == 1 else 'retries'})"
+                    raise
+            attempt += 1
+            frame = Frame(frame.fn, frame.label, dict(first_vars), first_prompt.fork(),
+                          frame.callers, frame.defaults, path=frame.path, attempt=attempt)
 
     async def _exec(self, frame: Frame) -> Any:
         fn = frame.fn
@@ -346,9 +367,13 @@ class Interpreter(ValueOps):
             f.vars[i.dest] = result
 
     def _assert_spec(self, i: ir.AssertSpec, f: Frame) -> None:
-        if bool(self._val(i.cond, f)):
-            return
+        holds = bool(self._val(i.cond, f))
         message = None if i.message is None else ir.to_text(self._val(i.message, f))
+        trace = self.model.trace
+        if trace is not None:
+            trace.add_spec(spec_record(i, f.label, message, holds, f.vars, f.attempt))
+        if holds:
+            return
         hint = None
         if i.kind == "requires":
             args = ", ".join(f"{p.name}={f.vars.get(p.name)!r:.60}" for p in f.fn.params)
@@ -359,7 +384,12 @@ class Interpreter(ValueOps):
             hint = f"result = {f.vars.get('result')!r:.120}" if "result" in f.vars else None
         else:
             message = message or "the assertion does not hold"
-        raise SpecViolation(f"{i.kind} failed: {message}", hint=hint)
+            names = sorted({s[0] for s in subjects(i.pred)} & set(f.vars)) if i.pred else []
+            hint = ", ".join(f"{n} = {f.vars[n]!r:.80}" for n in names) or None
+        violation = SpecViolation(f"{i.kind} failed: {message}", hint=hint)
+        if i.retries:
+            violation.retries, violation.frame = i.retries, f
+        raise violation
 
 
 _HANDLERS: dict[type, Callable[[Interpreter, Any, Frame], Awaitable[None] | None]] = {

@@ -24,6 +24,14 @@ The whole trace (`to_json`) adds totals, `wall_s` and, when the run failed, its 
 (message, SGL location, call stack). Readers must accept records without the newer keys
 (older traces) and may find more kinds of records (e.g. `checks`) than listed here.
 
+Spec checks that run (the ones the spec pass could not prove) go under `specs`, one record
+per check, in the order they ran; a failed `ensures ... retry N` re-runs its call, so its
+checks appear again:
+
+    {"id": 0, "kind": "ensures", "fn": "title", "location": "t.sgl:3:5",
+     "spec": "ensures len(result) <= 40", "holds": false, "value": "A very long ...",
+     "retries": 2, "attempt": 0, "at_s": 0.41}
+
 The records (and `meta(x)`, whose dicts `gen_meta` makes) are built here from the model's
 `Output`s.
 """
@@ -56,6 +64,7 @@ class Trace:
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
         self.error: dict[str, Any] | None = None  # why the run failed, if it did
+        self.spec_records: list[dict[str, Any]] = []
         self._t0 = time.perf_counter()
         self._end: float | None = None
         self._lock = threading.Lock()
@@ -90,9 +99,15 @@ class Trace:
                 record["latency_s"] = round(record["end_s"] - record["start_s"], 6)
             self.records.append(record)
 
+    def add_spec(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            self.spec_records.append({"id": len(self.spec_records), **record,
+                                      "at_s": self.now()})
+
     def to_json(self) -> dict[str, Any]:
         with self._lock:
             calls = list(self.records)
+            specs = list(self.spec_records)
         data = {
             "version": 1,
             "wall_s": self._end if self._end is not None else self.now(),
@@ -102,6 +117,9 @@ class Trace:
             "num_completion_tokens": sum(r.get("completion_tokens", 0) for r in calls),
             "num_cached_responses": sum(bool(r.get("cached_response")) for r in calls),
             "calls": calls,
+            "num_spec_checks": len(specs),
+            "num_spec_failures": sum(not r["holds"] for r in specs),
+            "specs": specs,
         }
         if self.error is not None:
             data["error"] = self.error
@@ -111,6 +129,24 @@ class Trace:
         Path(path).write_text(
             json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
+
+
+def spec_record(i: ir.AssertSpec, fn: str, message: str | None, holds: bool,
+                values: dict[str, Any], attempt: int) -> dict[str, Any]:
+    """The trace record of one run-time spec check (the value: `result` for an ensures;
+    `attempt`: 0 for a call's first run, k for its k-th retry)."""
+    value = values.get("result") if i.kind == "ensures" else None
+    return {"kind": i.kind, "fn": fn, "location": str(i.span), "spec": message,
+            "holds": holds, "value": _jsonable(value), "retries": i.retries,
+            "attempt": attempt}
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
 
 
 def gen_record(i: ir.Gen, fn: str, prompt_text: str, params: SamplingParams,

@@ -88,6 +88,7 @@ def add_commands(sub: Any) -> None:
         default=[],
         help="a Python file whose functions implement the `extern fn`s",
     )
+    _add_spec_options(p)
     add_engine_options(p, with_endpoint=True, several_models=True)
     add_endpoint_options(p)
     p.set_defaults(func=cmd_run)
@@ -102,6 +103,14 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--models", metavar="NAME,...",
                    help="the model names the program will run with (sglc run --model "
                         "NAME=PATH): a model=\"...\" naming another is an error")
+    _add_spec_options(p)
+    p.add_argument("--llm", action="store_true",
+                   help="also ask a model whether docstrings and specs agree (Clover's loop: "
+                   "specs written from the docstring, compared exactly; a docstring written "
+                   "from the specs, judged YES/NO); advisory")
+    p.add_argument("--model", metavar="PATH",
+                   help="with --llm: a local Hugging Face model directory (default: the "
+                   "embedded default model)")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser(
@@ -112,30 +121,45 @@ def add_commands(sub: Any) -> None:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--emit", choices=["ast", "ir", "json"], default="ir")
     p.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    _add_spec_options(p)
     p.set_defaults(func=cmd_compile)
 
 
 # -- check ---------------------------------------------------------------------------------------
 def cmd_check(args: argparse.Namespace) -> int:
     checked, diags = check_program(Path(args.file), filename=args.file)
-    _, diags = compile_checked(checked, diags)
+    _, diags = compile_checked(checked, diags, _skipped(args))
     if args.models is not None and checked.ok:
         names = [n.strip() for n in args.models.split(",") if n.strip()]
         diags = [*diags, *check_model_names(checked, names)]
+    if args.model and not args.llm:
+        raise UsageError("--model goes with --llm")
+    if args.llm and not has_errors(diags):
+        diags = [*diags, *_clover(checked, args.model)]
     if args.format == "json":
         print(to_json(diags))
     else:
         if diags:
             print(render_all(diags, checked.sources), file=sys.stderr)
         num_errors = sum(d.is_error for d in diags)
-        num_warnings = len(diags) - num_errors
+        num_notes = sum(d.severity == "note" for d in diags)
+        num_warnings = len(diags) - num_errors - num_notes
         status = "ok" if not num_errors else "failed"
+        notes = f", {_plural(num_notes, 'note')}" if num_notes else ""
         print(
             f"{args.file}: {status} ({_plural(num_errors, 'error')}, "
-            f"{_plural(num_warnings, 'warning')})",
+            f"{_plural(num_warnings, 'warning')}{notes})",
             file=sys.stderr,
         )
     return EXIT_ERROR if has_errors(diags) else EXIT_OK
+
+
+def _clover(checked: Any, model: str | None) -> list[Any]:
+    from sglc.clover import run_clover
+    from sglc.runtime.backends import Runtime
+
+    with Runtime(model_path=model) as runtime:
+        return run_clover(checked, runtime)
 
 
 def _plural(n: int, word: str) -> str:
@@ -151,7 +175,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
             return EXIT_ERROR
         text = json.dumps(ast_to_data(checked.main.module), indent=2, ensure_ascii=False)
     else:
-        prog = _load(args.file)
+        prog = _load(args.file, args)
         if args.emit == "ir":
             text = print_program(prog.ir)
         else:
@@ -179,8 +203,10 @@ def ast_to_data(node: Any) -> Any:
 # -- run -------------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     runtime = make_runtime(args)  # engines start with the first model call
-    prog = _load(args.file, None if runtime.endpoint else runtime.model_names)
-    for diag in prog.diagnostics:  # warnings of a successful compile
+    prog = _load(args.file, args, None if runtime.endpoint else runtime.model_names)
+    for diag in prog.diagnostics:  # warnings of a successful compile (notes are for check)
+        if diag.severity == "note":
+            continue
         print(render(diag, prog.sources.get(diag.span.file)), file=sys.stderr)
     fn_name = args.fn or prog.entry or "main"
     functions = prog.functions
@@ -252,7 +278,17 @@ class _StreamPrinter(ProgramEvents):
             self.current = None
 
 
-def _load(path: str, models: list[str] | None = None) -> Program:
+def _load(path: str, args: argparse.Namespace | None = None,
+          models: list[str] | None = None) -> Program:
     if not Path(path).exists():
         raise FileNotFoundError(path)
-    return load(path, models=models)
+    return load(path, skip_passes=_skipped(args), models=models)
+def _skipped(args: argparse.Namespace | None) -> tuple[str, ...]:
+    return ("spec_pushdown",) if getattr(args, "no_spec_pushdown", False) else ()
+
+
+def _add_spec_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-spec-pushdown", action="store_true",
+                   help="leave regular ensures/assert specs out of the gens' constraints "
+                   "(they are then checked at run time, unless the constraint already "
+                   "proves them)")

@@ -52,7 +52,9 @@ KNOWN_RULES = frozenset(
     "postfix subscript arg "
     # the language of issue 23: `fn f() with temperature=0.7:`, `str[max=40]`,
     # `gen x: schema("p.json")`, `fork 3 as b join append:`, `select x(temperature=1) in ...`
-    "fn_defaults fn_default type_bound schema_ref fork_join".split())
+    "fn_defaults fn_default type_bound schema_ref fork_join "
+    # issue 15: `ensures len(result) <= 40 retry 2`
+    "retry_clause".split())
 """The grammar rules whose layout this module was written for. A rule outside it is still
 printed (its tokens in order, spaced by the rules above), and tests/editor fail on it, so
 that whoever adds it to the grammar decides its layout here."""

@@ -30,7 +30,8 @@ from sglc.editor.symbols import Occurrence, Symbol
 from sglc.source import Diagnostic, Span
 
 _R = TypeVar("_R")
-SEVERITY = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning}
+SEVERITY = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning,
+            "note": lsp.DiagnosticSeverity.Information}
 
 
 class SglLanguageServer(LanguageServer):

@@ -403,10 +403,12 @@ class Requires:
 
 @node
 class Ensures:
-    """`ensures COND`; `result` names the return value inside COND."""
+    """`ensures COND [retry N]`; `result` names the return value inside COND; `retries`: how
+    many times a failed check re-runs the fn (0: none)."""
 
     cond: Expr
     span: Span
+    retries: int = 0
 
 
 @node

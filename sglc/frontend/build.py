@@ -232,7 +232,10 @@ class AstBuilder(Transformer):
         return A.Requires(ch[0], self.span(meta))
 
     def ensures_stmt(self, meta: Any, ch: list[Any]) -> A.Ensures:
-        return A.Ensures(ch[0], self.span(meta))
+        return A.Ensures(ch[0], self.span(meta), 0 if ch[1] is None else ch[1])
+
+    def retry_clause(self, meta: Any, ch: list[Any]) -> int:
+        return int(ch[1])
 
     def assert_stmt(self, meta: Any, ch: list[Any]) -> A.Assert:
         return A.Assert(ch[0], ch[1], self.span(meta))

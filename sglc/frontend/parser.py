@@ -249,7 +249,7 @@ def readable(term: str) -> str:
     return term.lower()
 
 
-_OPTIONAL_CLAUSES = {"WITH", "JOIN"}  # `fn f() with ...:`, `fork 2 as b join ...:`: rarely meant
+_OPTIONAL_CLAUSES = {"WITH", "JOIN", "RETRY"}  # `fn f() with ...:`, `fork 2 as b join ...:`: rarely meant
 
 
 def describe_expected(expected: set[str]) -> str:

@@ -405,3 +405,43 @@ fn f() -> int:
     while not all(k in cache for k in keys) and time.monotonic() < deadline:
         time.sleep(0.01)  # built in the background
     assert all(k in cache for k in keys)
+
+
+RETRY = """
+fn word() -> str with temperature=1.0, max_tokens=4:
+    ensures len(result) <= {n} retry 2
+    assistant: gen w
+    return w
+"""
+
+
+def test_ensures_retry_reruns_the_call_then_raises(runtime):
+    # without pushdown the spec is checked at run time: a 4-token sample is never empty
+    prog = api.compile(RETRY.format(n=0), "retry.sgl", skip_passes=("spec_pushdown",))
+    trace = Trace()
+    with pytest.raises(SpecViolation) as info:
+        prog.word(runtime=runtime, trace=trace)
+    err = info.value
+    assert str(err.span) == "retry.sgl:3:5" and "(after 2 retries)" in err.message
+    assert err.hint.startswith("result = ")
+    records = trace.to_json()
+    assert records["num_calls"] == 3 and records["num_spec_checks"] == 3
+    assert [r["holds"] for r in records["specs"]] == [False] * 3
+    assert [r["attempt"] for r in records["specs"]] == [0, 1, 2]
+    assert {r["spec"] for r in records["specs"]} == {"ensures len(result) <= 0"}
+
+
+def test_pushdown_makes_the_same_spec_hold_by_construction(runtime):
+    prog = api.compile(RETRY.format(n=1), "retry.sgl")
+    assert not [d for d in prog.diagnostics if d.severity == "warning"]
+    trace = Trace()
+    for _ in range(3):
+        assert len(prog.word(runtime=runtime, trace=trace)) <= 1
+    assert trace.to_json()["num_spec_checks"] == 0  # proven: no run-time check left
+
+
+def test_a_failed_assert_names_the_values_it_read(runtime):
+    prog = api.compile(SPEC, "spec.sgl")
+    with pytest.raises(SpecViolation) as info:
+        prog.outer(2, runtime=runtime)
+    assert info.value.hint == "y = 6"
