@@ -31,7 +31,8 @@ class ScriptedClient:
     """Gens answer `reply(prompt, params, i)`, cut at the first stop string as an engine
     does; a constrained gen's scripted text must fullmatch its regex or choices (else the
     test is wrong: AssertionError). Selects: the option `choose` names scores 0, the others
-    -10. `prompts` records every gen's prompt text."""
+    -10. `prompts` records every gen's prompt text. A request for no tokens (the executor's
+    prefetch of a fork's shared prompt) answers "" without asking the script."""
 
     def __init__(self, reply: Reply, choose: Choose | None = None) -> None:
         self.tokenizer = AutoTokenizer.from_pretrained(str(default_model_path()))
@@ -44,9 +45,13 @@ class ScriptedClient:
                on_delta: Callable[[StreamDelta], None] | None = None) -> None:
         for prompt, p, rid in zip(prompts, params, rids, strict=True):
             text = self.tokenizer.decode(prompt)
+            if p.max_new_tokens == 0:  # a prefetch: the prompt into the cache, no text
+                on_output(Output(rid, 0, "", [], FinishReason.LENGTH, Usage(len(prompt), 0, 0)))
+                continue
+            text += p.healed_prefix  # the prompt as the script sees it: healing undone
             self.prompts.append(text)
             for i in range(p.n):
-                out = self._cut(self.reply(text, p, i), p)
+                out = p.healed_prefix + self._cut(self.reply(text, p, i), p)
                 ids = self.tokenizer.encode(out, add_special_tokens=False)
                 valid = None
                 if p.regex is not None:
@@ -65,8 +70,9 @@ class ScriptedClient:
 
     async def score(self, prompt_ids: list[int], options: Sequence[str | list[int]]) -> list[_Score]:
         texts = [o if isinstance(o, str) else self.tokenizer.decode(o) for o in options]
-        pick = self.choose(self.tokenizer.decode(prompt_ids), texts)
-        return [_Score(0.0 if t == pick else -10.0, 1) for t in texts]
+        # options may carry a healed leading space: the script sees them stripped
+        pick = self.choose(self.tokenizer.decode(prompt_ids), [t.strip() for t in texts])
+        return [_Score(0.0 if t.strip() == pick else -10.0, 1) for t in texts]
 
     def prebuild(self, regexes: Sequence[str]) -> None:
         pass

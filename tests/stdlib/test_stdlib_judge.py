@@ -16,11 +16,6 @@ def judge():
     return load("judge")
 
 
-@pytest.fixture(scope="module")
-def runtime():
-    return sglc.Runtime()
-
-
 # -- the default model: the verdicts are well-typed whatever the model writes ---------------------
 def test_grade_on_the_default_model_is_a_typed_rating(judge, runtime):
     rating = judge.grade("What is the capital of Italy?", "Rome", runtime=runtime, max_tokens=12)
