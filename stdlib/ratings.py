@@ -78,7 +78,7 @@ def bt_ratings(battles: Sequence[Battle], *, scale: float = 400.0, base: float =
     triples, then `rating = scale * r + initial`.
 
     Raises ValueError when the comparison graph is disconnected (ratings of separate groups
-    are not comparable). A model that never loses (or never wins) has no finite MLE: its
+    are not comparable) unless `check_connected=False` (bootstrap resamples use that). A model that never loses (or never wins) has no finite MLE: its
     rating stops where `max_iter` ends the search; pass `l2 > 0` for a finite optimum.
     """
     models = models_of(battles)
