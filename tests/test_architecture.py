@@ -21,6 +21,7 @@ PACKAGE_DIRS = {
     "sglc.ir": ROOT / "ir",
     "sglc.runtime": ROOT / "runtime",
     "sglc.kernels": ROOT / "kernels",
+    "sglc.stdlib": ROOT / "stdlib",
 }
 
 # (modules under this prefix, the only sglc prefixes they may import besides their own)
@@ -54,6 +55,10 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
     # passed in, never imports it
     ("sglc.runtime.distributed", ("sglc.runtime.engine", "sglc.runtime.server",
                                   "sglc.runtime.executor", "sglc.program", "sglc.cli")),
+    # the standard library's Python helpers run programs through the public API
+    ("sglc.stdlib", ("sglc.runtime.engine", "sglc.runtime.scheduler", "sglc.runtime.mem",
+                     "sglc.runtime.models", "sglc.runtime.model_runner", "sglc.kernels",
+                     "sglc.cli")),
     # the editor tools work on source: they never start a model
     ("sglc.editor", ("sglc.runtime.engine", "sglc.runtime.server", "sglc.runtime.models",
                      "sglc.kernels", "sglc.cli")),
