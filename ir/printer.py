@@ -170,6 +170,8 @@ def _(i: I.Gen) -> str:
     text = f"{i.dest} = gen {format_constraint(i.constraint)}"
     if i.regex is not None:
         text += f" regex {json.dumps(i.regex, ensure_ascii=False)}"
+    if i.grammar is not None:
+        text += f" grammar ({i.grammar.count(chr(10)) + 1} lines)"
     if i.params:
         text += f" ({_args((), i.params)})"
     return text
@@ -182,6 +184,8 @@ def format_constraint(c: I.Constraint) -> str:
         return " | ".join(const_repr(v) for v in c.choices)
     if c.kind == "schema":
         return f"schema {c.schema}"
+    if c.kind == "grammar":
+        return "grammar"
     if c.kind == "str" and c.max_len is not None:
         return f"str[..{c.max_len}]"
     return c.kind

@@ -10,7 +10,7 @@ an operand is `{"var": name}` or `{"const": value}`; a type (a parameter's, a re
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from typing import Any
 
 from sglc.ir import instructions as I
@@ -153,7 +153,8 @@ def instr_from_json(data: dict[str, Any]) -> I.Instr:
     cls = I.INSTRUCTIONS.get(data.get("opcode", ""))
     if cls is None:
         raise IRFormatError(f"unknown instruction {data.get('opcode')!r}")
-    kwargs = {f.name: _decode(f.name, data[f.name]) for f in fields(cls) if f.name != "span"}
+    kwargs = {f.name: _decode(f.name, data[f.name]) for f in fields(cls)
+              if f.name != "span" and (f.name in data or f.default is MISSING)}
     return cls(**kwargs, span=_to_span(data["span"]))
 
 

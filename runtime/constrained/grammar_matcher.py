@@ -2,8 +2,9 @@
 :class:`~sglc.runtime.constrained.base.BaseMatcher` contract.
 
 llguidance writes its mask straight into the caller's row (``unsafe_compute_mask_ptr``; the
-vocabulary is padded to the logits width, so the layouts agree). It knows one EOS id; the
-other stop ids are OR-ed in where the text is complete, and a stop token is recorded here
+vocabulary is padded to the logits width, so the layouts agree; every non-text id is one of
+its special tokens, never allowed as text). It knows one EOS id, which it allows where the
+text is complete; the other stop ids are OR-ed in there, and a stop token is recorded here
 rather than fed to llguidance, so rollback treats it like the regex path does. A token
 llguidance would reject is checked first (``validate_tokens``): a rejected token must never
 reach ``consume_token``, which would leave the matcher in its error state for good.
@@ -37,7 +38,7 @@ class GrammarMatcher(BaseMatcher):
         self.vocab = compiled.vocab
         self._words = self.vocab.mask_words
         self._stop_set = frozenset(self.vocab.stop_ids)
-        self._stop_row = _stop_row(compiled)
+        self._stop_row, self._extra_stop_bits = _stop_masks(compiled)
         self._llg = compiled.new_matcher()
         self._tokens: list[int] = []
         self._state = next(_versions)
@@ -87,10 +88,9 @@ class GrammarMatcher(BaseMatcher):
         self._llg.unsafe_compute_mask_ptr(row.ptr, self._words * 4)
         if self._llg.is_error():
             raise RuntimeError(f"grammar matcher failed: {self._llg.get_error()}")
-        if self._llg.is_accepting():
-            np.bitwise_or(words, self._stop_row, out=words)
-        else:  # llguidance's EOS is never text
-            np.bitwise_and(words, ~self._stop_row, out=words)
+        if self._extra_stop_bits and self._llg.is_accepting():  # llguidance set its EOS bit
+            for word, bits in self._extra_stop_bits:
+                words[word] |= bits
 
     # --- moves -------------------------------------------------------------------------------
 
@@ -138,12 +138,17 @@ class GrammarMatcher(BaseMatcher):
         return "not a text token"
 
 
-def _stop_row(compiled: CompiledGrammar) -> np.ndarray:
-    """A bitmask row allowing exactly the stop ids (shared by the grammar's matchers)."""
-    row = compiled.extras.get("stop_row")
-    if row is None:
+def _stop_masks(compiled: CompiledGrammar) -> tuple[np.ndarray, list[tuple[int, np.int32]]]:
+    """(a row allowing exactly the stop ids, the (word, bits) of the stop ids llguidance does
+    not know), shared by the grammar's matchers."""
+    hit = compiled.extras.get("stop_masks")
+    if hit is None:
         vocab = compiled.vocab
         bits = np.zeros(vocab.mask_words * 32, dtype=np.uint8)
         bits[list(vocab.stop_ids)] = 1
-        row = compiled.extras["stop_row"] = np.packbits(bits, bitorder="little").view(np.int32)
-    return row
+        row = np.packbits(bits, bitorder="little").view(np.int32)
+        extra = [t for t in vocab.stop_ids if t != vocab.eos_id]
+        words = sorted({t // 32 for t in extra})
+        pairs = [(w, np.int32(row[w])) for w in words]
+        hit = compiled.extras["stop_masks"] = (row, pairs)
+    return hit

@@ -73,10 +73,10 @@ class ModelOps:
             raise self._failed(i, fn, prompt.prompt_ids(), None, start,
                                f"gen '{i.dest}': {exc}") from None
         _require_prompt(prompt, f"gen '{i.dest}'")
-        healed = heal_gen(prompt)
+        healed = heal_gen(prompt) if i.grammar is None else None
         ids = healed.prompt_ids if healed else prompt.prompt_ids()
         try:
-            sampling = healed_sampling(sampling, i.regex, healed)
+            sampling = healed_sampling(sampling, i.regex, healed, i.grammar)
         except GenParamError as exc:
             raise self._failed(i, fn, ids, None, start, f"gen '{i.dest}': {exc}") from None
         on_delta = None if self.events is None else partial(self.events.on_delta, fn, i.dest)

@@ -98,7 +98,7 @@ def _grammar_error(message: str) -> GrammarError:
     if text.endswith("(in regex): regex parse error:"):  # the regex's own error follows
         detail = next((ln.strip() for ln in message.splitlines()
                        if ln.strip().startswith("error:")), "")
-        text = text.removesuffix(": regex parse error:") + (f": {detail}" if detail else "")
+        text = text.removesuffix(" (in regex): regex parse error:") + (f": {detail}" if detail else "")
     return GrammarError(text, line=int(found.group(1)), column=int(found.group(2)))
 
 
