@@ -146,7 +146,7 @@ def sample_and_parse(num_samples: int, seed: int) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         make_model_dir(Path(tmp) / "llama", "llama")
-        with sglc.Engine(Path(tmp) / "llama", max_total_tokens=1 << 16,
+        with sglc.Engine(Path(tmp) / "llama", max_total_tokens=1 << 16, max_n=num_samples,
                          index_cache_dir=str(Path(tmp) / "index")) as engine:
             for name, grammar in GRAMMARS.items():
                 params = SamplingParams(temperature=1.0, seed=seed, n=num_samples,
