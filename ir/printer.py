@@ -170,8 +170,8 @@ def _(i: I.Gen) -> str:
     text = f"{i.dest} = gen {format_constraint(i.constraint)}"
     if i.regex is not None:
         text += f" regex {json.dumps(i.regex, ensure_ascii=False)}"
-    if i.grammar is not None:
-        text += f" grammar ({i.grammar.count(chr(10)) + 1} lines)"
+    if i.grammar is not None and i.constraint.kind != "grammar":  # a schema's grammar path
+        text += " on the grammar path"
     if i.params:
         text += f" ({_args((), i.params)})"
     return text
@@ -185,7 +185,7 @@ def format_constraint(c: I.Constraint) -> str:
     if c.kind == "schema":
         return f"schema {c.schema}"
     if c.kind == "grammar":
-        return "grammar"
+        return f"grammar <{len((c.pattern or '').splitlines())} lines>"
     if c.kind == "str" and c.max_len is not None:
         return f"str[..{c.max_len}]"
     return c.kind
