@@ -225,7 +225,8 @@ class SamplingParams:
     json_schema: str | None = _ruled(
         None, Text("a JSON schema (JSON text or a dict)", optional=True, dict_ok=True))
     choices: tuple[str, ...] | None = _ruled(None, Choices())
-    # a context-free grammar in Lark syntax (llguidance's dialect; decoded by llguidance)
+    # a context-free grammar in Lark syntax (llguidance's dialect; decoded by llguidance), or
+    # an llguidance grammar in its JSON form (what sglc.constraints.grammar makes of a schema)
     grammar: str | None = _ruled(None, Text("a grammar (Lark text)", optional=True))
     # serving, not sampling: the LoRA adapter to generate with (a name the engine was started
     # with in `lora_paths`; None: the base model), and the client the request is served for
