@@ -243,7 +243,8 @@ class Constraint:
     kind  str: any text (`max_len`, when set, bounds its length in characters); int, float,
           bool; regex: `pattern` as written between the slashes; choice: one of `choices`;
           schema: the JSON schema `IRProgram.schemas[schema]` (named schemas, and container
-          types such as `list[int]` registered under their printed name); json: any JSON.
+          types such as `list[int]` registered under their printed name); json: any JSON;
+          grammar: `pattern` is a context-free grammar's Lark text.
     """
 
     kind: ConstraintKind
@@ -257,7 +258,7 @@ ValueType = Literal["str", "int", "float", "bool", "json"]
 
 VALUE_TYPE_OF: dict[str, ValueType] = {
     "str": "str", "regex": "str", "choice": "str", "int": "int", "float": "float",
-    "bool": "bool", "schema": "json", "json": "json",
+    "bool": "bool", "schema": "json", "json": "json", "grammar": "str",
 }
 """A gen's value type follows from its constraint's kind."""
 
@@ -275,6 +276,8 @@ class Gen(Instr):
     values and nothing is appended. What the gen did (finish reason, token counts, logprobs)
     is kept for `meta(dest)`. `constraint` keeps the source form for messages and tools.
     `narrowed_by` names the specs the spec pass intersected into `regex` (spec pushdown).
+    `grammar` (set by the constraint pass instead of `regex`) is the text's context-free
+    grammar: Lark text, or the llguidance grammar of a schema no regex expresses.
     """
 
     dest: str
@@ -283,6 +286,7 @@ class Gen(Instr):
     regex: str | None
     params: KwArgs = ()
     narrowed_by: tuple[str, ...] = ()
+    grammar: str | None = None
 
 
 @dataclass(frozen=True)

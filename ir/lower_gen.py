@@ -27,6 +27,8 @@ def gen_constraint(g: A.Gen, t: Type, checked: CheckedProgram,
         return Constraint("str"), "str"
     if isinstance(c, A.Regex):
         return Constraint("regex", pattern=c.pattern), "str"
+    if isinstance(c, A.GrammarRef):
+        return Constraint("grammar", pattern=checked.grammars[c]), "str"
     if isinstance(c, A.SchemaRef):
         source = c.source.value if isinstance(c.source, A.Str) else f"schema@{c.span.line}"
         return Constraint("schema", schema=register(source, checked.json_schemas[c])), "json"

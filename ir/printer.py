@@ -170,6 +170,8 @@ def _(i: I.Gen) -> str:
     text = f"{i.dest} = gen {format_constraint(i.constraint)}"
     if i.regex is not None:
         text += f" regex {json.dumps(i.regex, ensure_ascii=False)}"
+    if i.grammar is not None and i.constraint.kind != "grammar":  # a schema's grammar path
+        text += " on the grammar path"
     if i.params:
         text += f" ({_args((), i.params)})"
     if i.narrowed_by:
@@ -184,6 +186,8 @@ def format_constraint(c: I.Constraint) -> str:
         return " | ".join(const_repr(v) for v in c.choices)
     if c.kind == "schema":
         return f"schema {c.schema}"
+    if c.kind == "grammar":
+        return f"grammar <{len((c.pattern or '').splitlines())} lines>"
     if c.kind == "str" and c.max_len is not None:
         return f"str[..{c.max_len}]"
     return c.kind

@@ -172,6 +172,10 @@ SEED_RANGE = Range(low=-(2**63), high=2**63, high_open=True, integer=True, optio
 """Seeds are signed 64-bit integers: each one seeds a different generator (no aliasing)."""
 
 
+CONSTRAINT_FIELDS = ("regex", "json_schema", "choices", "grammar")
+"""The SamplingParams fields that constrain the output; at most one is set."""
+
+
 def _ruled(default: Any, rule: ParamRule) -> Any:
     return field(default=default, metadata={_RULE: rule})
 
@@ -221,6 +225,9 @@ class SamplingParams:
     json_schema: str | None = _ruled(
         None, Text("a JSON schema (JSON text or a dict)", optional=True, dict_ok=True))
     choices: tuple[str, ...] | None = _ruled(None, Choices())
+    # a context-free grammar in Lark syntax (llguidance's dialect; decoded by llguidance), or
+    # an llguidance grammar in its JSON form (what sglc.constraints.grammar makes of a schema)
+    grammar: str | None = _ruled(None, Text("a grammar (Lark text)", optional=True))
     # serving, not sampling: the LoRA adapter to generate with (a name the engine was started
     # with in `lora_paths`; None: the base model), and the client the request is served for
     # (fair scheduling policies share the engine between clients; None: one anonymous client)
@@ -254,10 +261,10 @@ class SamplingParams:
                 raise InvalidRequest(f"invalid sampling params: {message}")
 
     def _validate_combinations(self) -> None:
-        given = [n for n in ("regex", "json_schema", "choices") if getattr(self, n) is not None]
+        given = [n for n in CONSTRAINT_FIELDS if getattr(self, n) is not None]
         if len(given) > 1:
             raise InvalidRequest(
-                f"invalid sampling params: give at most one of regex, json_schema, choices "
+                f"invalid sampling params: give at most one of {', '.join(CONSTRAINT_FIELDS)} "
                 f"(got {', '.join(given)})"
             )
         if self.min_tokens > self.max_new_tokens:
@@ -274,7 +281,7 @@ class SamplingParams:
 
     @property
     def is_constrained(self) -> bool:
-        return self.regex is not None or self.json_schema is not None or self.choices is not None
+        return any(getattr(self, n) is not None for n in CONSTRAINT_FIELDS)
 
     @classmethod
     @functools.cache

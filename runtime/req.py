@@ -18,7 +18,7 @@ import enum
 from dataclasses import dataclass, field
 
 from sglc.constraints.search import SearchPattern
-from sglc.runtime.constrained.matcher import RegexMatcher
+from sglc.runtime.constrained.base import BaseMatcher
 from sglc.runtime.core import FinishReason, ForwardMode, SamplingParams, TokenLogprob
 from sglc.runtime.detokenize import IncrementalDetokenizer, Stops
 from sglc.runtime.mem.base import BaseCacheNode
@@ -88,10 +88,12 @@ class OutputState:
 
 @dataclass
 class ReqConstraint:
-    """A request's constrained-decoding state; `matcher` is None until its index is built."""
+    """A request's constrained-decoding state: its canonical `regex` (the regex path) or its
+    llguidance `grammar` (the grammar path); `matcher` is None until that is built."""
 
-    regex: str
-    matcher: RegexMatcher | None = None
+    regex: str | None = None
+    grammar: str | None = None
+    matcher: BaseMatcher | None = None
     # output positions holding tokens jump-forward appended (ascending; a later jump may
     # drop some of them again, with the other tokens it backs off)
     forced_positions: list[int] = field(default_factory=list)
@@ -112,7 +114,7 @@ class ReqConstraint:
 
     @property
     def is_valid(self) -> bool:
-        """Whether the text so far is a complete match of the regex."""
+        """Whether the text so far is a complete match of the constraint."""
         return self.matcher is not None and (self.matcher.stopped or self.matcher.is_accepting())
 
 

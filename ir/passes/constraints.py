@@ -1,4 +1,6 @@
-"""Constraint compilation: every gen's constraint becomes its one canonical regex.
+"""Constraint compilation: every gen's constraint becomes its one canonical regex, or a
+grammar: a `grammar(...)` constraint's Lark text, or the llguidance grammar of a schema no
+regex expresses (`sglc.constraints.grammar.route_schema`).
 
 The IR records a constraint as written (`ir.Constraint`, a schema by its name in
 `IRProgram.schemas`); this pass makes it self-contained (`sglc.constraints.Constraint`, the
@@ -17,6 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from sglc.constraints import Constraint, to_regex
+from sglc.constraints.grammar import route_schema
 from sglc.ir.instructions import Constraint as IRConstraint
 from sglc.ir.instructions import Gen, Instr
 from sglc.ir.program import IRProgram
@@ -34,7 +37,13 @@ def compile_constraints(prog: IRProgram) -> IRProgram:
 def _with_regex(instr: Instr, schemas: dict[str, dict[str, Any]]) -> Instr:
     if not isinstance(instr, Gen):
         return instr
-    return replace(instr, regex=constraint_regex(instr.constraint, schemas))
+    c = instr.constraint
+    if c.kind == "grammar":
+        return replace(instr, regex=None, grammar=c.pattern)
+    if c.kind == "schema":
+        route = route_schema(leaf_constraint(c, schemas).schema or "")
+        return replace(instr, regex=route.regex, grammar=route.grammar)
+    return replace(instr, regex=constraint_regex(c, schemas))
 
 
 def constraint_regex(c: IRConstraint, schemas: dict[str, dict[str, Any]]) -> str | None:

@@ -114,6 +114,10 @@ class OpenAIWire:
         return body
 
     async def _constraint(self, params: SamplingParams) -> dict[str, Any]:
+        if params.grammar is not None:
+            raise RemoteError(
+                f"{self.transport.base_url} is an OpenAI-compatible server: grammar "
+                "constraints (and schemas no regex expresses) need an sglc server (sglc serve)")
         field_name = await self.features.regex_field()
         if field_name is not None:
             try:
@@ -226,7 +230,7 @@ def _token_id(token: object) -> int | None:
 
 def _is_valid(params: SamplingParams, text: str) -> bool | None:
     """As the engine says it: whether a constrained text is a complete match."""
-    if not params.is_constrained:
+    if not params.is_constrained or params.grammar is not None:
         return None
     try:
         regex = request_regex(params.regex, params.json_schema, params.choices)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from sglc.runtime.constrained.matcher import RegexMatcher
+from sglc.runtime.constrained.base import BaseMatcher
 
 _MIN_ROWS = 64  # the buffer is allocated for at least this many rows
 
@@ -25,9 +25,9 @@ class MaskBuffer:
         self.words = words  # int32 words per row
         self._buffer: torch.Tensor | None = None
         # (id(matcher), state) -> (matcher, its row in the buffer) after the last `fill`
-        self._last_rows: dict[tuple[int, int], tuple[RegexMatcher, int]] = {}
+        self._last_rows: dict[tuple[int, int], tuple[BaseMatcher, int]] = {}
 
-    def fill(self, matchers: Sequence[RegexMatcher]) -> torch.Tensor:
+    def fill(self, matchers: Sequence[BaseMatcher]) -> torch.Tensor:
         """``[len(matchers), words]`` int32 rows: row k is the bitmask of matchers[k].
 
         A mask is a function of (matcher, state), so a row the last fill computed for that

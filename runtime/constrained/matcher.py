@@ -27,10 +27,12 @@ import numpy as np
 import torch
 from outlines_core import Guide
 
+from sglc.runtime.constrained.base import BaseMatcher
 from sglc.runtime.constrained.index_cache import CompiledIndex, build_index
 from sglc.runtime.constrained.vocabulary import TokenVocabulary, vocabulary_from_token_bytes
 
-__all__ = ["MaskCache", "RegexMatcher", "measure_mask_overhead", "synthetic_token_bytes"]
+__all__ = ["BitmaskRow", "MaskCache", "RegexMatcher", "measure_mask_overhead",
+           "synthetic_token_bytes"]
 
 _DEFAULT_THRESHOLD_US = 8.0
 _DEFAULT_BUDGET = 16 << 20  # per index: ~1000 rows of a 128k vocabulary
@@ -98,7 +100,7 @@ def _mask_cache(
     return cache
 
 
-class RegexMatcher:
+class RegexMatcher(BaseMatcher):
     """One request's position in a regex automaton over a token vocabulary.
 
     ``tokens`` are the text tokens consumed so far (stop tokens are not text: consuming one
@@ -184,7 +186,7 @@ class RegexMatcher:
         ``vocab.mask_words`` elements (a ``[W]`` or ``[1, W]`` row); the first W words are set.
         After a stop token only stop ids are allowed.
         """
-        row = _Row(out, self._words)
+        row = BitmaskRow(out, self._words)
         if self.stopped:
             row.copy_from(self._stop_row)
             return
@@ -207,7 +209,7 @@ class RegexMatcher:
         if not self._tokens and self.compiled.accepts_empty:
             self._allow_stops(row)
 
-    def _allow_stops(self, row: _Row) -> None:
+    def _allow_stops(self, row: BitmaskRow) -> None:
         """OR the stop ids into the row (the empty text matches; the state is not final)."""
         words = row.numpy()
         for word, bits in self._stop_bits:
@@ -301,7 +303,7 @@ def _word_bits(token_ids: Iterable[int]) -> list[tuple[int, np.int32]]:
     return [(w, np.array(b, dtype=np.uint32).view(np.int32)) for w, b in sorted(words.items())]
 
 
-class _Row:
+class BitmaskRow:
     """The first ``words`` int32 elements of a caller's CPU buffer (torch tensor or numpy)."""
 
     __slots__ = ("out", "ptr", "words", "is_torch")

@@ -12,8 +12,14 @@
 A `Rewrite` asks the core to drop the request's last tokens and append forced ones (it
 applies that through `Scheduler.truncate` and `OutputProcessor.rewrite_tail`; the forced
 tokens are computed in the next batch, with the other running requests' tokens), or to stop
-the request. A request's canonical regex comes from `sglc.constraints.request_regex`, on the caller's thread,
-so a bad constraint fails before anything is queued.
+the request. A request's constraint (a canonical regex, or an llguidance grammar: see
+`sglc.constraints.grammar.request_constraint`) is made on the caller's thread, so a bad
+constraint fails before anything is queued.
+
+Regular constraints walk our regex automata (`RegexMatcher`); grammars and the JSON schemas
+no regex expresses walk llguidance (`GrammarMatcher`). Both build off the loop and meet the
+`BaseMatcher` contract, so everything below treats them alike, except where a forced string
+comes from: the regex's byte automaton (`JumpForwarder`) or llguidance's forced tokens.
 """
 
 from __future__ import annotations
@@ -29,8 +35,11 @@ import numpy as np
 import torch
 
 from sglc.constraints import ConstraintError
+from sglc.runtime.constrained.base import BaseMatcher
+from sglc.runtime.constrained.grammar_cache import CompiledGrammar, GrammarCache
+from sglc.runtime.constrained.grammar_matcher import GrammarMatcher
 from sglc.runtime.constrained.index_cache import CompiledIndex, IndexCache
-from sglc.runtime.constrained.jump_forward import JumpForwarder, make_encoder
+from sglc.runtime.constrained.jump_forward import JumpForward, JumpForwarder, make_encoder
 from sglc.runtime.constrained.masks import MaskBuffer, allowed_union, column_bits, mask_columns
 from sglc.runtime.constrained.matcher import RegexMatcher
 from sglc.runtime.constrained.vocabulary import TokenVocabulary, build_vocabulary
@@ -118,10 +127,12 @@ class ConstraintStage:
         self._cache: IndexCache | None = None
         self._cache_dir = cache_dir
         self._masks: MaskBuffer | None = None
-        encode = make_encoder(tokenizer) if tokenizer is not None else None
-        self.jumper = JumpForwarder(encode, enabled=jump_forward and encode is not None)
+        self._encode = make_encoder(tokenizer) if tokenizer is not None else None
+        self._grammars: GrammarCache | None = None
+        self.jumper = JumpForwarder(self._encode,
+                                    enabled=jump_forward and self._encode is not None)
         # request groups waiting for their automaton, built in the background
-        self._building: list[tuple[list[Req], Future[CompiledIndex]]] = []
+        self._building: list[tuple[list[Req], Future[CompiledIndex | CompiledGrammar]]] = []
 
     @property
     def vocab(self) -> TokenVocabulary:
@@ -138,6 +149,13 @@ class ConstraintStage:
         return self._cache
 
     @property
+    def grammars(self) -> GrammarCache:
+        """Compiled llguidance grammars over the same vocabulary."""
+        if self._grammars is None:
+            self._grammars = GrammarCache(self.vocab, self._encode)
+        return self._grammars
+
+    @property
     def masks(self) -> MaskBuffer:
         if self._masks is None:
             self._masks = MaskBuffer(self.vocab.mask_words)
@@ -146,6 +164,8 @@ class ConstraintStage:
     def close(self) -> None:
         if self._cache is not None:
             self._cache.close()
+        if self._grammars is not None:
+            self._grammars.close()
 
     # -- automaton builds ----------------------------------------------------------------------
     def prebuild(self, regexes: Sequence[str]) -> None:
@@ -162,7 +182,12 @@ class ConstraintStage:
     def add(self, reqs: list[Req]) -> None:
         """Hold a request group (one prompt's samples, one constraint) until its automaton
         is built; `take_built` hands it back."""
-        self._building.append((reqs, self.cache.get_async(reqs[0].constraint.regex)))
+        constraint = reqs[0].constraint
+        if constraint.grammar is not None:
+            future = self.grammars.get_async(constraint.grammar)
+        else:
+            future = self.cache.get_async(constraint.regex)
+        self._building.append((reqs, future))
 
     @property
     def is_idle(self) -> bool:
@@ -207,9 +232,14 @@ class ConstraintStage:
         self._building = still
         return built
 
-    def _attach(self, constraint: ReqConstraint, compiled: CompiledIndex,
+    def _attach(self, constraint: ReqConstraint, compiled: CompiledIndex | CompiledGrammar,
                 max_new_tokens: int) -> None:
-        """Give a request its matcher; ConstraintError if no match fits in its token budget."""
+        """Give a request its matcher; ConstraintError if no match fits in its token budget
+        (known for regexes; a grammar's shortest text is not computed)."""
+        if isinstance(compiled, CompiledGrammar):
+            constraint.matcher = GrammarMatcher(compiled)
+            constraint.num_unstable_tokens = 0  # its jumps never replace generated tokens
+            return
         needed = min_tokens_lower_bound(compiled, self.jumper)
         if needed > max_new_tokens:
             raise ConstraintError(
@@ -282,7 +312,7 @@ class ConstraintStage:
         matcher = constraint.matcher
         if matcher.is_finished():
             return None
-        step = self.jumper.propose(matcher)
+        step = self._propose(matcher)
         if step is None:
             return None
         num_kept = len(req.output_ids) - step.num_tokens_to_drop
@@ -292,6 +322,16 @@ class ConstraintStage:
         constraint.record_jump(num_kept, len(new))
         self.counters.num_forced_tokens += len(new)
         return Rewrite(step.num_tokens_to_drop, tuple(new), matcher.is_finished())
+
+    def _propose(self, matcher: BaseMatcher) -> JumpForward | None:
+        """The jump over the forced string: llguidance's forced tokens for a grammar, the
+        byte automaton's retokenized string for a regex."""
+        if not isinstance(matcher, GrammarMatcher):
+            return self.jumper.propose(matcher)
+        if not self.jumper.enabled:
+            return None
+        forced = matcher.forced_tokens()
+        return JumpForward(0, forced) if forced else None
 
 
 def _samples_constrained(req: Req) -> bool:

@@ -199,14 +199,16 @@ class Engine:
         regex: str | None = None,
         json_schema: str | Mapping[str, Any] | None = None,
         choices: Sequence[str] | None = None,
+        grammar: str | None = None,
     ) -> list[Output]:
         """Generate for one prompt or a list; returns one Output per prompt and sample, in
         order (prompt 0's n samples, then prompt 1's, ...). Blocks until all finish.
 
-        `regex`, `json_schema` or `choices` constrain every prompt's output (the same as
-        setting them in the sampling params): the text fullmatches the constraint, unless
-        `max_new_tokens` ran out first (then `Output.is_valid` is False)."""
-        constraint = {"regex": regex, "json_schema": json_schema, "choices": choices}
+        `regex`, `json_schema`, `choices` or `grammar` (Lark text) constrain every prompt's
+        output (the same as setting them in the sampling params): the text fullmatches the
+        constraint, unless `max_new_tokens` ran out first (then `Output.is_valid` is False)."""
+        constraint = {"regex": regex, "json_schema": json_schema, "choices": choices,
+                      "grammar": grammar}
         groups = self._requests.groups(prompts, sampling_params, rids, constraint)
         collector = _Collector(sum(len(g) for g in groups))
         self._submit(groups, Sink(None, collector.add))

@@ -9,10 +9,11 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sglc.constraints import ConstraintError, request_regex
+from sglc.constraints import ConstraintError
+from sglc.constraints.grammar import RequestConstraint, request_constraint
 from sglc.constraints.search import SearchPattern, SearchPatterns, compile_search
 from sglc.runtime.config import EngineConfig
-from sglc.runtime.core import InvalidRequest, SamplingParams, new_rid
+from sglc.runtime.core import CONSTRAINT_FIELDS, InvalidRequest, SamplingParams, new_rid
 from sglc.runtime.engine.build import Capacity
 from sglc.runtime.inputs import (
     common_prefix_len,
@@ -46,8 +47,8 @@ class RequestBuilder:
         self, prompts: Any, sampling_params: Any, rids: Sequence[str] | None,
         constraint: Mapping[str, object] | None = None,
     ) -> list[list[Req]]:
-        """One group per prompt, one Req per sample. `constraint`: regex, json_schema or
-        choices set for every prompt (None values are ignored)."""
+        """One group per prompt, one Req per sample. `constraint`: regex, json_schema,
+        choices or grammar set for every prompt (None values are ignored)."""
         items = split_prompts(prompts)
         self._check_limit("prompts in one call", len(items), "max_prompts_per_call")
         params = per_prompt_params(sampling_params, len(items))
@@ -71,14 +72,14 @@ class RequestBuilder:
         self.check_len(len(ids))
         self._check_lora(params.lora)
         rid = rid or new_rid()
-        regex = self._constraint_regex(params)
+        constraint = self._constraint(params)
         patterns = self._stop_patterns(params)
         # samples of one request differ: sample i uses seed + i
         reqs = [Req(rid, i, ids, params.for_sample(i), self.eos_token_ids, prompt_index=index,
                     stop_patterns=patterns) for i in range(params.n)]
-        if regex is not None:
+        if constraint is not None:
             for req in reqs:
-                req.constraint = ReqConstraint(regex)
+                req.constraint = ReqConstraint(constraint.regex, constraint.grammar)
         return reqs
 
     def check_params(self, params: SamplingParams) -> None:
@@ -101,15 +102,18 @@ class RequestBuilder:
                 f"with Engine({option}=...))"
             )
 
-    def _constraint_regex(self, params: SamplingParams) -> str | None:
+    def _constraint(self, params: SamplingParams) -> RequestConstraint | None:
+        """The request's regex or llguidance grammar (a json_schema the regex path refuses
+        takes the grammar path)."""
         if not params.is_constrained:
             return None
         if self.tokenizer is None:
             raise InvalidRequest("constrained decoding needs a model directory with a tokenizer")
         try:
-            return request_regex(params.regex, params.json_schema, params.choices)
+            return request_constraint(params.regex, params.json_schema, params.choices,
+                                      params.grammar)
         except ConstraintError as exc:
-            name = next(n for n in ("regex", "json_schema", "choices") if getattr(params, n))
+            name = next(n for n in CONSTRAINT_FIELDS if getattr(params, n) is not None)
             hint = f"; {exc.hint}" if exc.hint else ""
             raise InvalidRequest(f"invalid constraint: {name} {getattr(params, name)!r:.80}: "
                                  f"{exc}{hint}") from None

@@ -81,6 +81,8 @@ def describe_constraint(gen: Gen) -> str:
         return " | ".join(f'"{x}"' for x in c.choices)
     if c.kind == "schema":
         return c.schema or "schema"
+    if c.kind == "grammar":
+        return "grammar(...)"
     return c.kind
 
 
@@ -110,15 +112,19 @@ def heal_gen(stream: PromptStream) -> HealedGen | None:
 
 
 def healed_sampling(params: SamplingParams, regex: str | None,
-                    healed: HealedGen | None) -> SamplingParams:
+                    healed: HealedGen | None, grammar: str | None = None) -> SamplingParams:
     """The params a gen is sent with: a constrained gen's regex (after the healed spaces),
     and the healed spaces as the engine's `healed_prefix`. They are the prompt's text: the
     engine matches stop strings only after them, so `stop=" "` cannot match the space
-    healing moved into the output. GenParamError if the params do not go together."""
+    healing moved into the output. A grammar gen is sent its `grammar` (it is not healed:
+    its grammar says nothing of leading spaces). GenParamError if the params do not go
+    together."""
     spaces = healed.spaces if healed is not None else ""
     changes: dict[str, str] = {"healed_prefix": spaces} if spaces else {}
     if regex is not None:  # the engine decodes under the constraint
         changes["regex"] = constrained_regex(regex, spaces)
+    if grammar is not None:
+        changes["grammar"] = grammar
     if not changes:
         return params
     try:

@@ -87,10 +87,10 @@ class ModelOps:
             raise self._failed(i, fn, prompt.tokenizer, path, prompt.prompt_ids(), None, start,
                                f"gen '{i.dest}': {exc}") from None
         _require_prompt(prompt, f"gen '{i.dest}'")
-        healed = heal_gen(prompt)
+        healed = heal_gen(prompt) if i.grammar is None else None
         ids = healed.prompt_ids if healed else prompt.prompt_ids()
         try:
-            sampling = healed_sampling(sampling, i.regex, healed)
+            sampling = healed_sampling(sampling, i.regex, healed, i.grammar)
         except GenParamError as exc:
             raise self._failed(i, fn, prompt.tokenizer, path, ids, None, start,
                                f"gen '{i.dest}': {exc}") from None

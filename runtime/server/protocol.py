@@ -89,6 +89,7 @@ class SamplingFields(_Strict):
     repetition_penalty: Annotated[float, Field(gt=0)] | None = None
     regex: str | None = None
     choices: list[str] | None = None
+    grammar: str | None = None  # a context-free grammar in Lark syntax (llguidance's dialect)
     lora: str | None = None  # a LoRA adapter the engine serves (its lora_paths name)
     ignore_eos: bool = False
     stop_token_ids: TokenIds | None = None

@@ -72,7 +72,7 @@ def _params(req: SamplingFields, max_tokens: int, logprobs: int | None, limits: 
         raise bad_request(f"{name} must be <= {limits.max_logprobs} on this server", name)
     if req.logit_bias:
         raise bad_request("logit_bias is not supported by this server", "logit_bias")
-    regex, json_schema, choices = _constraint(req)
+    regex, json_schema, choices, grammar = _constraint(req)
     try:
         return SamplingParams(
             max_new_tokens=max_tokens,
@@ -93,6 +93,7 @@ def _params(req: SamplingFields, max_tokens: int, logprobs: int | None, limits: 
             regex=regex,
             json_schema=json_schema,
             choices=choices,
+            grammar=grammar,
             lora=req.lora,
             client=req.user,
         )
@@ -100,8 +101,11 @@ def _params(req: SamplingFields, max_tokens: int, logprobs: int | None, limits: 
         raise bad_request(str(exc)) from None
 
 
-def _constraint(req: SamplingFields) -> tuple[str | None, str | None, tuple[str, ...] | None]:
-    """(regex, json_schema, choices): at most one of `regex`, `choices`, `response_format`."""
+def _constraint(
+    req: SamplingFields,
+) -> tuple[str | None, str | None, tuple[str, ...] | None, str | None]:
+    """(regex, json_schema, choices, grammar): at most one of `regex`, `choices`,
+    `response_format`, `grammar`."""
     fmt = req.response_format
     json_schema = None
     if fmt is not None and fmt.type == "json_object":
@@ -112,13 +116,15 @@ def _constraint(req: SamplingFields) -> tuple[str | None, str | None, tuple[str,
                               "response_format.json_schema")
         json_schema = json.dumps(fmt.json_schema.schema_)
     given = [name for name, value in (("regex", req.regex), ("choices", req.choices),
-                                      ("response_format", json_schema)) if value is not None]
+                                      ("response_format", json_schema),
+                                      ("grammar", req.grammar)) if value is not None]
     if len(given) > 1:
-        raise bad_request(f"give at most one of regex, choices, response_format "
+        raise bad_request(f"give at most one of regex, choices, response_format, grammar "
                           f"(got {', '.join(given)})", given[1])
     if req.choices is not None and (not req.choices or not all(req.choices)):
         raise bad_request("choices must be a non-empty list of non-empty strings", "choices")
-    return req.regex, json_schema, tuple(req.choices) if req.choices is not None else None
+    choices = tuple(req.choices) if req.choices is not None else None
+    return req.regex, json_schema, choices, req.grammar
 
 
 def completion_prompts(req: CompletionRequest, limits: Limits) -> list[str | list[int]]:

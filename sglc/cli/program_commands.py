@@ -141,6 +141,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         if diags:
             print(render_all(diags, checked.sources), file=sys.stderr)
+        for span, refusal in checked.grammar_path_schemas:
+            print(f"{span.file}:{span.line}:{span.col}: note: this schema decodes on the "
+                  f"grammar path (llguidance), not as a regex: {refusal}", file=sys.stderr)
         num_errors = sum(d.is_error for d in diags)
         num_notes = sum(d.severity == "note" for d in diags)
         num_warnings = len(diags) - num_errors - num_notes

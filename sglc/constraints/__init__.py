@@ -16,6 +16,8 @@ Modules, each importing only those above it:
     schema         `regex_for_schema`, and the subset it accepts
     index          `index_form`: the Index form of a canonical regex
     canonical      `Constraint`, `to_regex`, `request_regex`, the scalar regexes
+    grammar        context-free constraints (Lark text, checked by llguidance): `lark_grammar`,
+                   `route_schema` (a schema's regex or grammar path), `request_constraint`
 """
 
 from sglc.constraints.canonical import (

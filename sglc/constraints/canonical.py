@@ -25,7 +25,8 @@ FLOAT_REGEX = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"
 BOOL_REGEX = r"(true|false)"
 """The canonical regexes of the scalar types: decimal literals, `true`/`false`."""
 
-ConstraintKind = Literal["str", "int", "float", "bool", "regex", "choice", "schema", "json"]
+ConstraintKind = Literal["str", "int", "float", "bool", "regex", "choice", "schema", "json",
+                         "grammar"]  # grammar: sglc.constraints.grammar, never a regex
 Whitespace = Literal["compact", "flexible"]
 
 _SCALARS = {"int": INT_REGEX, "float": FLOAT_REGEX, "bool": BOOL_REGEX}

@@ -122,6 +122,8 @@ def gen_constraint_text(sym: Symbol, constraint: tuple[str | None, str | None] |
     parts = []
     if isinstance(g, A.Gen) and isinstance(g.constraint, A.Regex):
         parts.append(f"constrained by the regex `/{g.constraint.pattern}/`")
+    if isinstance(g, A.Gen) and isinstance(g.constraint, A.GrammarRef):
+        return "constrained by a context-free grammar (Lark syntax, decoded by llguidance)"
     if constraint is not None:
         regex, schema = constraint
         if schema:

@@ -33,7 +33,7 @@ OPENERS, CLOSERS = frozenset("([{"), frozenset(")]}")
 # Rules whose bracket hugs what comes before it: f(x), gen g(...), select s(...), fn f(...),
 # schema("p.json"), xs[0], list[T]
 _TIGHT_OPEN = {"(": {"call", "gen_clause", "select_clause", "fn_def", "extern_def",
-                     "schema_ref"},
+                     "schema_ref", "grammar_ref"},
                "[": {"index", "type_name"}}
 # Rules whose `=` binds a name to a value with no spaces: f(x=1), fn f(x=1),
 # fn f() with temperature=0.7, str[max=40]
@@ -54,7 +54,9 @@ KNOWN_RULES = frozenset(
     # `gen x: schema("p.json")`, `fork 3 as b join append:`, `select x(temperature=1) in ...`
     "fn_defaults fn_default type_bound schema_ref fork_join "
     # issue 15: `ensures len(result) <= 40 retry 2`
-    "retry_clause".split())
+    "retry_clause "
+    # issue 25: `grammar SQL: r"""..."""` items and `gen q: grammar("sql.lark")`
+    "grammar_def grammar_ref".split())
 """The grammar rules whose layout this module was written for. A rule outside it is still
 printed (its tokens in order, spaced by the rules above), and tests/editor fail on it, so
 that whoever adds it to the grammar decides its layout here."""

@@ -231,7 +231,16 @@ class SchemaRef:
     span: Span
 
 
-Constraint = TypeExpr | Regex | SchemaRef
+@node
+class GrammarRef:
+    """`grammar("sql.lark")` (a file next to the program) or `grammar(NAME)` (a `grammar`
+    item): a context-free grammar as a gen constraint."""
+
+    source: Expr
+    span: Span
+
+
+Constraint = TypeExpr | Regex | SchemaRef | GrammarRef
 
 
 @node
@@ -463,6 +472,21 @@ class SchemaDef:
 
 
 @node
+class GrammarDef:
+    """`grammar NAME: r"..."` (a raw string, usually triple-quoted): a grammar in Lark syntax.
+    `text_line`/`text_col`: where its first character stands in the file (grammar errors are
+    located from them)."""
+
+    name: str
+    text: str
+    span: Span
+    name_span: Span
+    text_line: int
+    text_col: int
+    is_raw: bool = True  # only a raw string is a grammar (the checker reports the others)
+
+
+@node
 class Param:
     name: str
     type: TypeExpr | None
@@ -505,3 +529,4 @@ class Module:
     """Names of declarations that failed to parse (suppresses 'unknown name' follow-ups)."""
     doc: str | None = None
     consts: tuple[Let, ...] = ()
+    grammars: tuple[GrammarDef, ...] = ()

@@ -18,7 +18,7 @@ from sglc.source import DiagnosticSink
 KEYWORDS = frozenset(
     "fn extern schema import as let parallel for in if elif else while fork return break "
     "continue pass gen select system user assistant requires ensures assert and or not "
-    "with True False None".split()
+    "with True False None grammar".split()
 )
 """Reserved words. (`join` is a keyword only after a fork's name, so it stays a name.)"""
 
@@ -39,9 +39,10 @@ def build_module(trees: list[Tree], file: str, broken: list[str],
     schemas = tuple(i for i in items if isinstance(i, A.SchemaDef))
     fns = tuple(i for i in items if isinstance(i, A.FnDef))
     consts = tuple(i for i in items if isinstance(i, A.Let))
+    grammars = tuple(i for i in items if isinstance(i, A.GrammarDef))
     stmts = tuple(i for i in items
-                  if not isinstance(i, (A.Import, A.SchemaDef, A.FnDef, A.Let)))
-    return A.Module(file, imports, schemas, fns, stmts, tuple(broken), doc, consts)
+                  if not isinstance(i, (A.Import, A.SchemaDef, A.FnDef, A.Let, A.GrammarDef)))
+    return A.Module(file, imports, schemas, fns, stmts, tuple(broken), doc, consts, grammars)
 
 
 @v_args(meta=True)
@@ -110,6 +111,19 @@ class AstBuilder(Transformer):
         doc_text = inspect.cleandoc(self.string_value(doc)) if doc is not None else None
         return A.SchemaDef(self.ident(name), doc_text, tuple(fields),
                            self.block_span(meta, fields[-1]), self.tspan(name))
+
+    def grammar_def(self, meta: Any, ch: list[Any]) -> A.GrammarDef:
+        """NOTE: the grammar is a raw string, taken as written: Lark grammars are full of
+        backslashes and braces (`/[0-9]{1,3}/`), which an ordinary string would read as
+        escapes and `{...}` holes."""
+        name, tok = ch
+        raw = str(tok)
+        body = raw.lstrip("rR")
+        quote = body[:3] if body[:3] in ('"""', "'''") else body[0]
+        opening = len(raw) - len(body) + len(quote)
+        text = raw[opening:len(raw) - len(quote)]
+        return A.GrammarDef(self.ident(name), text, self.span(meta), self.tspan(name),
+                            tok.line + self.line_offset, tok.column + opening, body != raw)
 
     def field(self, meta: Any, ch: list[Any]) -> A.Field:
         name, type_ = ch
@@ -196,6 +210,9 @@ class AstBuilder(Transformer):
 
     def schema_ref(self, meta: Any, ch: list[Any]) -> A.SchemaRef:
         return A.SchemaRef(ch[0], self.span(meta))
+
+    def grammar_ref(self, meta: Any, ch: list[Any]) -> A.GrammarRef:
+        return A.GrammarRef(ch[0], self.span(meta))
 
     def select_clause(self, meta: Any, ch: list[Any]) -> A.Select:
         name, args, options = ch

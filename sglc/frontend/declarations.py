@@ -11,6 +11,7 @@ from sglc.frontend.calls import constant_of
 from sglc.frontend.checker import FnChecker
 from sglc.frontend.consts import NotConstant, constant_value
 from sglc.frontend.exprs import ExprTyper
+from sglc.frontend.grammars import check_grammar_def
 from sglc.frontend.symbols import CheckedProgram, ConstInfo, FnSig, ModuleInfo
 from sglc.frontend.typeexpr import TypeResolver
 from sglc.lang.signatures import Param
@@ -35,6 +36,10 @@ def check_module(module: A.Module, name: str, load_import: LoadImport, sink: Dia
     for schema in module.schemas:
         _schema_fields(schema, info, resolver, sink)
     _recursive_schemas(module, info, sink)
+    for grammar in module.grammars:
+        if _declare(grammar.name, grammar.name_span, seen, sink, "grammar"):
+            info.grammars[grammar.name] = grammar
+            check_grammar_def(grammar, sink)
     for const in module.consts:
         if _declare(const.name, const.name_span, seen, sink, "constant"):
             _constant(const, info, resolver, sink, program)

@@ -1,6 +1,7 @@
 """Checking `gen` and `select`: their parameters (the records of sglc.lang), the gen's
 constraint (a type, a bounded type, `json[T]`, a regex literal or a module's regex constant,
-a `schema(...)` reference) and the stop strings that could cut a constrained gen short.
+a `schema(...)` reference, a `grammar(...)` reference) and the stop strings that could cut a
+constrained gen short.
 
 The type a gen binds: its constraint's type (str without one), or a list of them with `n=`.
 """
@@ -11,10 +12,12 @@ import json
 from pathlib import Path
 
 from sglc.constraints import Constraint, ConstraintError, to_regex
+from sglc.constraints.grammar import route_schema
 from sglc.frontend import ast as A
 from sglc.frontend.calls import check_param, constant_of
 from sglc.frontend.consts import NotConstant, constant_value
 from sglc.frontend.exprs import ExprTyper
+from sglc.frontend.grammars import grammar_of
 from sglc.frontend.regexes import (
     check_regex,
     constraint_regex,
@@ -112,11 +115,14 @@ class GenChecker(ExprTyper):
             return STR, None
         if isinstance(c, A.Regex):
             return STR, (c.pattern if check_regex(c, self.sink) else None)
+        if isinstance(c, A.GrammarRef):
+            grammar_of(c, self.info, self.directory, self.sink, self.program)
+            return STR, None
         if isinstance(c, A.SchemaRef):
             schema = self.schema_ref(c)
             if schema is None:
                 return JSON, None
-            return JSON, self.regex_of(Constraint("schema", schema=json.dumps(schema)), c.span)
+            return JSON, self.schema_regex(json.dumps(schema), c.span)
         const = self.regex_constant(c)
         if const is not None:
             return STR, (str(const.value) if const.type == REGEX else None)
@@ -130,6 +136,17 @@ class GenChecker(ExprTyper):
             return t, None
         json_form = isinstance(c, A.TypeName) and c.name == "json" and bool(c.args)
         return t, constraint_regex(typed_constraint(t, json_form), c.span, self.sink)
+
+    def schema_regex(self, schema: str, span: Span) -> str | None:
+        """The regex of a `schema(...)`; None when it takes the grammar path (recorded, with
+        the regex path's refusal, for `sglc check`) or after an error."""
+        try:
+            route = route_schema(schema)
+        except ConstraintError:
+            return self.regex_of(Constraint("schema", schema=schema), span)  # reports it
+        if route.grammar is not None:
+            self.program.grammar_path_schemas.append((span, str(route.refusal)))
+        return route.regex
 
     def regex_of(self, c: Constraint, span: Span) -> str | None:
         try:

@@ -44,6 +44,7 @@ class ModuleInfo:
     schemas: dict[str, SchemaInfo] = field(default_factory=dict)
     imports: dict[str, ModuleInfo | None] = field(default_factory=dict)
     consts: dict[str, ConstInfo] = field(default_factory=dict)
+    grammars: dict[str, A.GrammarDef] = field(default_factory=dict)  # `grammar` items
 
 
 @dataclass(eq=False)
@@ -72,6 +73,10 @@ class CheckedProgram:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     constants: dict[object, ConstInfo] = field(default_factory=dict)
     json_schemas: dict[object, dict] = field(default_factory=dict)
+    # each `grammar(...)` constraint's Lark text
+    grammars: dict[object, str] = field(default_factory=dict)
+    # `schema(...)` constraints no regex expresses, decoded on the grammar path: (where, why)
+    grammar_path_schemas: list[tuple[A.Span, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -12,7 +12,7 @@ import sglc.program as api  # noqa: E402
 from sglc.frontend import check_program  # noqa: E402
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
-NAMES = ["agent", "chat", "extract", "few_shot", "tree_of_thought"]
+NAMES = ["agent", "chat", "extract", "few_shot", "tree_of_thought", "sql", "org_chart"]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,154 @@
+"""Per-request position in a context-free grammar: an llguidance ``LLMatcher`` behind the
+:class:`~sglc.runtime.constrained.base.BaseMatcher` contract.
+
+llguidance writes its mask straight into the caller's row (``unsafe_compute_mask_ptr``; the
+vocabulary is padded to the logits width, so the layouts agree; every non-text id is one of
+its special tokens, never allowed as text). It knows one EOS id, which it allows where the
+text is complete; the other stop ids are OR-ed in there, and a stop token is recorded here
+rather than fed to llguidance, so rollback treats it like the regex path does. A token
+llguidance would reject is checked first (``validate_tokens``): a rejected token must never
+reach ``consume_token``, which would leave the matcher in its error state for good.
+
+Forced strings come from llguidance itself (``compute_ff_tokens``: tokens whose text the
+grammar forces, already cut where a longer token could span the boundary), so a grammar
+jump never drops tokens already generated.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+
+from sglc.runtime.constrained.base import BaseMatcher
+from sglc.runtime.constrained.grammar_cache import CompiledGrammar
+from sglc.runtime.constrained.matcher import BitmaskRow
+
+__all__ = ["GrammarMatcher"]
+
+_versions = itertools.count(1)  # matcher states: unique across matchers and moves
+
+
+class GrammarMatcher(BaseMatcher):
+    """One request's position in a compiled grammar (see the module docstring)."""
+
+    def __init__(self, compiled: CompiledGrammar) -> None:
+        self.compiled = compiled
+        self.vocab = compiled.vocab
+        self._words = self.vocab.mask_words
+        self._stop_set = frozenset(self.vocab.stop_ids)
+        self._stop_row, self._extra_stop_bits = _stop_masks(compiled)
+        self._llg = compiled.new_matcher()
+        self._tokens: list[int] = []
+        self._state = next(_versions)
+        self.stopped = False
+
+    # --- queries -----------------------------------------------------------------------------
+
+    @property
+    def state(self) -> int:
+        return self._state
+
+    @property
+    def tokens(self) -> list[int]:
+        return list(self._tokens)
+
+    def text_bytes(self) -> bytes:
+        """The bytes of the consumed text tokens."""
+        return self.vocab.decode(self._tokens)
+
+    def is_accepting(self) -> bool:
+        return self.stopped or self._llg.is_accepting()
+
+    def is_finished(self) -> bool:
+        return self.stopped or (self._llg.is_accepting() and self._llg.is_stopped())
+
+    def is_allowed(self, token_id: int) -> bool:
+        if self.stopped:
+            return False
+        if token_id in self._stop_set:
+            return self._llg.is_accepting()
+        return self._is_text_token(token_id) and self._llg.validate_tokens([token_id]) == 1
+
+    def forced_tokens(self) -> list[int]:
+        """The tokens the grammar forces next (empty when the next token is a choice)."""
+        if self.stopped or self._llg.is_stopped():
+            return []
+        return list(self._llg.compute_ff_tokens())
+
+    # --- mask --------------------------------------------------------------------------------
+
+    def fill_bitmask(self, out: torch.Tensor | np.ndarray) -> None:
+        row = BitmaskRow(out, self._words)
+        words = row.numpy()
+        if self.stopped:
+            np.copyto(words, self._stop_row)
+            return
+        self._llg.unsafe_compute_mask_ptr(row.ptr, self._words * 4)
+        if self._llg.is_error():
+            raise RuntimeError(f"grammar matcher failed: {self._llg.get_error()}")
+        if self._extra_stop_bits and self._llg.is_accepting():  # llguidance set its EOS bit
+            for word, bits in self._extra_stop_bits:
+                words[word] |= bits
+
+    # --- moves -------------------------------------------------------------------------------
+
+    def advance(self, token_id: int) -> None:
+        if self.stopped:
+            raise ValueError("the matcher already consumed a stop token")
+        if token_id in self._stop_set:
+            if not self._llg.is_accepting():
+                raise ValueError(f"stop token {token_id} before the text completes the grammar")
+            self.stopped = True
+            self._state = next(_versions)
+            return
+        if not self.is_allowed(token_id):
+            raise ValueError(f"token {token_id} ({self._describe(token_id)}) is not allowed "
+                             "here by the grammar")
+        if not self._llg.consume_token(token_id):  # pragma: no cover - validated above
+            raise RuntimeError(f"grammar matcher failed: {self._llg.get_error()}")
+        self._tokens.append(token_id)
+        self._state = next(_versions)
+
+    def rollback(self, n: int) -> None:
+        if n < 0 or n > self.num_consumed:
+            raise ValueError(f"cannot roll back {n} of {self.num_consumed} consumed tokens")
+        if n and self.stopped:
+            self.stopped = False
+            n -= 1
+        if n:
+            if not self._llg.rollback(n):  # pragma: no cover - n is within what was consumed
+                raise RuntimeError(f"grammar rollback failed: {self._llg.get_error()}")
+            del self._tokens[-n:]
+        self._state = next(_versions)
+
+    def reset(self) -> None:
+        self._llg.reset()
+        self._tokens.clear()
+        self.stopped = False
+        self._state = next(_versions)
+
+    def _is_text_token(self, token_id: int) -> bool:
+        return 0 <= token_id < self.vocab.width and self.vocab.token_bytes[token_id] is not None
+
+    def _describe(self, token_id: int) -> str:
+        if self._is_text_token(token_id):
+            return repr(self.vocab.token_bytes[token_id])
+        return "not a text token"
+
+
+def _stop_masks(compiled: CompiledGrammar) -> tuple[np.ndarray, list[tuple[int, np.int32]]]:
+    """(a row allowing exactly the stop ids, the (word, bits) of the stop ids llguidance does
+    not know), shared by the grammar's matchers."""
+    hit = compiled.extras.get("stop_masks")
+    if hit is None:
+        vocab = compiled.vocab
+        bits = np.zeros(vocab.mask_words * 32, dtype=np.uint8)
+        bits[list(vocab.stop_ids)] = 1
+        row = np.packbits(bits, bitorder="little").view(np.int32)
+        extra = [t for t in vocab.stop_ids if t != vocab.eos_id]
+        words = sorted({t // 32 for t in extra})
+        pairs = [(w, np.int32(row[w])) for w in words]
+        hit = compiled.extras["stop_masks"] = (row, pairs)
+    return hit
