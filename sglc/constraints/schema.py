@@ -51,12 +51,7 @@ from typing import Any
 
 from sglc.constraints.errors import ConstraintError
 from sglc.constraints.regex import check_pattern
-from sglc.constraints.schema_subset import (
-    PLACEHOLDER,
-    WHITESPACE,
-    SchemaCompiler,
-    outlines_regex,
-)
+from sglc.constraints.schema_subset import DEFAULT_MAX_REF_DEPTH, WHITESPACE, SchemaCompiler
 
 _JSON_REGEXES: set[str] = set()  # regexes from regex_for_schema: their texts are JSON values
 
@@ -68,29 +63,34 @@ def is_json_regex(pattern: str) -> bool:
     return pattern in _JSON_REGEXES
 
 
-def regex_for_schema(schema: dict[str, Any] | bool | str, whitespace: str = "compact") -> str:
+def regex_for_schema(schema: dict[str, Any] | bool | str, whitespace: str = "compact",
+                     max_ref_depth: int = DEFAULT_MAX_REF_DEPTH) -> str:
     """The canonical regex of a JSON schema (a dict, or its JSON text; property order matters)
     in the supported subset: every text it accepts is JSON valid against the schema.
-    `whitespace` between JSON tokens: "compact" (none) or "flexible" (one optional space)."""
+    `whitespace` between JSON tokens: "compact" (none) or "flexible" (one optional space).
+    A recursive $ref is expanded at most `max_ref_depth` times inside itself."""
     if whitespace not in WHITESPACE:
         raise ConstraintError(f"unknown whitespace policy {whitespace!r}",
                               hint="compact or flexible")
+    if isinstance(max_ref_depth, bool) or not isinstance(max_ref_depth, int) or max_ref_depth < 0:
+        raise ConstraintError(f"max_ref_depth must be a non-negative integer, not "
+                              f"{max_ref_depth!r}")
     if not isinstance(schema, str):
         schema = json.dumps(schema)
-    return _schema_regex(schema, whitespace)
+    return _schema_regex(schema, whitespace, max_ref_depth)
 
 
 @lru_cache(maxsize=256)
-def _schema_regex(text: str, whitespace: str) -> str:
+def _schema_regex(text: str, whitespace: str, max_ref_depth: int) -> str:
     try:
         schema = json.loads(text)
     except ValueError as exc:
         raise ConstraintError(f"the schema is not JSON: {exc}", pointer="") from None
-    compiler = SchemaCompiler(schema, whitespace)
-    regex = outlines_regex(compiler.node(schema, ""), whitespace)
-    for i, sub in enumerate(compiler.substitutions):
-        regex = regex.replace(outlines_regex({"const": PLACEHOLDER.format(i)}, whitespace),
-                              f"(?:{sub})")
+    compiler = SchemaCompiler(schema, whitespace, max_ref_depth)
+    node = compiler.node(schema, "")
+    if node is None:
+        raise ConstraintError("the schema accepts no value", pointer=compiler.never_pointer or "")
+    regex = compiler.regex(node)
     try:
         check_pattern(regex)
     except ConstraintError as exc:  # pragma: no cover - outlines-core produced a bad regex
