@@ -46,9 +46,9 @@ def _llguidance() -> tuple[Callable[[Any], Any], Callable[[Any, str], bool] | No
 
     def compile_schema(schema: Any) -> Any:
         grammar = llguidance.LLMatcher.grammar_from_json_schema(json.dumps(schema))
-        ok, messages = llguidance.LLMatcher.validate_grammar_with_warnings(grammar)
-        if not ok:
-            raise ValueError("; ".join(messages) or "refused")
+        error = llguidance.LLMatcher.validate_grammar(grammar)  # "" when it compiles
+        if error:
+            raise ValueError(error)
         return grammar
 
     return compile_schema, None

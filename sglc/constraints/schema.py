@@ -1,46 +1,48 @@
 """JSON schemas to canonical regexes (`regex_for_schema`): the schema is checked against
-the supported subset and normalised (`schema_subset.py`), outlines-core makes the regex.
+the supported subset and normalised (`schema_subset.py`, `schema_containers.py`,
+`schema_literals.py`, `schema_merge.py`), outlines-core makes the regex of what it can say,
+sglc's own regexes (placeholders) the rest.
 
-JSON schema subset (`regex_for_schema`; anything else is a `ConstraintError` with the JSON
-pointer of the offending keyword, checked before outlines-core sees the schema):
+The one promise: every text the regex accepts is JSON valid against the schema (checked
+against the official JSON-Schema-Test-Suite, tests/constraints/test_constraints_schema_suite.py).
+Where a keyword cannot be said exactly, the regex says a subset (e.g. properties come in schema
+order; optional properties a dependency cannot satisfy are left out), never more. Anything
+else is a `ConstraintError` with the JSON pointer of the offending keyword.
 
-    any schema      title description default examples $comment $schema $id deprecated readOnly
-                    writeOnly (ignored); $defs / definitions; true and {} (any JSON value: at the
-                    root outlines-core's regex; nested, the same in a group -- outlines-core
-                    leaves it bare, so the alternation escapes the object -- except as array items
-                    or map values, left to outlines-core's shallower generic values, whose
-                    automata build much faster); false is an error
-    $ref            local JSON pointers ("#", "#/$defs/Name", "#/properties/a", ...), inlined;
-                    no sibling keywords but annotations; a cycle is an error at the closing $ref
-    type            a name or a list of names (a list becomes anyOf, one branch per type)
-    enum / const    non-empty enum; only annotations and a `type` (which every value must have)
-                    beside them; a string value of a non-string type is an error
-    anyOf           non-empty; only annotations beside it; with an any-JSON branch, any JSON
-    string          minLength maxLength, or pattern (regex.py's dialect; matched against the raw
-                    JSON text between the quotes, so it may not match " \\ or control characters,
-                    and it is anchored: a subset of JSON Schema's search semantics), or format
-                    date / date-time / uuid (outlines-core's regexes for time, email and uri can
-                    produce invalid JSON strings; its date regexes do not check the calendar, so a
-                    format-asserting validator can still refuse e.g. 0000-02-31); lengths cannot
-                    be combined with pattern/format (outlines-core would drop them)
-    integer         minimum maximum exclusiveMinimum exclusiveMaximum (numbers) -- compiled here
-                    to an exact decimal range regex (`regex_for_int_range`), since outlines-core
-                    ignores them
-    number          no bounds: rejected (a float range has no compact exact regex)
-    object          properties (names that need no JSON escaping), required (each one listed in
-                    properties), additionalProperties (with properties, additional properties are
-                    never generated; without, a schema for the values of a map, or false for {})
-    array           items (one schema), minItems maxItems, uniqueItems false; or prefixItems
-                    (a fixed tuple) with at most `items: false` beside it
+    any schema      annotations (title description default examples $comment $schema
+                    deprecated readOnly writeOnly $defs definitions; $id at the root only);
+                    true and {} (any JSON value); false (no value: an optional property,
+                    an anyOf branch, items are then left out; at the root an error)
+    $ref            local JSON pointers, inlined; beside other keywords, merged like allOf;
+                    a recursive one expanded `max_ref_depth` times (default 3), the innermost
+                    allowing no value (so recursion ends where it is optional)
+    allOf           merged into one schema (schema_merge.py: types intersected, bounds
+                    tightened, properties and items combined with each side's closing
+                    keywords); two different patterns, formats, contains... are an error
+    anyOf oneOf     branches (keywords beside them distributed in); oneOf only when its
+                    branches cannot overlap (JSON texts of different kinds)
+    not             around a type (or true/false)
+    if then else    anyOf(if and then, not-if and else), keeping the cases this subset says
+    enum / const    any JSON values; beside other keywords, those values the rest accepts
+    type            a name or a list (anyOf, one branch per type); without a type, the types
+                    whose keywords appear (none: any JSON)
+    string          minLength maxLength; or pattern (ECMAScript, searched: ecmascript.py);
+                    or format date time date-time email uuid ipv4 ipv6 uri (schema_formats.py);
+                    lengths do not combine with pattern/format
+    integer         minimum maximum exclusiveMinimum exclusiveMaximum (exact decimal ranges)
+    number          no bounds (a float range has no compact exact regex)
+    object          properties required additionalProperties patternProperties propertyNames
+                    minProperties maxProperties dependentRequired dependentSchemas
+                    unevaluatedProperties (schema_containers.py says how)
+    array           items prefixItems minItems maxItems contains minContains unevaluatedItems;
+                    uniqueItems only with maxItems <= 1
 
-Rejected: allOf oneOf not if/then/else dependentSchemas dependentRequired patternProperties
-propertyNames unevaluated* contains uniqueItems:true multipleOf min/maxProperties, and any
-unknown keyword (outlines-core would ignore it, and the output might not validate).
+Rejected: multipleOf maxContains contentMediaType contentEncoding $anchor $dynamicRef
+$dynamicAnchor, references outside the document, `not` of anything but types, and any
+unknown keyword.
 
 Whitespace between JSON tokens: "compact" (none, the default) or "flexible" (`[ ]?`, one
-optional space, outlines-core's default). Every text the schema regex accepts is valid JSON that
-validates against the schema (outlines-core's regexes are a subset: e.g. no \\u escapes in
-strings, exponents carry a sign, objects list properties in schema order).
+optional space, outlines-core's default).
 """
 
 from __future__ import annotations

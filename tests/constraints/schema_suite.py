@@ -123,16 +123,25 @@ def check_group(group: Group, regex: str, num_samples: int = 20, seed: int = 0) 
     validator = _VALIDATOR(group.schema, format_checker=_FORMATS if group.asserts_format
                            or _uses_format(group.schema) else None)
     rng = random.Random(seed)
+    # the suite outranks the reference validator, whose `pattern` is Python's re (it calls
+    # "\ufeff" no match for ECMAScript's \s, which the suite says matches)
+    suite_valid = {_key(inst.data) for inst in group.instances if inst.valid}
     for text in sample_texts(regex, num_samples, rng):
         try:
             value = json.loads(text)
         except ValueError:
             result.violations.append(f"sampled text is not JSON: {text!r}")
             continue
+        if _key(value) in suite_valid:
+            continue
         error = jsonschema.exceptions.best_match(validator.iter_errors(value))
         if error is not None:
             result.violations.append(f"sampled text {text!r} is invalid: {error.message}")
     return result
+
+
+def _key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
 
 
 def _uses_format(schema: Any) -> bool:
