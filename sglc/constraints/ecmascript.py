@@ -12,14 +12,18 @@ The regex only ever generates characters a JSON string holds without escaping (n
 or a control character): every class is narrowed to them, so what it accepts is a JSON string's
 raw text whose value the pattern matches (a subset of the pattern's strings).
 
-Refused, each with its position in the pattern: Unicode property escapes (\\p{..} \\P{..}),
-\\D \\W \\S inside a class, backreferences (\\1 \\k<name>), lookarounds, anchors other than a
+\\p{..} / \\P{..}: the general categories L Lu Ll N Nd P S Z (and their long names), from
+Python's Unicode tables.
+
+Refused, each with its position in the pattern: other Unicode properties, \\D \\W \\S \\P
+inside a class, backreferences (\\1 \\k<name>), lookarounds, anchors other than a
 leading ^ and a trailing $, [] and [^], and escapes ECMAScript does not define (\\a, \\A, \\Z...).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from sglc.constraints.charsets import CHAR_OPS, Intervals, charset, complement, merge, sre
@@ -116,7 +120,7 @@ def _escape_len(p: str, i: int) -> int:
     letter = p[i + 1]
     if letter == "c":
         return 1
-    if letter == "u" and p.startswith("{", i + 2):
+    if (letter == "u" or letter in "pP") and p.startswith("{", i + 2):
         return p.index("}", i) - i - 1
     return {"x": 2, "u": 4}.get(letter, 0)
 
@@ -144,8 +148,13 @@ def _escape(p: str, i: int, in_class: bool) -> str:
     if letter in "xu":
         return p[i: i + 2 + _escape_len(p, i)]
     if letter in "pP":
-        raise ConstraintError("Unicode property escapes are not supported", position=i,
-                              hint="list the characters, e.g. [A-Za-z\\u00c0-\\u024f]")
+        ranges = _property_ranges(p, i)
+        if letter == "P":
+            if in_class:
+                raise ConstraintError("\\P inside a class is not supported", position=i,
+                                      hint="list the characters the class allows instead")
+            return f"[^{ranges}]"
+        return ranges if in_class else f"[{ranges}]"
     if letter == "k" or letter.isdigit():
         raise ConstraintError("backreferences are not supported", position=i,
                               hint="a regular language cannot repeat a captured text")
@@ -155,6 +164,36 @@ def _escape(p: str, i: int, in_class: bool) -> str:
         return "\\" + letter if letter != "/" else "/"
     raise ConstraintError(f"\\{letter} is not an ECMAScript escape", position=i,
                           hint="escape only syntax characters; write the character itself")
+
+
+_CATEGORIES = {"L": "L", "Letter": "L", "Lu": "Lu", "Uppercase_Letter": "Lu", "Ll": "Ll",
+               "Lowercase_Letter": "Ll", "N": "N", "Number": "N", "Nd": "Nd",
+               "Decimal_Number": "Nd", "P": "P", "Punctuation": "P", "Z": "Z",
+               "Separator": "Z", "S": "S", "Symbol": "S"}
+
+
+def _property_ranges(p: str, i: int) -> str:
+    """The class ranges of \\p{Category} (a Unicode general category, from Python's
+    unicodedata tables)."""
+    end = p.find("}", i)
+    name = p[i + 3: end] if p.startswith("{", i + 2) and end != -1 else ""
+    if name.startswith(("gc=", "General_Category=")):
+        name = name.split("=", 1)[1]
+    if name not in _CATEGORIES:
+        raise ConstraintError(f"Unicode property {name or p[i:i + 3]!r} is not supported",
+                              position=i, hint="use a general category such as \\p{L} or "
+                                               "\\p{Nd}, or list the characters")
+    return "".join(f"\\U{lo:08x}" if lo == hi else f"\\U{lo:08x}-\\U{hi:08x}"
+                   for lo, hi in _category(_CATEGORIES[name]))
+
+
+@lru_cache(maxsize=16)
+def _category(prefix: str) -> Intervals:
+    import unicodedata
+
+    found = [(cp, cp) for cp in range(0x110000)
+             if not 0xD800 <= cp <= 0xDFFF and unicodedata.category(chr(cp)).startswith(prefix)]
+    return merge(found)
 
 
 # -- emitting, every class narrowed to JSON_SAFE ------------------------------------------------

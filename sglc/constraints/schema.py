@@ -10,10 +10,13 @@ order; optional properties a dependency cannot satisfy are left out), never more
 else is a `ConstraintError` with the JSON pointer of the offending keyword.
 
     any schema      annotations (title description default examples $comment $schema
-                    deprecated readOnly writeOnly $defs definitions; $id at the root only);
+                    deprecated readOnly writeOnly $defs definitions $anchor; contentMediaType
+                    contentEncoding contentSchema, which 2020-12 makes annotations; $id at
+                    the root only);
                     true and {} (any JSON value); false (no value: an optional property,
                     an anyOf branch, items are then left out; at the root an error)
-    $ref            local JSON pointers, inlined; beside other keywords, merged like allOf;
+    $ref            local JSON pointers or $anchor names, inlined; beside other keywords,
+                    merged like allOf;
                     a recursive one expanded `max_ref_depth` times (default 3), the innermost
                     allowing no value (so recursion ends where it is optional)
     allOf           merged into one schema (schema_merge.py: types intersected, bounds
@@ -21,25 +24,27 @@ else is a `ConstraintError` with the JSON pointer of the offending keyword.
                     keywords); two different patterns, formats, contains... are an error
     anyOf oneOf     branches (keywords beside them distributed in); oneOf only when its
                     branches cannot overlap (JSON texts of different kinds)
-    not             around a type (or true/false)
+    not             around a schema whose instances' types its type / enum / const / anyOf
+                    say: the other types; not not X is X
     if then else    anyOf(if and then, not-if and else), keeping the cases this subset says
     enum / const    any JSON values; beside other keywords, those values the rest accepts
     type            a name or a list (anyOf, one branch per type); without a type, the types
                     whose keywords appear (none: any JSON)
     string          minLength maxLength; or pattern (ECMAScript, searched: ecmascript.py);
-                    or format date time date-time email uuid ipv4 ipv6 uri (schema_formats.py);
+                    \\p{L}-style general categories; or format date time date-time email uuid
+                    ipv4 ipv6 uri (schema_formats.py);
                     lengths do not combine with pattern/format
     integer         minimum maximum exclusiveMinimum exclusiveMaximum (exact decimal ranges)
     number          no bounds (a float range has no compact exact regex)
     object          properties required additionalProperties patternProperties propertyNames
                     minProperties maxProperties dependentRequired dependentSchemas
                     unevaluatedProperties (schema_containers.py says how)
-    array           items prefixItems minItems maxItems contains minContains unevaluatedItems;
-                    uniqueItems only with maxItems <= 1
+    array           items prefixItems minItems maxItems contains minContains maxContains
+                    unevaluatedItems; uniqueItems only with maxItems <= 1
 
-Rejected: multipleOf maxContains contentMediaType contentEncoding $anchor $dynamicRef
-$dynamicAnchor, references outside the document, `not` of anything but types, and any
-unknown keyword.
+Rejected: multipleOf, $dynamicRef $dynamicAnchor, references outside the document, `not` of
+a schema that does not name its types, oneOf branches that may overlap, and any unknown
+keyword.
 
 Whitespace between JSON tokens: "compact" (none, the default) or "flexible" (`[ ]?`, one
 optional space, outlines-core's default).

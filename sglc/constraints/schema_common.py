@@ -17,7 +17,8 @@ WHITESPACE = {"compact": "", "flexible": "[ ]?"}
 PLACEHOLDER = "__sglc_subst_{}__"
 """The string constant standing for `SchemaCompiler.substitutions[i]` in the normalised schema."""
 ANNOTATIONS = frozenset({"title", "description", "default", "examples", "$comment", "$schema",
-                          "$id", "deprecated", "readOnly", "writeOnly", "$defs", "definitions"})
+                          "$id", "deprecated", "readOnly", "writeOnly", "$defs", "definitions",
+                         "$anchor", "contentMediaType", "contentEncoding", "contentSchema"})
 @lru_cache(maxsize=64)
 def _outlines_text(schema_text: str, whitespace: str) -> str:
     try:

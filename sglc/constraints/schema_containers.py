@@ -9,12 +9,14 @@ valid, the subset narrows: a name propertyNames refuses is dropped; dependentReq
 dependentSchemas drop an optional property whose dependency cannot be met (or require its
 dependencies); minProperties requires the first optional properties; maxProperties drops the
 last ones. Without names, the object is a map: any keys, each value valid against
-additionalProperties and every patternProperties schema (false: only {}); a map cannot say
-minProperties, maxProperties, propertyNames or dependencies (duplicate keys, unknown names).
+additionalProperties and every patternProperties schema (false: only {}); propertyNames and
+maxProperties give it its own regex (keys of the propertyNames schema, at most maxProperties
+members: a repeated key only lowers the count); minProperties and dependencies it cannot say.
 
 Arrays. `items` / `prefixItems` / `minItems` / `maxItems` / `contains` (the first
 max(1, minContains) items also satisfy it); `unevaluatedItems` is read as items where items
-is absent. uniqueItems: true only with at most one item; maxContains is refused.
+is absent. uniqueItems: true only with at most one item; maxContains caps the number of items
+(then no more than that many can match contains).
 """
 
 from __future__ import annotations
@@ -28,8 +30,7 @@ from sglc.constraints.errors import ConstraintError
 from sglc.constraints.schema_common import WHITESPACE, Compiler, check_range, count, pointer
 from sglc.constraints.schema_merge import both
 
-_MAP_REFUSED = ("minProperties", "maxProperties", "dependentRequired", "dependentSchemas",
-                "propertyNames")
+_MAP_REFUSED = ("minProperties", "dependentRequired", "dependentSchemas")
 
 
 def object_node(compiler: Compiler, schema: dict[str, Any], ptr: str) -> Any:
@@ -159,24 +160,42 @@ def _map(compiler: Compiler, schema: dict[str, Any], patterns: dict[str, Any],
          ptr: str) -> Any:
     for key in _MAP_REFUSED:
         if key in schema and not (key == "minProperties" and schema[key] == 0):
-            if key == "maxProperties" and schema[key] == 0:
-                return {"type": "object", "properties": {}}
             raise ConstraintError(f"{key} needs the properties listed: an object with any "
                                   "keys cannot honour it", pointer=pointer(ptr, key),
                                   hint="list the properties under properties")
+    high = count(schema, "maxProperties", ptr)
     values: Any = _closing(schema)
     for pattern, sub in patterns.items():
         _pattern_checked(pattern, pointer(ptr, "patternProperties", pattern))
         values = both(values, sub)
-    if values is False:
-        return {"type": "object", "properties": {}}
-    out: dict[str, Any] = {"type": "object"}
-    node = compiler.node(values, pointer(ptr, "additionalProperties"))
+    node = None if values is False or high == 0 else compiler.node(
+        values, pointer(ptr, "additionalProperties"))
+    keys = None
+    if "propertyNames" in schema and node is not None:
+        names = compiler.node(both(schema["propertyNames"], {"type": "string"}),
+                              pointer(ptr, "propertyNames"))
+        keys = None if names is None else compiler.regex(names)
+        if keys is None:
+            node = None
     if node is None:
         return {"type": "object", "properties": {}}
-    if not compiler.is_any(node):
-        out["additionalProperties"] = node
-    return out
+    if keys is None and high is None:
+        out: dict[str, Any] = {"type": "object"}
+        if not compiler.is_any(node):
+            out["additionalProperties"] = node
+        return out
+    keys = keys or compiler.regex({"type": "string"})
+    return compiler.placeholder(_map_regex(keys, compiler.regex(node), high,
+                                           compiler.whitespace))
+
+
+def _map_regex(keys: str, values: str, high: int | None, ws: str) -> str:
+    """{k:v,...} with at most `high` members (None: any number). A repeated key counts once
+    in the parsed object, so an upper bound still holds; a lower one would not."""
+    w = WHITESPACE[ws]
+    member = f"(?:{keys}){w}:{w}(?:{values})"
+    more = "*" if high is None else f"{{0,{high - 1}}}"
+    return f"\\{{{w}(?:{member}(?:{w},{w}{member}){more})?{w}\\}}"
 
 
 def _pattern_checked(pattern: str, where: str) -> str:
@@ -196,9 +215,10 @@ def array_node(compiler: Compiler, schema: dict[str, Any], ptr: str) -> Any:
         raise ConstraintError("uniqueItems is supported only with maxItems 0 or 1",
                               pointer=pointer(ptr, "uniqueItems"),
                               hint="check it on the value after generation")
-    if "maxContains" in schema:
-        raise ConstraintError("maxContains is not supported", pointer=pointer(ptr,
-                                                                                "maxContains"))
+    if "contains" in schema and "maxContains" in schema:
+        # at most maxContains items: then at most that many can match `contains`
+        most = count(schema, "maxContains", ptr)
+        high = most if high is None else min(high, most)
     items = schema.get("items", schema.get("unevaluatedItems", True))
     if isinstance(items, list):
         raise ConstraintError("items as a list is not supported",

@@ -27,7 +27,7 @@ from sglc.constraints.schema_common import (
 from sglc.constraints.schema_containers import array_node, object_node
 from sglc.constraints.schema_formats import FORMAT_REGEXES
 from sglc.constraints.schema_literals import check_disjoint, literal
-from sglc.constraints.schema_merge import merge
+from sglc.constraints.schema_merge import both, merge
 
 _TYPE_KEYWORDS: dict[str, frozenset[str]] = {
     "string": frozenset({"minLength", "maxLength", "pattern", "format"}),
@@ -55,6 +55,59 @@ _UNSUPPORTED_HINTS = {
     "$dynamicRef": "use $ref",
     "$anchor": "refer by JSON pointer, e.g. #/$defs/Name",
 }
+
+
+def _anchor(node: Any, name: str, ptr: str) -> str | None:
+    """The JSON pointer of the subschema whose $anchor is `name` (None: there is none)."""
+    if isinstance(node, dict):
+        if node.get("$anchor") == name:
+            return ptr
+        items: Any = node.items()
+    elif isinstance(node, list):
+        items = enumerate(node)
+    else:
+        return None
+    for key, value in items:
+        found = _anchor(value, name, pointer(ptr, key))
+        if found is not None:
+            return found
+    return None
+
+
+_UNEVALUATED = ("unevaluatedProperties", "unevaluatedItems")
+
+
+def _with_all_of(schema: dict[str, Any], *branches: Any) -> dict[str, Any]:
+    """`schema` with `branches` added to its allOf: in place, as its own keywords see them."""
+    return {**schema, "allOf": [*schema.get("allOf", []), *branches]}
+
+
+def _value_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int) or isinstance(value, float) and value.is_integer():
+        return "integer"
+    kinds = {float: "number", str: "string", list: "array", dict: "object"}
+    return "null" if value is None else kinds[type(value)]
+
+
+def _instance_types(schema: Any) -> set[str] | None:
+    """Types that every instance of `schema` has (None: not known from its keywords)."""
+    if schema is False:
+        return set()
+    if not isinstance(schema, dict):
+        return None
+    if "enum" in schema and isinstance(schema["enum"], list):
+        return {_value_type(v) for v in schema["enum"]}
+    if "const" in schema:
+        return {_value_type(schema["const"])}
+    if isinstance(schema.get("type"), (str, list)):
+        names = schema["type"]
+        return {names} if isinstance(names, str) else set(map(str, names))
+    if isinstance(schema.get("anyOf"), list):
+        found = [_instance_types(b) for b in schema["anyOf"]]
+        return None if any(f is None for f in found) else set().union(*found)
+    return None
 
 
 class SchemaCompiler:
@@ -166,8 +219,11 @@ class SchemaCompiler:
             raise ConstraintError("only local references (#/...) are supported", pointer=where)
         target = unquote(ref[1:])
         if target and not target.startswith("/"):
-            raise ConstraintError(f"unsupported reference {ref!r}", pointer=where,
-                                  hint="refer by JSON pointer, e.g. #/$defs/Name")
+            found = _anchor(self.root, target, "")
+            if found is None:
+                raise ConstraintError(f"unsupported reference {ref!r}", pointer=where,
+                                      hint="refer by JSON pointer, e.g. #/$defs/Name")
+            target = found
         return target, self._resolve(target, where)
 
     def _ref(self, schema: dict[str, Any], ptr: str) -> Any:
@@ -235,7 +291,10 @@ class SchemaCompiler:
         return parts
 
     def _all_of(self, schema: dict[str, Any], ptr: str) -> Any:
-        parts = self._flatten(schema, ptr, frozenset())
+        # NOTE: the schema's own unevaluated* see what its allOf / $ref / if branches
+        # evaluate, so they are added after the merge (a branch's own ones are cross terms)
+        own = {k: schema[k] for k in _UNEVALUATED if k in schema}
+        parts = self._flatten(without(schema, *_UNEVALUATED), ptr, frozenset())
         if parts is None:
             return None
         merged: dict[str, Any] | bool = {}
@@ -243,6 +302,13 @@ class SchemaCompiler:
             merged = merge(merged, part, ptr) if isinstance(merged, dict) else merged
         if merged is False:
             return self.never(ptr)
+        # a branch's unevaluated* saw only that branch: from here on it closes the merged
+        # schema like additionalProperties / items (its cross terms were applied by merge)
+        for key, closing in zip(_UNEVALUATED, ("additionalProperties", "items"), strict=True):
+            if key in merged:
+                merged[closing] = both(merged.get(closing, True), merged.pop(key))
+        for key, value in own.items():
+            merged[key] = value
         return self.node(merged, ptr)
 
     def _conditional(self, schema: dict[str, Any], ptr: str) -> Any:
@@ -251,8 +317,8 @@ class SchemaCompiler:
         rest = without(schema, "if", "then", "else")
         if "if" not in schema:
             return self.node(rest, ptr)
-        cases = [{"allOf": [rest, schema["if"], schema.get("then", True)]},
-                 {"allOf": [rest, {"not": schema["if"]}, schema.get("else", True)]}]
+        cases = [_with_all_of(rest, schema["if"], schema.get("then", True)),
+                 _with_all_of(rest, {"not": schema["if"]}, schema.get("else", True))]
         out, first_error = [], None
         for case in cases:
             try:
@@ -279,7 +345,7 @@ class SchemaCompiler:
         out = []
         for i, branch in enumerate(branches):
             where = pointer(ptr, key, i)
-            out.append(self.node({"allOf": [rest, branch]} if substantive(rest) else branch,
+            out.append(self.node(_with_all_of(rest, branch) if substantive(rest) else branch,
                                  where))
         kept = [o for o in out if o is not None]
         if key == "oneOf" and len(kept) > 1:
@@ -291,21 +357,26 @@ class SchemaCompiler:
         return kept[0] if len(kept) == 1 else {"anyOf": kept}
 
     def _not(self, schema: dict[str, Any], ptr: str) -> Any:
+        """not X: when X says which types its instances have, the other types (a subset
+        of not X); not not X is X."""
         rest, inner, where = without(schema, "not"), schema["not"], pointer(ptr, "not")
         if inner is False:
             return self.node(rest, ptr)
-        if inner is True or inner == {}:
+        if inner is True or (isinstance(inner, dict) and not substantive(inner)):
             return self.never(where)
-        if isinstance(inner, dict) and not substantive(without(inner, "type")):
-            excluded = self.types(inner, where)
-            if "number" in excluded or "integer" in excluded:
-                excluded = [*excluded, "number", "integer"]
-            allowed = [t for t in _TYPE_KEYWORDS if t not in excluded]
-            if not allowed:
-                return self.never(where)
-            return self.node({"allOf": [rest, {"type": allowed}]}, ptr)
-        raise ConstraintError("not is supported only around a type", pointer=where,
-                              hint=_UNSUPPORTED_HINTS["not"])
+        if isinstance(inner, dict) and set(inner) - ANNOTATIONS == {"not"}:
+            return self.node({"allOf": [rest, inner["not"]]}, ptr)
+        excluded = _instance_types(inner)
+        if excluded is None:
+            raise ConstraintError("not is supported only around a schema that names its "
+                                  "types (type, enum or const)", pointer=where,
+                                  hint=_UNSUPPORTED_HINTS["not"])
+        if "number" in excluded or "integer" in excluded:
+            excluded = {*excluded, "number", "integer"}  # number's regex has the integers
+        allowed = [t for t in _TYPE_KEYWORDS if t not in excluded]
+        if not allowed:
+            return self.never(where)
+        return self.node({"allOf": [rest, {"type": allowed}]}, ptr)
 
     # -- types -------------------------------------------------------------------------------
     def types(self, schema: dict[str, Any], ptr: str) -> list[str]:

@@ -35,6 +35,7 @@ def _sound(schema: object, samples: int = 30) -> str:
     ("^\\W$", "\u00e9", True), ("^abc$", "abc\n", False), ("^.$", "\u2028", False),
     ("a+", "xxaayy", True), ("^a+", "xa", False), ("^\\s$", "\ufeff", True),
     ("^(?<y>[0-9]{2})$", "12", True), ("^\\u{1F600}$", "\U0001F600", True),
+    ("^\\p{L}+$", "\u00e9t\u00e9", True), ("^\\p{L}$", "1", False), ("^\\P{L}$", "1", True),
 ])
 def test_patterns_follow_ecmascript(pattern: str, text: str, found: bool) -> None:
     assert (re.fullmatch(string_pattern_regex(pattern), text) is not None) == found
@@ -106,6 +107,13 @@ def test_recursive_refs_expand_to_the_configured_depth() -> None:
      "propertyNames": {"pattern": "^a"}},
     {"enum": [{"x": [1, {"$ref": "#"}]}, [None], "s"]},
     {"const": 2, "minimum": 1},
+    {"not": {"const": 1}},
+    {"not": {"not": {"type": "string", "maxLength": 2}}},
+    {"$ref": "#n", "$defs": {"N": {"$anchor": "n", "type": "integer"}}},
+    {"type": "array", "contains": {"type": "integer"}, "maxContains": 2},
+    {"type": "object", "propertyNames": {"maxLength": 2}, "maxProperties": 2},
+    {"allOf": [{"properties": {"foo": True}, "unevaluatedProperties": False}],
+     "anyOf": [{"properties": {"bar": True}}]},
 ])
 def test_wider_keywords_compile_soundly(schema: dict) -> None:
     _sound(schema)
