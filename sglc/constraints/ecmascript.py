@@ -48,9 +48,46 @@ def string_pattern_regex(pattern: str) -> str:
     if not isinstance(pattern, str):
         raise ConstraintError("pattern must be a string")
     python, origin = _translate(pattern)
-    starts, ends = python.startswith("^"), _ends_with_dollar(python)
-    body = python[1 if starts else 0: len(python) - 1 if ends else len(python)]
-    offset = 1 if starts else 0
+    branches = [b for b in (_branch_regex(python, start, end, origin)
+                            for start, end in _top_level_branches(python)) if b is not None]
+    if not branches:
+        raise ConstraintError("the pattern matches no string made of characters that need no "
+                              "escape in JSON", position=0,
+                              hint="a pattern must match some text without \", \\ or control "
+                                   "characters")
+    return branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
+
+
+def _top_level_branches(p: str) -> list[tuple[int, int]]:
+    """The spans of the alternatives of `p` outside any group or class."""
+    spans, start, depth, i, in_class = [], 0, 0, 0, False
+    while i < len(p):
+        c = p[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            spans.append((start, i))
+            start = i + 1
+        i += 1
+    return [*spans, (start, len(p))]
+
+
+def _branch_regex(python: str, start: int, end: int, origin: list[int]) -> str | None:
+    """One top-level alternative: its own leading ^ / trailing $ anchor it, otherwise any
+    text may come before / after (search semantics). None: it matches no JSON-safe text."""
+    text = python[start:end]
+    starts, ends = text.startswith("^"), _ends_with_dollar(text)
+    body = text[1 if starts else 0: len(text) - 1 if ends else len(text)]
+    offset = start + (1 if starts else 0)
     try:
         tree = parse_pattern(body) if body else None
     except ConstraintError as exc:
@@ -59,10 +96,7 @@ def string_pattern_regex(pattern: str) -> str:
         raise type(exc)(exc.message, position=position, hint=exc.hint) from None
     emitted = "" if tree is None else _emit_seq(tree.data)
     if emitted is None:
-        raise ConstraintError("the pattern matches no string made of characters that need no "
-                              "escape in JSON", position=0,
-                              hint="a pattern must match some text without \", \\ or control "
-                                   "characters")
+        return None
     any_text = "[^\"\\\\\\x00-\\x1f]*"
     return (("" if starts else any_text) + (f"(?:{emitted})" if emitted else "")
             + ("" if ends else any_text)) or "(?:)"

@@ -22,8 +22,9 @@ else is a `ConstraintError` with the JSON pointer of the offending keyword.
     allOf           merged into one schema (schema_merge.py: types intersected, bounds
                     tightened, properties and items combined with each side's closing
                     keywords); two different patterns, formats, contains... are an error
-    anyOf oneOf     branches (keywords beside them distributed in); oneOf only when its
-                    branches cannot overlap (JSON texts of different kinds)
+    anyOf oneOf     branches (keywords beside them distributed in); oneOf as each branch
+                    and not the others (see not), leaving out a branch that cannot be said
+                    so (none left: an error)
     not             around a schema whose instances' types its type / enum / const / anyOf
                     say: the other types; not not X is X
     if then else    anyOf(if and then, not-if and else), keeping the cases this subset says
@@ -42,9 +43,9 @@ else is a `ConstraintError` with the JSON pointer of the offending keyword.
     array           items prefixItems minItems maxItems contains minContains maxContains
                     unevaluatedItems; uniqueItems only with maxItems <= 1
 
-Rejected: multipleOf, $dynamicRef $dynamicAnchor, references outside the document, `not` of
-a schema that does not name its types, oneOf branches that may overlap, and any unknown
-keyword.
+Rejected: multipleOf, $dynamicRef $dynamicAnchor, references outside the document, $id below
+the root with a $ref inside, `not` of a schema that does not name its types, oneOf whose
+branches do not, and any unknown keyword.
 
 Whitespace between JSON tokens: "compact" (none, the default) or "flexible" (`[ ]?`, one
 optional space, outlines-core's default).

@@ -1,5 +1,4 @@
-"""enum / const (any JSON values; beside other keywords, the values those keywords accept) and
-the disjointness check that lets oneOf compile as anyOf."""
+"""enum / const: any JSON values; beside other keywords, the values those keywords accept."""
 
 from __future__ import annotations
 
@@ -7,11 +6,8 @@ import json
 import re
 from typing import Any
 
-from sglc.constraints.charsets import CHAR_OPS, Intervals, charset, merge, overlaps, sre
 from sglc.constraints.errors import ConstraintError
 from sglc.constraints.literals import escape_literal
-from sglc.constraints.regex import parse_pattern
-from sglc.constraints.rust import nullable
 from sglc.constraints.schema_common import ANNOTATIONS, Compiler, json_type, pointer, without
 from sglc.constraints.schema_merge import canonical_json
 
@@ -65,33 +61,4 @@ def _compact(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def check_disjoint(regexes: list[str], ptr: str) -> None:
-    """ConstraintError unless no text matches two of the regexes (judged by the characters
-    the JSON texts start with: {, [, ", t/f, n, digits; so the branches must differ in kind)."""
-    seen: list[Intervals] = []
-    for i, regex in enumerate(regexes):
-        first = _first_chars(parse_pattern(regex).data)
-        if any(overlaps(first, other) for other in seen):
-            raise ConstraintError("oneOf branches may overlap: a regex cannot check that "
-                                  "exactly one matches", pointer=pointer(ptr, i),
-                                  hint="use anyOf, or branches of different types")
-        seen.append(first)
-
-
-def _first_chars(items: Any) -> Intervals:
-    out: list[tuple[int, int]] = []
-    for op, av in items:
-        if op in CHAR_OPS:
-            out.extend(charset(op, av))
-        elif op is sre.SUBPATTERN:
-            out.extend(_first_chars(av[3].data))
-        elif op is sre.BRANCH:
-            out.extend(iv for branch in av[1] for iv in _first_chars(branch.data))
-        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT) and av[1] > 0:
-            out.extend(_first_chars(av[2].data))
-        if not nullable(op, av):
-            break
-    return merge(out)
-
-
-__all__ = ["check_disjoint", "literal"]
+__all__ = ["literal"]

@@ -26,7 +26,7 @@ from sglc.constraints.schema_common import (
 )
 from sglc.constraints.schema_containers import array_node, object_node
 from sglc.constraints.schema_formats import FORMAT_REGEXES
-from sglc.constraints.schema_literals import check_disjoint, literal
+from sglc.constraints.schema_literals import literal
 from sglc.constraints.schema_merge import both, merge
 
 _TYPE_KEYWORDS: dict[str, frozenset[str]] = {
@@ -75,6 +75,12 @@ def _anchor(node: Any, name: str, ptr: str) -> str | None:
 
 
 _UNEVALUATED = ("unevaluatedProperties", "unevaluatedItems")
+
+
+def _has_ref(node: Any) -> bool:
+    if isinstance(node, dict):
+        return "$ref" in node or any(_has_ref(v) for v in node.values())
+    return isinstance(node, list) and any(_has_ref(v) for v in node)
 
 
 def _with_all_of(schema: dict[str, Any], *branches: Any) -> dict[str, Any]:
@@ -208,9 +214,10 @@ class SchemaCompiler:
         for key in ("$defs", "definitions"):
             if key in schema and not isinstance(schema[key], dict):
                 raise ConstraintError(f"{key} must be an object", pointer=pointer(ptr, key))
-        if "$id" in schema and schema is not self.root:
-            raise ConstraintError("$id is supported only at the root (it would change what "
-                                  "references inside resolve to)", pointer=pointer(ptr, "$id"))
+        if "$id" in schema and schema is not self.root and _has_ref(schema):
+            raise ConstraintError("$id below the root is supported only without $ref inside "
+                                  "(it would change what they resolve to)",
+                                  pointer=pointer(ptr, "$id"))
 
     # -- references and applicators ----------------------------------------------------------
     def _target(self, schema: dict[str, Any], ptr: str) -> tuple[str, Any]:
@@ -342,19 +349,34 @@ class SchemaCompiler:
         if not isinstance(branches, list) or not branches:
             raise ConstraintError(f"{key} must be a non-empty list of schemas",
                                   pointer=pointer(ptr, key))
-        out = []
-        for i, branch in enumerate(branches):
-            where = pointer(ptr, key, i)
-            out.append(self.node(_with_all_of(rest, branch) if substantive(rest) else branch,
-                                 where))
-        kept = [o for o in out if o is not None]
-        if key == "oneOf" and len(kept) > 1:
-            check_disjoint([self.regex(o) for o in kept], pointer(ptr, key))
+        if key == "oneOf" and len(branches) > 1:
+            kept = self._exclusive(branches, rest, ptr)
+        else:
+            kept = [self.node(_with_all_of(rest, branch) if substantive(rest) else branch,
+                              pointer(ptr, key, i)) for i, branch in enumerate(branches)]
+        kept = [o for o in kept if o is not None]
         if not kept:
             return None
         if any(map(self.is_any, kept)):
             return self._any(ptr)
         return kept[0] if len(kept) == 1 else {"anyOf": kept}
+
+    def _exclusive(self, branches: list[Any], rest: dict[str, Any], ptr: str) -> list[Any]:
+        """oneOf: each branch and not the others (`_not`: the other branches must name their
+        types). A branch that cannot be said so is left out; none left is an error."""
+        out, first_error = [], None
+        for i, branch in enumerate(branches):
+            others = [{"not": b} for j, b in enumerate(branches) if j != i]
+            try:
+                out.append(self.node(_with_all_of(rest, branch, *others), pointer(ptr, "oneOf", i)))
+            except ConstraintError as exc:
+                first_error = first_error or exc
+        if not out and first_error is not None:
+            raise ConstraintError("oneOf needs branches whose types tell them apart (a regex "
+                                  f"cannot check that exactly one matches): "
+                                  f"{first_error.message}", pointer=pointer(ptr, "oneOf"),
+                                  hint="use anyOf, or give each branch its own type") from None
+        return out
 
     def _not(self, schema: dict[str, Any], ptr: str) -> Any:
         """not X: when X says which types its instances have, the other types (a subset

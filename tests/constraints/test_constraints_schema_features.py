@@ -80,6 +80,9 @@ def test_any_of_one_of_not_and_conditionals() -> None:
     regex = _sound({"not": {"type": ["string", "integer"]}})
     assert not re.fullmatch(regex, '"a"') and re.fullmatch(regex, "null")
     _sound({"if": {"type": "integer"}, "then": {"minimum": 3}, "else": {"type": "string"}})
+    # a string is valid against the first branch too (it constrains objects only)
+    regex = _sound({"oneOf": [{"properties": {"a": {"type": "integer"}}}, {"type": "string"}]})
+    assert not re.fullmatch(regex, '"s"') and re.fullmatch(regex, '{"a":1}')
 
 
 def test_recursive_refs_expand_to_the_configured_depth() -> None:
