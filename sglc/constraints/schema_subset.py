@@ -409,13 +409,14 @@ class SchemaCompiler:
         else:
             names = [declared] if isinstance(declared, str) else declared
             self._check_type_names(names, ptr)
-            for key in keywords:
-                self._check_applies(key, names, ptr)
         if "number" in names and any(key in _BOUNDS for key in keywords):
             key = next(key for key in keywords if key in _BOUNDS)
             raise ConstraintError(f"{key} is not supported for type number: a range of floats "
                                   "has no exact regex", pointer=pointer(ptr, key),
                                   hint="use type integer, or check the bound after generation")
+        if declared is not None:
+            for key in keywords:
+                self._check_applies(key, names, ptr)
         return names
 
     def _check_type_names(self, names: Any, ptr: str) -> None:

@@ -125,15 +125,16 @@ REGEXES = [
 ]
 CHOICES = ["yes", "yesterday", "no", " maybe so", "世界", "a.b|c*"]
 
-CYCLE = {"$defs": {"N": {"type": "object", "properties": {"n": {"$ref": "#/$defs/N"}}}},
-         "$ref": "#/$defs/N"}
+CYCLE = {"$defs": {"N": {"type": "object", "properties": {"n": {"$ref": "#/$defs/N"}},
+                         "required": ["n"]}}, "$ref": "#/$defs/N"}  # no finite instance
 BAD_CONSTRAINTS = [
     ({"regex": "a(b"}, "missing )"),
     ({"regex": r"x[^\s\S]"}, "matches no text"),
     ({"regex": "ab(?=c)"}, "lookaround"),
     ({"json_schema": {"type": "integer", "multipleOf": 2}}, "multipleOf"),
-    ({"json_schema": {"type": "object", "patternProperties": {"^x": {}}}}, "patternProperties"),
-    ({"json_schema": CYCLE}, "recursive reference"),
+    ({"json_schema": {"type": "object", "dependentRequired": {"a": ["b"]}}},
+     "dependentRequired"),
+    ({"json_schema": CYCLE}, "accepts no value"),
     ({"json_schema": "{nope"}, "not JSON"),
 ]
 
