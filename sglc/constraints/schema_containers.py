@@ -11,7 +11,8 @@ dependencies); minProperties requires the first optional properties; maxProperti
 last ones. Without names, the object is a map: any keys, each value valid against
 additionalProperties and every patternProperties schema (false: only {}); propertyNames and
 maxProperties give it its own regex (keys of the propertyNames schema, at most maxProperties
-members: a repeated key only lowers the count); minProperties and dependencies it cannot say.
+members: a repeated key only lowers the count); so do dependentRequired / dependentSchemas
+(their trigger names are never keys); minProperties it cannot say (keys may repeat).
 
 Arrays. `items` / `prefixItems` / `minItems` / `maxItems` / `contains` (the first
 max(1, minContains) items also satisfy it); `unevaluatedItems` is read as items where items
@@ -29,8 +30,6 @@ from sglc.constraints.ecmascript import string_pattern_regex
 from sglc.constraints.errors import ConstraintError
 from sglc.constraints.schema_common import WHITESPACE, Compiler, check_range, count, pointer
 from sglc.constraints.schema_merge import both
-
-_MAP_REFUSED = ("minProperties", "dependentRequired", "dependentSchemas")
 
 
 def object_node(compiler: Compiler, schema: dict[str, Any], ptr: str) -> Any:
@@ -158,11 +157,16 @@ def _name_filter(compiler: Compiler, names_schema: Any, ptr: str) -> Any:
 
 def _map(compiler: Compiler, schema: dict[str, Any], patterns: dict[str, Any],
          ptr: str) -> Any:
-    for key in _MAP_REFUSED:
-        if key in schema and not (key == "minProperties" and schema[key] == 0):
-            raise ConstraintError(f"{key} needs the properties listed: an object with any "
-                                  "keys cannot honour it", pointer=pointer(ptr, key),
-                                  hint="list the properties under properties")
+    if schema.get("minProperties", 0) != 0:
+        raise ConstraintError("minProperties needs the properties listed: a map's keys may "
+                              "repeat", pointer=pointer(ptr, "minProperties"),
+                              hint="list the properties under properties")
+    triggers = [name for key in ("dependentRequired", "dependentSchemas")
+                for name in _dependencies(schema, key, ptr)]
+    if triggers and "propertyNames" in schema:
+        raise ConstraintError("dependencies and propertyNames together need the properties "
+                              "listed", pointer=pointer(ptr, "propertyNames"),
+                              hint="list the properties under properties")
     high = count(schema, "maxProperties", ptr)
     values: Any = _closing(schema)
     for pattern, sub in patterns.items():
@@ -179,6 +183,8 @@ def _map(compiler: Compiler, schema: dict[str, Any], patterns: dict[str, Any],
             node = None
     if node is None:
         return {"type": "object", "properties": {}}
+    if triggers:  # a key that would trigger a dependency is never generated
+        keys = _strings_except(triggers)
     if keys is None and high is None:
         out: dict[str, Any] = {"type": "object"}
         if not compiler.is_any(node):
@@ -187,6 +193,21 @@ def _map(compiler: Compiler, schema: dict[str, Any], patterns: dict[str, Any],
     keys = keys or compiler.regex({"type": "string"})
     return compiler.placeholder(_map_regex(keys, compiler.regex(node), high,
                                            compiler.whitespace))
+
+
+def _strings_except(words: list[str]) -> str:
+    """JSON strings (unescaped characters only) other than `words`: a trie's complement."""
+    safe = '[^"\\\\\\x00-\\x1f]'
+
+    def rest(suffixes: set[str]) -> str:
+        alts = [] if "" in suffixes else [""]
+        firsts = sorted({w[0] for w in suffixes if w})
+        for c in firsts:
+            alts.append(re.escape(c) + f"(?:{rest({w[1:] for w in suffixes if w[:1] == c})})")
+        excluded = "".join(re.escape(c) for c in firsts)
+        alts.append(f'[^"\\\\\\x00-\\x1f{excluded}]{safe}*')
+        return "|".join(alts)
+    return f'"(?:{rest(set(words))})"'
 
 
 def _map_regex(keys: str, values: str, high: int | None, ws: str) -> str:

@@ -115,6 +115,8 @@ def test_recursive_refs_expand_to_the_configured_depth() -> None:
     {"$ref": "#n", "$defs": {"N": {"$anchor": "n", "type": "integer"}}},
     {"type": "array", "contains": {"type": "integer"}, "maxContains": 2},
     {"type": "object", "propertyNames": {"maxLength": 2}, "maxProperties": 2},
+    {"type": "object", "dependentRequired": {"bar": ["foo"]}},
+    {"dependentSchemas": {"bar": {"required": ["foo"]}}, "additionalProperties": {"type": "null"}},
     {"allOf": [{"properties": {"foo": True}, "unevaluatedProperties": False}],
      "anyOf": [{"properties": {"bar": True}}]},
 ])

@@ -66,8 +66,8 @@ BAD_COMPLETIONS = [
      "needs a `json_schema`"),
     ({"response_format": {"type": "xml"}}, 400, "response_format.type", "json_object"),
     ({"response_format": {"type": "json_schema", "json_schema": {
-        "name": "x", "schema": {"type": "object", "dependentRequired": {"a": ["b"]}}}}},
-     400, None, "dependentRequired"),
+        "name": "x", "schema": {"type": "object", "minProperties": 1}}}},
+     400, None, "minProperties"),
     ({"logit_bias": {"50": 5}}, 400, "logit_bias", "not supported"),
     ({"suffix": "end"}, 400, "suffix", "not supported"),
     ({"best_of": 3}, 400, "best_of", "equal to n"),
