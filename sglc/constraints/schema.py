@@ -35,7 +35,8 @@ else is a `ConstraintError` with the JSON pointer of the offending keyword.
                     \\p{L}-style general categories; or format date time date-time email uuid
                     ipv4 ipv6 uri (schema_formats.py);
                     lengths do not combine with pattern/format
-    integer         minimum maximum exclusiveMinimum exclusiveMaximum (exact decimal ranges)
+    integer         minimum maximum exclusiveMinimum exclusiveMaximum (exact decimal ranges);
+                    or multipleOf an integer 2^a * 5^b (seen in the last digits)
     number          no bounds (a float range has no compact exact regex)
     object          properties required additionalProperties patternProperties propertyNames
                     minProperties maxProperties dependentRequired dependentSchemas
@@ -43,7 +44,7 @@ else is a `ConstraintError` with the JSON pointer of the offending keyword.
     array           items prefixItems minItems maxItems contains minContains maxContains
                     unevaluatedItems; uniqueItems only with maxItems <= 1
 
-Rejected: multipleOf, $dynamicRef $dynamicAnchor, references outside the document, $id below
+Rejected: other multipleOf, $dynamicRef $dynamicAnchor, references outside the document, $id below
 the root with a $ref inside, `not` of a schema that does not name its types, oneOf whose
 branches do not, and any unknown keyword.
 
@@ -95,7 +96,11 @@ def _schema_regex(text: str, whitespace: str, max_ref_depth: int) -> str:
     except ValueError as exc:
         raise ConstraintError(f"the schema is not JSON: {exc}", pointer="") from None
     compiler = SchemaCompiler(schema, whitespace, max_ref_depth)
-    node = compiler.node(schema, "")
+    try:
+        node = compiler.node(schema, "")
+    except RecursionError:
+        raise ConstraintError("the schema nests too deeply to compile", pointer="",
+                              hint="flatten it, or lower max_ref_depth") from None
     if node is None:
         raise ConstraintError("the schema accepts no value", pointer=compiler.never_pointer or "")
     regex = compiler.regex(node)

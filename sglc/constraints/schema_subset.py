@@ -12,7 +12,7 @@ from urllib.parse import unquote
 
 from sglc.constraints.ecmascript import string_pattern_regex
 from sglc.constraints.errors import ConstraintError
-from sglc.constraints.literals import regex_for_int_range
+from sglc.constraints.literals import regex_for_int_range, regex_for_multiples
 from sglc.constraints.schema_common import (
     ANNOTATIONS,
     PLACEHOLDER,
@@ -31,7 +31,8 @@ from sglc.constraints.schema_merge import both, merge
 
 _TYPE_KEYWORDS: dict[str, frozenset[str]] = {
     "string": frozenset({"minLength", "maxLength", "pattern", "format"}),
-    "integer": frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}),
+    "integer": frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+                          "multipleOf"}),
     "number": frozenset(),
     "object": frozenset({"properties", "required", "additionalProperties", "patternProperties",
                          "propertyNames", "minProperties", "maxProperties", "dependentRequired",
@@ -50,7 +51,6 @@ DEFAULT_MAX_REF_DEPTH = 3
 (the innermost expansion then allows no value, so only optional places may recurse)."""
 _UNSUPPORTED_HINTS = {
     "not": "describe the allowed values instead",
-    "multipleOf": "check it on the value after generation",
     "nullable": 'use anyOf with {"type": "null"}',
     "$dynamicRef": "use $ref",
     "$anchor": "refer by JSON pointer, e.g. #/$defs/Name",
@@ -341,10 +341,7 @@ class SchemaCompiler:
             kept[0] if len(kept) == 1 else {"anyOf": kept})
 
     def _branches(self, schema: dict[str, Any], ptr: str) -> Any:
-        key = "anyOf" if "anyOf" in schema else "oneOf"
-        if "anyOf" in schema and "oneOf" in schema:
-            return self.node({"allOf": [without(schema, "oneOf"), {"oneOf": schema["oneOf"]}]},
-                             ptr)
+        key = "anyOf" if "anyOf" in schema else "oneOf"  # a oneOf beside stays in `rest`
         branches, rest = schema[key], without(schema, key)
         if not isinstance(branches, list) or not branches:
             raise ConstraintError(f"{key} must be a non-empty list of schemas",
@@ -411,13 +408,30 @@ class SchemaCompiler:
             self._check_type_names(names, ptr)
         if "number" in names and any(key in _BOUNDS for key in keywords):
             key = next(key for key in keywords if key in _BOUNDS)
-            raise ConstraintError(f"{key} is not supported for type number: a range of floats "
+            why = "floats" if key == "multipleOf" else "a range of floats"
+            raise ConstraintError(f"{key} is not supported for type number: {why} "
                                   "has no exact regex", pointer=pointer(ptr, key),
                                   hint="use type integer, or check the bound after generation")
         if declared is not None:
             for key in keywords:
                 self._check_applies(key, names, ptr)
         return names
+
+    def _multiples(self, schema: dict[str, Any], ptr: str) -> Any:
+        where, k = pointer(ptr, "multipleOf"), schema["multipleOf"]
+        bounds = [key for key in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")
+                  if key in schema]
+        if bounds:
+            raise ConstraintError(f"multipleOf cannot be combined with {bounds[0]}",
+                                  pointer=where, hint="list the values with enum")
+        if isinstance(k, bool) or not isinstance(k, (int, float)) or k <= 0:
+            raise ConstraintError("multipleOf must be a positive number", pointer=where)
+        regex = regex_for_multiples(int(k)) if float(k).is_integer() else None
+        if regex is None:
+            raise ConstraintError(f"multipleOf {k} is not supported: only integers of the form "
+                                  "2^a * 5^b (divisibility seen in the last digits)",
+                                  pointer=where, hint="check it on the value after generation")
+        return self.placeholder(regex)
 
     def _check_type_names(self, names: Any, ptr: str) -> None:
         if (not isinstance(names, list) or not names or len(set(map(str, names))) < len(names)
@@ -471,6 +485,8 @@ class SchemaCompiler:
         return {"type": "string", **lengths}
 
     def _integer(self, schema: dict[str, Any], ptr: str) -> Any:
+        if "multipleOf" in schema:
+            return self._multiples(schema, ptr)
         lo, hi, last = None, None, None
         for key in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
             if key not in schema:

@@ -17,6 +17,7 @@ from schema_suite import sample_texts
 
 from sglc.constraints import ConstraintError, regex_for_schema
 from sglc.constraints.ecmascript import string_pattern_regex
+from sglc.constraints.literals import regex_for_multiples
 from sglc.constraints.schema_formats import FORMAT_REGEXES
 
 CHECKER = jsonschema.Draft202012Validator.FORMAT_CHECKER
@@ -65,6 +66,14 @@ def test_formats_accept_only_valid_values() -> None:
     assert not re.fullmatch(FORMAT_REGEXES["time"], "22:59:60Z")
     assert re.fullmatch(FORMAT_REGEXES["email"], "joe.bloggs@example.com")
     assert not re.fullmatch(FORMAT_REGEXES["email"], "joe.@example.com")
+
+
+@pytest.mark.parametrize("divisor", [1, 2, 4, 5, 8, 10, 20, 25, 40, 125, 1000])
+def test_multiples_are_exact(divisor: int) -> None:
+    regex = re.compile(regex_for_multiples(divisor))
+    for n in range(-3000, 3001):
+        assert (regex.fullmatch(str(n)) is not None) == (n % divisor == 0), n
+    assert regex_for_multiples(3) is None and not regex.fullmatch("-0")
 
 
 def test_all_of_merges_objects_and_keeps_cross_terms() -> None:

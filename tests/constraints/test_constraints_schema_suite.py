@@ -11,7 +11,7 @@ from schema_suite import check_group, load_groups
 from sglc.constraints import ConstraintError, regex_for_schema
 
 GROUPS = load_groups()
-MIN_COMPILED = 295  # of 413 groups; benchmarks/json_schema_coverage.py prints the table
+MIN_COMPILED = 296  # of 413 groups; benchmarks/json_schema_coverage.py prints the table
 
 
 @pytest.mark.parametrize("group", GROUPS, ids=[g.name[:70] for g in GROUPS])

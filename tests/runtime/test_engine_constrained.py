@@ -131,7 +131,7 @@ BAD_CONSTRAINTS = [
     ({"regex": "a(b"}, "missing )"),
     ({"regex": r"x[^\s\S]"}, "matches no text"),
     ({"regex": "ab(?=c)"}, "lookaround"),
-    ({"json_schema": {"type": "integer", "multipleOf": 2}}, "multipleOf"),
+    ({"json_schema": {"type": "integer", "multipleOf": 3}}, "multipleOf"),
     ({"json_schema": {"type": "object", "minProperties": 1}}, "minProperties"),
     ({"json_schema": CYCLE}, "accepts no value"),
     ({"json_schema": "{nope"}, "not JSON"),
