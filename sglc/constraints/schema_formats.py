@@ -1,7 +1,8 @@
 """Regexes for JSON Schema `format`s (`FORMAT_REGEXES`: the text between a JSON string's
 quotes). Each accepts only valid values (a subset of them where the full grammar is large):
 
-    date        RFC 3339 full-date, calendar-checked: days per month, Feb 29 in leap years only
+    date        RFC 3339 full-date, calendar-checked: days per month, Feb 29 in leap years only,
+                years 0001-9999
     time        RFC 3339 full-time (the offset is required); seconds 00-59 (no leap seconds,
                 which are valid only at 23:59 UTC), upper-case Z
     date-time   date "T" time
@@ -16,10 +17,11 @@ quotes). Each accepts only valid values (a subset of them where the full grammar
 from __future__ import annotations
 
 _D = "[0-9]"
-_YEAR = f"{_D}{{4}}"
+# years 0001-9999 (Python's date and many validators have no year 0)
+_YEAR = "(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
 # years divisible by 4 but not by 100, or by 400 (Gregorian leap years)
 _LEAP_YEAR = (f"(?:{_D}{{2}}(?:0[48]|[2468][048]|[13579][26])"
-              "|(?:[02468][048]|[13579][26])00)")
+              "|(?:0[48]|[2468][048]|[13579][26])00)")
 _DATE = (f"(?:{_YEAR}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
          "|(?:0[13-9]|1[0-2])-(?:29|30)"
          "|(?:0[13578]|1[02])-31)"

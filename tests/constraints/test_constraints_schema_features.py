@@ -44,7 +44,7 @@ def test_patterns_follow_ecmascript(pattern: str, text: str, found: bool) -> Non
 
 def test_dates_are_calendar_exact() -> None:
     regex = re.compile(FORMAT_REGEXES["date"])
-    for year in [*range(1896, 1905), *range(1996, 2005), 2100, 2400, 1, 9999]:
+    for year in [*range(1896, 1905), *range(1996, 2005), 2100, 2400, 1, 4, 400, 9999]:
         for month in range(1, 14):
             for d in range(0, 33):
                 text = f"{year:04d}-{month:02d}-{d:02d}"
@@ -54,6 +54,7 @@ def test_dates_are_calendar_exact() -> None:
                 except ValueError:
                     valid = False
                 assert (regex.fullmatch(text) is not None) == valid, text
+    assert not regex.fullmatch("0000-01-01") and not regex.fullmatch("0000-02-29")
 
 
 def test_formats_accept_only_valid_values() -> None:
