@@ -143,6 +143,9 @@ def _translate(p: str) -> tuple[str, list[int]]:
             continue
         elif p.startswith(("(?P", "(?#"), i):
             raise ConstraintError(f"{p[i:i + 3]} is not ECMAScript syntax", position=i)
+        elif p.startswith("{,", i):  # Python: a quantifier; ECMAScript: literal text
+            raise ConstraintError("{,n} is not an ECMAScript quantifier", position=i,
+                                  hint="write {0,n}, or \\{ for a literal brace")
         else:
             put(c, i)
         i += 1

@@ -102,6 +102,7 @@ def _object(prop: object, **extra: object) -> dict:
     ({"type": "string", "pattern": "a", "format": "date"}, "/format", "combined"),
     ({"type": "string", "pattern": '^"+$'}, "/pattern", "need no escape in JSON"),
     ({"type": "string", "pattern": "\\a"}, "/pattern", "not an ECMAScript escape"),
+    ({"type": "string", "pattern": "^a{,3}$"}, "/pattern", "not an ECMAScript quantifier"),
     ({"type": "string", "format": "hostname"}, "/format", "not supported"),
     ({"type": "string", "nullable": True}, "/nullable", "unsupported"),
     (False, "", "accepts no value"),
