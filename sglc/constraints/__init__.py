@@ -12,6 +12,11 @@ Modules, each importing only those above it:
     rust           a parse tree re-emitted in Rust regex syntax, meaning what Python means
     regex          the dialect: `check_pattern`, `used_chars`
     literals       escaped literals, choices, integer ranges
+    ecmascript     JSON Schema patterns (ECMAScript, searched) as dialect regexes
+    schema_formats calendar-exact date/time, email, uuid, ip, uri regexes
+    schema_merge   allOf: the conjunction of two schemas
+    schema_common  pointers, outlines-core's regex, what the rules share
+    schema_containers / schema_literals  objects and arrays; enum/const and oneOf checks
     schema_subset  a JSON schema checked against the subset and normalised for outlines-core
     schema         `regex_for_schema`, and the subset it accepts
     index          `index_form`: the Index form of a canonical regex

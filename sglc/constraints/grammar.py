@@ -29,6 +29,8 @@ from llguidance import LLMatcher
 
 from sglc.constraints.canonical import Constraint, request_regex, to_regex
 from sglc.constraints.errors import ConstraintError
+from sglc.constraints.schema import recursion_cut
+from sglc.constraints.schema_subset import DEFAULT_MAX_REF_DEPTH
 
 __all__ = [
     "GrammarError",
@@ -132,15 +134,27 @@ class SchemaRoute:
 
 
 def route_schema(schema_text: str) -> SchemaRoute:
-    """The regex path when `to_regex` takes the schema, else the grammar path when
-    llguidance takes it; otherwise the regex path's ConstraintError (with its JSON pointer)."""
+    """The regex path when `to_regex` takes the schema exactly, else the grammar path when
+    llguidance takes it; otherwise the regex path's ConstraintError (with its JSON pointer).
+    A recursive schema the regex path only bounds (its $refs expanded a few levels deep)
+    takes the grammar path, which is exact, and keeps the bounded regex only where
+    llguidance refuses it."""
     try:
-        return SchemaRoute(regex=to_regex(Constraint("schema", schema=schema_text)))
+        regex = to_regex(Constraint("schema", schema=schema_text))
     except ConstraintError as refusal:
         try:
             return SchemaRoute(grammar=schema_grammar(schema_text), refusal=refusal)
         except ConstraintError:
             raise refusal from None
+    cut = recursion_cut(schema_text) if "$ref" in schema_text else None
+    if cut is None:
+        return SchemaRoute(regex=regex)
+    bounded = ConstraintError(f"a recursive reference, which the regex path bounds at depth "
+                              f"{DEFAULT_MAX_REF_DEPTH}", pointer=cut)
+    try:
+        return SchemaRoute(grammar=schema_grammar(schema_text), refusal=bounded)
+    except ConstraintError:
+        return SchemaRoute(regex=regex)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Regexes for literal texts: escaped strings, a choice among strings, integer ranges."""
+"""Regexes for literal texts: escaped strings, a choice among strings, integer ranges and
+multiples."""
 
 from __future__ import annotations
 
@@ -38,6 +39,29 @@ def regex_for_int_range(minimum: int | None = None, maximum: int | None = None) 
     if maximum is None or maximum >= 0:
         alternatives.extend(_naturals(max(minimum or 0, 0), maximum))
     return alternatives[0] if len(alternatives) == 1 else f"(?:{'|'.join(alternatives)})"
+
+
+_MAX_SUFFIXES = 256
+
+
+def regex_for_multiples(divisor: int) -> str | None:
+    """The decimal integers divisible by `divisor` (a positive integer), as JSON writes them;
+    None unless divisibility shows in the last digits (divisor = 2^a * 5^b, at most
+    _MAX_SUFFIXES endings)."""
+    if divisor == 1:
+        return "(?:0|-?[1-9][0-9]*)"
+    rest, twos, fives = divisor, 0, 0
+    while rest % 2 == 0:
+        rest, twos = rest // 2, twos + 1
+    while rest % 5 == 0:
+        rest, fives = rest // 5, fives + 1
+    digits = max(twos, fives)
+    if rest != 1 or 10 ** digits // divisor > _MAX_SUFFIXES:
+        return None
+    small = [str(m) for m in range(divisor, 10 ** digits, divisor)]
+    endings = [f"{m:0{digits}d}" for m in range(0, 10 ** digits, divisor)]
+    long = f"[1-9][0-9]*{_group(endings)}" if len(endings) > 1 else f"[1-9][0-9]*{endings[0]}"
+    return f"(?:0|-?(?:{'|'.join([*small, long])}))"
 
 
 def _group(alternatives: Sequence[str]) -> str:
@@ -81,4 +105,4 @@ def _same_length(a: str, b: str) -> list[str]:
     return out + ([tail] if tail else [])
 
 
-__all__ = ["escape_literal", "regex_for_choices", "regex_for_int_range"]
+__all__ = ["escape_literal", "regex_for_choices", "regex_for_int_range", "regex_for_multiples"]

@@ -6,146 +6,196 @@ The subset it accepts is listed in `schema.py`.
 
 from __future__ import annotations
 
-import json
 import math
-from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
 
-from outlines_core.json_schema import build_regex_from_schema
-
-from sglc.constraints.charsets import Intervals, overlaps
+from sglc.constraints.ecmascript import string_pattern_regex
 from sglc.constraints.errors import ConstraintError
-from sglc.constraints.literals import regex_for_int_range
-from sglc.constraints.regex import strip_anchors, used_chars
+from sglc.constraints.literals import regex_for_int_range, regex_for_multiples
+from sglc.constraints.schema_common import (
+    ANNOTATIONS,
+    PLACEHOLDER,
+    WHITESPACE,
+    check_range,
+    count,
+    outlines_regex,
+    pointer,
+    substantive,
+    without,
+)
+from sglc.constraints.schema_containers import array_node, object_node
+from sglc.constraints.schema_formats import FORMAT_REGEXES
+from sglc.constraints.schema_literals import literal
+from sglc.constraints.schema_merge import both, merge
 
-WHITESPACE = {"compact": "", "flexible": "[ ]?"}
-"""The whitespace policies between JSON tokens, as outlines-core's whitespace patterns."""
-PLACEHOLDER = "__sglc_subst_{}__"
-"""The string constant standing for `SchemaCompiler.substitutions[i]` in the normalised schema."""
-_ANNOTATIONS = frozenset({"title", "description", "default", "examples", "$comment", "$schema",
-                          "$id", "deprecated", "readOnly", "writeOnly", "$defs", "definitions"})
 _TYPE_KEYWORDS: dict[str, frozenset[str]] = {
     "string": frozenset({"minLength", "maxLength", "pattern", "format"}),
-    "integer": frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}),
+    "integer": frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+                          "multipleOf"}),
     "number": frozenset(),
-    "object": frozenset({"properties", "required", "additionalProperties"}),
-    "array": frozenset({"items", "prefixItems", "minItems", "maxItems", "uniqueItems"}),
+    "object": frozenset({"properties", "required", "additionalProperties", "patternProperties",
+                         "propertyNames", "minProperties", "maxProperties", "dependentRequired",
+                         "dependentSchemas", "unevaluatedProperties"}),
+    "array": frozenset({"items", "prefixItems", "minItems", "maxItems", "uniqueItems",
+                        "contains", "minContains", "maxContains", "unevaluatedItems"}),
     "boolean": frozenset(),
     "null": frozenset(),
 }
 _BOUNDS = _TYPE_KEYWORDS["integer"]
 _ALL_TYPE_KEYWORDS = frozenset().union(*_TYPE_KEYWORDS.values())
-_KNOWN = _ANNOTATIONS | _ALL_TYPE_KEYWORDS | {"type", "enum", "const", "anyOf", "$ref"}
-_FORMATS = ("date", "date-time", "uuid")
-_DATE_REGEX = r'"(?:[0-9]{4})-(?:0[1-9]|1[0-2])-(?:0[1-9]|[1-2][0-9]|3[0-1])"'
-_JSON_UNSAFE: Intervals = ((0, 0x1F), (0x22, 0x22), (0x5C, 0x5C))  # must be escaped in JSON
+_APPLICATORS = frozenset({"anyOf", "oneOf", "allOf", "not", "if", "then", "else", "$ref"})
+_KNOWN = ANNOTATIONS | _ALL_TYPE_KEYWORDS | _APPLICATORS | {"type", "enum", "const"}
+DEFAULT_MAX_REF_DEPTH = 3
+"""How many times a recursive $ref is expanded inside itself before the recursion is cut
+(the innermost expansion then allows no value, so only optional places may recurse)."""
 _UNSUPPORTED_HINTS = {
-    "allOf": "merge the subschemas into one",
-    "oneOf": "use anyOf (a regex cannot check that exactly one branch matches)",
     "not": "describe the allowed values instead",
-    "if": "use anyOf over the cases",
-    "then": "use anyOf over the cases",
-    "else": "use anyOf over the cases",
-    "patternProperties": "list the properties under properties",
-    "dependentSchemas": "use anyOf over the cases",
-    "dependentRequired": "use anyOf over the cases",
-    "multipleOf": "check it on the value after generation",
-    "minProperties": "list the properties under properties and require them",
-    "maxProperties": "list the properties under properties",
     "nullable": 'use anyOf with {"type": "null"}',
+    "$dynamicRef": "use $ref",
+    "$anchor": "refer by JSON pointer, e.g. #/$defs/Name",
 }
 
 
-@lru_cache(maxsize=64)
-def _outlines_text(schema_text: str, whitespace: str) -> str:
-    try:
-        return build_regex_from_schema(schema_text, whitespace_pattern=WHITESPACE[whitespace])
-    except ValueError as exc:  # pragma: no cover - the subset is checked first
-        raise ConstraintError(f"outlines-core cannot compile the schema: {exc}",
-                              pointer="") from None
-
-
-def outlines_regex(schema: Any, whitespace: str) -> str:
-    """outlines-core's regex of a (normalised) schema."""
-    return _outlines_text(json.dumps(schema), whitespace)
-
-
-def _pointer(base: str, *tokens: str | int) -> str:
-    for token in tokens:
-        base += "/" + str(token).replace("~", "~0").replace("/", "~1")
-    return base
-
-
-def _json_type(value: Any, name: str) -> bool:
-    if name == "integer":
-        return isinstance(value, int) and not isinstance(value, bool) or (
-            isinstance(value, float) and value.is_integer())
-    if name == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    kinds = {"string": str, "boolean": bool, "object": dict, "array": list}
-    return value is None if name == "null" else isinstance(value, kinds[name])
-
-
-def _count(schema: dict[str, Any], key: str, ptr: str) -> int | None:
-    value = schema.get(key)
-    if value is None:
+def _anchor(node: Any, name: str, ptr: str) -> str | None:
+    """The JSON pointer of the subschema whose $anchor is `name` (None: there is none)."""
+    if isinstance(node, dict):
+        if node.get("$anchor") == name:
+            return ptr
+        items: Any = node.items()
+    elif isinstance(node, list):
+        items = enumerate(node)
+    else:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConstraintError(f"{key} must be a non-negative integer", pointer=_pointer(ptr, key))
-    return value
+    for key, value in items:
+        found = _anchor(value, name, pointer(ptr, key))
+        if found is not None:
+            return found
+    return None
 
 
-def _check_range(schema: dict[str, Any], low: str, high: str, ptr: str, what: str) -> None:
-    lo, hi = _count(schema, low, ptr), _count(schema, high, ptr)
-    if lo is not None and hi is not None and lo > hi:
-        raise ConstraintError(f"{high} is below {low}: no {what} fits",
-                              pointer=_pointer(ptr, high))
+_UNEVALUATED = ("unevaluatedProperties", "unevaluatedItems")
+
+
+def _has_ref(node: Any) -> bool:
+    if isinstance(node, dict):
+        return "$ref" in node or any(_has_ref(v) for v in node.values())
+    return isinstance(node, list) and any(_has_ref(v) for v in node)
+
+
+def _with_all_of(schema: dict[str, Any], *branches: Any) -> dict[str, Any]:
+    """`schema` with `branches` added to its allOf: in place, as its own keywords see them."""
+    return {**schema, "allOf": [*schema.get("allOf", []), *branches]}
+
+
+def _value_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int) or isinstance(value, float) and value.is_integer():
+        return "integer"
+    kinds = {float: "number", str: "string", list: "array", dict: "object"}
+    return "null" if value is None else kinds[type(value)]
+
+
+def _instance_types(schema: Any) -> set[str] | None:
+    """Types that every instance of `schema` has (None: not known from its keywords)."""
+    if schema is False:
+        return set()
+    if not isinstance(schema, dict):
+        return None
+    if "enum" in schema and isinstance(schema["enum"], list):
+        return {_value_type(v) for v in schema["enum"]}
+    if "const" in schema:
+        return {_value_type(schema["const"])}
+    if isinstance(schema.get("type"), (str, list)):
+        names = schema["type"]
+        return {names} if isinstance(names, str) else set(map(str, names))
+    if isinstance(schema.get("anyOf"), list):
+        found = [_instance_types(b) for b in schema["anyOf"]]
+        return None if any(f is None for f in found) else set().union(*found)
+    return None
 
 
 class SchemaCompiler:
-    """Walks a schema (each node once per $ref target), checks it against the subset and
-    returns the schema handed to outlines-core: $refs inlined, type lists as anyOf, integer
-    ranges and nested any-JSON values as placeholders (`substitutions` holds their regexes)."""
+    """Walks a schema, checks it against the subset and returns the schema handed to
+    outlines-core: $refs inlined (recursive ones `max_ref_depth` deep), allOf / if merged,
+    type lists and applicators as anyOf, and what outlines-core cannot say (integer ranges,
+    patterns, formats, arrays beyond its forms, nested any-JSON values) as placeholders whose
+    regexes `substitutions` holds. `node` returns None for a schema no value satisfies."""
 
-    def __init__(self, root: Any, whitespace: str) -> None:
+    def __init__(self, root: Any, whitespace: str,
+                 max_ref_depth: int = DEFAULT_MAX_REF_DEPTH) -> None:
         self.root = root
         self.whitespace = whitespace
+        self.max_ref_depth = max_ref_depth
         self.substitutions: list[str] = []
-        self._active: set[str] = set()
+        self.never_pointer: str | None = None  # where the first value-less schema was
+        self.never_reason: str | None = None  # why, where the subset (not the schema) is empty
+        self.first_cut: str | None = None  # the first recursive $ref cut at max_ref_depth
+        self._depth: dict[str, int] = {}
         self._done: dict[str, Any] = {}
+        self._num_cuts = 0
         self._any_placeholder: str | None = None
 
+    # -- entry -------------------------------------------------------------------------------
     def node(self, schema: Any, ptr: str) -> Any:
         if schema is True or schema == {}:
             return self._any(ptr)
         if schema is False:
-            raise ConstraintError("the schema false accepts no value", pointer=ptr)
+            return self.never(ptr)
         if not isinstance(schema, dict):
             raise ConstraintError("a schema must be an object or a boolean", pointer=ptr)
         self._check_keywords(schema, ptr)
-        self._active.add(ptr)
-        try:
-            return self._dispatch(schema, ptr)
-        finally:
-            self._active.discard(ptr)
+        if not substantive(schema):
+            return self._any(ptr)
+        return self._dispatch(schema, ptr)
+
+    def fresh(self) -> SchemaCompiler:
+        return SchemaCompiler(self.root, "compact", self.max_ref_depth)
+
+    def never(self, ptr: str) -> None:
+        if self.never_pointer is None:
+            self.never_pointer = ptr
+        return None
+
+    def regex(self, normalised: Any) -> str:
+        """The regex of a normalised schema, placeholders substituted."""
+        regex = outlines_regex(normalised, self.whitespace)
+        for i in reversed(range(len(self.substitutions))):
+            regex = regex.replace(outlines_regex({"const": PLACEHOLDER.format(i)},
+                                                 self.whitespace), f"(?:{self.substitutions[i]})")
+        return regex
+
+    def placeholder(self, regex: str) -> dict[str, str]:
+        self.substitutions.append(regex)
+        return {"const": PLACEHOLDER.format(len(self.substitutions) - 1)}
+
+    def is_any(self, schema: Any) -> bool:
+        return schema == {} or schema == {"const": self._any_placeholder}
 
     def _dispatch(self, schema: dict[str, Any], ptr: str) -> Any:
         if "$ref" in schema:
+            if substantive(without(schema, "$ref")):
+                return self._all_of(schema, ptr)
             return self._ref(schema, ptr)
-        if "anyOf" in schema:
-            return self._any_of(schema, ptr)
+        if "allOf" in schema:
+            return self._all_of(schema, ptr)
+        if any(key in schema for key in ("if", "then", "else")):
+            return self._conditional(schema, ptr)
+        if "anyOf" in schema or "oneOf" in schema:
+            return self._branches(schema, ptr)
+        if "not" in schema:
+            return self._not(schema, ptr)
         if "enum" in schema or "const" in schema:
-            return self._literal(schema, ptr)
-        types = self._types(schema, ptr)
+            return literal(self, schema, ptr)
+        types = self.types(schema, ptr)
         if not types:
             return self._any(ptr)
-        branches = [self._typed(schema, name, ptr) for name in types]
+        branches = [b for b in (self._typed(schema, name, ptr) for name in types)
+                    if b is not None]
+        if not branches:
+            return None
         return branches[0] if len(branches) == 1 else {"anyOf": branches}
-
-    def _placeholder(self, regex: str) -> dict[str, str]:
-        self.substitutions.append(regex)
-        return {"const": PLACEHOLDER.format(len(self.substitutions) - 1)}
 
     def _any(self, ptr: str) -> Any:
         """Any JSON value. Nested, outlines-core's regex for {} lacks parentheses (so it is
@@ -154,41 +204,56 @@ class SchemaCompiler:
         if ptr == "":
             return {}
         if self._any_placeholder is None:
-            self._any_placeholder = self._placeholder(outlines_regex({}, self.whitespace))["const"]
+            self._any_placeholder = self.placeholder(outlines_regex({}, self.whitespace))["const"]
         return {"const": self._any_placeholder}
 
     def _check_keywords(self, schema: dict[str, Any], ptr: str) -> None:
         for key in schema:
             if key not in _KNOWN:
                 raise ConstraintError(f"unsupported schema keyword {key!r}",
-                                      pointer=_pointer(ptr, key),
+                                      pointer=pointer(ptr, key),
                                       hint=_UNSUPPORTED_HINTS.get(key))
         for key in ("$defs", "definitions"):
             if key in schema and not isinstance(schema[key], dict):
-                raise ConstraintError(f"{key} must be an object", pointer=_pointer(ptr, key))
+                raise ConstraintError(f"{key} must be an object", pointer=pointer(ptr, key))
+        if "$id" in schema and schema is not self.root and _has_ref(schema):
+            raise ConstraintError("$id below the root is supported only without $ref inside "
+                                  "(it would change what they resolve to)",
+                                  pointer=pointer(ptr, "$id"))
 
-    def _only(self, schema: dict[str, Any], ptr: str, owner: str, *allowed: str) -> None:
-        for key in schema:
-            if key not in _ANNOTATIONS and key != owner and key not in allowed:
-                raise ConstraintError(f"{key!r} cannot be combined with {owner!r}",
-                                      pointer=_pointer(ptr, key))
-
-    def _ref(self, schema: dict[str, Any], ptr: str) -> Any:
-        self._only(schema, ptr, "$ref")
-        ref, where = schema["$ref"], _pointer(ptr, "$ref")
+    # -- references and applicators ----------------------------------------------------------
+    def _target(self, schema: dict[str, Any], ptr: str) -> tuple[str, Any]:
+        ref, where = schema["$ref"], pointer(ptr, "$ref")
         if not isinstance(ref, str) or not ref.startswith("#"):
             raise ConstraintError("only local references (#/...) are supported", pointer=where)
         target = unquote(ref[1:])
         if target and not target.startswith("/"):
-            raise ConstraintError(f"unsupported reference {ref!r}", pointer=where,
-                                  hint="refer by JSON pointer, e.g. #/$defs/Name")
-        if target in self._active:
-            raise ConstraintError(f"recursive reference {ref!r}: a regex cannot express "
-                                  "unbounded nesting", pointer=where,
-                                  hint="write the nesting out to a fixed depth")
-        if target not in self._done:
-            self._done[target] = self.node(self._resolve(target, where), target)
-        return self._done[target]
+            found = _anchor(self.root, target, "")
+            if found is None:
+                raise ConstraintError(f"unsupported reference {ref!r}", pointer=where,
+                                      hint="refer by JSON pointer, e.g. #/$defs/Name")
+            target = found
+        return target, self._resolve(target, where)
+
+    def _ref(self, schema: dict[str, Any], ptr: str) -> Any:
+        target, resolved = self._target(schema, ptr)
+        depth = self._depth.get(target, 0)
+        if depth >= self.max_ref_depth:
+            self._num_cuts += 1
+            if self.first_cut is None:
+                self.first_cut = pointer(ptr, "$ref")
+            return self.never(pointer(ptr, "$ref"))
+        if target in self._done:
+            return self._done[target]
+        cuts, fresh = self._num_cuts, not any(self._depth.values())
+        self._depth[target] = depth + 1
+        try:
+            out = self.node(resolved, target)
+        finally:
+            self._depth[target] = depth
+        if fresh and cuts == self._num_cuts:
+            self._done[target] = out
+        return out
 
     def _resolve(self, target: str, where: str) -> Any:
         node = self.root
@@ -202,61 +267,192 @@ class SchemaCompiler:
                 raise ConstraintError(f"reference to a missing schema #{target}", pointer=where)
         return node
 
-    def _any_of(self, schema: dict[str, Any], ptr: str) -> Any:
-        self._only(schema, ptr, "anyOf")
-        branches = schema["anyOf"]
+    def _flatten(self, schema: Any, ptr: str, seen: frozenset[str]) -> list[dict[str, Any]] | None:
+        """The conjuncts of a schema: $ref and allOf at its top level expanded (None: false)."""
+        if schema is True:
+            return []
+        if schema is False:
+            return self.never(ptr)
+        if not isinstance(schema, dict):
+            raise ConstraintError("a schema must be an object or a boolean", pointer=ptr)
+        self._check_keywords(schema, ptr)
+        parts: list[dict[str, Any]] = []
+        if "$ref" in schema:
+            target, resolved = self._target(schema, ptr)
+            if target in seen:
+                raise ConstraintError(f"recursive reference {schema['$ref']!r} in allOf",
+                                      pointer=pointer(ptr, "$ref"))
+            sub = self._flatten(resolved, target, seen | {target})
+            if sub is None:
+                return None
+            parts += sub
+        if "allOf" in schema:
+            branches = schema["allOf"]
+            if not isinstance(branches, list) or not branches:
+                raise ConstraintError("allOf must be a non-empty list of schemas",
+                                      pointer=pointer(ptr, "allOf"))
+            for i, branch in enumerate(branches):
+                sub = self._flatten(branch, pointer(ptr, "allOf", i), seen)
+                if sub is None:
+                    return None
+                parts += sub
+        rest = without(schema, "$ref", "allOf")
+        if substantive(rest):
+            parts.append(rest)
+        return parts
+
+    def _all_of(self, schema: dict[str, Any], ptr: str) -> Any:
+        # NOTE: the schema's own unevaluated* see what its allOf / $ref / if branches
+        # evaluate, so they are added after the merge (a branch's own ones are cross terms)
+        own = {k: schema[k] for k in _UNEVALUATED if k in schema}
+        parts = self._flatten(without(schema, *_UNEVALUATED), ptr, frozenset())
+        if parts is None:
+            return None
+        merged: dict[str, Any] | bool = {}
+        for part in parts:
+            merged = merge(merged, part, ptr) if isinstance(merged, dict) else merged
+        if merged is False:
+            return self.never(ptr)
+        # a branch's unevaluated* saw only that branch: from here on it closes the merged
+        # schema like additionalProperties / items (its cross terms were applied by merge)
+        for key, closing in zip(_UNEVALUATED, ("additionalProperties", "items"), strict=True):
+            if key in merged:
+                merged[closing] = both(merged.get(closing, True), merged.pop(key))
+        for key, value in own.items():
+            merged[key] = value
+        return self.node(merged, ptr)
+
+    def _conditional(self, schema: dict[str, Any], ptr: str) -> Any:
+        """if/then/else as anyOf(if and then, not-if and else), keeping the cases this
+        subset can say (at least one)."""
+        rest = without(schema, "if", "then", "else")
+        if "if" not in schema:
+            return self.node(rest, ptr)
+        cases = [_with_all_of(rest, schema["if"], schema.get("then", True)),
+                 _with_all_of(rest, {"not": schema["if"]}, schema.get("else", True))]
+        out, first_error = [], None
+        for case in cases:
+            try:
+                out.append(self.node(case, ptr))
+            except ConstraintError as exc:
+                first_error = first_error or exc
+        kept = [o for o in out if o is not None]
+        if not kept and first_error is not None:
+            raise first_error
+        if not kept:
+            return None
+        return self._any(ptr) if any(map(self.is_any, kept)) else (
+            kept[0] if len(kept) == 1 else {"anyOf": kept})
+
+    def _branches(self, schema: dict[str, Any], ptr: str) -> Any:
+        key = "anyOf" if "anyOf" in schema else "oneOf"  # a oneOf beside stays in `rest`
+        branches, rest = schema[key], without(schema, key)
         if not isinstance(branches, list) or not branches:
-            raise ConstraintError("anyOf must be a non-empty list of schemas",
-                                  pointer=_pointer(ptr, "anyOf"))
-        out = [self.node(b, _pointer(ptr, "anyOf", i)) for i, b in enumerate(branches)]
-        return self._any(ptr) if any(self._is_any(b) for b in out) else {"anyOf": out}
+            raise ConstraintError(f"{key} must be a non-empty list of schemas",
+                                  pointer=pointer(ptr, key))
+        if key == "oneOf" and len(branches) > 1:
+            kept = self._exclusive(branches, rest, ptr)
+        else:
+            kept = [self.node(_with_all_of(rest, branch) if substantive(rest) else branch,
+                              pointer(ptr, key, i)) for i, branch in enumerate(branches)]
+        kept = [o for o in kept if o is not None]
+        if not kept:
+            return None
+        if any(map(self.is_any, kept)):
+            return self._any(ptr)
+        return kept[0] if len(kept) == 1 else {"anyOf": kept}
 
-    def _is_any(self, schema: Any) -> bool:
-        return schema == {} or schema == {"const": self._any_placeholder}
+    def _exclusive(self, branches: list[Any], rest: dict[str, Any], ptr: str) -> list[Any]:
+        """oneOf: each branch and not the others (`_not`: the other branches must name their
+        types). A branch that cannot be said so is left out; none left is an error."""
+        out, first_error = [], None
+        for i, branch in enumerate(branches):
+            others = [{"not": b} for j, b in enumerate(branches) if j != i]
+            try:
+                out.append(self.node(_with_all_of(rest, branch, *others), pointer(ptr, "oneOf", i)))
+            except ConstraintError as exc:
+                first_error = first_error or exc
+        if not out and first_error is not None:
+            raise ConstraintError("oneOf needs branches whose types tell them apart (a regex "
+                                  f"cannot check that exactly one matches): "
+                                  f"{first_error.message}", pointer=pointer(ptr, "oneOf"),
+                                  hint="use anyOf, or give each branch its own type") from None
+        return out
 
-    def _literal(self, schema: dict[str, Any], ptr: str) -> Any:
-        key = "enum" if "enum" in schema else "const"
-        self._only(schema, ptr, key, "type")
-        values = schema[key] if key == "enum" else [schema[key]]
-        if not isinstance(values, list) or not values:
-            raise ConstraintError("enum must be a non-empty list", pointer=_pointer(ptr, key))
-        types = self._types({"type": schema["type"]}, ptr) if "type" in schema else []
-        for i, value in enumerate(values):
-            if types and not any(_json_type(value, name) for name in types):
-                where = _pointer(ptr, key, i) if key == "enum" else _pointer(ptr, key)
-                raise ConstraintError(f"{value!r} does not have type {schema['type']}",
-                                      pointer=where)
-        return {key: schema[key]}
+    def _not(self, schema: dict[str, Any], ptr: str) -> Any:
+        """not X: when X says which types its instances have, the other types (a subset
+        of not X); not not X is X."""
+        rest, inner, where = without(schema, "not"), schema["not"], pointer(ptr, "not")
+        if inner is False:
+            return self.node(rest, ptr)
+        if inner is True or (isinstance(inner, dict) and not substantive(inner)):
+            return self.never(where)
+        if isinstance(inner, dict) and set(inner) - ANNOTATIONS == {"not"}:
+            return self.node({"allOf": [rest, inner["not"]]}, ptr)
+        excluded = _instance_types(inner)
+        if excluded is None:
+            raise ConstraintError("not is supported only around a schema that names its "
+                                  "types (type, enum or const)", pointer=where,
+                                  hint=_UNSUPPORTED_HINTS["not"])
+        if "number" in excluded or "integer" in excluded:
+            excluded = {*excluded, "number", "integer"}  # number's regex has the integers
+        allowed = [t for t in _TYPE_KEYWORDS if t not in excluded]
+        if not allowed:
+            return self.never(where)
+        node = self.node({"allOf": [rest, {"type": allowed}]}, ptr)
+        if node is None and self.never_reason is None and "type" not in inner:
+            # not {const/enum} of the schema's own type: a subset without that type is empty
+            self.never_pointer = where
+            self.never_reason = ("not around a const or enum of the schema's own type is not "
+                                 "supported: the regex cannot leave out single values")
+        return node
 
-    def _types(self, schema: dict[str, Any], ptr: str) -> list[str]:
+    # -- types -------------------------------------------------------------------------------
+    def types(self, schema: dict[str, Any], ptr: str) -> list[str]:
         declared = schema.get("type")
         keywords = [key for key in schema if key in _ALL_TYPE_KEYWORDS]
         if declared is None:
             names = [n for n, kws in _TYPE_KEYWORDS.items() if kws.intersection(keywords)]
-            if len(names) > 1:
-                raise ConstraintError(f"keywords of several types ({', '.join(names)}) without "
-                                      "a type", pointer=ptr, hint="add a type")
         else:
             names = [declared] if isinstance(declared, str) else declared
             self._check_type_names(names, ptr)
-        for key in keywords:
-            self._check_applies(key, names, ptr)
+        if "number" in names and any(key in _BOUNDS for key in keywords):
+            key = next(key for key in keywords if key in _BOUNDS)
+            why = "floats" if key == "multipleOf" else "a range of floats"
+            raise ConstraintError(f"{key} is not supported for type number: {why} "
+                                  "has no exact regex", pointer=pointer(ptr, key),
+                                  hint="use type integer, or check the bound after generation")
+        if declared is not None:
+            for key in keywords:
+                self._check_applies(key, names, ptr)
         return names
+
+    def _multiples(self, schema: dict[str, Any], ptr: str) -> Any:
+        where, k = pointer(ptr, "multipleOf"), schema["multipleOf"]
+        bounds = [key for key in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")
+                  if key in schema]
+        if bounds:
+            raise ConstraintError(f"multipleOf cannot be combined with {bounds[0]}",
+                                  pointer=where, hint="list the values with enum")
+        if isinstance(k, bool) or not isinstance(k, (int, float)) or k <= 0:
+            raise ConstraintError("multipleOf must be a positive number", pointer=where)
+        regex = regex_for_multiples(int(k)) if float(k).is_integer() else None
+        if regex is None:
+            raise ConstraintError(f"multipleOf {k} is not supported: only integers of the form "
+                                  "2^a * 5^b (divisibility seen in the last digits)",
+                                  pointer=where, hint="check it on the value after generation")
+        return self.placeholder(regex)
 
     def _check_type_names(self, names: Any, ptr: str) -> None:
         if (not isinstance(names, list) or not names or len(set(map(str, names))) < len(names)
                 or any(name not in _TYPE_KEYWORDS for name in names)):
-            raise ConstraintError(f"unsupported type {names!r}", pointer=_pointer(ptr, "type"),
+            raise ConstraintError(f"unsupported type {names!r}", pointer=pointer(ptr, "type"),
                                   hint=f"one or a list of {', '.join(_TYPE_KEYWORDS)}")
 
     def _check_applies(self, key: str, names: list[str], ptr: str) -> None:
-        if key in _BOUNDS and "number" in names:
-            raise ConstraintError(f"{key} is not supported for type number: a range of floats "
-                                  "has no exact regex", pointer=_pointer(ptr, key),
-                                  hint="use type integer, or check the bound after generation")
         if not any(key in _TYPE_KEYWORDS[name] for name in names):
             raise ConstraintError(f"{key} does not apply to type {' or '.join(names)}",
-                                  pointer=_pointer(ptr, key))
+                                  pointer=pointer(ptr, key))
 
     def _typed(self, schema: dict[str, Any], name: str, ptr: str) -> Any:
         if name == "string":
@@ -264,63 +460,51 @@ class SchemaCompiler:
         if name == "integer":
             return self._integer(schema, ptr)
         if name == "object":
-            return self._object(schema, ptr)
+            return object_node(self, schema, ptr)
         if name == "array":
-            return self._array(schema, ptr)
+            return array_node(self, schema, ptr)
         return {"type": name}
 
     def _string(self, schema: dict[str, Any], ptr: str) -> Any:
-        _check_range(schema, "minLength", "maxLength", ptr, "string")
-        lengths = {k: schema[k] for k in ("minLength", "maxLength") if k in schema}
+        check_range(schema, "minLength", "maxLength", ptr, "string")
+        lengths = {k: count(schema, k, ptr) for k in ("minLength", "maxLength") if k in schema}
         shapes = [k for k in ("pattern", "format") if k in schema]
         if len(shapes) == 2:
             raise ConstraintError("pattern and format cannot be combined",
-                                  pointer=_pointer(ptr, "format"))
+                                  pointer=pointer(ptr, "format"))
         if shapes and lengths:
-            raise ConstraintError(f"{next(iter(lengths))} cannot be combined with {shapes[0]} "
-                                  "(outlines-core would drop it)",
-                                  pointer=_pointer(ptr, next(iter(lengths))),
+            raise ConstraintError(f"{next(iter(lengths))} cannot be combined with {shapes[0]}",
+                                  pointer=pointer(ptr, next(iter(lengths))),
                                   hint="fold the length into the pattern, e.g. [a-z]{2,8}")
         if "pattern" in schema:
-            return {"type": "string", "pattern": self._pattern(schema["pattern"], ptr)}
+            where = pointer(ptr, "pattern")
+            try:
+                body = string_pattern_regex(schema["pattern"])
+            except ConstraintError as exc:
+                raise type(exc)(exc.message, pointer=where, position=exc.position,
+                                hint=exc.hint) from None
+            return self.placeholder(f'"{body}"')
         if "format" in schema:
-            name = self._format(schema["format"], ptr)
-            if name == "date":  # outlines-core's date regex has \d{4}: non-ASCII digits too
-                return self._placeholder(_DATE_REGEX)
-            return {"type": "string", "format": name}
+            name = schema["format"]
+            if name not in FORMAT_REGEXES:
+                raise ConstraintError(f"format {name!r} is not supported",
+                                      pointer=pointer(ptr, "format"),
+                                      hint=f"use one of {', '.join(FORMAT_REGEXES)}, "
+                                           "or a pattern")
+            return self.placeholder(f'"{FORMAT_REGEXES[name]}"')
         return {"type": "string", **lengths}
 
-    def _pattern(self, pattern: Any, ptr: str) -> str:
-        where = _pointer(ptr, "pattern")
-        if not isinstance(pattern, str):
-            raise ConstraintError("pattern must be a string", pointer=where)
-        try:
-            unsafe = overlaps(used_chars(pattern), _JSON_UNSAFE)
-        except ConstraintError as exc:
-            raise type(exc)(exc.message, pointer=where, position=exc.position,
-                            hint=exc.hint) from None
-        if unsafe:
-            raise ConstraintError("pattern can match '\"', '\\' or a control character, which "
-                                  "a JSON string must escape", pointer=where,
-                                  hint='exclude them, e.g. [^"\\\\\\x00-\\x1f] instead of .')
-        return f"(?:{strip_anchors(pattern)})"
-
-    def _format(self, name: Any, ptr: str) -> str:
-        if name not in _FORMATS:
-            raise ConstraintError(f"format {name!r} is not supported",
-                                  pointer=_pointer(ptr, "format"),
-                                  hint=f"use one of {', '.join(_FORMATS)}, or a pattern")
-        return name
-
     def _integer(self, schema: dict[str, Any], ptr: str) -> Any:
+        if "multipleOf" in schema:
+            return self._multiples(schema, ptr)
         lo, hi, last = None, None, None
         for key in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
             if key not in schema:
                 continue
             value, last = schema[key], key
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConstraintError(f"{key} must be a number", pointer=_pointer(ptr, key))
-            if key.endswith("imum") and key.startswith(("min", "exclusiveMin")):
+                raise ConstraintError(f"{key} must be a number", pointer=pointer(ptr, key))
+            if key in ("minimum", "exclusiveMinimum"):
                 bound = math.ceil(value) if key == "minimum" else math.floor(value) + 1
                 lo = bound if lo is None else max(lo, bound)
             else:
@@ -329,89 +513,10 @@ class SchemaCompiler:
         if last is None:
             return {"type": "integer"}
         if lo is not None and hi is not None and lo > hi:
-            raise ConstraintError("no integer satisfies the bounds", pointer=_pointer(ptr, last))
-        return self._placeholder(regex_for_int_range(lo, hi))
-
-    def _object(self, schema: dict[str, Any], ptr: str) -> Any:
-        out: dict[str, Any] = {"type": "object"}
-        props = schema.get("properties")
-        if props is not None:
-            out["properties"] = self._properties(props, _pointer(ptr, "properties"))
-        required = self._required(schema.get("required", []), props or {}, ptr)
-        if required:
-            out["required"] = required
-        extra = schema.get("additionalProperties", True)
-        if not isinstance(extra, (bool, dict)):
-            raise ConstraintError("additionalProperties must be a schema",
-                                  pointer=_pointer(ptr, "additionalProperties"))
-        if props is not None and extra is False:
-            out["additionalProperties"] = False
-        elif props is None and extra is False:
-            out["properties"] = {}
-        elif props is None and extra is not True:
-            values = self.node(extra, _pointer(ptr, "additionalProperties"))
-            if not self._is_any(values):
-                out["additionalProperties"] = values
-        return out
-
-    def _properties(self, props: Any, ptr: str) -> dict[str, Any]:
-        if not isinstance(props, dict):
-            raise ConstraintError("properties must be an object", pointer=ptr)
-        out = {}
-        for name, sub in props.items():
-            where = _pointer(ptr, name)
-            if json.dumps(name, ensure_ascii=False) != f'"{name}"':
-                raise ConstraintError(f"property name {name!r} needs escaping in JSON, which "
-                                      "outlines-core does not do", pointer=where,
-                                      hint='drop the ", \\ or control character from the name')
-            out[name] = self.node(sub, where)
-        return out
-
-    def _required(self, required: Any, props: dict[str, Any], ptr: str) -> list[str]:
-        if not isinstance(required, list):
-            raise ConstraintError("required must be a list", pointer=_pointer(ptr, "required"))
-        for i, name in enumerate(required):
-            if name not in props or name in required[:i]:
-                raise ConstraintError(f"required property {name!r} is not listed in properties"
-                                      if name not in props else f"{name!r} is required twice",
-                                      pointer=_pointer(ptr, "required", i),
-                                      hint="describe every required property under properties")
-        return required
-
-    def _array(self, schema: dict[str, Any], ptr: str) -> Any:
-        if schema.get("uniqueItems", False) is not False:
-            raise ConstraintError("uniqueItems is not supported",
-                                  pointer=_pointer(ptr, "uniqueItems"),
-                                  hint="check it on the value after generation")
-        if "prefixItems" in schema:
-            return self._tuple(schema, ptr)
-        out: dict[str, Any] = {"type": "array"}
-        items = schema.get("items", True)
-        if isinstance(items, list):
-            raise ConstraintError("items as a list is not supported",
-                                  pointer=_pointer(ptr, "items"), hint="use prefixItems")
-        if items is False:
-            raise ConstraintError("items false allows only []", pointer=_pointer(ptr, "items"),
-                                  hint="use maxItems: 0")
-        values = self.node(items, _pointer(ptr, "items"))
-        if not self._is_any(values):
-            out["items"] = values
-        _check_range(schema, "minItems", "maxItems", ptr, "array")
-        out.update({k: schema[k] for k in ("minItems", "maxItems") if k in schema})
-        return out
-
-    def _tuple(self, schema: dict[str, Any], ptr: str) -> Any:
-        for key in ("minItems", "maxItems", "items"):
-            if key in schema and not (key == "items" and schema[key] is False):
-                raise ConstraintError(f"{key} cannot be combined with prefixItems "
-                                      "(outlines-core generates exactly the prefix)",
-                                      pointer=_pointer(ptr, key))
-        prefix = schema["prefixItems"]
-        if not isinstance(prefix, list):
-            raise ConstraintError("prefixItems must be a list of schemas",
-                                  pointer=_pointer(ptr, "prefixItems"))
-        return {"type": "array", "prefixItems": [self.node(s, _pointer(ptr, "prefixItems", i))
-                                                 for i, s in enumerate(prefix)]}
+            return self.never(pointer(ptr, last))
+        return self.placeholder(regex_for_int_range(lo, hi))
 
 
-__all__ = ["PLACEHOLDER", "WHITESPACE", "SchemaCompiler", "outlines_regex"]
+
+__all__ = ["DEFAULT_MAX_REF_DEPTH", "PLACEHOLDER", "WHITESPACE", "SchemaCompiler",
+           "outlines_regex"]

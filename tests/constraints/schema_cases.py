@@ -57,6 +57,16 @@ SCHEMAS = [
     {"type": "object", "additionalProperties": False},
     {"type": "array", "items": {}},
     {},
+    # beyond outlines-core's own forms (placeholders of sglc's regexes)
+    {"type": "string", "pattern": "^\\d{2}-\\w+$"},
+    {"type": "string", "format": "ipv4"},
+    {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "maxLength": 3}]},
+    {"type": "array", "prefixItems": [{"type": "integer"}], "items": {"type": "boolean"},
+     "maxItems": 3},
+    {"type": "object", "propertyNames": {"pattern": "^[a-c]+$"}, "maxProperties": 2,
+     "additionalProperties": {"type": "integer"}},
+    {"allOf": [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
+               {"properties": {"b": {"const": 1}}}]},
 ]
 
 

@@ -83,8 +83,8 @@ def test_request_regex_is_to_regex_of_the_field_set() -> None:
         request_regex("ab(?=c)", None, None)
     assert info.value.position == 2
     with pytest.raises(ConstraintError) as info:
-        request_regex(None, '{"type": "object", "patternProperties": {}}', None)
-    assert info.value.pointer == "/patternProperties"
+        request_regex(None, '{"type": "object", "multipleOf": 2}', None)
+    assert info.value.pointer == "/multipleOf"
 
 
 @settings(max_examples=150, deadline=None, database=None)
