@@ -22,6 +22,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.container import BarContainer  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 Report = dict[str, Any]
@@ -36,16 +37,21 @@ def _figure(num_axes: int = 1, title: str = "") -> tuple[Figure, list[Axes]]:
     return fig, list(axes[0])
 
 
+def _annotate(ax: Axes, bars: BarContainer, values: Sequence[float | None], fontsize: int = 8) -> None:
+    """Write each bar's value on top of it ("n/a" for a missing one)."""
+    for bar, value in zip(bars, values, strict=True):
+        text = "n/a" if value is None else f"{value:,.0f}" if abs(value) >= 100 else \
+            f"{value:.3g}"
+        ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center", va="bottom", fontsize=fontsize)
+
+
 def _bars(ax: Axes, labels: Sequence[str], values: Sequence[float | None], ylabel: str,
           title: str = "") -> None:
     """One bar per label (a missing value is drawn as 0 and marked "n/a")."""
     heights = [v if v is not None else 0.0 for v in values]
     bars = ax.bar(range(len(labels)), heights, color="#3f8ee8")
-    for bar, value in zip(bars, values, strict=True):
-        text = "n/a" if value is None else f"{value:,.0f}" if abs(value) >= 100 else \
-            f"{value:.3g}"
-        ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center", va="bottom", fontsize=8)
+    _annotate(ax, bars, values)
     ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel(ylabel)
     if title:
@@ -53,12 +59,14 @@ def _bars(ax: Axes, labels: Sequence[str], values: Sequence[float | None], ylabe
 
 
 def _grouped(ax: Axes, groups: Sequence[str], series: dict[str, Sequence[float | None]],
-             ylabel: str, title: str = "") -> None:
-    """Bars of each series side by side within each group."""
+             ylabel: str, title: str = "", numbers: bool = False) -> None:
+    """Bars of each series side by side within each group (`numbers`: values on top)."""
     width = 0.8 / max(len(series), 1)
     for k, (name, values) in enumerate(series.items()):
         xs = [g + (k - (len(series) - 1) / 2) * width for g in range(len(groups))]
-        ax.bar(xs, [v if v is not None else 0.0 for v in values], width, label=name)
+        bars = ax.bar(xs, [v if v is not None else 0.0 for v in values], width, label=name)
+        if numbers:
+            _annotate(ax, bars, values, fontsize=7)
     ax.set_xticks(range(len(groups)), groups, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
@@ -239,6 +247,174 @@ def draw_gpu_extend_tune(report: Report) -> Figure:
     return fig
 
 
+def _lines(ax: Axes, xs: Sequence[float], series: dict[str, Sequence[float | None]],
+           xlabel: str, ylabel: str, title: str = "") -> None:
+    """One line per series over `xs` (a missing value leaves a gap)."""
+    for name, values in series.items():
+        ax.plot(xs, [float("nan") if v is None else v for v in values], marker="o",
+                markersize=4, label=name)
+    ax.set_xticks(list(xs), [f"{x:g}" for x in xs])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+
+
+def _ratio_title(report: Report, key: str, label: str) -> str:
+    """The report's ratio `key` as "label 1.28x (target 1.5x)"; "" where it has none."""
+    value, target = report.get(key), report.get("targets", {}).get(key)
+    if value is None:
+        return ""
+    return f"{label} {value:.2f}x" + (f" (target {target:g}x)" if target is not None else "")
+
+
+def draw_dp_router(report: Report) -> Figure:
+    """Prefix-cache hit rate and requests per second per data-parallel router."""
+    results = report["results"]
+    dp = report.get("workload", {}).get("dp", "?")
+    ratios = ", ".join(t for t in (_ratio_title(report, "hit_rate_ratio", "hit rate"),
+                                   _ratio_title(report, "throughput_ratio", "req/s")) if t)
+    fig, (left, right) = _figure(2, f"data-parallel router, dp={dp}" +
+                                 (f": {ratios}" if ratios else ""))
+    _bars(left, list(results), [r.get("hit_rate") for r in results.values()],
+          "prefix cache hit rate")
+    _bars(right, list(results), [r.get("requests_per_s") for r in results.values()],
+          "requests / s (median)")
+    return fig
+
+
+def draw_placement_sim(report: Report) -> Figure:
+    """SLO attainment against the SLO scale, one panel per arrival CV, per placement method."""
+    rows = report["results"]
+    cvs = list(dict.fromkeys(r.get("cv") for r in rows))
+    fig, axes = _figure(max(len(cvs), 1), "model placement (simulated): SLO attainment")
+    for ax, cv in zip(axes, cvs, strict=False):
+        mine = [r for r in rows if r.get("cv") == cv]
+        scales = sorted({r.get("slo_scale") for r in mine if r.get("slo_scale") is not None})
+        methods = list(dict.fromkeys(r.get("method", "?") for r in mine))
+        at = {(r.get("method", "?"), r.get("slo_scale")): r.get("attainment") for r in mine}
+        _lines(ax, scales, {m: [at.get((m, s)) for s in scales] for m in methods},
+               "SLO (x model latency)", "SLO attainment", f"arrival CV {cv}")
+        ax.set_ylim(0, 1.05)
+    return fig
+
+
+def draw_response_cache(report: Report) -> Figure:
+    """Compute left (share of no-cache FLOPs) and hit rate against cache size, per policy;
+    and the end-to-end wall time per policy."""
+    sweep = report["sweep"]
+    sizes = sorted({r["size_share"] for r in sweep})
+    policies = list(dict.fromkeys(r["policy"] for r in sweep))
+    cell = {(r["policy"], r["size_share"]): r for r in sweep}
+    pct = [100 * s for s in sizes]
+
+    def series(key: str) -> dict[str, list[float | None]]:
+        return {p: [cell.get((p, s), {}).get(key) for s in sizes] for p in policies}
+
+    e2e = report.get("end_to_end") or []
+    fig, axes = _figure(3 if e2e else 2, "response cache: FLOPs and hits vs size, per policy")
+    for ax, key, ylabel in ((axes[0], "cost_vs_no_cache", "FLOPs / no-cache FLOPs"),
+                            (axes[1], "hit_rate", "hit rate")):
+        ax.set_xscale("log")
+        _lines(ax, pct, series(key), "cache size (% of answers' bytes)", ylabel)
+        ax.minorticks_off()
+    if e2e:
+        _bars(axes[2], [r.get("policy", "?") for r in e2e], [r.get("wall_s") for r in e2e],
+              "wall s", f"end to end ({e2e[0].get('requests', '?')} requests)")
+    return fig
+
+
+def draw_spec_pushdown(report: Report) -> Figure:
+    """Spec failures, retries and violations, and wall time, with and without pushdown."""
+    results = report["results"]
+    counts = ("spec_failures", "retries", "violations")
+    fig, (left, right) = _figure(2, f"spec pushdown ({report.get('runs', '?')} runs)")
+    _grouped(left, [c.replace("_", " ") for c in counts],
+             {name: [r.get(c) for c in counts] for name, r in results.items()}, "count",
+             numbers=True)
+    _bars(right, list(results), [r.get("wall_s") for r in results.values()], "wall s")
+    return fig
+
+
+def draw_kv_quant(report: Report) -> Figure:
+    """Tokens that fit in the unquantized pool's bytes, held-out loss and decode tokens/s
+    per KV cache dtype."""
+    results = report["results"]
+    dtypes = list(results)
+    fig, axes = _figure(3, "quantized KV cache")
+    _grouped(axes[0], dtypes, {
+        "vs pool as stored": [r.get("tokens_in_same_bytes") for r in results.values()],
+        "vs bf16 pool": [r.get("tokens_in_same_bytes_bf16") for r in results.values()]},
+        "tokens in the same bytes (x)", numbers=True)
+    axes[0].legend(fontsize=7, loc="upper left")
+    _bars(axes[1], dtypes, [r.get("heldout_loss") for r in results.values()], "held-out loss")
+    _bars(axes[2], dtypes, [r.get("decode_tokens_per_s") for r in results.values()],
+          "decode tokens / s")
+    return fig
+
+
+def draw_weight_quant(report: Report) -> Figure:
+    """Projection memory saved, held-out loss and tokens/s (batch 1, batched) per dtype."""
+    results = report["results"]
+    dtypes = list(results)
+    fig, axes = _figure(3, "weight-only quantization")
+    _bars(axes[0], dtypes, [r.get("projection_bytes_ratio") for r in results.values()],
+          "projection bytes saved (x)")
+    _bars(axes[1], dtypes, [r.get("heldout_loss") for r in results.values()], "held-out loss")
+    _grouped(axes[2], dtypes, {
+        "batch 1": [r.get("batch1_tokens_per_s") for r in results.values()],
+        "batched": [r.get("batch_tokens_per_s") for r in results.values()]}, "tokens / s",
+        numbers=True)
+    return fig
+
+
+def draw_json_schema_coverage(report: Report) -> Figure:
+    """Suite groups each system compiles, and the soundness violations found in them."""
+    rows = report["results"]
+    systems = [r.get("system", "?") for r in rows]
+    fig, (left, right) = _figure(2, "JSON-Schema-Test-Suite coverage")
+    _grouped(left, systems, {
+        f"all ({report.get('groups', '?')})": [r.get("compiled") for r in rows],
+        f"top level ({report.get('top_level_groups', '?')})":
+            [r.get("compiled_top_level") for r in rows]}, "groups compiled", numbers=True)
+    _bars(right, systems, [r.get("violations") for r in rows], "soundness violations",
+          "invalid accepted or sampled (n/a: unchecked)")
+    return fig
+
+
+def draw_trace_replay(report: Report) -> Figure:
+    """Throughput and prefix-cache hit rate per configuration, replaying a chat trace."""
+    systems = report["systems"]
+    trace = report.get("trace", {})
+    fig, (left, right) = _figure(2, f"chat trace replay ({trace.get('conversations', '?')} "
+                                    f"conversations, {trace.get('requests', '?')} requests)")
+    _bars(left, list(systems), [s.get("tokens_per_s") for s in systems.values()],
+          "tokens / s (prompt + output)")
+    _bars(right, list(systems), [s.get("cache_hit_rate") for s in systems.values()],
+          "prefix cache hit rate")
+    return fig
+
+
+def draw_grammar_decode(report: Report) -> Figure:
+    """Mask time per token (p50, p99; log scale) per grammar, one panel per vocabulary."""
+    masks = report["masks"]
+    vocabs = list(dict.fromkeys(m.get("vocab", "?") for m in masks))
+    fig, axes = _figure(max(len(vocabs), 1), "grammar masks: time per token")
+    for ax, vocab in zip(axes, vocabs, strict=False):
+        mine = [m for m in masks if m.get("vocab", "?") == vocab]
+        labels = [m.get("grammar", "?") + (" (regex)" if m.get("path") == "regex" else "")
+                  for m in mine]
+        times = {"p50": [m.get("mask_p50_us") for m in mine],
+                 "p99": [m.get("mask_p99_us") for m in mine]}
+        _grouped(ax, labels, times, "us per mask", vocab)
+        ax.set_yscale("log")
+        ax.set_ylim(top=30 * max((v for vs in times.values() for v in vs if v), default=1.0))
+        ax.legend(fontsize=7, loc="upper center", ncol=2)
+        ax.tick_params(axis="x", labelrotation=40, labelsize=7)
+    return fig
+
+
 PLOTS: dict[str, Callable[[Report], Figure]] = {
     "engine_throughput": draw_engine_throughput,
     "prefix_sharing": draw_prefix_sharing,
@@ -252,6 +428,15 @@ PLOTS: dict[str, Callable[[Report], Figure]] = {
     "gpu_engine": draw_gpu_engine,
     "gpu_kernels": draw_gpu_kernels,
     "gpu_extend_tune": draw_gpu_extend_tune,
+    "dp_router": draw_dp_router,
+    "placement_sim": draw_placement_sim,
+    "response_cache": draw_response_cache,
+    "spec_pushdown": draw_spec_pushdown,
+    "kv_quant": draw_kv_quant,
+    "weight_quant": draw_weight_quant,
+    "json_schema_coverage": draw_json_schema_coverage,
+    "trace_replay": draw_trace_replay,
+    "grammar_decode": draw_grammar_decode,
 }
 
 

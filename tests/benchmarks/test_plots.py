@@ -69,6 +69,48 @@ RESULTS = {
     "gpu_extend_tune": {"device": "test", "rows": [
         {"case": "d128", "ratio_vs_sdpa": 1.2}, {"case": "d128", "ratio_vs_sdpa": 0.9},
         {"case": "d64", "ratio_vs_sdpa": 1.1}]},
+    "dp_router": {"workload": {"dp": 2}, "hit_rate_ratio": 1.3, "throughput_ratio": 1.7,
+                  "targets": {"hit_rate_ratio": 1.5, "throughput_ratio": 1.0}, "results": {
+                      "cache_aware": {"hit_rate": 0.74, "requests_per_s": 8.8},
+                      "round_robin": {"hit_rate": 0.58, "requests_per_s": 5.1}}},
+    "placement_sim": {"results": [
+        {"cv": cv, "slo_scale": slo, "method": method, "attainment": att}
+        for cv, slo, method, att in (
+            (1.0, 2.0, "replication", 0.5), (1.0, 2.0, "alpaserve", 0.95),
+            (1.0, 5.0, "replication", 0.8), (1.0, 5.0, "alpaserve", 1.0),
+            (3.0, 2.0, "replication", 0.3), (3.0, 2.0, "alpaserve", 0.9),
+            (3.0, 5.0, "replication", 0.45), (3.0, 5.0, "alpaserve", 0.95))]},
+    "response_cache": {
+        "sweep": [{"size_share": size, "policy": policy, "hit_rate": size * k,
+                   "cost_vs_no_cache": 1 - size * k}
+                  for size in (0.05, 0.2) for k, policy in ((1, "lru"), (2, "gdsf"))],
+        "end_to_end": [{"policy": "lru", "requests": 8, "wall_s": 9.0},
+                       {"policy": "gdsf", "requests": 8, "wall_s": 7.0}]},
+    "spec_pushdown": {"runs": 10, "results": {
+        "no pushdown": {"spec_failures": 40, "retries": 30, "violations": 10, "wall_s": 10.0},
+        "pushdown": {"spec_failures": 0, "retries": 0, "violations": 0, "wall_s": 2.0}}},
+    "kv_quant": {"results": {
+        "auto": {"tokens_in_same_bytes": 1.0, "tokens_in_same_bytes_bf16": 1.0,
+                 "heldout_loss": 0.84, "decode_tokens_per_s": 100.0},
+        "int8": {"tokens_in_same_bytes": 3.8, "tokens_in_same_bytes_bf16": 1.9,
+                 "heldout_loss": 0.84, "decode_tokens_per_s": 130.0}}},
+    "weight_quant": {"results": {
+        "float32": {"projection_bytes_ratio": 1.0, "heldout_loss": 0.84,
+                    "batch1_tokens_per_s": 21.0, "batch_tokens_per_s": 160.0},
+        "int4": {"projection_bytes_ratio": 7.1, "heldout_loss": 0.85,
+                 "batch1_tokens_per_s": 29.0, "batch_tokens_per_s": 108.0}}},
+    "json_schema_coverage": {"groups": 40, "top_level_groups": 30, "results": [
+        {"system": "sglc", "compiled": 30, "compiled_top_level": 25, "violations": 0},
+        {"system": "outlines-core", "compiled": 15, "compiled_top_level": 12, "violations": 9},
+        {"system": "llguidance", "compiled": 20, "compiled_top_level": 17, "violations": None}]},
+    "trace_replay": {"trace": {"conversations": 8, "requests": 14}, "systems": {
+        "radix on, lpm": {"tokens_per_s": 3100.0, "cache_hit_rate": 0.83},
+        "radix off, fcfs": {"tokens_per_s": 750.0, "cache_hit_rate": 0.0}}},
+    "grammar_decode": {"masks": [
+        {"vocab": vocab, "grammar": grammar, "path": path, "mask_p50_us": p50,
+         "mask_p99_us": 100 * p50}
+        for vocab in ("default model", "synthetic 128k")
+        for grammar, path, p50 in (("sql", "grammar", 40.0), ("sql_select", "regex", 3.0))]},
 }
 
 
@@ -87,6 +129,19 @@ def test_bars_show_the_numbers_they_were_given():
     fig = plots.draw_multi_lora(RESULTS["multi_lora"])
     lines = {line.get_label(): list(line.get_ydata()) for line in fig.axes[0].lines}
     assert lines == {"multi-lora": [90.0, 85.0], "merged": [100.0, 40.0], "base": [110.0, 110.0]}
+    fig = plots.draw_json_schema_coverage(RESULTS["json_schema_coverage"])
+    assert [t.get_text() for t in fig.axes[1].texts] == ["0", "9", "n/a"]
+    fig = plots.draw_placement_sim(RESULTS["placement_sim"])
+    assert [ax.get_title() for ax in fig.axes] == ["arrival CV 1.0", "arrival CV 3.0"]
+    lines = {line.get_label(): list(line.get_ydata()) for line in fig.axes[1].lines}
+    assert lines == {"replication": [0.3, 0.45], "alpaserve": [0.9, 0.95]}
+
+
+def test_a_missing_number_is_marked_not_raised():
+    report = {"results": {"cache_aware": {"hit_rate": 0.7}, "round_robin": {}}}
+    fig = plots.draw_dp_router(report)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["0.7", "n/a"]
+    assert [t.get_text() for t in fig.axes[1].texts] == ["n/a", "n/a"]
 
 
 def test_every_benchmark_that_writes_json_has_a_plot():
