@@ -1,6 +1,7 @@
 """Build the compiled CPU kernels: one C++ extension, compiled on first use.
 
-The sources are `cpu_sources` (wrapped by `cpu_decode_attention` and `cpu_elementwise`);
+The sources are `cpu_sources` and `cpu_sources_quant` (wrapped by `cpu_decode_attention`,
+`cpu_elementwise` and `weight_quant`);
 this module compiles them together with ``torch.utils.cpp_extension.load_inline`` (needs a
 C++ compiler and ninja; once, then cached by torch under ``~/.cache/torch_extensions``). :func:`cpu_kernels_available` says whether it built.
 
@@ -23,6 +24,7 @@ from pathlib import Path
 from types import ModuleType
 
 from sglc.kernels.cpu_sources import DECODE_ATTENTION, ELEMENTWISE
+from sglc.kernels.cpu_sources_quant import QUANT
 
 try:
     import fcntl
@@ -31,8 +33,9 @@ except ImportError:  # not POSIX: no flock
 
 log = logging.getLogger(__name__)
 
-_EXTENSION = "sglc_cpu_kernels_v4"  # torch rebuilds it when the sources change
-_FUNCTIONS = ["decode_attention", "rms_norm", "silu_and_mul", "rope"]
+_EXTENSION = "sglc_cpu_kernels_v5"  # torch rebuilds it when the sources change
+_FUNCTIONS = ["decode_attention", "decode_attention_quant", "quant_linear", "rms_norm",
+              "silu_and_mul", "rope"]
 _BUILD_LOCK = threading.Lock()  # engines on several threads may ask for it at once
 
 
@@ -78,7 +81,7 @@ def _build() -> ModuleType:
     folder = build_directory()
     with exclusive_build(folder):
         return load_inline(
-            name=_EXTENSION, cpp_sources=[DECODE_ATTENTION, ELEMENTWISE],
+            name=_EXTENSION, cpp_sources=[DECODE_ATTENTION, QUANT, ELEMENTWISE],
             functions=_FUNCTIONS, build_directory=str(folder),
             # -fopenmp: ATen's parallel_for is OpenMP pragmas in its headers; without the flag
             # the work items run one after another on one core

@@ -9,6 +9,10 @@ from types import MappingProxyType
 
 from sglc.runtime.core import Flag, InvalidRequest, ParamRule, Range, Text
 
+# the same names as sglc.kernels.kv_quant / sglc.runtime.quant (this module stays torch-free)
+KV_CACHE_DTYPES = ("auto", "int8", "int4")
+QUANTIZATIONS = ("int8", "int4")  # sglc.runtime.quant.QUANTIZATIONS
+
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -66,6 +70,14 @@ class EngineConfig:
     kv_budget: int | None = None
     kv_sink_tokens: int = 4
     kv_recent_ratio: float = 0.5
+    # KV cache storage: "auto" stores K/V in the model's dtype; "int8" / "int4" store them
+    # group-wise quantized (FlexGen: asymmetric min/max over groups of 64 values per token,
+    # float16 scale and zero per group), dequantized inside the attention kernels
+    kv_cache_dtype: str = "auto"
+    # weight-only quantization at load time: None keeps the checkpoint's weights; "int8" /
+    # "int4" store the attention and MLP projections group-wise quantized (groups of 64 along
+    # the input dimension) and run them through dequantizing kernels
+    quantization: str | None = None
 
     def __post_init__(self) -> None:
         if self.lora_paths is not None:
@@ -82,6 +94,12 @@ class EngineConfig:
                                  f"of page_size={self.page_size}), got {self.max_total_tokens}")
         self._check_fairness()
         self._check_kv_policy()
+        if self.kv_cache_dtype not in KV_CACHE_DTYPES:
+            raise InvalidRequest(f"unknown kv_cache_dtype {self.kv_cache_dtype!r}; choose one "
+                                 f"of {', '.join(KV_CACHE_DTYPES)}")
+        if self.quantization is not None and self.quantization not in QUANTIZATIONS:
+            raise InvalidRequest(f"unknown quantization {self.quantization!r}; choose one of "
+                                 f"{', '.join(QUANTIZATIONS)} (or leave it unset)")
 
     def _check_kv_policy(self) -> None:
         if self.kv_policy not in ("exact", "h2o", "window"):
@@ -165,5 +183,7 @@ _RULES: dict[str, ParamRule] = {
     "kv_budget": Range(low=2, integer=True, optional=True),
     "kv_sink_tokens": Range(low=0, integer=True),
     "kv_recent_ratio": Range(low=0, high=1, low_open=True),
+    "kv_cache_dtype": Text("a KV cache dtype name (auto, int8 or int4)"),
+    "quantization": Text("a weight quantization name (int8 or int4)", optional=True),
 }
 """What each option may be (the rules SamplingParams words its errors with)."""

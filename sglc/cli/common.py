@@ -53,6 +53,12 @@ def add_engine_options(p: argparse.ArgumentParser | argparse._ArgumentGroup,
                    help="window: first tokens always kept (default: 4)")
     p.add_argument("--kv-recent-ratio", type=float, metavar="R",
                    help="h2o: share of the budget kept as the most recent tokens (default: 0.5)")
+    p.add_argument("--kv-cache-dtype", choices=["auto", "int8", "int4"],
+                   help="KV cache storage: auto (the model's dtype, default), or int8 / int4 "
+                        "group-wise quantized (FlexGen)")
+    p.add_argument("--quantization", choices=["int8", "int4"],
+                   help="weight-only quantization of the attention and MLP projections at "
+                        "load time, group-wise (default: none)")
     p.add_argument("--track-client-service", action="store_true",
                    help="count per-client service under fcfs and lpm too (engine stats)")
     p.add_argument("--lora", dest="lora_paths", action="append", default=None,
@@ -83,7 +89,8 @@ def add_engine_options(p: argparse.ArgumentParser | argparse._ArgumentGroup,
 _PASSED_WHEN_SET = ("max_total_tokens", "max_running_requests", "max_context_len", "page_size",
                     "policy", "chunked_prefill_size", "max_prefill_tokens", "kernel_backend",
                     "index_cache_dir", "dlpm_quantum", "max_loras_per_batch", "max_lora_rank",
-                    "kv_policy", "kv_budget", "kv_sink_tokens", "kv_recent_ratio")
+                    "kv_policy", "kv_budget", "kv_sink_tokens", "kv_recent_ratio",
+                    "kv_cache_dtype", "quantization")
 
 
 def engine_options(args: argparse.Namespace) -> dict[str, Any]:
