@@ -91,7 +91,8 @@ def kernel_run(args, kv_dtype: str, backend: str) -> dict:
     pool = KVPool(num_layers=1, num_slots=batch * context + 1, num_kv_heads=4, head_dim=32,
                   dtype=torch.float32, device="cpu", kv_cache_dtype=kv_dtype)
     gen = torch.Generator().manual_seed(0)
-    slots = torch.randperm(batch * context, generator=gen) + 1
+    # each request's slots in order, as the allocator hands out fresh pages
+    slots = torch.arange(1, batch * context + 1)
     for start in range(0, len(slots), 8192):
         part = slots[start : start + 8192]
         pool.store_kv(0, part, torch.randn(len(part), 4, 32, generator=gen),

@@ -111,7 +111,7 @@ def triton_ops() -> KernelOps:
 
 def cpu_ops() -> KernelOps:
     """The PyTorch reference ops with decode attention (and short extends), RMSNorm,
-    SiLU-and-mul, RoPE and the quantized linear compiled for CPU (`cpu_decode_attention`, `cpu_elementwise`); ValueError if
+    SiLU-and-mul, RoPE, the quantized linear and the quantized KV store compiled for CPU (`cpu_decode_attention`, `cpu_elementwise`); ValueError if
     they cannot be built here."""
     from sglc.kernels.cpu_build import cpu_kernels_available
     from sglc.kernels.cpu_decode_attention import (
@@ -121,6 +121,7 @@ def cpu_ops() -> KernelOps:
         cpu_plan_extend,
     )
     from sglc.kernels.cpu_elementwise import cpu_apply_rope, cpu_rms_norm, cpu_silu_and_mul
+    from sglc.kernels.kv_store import cpu_store_kv
     from sglc.kernels.weight_quant import cpu_quant_linear
 
     if not cpu_kernels_available():
@@ -130,7 +131,7 @@ def cpu_ops() -> KernelOps:
                    plan_decode=cpu_plan_decode, extend_attention=cpu_extend_attention,
                    plan_extend=cpu_plan_extend, rms_norm=cpu_rms_norm,
                    silu_and_mul=cpu_silu_and_mul, apply_rope=cpu_apply_rope,
-                   quant_linear=cpu_quant_linear)
+                   quant_linear=cpu_quant_linear, store_kv=cpu_store_kv)
 
 
 def for_kv_cache(ops: KernelOps, kv_cache_dtype: str) -> KernelOps:

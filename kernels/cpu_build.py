@@ -34,8 +34,8 @@ except ImportError:  # not POSIX: no flock
 log = logging.getLogger(__name__)
 
 _EXTENSION = "sglc_cpu_kernels_v5"  # torch rebuilds it when the sources change
-_FUNCTIONS = ["decode_attention", "decode_attention_quant", "quant_linear", "rms_norm",
-              "silu_and_mul", "rope"]
+_FUNCTIONS = ["decode_attention", "decode_attention_quant", "quant_linear", "quantize_store",
+              "rms_norm", "silu_and_mul", "rope"]
 _BUILD_LOCK = threading.Lock()  # engines on several threads may ask for it at once
 
 

@@ -8,9 +8,14 @@ and dequantized in registers with its group's float16 scale and zero (`kv_quant`
 the layout): the pool is never expanded to floats. Wrapped by `cpu_decode_attention`.
 
 The linear (`y = x W^T`, W ``[N, K]`` quantized per row in groups along K, as a KV row is)
-dequantizes each weight row once into a float buffer in L1 and takes its dot with every row
-of x: one pass over the quantized weight, which is what batch-1 decoding is bound by.
+never dequantizes W: per group, ``scale * (x . codes) + zero * sum(x)``, the codes converted
+to floats once and dotted with four rows of x at a time. One pass over the quantized weight,
+which is what batch-1 decoding is bound by once the weights outgrow the caches.
 Wrapped by `weight_quant.cpu_quant_linear`.
+
+The store quantizes new tokens' K/V rows straight into their slots, group by group, with
+the reference's arithmetic (`kv_quant.quantize`): float16 zero = min, float16 scale =
+(max - zero) / levels, codes rounded half to even. Wrapped by `kv_store.cpu_store_kv`.
 """
 
 QUANT = r"""
@@ -173,23 +178,77 @@ torch::Tensor decode_attention_quant(torch::Tensor q, torch::Tensor k_codes,
 
 namespace kvq {
 
+// codes [start, start + len) of one weight row as floats (start, len even for int4)
+template <int BITS>
+inline void unpack(const uint8_t* __restrict codes, int64_t start, int64_t len,
+                   float* __restrict out) {
+  if (BITS == 8) {
+#pragma omp simd
+    for (int64_t t = 0; t < len; ++t) out[t] = static_cast<float>(codes[start + t]);
+  } else {
+    const uint8_t* __restrict c = codes + start / 2;
+#pragma omp simd
+    for (int64_t t = 0; t < len / 2; ++t) {
+      out[2 * t] = static_cast<float>(c[t] & 0xF);
+      out[2 * t + 1] = static_cast<float>(c[t] >> 4);
+    }
+  }
+}
+
+// y[i, j] = sum over groups g of scale[j, g] * (x_i,g . codes_j,g) + zero[j, g] * sum(x_i,g):
+// each group's codes are converted once and meet four rows of x at a time
 template <int BITS>
 void linear(const float* x, const Rows& w, float* out, int64_t m, int64_t n, int64_t k) {
+  const int64_t size = w.group, groups = k / size;
+  std::vector<float> xsum(m * groups);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t g = 0; g < groups; ++g) {
+      float s = 0.f;
+      for (int64_t t = 0; t < size; ++t) s += x[i * k + g * size + t];
+      xsum[i * groups + g] = s;
+    }
   // a task takes enough output rows to cover ~32k weight values (no fork cost below that)
   const int64_t grain = std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(k, 1));
   at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
-    std::vector<float> row(k);
+    std::vector<float> cf(size), acc(m);
     for (int64_t j = begin; j < end; ++j) {
-      if (j + 1 < end) prefetch_slot(w, j + 1, 0, std::min<int64_t>(k, 128), BITS);
-      dequant<BITS>(w, j, 0, k, row.data());
-      const float* __restrict r = row.data();
-      for (int64_t i = 0; i < m; ++i) {
-        const float* __restrict xi = x + i * k;
-        float s = 0.f;
-#pragma omp simd reduction(+ : s)
-        for (int64_t t = 0; t < k; ++t) s += xi[t] * r[t];
-        out[i * n + j] = s;
+      const uint8_t* codes = w.codes + j * w.code_stride;
+      const at::Half* scales = w.scales + j * w.param_stride;
+      const at::Half* zeros = w.zeros + j * w.param_stride;
+      if (j + 1 < end) __builtin_prefetch(codes + w.code_stride);
+      std::fill(acc.begin(), acc.end(), 0.f);
+      for (int64_t g = 0; g < groups; ++g) {
+        unpack<BITS>(codes, g * size, size, cf.data());
+        const float* __restrict c = cf.data();
+        const float s = static_cast<float>(scales[g]), z = static_cast<float>(zeros[g]);
+        int64_t i = 0;
+        for (; i + 4 <= m; i += 4) {
+          const float* __restrict x0 = x + i * k + g * size;
+          const float* __restrict x1 = x0 + k;
+          const float* __restrict x2 = x1 + k;
+          const float* __restrict x3 = x2 + k;
+          float d0 = 0.f, d1 = 0.f, d2 = 0.f, d3 = 0.f;
+#pragma omp simd reduction(+ : d0, d1, d2, d3)
+          for (int64_t t = 0; t < size; ++t) {
+            d0 += x0[t] * c[t];
+            d1 += x1[t] * c[t];
+            d2 += x2[t] * c[t];
+            d3 += x3[t] * c[t];
+          }
+          acc[i] += s * d0 + z * xsum[i * groups + g];
+          acc[i + 1] += s * d1 + z * xsum[(i + 1) * groups + g];
+          acc[i + 2] += s * d2 + z * xsum[(i + 2) * groups + g];
+          acc[i + 3] += s * d3 + z * xsum[(i + 3) * groups + g];
+        }
+        for (; i < m; ++i) {
+          const float* __restrict xi = x + i * k + g * size;
+          float d = 0.f;
+#pragma omp simd reduction(+ : d)
+          for (int64_t t = 0; t < size; ++t) d += xi[t] * c[t];
+          acc[i] += s * d + z * xsum[i * groups + g];
+        }
       }
+      for (int64_t i = 0; i < m; ++i) out[i * n + j] = acc[i];
     }
   });
 }
@@ -204,5 +263,58 @@ torch::Tensor quant_linear(torch::Tensor x, torch::Tensor codes, torch::Tensor s
   auto run = bits == 8 ? kvq::linear<8> : kvq::linear<4>;
   run(x.data_ptr<float>(), w, out.data_ptr<float>(), m, n, k);
   return out;
+}
+
+namespace kvq {
+
+template <typename T, int BITS>
+void quantize_rows(const T* x, const int64_t* loc, uint8_t* codes, at::Half* scales,
+                   at::Half* zeros, int64_t tokens, int64_t row_len, int64_t group) {
+  const int64_t groups = row_len / group, code_stride = row_len * BITS / 8;
+  const float levels = static_cast<float>((1 << BITS) - 1);
+  at::parallel_for(0, tokens, 16, [&](int64_t begin, int64_t end) {
+    std::vector<uint8_t> q(group);
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t slot = loc[t];
+      for (int64_t g = 0; g < groups; ++g) {
+        const T* src = x + t * row_len + g * group;
+        float lo = static_cast<float>(src[0]), hi = lo;
+        for (int64_t i = 1; i < group; ++i) {
+          const float v = static_cast<float>(src[i]);
+          lo = std::min(lo, v);
+          hi = std::max(hi, v);
+        }
+        const at::Half zero_h = static_cast<at::Half>(lo);
+        const float zero = static_cast<float>(zero_h);
+        const at::Half scale_h = static_cast<at::Half>((hi - zero) / levels);
+        const float scale = static_cast<float>(scale_h);
+        const float safe = scale > 0.f ? scale : 1.f;
+        for (int64_t i = 0; i < group; ++i) {
+          const float c = std::nearbyint((static_cast<float>(src[i]) - zero) / safe);
+          q[i] = static_cast<uint8_t>(std::min(std::max(c, 0.f), levels));
+        }
+        uint8_t* dst = codes + slot * code_stride + g * group * BITS / 8;
+        if (BITS == 8) {
+          std::copy(q.begin(), q.end(), dst);
+        } else {
+          for (int64_t i = 0; i < group / 2; ++i) dst[i] = q[2 * i] | (q[2 * i + 1] << 4);
+        }
+        scales[slot * groups + g] = scale_h;
+        zeros[slot * groups + g] = zero_h;
+      }
+    }
+  });
+}
+
+}  // namespace kvq
+
+void quantize_store(torch::Tensor x, torch::Tensor loc, torch::Tensor codes,
+                    torch::Tensor scales, torch::Tensor zeros, int64_t bits, int64_t group) {
+  const int64_t tokens = x.size(0), row_len = x.numel() / std::max<int64_t>(tokens, 1);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "quant_store", [&] {
+    auto run = bits == 8 ? kvq::quantize_rows<scalar_t, 8> : kvq::quantize_rows<scalar_t, 4>;
+    run(x.data_ptr<scalar_t>(), loc.data_ptr<int64_t>(), codes.data_ptr<uint8_t>(),
+        scales.data_ptr<at::Half>(), zeros.data_ptr<at::Half>(), tokens, row_len, group);
+  });
 }
 """
