@@ -3,9 +3,12 @@ path over a quantized pool against the same attention over the dequantized value
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
+from sglc.kernels import for_kv_cache, torch_ops
 from sglc.kernels.attention_scores import accumulate_key_scores
 from sglc.kernels.cpu_decode_attention import (
     cpu_decode_attention,
@@ -185,3 +188,12 @@ def test_cpu_store_quantizes_as_the_reference_does(bits, dtype):
         diff = (gather_rows(got, torch.arange(14)) - gather_rows(ref, torch.arange(14))).abs()
         assert (diff <= steps * 1.01 + 1e-6).all()
     assert not pools[1][0].data[0].any()  # slots not in loc untouched
+
+
+def test_a_backend_that_cannot_read_codes_falls_back_to_the_reference():
+    plain_only = replace(torch_ops(), decode_attention=cpu_decode_attention,
+                         reads_quantized_kv=False)
+    assert for_kv_cache(plain_only, "auto") is plain_only
+    ops = for_kv_cache(plain_only, "int4")
+    assert ops.decode_attention is decode_attention and ops.store_kv is store_kv
+    assert ops.rms_norm is plain_only.rms_norm  # only the KV ops change
