@@ -28,6 +28,7 @@ from sglc.kernels.lora import lora_expand, lora_shrink
 from sglc.kernels.moe import fused_moe
 from sglc.kernels.rmsnorm import rms_norm
 from sglc.kernels.rope import apply_rope, build_rope_cache
+from sglc.kernels.weight_quant import quant_linear
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,10 @@ class KernelOps:
     # H2O KV eviction: attention probabilities summed per key (sglc.kernels.attention_scores;
     # every backend uses the reference)
     accumulate_key_scores: Callable[..., None] = accumulate_key_scores
+    # whether store_kv and the attention ops take a quantized pool (sglc.kernels.kv_quant)
+    reads_quantized_kv: bool = True
+    # weight-only quantized linear layers (sglc.kernels.weight_quant)
+    quant_linear: Callable[..., Tensor] = quant_linear
 
 
 def torch_ops() -> KernelOps:
@@ -100,12 +105,13 @@ def triton_ops() -> KernelOps:
         fused_moe=triton_fused_moe,
         lora_shrink=triton_lora_shrink,
         lora_expand=triton_lora_expand,
+        reads_quantized_kv=False,
     )
 
 
 def cpu_ops() -> KernelOps:
     """The PyTorch reference ops with decode attention (and short extends), RMSNorm,
-    SiLU-and-mul and RoPE compiled for CPU (`cpu_decode_attention`, `cpu_elementwise`); ValueError if
+    SiLU-and-mul, RoPE, the quantized linear and the quantized KV store compiled for CPU (`cpu_decode_attention`, `cpu_elementwise`); ValueError if
     they cannot be built here."""
     from sglc.kernels.cpu_build import cpu_kernels_available
     from sglc.kernels.cpu_decode_attention import (
@@ -115,6 +121,8 @@ def cpu_ops() -> KernelOps:
         cpu_plan_extend,
     )
     from sglc.kernels.cpu_elementwise import cpu_apply_rope, cpu_rms_norm, cpu_silu_and_mul
+    from sglc.kernels.kv_store import cpu_store_kv
+    from sglc.kernels.weight_quant import cpu_quant_linear
 
     if not cpu_kernels_available():
         raise ValueError("the 'cpu' backend's C++ kernels did not build (needs a C++ compiler "
@@ -122,7 +130,18 @@ def cpu_ops() -> KernelOps:
     return replace(torch_ops(), decode_attention=cpu_decode_attention,
                    plan_decode=cpu_plan_decode, extend_attention=cpu_extend_attention,
                    plan_extend=cpu_plan_extend, rms_norm=cpu_rms_norm,
-                   silu_and_mul=cpu_silu_and_mul, apply_rope=cpu_apply_rope)
+                   silu_and_mul=cpu_silu_and_mul, apply_rope=cpu_apply_rope,
+                   quant_linear=cpu_quant_linear, store_kv=cpu_store_kv)
+
+
+def for_kv_cache(ops: KernelOps, kv_cache_dtype: str) -> KernelOps:
+    """`ops` for a pool of `kv_cache_dtype`: a quantized pool on a backend whose kernels
+    read only plain pools (Triton) stores and attends through the PyTorch reference ops."""
+    if kv_cache_dtype == "auto" or ops.reads_quantized_kv:
+        return ops
+    return replace(ops, store_kv=store_kv, decode_attention=decode_attention,
+                   extend_attention=extend_attention, plan_decode=plan_decode,
+                   plan_extend=plan_extend, reads_quantized_kv=True)
 
 
 def triton_interpreted() -> bool:
@@ -163,5 +182,5 @@ def default_backend(device_type: str) -> str:
 
 __all__ = [
     "AttentionShape", "KernelOps", "build_rope_cache", "check_backend", "cpu_ops",
-    "default_backend", "get_ops", "torch_ops", "triton_interpreted", "triton_ops",
+    "default_backend", "for_kv_cache", "get_ops", "torch_ops", "triton_interpreted", "triton_ops",
 ]

@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sglc.kernels.kv_quant import KVBuffer, gather_rows
+
 # Float32 elements one padded group may materialise (scores plus gathered K and V), which
 # bounds memory for long prompts and big decode batches. 2**23 floats = 32 MiB; much larger
 # groups measured slower on CPU (fresh allocations, cache misses).
@@ -104,9 +106,9 @@ def check_options(sliding_window: int | None, logit_cap: float | None) -> None:
         raise ValueError(f"logit_cap must be > 0, got {logit_cap}")
 
 
-def check_shapes(q: Tensor, k_buffer: Tensor, v_buffer: Tensor) -> AttentionShape:
+def check_shapes(q: Tensor, k_buffer: KVBuffer, v_buffer: KVBuffer) -> AttentionShape:
     """Validate q ``[T, Hq, D]`` against the pool and return the head shape."""
-    if q.dim() != 3 or k_buffer.dim() != 3 or k_buffer.shape != v_buffer.shape:
+    if q.dim() != 3 or len(k_buffer.shape) != 3 or k_buffer.shape != v_buffer.shape:
         raise ValueError(
             f"expected q [T, Hq, D] and k/v buffers [slots, Hkv, D] of equal shape, got "
             f"{tuple(q.shape)}, {tuple(k_buffer.shape)}, {tuple(v_buffer.shape)}"
@@ -222,14 +224,13 @@ def _capped_attention(
     return torch.matmul(probs, v)
 
 
-def _gather_heads(buffer: Tensor, slots: Tensor) -> Tensor:
+def _gather_heads(buffer: KVBuffer, slots: Tensor) -> Tensor:
     """Pool rows for ``slots [N, Sk]`` as float32 ``[N, Hkv, Sk, D]`` (a strided view).
 
     Whole slot rows (all heads of a token) are gathered in one index_select: fewer, larger
-    copies than one row per head, and SDPA reads the transposed view as it is."""
-    n, num_keys = slots.shape
-    rows = buffer.index_select(0, slots.reshape(-1).long())
-    return rows.view(n, num_keys, buffer.shape[1], buffer.shape[2]).transpose(1, 2).float()
+    copies than one row per head, and SDPA reads the transposed view as it is. A quantized
+    pool's rows are dequantized here, as they are gathered."""
+    return gather_rows(buffer, slots).transpose(1, 2)
 
 
 class GroupPlan(NamedTuple):
@@ -299,8 +300,8 @@ def _plan_group(
 
 def _run_group(
     q: Tensor,
-    k_buffer: Tensor,
-    v_buffer: Tensor,
+    k_buffer: KVBuffer,
+    v_buffer: KVBuffer,
     group: GroupPlan,
     sm_scale: float,
     logit_cap: float | None,
@@ -319,8 +320,8 @@ def _run_group(
 
 def run_attention(
     q: Tensor,
-    k_buffer: Tensor,
-    v_buffer: Tensor,
+    k_buffer: KVBuffer,
+    v_buffer: KVBuffer,
     plan: AttentionPlan,
     *,
     sm_scale: float,

@@ -19,10 +19,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from sglc.kernels.kv_quant import KVBuffer, gather_rows
+
 
 def accumulate_key_scores(
     q: Tensor,
-    k_buffer: Tensor,
+    k_buffer: KVBuffer,
     req_to_token: Tensor,
     req_pool_indices: list[int],
     prefix_lens: list[int],
@@ -40,7 +42,7 @@ def accumulate_key_scores(
         if extend == 0:
             continue
         seq_len = prefix + extend
-        keys = k_buffer[req_to_token[row, :seq_len]].float()  # [L, Hkv, D]
+        keys = gather_rows(k_buffer, req_to_token[row, :seq_len])  # [L, Hkv, D] float32
         if group > 1:
             keys = keys.repeat_interleave(group, dim=1)
         queries = q[offset : offset + extend].float()  # [n, Hq, D]

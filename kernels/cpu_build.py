@@ -1,6 +1,7 @@
 """Build the compiled CPU kernels: one C++ extension, compiled on first use.
 
-The sources are `cpu_sources` (wrapped by `cpu_decode_attention` and `cpu_elementwise`);
+The sources are `cpu_sources` and `cpu_sources_quant` (wrapped by `cpu_decode_attention`,
+`cpu_elementwise` and `weight_quant`);
 this module compiles them together with ``torch.utils.cpp_extension.load_inline`` (needs a
 C++ compiler and ninja; once, then cached by torch under ``~/.cache/torch_extensions``).
 :func:`cpu_kernels_available` says whether it built.
@@ -31,6 +32,7 @@ from pathlib import Path
 from types import ModuleType
 
 from sglc.kernels.cpu_sources import DECODE_ATTENTION, ELEMENTWISE
+from sglc.kernels.cpu_sources_quant import QUANT
 from sglc.progress import working
 
 try:
@@ -41,8 +43,9 @@ except ImportError:  # not POSIX: no flock
 log = logging.getLogger(__name__)
 
 _EXTENSION_PREFIX = "sglc_cpu_kernels"
-_FUNCTIONS = ["decode_attention", "rms_norm", "silu_and_mul", "rope"]
-_SOURCES = (DECODE_ATTENTION, ELEMENTWISE)
+_FUNCTIONS = ["decode_attention", "decode_attention_quant", "quant_linear", "quantize_store",
+              "rms_norm", "silu_and_mul", "rope"]
+_SOURCES = (DECODE_ATTENTION, QUANT, ELEMENTWISE)
 # -fopenmp: ATen's parallel_for is OpenMP pragmas in its headers; without the flag the work
 # items run one after another on one core
 _CFLAGS = ("-O3", "-march=native", "-fopenmp", "-ffast-math")

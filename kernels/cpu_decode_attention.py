@@ -6,7 +6,8 @@ padding) costs as much as the attention itself, and it is memory traffic, which 
 decoding is short of. This kernel walks ``req_to_token`` and reads each K/V row straight from
 the pool, once per KV head for the whole GQA group of query heads, with a blockwise online
 softmax in float32 (the same maths as the reference: scale, optional tanh logit cap, sliding
-window). It is built with ``-ffast-math`` (vectorized ``exp`` and reductions), so every value
+window). A quantized pool (`kv_quant`) runs `cpu_sources_quant`'s variant, which
+dequantizes each row's codes as it reads them. It is built with ``-ffast-math`` (vectorized ``exp`` and reductions), so every value
 it handles is finite.
 
 Work is split over (request, KV head), the next slot rows are prefetched (a pool row is
@@ -34,6 +35,7 @@ from sglc.kernels.attention_common import (
 )
 from sglc.kernels.cpu_build import cpu_kernels_available, extension
 from sglc.kernels.cpu_prefill import CpuPrefillPlan, plan_prefill, run_prefill
+from sglc.kernels.kv_quant import KVBuffer, QuantizedKV
 
 __all__ = ["cpu_decode_attention", "cpu_extend_attention", "cpu_kernels_available",
            "cpu_plan_decode", "cpu_plan_extend"]
@@ -72,8 +74,8 @@ def cpu_plan_decode(
 
 def cpu_decode_attention(
     q: Tensor,
-    k_buffer: Tensor,
-    v_buffer: Tensor,
+    k_buffer: KVBuffer,
+    v_buffer: KVBuffer,
     req_to_token: Tensor,
     req_pool_indices: IndexLike,
     seq_lens: IndexLike,
@@ -93,6 +95,13 @@ def cpu_decode_attention(
         raise ValueError(f"q has {q.shape[0]} rows but the batch has {plan.lens.numel()}")
     if q.device.type != "cpu" or req_to_token.dtype != torch.int64:
         raise ValueError("cpu_decode_attention needs CPU tensors and an int64 req_to_token")
+    if isinstance(k_buffer, QuantizedKV):
+        return extension().decode_attention_quant(
+            q.contiguous(), *_quantized_parts(k_buffer), *_quantized_parts(v_buffer),
+            k_buffer.bits, k_buffer.group_size, k_buffer.num_kv_heads,
+            req_to_token.contiguous(), plan.rows, plan.starts, plan.lens, float(sm_scale),
+            float(logit_cap or 0.0),
+        )
     if q.dtype != k_buffer.dtype:
         raise ValueError(f"q is {q.dtype} but the K/V buffers are {k_buffer.dtype}")
     if not (k_buffer.is_contiguous() and v_buffer.is_contiguous()):
@@ -101,6 +110,13 @@ def cpu_decode_attention(
         q.contiguous(), k_buffer, v_buffer, req_to_token.contiguous(),
         plan.rows, plan.starts, plan.lens, float(sm_scale), float(logit_cap or 0.0),
     )
+
+
+def _quantized_parts(buffer: QuantizedKV) -> tuple[Tensor, Tensor, Tensor]:
+    parts = (buffer.data, buffer.scales, buffer.zeros)
+    if not all(part.is_contiguous() for part in parts):
+        raise ValueError("cpu_decode_attention needs contiguous quantized K/V buffers")
+    return parts
 
 
 def cpu_plan_extend(
@@ -125,8 +141,8 @@ def cpu_plan_extend(
 
 def cpu_extend_attention(
     q: Tensor,
-    k_buffer: Tensor,
-    v_buffer: Tensor,
+    k_buffer: KVBuffer,
+    v_buffer: KVBuffer,
     req_to_token: Tensor,
     req_pool_indices: IndexLike,
     prefix_lens: IndexLike,

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from sglc.kernels.attention_common import AttentionPlan, AttentionShape, attend
 from sglc.kernels.extend_attention import extend_attention, plan_extend
+from sglc.kernels.kv_quant import KVBuffer, gather_rows
 
 
 class CpuPrefillPlan(NamedTuple):
@@ -59,15 +60,15 @@ def plan_prefill(
 
 
 def run_prefill(
-    q: Tensor, k_buffer: Tensor, v_buffer: Tensor, req_to_token: Tensor, plan: CpuPrefillPlan,
+    q: Tensor, k_buffer: KVBuffer, v_buffer: KVBuffer, req_to_token: Tensor, plan: CpuPrefillPlan,
     sm_scale: float, logit_cap: float | None,
 ) -> Tensor:
     """``[T, Hq, D]`` in ``q.dtype``: causal attention per fresh request (float32, as the
     reference computes), the reference for the rest."""
     out = torch.empty_like(q)
     for first, num, slots in plan.fresh:
-        k = k_buffer.index_select(0, slots).transpose(0, 1)[None].float()
-        v = v_buffer.index_select(0, slots).transpose(0, 1)[None].float()
+        k = gather_rows(k_buffer, slots).transpose(0, 1)[None]
+        v = gather_rows(v_buffer, slots).transpose(0, 1)[None]
         rows = q[first : first + num].float()
         out[first : first + num] = _causal(rows, k, v, sm_scale, logit_cap).to(q.dtype)
     if plan.rest_q_rows is not None:

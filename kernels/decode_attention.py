@@ -14,6 +14,7 @@ from sglc.kernels.attention_common import (
     plan_attention,
     run_attention,
 )
+from sglc.kernels.kv_quant import KVBuffer
 
 
 def plan_decode(
@@ -35,8 +36,8 @@ def plan_decode(
 
 def decode_attention(
     q: Tensor,
-    k_buffer: Tensor,
-    v_buffer: Tensor,
+    k_buffer: KVBuffer,
+    v_buffer: KVBuffer,
     req_to_token: Tensor,
     req_pool_indices: IndexLike,
     seq_lens: IndexLike,

@@ -16,6 +16,7 @@ from sglc.kernels.attention_common import (
     split_piece,
     to_int_list,
 )
+from sglc.kernels.kv_quant import KVBuffer
 
 
 def plan_extend(
@@ -37,8 +38,8 @@ def plan_extend(
 
 def extend_attention(
     q: Tensor,
-    k_buffer: Tensor,
-    v_buffer: Tensor,
+    k_buffer: KVBuffer,
+    v_buffer: KVBuffer,
     req_to_token: Tensor,
     req_pool_indices: IndexLike,
     prefix_lens: IndexLike,

@@ -9,6 +9,10 @@ from types import MappingProxyType
 
 from sglc.runtime.core import Flag, InvalidRequest, ParamRule, Range, Text
 
+# the same names as sglc.kernels.kv_quant / sglc.runtime.quant (this module stays torch-free)
+KV_CACHE_DTYPES = ("auto", "int8", "int4")
+QUANTIZATIONS = ("int8", "int4")  # sglc.runtime.quant.QUANTIZATIONS
+
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -87,6 +91,14 @@ class EngineConfig:
     response_cache_max_bytes: int = 256 << 20
     response_cache_policy: str = "gdsf"
     response_cache_cost: str = "flops"
+    # KV cache storage: "auto" stores K/V in the model's dtype; "int8" / "int4" store them
+    # group-wise quantized (FlexGen: asymmetric min/max over groups of 64 values per token,
+    # float16 scale and zero per group), dequantized inside the attention kernels
+    kv_cache_dtype: str = "auto"
+    # weight-only quantization at load time: None keeps the checkpoint's weights; "int8" /
+    # "int4" store the attention and MLP projections group-wise quantized (groups of 64 along
+    # the input dimension) and run them through dequantizing kernels
+    quantization: str | None = None
 
     def __post_init__(self) -> None:
         if self.lora_paths is not None:
@@ -104,6 +116,12 @@ class EngineConfig:
                                  f"of page_size={self.page_size}), got {self.max_total_tokens}")
         self._check_fairness()
         self._check_kv_policy()
+        if self.kv_cache_dtype not in KV_CACHE_DTYPES:
+            raise InvalidRequest(f"unknown kv_cache_dtype {self.kv_cache_dtype!r}; choose one "
+                                 f"of {', '.join(KV_CACHE_DTYPES)}")
+        if self.quantization is not None and self.quantization not in QUANTIZATIONS:
+            raise InvalidRequest(f"unknown quantization {self.quantization!r}; choose one of "
+                                 f"{', '.join(QUANTIZATIONS)} (or leave it unset)")
         self._check_scaling()
         self._check_response_cache()
 
@@ -121,6 +139,10 @@ class EngineConfig:
         if self.tp_size > 1 and self.kv_policy != "exact":
             raise InvalidRequest(f"kv_policy {self.kv_policy!r} with tp_size={self.tp_size}: "
                                  "KV eviction needs tp_size=1")
+        if self.tp_size > 1 and (self.quantization is not None or self.kv_cache_dtype != "auto"):
+            raise InvalidRequest(f"quantization={self.quantization!r} / kv_cache_dtype="
+                                 f"{self.kv_cache_dtype!r} with tp_size={self.tp_size}: "
+                                 "quantized weights and KV need tp_size=1 for now")
 
     def _check_response_cache(self) -> None:
         if self.response_cache_policy not in ("lru", "lec", "gdsf"):
@@ -221,5 +243,7 @@ _RULES: dict[str, ParamRule] = {
     "response_cache_max_bytes": _COUNT,
     "response_cache_policy": Text("a response cache policy name (lru, lec or gdsf)"),
     "response_cache_cost": Text("a response cache cost (flops or latency)"),
+    "kv_cache_dtype": Text("a KV cache dtype name (auto, int8 or int4)"),
+    "quantization": Text("a weight quantization name (int8 or int4)", optional=True),
 }
 """What each option may be (the rules SamplingParams words its errors with)."""

@@ -13,7 +13,14 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from sglc.kernels import KernelOps, check_backend, default_backend, get_ops, triton_interpreted
+from sglc.kernels import (
+    KernelOps,
+    check_backend,
+    default_backend,
+    for_kv_cache,
+    get_ops,
+    triton_interpreted,
+)
 from sglc.runtime.config import EngineConfig
 from sglc.runtime.constrained.stage import ConstraintStage
 from sglc.runtime.core import InvalidRequest
@@ -25,6 +32,7 @@ from sglc.runtime.mem.kv_eviction import make_kv_policy
 from sglc.runtime.model_runner import ModelRunner
 from sglc.runtime.models.loader import LoadedModel
 from sglc.runtime.output import OutputProcessor
+from sglc.runtime.quant import quantize_model
 from sglc.runtime.scheduler.kv_manager import KVManager
 from sglc.runtime.scheduler.policy import make_policy
 from sglc.runtime.scheduler.scheduler import Scheduler
@@ -140,6 +148,8 @@ def build_core(
     builds the model runner (tensor parallelism's runner also drives the other ranks)."""
     mcfg = loaded.config
     dtype = next(loaded.model.parameters()).dtype
+    ops = for_kv_cache(ops, config.kv_cache_dtype)
+    quantize_model(loaded.model, config.quantization, ops)  # frees the float weights first
     lora_pool = _lora_pool(config, loaded, dtype, device)  # before the KV pool takes memory
     max_context_len = min(
         config.max_context_len or mcfg.max_position_embeddings, mcfg.max_position_embeddings
@@ -149,6 +159,7 @@ def build_core(
         num_layers=mcfg.num_layers, num_slots=num_slots,
         num_kv_heads=loaded.model.cfg.num_kv_heads,  # this process's heads (a shard's, under tp)
         head_dim=mcfg.head_dim, dtype=dtype, device=device, page_size=config.page_size,
+        kv_cache_dtype=config.kv_cache_dtype,
     )
     allocator = SlotAllocator(num_slots, config.page_size, device)
     req_pool = ReqToTokenPool(config.max_running_requests + 1, max_context_len, device)
@@ -190,7 +201,7 @@ def _num_slots(config: EngineConfig, loaded: LoadedModel, device: torch.device,
     mcfg = loaded.config
     per_slot = KVPool.bytes_per_slot(
         num_layers=mcfg.num_layers, num_kv_heads=loaded.model.cfg.num_kv_heads,
-        head_dim=mcfg.head_dim, dtype=dtype,
+        head_dim=mcfg.head_dim, dtype=dtype, kv_cache_dtype=config.kv_cache_dtype,
     )
     if config.max_total_tokens is not None:
         slots = config.max_total_tokens + config.page_size

@@ -20,18 +20,26 @@ its page, so a page-aligned prefix can be shared by handing over whole pages.
         padding: never    shared prefix   A's own page    B's own page
         allocated; pad    (A: pos 0..3,   (pos 4, 5 at    (pos 4 at
         tokens write here  B: pos 0..3)    offsets 0, 1)   offset 0)
+
+With `kv_cache_dtype` "int8" or "int4" each layer's buffer is a `QuantizedKV` instead:
+the same slots, each row stored as group-wise codes with their scales and zeros
+(`sglc.kernels.kv_quant` has its layout); the attention ops dequantize as they read.
 """
 
 from __future__ import annotations
 
 import torch
 
+from sglc.kernels.kv_quant import KVBuffer, allocate, bytes_per_row, copy_rows, kv_bits
+from sglc.kernels.kv_store import store_kv
+
 # NOTE: page 0 is never handed out, so slot 0 is always a safe target for padding tokens.
 PADDING_SLOT = 0
 
 
 class KVPool:
-    """Per-layer K/V buffers indexed by slot; zero-initialised."""
+    """Per-layer K/V buffers indexed by slot; zero-initialised. `dtype` is the model's (what
+    attention returns); `kv_cache_dtype` ("auto" = `dtype`, "int8", "int4") what is stored."""
 
     def __init__(
         self,
@@ -43,8 +51,10 @@ class KVPool:
         dtype: torch.dtype,
         device: torch.device | str,
         page_size: int = 1,
+        kv_cache_dtype: str = "auto",
     ) -> None:
         _check_paging(num_slots, page_size)
+        bits = kv_bits(kv_cache_dtype)
         self.num_layers = num_layers
         self.num_slots = num_slots
         self.num_kv_heads = num_kv_heads
@@ -52,33 +62,45 @@ class KVPool:
         self.dtype = dtype
         self.device = torch.device(device)
         self.page_size = page_size
-        shape = (num_slots, num_kv_heads, head_dim)
-        self.k_buffers = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
-        self.v_buffers = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
+        self.kv_cache_dtype = kv_cache_dtype
 
-    def layer(self, layer_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The (K, V) buffers of one layer, each `[num_slots, num_kv_heads, head_dim]`."""
+        def buffer() -> KVBuffer:
+            if bits is None:
+                return torch.zeros((num_slots, num_kv_heads, head_dim), dtype=dtype,
+                                   device=device)
+            return allocate(num_slots, num_kv_heads, head_dim, bits, device)
+
+        self.k_buffers = [buffer() for _ in range(num_layers)]
+        self.v_buffers = [buffer() for _ in range(num_layers)]
+
+    def layer(self, layer_id: int) -> tuple[KVBuffer, KVBuffer]:
+        """The (K, V) buffers of one layer, each `[num_slots, num_kv_heads, head_dim]` (a
+        tensor, or a `QuantizedKV` of that logical shape)."""
         return self.k_buffers[layer_id], self.v_buffers[layer_id]
 
     def store_kv(
         self, layer_id: int, slots: torch.Tensor, k: torch.Tensor, v: torch.Tensor
     ) -> None:
         """Write `k`, `v` (`[len(slots), num_kv_heads, head_dim]`) into `slots` of one layer."""
-        self.k_buffers[layer_id][slots] = k.to(self.dtype)
-        self.v_buffers[layer_id][slots] = v.to(self.dtype)
+        store_kv(self.k_buffers[layer_id], self.v_buffers[layer_id], slots, k, v)
 
     def copy_slots(self, src: torch.Tensor, dst: torch.Tensor) -> None:
         """Copy the K and V of slots `src` into slots `dst`, in every layer."""
         for k_buf, v_buf in zip(self.k_buffers, self.v_buffers, strict=True):
-            k_buf[dst] = k_buf[src]
-            v_buf[dst] = v_buf[src]
+            copy_rows(k_buf, src, dst)
+            copy_rows(v_buf, src, dst)
 
     @staticmethod
     def bytes_per_slot(
-        *, num_layers: int, num_kv_heads: int, head_dim: int, dtype: torch.dtype
+        *, num_layers: int, num_kv_heads: int, head_dim: int, dtype: torch.dtype,
+        kv_cache_dtype: str = "auto",
     ) -> int:
         """Memory one slot takes across all layers, K and V: for sizing `num_slots`."""
-        return 2 * num_layers * num_kv_heads * head_dim * torch.empty((), dtype=dtype).itemsize
+        row_len = num_kv_heads * head_dim
+        bits = kv_bits(kv_cache_dtype)
+        if bits is None:
+            return 2 * num_layers * row_len * torch.empty((), dtype=dtype).itemsize
+        return 2 * num_layers * bytes_per_row(row_len, bits)
 
 
 class SlotAllocator:

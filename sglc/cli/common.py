@@ -59,6 +59,12 @@ def add_engine_options(p: argparse.ArgumentParser | argparse._ArgumentGroup,
                    help="window: first tokens always kept (default: 4)")
     p.add_argument("--kv-recent-ratio", type=float, metavar="R",
                    help="h2o: share of the budget kept as the most recent tokens (default: 0.5)")
+    p.add_argument("--kv-cache-dtype", choices=["auto", "int8", "int4"],
+                   help="KV cache storage: auto (the model's dtype, default), or int8 / int4 "
+                        "group-wise quantized (FlexGen)")
+    p.add_argument("--quantization", choices=["int8", "int4"],
+                   help="weight-only quantization of the attention and MLP projections at "
+                        "load time, group-wise (default: none)")
     p.add_argument("--track-client-service", action="store_true",
                    help="count per-client service under fcfs and lpm too (engine stats)")
     p.add_argument("--lora", dest="lora_paths", action="append", default=None,
@@ -113,7 +119,7 @@ _PASSED_WHEN_SET = ("max_total_tokens", "max_running_requests", "max_context_len
                     "kv_policy", "kv_budget", "kv_sink_tokens", "kv_recent_ratio",
                     "tp_size", "dp_size", "dp_router", "dp_balance_threshold",
                     "response_cache", "response_cache_max_bytes", "response_cache_policy",
-                    "response_cache_cost")
+                    "response_cache_cost", "kv_cache_dtype", "quantization")
 
 
 def engine_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -18,6 +18,8 @@ from sglc.runtime.engine.build import engine_config
     ({"dp_cache_threshold": 1.5}, "dp_cache_threshold must be in [0, 1], got 1.5"),
     ({"tp_size": 2, "dp_size": 2}, "combining tensor and data parallelism is not supported"),
     ({"tp_size": 2, "lora_paths": {"a": "x"}}, "LoRA adapters are not sharded yet"),
+    ({"tp_size": 2, "quantization": "int8"}, "quantized weights and KV need tp_size=1"),
+    ({"tp_size": 2, "kv_cache_dtype": "int4"}, "quantized weights and KV need tp_size=1"),
 ])
 def test_scaling_options_name_what_is_wrong(options, message):
     with pytest.raises(InvalidRequest) as info:
