@@ -102,7 +102,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output-len", type=int, default=8)
     p.add_argument("--concurrency", type=int, default=16,
                    help="requests in flight at once (closed loop)")
-    p.add_argument("--balance-threshold", type=int, default=8)
+    p.add_argument("--balance-threshold", type=int, default=32,
+                   help="dp_balance_threshold (default 32, the engine's)")
     p.add_argument("--max-total-tokens", type=int, default=2560,
                    help="KV pool slots of each replica (default: 5 of the 10 prefixes "
                         "and the running requests fit, 10 do not)")

@@ -80,7 +80,7 @@ class EngineConfig:
     tp_size: int = 1
     dp_size: int = 1
     dp_router: str = "cache_aware"
-    dp_balance_threshold: int = 8
+    dp_balance_threshold: int = 32  # why 32: benchmarks/RESULTS.md, "Issue 18"
     dp_cache_threshold: float = 0.3
     # response cache ("On Optimal Caching and Model Multiplexing"): deterministic requests'
     # outputs (greedy, or seeded sampling) in the SQLite file `response_cache` (None: off),

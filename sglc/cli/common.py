@@ -96,7 +96,7 @@ def add_engine_options(p: argparse.ArgumentParser | argparse._ArgumentGroup,
                    help="--dp: route by the longest cached prefix (default), or in turn")
     p.add_argument("--dp-balance-threshold", type=int, metavar="N",
                    help="--dp: route to the least loaded replica when loads differ by more "
-                        "than N requests (default: 8)")
+                        "than N requests (default: 32)")
     p.add_argument("--engine-seed", dest="engine_seed", type=int, metavar="N",
                    help="the engine's seed for requests without one (default: 0)")
     p.add_argument("--index-cache-dir", metavar="DIR",
