@@ -130,22 +130,34 @@ def agreement(got: list[list[int]], want: list[list[int]]) -> dict:
             "token_agreement": tokens / max(sum(len(w) for w in want), 1)}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def quality_parser(doc: str, num_requests_help: str) -> argparse.ArgumentParser:
+    """The options kv_quant and weight_quant share: backend, quality eval, decode workload."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
     common.add_common_args(p, repeats=3)
     p.add_argument("--kernel-backend", default=None, help="torch or cpu (default: the device's)")
     p.add_argument("--per-skill", type=int, default=10, help="held-out conversations per skill")
     p.add_argument("--eval-tokens", type=int, default=64, help="greedy tokens per eval prompt")
-    p.add_argument("--num-requests", type=int, default=32, help="decode throughput prompts")
+    p.add_argument("--num-requests", type=int, default=32, help=num_requests_help)
     p.add_argument("--output-len", type=int, default=128)
     p.add_argument("--max-total-tokens", type=int, default=16384)
+    return p
+
+
+def shrink_for_quick(args: argparse.Namespace) -> None:
+    """--quick: the shared options' smoke-run sizes."""
+    args.per_skill, args.eval_tokens, args.num_requests, args.output_len = 2, 16, 4, 16
+    args.repeats = 1
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = quality_parser(__doc__, "decode throughput prompts")
     p.add_argument("--kernel-batch", type=int, default=8)
     p.add_argument("--kernel-context", type=int, default=4096)
     p.add_argument("--kernel-iters", type=int, default=20)
     args = p.parse_args(argv)
     if args.quick:
-        args.per_skill, args.eval_tokens, args.num_requests, args.output_len = 2, 16, 4, 16
-        args.kernel_context, args.kernel_iters, args.repeats = 512, 3, 1
+        shrink_for_quick(args)
+        args.kernel_context, args.kernel_iters = 512, 3
     return args
 
 

@@ -59,18 +59,9 @@ def decode_run(args, scheme: str | None, prompt_ids: list[list[int]]) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    common.add_common_args(p, repeats=3)
-    p.add_argument("--kernel-backend", default=None, help="torch or cpu (default: the device's)")
-    p.add_argument("--per-skill", type=int, default=10, help="held-out conversations per skill")
-    p.add_argument("--eval-tokens", type=int, default=64, help="greedy tokens per eval prompt")
-    p.add_argument("--num-requests", type=int, default=32, help="batched decode prompts")
-    p.add_argument("--output-len", type=int, default=128)
-    p.add_argument("--max-total-tokens", type=int, default=16384)
-    args = p.parse_args(argv)
+    args = kv_quant.quality_parser(__doc__, "batched decode prompts").parse_args(argv)
     if args.quick:
-        args.per_skill, args.eval_tokens, args.num_requests, args.output_len = 2, 16, 4, 16
-        args.repeats = 1
+        kv_quant.shrink_for_quick(args)
     return args
 
 
