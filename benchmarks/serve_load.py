@@ -3,11 +3,14 @@ same clients against the in-process engine, to show what the HTTP server costs.
 
 Each of `--clients` clients sends `--requests-per-client` streaming /v1/completions requests
 back to back (closed loop): seeded random token-id prompts of mixed lengths, mixed output
-lengths, `ignore_eos`, greedy. The in-process side runs the same clients as asyncio tasks
+lengths, `ignore_eos`, greedy, over `--client` (aiohttp by default: its C HTTP parser keeps
+the load generator's CPU, which shares the machine's cores with the server, small). The in-process side runs the same clients as asyncio tasks
 over `Engine.generate_stream`. Both stop starting requests after `--time-limit` seconds.
 Reported per system (median over repeats): requests/s, output tokens/s, time to first
 token and inter-token latency p50/p99 (gaps between streamed text chunks, pooled), and lost
-requests (errors, or fewer tokens than asked), which must be 0. The server runs in a
+requests (errors, or fewer tokens than asked), which must be 0, and the CPU time per output
+token of each side (server process + client process; the engine's one process) with the
+client's share apart, so the load generator's own cost is visible. The server runs in a
 subprocess (a fresh one per repeat, like the fresh engine per repeat), on the embedded
 default model unless `--model` names another; model loading and one warm-up request are not timed.
 Run `python benchmarks/serve_load.py --help` for the options; `--quick` for a smoke run.
@@ -65,6 +68,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--time-limit", type=float, default=300.0, metavar="SECONDS",
                    help="no new requests after this long (default 300)")
     p.add_argument("--max-total-tokens", type=int, default=None)
+    p.add_argument("--client", choices=("aiohttp", "httpx"), default="aiohttp",
+                   help="HTTP client library of the load generator (default aiohttp)")
     args = p.parse_args(argv)
     if args.quick:
         args.clients, args.requests_per_client = 4, 2
@@ -140,25 +145,51 @@ def _timing(result: Result, start: float, last: float | None) -> float:
     return now
 
 
-async def send_http(client, request: Request) -> Result:
-    """One streaming /v1/completions request over `client` (an httpx.AsyncClient)."""
-    body = {"model": "default", "prompt": request.prompt_ids, "max_tokens": request.max_tokens,
+def completion_body(request: Request) -> dict:
+    return {"model": "default", "prompt": request.prompt_ids, "max_tokens": request.max_tokens,
             "temperature": 0, "ignore_eos": True, "stream": True,
             "stream_options": {"include_usage": True}}
+
+
+def _on_event(result: Result, data: bytes | str, start: float, last: float | None
+              ) -> tuple[bool, float | None]:
+    """One SSE `data:` payload into `result`; (whether the stream failed, time of last text)."""
+    chunk = json.loads(data)
+    if "error" in chunk:
+        result.error = chunk["error"]["message"]
+        return True, last
+    if chunk.get("usage"):
+        result.num_tokens = chunk["usage"]["completion_tokens"]
+    if any(c["text"] for c in chunk["choices"]):
+        last = _timing(result, start, last)
+    return False, last
+
+
+async def send_httpx(client, request: Request) -> Result:
+    """One streaming /v1/completions request over `client` (an httpx.AsyncClient)."""
     result, start, last = Result(), time.perf_counter(), None
-    async with client.stream("POST", "/v1/completions", json=body) as response:
+    async with client.stream("POST", "/v1/completions", json=completion_body(request)) as response:
         if response.status_code != 200:
             return Result(error=f"HTTP {response.status_code}: {(await response.aread())[:200]}")
         async for line in response.aiter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
-            if "error" in chunk:
-                return Result(error=chunk["error"]["message"])
-            if chunk.get("usage"):
-                result.num_tokens = chunk["usage"]["completion_tokens"]
-            if any(c["text"] for c in chunk["choices"]):
-                last = _timing(result, start, last)
+            if line.startswith("data: {"):
+                failed, last = _on_event(result, line[6:], start, last)
+                if failed:
+                    return Result(error=result.error)
+    return result
+
+
+async def send_aiohttp(session, base: str, request: Request) -> Result:
+    """One streaming /v1/completions request over `session` (an aiohttp.ClientSession)."""
+    result, start, last = Result(), time.perf_counter(), None
+    async with session.post(f"{base}/v1/completions", json=completion_body(request)) as response:
+        if response.status != 200:
+            return Result(error=f"HTTP {response.status}: {(await response.read())[:200]}")
+        async for line in response.content:  # one line at a time
+            if line.startswith(b"data: {"):
+                failed, last = _on_event(result, line[6:], start, last)
+                if failed:
+                    return Result(error=result.error)
     return result
 
 
@@ -176,8 +207,6 @@ async def send_engine(engine, request: Request) -> Result:
 
 # -- the two systems ---------------------------------------------------------------------------
 def run_server(args: argparse.Namespace, workload: list[list[Request]], log_path: Path) -> dict:
-    import httpx
-
     port = _free_port()
     argv = [sys.executable, "-m", "sglc.runtime.server", "--port", str(port), "--log-level",
             "warning", "--max-in-flight", str(max(512, args.clients * 2)), "--dtype", "float32"]
@@ -191,16 +220,15 @@ def run_server(args: argparse.Namespace, workload: list[list[Request]], log_path
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(base, proc, log_path)
-        limits = httpx.Limits(max_connections=args.clients + 4)
 
-        async def go() -> dict:
-            async with httpx.AsyncClient(base_url=base, timeout=REQUEST_TIMEOUT_S,
-                                         limits=limits) as client:
-                await send_http(client, WARMUP)  # not measured
-                return await run_clients(workload, args.time_limit,
-                                         lambda request: send_http(client, request))
+        async def measured(send) -> dict:
+            await send(WARMUP)  # not measured
+            server_cpu, client_cpu = _process_cpu_s(proc.pid), time.process_time()
+            result = await run_clients(workload, args.time_limit, send)
+            return with_cpu(result, _process_cpu_s(proc.pid) - server_cpu,
+                            time.process_time() - client_cpu)
 
-        return asyncio.run(go())
+        return asyncio.run(_with_client(args, base, measured))
     finally:
         proc.terminate()
         try:
@@ -209,13 +237,48 @@ def run_server(args: argparse.Namespace, workload: list[list[Request]], log_path
             proc.kill()
 
 
+async def _with_client(args: argparse.Namespace, base: str, measured) -> dict:
+    """`measured(send)` with `send(request)` streaming over `args.client`'s library."""
+    if args.client == "aiohttp":
+        import aiohttp
+
+        connector = aiohttp.TCPConnector(limit=args.clients + 4)
+        async with aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)) as session:
+            return await measured(lambda request: send_aiohttp(session, base, request))
+    import httpx
+
+    async with httpx.AsyncClient(base_url=base, timeout=REQUEST_TIMEOUT_S,
+                                 limits=httpx.Limits(max_connections=args.clients + 4)) as client:
+        return await measured(lambda request: send_httpx(client, request))
+
+
+def with_cpu(result: dict, cpu_s: float, client_cpu_s: float) -> dict:
+    """`result` with CPU time per output token: all processes, and the client's share."""
+    tokens = result["output_tokens_per_s"] * result["seconds"]
+    per_token = (lambda seconds: 1e6 * seconds / tokens) if tokens else (lambda _: float("nan"))
+    return result | {"cpu_us_per_token": per_token(cpu_s + client_cpu_s),
+                     "client_cpu_us_per_token": per_token(client_cpu_s)}
+
+
+def _process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_engine(args: argparse.Namespace, workload: list[list[Request]]) -> dict:
     import sglc
 
     async def go(engine) -> dict:
-        await send_engine(engine, WARMUP)  # not measured
-        return await run_clients(workload, args.time_limit,
-                                 lambda request: send_engine(engine, request))
+        send = lambda request: send_engine(engine, request)  # noqa: E731
+        await send(WARMUP)  # not measured
+        cpu = time.process_time()
+        result = await run_clients(workload, args.time_limit, send)
+        return with_cpu(result, time.process_time() - cpu, 0.0)
 
     with sglc.Engine(args.model, **engine_options(args)) as engine:
         return asyncio.run(go(engine))
@@ -262,7 +325,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"prompts {args.prompt_lens[0]}-{args.prompt_lens[1]} tokens, outputs "
           f"{args.output_lens[0]}-{args.output_lens[1]} tokens, greedy, ignore_eos, seed "
           f"{args.seed}; model {args.model or 'default (embedded)'}, fp32, {args.threads} "
-          f"torch threads")
+          f"torch threads; {args.client} client")
     common.OUT_DIR.mkdir(parents=True, exist_ok=True)
     log_path = common.OUT_DIR / f"{NAME}.server.log"
     systems = {"sglc serve (HTTP)": lambda rep: run_server(args, workload, log_path),
@@ -275,7 +338,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 KEYS = ["requests_per_s", "output_tokens_per_s", "ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms",
-        "itl_p99_ms", "lost_requests"]
+        "itl_p99_ms", "cpu_us_per_token", "client_cpu_us_per_token", "lost_requests"]
 
 
 def summarize(args, env_start, num_requests, results) -> dict:
@@ -287,7 +350,8 @@ def summarize(args, env_start, num_requests, results) -> dict:
                  *(common.ratio(server[k], local[k]) for k in KEYS[:-1]), None])
     print(f"\n== {NAME}: {args.repeats} repeat(s), medians, {num_requests} requests ==")
     print(common.format_table(["system", "req/s", "out tok/s", "TTFT p50 ms", "TTFT p99 ms",
-                               "ITL p50 ms", "ITL p99 ms", "lost"], rows))
+                               "ITL p50 ms", "ITL p99 ms", "CPU us/tok", "client CPU us/tok",
+                               "lost"], rows))
     loss = 1 - (common.ratio(server["output_tokens_per_s"], local["output_tokens_per_s"]) or 0)
     print(f"server throughput loss vs in-process: {100 * loss:.1f}% (target <= 10% at 64 "
           f"clients)")

@@ -2,17 +2,19 @@
 
     route ──admit(n)──► Admission ──► Job.start() ──submit (worker thread)──► Engine
                                          ▲                                    │ loop thread
-                                         └──── asyncio.Queue ◄── call_soon_threadsafe ┘
-                                               (StreamDelta, Output) events
+                                         └── asyncio.Queue ◄── Mailbox ◄──────┘
+                                             (StreamDelta, Output) events
 
 Tokenizing and chat-template rendering happen inside `Engine.submit`, so it runs in a worker
-thread; the engine's callbacks only post to the event loop. Leaving a job's `async with`
+thread; the engine's callbacks only append to the event loop's `Mailbox`, which wakes the
+loop once per burst (an engine step's events for every running request), not once per event. Leaving a job's `async with`
 early (client gone, error, cancellation) aborts what is unfinished, which frees its KV.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -64,13 +66,39 @@ class Admission:
         self.metrics.in_flight = self.in_flight
 
 
+class Mailbox:
+    """Events from the engine's thread to one event loop. The first post of a burst schedules
+    one drain on the loop; later posts only append until it runs, so a step that streams a
+    token to each of 64 requests costs the engine thread 64 appends and the loop one wake-up."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._lock = threading.Lock()
+        self._items: list[tuple[Callable[[float, Event], None], float, Event]] = []
+
+    def post(self, deliver: Callable[[float, Event], None], item: Event) -> None:
+        """Any thread: `deliver(time posted, item)` runs on the loop soon, in post order."""
+        with self._lock:
+            wake = not self._items
+            self._items.append((deliver, time.perf_counter(), item))
+        if wake:
+            self.loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        with self._lock:
+            items, self._items = self._items, []
+        for deliver, posted, item in items:
+            deliver(posted, item)
+
+
 class Job:
     """One HTTP request's prompts, submitted together; iterate it for events in arrival
     order: each sample's StreamDeltas, then its Output. Ends when every sample finished."""
 
     def __init__(self, engine: ServingEngine, prompts: Sequence[Prompt], params: Sequence[SamplingParams],
-                 metrics: ServerMetrics, arrived: float) -> None:
+                 metrics: ServerMetrics, arrived: float, mailbox: Mailbox) -> None:
         self.engine = engine
+        self.mailbox = mailbox
         self.prompts = list(prompts)
         self.params = list(params)
         self.metrics = metrics
@@ -88,7 +116,7 @@ class Job:
         loop = asyncio.get_running_loop()
 
         def post(item: Event) -> None:  # on the engine's loop thread
-            loop.call_soon_threadsafe(self._arrive, time.perf_counter(), item)
+            self.mailbox.post(self._arrive, item)
 
         def submit() -> list[str]:
             return self.engine.submit(self.prompts, self.params, on_output=post,
@@ -153,13 +181,21 @@ class JobRunner:
         self.engine = engine
         self.metrics = metrics
         self.admission = Admission(max_in_flight, metrics)
+        self._mailbox: Mailbox | None = None
+
+    def mailbox(self) -> Mailbox:
+        """The running loop's mailbox (made on first use: the runner is built before the loop)."""
+        loop = asyncio.get_running_loop()
+        if self._mailbox is None or self._mailbox.loop is not loop:
+            self._mailbox = Mailbox(loop)
+        return self._mailbox
 
     @asynccontextmanager
     async def run(self, prompts: Sequence[Prompt], params: Sequence[SamplingParams],
                   arrived: float | None = None) -> AsyncIterator[Job]:
         arrived = time.perf_counter() if arrived is None else arrived
         with self.admission.hold(sum(p.n for p in params)):
-            job = Job(self.engine, prompts, params, self.metrics, arrived)
+            job = Job(self.engine, prompts, params, self.metrics, arrived, self.mailbox())
             try:
                 try:
                     await job.start()
