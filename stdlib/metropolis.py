@@ -107,6 +107,8 @@ def describe(name: str, where: Point, last: Turn | None) -> str:
     text = f"{name} at ({where[0]}, {where[1]})"
     if last is None:
         return text
+    if not last.say.strip():
+        return f"{text} went {last.move}"
     return f"{text} went {last.move} and said: {last.say.strip()}"
 
 
