@@ -415,6 +415,24 @@ def draw_grammar_decode(report: Report) -> Figure:
     return fig
 
 
+def draw_metropolis(report: Report) -> Figure:
+    """Wall time and mean decode batch per town size, barrier vs out of order."""
+    results = report["results"]
+    sizes = list(results)
+    schedules = ("barrier", "ooo")
+
+    def series(key: str) -> dict[str, list[float | None]]:
+        return {s: [results[n].get("median", {}).get(s, {}).get(key) for n in sizes]
+                for s in schedules}
+
+    fig, (left, right) = _figure(2, "AI Metropolis: barrier vs out-of-order agents")
+    _grouped(left, [f"{n} agents" for n in sizes], series("wall_s"), "wall s (median)",
+             numbers=True)
+    _grouped(right, [f"{n} agents" for n in sizes], series("mean_decode_batch"),
+             "requests per decode batch", numbers=True)
+    return fig
+
+
 PLOTS: dict[str, Callable[[Report], Figure]] = {
     "engine_throughput": draw_engine_throughput,
     "prefix_sharing": draw_prefix_sharing,
@@ -437,6 +455,7 @@ PLOTS: dict[str, Callable[[Report], Figure]] = {
     "json_schema_coverage": draw_json_schema_coverage,
     "trace_replay": draw_trace_replay,
     "grammar_decode": draw_grammar_decode,
+    "metropolis": draw_metropolis,
 }
 
 

@@ -111,6 +111,10 @@ RESULTS = {
          "mask_p99_us": 100 * p50}
         for vocab in ("default model", "synthetic 128k")
         for grammar, path, p50 in (("sql", "grammar", 40.0), ("sql_select", "regex", 3.0))]},
+    "metropolis": {"results": {n: {"median": {
+        "barrier": {"wall_s": 2.0 * k, "mean_decode_batch": 4.0 * k},
+        "ooo": {"wall_s": 1.5 * k, "mean_decode_batch": 6.0 * k}}}
+        for k, n in ((1, "16"), (4, "64"))}},
 }
 
 
