@@ -5,10 +5,10 @@ Grid ``(T,)``: program t copies token t's whole ``[Hkv, D]`` key and value rows 
 of ``k_buffer``/``v_buffer``, casting to the pool dtype. Same contract as
 :func:`sglc.kernels.kv_store.store_kv`.
 
-A quantized pool (`kv_quant`) takes another kernel, grid ``(T, 2)`` (token, K or V): the
-program sees the token's flattened ``Hkv * D`` row as a ``[BLOCK_G, GROUP]`` tile, one group
-a row, takes each group's min and max, rounds scale and zero to float16 and writes the codes
-(two a byte for int4: the even and odd values of a group are loaded as separate halves).
+A quantized pool (`kv_quant`) takes another kernel, launched for K and then for V with grid
+``(T,)``: program t sees token t's flattened ``Hkv * D`` row as a ``[BLOCK_G, GROUP]`` tile,
+one group a row, takes each group's min and max, rounds scale and zero to float16 and writes
+the codes (two a byte for int4: a group's even and odd values are loaded as two halves).
 It computes exactly what `kv_quant.quantize` does: the same float16 rounding, division and
 round-half-to-even.
 """
@@ -93,29 +93,26 @@ def _store_quantized(k_buffer: QuantizedKV, v_buffer: QuantizedKV, loc: Tensor, 
         raise ValueError("the K and V pools must be quantized alike")
     parts = [p for b in (k_buffer, v_buffer) for p in (b.data, b.scales, b.zeros)]
     require_unit_last_stride(*parts)
-    if len({p.stride(0) for p in parts[1::3] + parts[2::3]}) != 1 or \
-            k_buffer.data.stride(0) != v_buffer.data.stride(0):
-        raise ValueError("the K and V pools' codes, scales and zeros must share their layouts")
+    if any(b.scales.stride(0) != b.zeros.stride(0) for b in (k_buffer, v_buffer)):
+        raise ValueError("a quantized pool's scales and zeros must share one layout")
     check_launchable(_store_quantized_kernel, *parts, loc, k, v)
     num_tokens, num_heads, head_dim = k.shape
     if num_tokens == 0:
         return
     group = k_buffer.group_size
     num_groups = num_heads * head_dim // group
-    _store_quantized_kernel[(num_tokens, 2)](
-        k, v, loc, *parts,
-        *k.stride(), *v.stride(), k_buffer.data.stride(0), k_buffer.scales.stride(0),
-        head_dim, num_groups,
-        BITS=k_buffer.bits, GROUP=group, BLOCK_G=next_power_of_2(num_groups),
-    )  # fmt: skip
+    for buffer, x in ((k_buffer, k), (v_buffer, v)):
+        _store_quantized_kernel[(num_tokens,)](
+            x, loc, buffer.data, buffer.scales, buffer.zeros,
+            *x.stride(), buffer.data.stride(0), buffer.scales.stride(0), head_dim, num_groups,
+            BITS=buffer.bits, GROUP=group, BLOCK_G=next_power_of_2(num_groups),
+        )  # fmt: skip
 
 
 @triton.jit
 def _store_quantized_kernel(
-    k, v, loc, k_data, k_scales, k_zeros, v_data, v_scales, v_zeros,
-    stride_k_tok, stride_k_head, stride_k_dim,
-    stride_v_tok, stride_v_head, stride_v_dim,
-    stride_data_slot, stride_param_slot,
+    x, loc, data, scales, zeros,
+    stride_tok, stride_head, stride_dim, stride_data_slot, stride_param_slot,
     head_dim, num_groups,
     BITS: tl.constexpr, GROUP: tl.constexpr, BLOCK_G: tl.constexpr,
 ):  # fmt: skip
@@ -123,12 +120,7 @@ def _store_quantized_kernel(
     slot = tl.load(loc + token).to(tl.int64)
     groups = tl.arange(0, BLOCK_G)
     is_group = groups < num_groups
-    if tl.program_id(1) == 0:
-        src, data, scales, zeros = k + token * stride_k_tok, k_data, k_scales, k_zeros
-        stride_head, stride_dim = stride_k_head, stride_k_dim
-    else:
-        src, data, scales, zeros = v + token * stride_v_tok, v_data, v_scales, v_zeros
-        stride_head, stride_dim = stride_v_head, stride_v_dim
+    src = x + token * stride_tok
     levels = (1 << BITS) - 1
     if BITS == 8:
         values = groups[:, None] * GROUP + tl.arange(0, GROUP)[None, :]
