@@ -19,12 +19,14 @@ from gpu_setup import (
     _err_text,
     check_row,
     make_pool,
+    quantized_kv,
 )  # fmt: skip
 
 from sglc.kernels.activation import silu_and_mul
 from sglc.kernels.bitmask import apply_token_bitmask, pack_allowed
 from sglc.kernels.decode_attention import decode_attention
 from sglc.kernels.extend_attention import extend_attention
+from sglc.kernels.kv_quant import allocate, gather_rows
 from sglc.kernels.kv_store import store_kv
 from sglc.kernels.lora import lora_expand, lora_shrink
 from sglc.kernels.moe import fused_moe
@@ -94,6 +96,64 @@ def check_kv_store(run: Run, dtype: torch.dtype) -> list[dict]:
         name = "kv store" if src_dtype == dtype else "kv store (cast from fp32)"
         shape = f"{num_tokens} tokens -> {num_slots} slots, {hkv}x{d}"
         rows.append(check_row(name, dtype, shape, got, want, (0.0, 0.0)))
+    return rows
+
+
+def check_quant_attention(run: Run, dtype: torch.dtype) -> list[dict]:
+    """Extend and decode attention over int8 / int4 pools (dequantized inside the kernels)
+    against the reference ops on the same codes."""
+    hq, hkv, d = run.sizes.heads
+    rows = []
+    for bits in (8, 4):
+        pool = make_pool(run, run.sizes.extend_lens, hkv, d, dtype, seed=110, shuffle=True)
+        k_buf, v_buf = quantized_kv(run, pool, bits)
+        q = run.randn(sum(pool.extends), hq, d, dtype=dtype, seed=113)
+        args = (q, k_buf, v_buf, pool.req_to_token, pool.rows, pool.prefixes, pool.extends)
+        options = {"sm_scale": 1 / math.sqrt(d)}
+        rows.append(check_row(f"extend attention int{bits} KV", dtype,
+                              f"{sum(pool.extends)} new / {sum(pool.seq_lens)} keys, {hq}/{hkv}x{d}",
+                              triton_extend_attention(*args, **options),
+                              extend_attention(*args, **options), ATTN_TOL[dtype]))
+        lens = [(n - 1, 1) for n in run.sizes.decode_seq_lens]
+        pool = make_pool(run, lens, hkv, d, dtype, seed=120, shuffle=True)
+        k_buf, v_buf = quantized_kv(run, pool, bits)
+        window, cap = run.sizes.window_cap
+        q = run.randn(len(lens), hq, d, dtype=dtype, seed=123, scale=2.0)
+        args = (q, k_buf, v_buf, pool.req_to_token, pool.rows, pool.seq_lens)
+        for options in ({}, {"sliding_window": window, "logit_cap": cap}):
+            options = {"sm_scale": 1 / math.sqrt(d), **options}
+            name = f"decode attention int{bits} KV" + (" window/cap" if len(options) > 1 else "")
+            rows.append(check_row(name, dtype, f"seq lens {','.join(map(str, pool.seq_lens))}",
+                                  triton_decode_attention(*args, **options),
+                                  decode_attention(*args, **options), ATTN_TOL[dtype]))
+    return rows
+
+
+def check_kv_store_quant(run: Run, dtype: torch.dtype) -> list[dict]:
+    """The quantizing store against the reference's: float16 scales and zeros exactly, the
+    dequantized values within one step (a value on a half step may round either way)."""
+    _, hkv, d = run.sizes.heads
+    num_tokens, num_slots = run.sizes.kv_store
+    loc = torch.randperm(num_slots, generator=run.generator(130), device=run.device)[:num_tokens]
+    k = run.randn(num_tokens, hkv, d, dtype=dtype, seed=131, scale=3.0)
+    v = run.randn(num_tokens, hkv, d, dtype=dtype, seed=132)
+    rows = []
+    for bits in (8, 4):
+        pools = [allocate(num_slots, hkv, d, bits, run.device) for _ in range(4)]
+        triton_store_kv(pools[0], pools[1], loc, k, v)
+        store_kv(pools[2], pools[3], loc, k, v)
+        shape = f"{num_tokens} tokens -> {num_slots} slots, {hkv}x{d}"
+        got, want = pools[:2], pools[2:]
+        rows.append(check_row(f"kv store int{bits} scales/zeros", dtype, shape,
+                              torch.cat([torch.cat([p.scales, p.zeros]) for p in got]),
+                              torch.cat([torch.cat([p.scales, p.zeros]) for p in want]),
+                              (0.0, 0.0)))
+        step = max(float(p.scales.float().max()) for p in want)
+        slots = torch.arange(num_slots, device=run.device)
+        rows.append(check_row(f"kv store int{bits} values", dtype, shape,
+                              torch.cat([gather_rows(p, slots) for p in got]),
+                              torch.cat([gather_rows(p, slots) for p in want]),
+                              (step * 1.01, 0.0)))
     return rows
 
 
@@ -204,6 +264,8 @@ def correctness(run: Run) -> list[dict]:
         ("extend attention window/cap", check_extend, (torch.bfloat16,), {"variant": True}),
         ("decode attention window/cap", check_decode, (torch.bfloat16,), {"variant": True}),
         ("kv store", check_kv_store, HALF, {}),
+        ("quantized KV attention", check_quant_attention, (torch.float32, torch.bfloat16), {}),
+        ("quantized kv store", check_kv_store_quant, (torch.bfloat16,), {}),
         ("rmsnorm", check_rms_norm, HALF, {}),
         ("rope", check_rope, HALF, {}),
         ("silu and mul", check_silu, HALF, {}),

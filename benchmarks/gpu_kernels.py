@@ -5,14 +5,16 @@
     python benchmarks/gpu_kernels.py --skip-engine     # kernels only
     TRITON_INTERPRET=1 python benchmarks/gpu_kernels.py --cpu-smoke   # logic check, no GPU
 
-1. Correctness: each Triton kernel (extend and decode attention, KV store, RMSNorm with and
+1. Correctness: each Triton kernel (extend and decode attention over plain and int8 / int4
+   quantized KV pools, KV store plain and quantizing, RMSNorm with and
    without the fused residual, RoPE, SiLU-and-mul, bitmask apply, LoRA shrink and expand,
    fused MoE) and its reference run on the same CUDA inputs (bf16 and fp16; fp32 too for
    attention); the max abs error and PASS/FAIL against the stated tolerance
    (``|out - ref| <= atol + rtol * |ref|`` everywhere; exact where the op is a copy).
 2. Bandwidth: GB/s and % of the card's HBM peak (H100 SXM 3.35 TB/s, H200 4.8 TB/s; other
    cards GB/s only, or pass ``--peak-tbs``) of decode attention (batch 64 x 4k context, 32 q /
-   8 kv heads, head dim 128, bf16; bytes = K + V read + q read + out written), RMSNorm,
+   8 kv heads, head dim 128, bf16; bytes = K + V read + q read + out written; and over
+   int8 / int4 pools, bytes = codes + scales + zeros read + q + out), RMSNorm,
    RoPE, SiLU-and-mul, bitmask apply and KV store, next to the torch reference's time.
    Target: decode attention >= 60% of peak.
 3. Extend attention TFLOP/s next to ``F.scaled_dot_product_attention`` (causal, kv heads
@@ -59,7 +61,7 @@ import gpu_engine  # noqa: E402
 from gpu_kernel_checks import correctness  # noqa: E402
 from gpu_setup import (  # noqa: E402
     DECODE_TARGET_PEAK, EXTEND_TARGET_RATIO, FULL, QUICK, SMOKE, Run, _err_text, _free,
-    hbm_peak, make_pool,
+    hbm_peak, make_pool, quantized_kv,
 )  # fmt: skip
 
 import sglc  # noqa: E402
@@ -67,6 +69,7 @@ from sglc.kernels import AttentionShape  # noqa: E402
 from sglc.kernels.activation import silu_and_mul  # noqa: E402
 from sglc.kernels.bitmask import apply_token_bitmask, pack_allowed  # noqa: E402
 from sglc.kernels.decode_attention import decode_attention, plan_decode  # noqa: E402
+from sglc.kernels.kv_quant import bytes_per_row  # noqa: E402
 from sglc.kernels.kv_store import store_kv  # noqa: E402
 from sglc.kernels.rmsnorm import rms_norm  # noqa: E402
 from sglc.kernels.rope import apply_rope, build_rope_cache  # noqa: E402
@@ -122,6 +125,27 @@ def bench_decode(run: Run, shuffle: bool) -> dict[str, Any]:
         run, label, f"B {batch} x ctx {ctx}, {hq}/{hkv}x{d} bf16, {t_plan.num_kv_splits} splits",
         nbytes, lambda: triton_decode_attention(*args, sm_scale=scale, plan=t_plan),
         lambda: decode_attention(*args, sm_scale=scale, plan=r_plan), target=DECODE_TARGET_PEAK,
+    )  # fmt: skip
+
+
+def bench_decode_quant(run: Run, bits: int) -> dict[str, Any]:
+    hq, hkv, d = run.sizes.heads
+    batch, ctx = run.sizes.decode_bench
+    dtype = torch.bfloat16
+    pool = make_pool(run, [(ctx - 1, 1)] * batch, hkv, d, dtype, seed=200, shuffle=False)
+    k_buf, v_buf = quantized_kv(run, pool, bits)
+    q = run.randn(batch, hq, d, dtype=dtype, seed=203)
+    shape = AttentionShape(hq, hkv, d)
+    args = (q, k_buf, v_buf, pool.req_to_token, pool.rows, pool.seq_lens)
+    t_plan = triton_plan_decode(pool.req_to_token, pool.rows, pool.seq_lens, shape)
+    r_plan = plan_decode(pool.req_to_token, pool.rows, pool.seq_lens, shape)
+    scale = 1 / math.sqrt(d)
+    nbytes = 2 * batch * ctx * bytes_per_row(hkv * d, bits) + 2 * batch * hq * d * dtype.itemsize
+    return bandwidth_row(
+        run, f"decode attention (int{bits} KV)",
+        f"B {batch} x ctx {ctx}, {hq}/{hkv}x{d} bf16 q, {t_plan.num_kv_splits} splits", nbytes,
+        lambda: triton_decode_attention(*args, sm_scale=scale, plan=t_plan),
+        lambda: decode_attention(*args, sm_scale=scale, plan=r_plan),
     )  # fmt: skip
 
 
@@ -186,6 +210,8 @@ def bandwidth(run: Run) -> list[dict]:
     benches = [
         ("decode attention contiguous", lambda: bench_decode(run, shuffle=False), 15),
         ("decode attention scattered", lambda: bench_decode(run, shuffle=True), 10),
+        ("decode attention int8 KV", lambda: bench_decode_quant(run, 8), 10),
+        ("decode attention int4 KV", lambda: bench_decode_quant(run, 4), 10),
         ("rmsnorm", lambda: bench_rms_norm(run, fused=False), 4),
         ("rmsnorm + residual", lambda: bench_rms_norm(run, fused=True), 4),
         ("rope", lambda: bench_rope(run), 4),

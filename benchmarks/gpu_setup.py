@@ -27,6 +27,8 @@ from torch import Tensor  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402  (the script runs from any directory)
 
+from sglc.kernels.kv_quant import QuantizedKV, allocate  # noqa: E402
+from sglc.kernels.kv_store import store_kv  # noqa: E402
 from sglc.kernels.lora import NO_ADAPTER  # noqa: E402
 
 DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
@@ -220,6 +222,15 @@ def make_pool(run: Run, lens, kv_heads: int, head_dim: int, dtype: torch.dtype, 
     return Pool(run.randn(*shape, dtype=dtype, seed=seed + 1),
                 run.randn(*shape, dtype=dtype, seed=seed + 2), req_to_token, rows,
                 [p for p, _ in lens], [e for _, e in lens])  # fmt: skip
+
+
+def quantized_kv(run: Run, pool: Pool, bits: int) -> tuple[QuantizedKV, QuantizedKV]:
+    """`pool`'s K and V written into `bits`-bit quantized pools by the reference store."""
+    num_slots, hkv, d = pool.k_buffer.shape
+    k_buf, v_buf = (allocate(num_slots, hkv, d, bits, run.device) for _ in range(2))
+    store_kv(k_buf, v_buf, torch.arange(num_slots, device=run.device), pool.k_buffer,
+             pool.v_buffer)
+    return k_buf, v_buf
 
 
 # -- helpers --------------------------------------------------------------------------------

@@ -1,18 +1,24 @@
 """Grammar constraints (issue 25): mask time per token, compile time, and Lark-checked samples.
 
 1. **Mask time per token and compile time**, per grammar of tests/runtime/grammars.py (SQL
-   subset, arithmetic, JSON, nested lists, a toy language), at two vocabularies: the embedded
-   default model's tokenizer and a **synthetic 128k vocabulary** (`matcher.
-   synthetic_token_bytes`: the 256 bytes plus random ASCII words; no download). Compile time
+   subset, arithmetic, JSON, nested lists, a toy language), at the vocabularies `--vocabs`
+   names: ``default``, the embedded default model's tokenizer; ``synthetic``, a **synthetic
+   128k vocabulary** (`matcher.synthetic_token_bytes`: the 256 bytes plus random ASCII words;
+   no download); ``trained``, a **trained 128k byte-level BPE** (`trained_vocab.py`: trained
+   here on site-packages' Python sources and docs, cached under benchmarks/out/), whose
+   tokens share prefixes the way a real tokenizer's do. Compile time
    is `grammar_cache.build_grammar` (an llguidance `LLMatcher` for the vocabulary; the
    `LLTokenizer` is built once per vocabulary, reported apart). Mask time is
    `GrammarMatcher.fill_bitmask` into a CPU int32 row, on random walks that pick an allowed
    token uniformly (a stop id once the text is complete, with probability 1/4), restarting
    when a walk finishes or reaches 64 tokens: p50 and p99 microseconds over `--fills` fills.
+   The walks that chose to stop are parsed by Lark (`walks parsed`: parsed / finished).
 2. **Next to the regex path**, the regular languages of grammars.REGULAR, written both as a
    Lark grammar and as a regex: the same walks through `RegexMatcher` (outlines-core index +
    our mask cache), its compile time being `index_cache.build_index`.
-3. **xgrammar**, where it imports (not a project dependency): otherwise "skipped".
+3. **xgrammar**, where it imports (not a project dependency; `xgrammar_compare.py`): the
+   same walks through an xgrammar matcher over the same token bytes, on the grammar's EBNF
+   translation (or the regex, on the regex rows), its compile time and p50/p99 as columns.
 4. **Samples checked by Lark**: `--samples` (200 by default) generations per grammar from the
    tests' random-weight tiny Llama at temperature 1 (`max_new_tokens` 64), each finished one
    parsed by Lark's own parser on the same grammar; how many finished, parsed, and hit
@@ -24,7 +30,6 @@ Target printed: mask p50 under 50 us per token at 128k. Writes benchmarks/out/gr
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import random
 import statistics
 import sys
@@ -43,7 +48,9 @@ sys.path.insert(0, str(HERE))
 sys.path.append(str(HERE.parent / "tests"))
 sys.path.append(str(HERE.parent / "tests" / "runtime"))
 import common  # noqa: E402
+import xgrammar_compare  # noqa: E402
 from grammars import GRAMMARS, REGULAR, parses  # noqa: E402
+from trained_vocab import trained_tokenizer  # noqa: E402
 
 from sglc.constraints.grammar import lark_grammar  # noqa: E402
 from sglc.runtime.constrained.base import BaseMatcher  # noqa: E402
@@ -63,41 +70,65 @@ MAX_WALK = 64
 TARGET_P50_US = 50.0
 
 
-def _vocabularies(quick: bool) -> dict[str, tuple[TokenVocabulary, Any]]:
-    """name -> (vocabulary, encoder or None)."""
+VOCABS = ("default", "synthetic", "trained")
+
+
+def _vocabularies(names: list[str], quick: bool,
+                  corpus_mb: float) -> dict[str, tuple[TokenVocabulary, Any]]:
+    """name -> (vocabulary, encoder or None), for the `--vocabs` names."""
     from transformers import AutoTokenizer
 
     from sglc.runtime.engine import default_model_path
 
-    tok = AutoTokenizer.from_pretrained(default_model_path())
-    default = build_vocabulary(tok, len(tok), [tok.eos_token_id])
     size = 32768 if quick else 131072
-    synthetic = vocabulary_from_token_bytes(synthetic_token_bytes(size), size + 1, [size])
-    return {f"default model ({default.width:,})": (default, make_encoder(tok)),
-            f"synthetic {synthetic.width // 1024}k": (synthetic, None)}
+    vocabs = {}
+    if "default" in names:
+        tok = AutoTokenizer.from_pretrained(default_model_path())
+        default = build_vocabulary(tok, len(tok), [tok.eos_token_id])
+        vocabs[f"default model ({default.width:,})"] = (default, make_encoder(tok))
+    if "synthetic" in names:
+        synthetic = vocabulary_from_token_bytes(synthetic_token_bytes(size), size + 1, [size])
+        vocabs[f"synthetic {synthetic.width // 1024}k"] = (synthetic, None)
+    if "trained" in names:
+        tok = trained_tokenizer(size, corpus_mb)
+        trained = build_vocabulary(tok, tok.get_vocab_size(), [tok.token_to_id("<|endoftext|>")])
+        vocabs[f"trained BPE {trained.width // 1024}k"] = (trained, make_encoder(tok))
+    return vocabs
 
 
-def _walk_times(new_matcher: Any, vocab: TokenVocabulary, fills: int, seed: int) -> list[float]:
-    """Microseconds per fill_bitmask on random walks (see the module docstring)."""
+def _walk_times(new_matcher: Any, vocab: TokenVocabulary, fills: int,
+                seed: int) -> tuple[list[float], list[bytes]]:
+    """Microseconds per fill_bitmask on random walks (see the module docstring), and the
+    texts of the walks that chose to stop."""
     rng = random.Random(seed)
     row = torch.zeros(vocab.mask_words, dtype=torch.int32)
     stops = set(vocab.stop_ids)
     times: list[float] = []
+    finished: list[bytes] = []
     matcher: BaseMatcher = new_matcher()
-    steps = 0
+    walk: list[int] = []
     while len(times) < fills:
         start = time.perf_counter_ns()
         matcher.fill_bitmask(row)
         times.append((time.perf_counter_ns() - start) / 1000.0)
         allowed = np.flatnonzero(np.unpackbits(row.numpy().view(np.uint8), bitorder="little"))
+        allowed = allowed[allowed < vocab.width]  # xgrammar sets the row's padding bits
         text = [int(t) for t in allowed if int(t) not in stops]
-        can_stop = len(text) < len(allowed)
-        if not text or (can_stop and rng.random() < 0.25) or steps >= MAX_WALK:
-            matcher, steps = new_matcher(), 0
+        stopping = len(text) < len(allowed) and (not text or rng.random() < 0.25)
+        if stopping:
+            finished.append(vocab.decode(walk))
+        if not text or stopping or len(walk) >= MAX_WALK:
+            matcher, walk = new_matcher(), []
             continue
-        matcher.advance(rng.choice(text))
-        steps += 1
-    return times
+        walk.append(rng.choice(text))
+        matcher.advance(walk[-1])
+    return times, finished
+
+
+def _num_parsed(grammar: str, texts: list[bytes]) -> str:
+    """'parsed / finished' of walk texts under Lark's parser."""
+    ok = sum(parses(grammar, t.decode("utf-8", "replace")) for t in texts)
+    return f"{ok}/{len(texts)}"
 
 
 def _quantiles(times: list[float]) -> tuple[float, float]:
@@ -105,13 +136,15 @@ def _quantiles(times: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
-def measure_masks(vocabs: dict[str, tuple[TokenVocabulary, Any]], fills: int,
-                  seed: int) -> list[dict[str, Any]]:
+def measure_masks(vocabs: dict[str, tuple[TokenVocabulary, Any]], fills: int, seed: int,
+                  use_xgrammar: bool, threads: int) -> list[dict[str, Any]]:
     rows = []
     for vocab_name, (vocab, encode) in vocabs.items():
         start = time.perf_counter()
         tokenizer = llg_tokenizer(vocab, encode)
         tokenizer_s = time.perf_counter() - start
+        xgr_compiler, xgr_tokenizer_s = (xgrammar_compare.new_compiler(vocab, threads)
+                                         if use_xgrammar else (None, None))
         cases = [(name, "grammar", text, None) for name, text in GRAMMARS.items()]
         cases += [(name, path, text, regex) for name, (text, regex) in REGULAR.items()
                   for path in ("grammar", "regex")]
@@ -119,22 +152,34 @@ def measure_masks(vocabs: dict[str, tuple[TokenVocabulary, Any]], fills: int,
             if path == "grammar":
                 compiled = build_grammar(lark_grammar(text), vocab, tokenizer)
                 seconds = compiled.build_seconds
-                times = _walk_times(lambda c=compiled: GrammarMatcher(c), vocab, fills, seed)
+                times, done = _walk_times(lambda c=compiled: GrammarMatcher(c), vocab, fills,
+                                          seed)
             else:
                 index = build_index(regex, vocab)
                 seconds = index.build_seconds
-                times = _walk_times(lambda c=index: RegexMatcher(c), vocab, fills, seed)
+                times, done = _walk_times(lambda c=index: RegexMatcher(c), vocab, fills, seed)
             p50, p99 = _quantiles(times)
-            rows.append({"vocab": vocab_name, "grammar": name, "path": path,
-                         "compile_ms": seconds * 1000, "mask_p50_us": p50, "mask_p99_us": p99,
-                         "fills": len(times), "tokenizer_s": tokenizer_s})
+            row = {"vocab": vocab_name, "grammar": name, "path": path,
+                   "compile_ms": seconds * 1000, "mask_p50_us": p50, "mask_p99_us": p99,
+                   "fills": len(times), "walks_parsed": _num_parsed(text, done),
+                   "tokenizer_s": tokenizer_s, "xgr_tokenizer_s": xgr_tokenizer_s}
+            if xgr_compiler is not None:
+                row.update(_measure_xgrammar(xgr_compiler, vocab, text, regex, fills, seed))
+            rows.append(row)
+            print(f"  {vocab_name} {name} {path}: p50 {p50:.1f} us"
+                  + (f", xgrammar {row['xgr_p50_us']:.1f} us" if "xgr_p50_us" in row else ""),
+                  flush=True)
     return rows
 
 
-def measure_xgrammar() -> str:
-    if importlib.util.find_spec("xgrammar") is None:
-        return "xgrammar not installed: skipped"
-    return "xgrammar installed, but this benchmark does not drive it yet: skipped"
+def _measure_xgrammar(compiler: Any, vocab: TokenVocabulary, text: str, regex: str | None,
+                      fills: int, seed: int) -> dict[str, Any]:
+    compiled, seconds = xgrammar_compare.compile_grammar(compiler, text, regex)
+    times, done = _walk_times(lambda: xgrammar_compare.XgrammarMatcher(compiled), vocab,
+                              fills, seed)
+    p50, p99 = _quantiles(times)
+    return {"xgr_compile_ms": seconds * 1000, "xgr_p50_us": p50, "xgr_p99_us": p99,
+            "xgr_walks_parsed": _num_parsed(text, done)}
 
 
 def sample_and_parse(num_samples: int, seed: int) -> list[dict[str, Any]]:
@@ -169,37 +214,65 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common.add_common_args(parser, repeats=1)
     parser.add_argument("--fills", type=int, default=2000, help="mask fills per case")
-    parser.add_argument("--samples", type=int, default=200, help="generations per grammar")
+    parser.add_argument("--samples", type=int, default=200,
+                        help="generations per grammar (0: skip section 4)")
+    parser.add_argument("--vocabs", default="default,synthetic",
+                        help=f"comma-separated vocabularies among {', '.join(VOCABS)}")
+    parser.add_argument("--corpus-mb", type=float, default=40.0,
+                        help="text the trained BPE learns from (trained_vocab.py)")
+    parser.add_argument("--no-xgrammar", action="store_true", help="skip xgrammar columns")
     args = parser.parse_args()
+    names = [n.strip() for n in args.vocabs.split(",") if n.strip()]
+    if not names or set(names) - set(VOCABS):
+        parser.error(f"--vocabs takes names among {', '.join(VOCABS)}, got {args.vocabs!r}")
     common.set_threads(args.threads)
     env = common.environment()
     print(f"{env['date_utc']}  load avg {env['load_avg_1m']:.2f}")
     fills = 200 if args.quick else args.fills
-    masks = measure_masks(_vocabularies(args.quick), fills, args.seed)
-    print("\nMask time per token (fill_bitmask) and compile time")
-    print(common.format_table(
-        ["vocabulary", "grammar", "path", "compile ms", "mask p50 us", "mask p99 us"],
-        [[r["vocab"], r["grammar"], r["path"], r["compile_ms"], r["mask_p50_us"],
-          r["mask_p99_us"]] for r in masks]))
-    for vocab in dict.fromkeys(r["vocab"] for r in masks):
-        print(f"llguidance tokenizer for {vocab}: "
-              f"{next(r['tokenizer_s'] for r in masks if r['vocab'] == vocab):.2f} s (once)")
-    big = [r for r in masks if r["vocab"].startswith("synthetic") and r["path"] == "grammar"]
-    worst = max(r["mask_p50_us"] for r in big)
-    print(f"target: grammar mask p50 < {TARGET_P50_US:.0f} us at 128k: worst p50 "
-          f"{worst:.1f} us -> {'met' if worst < TARGET_P50_US else 'NOT met'}")
-    xgrammar = measure_xgrammar()
+    use_xgrammar = not args.no_xgrammar and xgrammar_compare.available()
+    xgrammar = ("xgrammar: compared" if use_xgrammar else
+                "xgrammar: skipped (" + ("--no-xgrammar" if args.no_xgrammar else
+                                         "not installed") + ")")
+    vocabs = _vocabularies(names, args.quick, args.corpus_mb)
+    masks = measure_masks(vocabs, fills, args.seed, use_xgrammar, args.threads)
+    print_masks(masks, use_xgrammar)
     print(xgrammar)
-    samples = sample_and_parse(20 if args.quick else args.samples, args.seed)
-    print("\nSamples at temperature 1 (random-weight tiny Llama, max_new_tokens 64), "
-          "checked by Lark")
-    print(common.format_table(
-        ["grammar", "samples", "finished", "parsed by Lark", "hit max_new_tokens", "seconds"],
-        [[r["grammar"], r["samples"], r["finished"], r["parsed_by_lark"],
-          r["hit_max_new_tokens"], r["seconds"]] for r in samples]))
+    samples = sample_and_parse(20 if args.quick else args.samples, args.seed) \
+        if args.samples > 0 else []
+    if samples:
+        print("\nSamples at temperature 1 (random-weight tiny Llama, max_new_tokens 64), "
+              "checked by Lark")
+        print(common.format_table(
+            ["grammar", "samples", "finished", "parsed by Lark", "hit max_new_tokens",
+             "seconds"],
+            [[r["grammar"], r["samples"], r["finished"], r["parsed_by_lark"],
+              r["hit_max_new_tokens"], r["seconds"]] for r in samples]))
+    env["load_avg_end"] = common.environment()["load_avg_1m"]
     path = common.write_json(NAME, {"environment": env, "args": vars(args), "masks": masks,
                                     "xgrammar": xgrammar, "samples": samples}, args.out)
-    print(f"\nwrote {path}")
+    print(f"\nload avg at the end {env['load_avg_end']:.2f}; wrote {path}")
+
+
+def print_masks(masks: list[dict[str, Any]], use_xgrammar: bool) -> None:
+    print("\nMask time per token (fill_bitmask) and compile time")
+    headers = ["vocabulary", "grammar", "path", "compile ms", "mask p50 us", "mask p99 us",
+               "walks parsed"]
+    keys = ["vocab", "grammar", "path", "compile_ms", "mask_p50_us", "mask_p99_us",
+            "walks_parsed"]
+    if use_xgrammar:
+        headers += ["xgr compile ms", "xgr p50 us", "xgr p99 us", "xgr walks parsed"]
+        keys += ["xgr_compile_ms", "xgr_p50_us", "xgr_p99_us", "xgr_walks_parsed"]
+    print(common.format_table(headers, [[r[k] for k in keys] for r in masks]))
+    for vocab in dict.fromkeys(r["vocab"] for r in masks):
+        first = next(r for r in masks if r["vocab"] == vocab)
+        xgr = (f"; xgrammar's {first['xgr_tokenizer_s']:.2f} s"
+               if first["xgr_tokenizer_s"] is not None else "")
+        print(f"tokenizer for {vocab}: llguidance's {first['tokenizer_s']:.2f} s{xgr} (once)")
+    for vocab in dict.fromkeys(r["vocab"] for r in masks if "128k" in r["vocab"]):
+        worst = max(r["mask_p50_us"] for r in masks
+                    if r["vocab"] == vocab and r["path"] == "grammar")
+        print(f"target: grammar mask p50 < {TARGET_P50_US:.0f} us at 128k ({vocab}): worst p50 "
+              f"{worst:.1f} us -> {'met' if worst < TARGET_P50_US else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -105,7 +105,6 @@ def triton_ops() -> KernelOps:
         fused_moe=triton_fused_moe,
         lora_shrink=triton_lora_shrink,
         lora_expand=triton_lora_expand,
-        reads_quantized_kv=False,
     )
 
 
@@ -136,7 +135,8 @@ def cpu_ops() -> KernelOps:
 
 def for_kv_cache(ops: KernelOps, kv_cache_dtype: str) -> KernelOps:
     """`ops` for a pool of `kv_cache_dtype`: a quantized pool on a backend whose kernels
-    read only plain pools (Triton) stores and attends through the PyTorch reference ops."""
+    read only plain pools (``reads_quantized_kv=False``) stores and attends through the
+    PyTorch reference ops. The built-in backends all read quantized pools."""
     if kv_cache_dtype == "auto" or ops.reads_quantized_kv:
         return ops
     return replace(ops, store_kv=store_kv, decode_attention=decode_attention,

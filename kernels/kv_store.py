@@ -14,7 +14,7 @@ def store_kv(k_buffer: KVBuffer, v_buffer: KVBuffer, loc: Tensor, k: Tensor, v: 
     or quantized for a quantized pool (`kv_quant`). Slots in ``loc`` must be distinct (a
     repeated slot keeps an unspecified one of its writes).
     """
-    _check_store(k_buffer, loc, k, v)
+    check_store(k_buffer, loc, k, v)
     if isinstance(k_buffer, QuantizedKV):
         store_quantized(k_buffer, loc, k)
         store_quantized(v_buffer, loc, v)
@@ -31,7 +31,7 @@ def cpu_store_kv(k_buffer: KVBuffer, v_buffer: KVBuffer, loc: Tensor, k: Tensor,
 
     if not isinstance(k_buffer, QuantizedKV):
         return store_kv(k_buffer, v_buffer, loc, k, v)
-    _check_store(k_buffer, loc, k, v)
+    check_store(k_buffer, loc, k, v)
     loc = loc.contiguous()
     for buffer, x in ((k_buffer, k), (v_buffer, v)):
         extension().quantize_store(x.contiguous(), loc, buffer.data, buffer.scales,
@@ -39,7 +39,8 @@ def cpu_store_kv(k_buffer: KVBuffer, v_buffer: KVBuffer, loc: Tensor, k: Tensor,
     return None
 
 
-def _check_store(k_buffer: KVBuffer, loc: Tensor, k: Tensor, v: Tensor) -> None:
+def check_store(k_buffer: KVBuffer, loc: Tensor, k: Tensor, v: Tensor) -> None:
+    """ValueError unless ``k``/``v`` ``[T, Hkv, D]`` and ``loc [T]`` fit the pool."""
     if k.shape != v.shape or k.shape[1:] != k_buffer.shape[1:] or k.shape[0] != loc.shape[0]:
         raise ValueError(
             f"k {tuple(k.shape)} / v {tuple(v.shape)} / loc {tuple(loc.shape)} do not fit "

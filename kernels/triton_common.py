@@ -10,6 +10,7 @@ deep inside Triton.
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 import torch
 import triton
@@ -17,6 +18,7 @@ import triton.language as tl
 from torch import Tensor
 
 from sglc.kernels.attention_common import AttentionShape
+from sglc.kernels.kv_quant import KVBuffer, QuantizedKV
 
 # Smallest tile side `tl.dot` accepts; every dot operand dimension is padded up to it.
 MIN_DOT_BLOCK = 16
@@ -86,6 +88,49 @@ def require_unit_last_stride(*tensors: Tensor) -> None:
             raise ValueError(f"expected a contiguous last dim, got strides {tensor.stride()}")
 
 
+class KVOperand(NamedTuple):
+    """One layer's K (or V) pool as the attention kernels take it (see `load_kv_rows`).
+
+    A plain pool is ``data`` itself with ``bits`` 0 (``scales``/``zeros`` alias it, unread).
+    A quantized pool (`kv_quant`) gives its codes, float16 scales and zeros; a kv head's
+    values start at value ``kv_head * stride_head`` of the slot's flattened row."""
+
+    data: Tensor
+    scales: Tensor
+    zeros: Tensor
+    stride_slot: int
+    stride_head: int
+    stride_param: int
+    bits: int
+    group_size: int
+
+
+def kv_operand(buffer: KVBuffer) -> KVOperand:
+    """`buffer` as kernel arguments; ValueError unless its rows are contiguous."""
+    if isinstance(buffer, QuantizedKV):
+        require_unit_last_stride(buffer.data, buffer.scales, buffer.zeros)
+        if buffer.scales.stride(0) != buffer.zeros.stride(0):
+            raise ValueError("a quantized pool's scales and zeros must share one layout")
+        return KVOperand(buffer.data, buffer.scales, buffer.zeros, buffer.data.stride(0),
+                         buffer.head_dim, buffer.scales.stride(0), buffer.bits,
+                         buffer.group_size)
+    require_unit_last_stride(buffer)
+    return KVOperand(buffer, buffer, buffer, buffer.stride(0), buffer.stride(1), 0, 0, 1)
+
+
+def check_kv_pair(k: KVOperand, v: KVOperand) -> None:
+    """K and V must be quantized alike: the kernels take one format for both."""
+    if (k.bits, k.group_size) != (v.bits, v.group_size):
+        raise ValueError(f"the K pool stores {_storage(k)}, the V pool {_storage(v)}; the "
+                         "kernels read both alike")
+
+
+def _storage(operand: KVOperand) -> str:
+    if operand.bits == 0:
+        return "no codes"
+    return f"{operand.bits}-bit codes in groups of {operand.group_size}"
+
+
 # NOTE: the helpers below are inlined into the attention kernels; scores leave
 # `attention_scores` in log2 units so that the online softmax can use exp2.
 
@@ -103,6 +148,30 @@ def load_kv_tile(buffer, slots, kv_head, stride_slot, stride_head, dims, kv_mask
     """Rows ``buffer[slots, kv_head, :]`` as a ``[BLOCK_N, BLOCK_D]`` tile, 0 where masked."""
     ptrs = buffer + slots[:, None] * stride_slot + kv_head * stride_head + dims[None, :]
     return tl.load(ptrs, mask=kv_mask, other=0.0)
+
+
+@triton.jit
+def load_kv_rows(data, scales, zeros, slots, kv_head, dims, kv_mask,
+                 stride_slot, stride_head, stride_param,
+                 BITS: tl.constexpr, GROUP: tl.constexpr):  # fmt: skip
+    """`load_kv_tile` from a pool in `KVOperand` form: a plain pool's rows as stored, a
+    quantized pool's dequantized to float32 (``zero + scale * code`` per group) as read."""
+    if BITS == 0:
+        tile = load_kv_tile(data, slots, kv_head, stride_slot, stride_head, dims, kv_mask)
+    else:
+        values = kv_head * stride_head + dims  # positions in the slot's flattened row
+        rows = slots[:, None]
+        if BITS == 8:
+            codes = tl.load(data + rows * stride_slot + values[None, :], mask=kv_mask, other=0)
+        else:  # two codes a byte, the even value in the low nibble
+            packed = tl.load(data + rows * stride_slot + (values // 2)[None, :], mask=kv_mask,
+                             other=0)
+            codes = (packed >> ((values % 2) * 4).to(tl.uint8)[None, :]) & 0xF
+        params = rows * stride_param + (values // GROUP)[None, :]
+        scale = tl.load(scales + params, mask=kv_mask, other=0.0).to(tl.float32)
+        zero = tl.load(zeros + params, mask=kv_mask, other=0.0).to(tl.float32)
+        tile = codes.to(tl.float32) * scale + zero
+    return tile
 
 
 @triton.jit

@@ -13,7 +13,8 @@ chunks (rounded up to ``BLOCK_N``) that run in parallel, then merged:
     online softmax over split s's keys; writes     output = weighted mean of the
     partial output (normalised) and its lse.      normalised partial outputs.
 
-Stage 1 reads each kv head's K/V once for all query heads that share it (GQA). A split with
+Stage 1 reads each kv head's K/V once for all query heads that share it (GQA); from a
+quantized pool (`kv_quant`) it reads the codes and dequantizes them in registers. A split with
 no keys (a short request in a batch sized for a long one) writes lse = -inf and weighs 0.
 The plan owns the float32 scratch for the partial outputs, reused by every layer.
 """
@@ -34,15 +35,19 @@ from sglc.kernels.attention_common import (
     check_shapes,
     decode_rows_and_lens,
 )
+from sglc.kernels.kv_quant import KVBuffer
 from sglc.kernels.triton_common import (
+    KVOperand,
     attention_scores,
+    check_kv_pair,
     check_launchable,
     check_plan_matches,
     dot_block,
     dot_precision,
     int32_tensor,
     is_interpreted,
-    load_kv_tile,
+    kv_operand,
+    load_kv_rows,
     next_power_of_2,
     online_softmax_step,
     require_unit_last_stride,
@@ -120,8 +125,8 @@ def _default_num_splits(
 
 def triton_decode_attention(
     q: Tensor,
-    k_buffer: Tensor,
-    v_buffer: Tensor,
+    k_buffer: KVBuffer,
+    v_buffer: KVBuffer,
     req_to_token: Tensor,
     req_pool_indices: IndexLike,
     seq_lens: IndexLike,
@@ -136,7 +141,7 @@ def triton_decode_attention(
     Contract as `decode_attention`: ``q[B, Hq, D]`` is request b's token at position
     ``seq_lens[b] - 1``, its own K/V already in the pool; returns ``[B, Hq, D]`` in
     ``q.dtype``. `plan` (from `triton_plan_decode` on the same metadata and window) skips
-    re-deriving the layout and reuses its scratch.
+    re-deriving the layout and reuses its scratch. The pool may be quantized (`kv_quant`).
     """
     shape = check_shapes(q, k_buffer, v_buffer)
     check_options(sliding_window, logit_cap)
@@ -146,11 +151,13 @@ def triton_decode_attention(
         )
     _check_plan(plan, shape, sliding_window, q)
     q = q if q.stride(-1) == 1 else q.contiguous()
-    require_unit_last_stride(k_buffer, v_buffer, req_to_token)
-    check_launchable(_decode_split_kernel, q, k_buffer, v_buffer, req_to_token, plan.requests)
+    k, v = kv_operand(k_buffer), kv_operand(v_buffer)
+    check_kv_pair(k, v)
+    require_unit_last_stride(req_to_token)
+    check_launchable(_decode_split_kernel, q, k.data, v.data, req_to_token, plan.requests)
     out = torch.empty(q.shape, dtype=store_dtype(_decode_split_kernel, q.dtype), device=q.device)
     if plan.batch_size > 0:
-        _launch_splits(q, k_buffer, v_buffer, req_to_token, plan, sm_scale, logit_cap)
+        _launch_splits(q, k, v, req_to_token, plan, sm_scale, logit_cap)
         _launch_merge(out, plan)
     return out.to(q.dtype)
 
@@ -165,8 +172,8 @@ def _check_plan(
 
 def _launch_splits(
     q: Tensor,
-    k_buffer: Tensor,
-    v_buffer: Tensor,
+    k: KVOperand,
+    v: KVOperand,
     req_to_token: Tensor,
     plan: TritonDecodePlan,
     sm_scale: float,
@@ -176,9 +183,10 @@ def _launch_splits(
     kv_group = shape.num_q_heads // shape.num_kv_heads
     grid = (plan.batch_size, shape.num_kv_heads, plan.num_kv_splits)
     _decode_split_kernel[grid](
-        q, k_buffer, v_buffer, req_to_token, plan.requests, scratch, plan.partial_lse,
-        q.stride(0), q.stride(1), k_buffer.stride(0), k_buffer.stride(1),
-        v_buffer.stride(0), v_buffer.stride(1), req_to_token.stride(0),
+        q, k.data, k.scales, k.zeros, v.data, v.scales, v.zeros,
+        req_to_token, plan.requests, scratch, plan.partial_lse,
+        q.stride(0), q.stride(1), k.stride_slot, k.stride_head, k.stride_param,
+        v.stride_slot, v.stride_head, v.stride_param, req_to_token.stride(0),
         scratch.stride(0), scratch.stride(1), scratch.stride(2),
         plan.partial_lse.stride(0), plan.partial_lse.stride(1),
         sm_scale, logit_cap or 1.0, plan.sliding_window or 0,
@@ -186,6 +194,7 @@ def _launch_splits(
         BLOCK_H=dot_block(kv_group), BLOCK_N=plan.block_n, BLOCK_D=dot_block(shape.head_dim),
         HAS_WINDOW=plan.sliding_window is not None, HAS_CAP=logit_cap is not None,
         PRECISION=dot_precision(q.dtype), UPCAST=is_interpreted(_decode_split_kernel),
+        KV_BITS=k.bits, KV_GROUP=k.group_size,
     )  # fmt: skip
 
 
@@ -203,9 +212,10 @@ def _launch_merge(out: Tensor, plan: TritonDecodePlan) -> None:
 
 @triton.jit
 def _decode_split_kernel(
-    q, k_buffer, v_buffer, req_to_token, requests, partial_out, partial_lse,
-    stride_q_req, stride_q_head, stride_k_slot, stride_k_head,
-    stride_v_slot, stride_v_head, stride_r2t_row,
+    q, k_data, k_scales, k_zeros, v_data, v_scales, v_zeros,
+    req_to_token, requests, partial_out, partial_lse,
+    stride_q_req, stride_q_head, stride_k_slot, stride_k_head, stride_k_param,
+    stride_v_slot, stride_v_head, stride_v_param, stride_r2t_row,
     stride_po_req, stride_po_head, stride_po_split,
     stride_lse_req, stride_lse_head,
     sm_scale, logit_cap, sliding_window,
@@ -213,6 +223,7 @@ def _decode_split_kernel(
     BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
     HAS_WINDOW: tl.constexpr, HAS_CAP: tl.constexpr,
     PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+    KV_BITS: tl.constexpr, KV_GROUP: tl.constexpr,
 ):  # fmt: skip
     req = tl.program_id(0)
     kv_head = tl.program_id(1)
@@ -243,10 +254,12 @@ def _decode_split_kernel(
         slots = tl.load(req_to_token + req_row * stride_r2t_row + k_pos, mask=is_key, other=0)
         slots = slots.to(tl.int64)
         kv_mask = is_key[:, None] & is_dim[None, :]
-        k = load_kv_tile(k_buffer, slots, kv_head, stride_k_slot, stride_k_head, dims, kv_mask)
+        k = load_kv_rows(k_data, k_scales, k_zeros, slots, kv_head, dims, kv_mask,
+                         stride_k_slot, stride_k_head, stride_k_param, KV_BITS, KV_GROUP)
         s = attention_scores(q_tile, k, sm_scale, logit_cap, HAS_CAP, PRECISION, UPCAST)
         s = tl.where(is_key[None, :], s, float("-inf"))
-        v = load_kv_tile(v_buffer, slots, kv_head, stride_v_slot, stride_v_head, dims, kv_mask)
+        v = load_kv_rows(v_data, v_scales, v_zeros, slots, kv_head, dims, kv_mask,
+                         stride_v_slot, stride_v_head, stride_v_param, KV_BITS, KV_GROUP)
         acc, m_i, l_i = online_softmax_step(acc, m_i, l_i, s, v, PRECISION, UPCAST)
 
     has_keys = l_i > 0

@@ -8,7 +8,8 @@ lists them (longest context first, so the slowest tiles start earliest) and the 
 key positions it may see, ``key_lo .. last query position``, in blocks of ``BLOCK_N``:
 slots come from ``req_to_token`` and K/V rows of kv head ``h // (Hq // Hkv)`` are gathered
 from the pool. The cached prefix and the new tokens form one range (``store_kv`` has
-already put the new K/V in the pool). Keys before the tile's first query position are seen
+already put the new K/V in the pool; a quantized pool's codes are dequantized as they are
+read, see `kv_quant`). Keys before the tile's first query position are seen
 by every query of the tile, so without a sliding window the whole blocks among them run a
 loop with no masks at all; only the blocks from there to the last query position (at most
 ``(BLOCK_M + BLOCK_N) / BLOCK_N`` of them) apply the causal mask. With a window every block
@@ -42,15 +43,19 @@ from sglc.kernels.attention_common import (
     check_shapes,
     to_int_list,
 )
+from sglc.kernels.kv_quant import KVBuffer
 from sglc.kernels.triton_common import (
+    KVOperand,
     attention_scores,
+    check_kv_pair,
     check_launchable,
     check_plan_matches,
     dot_block,
     dot_precision,
     int32_tensor,
     is_interpreted,
-    load_kv_tile,
+    kv_operand,
+    load_kv_rows,
     online_softmax_step,
     require_unit_last_stride,
     store_dtype,
@@ -177,8 +182,8 @@ def triton_plan_extend(
 
 def triton_extend_attention(
     q: Tensor,
-    k_buffer: Tensor,
-    v_buffer: Tensor,
+    k_buffer: KVBuffer,
+    v_buffer: KVBuffer,
     req_to_token: Tensor,
     req_pool_indices: IndexLike,
     prefix_lens: IndexLike,
@@ -194,6 +199,7 @@ def triton_extend_attention(
     Contract as `extend_attention`: ``q[T, Hq, D]`` in request order, the new tokens' K/V
     already in the pool; returns ``[T, Hq, D]`` in ``q.dtype``. `plan` (from
     `triton_plan_extend` on the same metadata and window) skips re-deriving the layout.
+    The pool may be quantized (`kv_quant`).
     """
     shape = check_shapes(q, k_buffer, v_buffer)
     check_options(sliding_window, logit_cap)
@@ -204,12 +210,14 @@ def triton_extend_attention(
         )  # fmt: skip
     _check_plan(plan, shape, sliding_window, q)
     q = q if q.stride(-1) == 1 else q.contiguous()
-    require_unit_last_stride(k_buffer, v_buffer, req_to_token)
-    check_launchable(_extend_kernel, q, k_buffer, v_buffer, req_to_token, plan.requests)
+    k, v = kv_operand(k_buffer), kv_operand(v_buffer)
+    check_kv_pair(k, v)
+    require_unit_last_stride(req_to_token)
+    check_launchable(_extend_kernel, q, k.data, v.data, req_to_token, plan.requests)
     out = torch.empty(q.shape, dtype=store_dtype(_extend_kernel, q.dtype), device=q.device)
     if plan.num_tiles > 0:
         run_fitting(plan.config, (q.dtype, plan.shape.head_dim), lambda config: _launch(
-            q, k_buffer, v_buffer, req_to_token, out, plan, config, sm_scale, logit_cap))
+            q, k, v, req_to_token, out, plan, config, sm_scale, logit_cap))
     return out.to(q.dtype)
 
 
@@ -223,8 +231,8 @@ def _check_plan(
 
 def _launch(
     q: Tensor,
-    k_buffer: Tensor,
-    v_buffer: Tensor,
+    k: KVOperand,
+    v: KVOperand,
     req_to_token: Tensor,
     out: Tensor,
     plan: TritonExtendPlan,
@@ -234,9 +242,10 @@ def _launch(
 ) -> None:
     shape = plan.shape
     _extend_kernel[(plan.num_tiles, shape.num_q_heads)](
-        q, k_buffer, v_buffer, out, req_to_token, plan.requests, plan.tiles,
-        q.stride(0), q.stride(1), k_buffer.stride(0), k_buffer.stride(1),
-        v_buffer.stride(0), v_buffer.stride(1), out.stride(0), out.stride(1),
+        q, k.data, k.scales, k.zeros, v.data, v.scales, v.zeros, out, req_to_token,
+        plan.requests, plan.tiles,
+        q.stride(0), q.stride(1), k.stride_slot, k.stride_head, k.stride_param,
+        v.stride_slot, v.stride_head, v.stride_param, out.stride(0), out.stride(1),
         req_to_token.stride(0),
         sm_scale, logit_cap or 1.0, plan.sliding_window or 0,
         shape.num_q_heads // shape.num_kv_heads,
@@ -244,21 +253,24 @@ def _launch(
         BLOCK_D=dot_block(shape.head_dim),
         HAS_WINDOW=plan.sliding_window is not None, HAS_CAP=logit_cap is not None,
         PRECISION=dot_precision(q.dtype), UPCAST=is_interpreted(_extend_kernel),
+        KV_BITS=k.bits, KV_GROUP=k.group_size,
         num_warps=config.num_warps, num_stages=config.num_stages,
     )  # fmt: skip
 
 
 @triton.jit
 def _extend_kernel(
-    q, k_buffer, v_buffer, out, req_to_token, requests, tiles,
-    stride_q_tok, stride_q_head, stride_k_slot, stride_k_head,
-    stride_v_slot, stride_v_head, stride_o_tok, stride_o_head,
+    q, k_data, k_scales, k_zeros, v_data, v_scales, v_zeros, out, req_to_token,
+    requests, tiles,
+    stride_q_tok, stride_q_head, stride_k_slot, stride_k_head, stride_k_param,
+    stride_v_slot, stride_v_head, stride_v_param, stride_o_tok, stride_o_head,
     stride_r2t_row,
     sm_scale, logit_cap, sliding_window,
     kv_group,
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr, HAS_WINDOW: tl.constexpr, HAS_CAP: tl.constexpr,
     PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+    KV_BITS: tl.constexpr, KV_GROUP: tl.constexpr,
 ):  # fmt: skip
     tile = tl.program_id(0)
     head = tl.program_id(1)
@@ -296,24 +308,28 @@ def _extend_kernel(
     dim_mask = is_dim[None, :]
     for start in range(key_lo, full_hi, BLOCK_N):
         slots = tl.load(r2t_row + start + tl.arange(0, BLOCK_N)).to(tl.int64)
-        k = _load_full_rows(k_buffer, slots, kv_head, stride_k_slot, stride_k_head, dims,
-                            dim_mask, HEAD_DIM == BLOCK_D)
+        k = _load_full_rows(k_data, k_scales, k_zeros, slots, kv_head, dims, dim_mask,
+                            stride_k_slot, stride_k_head, stride_k_param,
+                            HEAD_DIM == BLOCK_D, KV_BITS, KV_GROUP)
         s = attention_scores(q_tile, k, sm_scale, logit_cap, HAS_CAP, PRECISION, UPCAST)
-        v = _load_full_rows(v_buffer, slots, kv_head, stride_v_slot, stride_v_head, dims,
-                            dim_mask, HEAD_DIM == BLOCK_D)
+        v = _load_full_rows(v_data, v_scales, v_zeros, slots, kv_head, dims, dim_mask,
+                            stride_v_slot, stride_v_head, stride_v_param,
+                            HEAD_DIM == BLOCK_D, KV_BITS, KV_GROUP)
         acc, m_i, l_i = online_softmax_step(acc, m_i, l_i, s, v, PRECISION, UPCAST)
     for start in range(full_hi, key_hi, BLOCK_N):
         k_pos = start + tl.arange(0, BLOCK_N)
         is_key = k_pos < key_hi
         slots = tl.load(r2t_row + k_pos, mask=is_key, other=0).to(tl.int64)
         kv_mask = is_key[:, None] & dim_mask
-        k = load_kv_tile(k_buffer, slots, kv_head, stride_k_slot, stride_k_head, dims, kv_mask)
+        k = load_kv_rows(k_data, k_scales, k_zeros, slots, kv_head, dims, kv_mask,
+                         stride_k_slot, stride_k_head, stride_k_param, KV_BITS, KV_GROUP)
         s = attention_scores(q_tile, k, sm_scale, logit_cap, HAS_CAP, PRECISION, UPCAST)
         visible = is_key[None, :] & (k_pos[None, :] <= q_pos[:, None])
         if HAS_WINDOW:
             visible &= k_pos[None, :] > q_pos[:, None] - sliding_window
         s = tl.where(visible, s, float("-inf"))
-        v = load_kv_tile(v_buffer, slots, kv_head, stride_v_slot, stride_v_head, dims, kv_mask)
+        v = load_kv_rows(v_data, v_scales, v_zeros, slots, kv_head, dims, kv_mask,
+                         stride_v_slot, stride_v_head, stride_v_param, KV_BITS, KV_GROUP)
         acc, m_i, l_i = online_softmax_step(acc, m_i, l_i, s, v, PRECISION, UPCAST)
 
     # Every real query sees at least itself; padded rows may see nothing and are not stored.
@@ -323,11 +339,14 @@ def _extend_kernel(
 
 
 @triton.jit
-def _load_full_rows(buffer, slots, kv_head, stride_slot, stride_head, dims, dim_mask,
-                    EVEN_D: tl.constexpr):  # fmt: skip
-    """`load_kv_tile` for a block of real keys: no mask at all when the head fills BLOCK_D."""
-    if EVEN_D:
-        tile = tl.load(buffer + slots[:, None] * stride_slot + kv_head * stride_head + dims[None, :])
+def _load_full_rows(data, scales, zeros, slots, kv_head, dims, dim_mask,
+                    stride_slot, stride_head, stride_param,
+                    EVEN_D: tl.constexpr, BITS: tl.constexpr, GROUP: tl.constexpr):  # fmt: skip
+    """`load_kv_rows` for a block of real keys: a plain pool's rows with no mask at all when
+    the head fills BLOCK_D."""
+    if EVEN_D and BITS == 0:
+        tile = tl.load(data + slots[:, None] * stride_slot + kv_head * stride_head + dims[None, :])
     else:
-        tile = load_kv_tile(buffer, slots, kv_head, stride_slot, stride_head, dims, dim_mask)
+        tile = load_kv_rows(data, scales, zeros, slots, kv_head, dims, dim_mask,
+                            stride_slot, stride_head, stride_param, BITS, GROUP)
     return tile

@@ -1,5 +1,5 @@
 """End to end: the engine gives the same greedy tokens with the Triton kernels (interpreted on
-CPU) as with the PyTorch reference ops."""
+CPU) as with the PyTorch reference ops, over a plain and a quantized KV cache."""
 
 from __future__ import annotations
 
@@ -29,6 +29,21 @@ def test_triton_backend_matches_torch(tmp_path, arch):
             outs[backend] = first + engine.generate(PROMPTS[1:], GREEDY)
     assert [o.token_ids for o in outs["triton"]] == [o.token_ids for o in outs["torch"]]
     assert outs["triton"][1].usage.cached_tokens > 0
+
+
+def test_triton_backend_reads_a_quantized_cache_as_torch_does(tmp_path):
+    # int4 (packed codes); int8 and the other shapes are covered per kernel in tests/kernels
+    make_model_dir(tmp_path, "llama")
+    outs, scores = {}, {}
+    for backend in ("torch", "triton"):
+        with sglc.Engine(tmp_path, attention_backend=backend, max_total_tokens=1024,
+                         kv_cache_dtype="int4") as engine:
+            first = engine.generate(PROMPTS[:1], GREEDY)
+            outs[backend] = first + engine.generate(PROMPTS[1:3], GREEDY)
+            scores[backend] = engine.score(PROMPTS[3], [list(range(40, 46))])[0].logprob
+    assert [o.token_ids for o in outs["triton"]] == [o.token_ids for o in outs["torch"]]
+    assert outs["triton"][1].usage.cached_tokens > 0
+    assert scores["triton"] == pytest.approx(scores["torch"], rel=1e-4)
 
 
 def test_unknown_backend_is_a_clear_error(tmp_path):
