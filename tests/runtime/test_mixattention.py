@@ -74,6 +74,45 @@ def test_engine_greedy_and_logprobs_match_reference(mix_setup, radix, chunk):
     assert (outs[-1].usage.cached_tokens >= 16) == radix
 
 
+def test_retraction_under_a_tiny_pool_keeps_outputs(mix_setup):
+    _, path, expected = mix_setup
+    params = {"max_new_tokens": NUM_NEW, "temperature": 0, "ignore_eos": True}
+    with sglc.Engine(path, dtype="float32", max_total_tokens=48,
+                     new_token_reserve_ratio=0.0) as engine:
+        outs = engine.generate(PROMPTS, params)
+        assert engine.stats()["num_retractions"] > 0
+    assert [o.token_ids for o in outs] == [tokens for tokens, _ in expected]
+
+
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+def test_kernel_backends_match_reference(mix_setup, backend):
+    # the CPU backend runs in the tests above; Triton is interpreted on CPU (slow: one
+    # prompt past the window, one extend and one decode step)
+    if backend == "triton":
+        pytest.importorskip("triton")
+        from sglc.kernels import triton_interpreted
+
+        if not triton_interpreted():
+            pytest.skip("needs TRITON_INTERPRET=1 (set by tests/triton_env.py)")
+    _, path, expected = mix_setup
+    params = {"max_new_tokens": 2, "temperature": 0, "ignore_eos": True}
+    with sglc.Engine(path, dtype="float32", kernel_backend=backend,
+                     max_total_tokens=256) as engine:
+        out = engine.generate([PROMPTS[2]], params)[0]
+    assert out.token_ids == expected[2][0][:2]
+
+
+def test_quantized_kv_pool_of_a_mixattention_model(mix_setup):
+    with sglc.Engine(mix_setup[1], dtype="float32", kv_cache_dtype="int8",
+                     max_total_tokens=256) as engine:
+        pool = engine.core.runner.kv_pool
+        assert len({id(b) for b in pool.k_buffers}) == 2
+        assert pool.k_buffers[3] is pool.k_buffers[0]
+        outs = engine.generate(PROMPTS[:2], {"max_new_tokens": 4, "temperature": 0,
+                                            "ignore_eos": True})
+    assert [len(o.token_ids) for o in outs] == [4, 4]
+
+
 def test_kv_pool_allocates_only_owning_layers(mix_setup):
     with sglc.Engine(mix_setup[1], dtype="float32", max_total_tokens=256) as engine:
         pool = engine.core.runner.kv_pool
