@@ -160,3 +160,22 @@ def test_bad_config_fails_at_engine_load(tmp_path):
     path = MixAttentionReference(MIX_CONFIG).save(tmp_path, config=bad)
     with pytest.raises(UnsupportedModel, match=r"kv_source_layers\[2\] = 4"):
         sglc.Engine(path)
+
+
+def test_lora_on_a_missing_kv_projection_is_refused(tmp_path):
+    from types import SimpleNamespace
+
+    from lora_fixtures import make_adapter
+    from transformers import LlamaConfig
+
+    from sglc.runtime.lora.adapter import LoraLoadError, load_adapter
+
+    cfg = ModelConfig.from_hf(MIX_CONFIG)
+    hf = SimpleNamespace(config=LlamaConfig(**{k: v for k, v in MIX_CONFIG.items()
+                                               if k != "kv_source_layers"}))
+    make_adapter(tmp_path / "q", hf, ("q_proj", "v_proj"), rank=2, alpha=4, seed=0, layers=(0,))
+    make_adapter(tmp_path / "kv", hf, ("q_proj", "v_proj"), rank=2, alpha=4, seed=0,
+                 layers=(2,))
+    assert load_adapter("q", tmp_path / "q", cfg, torch.float32).max_rank == 2
+    with pytest.raises(LoraLoadError, match=r"layer 2 v_proj: layer 2 reads layer 1's KV"):
+        load_adapter("kv", tmp_path / "kv", cfg, torch.float32)
