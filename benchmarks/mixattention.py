@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     base_tps = common.median([r["decode_tokens_per_s"] for r in runs["standard"]])
     for name, (layer_types, sources) in VARIANTS.items():
         tps = common.median([r["decode_tokens_per_s"] for r in runs[name]])
+        prefill_s = common.median([r["prefill_seconds"] for r in runs[name]])
         results[name] = {
             "layer_types": layer_types, "kv_source_layers": sources,
             "kv_layers": sum(s is None for s in (sources or [None] * 8)),
@@ -139,13 +140,14 @@ def main(argv: list[str] | None = None) -> int:
             "kv_bytes_ratio": memory[name] / base_bytes,
             "tokens_in_same_bytes": base_bytes / memory[name],
             "decode_tokens_per_s": tps, "decode_speedup": common.ratio(tps, base_tps),
+            "prefill_seconds": prefill_s,
             "runs": runs[name],
         }
     rows = [[name, r["kv_layers"], r["kv_bytes_per_token"], r["kv_bytes_ratio"],
-             r["tokens_in_same_bytes"], r["decode_tokens_per_s"], r["decode_speedup"]]
-            for name, r in results.items()]
+             r["tokens_in_same_bytes"], r["decode_tokens_per_s"], r["decode_speedup"],
+             r["prefill_seconds"]] for name, r in results.items()]
     print(common.format_table(["variant", "KV layers", "KV B/token", "x bytes",
-                               "x tokens", "decode tok/s", "x decode"], rows))
+                               "x tokens", "decode tok/s", "x decode", "prefill s"], rows))
     env_end = common.environment()
     payload = {"args": vars(args), "env_start": env, "env_end": env_end, "results": results}
     print(f"load avg {env['load_avg_1m']:.2f} -> {env_end['load_avg_1m']:.2f}")
