@@ -354,6 +354,18 @@ def draw_kv_quant(report: Report) -> Figure:
     return fig
 
 
+def draw_mixattention(report: Report) -> Figure:
+    """Tokens that fit in the standard model's KV bytes and decode tokens/s per variant."""
+    results = report["results"]
+    names = list(results)
+    fig, axes = _figure(2, "MixAttention")
+    _bars(axes[0], names, [r.get("tokens_in_same_bytes") for r in results.values()],
+          "tokens in the same KV bytes (x)")
+    _bars(axes[1], names, [r.get("decode_tokens_per_s") for r in results.values()],
+          "decode tokens / s")
+    return fig
+
+
 def draw_weight_quant(report: Report) -> Figure:
     """Projection memory saved, held-out loss and tokens/s (batch 1, batched) per dtype."""
     results = report["results"]
@@ -452,6 +464,7 @@ PLOTS: dict[str, Callable[[Report], Figure]] = {
     "spec_pushdown": draw_spec_pushdown,
     "kv_quant": draw_kv_quant,
     "weight_quant": draw_weight_quant,
+    "mixattention": draw_mixattention,
     "json_schema_coverage": draw_json_schema_coverage,
     "trace_replay": draw_trace_replay,
     "grammar_decode": draw_grammar_decode,

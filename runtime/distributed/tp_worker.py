@@ -66,7 +66,7 @@ def run_worker(spec: WorkerSpec, ready: Queue) -> None:
         pool = KVPool(num_layers=cfg.num_layers, num_slots=num_slots,
                       num_kv_heads=cfg.num_kv_heads, head_dim=cfg.head_dim,
                       dtype=next(model.parameters()).dtype, device=device,
-                      page_size=spec.page_size)
+                      page_size=spec.page_size, kv_sources=cfg.kv_sources)
         serve(model, ops, pool, comm)
     except Exception:  # rank 0 sees this rank exit (or its sockets close) and fails its step
         log.exception("tensor-parallel rank %d failed", spec.rank)

@@ -159,7 +159,7 @@ def build_core(
         num_layers=mcfg.num_layers, num_slots=num_slots,
         num_kv_heads=loaded.model.cfg.num_kv_heads,  # this process's heads (a shard's, under tp)
         head_dim=mcfg.head_dim, dtype=dtype, device=device, page_size=config.page_size,
-        kv_cache_dtype=config.kv_cache_dtype,
+        kv_cache_dtype=config.kv_cache_dtype, kv_sources=mcfg.kv_sources,
     )
     allocator = SlotAllocator(num_slots, config.page_size, device)
     req_pool = ReqToTokenPool(config.max_running_requests + 1, max_context_len, device)
@@ -200,7 +200,7 @@ def _num_slots(config: EngineConfig, loaded: LoadedModel, device: torch.device,
     free memory (CUDA) or a fixed budget (CPU); whole pages, at least two."""
     mcfg = loaded.config
     per_slot = KVPool.bytes_per_slot(
-        num_layers=mcfg.num_layers, num_kv_heads=loaded.model.cfg.num_kv_heads,
+        num_layers=mcfg.num_kv_layers, num_kv_heads=loaded.model.cfg.num_kv_heads,
         head_dim=mcfg.head_dim, dtype=dtype, kv_cache_dtype=config.kv_cache_dtype,
     )
     if config.max_total_tokens is not None:

@@ -166,6 +166,10 @@ def _check_fits(cfg: ModelConfig, layer: int, module: str, pair: dict[str, torch
         raise LoraLoadError(f"{where}: {name} has lora_{''.join(pair)} but not both A and B")
     if layer >= cfg.num_layers:
         raise LoraLoadError(f"{where}: {name}: the model has {cfg.num_layers} layers")
+    if module in ("k_proj", "v_proj") and cfg.kv_source(layer) is not None:
+        raise LoraLoadError(f"{where}: {name}: layer {layer} reads layer "
+                            f"{cfg.kv_source(layer)}'s KV (kv_source_layers) and has no "
+                            f"{module} to adapt")
     if cfg.moe is not None and module in MLP_MODULES:
         raise LoraLoadError(f"{where}: {name}: LoRA on a mixture-of-experts model's MLP is "
                             f"not served (adapt {', '.join(ATTENTION_MODULES)} only)")

@@ -21,6 +21,12 @@ its page, so a page-aligned prefix can be shared by handing over whole pages.
         allocated; pad    (A: pos 0..3,   (pos 4, 5 at    (pos 4 at
         tokens write here  B: pos 0..3)    offsets 0, 1)   offset 0)
 
+MixAttention (`kv_sources`): a layer that reads an earlier layer's K/V has no buffers of
+its own; `k_buffers[layer]` is its source's tensor, so slot memory counts only the layers
+that own K/V. Sliding-window layers keep every position's K/V like full ones (attention
+masks to the window): a slot is one token in every owning layer, and the radix cache hands
+whole slots to later requests, whose sliding layers need the K/V just before their prefix.
+
 With `kv_cache_dtype` "int8" or "int4" each layer's buffer is a `QuantizedKV` instead:
 the same slots, each row stored as group-wise codes with their scales and zeros
 (`sglc.kernels.kv_quant` has its layout); the attention ops dequantize as they read.
@@ -52,6 +58,7 @@ class KVPool:
         device: torch.device | str,
         page_size: int = 1,
         kv_cache_dtype: str = "auto",
+        kv_sources: tuple[int | None, ...] | None = None,
     ) -> None:
         _check_paging(num_slots, page_size)
         bits = kv_bits(kv_cache_dtype)
@@ -70,8 +77,12 @@ class KVPool:
                                    device=device)
             return allocate(num_slots, num_kv_heads, head_dim, bits, device)
 
-        self.k_buffers = [buffer() for _ in range(num_layers)]
-        self.v_buffers = [buffer() for _ in range(num_layers)]
+        # layer -> the layer whose buffers it uses (itself unless it reads another's K/V)
+        self.kv_owner = [i if kv_sources is None or kv_sources[i] is None else kv_sources[i]
+                         for i in range(num_layers)]
+        owned = {i: (buffer(), buffer()) for i in sorted(set(self.kv_owner))}
+        self.k_buffers = [owned[self.kv_owner[i]][0] for i in range(num_layers)]
+        self.v_buffers = [owned[self.kv_owner[i]][1] for i in range(num_layers)]
 
     def layer(self, layer_id: int) -> tuple[KVBuffer, KVBuffer]:
         """The (K, V) buffers of one layer, each `[num_slots, num_kv_heads, head_dim]` (a
@@ -86,16 +97,21 @@ class KVPool:
 
     def copy_slots(self, src: torch.Tensor, dst: torch.Tensor) -> None:
         """Copy the K and V of slots `src` into slots `dst`, in every layer."""
-        for k_buf, v_buf in zip(self.k_buffers, self.v_buffers, strict=True):
+        for k_buf, v_buf in self.owned_buffers():
             copy_rows(k_buf, src, dst)
             copy_rows(v_buf, src, dst)
+
+    def owned_buffers(self) -> list[tuple[KVBuffer, KVBuffer]]:
+        """The (K, V) buffers of the layers that own K/V, each pair once."""
+        return [self.layer(i) for i in sorted(set(self.kv_owner))]
 
     @staticmethod
     def bytes_per_slot(
         *, num_layers: int, num_kv_heads: int, head_dim: int, dtype: torch.dtype,
         kv_cache_dtype: str = "auto",
     ) -> int:
-        """Memory one slot takes across all layers, K and V: for sizing `num_slots`."""
+        """Memory one slot takes across `num_layers` layers, K and V: for sizing `num_slots`
+        (pass the number of layers that own K/V, `ModelConfig.num_kv_layers`)."""
         row_len = num_kv_heads * head_dim
         bits = kv_bits(kv_cache_dtype)
         if bits is None:

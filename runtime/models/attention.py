@@ -21,15 +21,19 @@ class BaseAttention(ABC):
     """Contract: `attend` gets q `[T, Hq, D]`, k/v `[T, Hkv, D]` of the batch's new tokens
     (RoPE applied) for layer `layer_id`, and returns the attention output `[T, Hq, D]`
     in q's dtype. Each query sees only keys of its own sequence, causally, within
-    `sliding_window` tokens (counting itself) when that is set."""
+    `sliding_window` tokens (counting itself) when that is set.
+
+    MixAttention: k and v are None in a layer that reads an earlier layer's K/V
+    (`ModelConfig.kv_sources`); the backend then attends over the K/V its source layer
+    handed it in this forward pass (and, when serving, cached before it)."""
 
     @abstractmethod
     def attend(
         self,
         layer_id: int,
         q: torch.Tensor,
-        k: torch.Tensor,
-        v: torch.Tensor,
+        k: torch.Tensor | None,
+        v: torch.Tensor | None,
         *,
         sm_scale: float,
         sliding_window: int | None,
@@ -38,13 +42,21 @@ class BaseAttention(ABC):
 
 class DenseCausalAttention(BaseAttention):
     """`batch_size` sequences of `seq_len` tokens each, flattened row-major, no KV cache.
-    Differentiable; used for training and as a reference."""
+    Differentiable; used for training and as a reference. `kv_sources`: the model's
+    MixAttention KV sharing (`ModelConfig.kv_sources`), None when every layer owns its K/V."""
 
-    def __init__(self, batch_size: int, seq_len: int) -> None:
+    def __init__(self, batch_size: int, seq_len: int,
+                 kv_sources: tuple[int | None, ...] | None = None) -> None:
         self.batch_size = batch_size
         self.seq_len = seq_len
+        self.kv_sources = kv_sources
+        self._shared_kv: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def attend(self, layer_id, q, k, v, *, sm_scale, sliding_window):  # noqa: D102
+        if k is None:
+            k, v = self._shared_kv[self.kv_sources[layer_id]]
+        elif self.kv_sources is not None:
+            self._shared_kv[layer_id] = (k, v)
         b, t = self.batch_size, self.seq_len
         qh, kh, vh = (x.view(b, t, x.shape[1], x.shape[2]).transpose(1, 2) for x in (q, k, v))
         pos = torch.arange(t, device=q.device)
@@ -159,8 +171,10 @@ class PagedAttention(BaseAttention):
 
     def attend(self, layer_id, q, k, v, *, sm_scale, sliding_window):  # noqa: D102
         b = self.batch
+        # NOTE: a layer sharing K/V (k is None) finds its source's buffers at its own index
         k_buf, v_buf = self.k_buffers[layer_id], self.v_buffers[layer_id]
-        self.ops.store_kv(k_buf, v_buf, b.out_cache_loc, k, v)
+        if k is not None:
+            self.ops.store_kv(k_buf, v_buf, b.out_cache_loc, k, v)
         plan = self._plan(q, k_buf, sliding_window)
         if b.score_sink is not None:
             b.score_sink(layer_id, q, k_buf, sm_scale, sliding_window)

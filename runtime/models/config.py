@@ -84,6 +84,9 @@ class ModelConfig:
     bos_token_id: int | None = None
     eos_token_ids: tuple[int, ...] = ()
     moe: MoeConfig | None = None  # None: a dense model
+    # MixAttention: per layer, the earlier layer whose K/V it reads (None: it owns its K/V);
+    # None for the whole field: every layer owns its K/V. config.json's `kv_source_layers`.
+    kv_sources: tuple[int | None, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.num_heads % self.num_kv_heads:
@@ -97,6 +100,8 @@ class ModelConfig:
             raise UnsupportedModel(
                 f"num_experts_per_tok ({self.moe.top_k}) must be in 1..{self.moe.num_experts}"
             )
+        if self.kv_sources is not None:
+            check_kv_sources(self.kv_sources, self.sliding_windows)
 
     @property
     def q_size(self) -> int:
@@ -105,6 +110,15 @@ class ModelConfig:
     @property
     def kv_size(self) -> int:
         return self.num_kv_heads * self.head_dim
+
+    def kv_source(self, layer_id: int) -> int | None:
+        """The layer whose K/V layer `layer_id` reads, None when it computes and owns its own."""
+        return None if self.kv_sources is None else self.kv_sources[layer_id]
+
+    @property
+    def num_kv_layers(self) -> int:
+        """Layers that own K/V: what the KV pool allocates for."""
+        return sum(self.kv_source(i) is None for i in range(self.num_layers))
 
     @classmethod
     def from_hf(cls, hf: Mapping[str, Any]) -> ModelConfig:
@@ -151,6 +165,7 @@ class ModelConfig:
             eos_token_ids=tuple(eos if isinstance(eos, list) else [] if eos is None else [eos]),
             moe=MoeConfig.from_hf(arch, hf, num_layers)
             if SUPPORTED_ARCHITECTURES[arch]["moe"] else None,
+            kv_sources=_kv_sources(hf, num_layers),
         )
 
 
@@ -177,10 +192,14 @@ def _rope_params(hf: Mapping[str, Any]) -> tuple[float, Mapping[str, Any] | None
     return theta, None
 
 
+LAYER_TYPES = ("full_attention", "sliding_attention")
+
+
 def _sliding_windows(arch: str, hf: Mapping[str, Any], num_layers: int) -> tuple[int | None, ...]:
     window = hf.get("sliding_window")
     layer_types = hf.get("layer_types")
     if layer_types:
+        _check_layer_types(layer_types, num_layers, window)
         return tuple(window if t == "sliding_attention" else None for t in layer_types)
     if arch in ("MistralForCausalLM", "MixtralForCausalLM"):
         return (window,) * num_layers
@@ -188,3 +207,79 @@ def _sliding_windows(arch: str, hf: Mapping[str, Any], num_layers: int) -> tuple
         first = int(hf.get("max_window_layers", num_layers))
         return tuple(window if i >= first else None for i in range(num_layers))
     return (None,) * num_layers
+
+
+def _check_layer_types(layer_types: Any, num_layers: int, window: Any) -> None:
+    if not isinstance(layer_types, list) or len(layer_types) != num_layers:
+        raise UnsupportedModel(
+            f"layer_types must list one type per layer ({num_layers}, num_hidden_layers)"
+        )
+    for i, kind in enumerate(layer_types):
+        if kind not in LAYER_TYPES:
+            raise UnsupportedModel(
+                f"layer_types[{i}] is {kind!r}; supported: {', '.join(LAYER_TYPES)}"
+            )
+    if "sliding_attention" in layer_types and (
+        isinstance(window, bool) or not isinstance(window, int) or window < 1
+    ):
+        raise UnsupportedModel(
+            f"sliding_window must be a positive number of tokens for layer_types' "
+            f"sliding_attention layers; got {window!r}"
+        )
+
+
+def _kv_sources(hf: Mapping[str, Any], num_layers: int) -> tuple[int | None, ...] | None:
+    """config.json's `kv_source_layers` (MixAttention KV sharing), checked for its shape;
+    `check_kv_sources` checks what it points at."""
+    sources = hf.get("kv_source_layers")
+    if sources is None:
+        return None
+    if not isinstance(sources, list) or len(sources) != num_layers:
+        raise UnsupportedModel(
+            f"kv_source_layers must list one entry per layer ({num_layers}, "
+            "num_hidden_layers): null for a layer that owns its KV, else the earlier layer "
+            "whose KV it reads"
+        )
+    for i, src in enumerate(sources):
+        if src is not None and (isinstance(src, bool) or not isinstance(src, int)):
+            raise UnsupportedModel(
+                f"kv_source_layers[{i}] is {src!r}; expected null or a layer index"
+            )
+    return tuple(sources)
+
+
+def check_kv_sources(
+    sources: tuple[int | None, ...], windows: tuple[int | None, ...]
+) -> None:
+    """UnsupportedModel unless each layer reads the KV of an earlier layer that owns its KV
+    and keeps at least the reader's window of it (a full-attention layer cannot read a
+    sliding-window layer's KV)."""
+    num_layers = len(windows)
+    if len(sources) != num_layers:
+        raise UnsupportedModel(f"kv_source_layers must list one entry per layer ({num_layers})")
+    for i, src in enumerate(sources):
+        if src is None:
+            continue
+        where = f"kv_source_layers[{i}] = {src}"
+        if not 0 <= src < num_layers:
+            raise UnsupportedModel(
+                f"{where}: there is no layer {src} (the model has layers 0..{num_layers - 1})"
+            )
+        if src >= i:
+            raise UnsupportedModel(
+                f"{where}: a layer can read only the KV of an earlier layer "
+                f"(0..{i - 1}), since KV is written in layer order"
+                if i else f"{where}: layer 0 has no earlier layer to read KV from"
+            )
+        if sources[src] is not None:
+            raise UnsupportedModel(
+                f"{where}: layer {src} reads layer {sources[src]}'s KV itself; "
+                f"name {sources[src]}, the layer that owns it"
+            )
+        if windows[src] is not None and (windows[i] is None or windows[i] > windows[src]):
+            mine = "full attention" if windows[i] is None else f"a {windows[i]}-token window"
+            raise UnsupportedModel(
+                f"{where}: layer {i} attends over {mine} but layer {src} is a "
+                f"sliding-window layer ({windows[src]} tokens, layer_types/sliding_window); "
+                "a layer may read only KV whose window covers its own"
+            )

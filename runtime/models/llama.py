@@ -33,25 +33,36 @@ class LlamaAttention(nn.Module):
         super().__init__()
         self.cfg, self.layer_id, self.ops = cfg, layer_id, ops
         bias = cfg.attention_bias
+        # MixAttention: a layer that reads an earlier layer's K/V has no k/v projections
+        self.owns_kv = cfg.kv_source(layer_id) is None
         self.q_proj = nn.Linear(cfg.hidden_size, cfg.q_size, bias=bias)
-        self.k_proj = nn.Linear(cfg.hidden_size, cfg.kv_size, bias=bias)
-        self.v_proj = nn.Linear(cfg.hidden_size, cfg.kv_size, bias=bias)
+        if self.owns_kv:
+            self.k_proj = nn.Linear(cfg.hidden_size, cfg.kv_size, bias=bias)
+            self.v_proj = nn.Linear(cfg.hidden_size, cfg.kv_size, bias=bias)
         self.o_proj = nn.Linear(cfg.q_size, cfg.hidden_size, bias=False)
         if cfg.qk_norm:
             self.q_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps, ops)
-            self.k_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps, ops)
+            if self.owns_kv:
+                self.k_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps, ops)
         self.sm_scale = cfg.head_dim**-0.5
         self.sliding_window = cfg.sliding_windows[layer_id]
 
     def fuse(self) -> None:
         """Inference: one q|k|v matmul instead of three (the HF-named weights go away)."""
+        if not self.owns_kv:
+            return
         self.qkv_proj = _fused_linear(self.q_proj, self.k_proj, self.v_proj)
         del self.q_proj, self.k_proj, self.v_proj
 
-    def _project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _project(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """q, k, v of the rows `x`; k and v are None in a layer that reads another's K/V."""
         cfg = self.cfg
         if hasattr(self, "qkv_proj"):
             return self.qkv_proj(x).split([cfg.q_size, cfg.kv_size, cfg.kv_size], dim=-1)
+        if not self.owns_kv:
+            return self.q_proj(x), None, None
         return self.q_proj(x), self.k_proj(x), self.v_proj(x)
 
     def forward(
@@ -59,19 +70,26 @@ class LlamaAttention(nn.Module):
         keep: torch.Tensor | None = None, lora: LoraBatch | None = None,
     ) -> torch.Tensor:
         """Attention output rows `keep` (all rows if None); K/V of every row reach the cache.
-        `lora`: the adapters' deltas join each adapted projection's output."""
+        `lora`: the adapters' deltas join each adapted projection's output. A layer that
+        reads an earlier layer's K/V (MixAttention) hands `attn` no k/v of its own."""
         cfg, n = self.cfg, x.shape[0]
         q, k, v = self._project(x)
         if lora is not None:
             q = lora.apply(self.layer_id, "q_proj", x, q)
-            k = lora.apply(self.layer_id, "k_proj", x, k)
-            v = lora.apply(self.layer_id, "v_proj", x, v)
         q = q.reshape(n, cfg.num_heads, cfg.head_dim)
-        k = k.reshape(n, cfg.num_kv_heads, cfg.head_dim)
-        v = v.reshape(n, cfg.num_kv_heads, cfg.head_dim)
-        if cfg.qk_norm:
-            q, k = self.q_norm(q), self.k_norm(k)
-        q, k = self.ops.apply_rope(q, k, positions, rope)
+        if k is None:
+            q = self.q_norm(q) if cfg.qk_norm else q
+            # the ops rotate q and k together; one head of q stands in for the absent k
+            q = self.ops.apply_rope(q, q[:, :1], positions, rope)[0]
+        else:
+            if lora is not None:
+                k = lora.apply(self.layer_id, "k_proj", x, k)
+                v = lora.apply(self.layer_id, "v_proj", x, v)
+            k = k.reshape(n, cfg.num_kv_heads, cfg.head_dim)
+            v = v.reshape(n, cfg.num_kv_heads, cfg.head_dim)
+            if cfg.qk_norm:
+                q, k = self.q_norm(q), self.k_norm(k)
+            q, k = self.ops.apply_rope(q, k, positions, rope)
         o = attn.attend(
             self.layer_id, q, k, v, sm_scale=self.sm_scale, sliding_window=self.sliding_window
         )
@@ -248,6 +266,7 @@ class LlamaForCausalLM(nn.Module):
         Differentiable."""
         b, t = input_ids.shape
         positions = torch.arange(t, device=input_ids.device).repeat(b)
-        hidden = self(input_ids.reshape(-1), positions, DenseCausalAttention(b, t), keep)
+        attn = DenseCausalAttention(b, t, self.cfg.kv_sources)
+        hidden = self(input_ids.reshape(-1), positions, attn, keep)
         logits = self.compute_logits(hidden)
         return logits if keep is not None else logits.view(b, t, -1)

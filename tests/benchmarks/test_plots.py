@@ -99,6 +99,9 @@ RESULTS = {
                     "batch1_tokens_per_s": 21.0, "batch_tokens_per_s": 160.0},
         "int4": {"projection_bytes_ratio": 7.1, "heldout_loss": 0.85,
                  "batch1_tokens_per_s": 29.0, "batch_tokens_per_s": 108.0}}},
+    "mixattention": {"results": {
+        "standard": {"tokens_in_same_bytes": 1.0, "decode_tokens_per_s": 100.0},
+        "mixattention": {"tokens_in_same_bytes": 2.7, "decode_tokens_per_s": 120.0}}},
     "json_schema_coverage": {"groups": 40, "top_level_groups": 30, "results": [
         {"system": "sglc", "compiled": 30, "compiled_top_level": 25, "violations": 0},
         {"system": "outlines-core", "compiled": 15, "compiled_top_level": 12, "violations": 9},
