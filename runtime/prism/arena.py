@@ -22,15 +22,25 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 
 from sglc.runtime.core import InvalidRequest
 from sglc.runtime.mem.kv_pool import KVPool
 
-if TYPE_CHECKING:
-    from sglc.runtime.prism.allocator import ElasticAllocator
+
+class ArenaMember(Protocol):
+    """What the arena asks of a model's allocator (`ElasticAllocator`)."""
+
+    def num_reclaimable_chunks(self) -> int:
+        """Held chunks with no pinned page: free, or cache the model may evict."""
+
+    def reclaim_chunk(self) -> int | None:
+        """Give one such chunk back to the arena (`give_back`); its number, or None."""
+
+    def pressure(self, now: float) -> float:
+        """Recent demand for the memory held: the least pressed gives first."""
 
 
 def chunk_size(page_bytes: list[int], target: int) -> int:
@@ -51,7 +61,7 @@ class KVArena:
         self.device = device
         self.data = torch.zeros(self.num_chunks * chunk_bytes, dtype=torch.uint8, device=device)
         self._free_chunks = list(range(self.num_chunks - 1, 0, -1))
-        self.members: list[ElasticAllocator] = []
+        self.members: list[ArenaMember] = []
 
     @property
     def num_bytes(self) -> int:
@@ -71,18 +81,19 @@ class KVArena:
         self._free_chunks.append(chunk)
         self._free_chunks.sort(reverse=True)
 
-    def reclaim_for(self, requester: ElasticAllocator) -> int | None:
+    def reclaim_for(self, requester: ArenaMember) -> int | None:
         """A chunk taken from the other model under least pressure (its cache evicted
         there), or None when no other model holds one it can give."""
         now = time.perf_counter()
         others = [m for m in self.members if m is not requester and m.num_reclaimable_chunks()]
         for victim in sorted(others, key=lambda m: m.pressure(now)):
-            chunk = victim.reclaim_chunk()
+            chunk = victim.reclaim_chunk()  # given back to the arena: take it from there
             if chunk is not None:
+                self._free_chunks.remove(chunk)
                 return chunk
         return None
 
-    def num_obtainable_chunks(self, requester: ElasticAllocator) -> int:
+    def num_obtainable_chunks(self, requester: ArenaMember) -> int:
         """Chunks `requester` could get now: free ones and those the others can give."""
         return self.num_free_chunks + sum(
             m.num_reclaimable_chunks() for m in self.members if m is not requester)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sglc.runtime.config import EngineConfig
 from sglc.runtime.core import Output, StreamDelta
@@ -21,18 +21,28 @@ from sglc.runtime.engine.requests import RequestBuilder
 from sglc.runtime.models.loader import LoadedModel
 from sglc.runtime.prism.allocator import ElasticAllocator
 from sglc.runtime.prism.config import check_positive
+from sglc.runtime.prism.deadlines import Deadlines
 from sglc.runtime.prism.weights import ModelWeights
 from sglc.runtime.req import Req
 
-if TYPE_CHECKING:
-    from sglc.runtime.prism.engine import PrismEngine
+
+class PrismHost(Protocol):
+    """What a model asks of its PrismEngine."""
+
+    deadlines: Deadlines
+
+    def call(self, fn: Callable[[], None]) -> None:
+        """Run `fn` on the shared loop thread."""
+
+    def shutdown(self) -> None:
+        """Stop the loop (every model's requests end)."""
 
 
 class PrismModel(Engine):
     """A named model of `prism`: `generate`, `submit`, `score`, `stats`... as on an Engine
     (a `LocalEngine` wraps it as it wraps one). `shutdown()` shuts the whole PrismEngine."""
 
-    def __init__(self, prism: PrismEngine, name: str, config: EngineConfig,
+    def __init__(self, prism: PrismHost, name: str, config: EngineConfig,
                  loaded: LoadedModel, core: EngineCore, capacity: Capacity,
                  allocator: ElasticAllocator, weights: ModelWeights,
                  slo_ms: float | None) -> None:
