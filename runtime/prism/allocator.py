@@ -26,7 +26,8 @@ DEMAND_HALF_LIFE_S = 2.0  # how fast a model's recent demand for memory fades
 
 
 class ElasticAllocator(SlotAllocator):
-    def __init__(self, arena: KVArena, num_slots: int, page_size: int) -> None:
+    def __init__(self, arena: KVArena, num_slots: int, page_size: int,
+                 quota_chunks: int | None = None) -> None:
         super().__init__(num_slots, page_size, arena.device)
         self.arena = arena
         self.slots_per_chunk = num_slots // arena.num_chunks
@@ -34,6 +35,8 @@ class ElasticAllocator(SlotAllocator):
         self._free_pages = []
         self._is_free = [False] * self.num_pages
         self.chunks: set[int] = set()
+        # a static split: at most this many chunks, never taken from another model
+        self.quota_chunks = quota_chunks
         self.cache: BasePrefixCache | None = None  # set by `attach`
         self._demand = 0.0  # slots allocated lately, fading (see `pressure`)
         self._demand_at = time.perf_counter()
@@ -47,13 +50,17 @@ class ElasticAllocator(SlotAllocator):
     @property
     def num_free_slots(self) -> int:
         """Free slots in held chunks, and in chunks growing could get now."""
-        return (len(self._free_pages) * self.page_size
-                + self.arena.num_obtainable_chunks(self) * self.slots_per_chunk)
+        if self.quota_chunks is not None:
+            growable = min(self.arena.num_free_chunks, self.quota_chunks - len(self.chunks))
+        else:
+            growable = self.arena.num_obtainable_chunks(self)
+        return (len(self._free_pages) + growable * self.pages_per_chunk) * self.page_size
 
     @property
     def num_usable_slots(self) -> int:
-        """Slots of the whole arena but its padding chunk: what one model alone could use."""
-        return (self.arena.num_chunks - 1) * self.slots_per_chunk
+        """Slots of the whole arena but its padding chunk (what one model alone could use),
+        or of its share under a static split."""
+        return (self.quota_chunks or self.arena.num_chunks - 1) * self.slots_per_chunk
 
     @property
     def num_held_bytes(self) -> int:
@@ -70,8 +77,10 @@ class ElasticAllocator(SlotAllocator):
 
     def _grow(self, num_chunks: int) -> None:
         for _ in range(num_chunks):
+            if self.quota_chunks is not None and len(self.chunks) >= self.quota_chunks:
+                return
             chunk = self.arena.take_free()
-            if chunk is None:
+            if chunk is None and self.quota_chunks is None:
                 chunk = self.arena.reclaim_for(self)
             if chunk is None:
                 return
@@ -95,6 +104,8 @@ class ElasticAllocator(SlotAllocator):
         self._demand_at = now
 
     def num_reclaimable_chunks(self) -> int:
+        if self.quota_chunks is not None:
+            return 0  # a static share is never given away
         return sum(1 for pinned, _ in self._chunk_use().values() if not pinned)
 
     def reclaim_chunk(self) -> int | None:

@@ -9,6 +9,9 @@ from types import MappingProxyType
 
 from sglc.runtime.core import InvalidRequest
 
+KV_SHARING = ("elastic", "static")
+MODEL_ORDERS = ("edf", "fcfs")
+
 # engine options the shared arena cannot serve yet, with why (each named in its error)
 UNSUPPORTED_OPTIONS = {
     "max_total_tokens": "the KV pools are sized by memory_budget",
@@ -27,15 +30,24 @@ class PrismConfig:
     every model's pool allocates from, in `chunk_bytes` chunks. At most
     `max_resident_models` (None: all) keep their weights at once; a model idle for
     `idle_drop_s` seconds (None: never) drops them too. `slo_ms` maps a model name to its
-    latency target, the deadline its requests are scheduled by (earliest first)."""
+    latency target, the deadline its requests are scheduled by: `model_order` "edf"
+    (earliest deadline first across models) or "fcfs" (the oldest request's model first).
+    `kv_sharing` "elastic" lets each pool grow into the others' free and cached memory;
+    "static" gives each model an equal share of the arena, fixed (the baseline)."""
 
     memory_budget: int
     max_resident_models: int | None = None
     idle_drop_s: float | None = None
     slo_ms: Mapping[str, float] = field(default_factory=dict)
     chunk_bytes: int = 64 << 10
+    kv_sharing: str = "elastic"
+    model_order: str = "edf"
 
     def __post_init__(self) -> None:
+        for name, allowed in (("kv_sharing", KV_SHARING), ("model_order", MODEL_ORDERS)):
+            if getattr(self, name) not in allowed:
+                raise InvalidRequest(f"{name} must be one of {', '.join(allowed)}, got "
+                                     f"{getattr(self, name)!r:.40}")
         _check_int("memory_budget", self.memory_budget, 1)
         _check_int("chunk_bytes", self.chunk_bytes, 1)
         if self.max_resident_models is not None:

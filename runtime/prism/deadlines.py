@@ -41,6 +41,10 @@ class Deadlines:
     def get(self, rid: str) -> Due:
         return self._due.get(rid, Due(math.inf, math.inf))
 
-    def earliest(self, rids: Iterable[str]) -> Due | None:
-        """The most urgent of these requests (None if there are none)."""
-        return min((self.get(rid) for rid in rids), default=None)
+    def earliest(self, rids: Iterable[str], by_deadline: bool = True) -> Due | None:
+        """The most urgent of these requests, or with `by_deadline` False the oldest (None
+        if there are none)."""
+        dues = [self.get(rid) for rid in rids]
+        if not by_deadline:
+            return min(dues, key=lambda d: d.submitted, default=None)
+        return min(dues, default=None)

@@ -45,15 +45,17 @@ log = logging.getLogger(__name__)
 
 class PrismEngine:
     """`PrismEngine(models, memory_budget=BYTES, max_resident_models=None, idle_drop_s=None,
-    slo_ms={name: ms}, chunk_bytes=64 KiB, **engine options)`; `engine[name]` is a
+    slo_ms={name: ms}, chunk_bytes=64 KiB, kv_sharing="elastic", model_order="edf",
+    **engine options)`; `engine[name]` is a
     PrismModel. See PrismConfig for what each option means."""
 
     def __init__(self, models: Mapping[str, str | Path], *, memory_budget: int,
                  max_resident_models: int | None = None, idle_drop_s: float | None = None,
                  slo_ms: Mapping[str, float] | None = None, chunk_bytes: int = 64 << 10,
+                 kv_sharing: str = "elastic", model_order: str = "edf",
                  **options: Any) -> None:
         self.config = PrismConfig(memory_budget, max_resident_models, idle_drop_s,
-                                  dict(slo_ms or {}), chunk_bytes)
+                                  dict(slo_ms or {}), chunk_bytes, kv_sharing, model_order)
         if not isinstance(models, Mapping) or not models:
             raise InvalidRequest("models must be a non-empty dict of name -> model path")
         self.config.check_models(list(models))
@@ -78,6 +80,7 @@ class PrismEngine:
         self.arena = KVArena(kv_bytes, unit, device)
         self.deadlines = Deadlines()
         self.models: dict[str, PrismModel] = {}
+        quota = (self.arena.num_chunks - 1) // len(loaded) if kv_sharing == "static" else None
         for name, model in loaded.items():
             allocators: list[ElasticAllocator] = []
 
@@ -87,7 +90,8 @@ class PrismEngine:
                                    num_kv_heads=m.model.cfg.num_kv_heads,
                                    head_dim=m.config.head_dim, dtype=dtype,
                                    page_size=engine_cfg.page_size)
-                out.append(ElasticAllocator(self.arena, pool.num_slots, engine_cfg.page_size))
+                out.append(ElasticAllocator(self.arena, pool.num_slots, engine_cfg.page_size,
+                                            quota))
                 return pool, out[0]
 
             core, capacity = build_core(engine_cfg, model, ops, device, kv_memory=kv_memory)
@@ -169,10 +173,12 @@ class PrismEngine:
         constraint automata."""
         order = []
         for model in self.models.values():
-            due = self.deadlines.earliest(r.rid for r in model.core.scheduler.all_reqs())
+            due = self.deadlines.earliest((r.rid for r in model.core.scheduler.all_reqs()),
+                                          by_deadline=self.config.model_order == "edf")
             if due is not None:
                 order.append((due, model.last_active, model))
-        for _, _, model in sorted(order, key=lambda t: t[:2]):
+        for _, _, model in sorted(order, key=lambda t: (t[0].submitted, t[1]) if
+                                  self.config.model_order == "fcfs" else t[:2]):
             if self._make_resident(model):
                 return model
         return next((m for m in self.models.values()

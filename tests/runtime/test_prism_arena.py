@@ -102,3 +102,18 @@ def test_chunks_hold_whole_pages_of_every_model():
     assert chunk_size([512, 256], 64 << 10) == 64 << 10
     with pytest.raises(InvalidRequest, match="two chunks"):
         KVArena(CHUNK, CHUNK, torch.device("cpu"))
+
+
+def test_a_static_share_neither_grows_past_its_quota_nor_gives():
+    arena = KVArena(5 * CHUNK, CHUNK, torch.device("cpu"))
+    pool = ArenaKVPool(arena, num_layers=2, num_kv_heads=2, head_dim=4, dtype=torch.float32,
+                       page_size=2)
+    static = ElasticAllocator(arena, pool.num_slots, page_size=2, quota_chunks=2)
+    static.attach(RadixCache(static, page_size=2))
+    _, elastic, _ = _member(arena, num_layers=2, head_dim=4)
+    assert static.num_usable_slots == 16 and static.num_free_slots == 16
+    _cache_tokens(static, static.cache, 0, 16)
+    assert static.alloc_slots(None, 0, 2) is None and arena.num_free_chunks == 2
+    assert elastic.num_free_slots == 16  # the free chunks only: the static share stays
+    assert elastic.alloc_slots(None, 0, 24) is None
+    assert static.cache.total_size() == 16

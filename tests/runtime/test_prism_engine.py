@@ -120,11 +120,15 @@ def test_the_earliest_deadline_runs_first(models):
     with PrismEngine(models, memory_budget=4 << 20, slo_ms={"small": 60_000}) as engine:
         assert _finish_order(engine, {"small": 60_000, "wide": 50}) == ["wide"] * 2 + ["small"] * 2
         assert _finish_order(engine, {"small": 50, "wide": 60_000}) == ["small"] * 2 + ["wide"] * 2
+    with PrismEngine(models, memory_budget=4 << 20, model_order="fcfs") as engine:
+        assert _finish_order(engine, {"small": 60_000, "wide": 50}) == ["small"] * 2 + ["wide"] * 2
 
 
 def test_bad_options_fail_naming_them(models):
     with pytest.raises(InvalidRequest, match=r"slo_ms\['small'\] must be a positive"):
         PrismEngine(models, memory_budget=4 << 20, slo_ms={"small": -5})
+    with pytest.raises(InvalidRequest, match="kv_sharing must be one of elastic, static"):
+        PrismEngine(models, memory_budget=4 << 20, kv_sharing="fixed")
     with pytest.raises(InvalidRequest, match="slo_ms names unknown model"):
         PrismEngine(models, memory_budget=4 << 20, slo_ms={"judge": 5})
     with pytest.raises(InvalidRequest, match=r"memory_budget=500000 bytes is smaller than the "
