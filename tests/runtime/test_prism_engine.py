@@ -143,3 +143,29 @@ def test_bad_options_fail_naming_them(models):
             engine["small"].generate(PROMPTS, GREEDY, slo_ms=-1)
         with pytest.raises(InvalidRequest, match="no model 'judge'"):
             engine["judge"]
+
+
+PROGRAM = '''
+fn draft(q: str) -> str:
+    "Q: {q}\\nA:" gen a(max_tokens=6)
+    return a
+
+fn review(q: str) -> str with model="judge":
+    "Q: {q}\\nA:" gen a(max_tokens=6)
+    return a
+
+fn main() -> list[str]:
+    return [draft("hi"), review("hi"), draft("ok")]
+'''
+
+
+def test_programs_run_on_its_models_as_on_engines_of_their_own(models):
+    import sglc
+
+    prog = sglc.compile(PROGRAM, models=["default", "judge"])
+    paths = {"default": models["small"], "judge": models["wide"]}
+    with sglc.Runtime(models=paths, kernel_backend="torch") as rt:
+        expected = prog.run("main", runtime=rt)
+    with PrismEngine(paths, memory_budget=4 << 20) as engine:
+        with sglc.Runtime(models={"default": engine["default"], "judge": engine["judge"]}) as rt:
+            assert prog.run("main", runtime=rt) == expected
