@@ -48,6 +48,11 @@ class ElasticAllocator(SlotAllocator):
 
     # -- what the scheduler sees ----------------------------------------------------------
     @property
+    def is_shared(self) -> bool:  # type: ignore[override]
+        """Elastic pools wait for memory other models hold; a static share does not."""
+        return self.quota_chunks is None
+
+    @property
     def num_free_slots(self) -> int:
         """Free slots in held chunks, and in chunks growing could get now."""
         if self.quota_chunks is not None:

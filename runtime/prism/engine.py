@@ -162,35 +162,41 @@ class PrismEngine:
                     _run_guarded(item)
             except queue.Empty:
                 pass
-            model = self._choose()
-            if model is not None:
-                self._step(model)
+            for model in self._candidates():
+                if self._step(model):
+                    break  # NOTE: one that cannot run (memory others hold) lets the next
             self._drop_idle()
 
-    def _choose(self) -> PrismModel | None:
-        """The model to run this step: earliest deadline first among those with scheduled
-        work (a model whose weights cannot come back yet waits); else one still building
+    def _candidates(self) -> Iterator[PrismModel]:
+        """The models to try this step, most urgent first: earliest deadline first (or the
+        oldest request first) among those with scheduled work, made resident as they come
+        (one whose weights cannot come back yet is skipped); then those only building
         constraint automata."""
+        edf = self.config.model_order == "edf"
         order = []
         for model in self.models.values():
             due = self.deadlines.earliest((r.rid for r in model.core.scheduler.all_reqs()),
-                                          by_deadline=self.config.model_order == "edf")
+                                          by_deadline=edf)
             if due is not None:
-                order.append((due, model.last_active, model))
-        for _, _, model in sorted(order, key=lambda t: (t[0].submitted, t[1]) if
-                                  self.config.model_order == "fcfs" else t[:2]):
+                order.append(((due if edf else due.submitted), model.last_active, model))
+        for _, _, model in sorted(order, key=lambda t: t[:2]):
             if self._make_resident(model):
-                return model
-        return next((m for m in self.models.values()
-                     if not m.core.is_idle and m.weights.is_resident), None)
+                yield model
+        yield from (m for m in self.models.values()
+                    if m.core.scheduler.is_idle and not m.core.is_idle
+                    and m.weights.is_resident)
 
-    def _step(self, model: PrismModel) -> None:
+    def _step(self, model: PrismModel) -> bool:
+        """One step of the model's core; whether it ran a forward pass."""
+        counters = model.core.counters
+        before = counters.num_extend_batches + counters.num_decode_batches
         try:
             model.core.step()
         except Exception:  # never let the loop die: fail what is in flight, keep going
             log.exception("engine step failed (model %s)", model.name)
             _run_guarded(lambda: model.core.abort_all("engine error (see the engine log)"))
         model.last_active = time.perf_counter()
+        return counters.num_extend_batches + counters.num_decode_batches != before
 
     # -- weights in and out -------------------------------------------------------------------
     def _make_resident(self, model: PrismModel) -> bool:
