@@ -169,3 +169,38 @@ def test_programs_run_on_its_models_as_on_engines_of_their_own(models):
     with PrismEngine(paths, memory_budget=4 << 20) as engine:
         with sglc.Runtime(models={"default": engine["default"], "judge": engine["judge"]}) as rt:
             assert prog.run("main", runtime=rt) == expected
+
+
+def test_a_model_waiting_for_memory_others_hold_lets_them_run(models):
+    from sglc.runtime.models.loader import load_model_dir
+    from sglc.runtime.prism.weights import weight_bytes
+
+    weights = sum(weight_bytes(load_model_dir(p, load_tokenizer=False).model)
+                  for p in models.values())
+    long = {n: SamplingParams(max_new_tokens=k, temperature=0, ignore_eos=True)
+            for n, k in (("small", 60), ("wide", 100))}
+    prompts = {"small": PROMPTS, "wide": PROMPTS[:1]}
+    expected = {}
+    for name, path in models.items():
+        with Engine(path, kernel_backend="torch", max_total_tokens=2048) as engine:
+            expected[name] = _ids(engine.generate(prompts[name], long[name]))
+    # 11 chunks of KV: the small model's three requests hold about 7, and the wide one's
+    # needs more than the other 4: it waits (first by its deadline) while they run
+    with PrismEngine(models, memory_budget=weights + 200_000, chunk_bytes=16 << 10,
+                     slo_ms={"wide": 1, "small": 60_000}) as engine:
+        got: dict[str, list] = {"small": [], "wide": []}
+        done = threading.Event()
+
+        def record(name: str):
+            def add(out) -> None:
+                got[name].append(out)
+                if len(got["small"]) + len(got["wide"]) == 4:
+                    done.set()
+            return add
+
+        with engine.paused():
+            for name in ("small", "wide"):
+                engine[name].submit(prompts[name], long[name], on_output=record(name))
+        assert done.wait(120)
+        assert [o.token_ids for o in got["wide"]] == expected["wide"]
+        assert sorted(o.token_ids for o in got["small"]) == sorted(expected["small"])
