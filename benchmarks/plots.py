@@ -445,6 +445,24 @@ def draw_metropolis(report: Report) -> Figure:
     return fig
 
 
+def draw_multi_model_prism(report: Report) -> Figure:
+    """SLO attainment and output tokens per second per system (shared elastic memory and
+    deadline-first order against a static equal split)."""
+    results = report["results"]
+    ratios = ", ".join(t for t in (
+        _ratio_title(report, "slo_attainment_ratio", "SLO attainment"),
+        _ratio_title(report, "throughput_ratio", "tok/s")) if t)
+    fig, (left, right) = _figure(2, "several models, one memory" +
+                                 (f": prism vs static {ratios}" if ratios else ""))
+    _bars(left, list(results), [r.get("slo_attainment") for r in results.values()],
+          "SLO attainment")
+    _bars(right, list(results), [r.get("output_tokens_per_s") for r in results.values()],
+          "output tokens / s")
+    for ax in (left, right):
+        ax.tick_params(axis="x", labelrotation=20, labelsize=7)
+    return fig
+
+
 PLOTS: dict[str, Callable[[Report], Figure]] = {
     "engine_throughput": draw_engine_throughput,
     "prefix_sharing": draw_prefix_sharing,
@@ -469,6 +487,7 @@ PLOTS: dict[str, Callable[[Report], Figure]] = {
     "trace_replay": draw_trace_replay,
     "grammar_decode": draw_grammar_decode,
     "metropolis": draw_metropolis,
+    "multi_model_prism": draw_multi_model_prism,
 }
 
 

@@ -49,7 +49,10 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
                                "sglc.cli")),
     # the engine knows nothing of programs
     ("sglc.runtime.engine", ("sglc.runtime.executor", "sglc.frontend", "sglc.ir",
-                             "sglc.program", "sglc.cli")),
+                             "sglc.program", "sglc.cli", "sglc.runtime.prism")),
+    # several models in one engine (Prism) build on the engine; it never imports them
+    ("sglc.runtime.prism", ("sglc.runtime.executor", "sglc.runtime.server", "sglc.frontend",
+                            "sglc.ir", "sglc.program", "sglc.cli")),
     ("sglc.program", ("sglc.cli",)),
     # tp and dp sit under the engine (which builds them); a replica gets the engine class
     # passed in, never imports it

@@ -41,6 +41,10 @@ _CPU_POOL_BYTES = 2 << 30  # default KV pool budget on CPU
 _GPU_MEM_FRACTION = 0.85  # share of free accelerator memory the KV pool may take
 
 
+# builds a model's KV pool and slot allocator: (loaded model, its dtype) -> (pool, allocator)
+KVMemory = Callable[[LoadedModel, torch.dtype], tuple[KVPool, SlotAllocator]]
+
+
 @dataclass(frozen=True)
 class Capacity:
     """How many tokens the engine can hold."""
@@ -143,9 +147,12 @@ def kernel_ops(backend: str | None, device: torch.device) -> KernelOps:
 def build_core(
     config: EngineConfig, loaded: LoadedModel, ops: KernelOps, device: torch.device,
     runner_type: Callable[..., ModelRunner] = ModelRunner,
+    kv_memory: KVMemory | None = None,
 ) -> tuple[EngineCore, Capacity]:
     """An EngineCore over the loaded model, and how many tokens it can hold. `runner_type`
-    builds the model runner (tensor parallelism's runner also drives the other ranks)."""
+    builds the model runner (tensor parallelism's runner also drives the other ranks);
+    `kv_memory` builds the KV pool and its allocator (default: a pool of its own, sized by
+    `max_total_tokens` or the device; several models sharing one budget pass theirs)."""
     mcfg = loaded.config
     dtype = next(loaded.model.parameters()).dtype
     ops = for_kv_cache(ops, config.kv_cache_dtype)
@@ -154,14 +161,17 @@ def build_core(
     max_context_len = min(
         config.max_context_len or mcfg.max_position_embeddings, mcfg.max_position_embeddings
     )
-    num_slots = _num_slots(config, loaded, device, dtype, max_context_len)
-    pool = KVPool(
-        num_layers=mcfg.num_layers, num_slots=num_slots,
-        num_kv_heads=loaded.model.cfg.num_kv_heads,  # this process's heads (a shard's, under tp)
-        head_dim=mcfg.head_dim, dtype=dtype, device=device, page_size=config.page_size,
-        kv_cache_dtype=config.kv_cache_dtype, kv_sources=mcfg.kv_sources,
-    )
-    allocator = SlotAllocator(num_slots, config.page_size, device)
+    if kv_memory is None:
+        num_slots = _num_slots(config, loaded, device, dtype, max_context_len)
+        pool = KVPool(
+            num_layers=mcfg.num_layers, num_slots=num_slots,
+            num_kv_heads=loaded.model.cfg.num_kv_heads,  # this process's (a shard's, under tp)
+            head_dim=mcfg.head_dim, dtype=dtype, device=device, page_size=config.page_size,
+            kv_cache_dtype=config.kv_cache_dtype, kv_sources=mcfg.kv_sources,
+        )
+        allocator = SlotAllocator(num_slots, config.page_size, device)
+    else:
+        pool, allocator = kv_memory(loaded, dtype)
     req_pool = ReqToTokenPool(config.max_running_requests + 1, max_context_len, device)
     cache_name = "none" if config.disable_radix_cache else "radix"
     cache = make_prefix_cache(cache_name, allocator, config.page_size)

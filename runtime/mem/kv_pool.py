@@ -135,6 +135,10 @@ class SlotAllocator:
         self._free_pages: list[int] = list(range(self.num_pages - 1, 0, -1))
         self._is_free = [False] + [True] * (self.num_pages - 1)
 
+    # whether memory this allocator cannot hand out now may come back without its own
+    # requests finishing (other models' requests hold it; see sglc.runtime.prism)
+    is_shared = False
+
     @property
     def num_free_slots(self) -> int:
         """Slots in wholly free pages (free pages x page_size)."""

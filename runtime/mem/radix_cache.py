@@ -166,6 +166,32 @@ class RadixCache(BasePrefixCache):
         self._evicted_tokens += num_freed
         return num_freed
 
+    def unlocked_slots(self) -> list[torch.Tensor]:
+        """The slots of every unlocked entry: what `evict_holding` may give back."""
+        return [n.value for n in self._nodes() if n is not self.root and n.lock_ref == 0]
+
+    def evict_holding(self, slots: set[int]) -> int:
+        """Evict every unlocked entry holding one of `slots`, with the entries below it
+        (unlocked too: a lock covers the whole path up to the root), so those slots go back
+        to the allocator whatever their recency. Returns the number of slots freed."""
+        num_freed = 0
+        for node in self._nodes():  # parents first: a subtree goes before its own nodes
+            if node is self.root or node.lock_ref or node.parent is None:
+                continue
+            if not slots.intersection(node.value.tolist()):
+                continue
+            del node.parent.children[self._child_key(node.key, 0)]
+            stack = [node]
+            while stack:
+                below = stack.pop()
+                stack.extend(below.children.values())
+                self.allocator.free(below.value)
+                num_freed += len(below.key)
+                below.parent = None  # detached: skipped when the walk meets it
+        self._evictable_size -= num_freed
+        self._evicted_tokens += num_freed
+        return num_freed
+
     def _is_evictable(self, node: TreeNode) -> bool:
         return node is not self.root and not node.children and node.lock_ref == 0
 

@@ -162,8 +162,13 @@ class Scheduler:
         return sum(self.kv.slots_needed(r, r.num_uncomputed_tokens) for r in self.running)
 
     def out_of_memory(self) -> list[Req]:
-        """Running requests that cannot get a slot even alone (the pool is too small)."""
+        """Running requests that cannot get a slot even alone (the pool is too small). When
+        the pool shares its memory with other models' (`allocator.is_shared`), the memory
+        their requests hold comes back: the request is retracted to wait for it instead."""
         if len(self.running) == 1 and self._decode_slots_needed() > self.kv.available_slots:
+            if self.kv.allocator.is_shared:
+                self.retract(self.running[0])
+                return []
             return list(self.running)
         return []
 

@@ -109,6 +109,9 @@ RESULTS = {
     "trace_replay": {"trace": {"conversations": 8, "requests": 14}, "systems": {
         "radix on, lpm": {"tokens_per_s": 3100.0, "cache_hit_rate": 0.83},
         "radix off, fcfs": {"tokens_per_s": 750.0, "cache_hit_rate": 0.0}}},
+    "multi_model_prism": {"slo_attainment_ratio": 1.5, "throughput_ratio": 1.1, "results": {
+        "prism": {"slo_attainment": 0.9, "output_tokens_per_s": 300.0},
+        "static split": {"slo_attainment": 0.6, "output_tokens_per_s": None}}},
     "grammar_decode": {"masks": [
         {"vocab": vocab, "grammar": grammar, "path": path, "mask_p50_us": p50,
          "mask_p99_us": 100 * p50}
