@@ -103,9 +103,11 @@ class EngineConfig:
     # ("auto": MODEL/double_sparsity.json; None: off, and requests with attention_sparsity
     # are refused). A label cache keeps the top `sparsity_label_ratio` of each KV head's
     # channels of every token's K (that share of K's memory again); requests may ask for
-    # channel_ratio up to it
+    # channel_ratio up to it. A sparse request attends to at least `sparsity_min_tokens`
+    # tokens per step (a shorter context is attended densely)
     sparsity_calibration: str | None = None
     sparsity_label_ratio: float = 0.25
+    sparsity_min_tokens: int = 16
 
     def __post_init__(self) -> None:
         if self.lora_paths is not None:
@@ -265,5 +267,6 @@ _RULES: dict[str, ParamRule] = {
     "quantization": Text("a weight quantization name (int8 or int4)", optional=True),
     "sparsity_calibration": Text("a calibration file path or 'auto'", optional=True),
     "sparsity_label_ratio": Range(low=0, high=1, low_open=True),
+    "sparsity_min_tokens": _COUNT,
 }
 """What each option may be (the rules SamplingParams words its errors with)."""

@@ -248,8 +248,8 @@ class SamplingParams:
     lora: str | None = _ruled(None, Name())
     client: str | None = _ruled(None, Name())
     # Double Sparsity at decode (sglc.runtime.sparsity; the engine needs sparsity_calibration):
-    # each step attends to token_ratio of the context (at least 16 tokens, the most recent
-    # always among them) picked by approximate scores over channel_ratio of each head's
+    # each step attends to token_ratio of the context (at least the engine's
+    # sparsity_min_tokens, the most recent always among them) picked by approximate scores over channel_ratio of each head's
     # channels. None: dense attention
     attention_sparsity: tuple[float, float] | None = _ruled(
         None, RatioPair(("token_ratio", "channel_ratio")))

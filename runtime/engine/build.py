@@ -169,7 +169,8 @@ def build_core(
     labels = None
     if config.sparsity_calibration is not None:
         calibration = calibration or sparsity_calibration(config, loaded.path)
-        labels = LabelCache(calibration, config.sparsity_label_ratio, num_slots, dtype, device)
+        labels = LabelCache(calibration, config.sparsity_label_ratio, num_slots, dtype, device,
+                            config.sparsity_min_tokens)
     allocator = SlotAllocator(num_slots, config.page_size, device)
     req_pool = ReqToTokenPool(config.max_running_requests + 1, max_context_len, device)
     cache_name = "none" if config.disable_radix_cache else "radix"

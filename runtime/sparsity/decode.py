@@ -27,8 +27,7 @@ from sglc.kernels import AttentionShape, KernelOps
 from sglc.kernels.sparse_attention import sparse_decode_attention, store_labels
 from sglc.runtime.sparsity.calibration import Calibration
 
-MIN_SELECTED_TOKENS = 16  # a sparse request attends to at least this many tokens
-NUM_RECENT_TOKENS = 4  # ... the most recent of which are always among them
+NUM_RECENT_TOKENS = 4  # the most recent tokens are always among those selected
 
 
 def num_channels(ratio: float, head_dim: int) -> int:
@@ -36,17 +35,18 @@ def num_channels(ratio: float, head_dim: int) -> int:
     return max(1, round(ratio * head_dim))
 
 
-def num_selected(token_ratio: float, context_len: int) -> int:
+def num_selected(token_ratio: float, context_len: int, min_tokens: int) -> int:
     """Tokens a step attends to over `context_len` visible tokens (may exceed it)."""
-    return max(MIN_SELECTED_TOKENS, math.ceil(token_ratio * context_len))
+    return max(min_tokens, math.ceil(token_ratio * context_len))
 
 
 class LabelCache:
     """Each layer's labels (K at its top calibrated channels) for every slot of the pool."""
 
     def __init__(self, calibration: Calibration, label_ratio: float, num_slots: int,
-                 dtype: torch.dtype, device: torch.device) -> None:
+                 dtype: torch.dtype, device: torch.device, min_tokens: int) -> None:
         model = calibration.model
+        self.min_tokens = min_tokens
         self.head_dim = model.head_dim
         self.num_label_channels = num_channels(label_ratio, model.head_dim)
         width = self.num_label_channels
@@ -129,7 +129,7 @@ class SparseStep:
         selected, channels = [], []
         for b, (ratio, seq_len) in enumerate(zip(self.ratios, self.seq_lens, strict=True)):
             visible = seq_len if window is None else min(seq_len, window)
-            count = None if ratio is None else num_selected(ratio[0], visible)
+            count = None if ratio is None else num_selected(ratio[0], visible, self.labels.min_tokens)
             if count is None or count >= visible:
                 dense.append(b)
                 continue

@@ -110,3 +110,27 @@ def test_a_missing_or_mismatching_calibration_is_refused_before_loading(
     with pytest.raises(InvalidRequest, match="Double Sparsity needs kv_policy 'exact'"):
         sglc.Engine(llama_dir, sparsity_calibration=str(calibration_file), kv_policy="h2o",
                     kv_budget=32)
+
+
+def test_engine_decode_follows_the_teacher_forced_reference(engine, llama_dir,
+                                                             calibration_file):
+    """The engine's greedy sparse tokens are the argmax of the whole-sequence masked
+    reference run over the prompt and those tokens (prompt dense, each later row sparse)."""
+    import torch
+
+    from sglc.runtime.models.loader import load_model_dir
+    from sglc.runtime.sparsity.calibration import load_calibration
+    from sglc.runtime.sparsity.decode import LabelCache
+    from sglc.runtime.sparsity.reference import SparseCausalAttention
+
+    loaded = load_model_dir(llama_dir, dtype="float32", load_tokenizer=False)
+    calibration = load_calibration(str(calibration_file), llama_dir,
+                                   json.loads((llama_dir / "config.json").read_text()))
+    labels = LabelCache(calibration, 0.25, 1, torch.float32, torch.device("cpu"), 16)
+    for prompt, out in zip(PROMPTS, _tokens(engine, PROMPTS, SPARSE), strict=True):
+        ids = torch.tensor(prompt + out[:-1])
+        attn = SparseCausalAttention(labels, len(ids), len(prompt), (0.25, 0.25))
+        with torch.inference_mode():
+            hidden = loaded.model(ids, torch.arange(len(ids)), attn)
+        predicted = loaded.model.compute_logits(hidden)[len(prompt) - 1:].argmax(-1)
+        assert predicted.tolist() == out
