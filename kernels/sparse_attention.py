@@ -92,4 +92,8 @@ def _gather(buffer: KVBuffer, chosen: Tensor, heads: Tensor) -> Tensor:
     if isinstance(buffer, QuantizedKV):  # dequantizes whole rows, then keeps each head's own
         rows = gather_rows(buffer, chosen)  # [Hkv, k, Hkv, D]
         return rows[heads.squeeze(1), :, heads.squeeze(1)]
-    return buffer[chosen, heads].float()
+    num_kv_heads, head_dim = buffer.shape[1], buffer.shape[2]
+    # one index_select over (slot, head) rows: much faster on CPU than advanced indexing
+    flat = (chosen * num_kv_heads + heads).view(-1)
+    rows = buffer.reshape(-1, head_dim).index_select(0, flat)
+    return rows.view(num_kv_heads, -1, head_dim).float()
