@@ -180,8 +180,7 @@ def build_core(
     kv = KVManager(allocator, req_pool, cache, config.page_size, not config.disable_radix_cache,
                    lora_names=config.lora_names, eviction=eviction, kv_pool=pool)
     runner = runner_type(loaded.model, ops, pool, req_pool, device, lora_pool,
-                         evicts=eviction is not None, key_scores=kv.key_scores,
-                         **({"labels": labels} if labels is not None else {}))
+                         evicts=eviction is not None, key_scores=kv.key_scores, labels=labels)
     outputs = OutputProcessor(loaded.tokenizer, max_context_len)
     constraints = ConstraintStage(
         loaded.tokenizer, mcfg.vocab_size, sorted(loaded.eos_token_ids),
