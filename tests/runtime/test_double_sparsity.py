@@ -9,6 +9,7 @@ import json
 import pytest
 
 import sglc
+from sglc.kernels.cpu_build import cpu_kernels_available
 from sglc.runtime.core import InvalidRequest, SamplingParams
 from sglc.runtime.sparsity.calibrate import calibrate
 
@@ -66,6 +67,7 @@ def test_sparse_outputs_never_reach_dense_requests_through_the_prefix_cache(
     assert got == [want_after_sparse, want]
 
 
+@pytest.mark.skipif(not cpu_kernels_available(), reason="no C++ toolchain")
 def test_the_cpu_backend_serves_both_kinds(llama_dir, calibration_file, engine):
     want = _tokens(engine, PROMPTS, GREEDY), _tokens(engine, PROMPTS, SPARSE)
     with sglc.Engine(llama_dir, max_total_tokens=4096, kernel_backend="cpu",
