@@ -381,6 +381,30 @@ def draw_weight_quant(report: Report) -> Figure:
     return fig
 
 
+def draw_double_sparsity(report: Report) -> Figure:
+    """Decode attention time per context (dense and sparse), then held-out loss and recall
+    exact match per sparsity setting, one series per selection floor."""
+    op = report["op_ms"]
+    contexts = list(op)
+    systems = list(op[contexts[0]])
+    fig, axes = _figure(3, "Double Sparsity")
+    _grouped(axes[0], contexts, {name: [op[c].get(name) for c in contexts] for name in systems},
+             "decode attention ms (context)")
+    axes[0].legend(fontsize=7, loc="upper left")
+    quality = report["quality"]
+    floors = list(quality)
+    settings = list(quality[floors[0]]["loss"])
+    settings = [s for s in settings if s != "num_conversations"]
+    _grouped(axes[1], settings, {f"floor {f}": [quality[f]["loss"][s].get("heldout_loss")
+                                                for s in settings] for f in floors},
+             "held-out loss", numbers=True)
+    _grouped(axes[2], settings, {f"floor {f}": [quality[f]["recall"][s].get("exact_match")
+                                                for s in settings] for f in floors},
+             "recall exact match", numbers=True)
+    axes[2].legend(fontsize=7, loc="upper right")
+    return fig
+
+
 def draw_json_schema_coverage(report: Report) -> Figure:
     """Suite groups each system compiles, and the soundness violations found in them."""
     rows = report["results"]
@@ -483,6 +507,7 @@ PLOTS: dict[str, Callable[[Report], Figure]] = {
     "kv_quant": draw_kv_quant,
     "weight_quant": draw_weight_quant,
     "mixattention": draw_mixattention,
+    "double_sparsity": draw_double_sparsity,
     "json_schema_coverage": draw_json_schema_coverage,
     "trace_replay": draw_trace_replay,
     "grammar_decode": draw_grammar_decode,

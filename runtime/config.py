@@ -99,12 +99,21 @@ class EngineConfig:
     # "int4" store the attention and MLP projections group-wise quantized (groups of 64 along
     # the input dimension) and run them through dequantizing kernels
     quantization: str | None = None
+    # Double Sparsity (sglc.runtime.sparsity): the outlier-channel file `sglc calibrate` wrote
+    # ("auto": MODEL/double_sparsity.json; None: off, and requests with attention_sparsity
+    # are refused). A label cache keeps the top `sparsity_label_ratio` of each KV head's
+    # channels of every token's K (that share of K's memory again); requests may ask for
+    # channel_ratio up to it. A sparse request attends to at least `sparsity_min_tokens`
+    # tokens per step (a shorter context is attended densely)
+    sparsity_calibration: str | None = None
+    sparsity_label_ratio: float = 0.25
+    sparsity_min_tokens: int = 16
 
     def __post_init__(self) -> None:
         if self.lora_paths is not None:
             object.__setattr__(self, "lora_paths", MappingProxyType(
                 {str(name): str(path) for name, path in dict(self.lora_paths).items()}))
-        for name in ("index_cache_dir", "response_cache"):
+        for name in ("index_cache_dir", "response_cache", "sparsity_calibration"):
             if isinstance(getattr(self, name), os.PathLike):
                 object.__setattr__(self, name, os.fspath(getattr(self, name)))
         for name, rule in _RULES.items():
@@ -124,6 +133,17 @@ class EngineConfig:
                                  f"{', '.join(QUANTIZATIONS)} (or leave it unset)")
         self._check_scaling()
         self._check_response_cache()
+        self._check_sparsity()
+
+    def _check_sparsity(self) -> None:
+        if self.sparsity_calibration is None:
+            return
+        if self.tp_size > 1:
+            raise InvalidRequest(f"sparsity_calibration with tp_size={self.tp_size}: Double "
+                                 "Sparsity needs tp_size=1 for now")
+        if self.kv_policy != "exact":
+            raise InvalidRequest(f"sparsity_calibration with kv_policy {self.kv_policy!r}: "
+                                 "Double Sparsity needs kv_policy 'exact'")
 
     def _check_scaling(self) -> None:
         if self.dp_router not in ("cache_aware", "round_robin"):
@@ -245,5 +265,8 @@ _RULES: dict[str, ParamRule] = {
     "response_cache_cost": Text("a response cache cost (flops or latency)"),
     "kv_cache_dtype": Text("a KV cache dtype name (auto, int8 or int4)"),
     "quantization": Text("a weight quantization name (int8 or int4)", optional=True),
+    "sparsity_calibration": Text("a calibration file path or 'auto'", optional=True),
+    "sparsity_label_ratio": Range(low=0, high=1, low_open=True),
+    "sparsity_min_tokens": _COUNT,
 }
 """What each option may be (the rules SamplingParams words its errors with)."""

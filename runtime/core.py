@@ -166,6 +166,20 @@ class Name:
         return f"{name} must be None or a string, got {value!r}"
 
 
+@dataclass(frozen=True)
+class RatioPair:
+    """None, or two numbers in (0, 1] (`names` say what each is)."""
+
+    names: tuple[str, str]
+
+    def error(self, name: str, value: object) -> str | None:
+        if value is None or (_is_sequence(value) and len(value) == 2 and all(
+                Range(low=0, high=1, low_open=True).admits(x) for x in value)):
+            return None
+        return (f"{name} must be None or a pair ({', '.join(self.names)}) of numbers in "
+                f"(0, 1], got {_shown(value)}")
+
+
 _RULE = "rule"  # the key of a field's ParamRule in its dataclass metadata
 
 SEED_RANGE = Range(low=-(2**63), high=2**63, high_open=True, integer=True, optional=True)
@@ -233,6 +247,12 @@ class SamplingParams:
     # (fair scheduling policies share the engine between clients; None: one anonymous client)
     lora: str | None = _ruled(None, Name())
     client: str | None = _ruled(None, Name())
+    # Double Sparsity at decode (sglc.runtime.sparsity; the engine needs sparsity_calibration):
+    # each step attends to token_ratio of the context (at least the engine's
+    # sparsity_min_tokens, the most recent always among them) picked by approximate scores over channel_ratio of each head's
+    # channels. None: dense attention
+    attention_sparsity: tuple[float, float] | None = _ruled(
+        None, RatioPair(("token_ratio", "channel_ratio")))
 
     def __post_init__(self) -> None:
         self._validate()
@@ -244,6 +264,9 @@ class SamplingParams:
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.choices is not None:
             object.__setattr__(self, "choices", tuple(self.choices))
+        if self.attention_sparsity is not None:
+            object.__setattr__(self, "attention_sparsity",
+                               tuple(float(x) for x in self.attention_sparsity))
         if isinstance(self.json_schema, Mapping):
             try:
                 text = json.dumps(self.json_schema)

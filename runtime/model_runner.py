@@ -18,6 +18,7 @@ from sglc.runtime.mem.kv_pool import KVPool, ReqToTokenPool
 from sglc.runtime.models.attention import ForwardBatch, PagedAttention, ScoreSink
 from sglc.runtime.models.lora import NO_ADAPTER, LoraBatch, LoraSegments
 from sglc.runtime.req import Req, ScheduledBatch
+from sglc.runtime.sparsity.decode import LabelCache, SparseStep
 
 _MAX_COLUMN_SETS = 4  # lm_head row subsets kept for column-restricted logits
 
@@ -39,6 +40,7 @@ class ModelRunner:
         self, model: nn.Module, ops: KernelOps, kv_pool: KVPool, req_pool: ReqToTokenPool,
         device: torch.device, lora_pool: LoraPool | None = None,
         evicts: bool = False, key_scores: KeyScores | None = None,
+        labels: LabelCache | None = None,
     ) -> None:
         self.model = model
         self.ops = ops
@@ -48,6 +50,7 @@ class ModelRunner:
         self.lora_pool = lora_pool  # None: the engine serves no LoRA adapters
         self.evicts = evicts  # a kv_policy may compact rows: columns are not positions
         self.key_scores = key_scores  # H2O: where attention per key accumulates
+        self.labels = labels  # Double Sparsity's label cache; None: not served
         # vocabulary column sets -> (their ids, those lm_head rows), least recently used first
         self._column_weights: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -63,6 +66,11 @@ class ModelRunner:
         fb, layout = self.prepare(batch)
         if self.key_scores is not None:
             fb.score_sink = self._score_sink(fb)
+        if self.labels is not None:
+            ratios = ([r.params.attention_sparsity for r in batch.reqs]
+                      if batch.mode is ForwardMode.DECODE else None)
+            fb.sparsity = SparseStep(self.labels, self.ops, self.req_pool.req_to_token,
+                                     fb.rows_list, fb.seq_lens_list, ratios)
         # the last layer computes only the rows whose logits are wanted (in decode: all)
         keep = None if batch.mode is ForwardMode.DECODE else fb.logits_indices
         lora = self._lora_batch(batch, layout) if self.lora_pool is not None else None

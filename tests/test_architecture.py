@@ -54,6 +54,9 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
     ("sglc.runtime.prism", ("sglc.runtime.executor", "sglc.runtime.server", "sglc.frontend",
                             "sglc.ir", "sglc.program", "sglc.cli")),
     ("sglc.program", ("sglc.cli",)),
+    # Double Sparsity's calibration and label cache: the engine builds them
+    ("sglc.runtime.sparsity", ("sglc.runtime.engine", "sglc.runtime.scheduler",
+                               "sglc.runtime.server", "sglc.runtime.executor", "sglc.cli")),
     # tp and dp sit under the engine (which builds them); a replica gets the engine class
     # passed in, never imports it
     ("sglc.runtime.distributed", ("sglc.runtime.engine", "sglc.runtime.server",

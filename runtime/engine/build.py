@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import torch
 
@@ -30,12 +31,14 @@ from sglc.runtime.lora.pool import LoraPool
 from sglc.runtime.mem import KVPool, ReqToTokenPool, SlotAllocator, make_prefix_cache
 from sglc.runtime.mem.kv_eviction import make_kv_policy
 from sglc.runtime.model_runner import ModelRunner
-from sglc.runtime.models.loader import LoadedModel
+from sglc.runtime.models.loader import LoadedModel, read_hf_config
 from sglc.runtime.output import OutputProcessor
 from sglc.runtime.quant import quantize_model
 from sglc.runtime.scheduler.kv_manager import KVManager
 from sglc.runtime.scheduler.policy import make_policy
 from sglc.runtime.scheduler.scheduler import Scheduler
+from sglc.runtime.sparsity.calibration import Calibration, load_calibration
+from sglc.runtime.sparsity.decode import LabelCache
 
 _CPU_POOL_BYTES = 2 << 30  # default KV pool budget on CPU
 _GPU_MEM_FRACTION = 0.85  # share of free accelerator memory the KV pool may take
@@ -148,11 +151,13 @@ def build_core(
     config: EngineConfig, loaded: LoadedModel, ops: KernelOps, device: torch.device,
     runner_type: Callable[..., ModelRunner] = ModelRunner,
     kv_memory: KVMemory | None = None,
+    calibration: Calibration | None = None,
 ) -> tuple[EngineCore, Capacity]:
     """An EngineCore over the loaded model, and how many tokens it can hold. `runner_type`
     builds the model runner (tensor parallelism's runner also drives the other ranks);
     `kv_memory` builds the KV pool and its allocator (default: a pool of its own, sized by
-    `max_total_tokens` or the device; several models sharing one budget pass theirs)."""
+    `max_total_tokens` or the device; several models sharing one budget pass theirs).
+    `calibration`: the `sparsity_calibration` file already loaded (else loaded here)."""
     mcfg = loaded.config
     dtype = next(loaded.model.parameters()).dtype
     ops = for_kv_cache(ops, config.kv_cache_dtype)
@@ -172,6 +177,16 @@ def build_core(
         allocator = SlotAllocator(num_slots, config.page_size, device)
     else:
         pool, allocator = kv_memory(loaded, dtype)
+    labels = None
+    if config.sparsity_calibration is not None:
+        if kv_memory is not None or mcfg.kv_sources is not None:
+            raise InvalidRequest("sparsity_calibration: Double Sparsity keeps a label cache per "
+                                 "layer beside a pool of its own; it does not run on a shared "
+                                 "(Prism) KV arena or a model that shares KV across layers "
+                                 "(kv_source_layers)")
+        calibration = calibration or sparsity_calibration(config, loaded.path)
+        labels = LabelCache(calibration, config.sparsity_label_ratio, pool.num_slots, dtype,
+                            device, config.sparsity_min_tokens)
     req_pool = ReqToTokenPool(config.max_running_requests + 1, max_context_len, device)
     cache_name = "none" if config.disable_radix_cache else "radix"
     cache = make_prefix_cache(cache_name, allocator, config.page_size)
@@ -180,7 +195,7 @@ def build_core(
     kv = KVManager(allocator, req_pool, cache, config.page_size, not config.disable_radix_cache,
                    lora_names=config.lora_names, eviction=eviction, kv_pool=pool)
     runner = runner_type(loaded.model, ops, pool, req_pool, device, lora_pool,
-                         evicts=eviction is not None, key_scores=kv.key_scores)
+                         evicts=eviction is not None, key_scores=kv.key_scores, labels=labels)
     outputs = OutputProcessor(loaded.tokenizer, max_context_len)
     constraints = ConstraintStage(
         loaded.tokenizer, mcfg.vocab_size, sorted(loaded.eos_token_ids),
@@ -191,6 +206,15 @@ def build_core(
     )
     core = EngineCore(config, Scheduler(config, kv), runner, outputs, constraints)
     return core, Capacity(max_context_len, allocator.num_usable_slots)
+
+
+def sparsity_calibration(config: EngineConfig, model_path: Path) -> Calibration | None:
+    """The Double Sparsity calibration `sparsity_calibration` names, checked against the
+    model (InvalidRequest naming the option otherwise); None when the option is unset."""
+    if config.sparsity_calibration is None:
+        return None
+    return load_calibration(config.sparsity_calibration, model_path,
+                            read_hf_config(model_path))
 
 
 def _lora_pool(config: EngineConfig, loaded: LoadedModel, dtype: torch.dtype,

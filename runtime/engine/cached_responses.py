@@ -9,6 +9,7 @@ the engine.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from sglc.runtime.models.config import ModelConfig
 from sglc.runtime.models.loader import resolve_dtype
 from sglc.runtime.req import Req
 from sglc.runtime.response_cache import FlopsModel, ResponseCache, model_identity
+from sglc.runtime.sparsity.calibration import calibration_path
 
 
 def open_response_cache(config: EngineConfig, model_path: Path, hf_config: Mapping,
@@ -38,6 +40,9 @@ def open_response_cache(config: EngineConfig, model_path: Path, hf_config: Mappi
     if config.kv_policy != "exact":
         options.update(kv_budget=config.kv_budget, kv_sink_tokens=config.kv_sink_tokens,
                        kv_recent_ratio=config.kv_recent_ratio)
+    if config.sparsity_calibration is not None:  # sparse requests' outputs follow its channels
+        path = calibration_path(config.sparsity_calibration, model_path)
+        options["sparsity_calibration"] = hashlib.sha256(path.read_bytes()).hexdigest()
     model_id = model_identity(model_path, options, config.lora_paths)
     return ResponseCache(
         config.response_cache, model_id, max_bytes=config.response_cache_max_bytes,

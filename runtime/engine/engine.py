@@ -30,6 +30,7 @@ from sglc.runtime.engine.build import (
     engine_config,
     engine_device,
     kernel_ops,
+    sparsity_calibration,
 )
 from sglc.runtime.engine.cached_responses import CachedResponses, open_response_cache
 from sglc.runtime.engine.delivery import Sink
@@ -89,6 +90,7 @@ class Engine:
             check_shardable(ModelConfig.from_hf(hf_config), self.config.tp_size)
         device = engine_device(self.config.device)
         check_options(self.config, device)
+        calibration = sparsity_calibration(self.config, path)  # a bad file fails fast
         # the response cache opens before the model loads: a bad cache file fails fast
         self._responses = None if self.config.response_cache is None else CachedResponses(
             open_response_cache(self.config, path, hf_config, device,
@@ -106,7 +108,8 @@ class Engine:
             else:
                 self.loaded = load_model_dir(path, dtype=self.config.dtype, device=device,
                                              ops=ops)
-                self.core, capacity = build_core(self.config, self.loaded, ops, device)
+                self.core, capacity = build_core(self.config, self.loaded, ops, device,
+                                                 calibration=calibration)
             mcfg, self.tokenizer = self.loaded.config, self.loaded.tokenizer
             eos_token_ids = self.loaded.eos_token_ids
         self.max_context_len = capacity.max_context_len

@@ -71,6 +71,7 @@ class RequestBuilder:
         ids = tokenize_prompt(prompt, self.tokenizer, self.vocab_size, where)
         self.check_len(len(ids))
         self._check_lora(params.lora)
+        self._check_sparsity(params.attention_sparsity)
         rid = rid or new_rid()
         constraint = self._constraint(params)
         patterns = self._stop_patterns(params)
@@ -136,6 +137,20 @@ class RequestBuilder:
         served = (f"this engine serves {', '.join(map(repr, lora_names))}"
                   if lora_names else "this engine serves none (start it with lora_paths)")
         raise InvalidRequest(f"unknown LoRA adapter {name!r}: {served}")
+
+    def _check_sparsity(self, ratios: tuple[float, float] | None) -> None:
+        if ratios is None:
+            return
+        if self.limits.sparsity_calibration is None:
+            raise InvalidRequest("attention_sparsity needs an engine started with "
+                                 "sparsity_calibration (the file `sglc calibrate MODEL` writes, "
+                                 "or 'auto' for the one next to the model)")
+        label_ratio = self.limits.sparsity_label_ratio
+        if ratios[1] > label_ratio:
+            raise InvalidRequest(f"attention_sparsity channel_ratio {ratios[1]:g} is more than "
+                                 f"this engine's label cache holds (sparsity_label_ratio="
+                                 f"{label_ratio:g}; raise it with Engine(sparsity_label_ratio="
+                                 "...))")
 
     def check_len(self, num_tokens: int) -> None:
         """InvalidRequest if a prompt of `num_tokens` tokens does not fit."""

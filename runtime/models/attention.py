@@ -9,12 +9,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from sglc.kernels import AttentionShape, KernelOps
 from sglc.runtime.core import ForwardMode
+
+if TYPE_CHECKING:
+    from sglc.runtime.sparsity.decode import SparseStep
 
 
 class BaseAttention(ABC):
@@ -119,6 +123,9 @@ class ForwardBatch:
     # H2O: called by each layer with (layer_id, q, k_buffer, sm_scale, sliding_window) after
     # the new K/V are stored, to accumulate attention per key; None otherwise
     score_sink: ScoreSink | None = None
+    # Double Sparsity: stores each new token's label and runs the sparse requests' decode
+    # attention (sglc.runtime.sparsity); None when the engine keeps no label cache
+    sparsity: SparseStep | None = None
 
     @property
     def seq_lens_list(self) -> list[int]:
@@ -175,6 +182,13 @@ class PagedAttention(BaseAttention):
         k_buf, v_buf = self.k_buffers[layer_id], self.v_buffers[layer_id]
         if k is not None:
             self.ops.store_kv(k_buf, v_buf, b.out_cache_loc, k, v)
+        if b.sparsity is not None:
+            b.sparsity.store(layer_id, b.out_cache_loc, k)
+            if b.mode is ForwardMode.DECODE:
+                out = b.sparsity.decode_attention(layer_id, q, k_buf, v_buf, sm_scale=sm_scale,
+                                                  sliding_window=sliding_window)
+                if out is not None:
+                    return out
         plan = self._plan(q, k_buf, sliding_window)
         if b.score_sink is not None:
             b.score_sink(layer_id, q, k_buf, sm_scale, sliding_window)

@@ -34,6 +34,10 @@ class KVManager:
         # KV computed under a LoRA adapter is cached apart from the base model's and the
         # other adapters': its tokens are keyed (namespace << 32) | token id
         self._lora_namespaces = {name: i + 1 for i, name in enumerate(lora_names)}
+        # KV of tokens after the prompt of a request decoding with attention_sparsity depends
+        # on its sparse attention: cached apart per (token_ratio, channel_ratio), keyed
+        # (namespace << 48) | token id, so dense requests never read it
+        self._sparsity_namespaces: dict[tuple[float, float], int] = {}
         # KV eviction (kv_policy): None keeps every token's KV
         self.eviction = eviction
         self.kv_pool = kv_pool  # copies of shared slots a compacting request keeps
@@ -58,6 +62,11 @@ class KVManager:
     def cache_key(self, req: Req, end: int) -> list[int]:
         """The prefix cache's key of the request's first `end` tokens."""
         tokens = req.fill_slice(0, end)
+        sparsity, num_prompt = req.params.attention_sparsity, len(req.prompt_ids)
+        if sparsity is not None and end > num_prompt:
+            namespace = self._sparsity_namespaces.setdefault(
+                sparsity, len(self._sparsity_namespaces) + 1) << 48
+            tokens[num_prompt:] = [namespace | t for t in tokens[num_prompt:]]
         if req.params.lora is None:
             return tokens
         namespace = self._lora_namespaces[req.params.lora] << 32

@@ -91,6 +91,9 @@ class SamplingFields(_Strict):
     choices: list[str] | None = None
     grammar: str | None = None  # a context-free grammar in Lark syntax (llguidance's dialect)
     lora: str | None = None  # a LoRA adapter the engine serves (its lora_paths name)
+    # Double Sparsity at decode: (token_ratio, channel_ratio); the engine needs
+    # sparsity_calibration (SamplingParams checks the values)
+    attention_sparsity: list[float] | None = None
     ignore_eos: bool = False
     stop_token_ids: TokenIds | None = None
     skip_special_tokens: bool = True

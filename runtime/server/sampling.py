@@ -96,6 +96,7 @@ def _params(req: SamplingFields, max_tokens: int, logprobs: int | None, limits: 
             grammar=grammar,
             lora=req.lora,
             client=req.user,
+            attention_sparsity=req.attention_sparsity,
         )
     except InvalidRequest as exc:
         raise bad_request(str(exc)) from None

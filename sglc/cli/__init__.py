@@ -6,6 +6,7 @@ program_args.py      `-a key=value` / `--args-json`, parsed by the fn's paramete
 engine_commands.py   generate, models: the engine alone
 serve_command.py     serve: the engine behind an HTTP server (sglc.runtime.server)
 editor_commands.py   fmt, lsp: the formatter and the language server (sglc.editor)
+calibrate_command.py calibrate: Double Sparsity's outlier channels (sglc.runtime.sparsity)
 trace_commands.py    trace view: a --trace JSON as the viewer's HTML page (sglc.trace_view)
 
 Every failure a user can cause (a bad program, argument, file, model or device) ends in
@@ -22,6 +23,7 @@ import sys
 from collections.abc import Callable
 
 from sglc.cli import (
+    calibrate_command,
     editor_commands,
     engine_commands,
     program_commands,
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     program_commands.add_commands(sub)
     engine_commands.add_commands(sub)
     serve_command.add_serve_command(sub)
+    calibrate_command.add_commands(sub)
     editor_commands.add_commands(sub)
     trace_commands.add_commands(sub)
     return parser

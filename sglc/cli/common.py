@@ -65,6 +65,16 @@ def add_engine_options(p: argparse.ArgumentParser | argparse._ArgumentGroup,
     p.add_argument("--quantization", choices=["int8", "int4"],
                    help="weight-only quantization of the attention and MLP projections at "
                         "load time, group-wise (default: none)")
+    p.add_argument("--sparsity-calibration", metavar="PATH",
+                   help="Double Sparsity: serve requests with attention_sparsity, from the "
+                        "outlier channels `sglc calibrate` wrote (auto: the file next to the "
+                        "model; default: off)")
+    p.add_argument("--sparsity-label-ratio", type=float, metavar="R",
+                   help="Double Sparsity: share of each KV head's channels the label cache "
+                        "keeps, the largest channel_ratio a request may ask (default: 0.25)")
+    p.add_argument("--sparsity-min-tokens", type=int, metavar="N",
+                   help="Double Sparsity: tokens a sparse request attends to at least "
+                        "(default: 16)")
     p.add_argument("--track-client-service", action="store_true",
                    help="count per-client service under fcfs and lpm too (engine stats)")
     p.add_argument("--lora", dest="lora_paths", action="append", default=None,
@@ -119,7 +129,8 @@ _PASSED_WHEN_SET = ("max_total_tokens", "max_running_requests", "max_context_len
                     "kv_policy", "kv_budget", "kv_sink_tokens", "kv_recent_ratio",
                     "tp_size", "dp_size", "dp_router", "dp_balance_threshold",
                     "response_cache", "response_cache_max_bytes", "response_cache_policy",
-                    "response_cache_cost", "kv_cache_dtype", "quantization")
+                    "response_cache_cost", "kv_cache_dtype", "quantization",
+                    "sparsity_calibration", "sparsity_label_ratio", "sparsity_min_tokens")
 
 
 def engine_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -32,6 +32,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--stop", action="append", default=[], metavar="TEXT",
                    help="stop string (repeatable)")
+    p.add_argument("--attention-sparsity", nargs=2, type=float,
+                   metavar=("TOKEN_RATIO", "CHANNEL_RATIO"),
+                   help="Double Sparsity at decode (needs --sparsity-calibration): attend to "
+                   "TOKEN_RATIO of the context, picked by CHANNEL_RATIO of each head's channels")
     p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
     p.add_argument("--json", action="store_true", help="print results as JSON lines")
     add_engine_options(p)
@@ -59,6 +63,8 @@ def _prompt(args: argparse.Namespace, text: str) -> str | list[dict[str, str]]:
 def cmd_generate(args: argparse.Namespace) -> int:
     params = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature,
               "top_p": args.top_p, "top_k": args.top_k, "seed": args.seed, "stop": args.stop}
+    if args.attention_sparsity is not None:
+        params["attention_sparsity"] = tuple(args.attention_sparsity)
     prompts = [_prompt(args, t) for t in args.prompts]
     with make_engine(args) as engine:
         if args.stream:

@@ -102,6 +102,13 @@ RESULTS = {
     "mixattention": {"results": {
         "standard": {"tokens_in_same_bytes": 1.0, "decode_tokens_per_s": 100.0},
         "mixattention": {"tokens_in_same_bytes": 2.7, "decode_tokens_per_s": 120.0}}},
+    "double_sparsity": {
+        "op_ms": {str(c): {"dense (cpu)": c / 400, "sparse 1/8": c / 1600} for c in (4096, 32768)},
+        "quality": {str(f): {
+            "loss": {"dense": {"heldout_loss": 0.82}, "1/8": {"heldout_loss": 1.1},
+                     "num_conversations": 10},
+            "recall": {"dense": {"exact_match": 1.0}, "1/8": {"exact_match": 0.3},
+                       "mean_prompt_tokens": 60.0}} for f in (16, 4)}},
     "json_schema_coverage": {"groups": 40, "top_level_groups": 30, "results": [
         {"system": "sglc", "compiled": 30, "compiled_top_level": 25, "violations": 0},
         {"system": "outlines-core", "compiled": 15, "compiled_top_level": 12, "violations": 9},

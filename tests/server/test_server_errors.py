@@ -71,6 +71,9 @@ BAD_COMPLETIONS = [
     ({"logit_bias": {"50": 5}}, 400, "logit_bias", "not supported"),
     ({"suffix": "end"}, 400, "suffix", "not supported"),
     ({"best_of": 3}, 400, "best_of", "equal to n"),
+    ({"attention_sparsity": [0, 1]}, 400, None, "attention_sparsity must be None or a pair"),
+    ({"attention_sparsity": [0.5, 0.25]}, 400, None, "needs an engine started with "
+     "sparsity_calibration"),
 ]
 
 
