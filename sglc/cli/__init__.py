@@ -6,6 +6,7 @@ program_args.py      `-a key=value` / `--args-json`, parsed by the fn's paramete
 engine_commands.py   generate, models: the engine alone
 serve_command.py     serve: the engine behind an HTTP server (sglc.runtime.server)
 editor_commands.py   fmt, lsp: the formatter and the language server (sglc.editor)
+mux_commands.py      mux train, and run's --mux flags: the model multiplexer (sglc.runtime.mux)
 trace_commands.py    trace view: a --trace JSON as the viewer's HTML page (sglc.trace_view)
 
 Every failure a user can cause (a bad program, argument, file, model or device) ends in
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from sglc.cli import (
     editor_commands,
     engine_commands,
+    mux_commands,
     program_commands,
     serve_command,
     trace_commands,
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_command.add_serve_command(sub)
     editor_commands.add_commands(sub)
     trace_commands.add_commands(sub)
+    mux_commands.add_commands(sub)
     return parser
 
 
