@@ -130,8 +130,12 @@ class Multiplexer:
         query = query_digest(prompt_ids)
         rows = []
         for model, (text, num_output) in answers.items():
-            quality = 1.0 if model == self.reference else \
-                float(self.grader(prompt_text, text, reference))
+            try:
+                quality = 1.0 if model == self.reference else \
+                    float(self.grader(prompt_text, text, reference))
+            except Exception as exc:  # noqa: BLE001 - the user's grader: report, never leak
+                raise MuxError(f"the mux grader failed on model '{model}''s answer: "
+                               f"{type(exc).__name__}: {exc}") from None
             if not 0.0 <= quality <= 1.0:
                 raise MuxError(f"the mux grader returned {quality!r} for model '{model}'; "
                                "a quality must be in [0, 1]")

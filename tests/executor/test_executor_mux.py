@@ -165,3 +165,15 @@ def test_sglc_check_notes_multiplexed_gens(tmp_path, capsys) -> None:
     assert main(["check", str(program), "--models", "small,large"]) == 0
     out = capsys.readouterr()
     assert "multiplexed" in out.out + out.err
+
+
+def test_a_failing_grader_fails_the_gen_clearly(engines, tmp_path) -> None:
+    def broken(prompt: str, answer: str, reference: str) -> float:
+        raise KeyError("oops")
+
+    runtime = sglc.Runtime(models=engines, mux=MuxConfig(log=tmp_path / "l.jsonl",
+                                                         grader=broken))
+    with pytest.raises(GenError) as info:
+        sglc.compile(SOURCE).ask("hi", runtime=runtime)
+    assert "cannot log its outcomes: the mux grader failed on model 'small''s answer: " \
+           "KeyError" in str(info.value)
