@@ -246,7 +246,7 @@ def main() -> None:
     right = {k: qs[k].is_right(outputs[k, "small"].text) for k in range(len(qs))}
 
     predictor = train(train_ids, features, outputs, flops, right, tmp / "outcomes.jsonl")
-    pred_path = tmp / "pred.json"
+    pred_path = (tmp / "predictor").with_suffix(".json")
     predictor.save(pred_path)
     route = {k: predictor.route(features[k], MODELS, args.threshold, args.penalty).model
              for k in test_ids}
