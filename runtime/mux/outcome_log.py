@@ -83,7 +83,8 @@ def read_outcomes(path: str | Path) -> list[Outcome]:
         try:
             outcomes.append(_outcome(json.loads(line)))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise MuxError(f"{path}:{number}: not an outcome log line ({exc}); expected "
+            why = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise MuxError(f"{path}:{number}: not an outcome log line ({why}); expected "
                            "the JSON objects a multiplexed run writes with --mux-log") from None
     return outcomes
 
