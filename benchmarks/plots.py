@@ -325,6 +325,33 @@ def draw_response_cache(report: Report) -> Figure:
     return fig
 
 
+def draw_mux(report: Report) -> Figure:
+    """Cost (share of large-only FLOPs without cache) and hit rate against cache size, per
+    policy with and without multiplexing; the end-to-end wall time of each routing."""
+    sweep = report["sweep"]
+    sizes = sorted({r["size_share"] for r in sweep})
+    lines = list(dict.fromkeys((r["policy"], r["routing"]) for r in sweep))
+    cell = {(r["policy"], r["routing"], r["size_share"]): r for r in sweep}
+    pct = [100 * s for s in sizes]
+
+    def series(key: str) -> dict[str, list[float | None]]:
+        return {f"{p}, {r}": [cell.get((p, r, s), {}).get(key) for s in sizes]
+                for p, r in lines}
+
+    e2e = report.get("end_to_end") or []
+    fig, axes = _figure(3 if e2e else 2, "multiplexing x response cache: FLOPs and hits")
+    for ax, key, ylabel in ((axes[0], "cost_vs_large_no_cache", "FLOPs / large-only FLOPs"),
+                            (axes[1], "hit_rate", "hit rate")):
+        ax.set_xscale("log")
+        _lines(ax, pct, series(key), "cache size (% of large answers' bytes)", ylabel)
+        ax.minorticks_off()
+    if e2e:
+        _bars(axes[2], ["mux" if r.get("multiplexed") else "large only" for r in e2e],
+              [r.get("wall_s") for r in e2e], "wall s",
+              f"end to end ({e2e[0].get('requests', '?')} requests)")
+    return fig
+
+
 def draw_spec_pushdown(report: Report) -> Figure:
     """Spec failures, retries and violations, and wall time, with and without pushdown."""
     results = report["results"]
@@ -503,6 +530,7 @@ PLOTS: dict[str, Callable[[Report], Figure]] = {
     "dp_router": draw_dp_router,
     "placement_sim": draw_placement_sim,
     "response_cache": draw_response_cache,
+    "mux": draw_mux,
     "spec_pushdown": draw_spec_pushdown,
     "kv_quant": draw_kv_quant,
     "weight_quant": draw_weight_quant,

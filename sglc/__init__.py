@@ -25,6 +25,7 @@ _LAZY = {
     "load": "sglc.program",
     "Program": "sglc.program",
     "Runtime": "sglc.runtime.backends",
+    "MuxConfig": "sglc.runtime.mux",
     "CompileError": "sglc.program",
     "ProgramEvents": "sglc.runtime.executor.events",
     "SGLRuntimeError": "sglc.runtime.executor.errors",

@@ -194,7 +194,7 @@ class Program:
             c.prebuild(program_regexes(self.ir))
         return Interpreter(
             self.ir, client, hosts=self.hosts, trace=trace, out=out, events=events,
-            models=models, default_model=runtime.default_model,
+            models=models, default_model=runtime.default_model, mux=runtime.multiplexer,
         )
 
     def _fn_name(self, fn: str | None) -> str:

@@ -33,6 +33,8 @@ ALLOWED: list[tuple[str, tuple[str, ...]]] = [
     ("sglc.runtime.config", ("sglc.runtime.core",)),
     # the response cache knows nothing of the engine: the engine calls it
     ("sglc.runtime.response_cache", ("sglc.runtime.core",)),
+    # the multiplexer's predictor and log: features from prompts, never a model
+    ("sglc.runtime.mux", ("sglc.lang",)),
     ("sglc.lang", ("sglc.source", "sglc.constraints", "sglc.runtime.core")),
     ("sglc.kernels", ("sglc.progress",)),
     ("sglc.frontend", ("sglc.source", "sglc.lang", "sglc.constraints")),
@@ -72,7 +74,8 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
 # `sglc check` must not load torch: the compiler's packages never import it
 TORCH_FREE = ("sglc.source", "sglc.constraints", "sglc.lang", "sglc.frontend", "sglc.ir",
               "sglc.editor", "sglc.runtime.core", "sglc.runtime.config",
-              "sglc.runtime.response_cache", "sglc.trace_view", "sglc.progress")
+              "sglc.runtime.response_cache", "sglc.runtime.mux", "sglc.trace_view",
+              "sglc.progress")
 
 
 def _modules() -> dict[str, Path]:

@@ -12,6 +12,9 @@
                                        pick one with `model="judge"`. With `model_path` (or
                                        `engine`) too, that one is the default, named
                                        "default"; else the first named one is.
+    Runtime(..., mux=MuxConfig(...) or PRED.json)
+                                       `gen x(model="auto")` picks among the models by a
+                                       trained predictor (sglc.runtime.mux)
 
 The same program gives the same greedy outputs on each: the executor only sees the client.
 """
@@ -26,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sglc.runtime.backends.local import LocalEngine
 from sglc.runtime.backends.options import RemoteOptions
 from sglc.runtime.executor.client import ModelClient
+from sglc.runtime.mux import AUTO, CostFn, Multiplexer, MuxConfig
 
 if TYPE_CHECKING:
     from sglc.runtime.backends.remote import RemoteClient
@@ -44,9 +48,12 @@ class Runtime:
         client: ModelClient | None = None,
         endpoint: str | None = None,
         models: Mapping[str, str | Path | Engine] | None = None,
+        mux: MuxConfig | str | Path | None = None,
         **options: Any,
     ) -> None:
         self._named = _check_models(models, client is not None or endpoint is not None)
+        self.mux_config = MuxConfig(predictor=mux) if isinstance(mux, (str, Path)) else mux
+        self._multiplexer: Multiplexer | None = None
         chosen = (engine is not None) + (client is not None) + (endpoint is not None)
         if chosen > 1 or (chosen and model_path is not None) or (
                 (engine is not None or client is not None) and options):
@@ -82,8 +89,21 @@ class Runtime:
 
     @property
     def model_names(self) -> list[str]:
-        """The names a program's `model=` may use."""
-        return list(dict.fromkeys([self.default_model, *self._named]))
+        """The names a program's `model=` may use ("auto" with a multiplexer)."""
+        auto = [AUTO] if self.mux_config is not None else []
+        return list(dict.fromkeys([self.default_model, *self._named, *auto]))
+
+    @property
+    def multiplexer(self) -> Multiplexer | None:
+        """What `model="auto"` asks, checked against the models (their engines made on
+        first use); None without `mux`."""
+        if self.mux_config is None:
+            return None
+        if self._multiplexer is None:
+            clients = {self.default_model: self.client, **self.model_clients}
+            self._multiplexer = Multiplexer(self.mux_config, list(clients),
+                                            {m: request_cost(c) for m, c in clients.items()})
+        return self._multiplexer
 
     @property
     def model_clients(self) -> dict[str, ModelClient]:
@@ -177,7 +197,21 @@ def _check_models(models: Mapping[str, Any] | None, remote: bool) -> dict[str, A
     for name, model in models.items():
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"model name {name!r} must be a name (letters, digits, _)")
+        if name == AUTO:
+            raise ValueError(f"'{AUTO}' cannot name a model: model=\"{AUTO}\" asks the "
+                             "multiplexer to pick one (Runtime(mux=...))")
         if not isinstance(model, (str, Path)) and not hasattr(model, "submit"):
             raise ValueError(f"models[{name!r}] must be a model path or an sglc.Engine, got "
                              f"{type(model).__name__}")
     return dict(models)
+
+
+def request_cost(client: ModelClient) -> CostFn:
+    """The cost of a request on `client`'s model: the FLOPs estimate the response cache
+    uses for an in-process engine whose model is loaded here, else its tokens."""
+    loaded = getattr(getattr(client, "engine", None), "loaded", None)
+    if loaded is None:
+        return lambda num_prompt, num_output: float(num_prompt + num_output)
+    from sglc.runtime.engine.cached_responses import flops_model  # NOTE: torch, lazily
+
+    return flops_model(loaded.config).request_flops

@@ -53,6 +53,7 @@ from sglc.runtime.executor.model_ops import ModelOps
 from sglc.runtime.executor.prompt_stream import PromptStream, PromptStreamError
 from sglc.runtime.executor.trace import Trace, spec_record
 from sglc.runtime.executor.value_ops import ValueOps
+from sglc.runtime.mux import AUTO, Multiplexer
 from sglc.source import Span
 
 MAX_CALL_DEPTH = 200
@@ -79,6 +80,7 @@ class Interpreter(ValueOps):
         normalized_select: bool = True,
         models: Mapping[str, ModelClient] | None = None,
         default_model: str = "default",
+        mux: Multiplexer | None = None,
     ) -> None:
         self.program = program
         self.client = client
@@ -90,7 +92,7 @@ class Interpreter(ValueOps):
         named = {name: calls if c is client else ModelCalls(c)
                  for name, c in (models or {}).items()}
         self.models = ModelChoice(calls, named, default_model)
-        self.model = ModelOps(calls, trace, events, normalized_select, self.models)
+        self.model = ModelOps(calls, trace, events, normalized_select, self.models, mux)
 
     # -- entry points -----------------------------------------------------------------------
     async def call(
@@ -145,7 +147,10 @@ class Interpreter(ValueOps):
         return self._frame(fn, values, None, (), short_name(fn), call_defaults, None)
 
     def _new_prompt(self, model: str | None) -> PromptStream:
-        """An empty prompt in the tokens of `model` (None: the default model)."""
+        """An empty prompt in the tokens of `model` (None or "auto": the default model;
+        the multiplexer's candidates share its tokenizer, which each gen checks)."""
+        if model == AUTO:
+            model = None
         return PromptStream(self.models.calls(model, "a call").tokenizer)
 
     def _write(self, text: str) -> None:

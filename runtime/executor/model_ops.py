@@ -9,6 +9,7 @@ tells the program's events.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -41,6 +42,7 @@ from sglc.runtime.executor.trace import (
     gen_record,
     select_record,
 )
+from sglc.runtime.mux import AUTO, Multiplexer, MuxError, Route
 from sglc.source import Span
 
 
@@ -64,9 +66,11 @@ class ModelOps:
         events: ProgramEvents | None = None,
         normalized_select: bool = True,
         models: ModelChoice | None = None,
+        mux: Multiplexer | None = None,
     ) -> None:
         self.calls = calls  # the default model's
         self.models = models or ModelChoice(calls)
+        self.mux = mux  # what model="auto" asks (sglc.runtime.mux)
         self.trace = trace
         self.events = events
         self.normalized_select = normalized_select
@@ -80,7 +84,8 @@ class ModelOps:
         gen's own) after `prompt`; append the output to the prompt (unless the gen asks for
         `n` samples) and return the gen's SGL value (a list of n with `n`)."""
         start = self._now()
-        calls = self._model(params.get("model"), prompt, f"gen '{i.dest}'")
+        model, auto = self._auto(params.get("model"), prompt, f"gen '{i.dest}'")
+        calls = self._model(model, prompt, f"gen '{i.dest}'")
         try:
             sampling = sampling_params(params)
         except GenParamError as exc:
@@ -96,7 +101,11 @@ class ModelOps:
                                f"gen '{i.dest}': {exc}") from None
         on_delta = None if self.events is None else partial(self.events.on_delta, fn, i.dest)
         try:
-            result = await calls.generate(ids, sampling, on_delta)
+            if auto is not None and self.mux is not None and self.mux.log is not None:
+                result = await self._explore(auto, ids, sampling, on_delta, prompt,
+                                             f"gen '{i.dest}'")
+            else:
+                result = await calls.generate(ids, sampling, on_delta)
         except EngineError as exc:
             raise self._failed(i, fn, prompt.tokenizer, path, ids, None, start,
                                f"gen '{i.dest}': the engine failed: {exc}") from None
@@ -119,8 +128,10 @@ class ModelOps:
                                 start, self.trace.now())
             details = call_details(result.output, ids, metas[0]["logprobs"], calls.tokenizer,
                                    path)
-            if params.get("model") is not None:
-                record["model"] = params["model"]
+            if model is not None:
+                record["model"] = model
+            if auto is not None:
+                record["mux"] = auto.route.to_json()
             self.trace.add({**record, **details})
         if self.events is not None:
             for text in texts:
@@ -172,7 +183,8 @@ class ModelOps:
             )
         settings = _select_settings(i, params, self.normalized_select)
         method, temperature = settings["choices_method"], settings["temperature"]
-        calls = self._model(settings["model"], prompt, f"select '{i.dest}'")
+        model, _ = self._auto(settings["model"], prompt, f"select '{i.dest}'")
+        calls = self._model(model, prompt, f"select '{i.dest}'")
         ids = _require_prompt(prompt, f"select '{i.dest}'")
         healed = heal_options(prompt, options)
         start = self._now()
@@ -226,7 +238,8 @@ class ModelOps:
         if not prompt_ids:
             return
         start = self._now()
-        await self.models.calls(model, "a shared prefix").prefetch(prompt_ids)
+        await self.models.calls(None if model == AUTO else model,
+                                "a shared prefix").prefetch(prompt_ids)
         if self.trace is not None:
             self.trace.add(
                 {
@@ -240,6 +253,42 @@ class ModelOps:
                 }
             )
 
+    def _auto(self, name: str | None, prompt: PromptStream, what: str
+              ) -> tuple[str | None, _Auto | None]:
+        """The model a gen or select names, with `auto` (or no name, when the multiplexer
+        is the default) resolved by the multiplexer: (name, how, or None)."""
+        if name is None and self.mux is not None and self.mux.is_default:
+            name = AUTO
+        if name != AUTO:
+            return name, None
+        if self.mux is None:
+            raise GenError(f"{what}: model=\"auto\" needs a multiplexer, and this run has "
+                           "none", hint="pass a predictor: sglc run --mux PRED.json (sglc mux "
+                           "train LOG --out PRED.json), or Runtime(mux=...)")
+        ids = prompt.prompt_ids()
+        features = self.mux.features(ids, _decode(prompt.tokenizer, ids))
+        route = self.mux.route(features)
+        return route.model, _Auto(route, features)
+
+    async def _explore(self, auto: _Auto, ids: list[int], sampling: Any,
+                       on_delta: Any, prompt: PromptStream, what: str) -> Any:
+        """A logging run's auto gen: every candidate answers (in the same waves), each
+        answer is graded against the reference's and logged; the routed one is the gen's."""
+        assert self.mux is not None
+        names, chosen = self.mux.candidates, auto.route.model
+        callers = [self._model(m, prompt, what) for m in names]
+        results = await asyncio.gather(*(
+            c.generate(ids, sampling, on_delta if m == chosen else None)
+            for m, c in zip(names, callers, strict=True)))
+        answers = {m: (r.output.text, len(r.output.token_ids))
+                   for m, r in zip(names, results, strict=True) if not r.output.error}
+        if self.mux.reference in answers:
+            try:
+                self.mux.record(ids, auto.features, _decode(prompt.tokenizer, ids), answers)
+            except (MuxError, OSError) as exc:
+                raise GenError(f"{what}: cannot log its outcomes: {exc}") from None
+        return results[names.index(chosen)]
+
     def _model(self, name: str | None, prompt: PromptStream, what: str) -> ModelCalls:
         """The model a gen or select runs on; its prompt must be in that model's tokens."""
         calls = self.models.calls(name, what)
@@ -249,6 +298,14 @@ class ModelOps:
     def _now(self) -> float:
         return self.trace.now() if self.trace else 0.0
 
+
+
+@dataclass(frozen=True)
+class _Auto:
+    """Where the multiplexer sent an auto gen, and the features it decided on."""
+
+    route: Route
+    features: Any
 
 
 def _decode(tokenizer: Tokenizer, ids: list[int]) -> str:

@@ -7,6 +7,7 @@ engine_commands.py   generate, models: the engine alone
 serve_command.py     serve: the engine behind an HTTP server (sglc.runtime.server)
 editor_commands.py   fmt, lsp: the formatter and the language server (sglc.editor)
 calibrate_command.py calibrate: Double Sparsity's outlier channels (sglc.runtime.sparsity)
+mux_commands.py      mux train, and run's --mux flags: the model multiplexer (sglc.runtime.mux)
 trace_commands.py    trace view: a --trace JSON as the viewer's HTML page (sglc.trace_view)
 
 Every failure a user can cause (a bad program, argument, file, model or device) ends in
@@ -26,6 +27,7 @@ from sglc.cli import (
     calibrate_command,
     editor_commands,
     engine_commands,
+    mux_commands,
     program_commands,
     serve_command,
     trace_commands,
@@ -59,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate_command.add_commands(sub)
     editor_commands.add_commands(sub)
     trace_commands.add_commands(sub)
+    mux_commands.add_commands(sub)
     return parser
 
 

@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 from sglc.runtime.backends import Runtime
+from sglc.runtime.mux import MuxConfig
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 KERNEL_BACKENDS = ("torch", "triton", "cpu")
@@ -187,13 +188,18 @@ def add_endpoint_options(p: argparse.ArgumentParser) -> None:
                         "backoff (default: 4)")
 
 
-def make_runtime(args: argparse.Namespace) -> Runtime:
-    """Where `sglc run` runs: `--endpoint`, else an in-process engine from the engine flags."""
+def make_runtime(args: argparse.Namespace, mux: MuxConfig | None = None) -> Runtime:
+    """Where `sglc run` runs: `--endpoint`, else an in-process engine from the engine flags
+    (and `mux`, the multiplexer of `model="auto"`)."""
     if args.endpoint is None:
         if args.tokenizer is not None:
             raise UsageError("--tokenizer is for --endpoint; an in-process model brings its own")
         path, named = split_models(args.model)
-        return Runtime(model_path=path, models=named or None, **engine_options(args))
+        return Runtime(model_path=path, models=named or None, mux=mux,
+                       **engine_options(args))
+    if mux is not None:
+        raise UsageError("--mux and --mux-log multiplex in-process models (--model "
+                         "NAME=PATH); an --endpoint serves one")
     if isinstance(args.model, list):  # --endpoint serves one model: its id
         if len(args.model) > 1:
             raise UsageError("--endpoint runs on one model: give --model once (its id)")

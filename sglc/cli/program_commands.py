@@ -18,10 +18,12 @@ from sglc.cli.common import (
     add_engine_options,
     make_runtime,
 )
+from sglc.cli.mux_commands import add_mux_options, mux_config
 from sglc.cli.program_args import parse_arguments, parse_defaults, read_args_file
 from sglc.frontend import check_program, has_errors, render, render_all, to_json
-from sglc.frontend.models import check_model_names
+from sglc.frontend.models import check_model_names, multiplexed_notes
 from sglc.ir import print_program
+from sglc.lang import AUTO_MODEL
 from sglc.program import Program, compile_checked, load, save_trace
 from sglc.runtime.executor import ProgramEvents, Trace
 from sglc.runtime.executor.host import load_tools_file
@@ -90,6 +92,7 @@ def add_commands(sub: Any) -> None:
     )
     _add_spec_options(p)
     add_engine_options(p, with_endpoint=True, several_models=True)
+    add_mux_options(p)
     add_endpoint_options(p)
     p.set_defaults(func=cmd_run)
 
@@ -131,7 +134,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     _, diags = compile_checked(checked, diags, _skipped(args))
     if args.models is not None and checked.ok:
         names = [n.strip() for n in args.models.split(",") if n.strip()]
-        diags = [*diags, *check_model_names(checked, names)]
+        diags = [*diags, *check_model_names(checked, [*names, AUTO_MODEL])]
+    if checked.ok:
+        diags = [*diags, *multiplexed_notes(checked)]
     if args.model and not args.llm:
         raise UsageError("--model goes with --llm")
     if args.llm and not has_errors(diags):
@@ -205,7 +210,7 @@ def ast_to_data(node: Any) -> Any:
 
 # -- run -------------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    runtime = make_runtime(args)  # engines start with the first model call
+    runtime = make_runtime(args, mux_config(args))  # engines start with the first model call
     prog = _load(args.file, args, None if runtime.endpoint else runtime.model_names)
     for diag in prog.diagnostics:  # warnings of a successful compile (notes are for check)
         if diag.severity == "note":

@@ -15,6 +15,7 @@ from pathlib import Path
 from sglc.editor.index import build_index
 from sglc.editor.symbols import ProgramIndex
 from sglc.frontend import CheckedProgram, Diagnostic, check_program
+from sglc.frontend.models import multiplexed_notes
 from sglc.ir import Gen, IRProgram
 from sglc.program import compile_checked
 from sglc.source import Span
@@ -73,6 +74,8 @@ def analyze(text: str, filename: str) -> Analysis:
     mistakes in the program."""
     program, diags = check_program(text, filename=filename)
     ir, diags = compile_checked(program, diags)
+    if program.ok:  # as `sglc check` reports them
+        diags = [*diags, *multiplexed_notes(program)]
     return Analysis(text, filename, program, ir, diags)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sglc.editor.symbols import Occurrence, Symbol
 from sglc.frontend import ast as A
 from sglc.frontend.symbols import FnT
-from sglc.lang import Builtin, GenParam
+from sglc.lang import AUTO_MODEL, Builtin, GenParam
 from sglc.lang.types import SchemaT, Type
 
 MAX_REGEX = 120
@@ -111,8 +111,19 @@ def hover_markdown(occ: Occurrence, sources: dict[str, str],
         text += f": {t}"
     doc = None
     if kind == "gen":
-        doc = gen_constraint_text(sym, constraint)
+        doc = "\n\n".join(x for x in (gen_constraint_text(sym, constraint),
+                                       _multiplexed_text(sym)) if x) or None
     return _md(text, doc)
+
+
+def _multiplexed_text(sym: Symbol) -> str | None:
+    """For a gen or select with `model="auto"`: that the run's multiplexer picks its model."""
+    params = getattr(sym.node, "params", ())
+    if any(kw.name == "model" and isinstance(kw.value, A.Str) and kw.value.value == AUTO_MODEL
+           for kw in params):
+        return ("**multiplexed** (`model=\"auto\"`): each query goes to the cheapest model "
+                "a trained predictor expects to answer it well (sglc run --mux PRED.json)")
+    return None
 
 
 def gen_constraint_text(sym: Symbol, constraint: tuple[str | None, str | None] | None

@@ -14,7 +14,7 @@ schemas.py      JSON schemas of SGL types
 """
 
 from sglc.lang.builtins import BUILTINS, NAMESPACES, Builtin
-from sglc.lang.gen_params import GEN_PARAMS, GenParam, sampling_defaults
+from sglc.lang.gen_params import AUTO_MODEL, GEN_PARAMS, GenParam, sampling_defaults
 from sglc.lang.methods import (
     METHOD_NAMES,
     METHODS,
@@ -30,6 +30,7 @@ from sglc.lang.state import STATE_SCHEMAS, CallContext
 from sglc.lang.values import ValueOpError, to_text, type_name
 
 __all__ = [
+    "AUTO_MODEL",
     "BUILTINS", "CHOICES_METHODS", "GEN_PARAMS", "METHODS", "METHOD_NAMES", "NAMESPACES",
     "SELECT_PARAMS", "STATE_SCHEMAS", "ArgTypeError", "ArgTypes", "Builtin", "CallContext",
     "GenParam", "Method", "Param", "SelectParam", "ValueOpError", "find_method", "methods_of",

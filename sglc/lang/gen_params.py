@@ -119,8 +119,9 @@ GEN_PARAMS: Mapping[str, GenParam] = MappingProxyType({p.name: p for p in (
     GenParam("adapter", (STR,), "lora", "the LoRA adapter to generate with (one the engine "
              "serves, from its lora_paths)"),
     GenParam("model", (STR,), None, "the model to generate with: one the program runs with "
-             "by name (sglc run --model NAME=PATH, Runtime(models={...})); a fn's `with "
-             "model=` runs its calls on that model"),
+             "by name (sglc run --model NAME=PATH, Runtime(models={...})), or \"auto\": the "
+             "cheapest one a trained predictor expects to answer well (sglc run --mux "
+             "PRED.json); a fn's `with model=` runs its calls on that model"),
 )})
 """Every gen parameter, by SGL name."""
 
@@ -131,4 +132,8 @@ def sampling_defaults() -> dict[str, object]:
             if p.sampling_field is not None and p.default is not None}
 
 
-__all__ = ["GEN_PARAMS", "GenParam", "sampling_defaults"]
+AUTO_MODEL = "auto"
+"""`model="auto"`: the run's multiplexer picks the model (sglc.runtime.mux); never a model's
+name."""
+
+__all__ = ["AUTO_MODEL", "GEN_PARAMS", "GenParam", "sampling_defaults"]

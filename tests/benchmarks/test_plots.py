@@ -86,6 +86,13 @@ RESULTS = {
                   for size in (0.05, 0.2) for k, policy in ((1, "lru"), (2, "gdsf"))],
         "end_to_end": [{"policy": "lru", "requests": 8, "wall_s": 9.0},
                        {"policy": "gdsf", "requests": 8, "wall_s": 7.0}]},
+    "mux": {
+        "sweep": [{"size_share": size, "policy": policy, "routing": routing,
+                   "hit_rate": size * k, "cost_vs_large_no_cache": (1 - size * k) / m}
+                  for size in (0.05, 0.2) for k, policy in ((1, "lru"), (2, "lec"))
+                  for m, routing in ((1, "large only"), (1.5, "multiplexed"))],
+        "end_to_end": [{"multiplexed": False, "requests": 8, "wall_s": 9.0},
+                       {"multiplexed": True, "requests": 8, "wall_s": 5.0}]},
     "spec_pushdown": {"runs": 10, "results": {
         "no pushdown": {"spec_failures": 40, "retries": 30, "violations": 10, "wall_s": 10.0},
         "pushdown": {"spec_failures": 0, "retries": 0, "violations": 0, "wall_s": 2.0}}},
