@@ -1,0 +1,82 @@
+"""A short start-up probe of FlexGen's cost-model inputs on this machine: one layer's
+decode compute time, the host-to-device copy bandwidth and the disk read bandwidth.
+
+Each figure is the fastest of a few repeats (other processes only ever add time). The disk read is of the model's own largest checkpoint tensor through its mapping, after
+its pages are evicted from the page cache (posix_fadvise DONTNEED), so it reads the
+storage, whatever that is (a RAM-backed filesystem measures as fast as RAM).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from sglc.runtime.models.loader import weight_files
+from sglc.runtime.offload.mapped import MappedCheckpoint
+from sglc.runtime.offload.policy import Costs
+
+_MAX_PROBE_BYTES = 64 << 20
+_REPEATS = 5
+
+
+def measure_costs(layer_shapes: list[tuple[int, ...]], kv_layer_bytes: int, dtype: torch.dtype,
+                  device: torch.device, path: Path, batch: int) -> Costs:
+    """Costs of one decoder layer of a `batch`-row decode step: its matrices' products
+    plus reading its KV cache at host bandwidth (attention), and the two bandwidths."""
+    host = _host_bandwidth(dtype, device)
+    weights = [torch.randn(s, dtype=dtype, device=device) for s in layer_shapes]
+    xs = [torch.randn(batch, s[1], dtype=dtype, device=device) for s in layer_shapes]
+
+    def layer() -> None:
+        for x, w in zip(xs, weights, strict=True):
+            torch.matmul(x, w.t())
+
+    compute = _timed(layer, device) + kv_layer_bytes / host
+    return Costs(compute, host, _disk_bandwidth(path, dtype, device))
+
+
+def _host_bandwidth(dtype: torch.dtype, device: torch.device) -> float:
+    n = _MAX_PROBE_BYTES // torch.empty((), dtype=dtype).element_size()
+    src = torch.ones(n, dtype=dtype)
+    if device.type == "cuda":
+        src = src.pin_memory()
+    dst = torch.empty(n, dtype=dtype, device=device)
+    return _MAX_PROBE_BYTES / _timed(lambda: dst.copy_(src), device)
+
+
+def _disk_bandwidth(path: Path, dtype: torch.dtype, device: torch.device) -> float:
+    checkpoint = MappedCheckpoint(weight_files(path))
+    try:
+        name = max(checkpoint.names(), key=lambda n: checkpoint.view(n).nbytes)
+        view = checkpoint.view(name).reshape(-1)
+        view = view[: max(1, _MAX_PROBE_BYTES // view.element_size())]
+        dst = torch.empty(view.shape, dtype=dtype, device=device)
+        times = []
+        for _ in range(3):
+            checkpoint.drop(name)
+            start = time.perf_counter()
+            dst.copy_(view)
+            _sync(device)
+            times.append(time.perf_counter() - start)
+        return view.nbytes / min(times)
+    finally:
+        checkpoint.close()
+
+
+def _timed(fn, device: torch.device) -> float:
+    fn()
+    _sync(device)
+    times = []
+    for _ in range(_REPEATS):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return max(min(times), 1e-9)  # the fastest: what other processes add is not the cost
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
