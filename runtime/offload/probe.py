@@ -18,14 +18,16 @@ from sglc.runtime.offload.mapped import MappedCheckpoint
 from sglc.runtime.offload.policy import Costs
 
 _MAX_PROBE_BYTES = 64 << 20
-_REPEATS = 5
+_REPEATS = 10
 
 
 def measure_costs(layer_shapes: list[tuple[int, ...]], kv_layer_bytes: int, dtype: torch.dtype,
                   device: torch.device, path: Path, batch: int) -> Costs:
     """Costs of one decoder layer of a `batch`-row decode step: its matrices' products
     plus reading its KV cache at host bandwidth (attention), and the two bandwidths."""
-    host = _host_bandwidth(dtype, device)
+    probe_bytes = min(_MAX_PROBE_BYTES, max(sum(_numel(s) for s in layer_shapes), 1 << 20)
+                      * torch.empty((), dtype=dtype).element_size())
+    host = _host_bandwidth(dtype, device, probe_bytes)
     weights = [torch.randn(s, dtype=dtype, device=device) for s in layer_shapes]
     xs = [torch.randn(batch, s[1], dtype=dtype, device=device) for s in layer_shapes]
 
@@ -34,24 +36,33 @@ def measure_costs(layer_shapes: list[tuple[int, ...]], kv_layer_bytes: int, dtyp
             torch.matmul(x, w.t())
 
     compute = _timed(layer, device) + kv_layer_bytes / host
-    return Costs(compute, host, _disk_bandwidth(path, dtype, device))
+    return Costs(compute, host, _disk_bandwidth(path, dtype, device, probe_bytes))
 
 
-def _host_bandwidth(dtype: torch.dtype, device: torch.device) -> float:
-    n = _MAX_PROBE_BYTES // torch.empty((), dtype=dtype).element_size()
+def _numel(shape: tuple[int, ...]) -> int:
+    count = 1
+    for size in shape:
+        count *= size
+    return count
+
+
+def _host_bandwidth(dtype: torch.dtype, device: torch.device, num_bytes: int) -> float:
+    """Copy bandwidth over `num_bytes` (at most one layer's: the probe stays in budget)."""
+    n = num_bytes // torch.empty((), dtype=dtype).element_size()
     src = torch.ones(n, dtype=dtype)
     if device.type == "cuda":
         src = src.pin_memory()
     dst = torch.empty(n, dtype=dtype, device=device)
-    return _MAX_PROBE_BYTES / _timed(lambda: dst.copy_(src), device)
+    return n * src.element_size() / _timed(lambda: dst.copy_(src), device)
 
 
-def _disk_bandwidth(path: Path, dtype: torch.dtype, device: torch.device) -> float:
+def _disk_bandwidth(path: Path, dtype: torch.dtype, device: torch.device,
+                    num_bytes: int) -> float:
     checkpoint = MappedCheckpoint(weight_files(path))
     try:
         name = max(checkpoint.names(), key=lambda n: checkpoint.view(n).nbytes)
         view = checkpoint.view(name).reshape(-1)
-        view = view[: max(1, _MAX_PROBE_BYTES // view.element_size())]
+        view = view[: max(1, num_bytes // view.element_size())]
         dst = torch.empty(view.shape, dtype=dtype, device=device)
         times = []
         for _ in range(3):
