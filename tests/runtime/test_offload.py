@@ -173,3 +173,19 @@ def test_the_probe_measures_costs_when_none_are_given(llama4_dir):
         costs = engine.offloaded.plan.costs
         assert costs.compute_s > 0 and costs.host_bytes_per_s > 0 and costs.disk_bytes_per_s > 0
         assert json.dumps(engine.offloaded.plan.placement.kv_tiers)
+
+
+def test_the_cli_passes_the_budgets_and_words_a_budget_too_small(llama4_dir, capsys):
+    from sglc.cli import build_parser, main
+    from sglc.cli.common import engine_options
+
+    args = build_parser().parse_args(["generate", "--max-device-memory", "1GiB",
+                                      "--max-host-memory", "512MiB", "--offload-dir", "/tmp",
+                                      "hi"])
+    assert {k: engine_options(args)[k] for k in ("max_device_memory", "max_host_memory",
+                                                 "offload_dir")} == {
+        "max_device_memory": "1GiB", "max_host_memory": "512MiB", "offload_dir": "/tmp"}
+    assert main(["generate", "--model", str(llama4_dir), "--max-device-memory", "10KiB",
+                 "--max-total-tokens", "1024", "hi"]) != 0
+    err = capsys.readouterr().err
+    assert "max_device_memory=10.0 KiB is below" in err and "Traceback" not in err
