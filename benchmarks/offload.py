@@ -5,8 +5,10 @@ resident engine, greedy outputs compared.
 
 Each configuration runs in a fresh process (so its memory is its own), interleaved over
 repeats. `RssAnon` is the process's anonymous memory above what it held before the engine
-was built (torch and the rest imported); the mapped checkpoint's pages are file-backed and
-counted apart (`RssFile`). With `drop page cache` the disk tier's pages are evicted after
+was built (torch and the rest imported): its peak while loading (the probe, the KV pool
+allocated in RAM before its disk layers move to files) and its peak while decoding, after
+`malloc_trim` hands back what loading freed. The mapped checkpoint's pages are
+file-backed and counted apart (`RssFile`, at the end). With `drop page cache` the disk tier's pages are evicted after
 every read, so every step reads the storage again.
 
     python benchmarks/offload.py            # 16 layers of hidden 768: ~450 MB of fp32 weights
@@ -16,6 +18,7 @@ every read, so every step reads the storage again.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import subprocess
 import sys
@@ -58,6 +61,9 @@ def run_one(model: str, options: dict, prompts: list[list[int]], max_new_tokens:
     with Engine(model, **options) as engine:
         build_s = time.perf_counter() - start
         engine.generate(prompts[:1], common.greedy_params(2))  # warm-up
+        build_peak = peak[0]
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # what loading freed goes back to the OS
+        peak[0] = _status("RssAnon")
         start = time.perf_counter()
         outs = engine.generate(prompts, common.greedy_params(max_new_tokens))
         decode_s = time.perf_counter() - start
@@ -69,6 +75,7 @@ def run_one(model: str, options: dict, prompts: list[list[int]], max_new_tokens:
     return {"tokens": [o.token_ids for o in outs], "build_s": build_s,
             "tokens_per_s": len(prompts) * max_new_tokens / decode_s,
             "peak_rss_anon_mib": (peak[0] - base) / 2**20,
+            "build_peak_rss_anon_mib": (build_peak - base) / 2**20,
             "rss_file_mib": _status("RssFile") / 2**20, "layer_loads": loads,
             "policy": policy}
 
@@ -138,6 +145,8 @@ def main(argv: list[str] | None = None) -> dict:
     for name, measured in runs.items():
         r = {"tokens_per_s": common.median([m["tokens_per_s"] for m in measured]),
              "peak_rss_anon_mib": common.median([m["peak_rss_anon_mib"] for m in measured]),
+             "build_peak_rss_anon_mib": common.median([m["build_peak_rss_anon_mib"]
+                                                       for m in measured]),
              "rss_file_mib": common.median([m["rss_file_mib"] for m in measured]),
              "build_s": common.median([m["build_s"] for m in measured]),
              "layer_loads": measured[0]["layer_loads"],
@@ -146,7 +155,8 @@ def main(argv: list[str] | None = None) -> dict:
                             + configs[name].get("max_host_memory", 0)) / 2**20 or None,
              "policy": measured[0]["policy"]}
         results[name] = r
-        rows.append([name, r["budget_mib"], r["peak_rss_anon_mib"], r["rss_file_mib"],
+        rows.append([name, r["budget_mib"], r["peak_rss_anon_mib"],
+                     r["build_peak_rss_anon_mib"], r["rss_file_mib"],
                      r["tokens_per_s"],
                      common.ratio(r["tokens_per_s"], common.median(
                          [m["tokens_per_s"] for m in runs["resident"]])),
@@ -157,7 +167,8 @@ def main(argv: list[str] | None = None) -> dict:
           f"{args.num_requests} requests x {args.max_new_tokens} tokens, {args.repeats} "
           f"repeat(s), medians ==")
     print(common.format_table(
-        ["config", "RAM budget MiB", "peak RssAnon MiB", "RssFile MiB", "tokens/s",
+        ["config", "RAM budget MiB", "decode RssAnon MiB", "build RssAnon MiB",
+         "RssFile MiB", "tokens/s",
          "x resident", "build s", "identical"], rows))
     report = {"benchmark": NAME, "env": env_start, "model": spec.name,
               "model_mib": model_bytes / 2**20, "workload": vars(args) | {"out": None},

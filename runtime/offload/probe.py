@@ -8,7 +8,9 @@ storage, whatever that is (a RAM-backed filesystem measures as fast as RAM).
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -33,10 +35,20 @@ def measure_costs(layer_shapes: list[tuple[int, ...]], kv_layer_bytes: int, dtyp
 
     def layer() -> None:
         for x, w in zip(xs, weights, strict=True):
-            torch.matmul(x, w.t())
+            torch.nn.functional.linear(x, w)
 
-    compute = _timed(layer, device) + kv_layer_bytes / host
+    compute = _in_thread(lambda: _timed(layer, device)) + kv_layer_bytes / host
     return Costs(compute, host, _disk_bandwidth(path, dtype, device, probe_bytes))
+
+
+def _in_thread(fn: Callable[[], float]) -> float:
+    """`fn()` on a fresh thread, as the engine's loop thread runs the model: torch's CPU
+    thread pool behaves differently on the main thread (much slower on a loaded machine)."""
+    box: list[float] = []
+    worker = threading.Thread(target=lambda: box.append(fn()), name="sglc-offload-probe")
+    worker.start()
+    worker.join()
+    return box[0]
 
 
 def _numel(shape: tuple[int, ...]) -> int:
