@@ -133,7 +133,8 @@ class EngineConfig:
     # (compute_s, host_bytes_per_s, disk_bytes_per_s; None: measured at start-up), and the
     # layers stream with the next one prefetched. KV on disk lives in `offload_dir` (None:
     # the system's temp dir); `offload_drop_page_cache` evicts the disk tier's pages from
-    # the page cache after each read, so that the OS does not keep them in RAM
+    # the page cache after each read, so that the OS does not keep them in RAM. Without
+    # `max_total_tokens`, an offloaded engine's KV pool holds four full contexts
     max_device_memory: int | str | None = None
     max_host_memory: int | str | None = None
     offload_dir: str | None = None

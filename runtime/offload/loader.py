@@ -18,7 +18,7 @@ from sglc.runtime.models.loader import (
     weight_files,
 )
 from sglc.runtime.offload.mapped import MappedCheckpoint
-from sglc.runtime.offload.plan import _LAYER, OffloadPlan, meta_model
+from sglc.runtime.offload.plan import LAYER_PARAM, OffloadPlan, meta_model
 from sglc.runtime.offload.streamer import DiskParts, LayerStreamer, StreamedParam
 
 # fused parameters -> the checkpoint's, stacked along rows (as LlamaAttention/LlamaMLP.fuse)
@@ -49,7 +49,7 @@ def load_offloaded(plan: OffloadPlan, ops: KernelOps) -> tuple[LoadedModel, Laye
         if absent:
             missing += absent
             continue
-        match = _LAYER.fullmatch(name)
+        match = LAYER_PARAM.fullmatch(name)
         tier = tiers.get(match.group(2), "device") if match else "device"
         if tier == "disk":
             source: torch.Tensor | DiskParts = DiskParts(sources)

@@ -30,7 +30,7 @@ from sglc.runtime.offload.policy import (
 
 _DEFAULT_SEQUENCES = 4  # offloaded without max_total_tokens: KV for this many full contexts
 _GPU_MEM_FRACTION = 0.85  # of free CUDA memory, when max_device_memory is not given
-_LAYER = re.compile(r"model\.layers\.(\d+)\.(.+)")
+LAYER_PARAM = re.compile(r"model\.layers\.(\d+)\.(.+)")
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def _weight_sizes(cfg: ModelConfig, dtype: torch.dtype,
     fixed = 0
     for name, param in meta_model(cfg).named_parameters():
         size = param.numel() * itemsize
-        match = _LAYER.fullmatch(name)
+        match = LAYER_PARAM.fullmatch(name)
         if match and param.dim() >= 2:
             if match.group(1) == "0":
                 units[match.group(2)] = size
