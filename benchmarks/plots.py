@@ -514,6 +514,19 @@ def draw_multi_model_prism(report: Report) -> Figure:
     return fig
 
 
+def draw_offload(report: Report) -> Figure:
+    """Decode tokens/s and peak anonymous memory per offloading configuration."""
+    results = report["results"]
+    names = list(results)
+    fig, axes = _figure(2, "offloading (FlexGen policy)")
+    _bars(axes[0], names, [r.get("tokens_per_s") for r in results.values()], "tokens / s")
+    _bars(axes[1], names, [r.get("peak_rss_anon_mib") for r in results.values()],
+          "peak RssAnon (MiB)")
+    for ax in axes:
+        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+    return fig
+
+
 PLOTS: dict[str, Callable[[Report], Figure]] = {
     "engine_throughput": draw_engine_throughput,
     "prefix_sharing": draw_prefix_sharing,
@@ -536,6 +549,7 @@ PLOTS: dict[str, Callable[[Report], Figure]] = {
     "weight_quant": draw_weight_quant,
     "mixattention": draw_mixattention,
     "double_sparsity": draw_double_sparsity,
+    "offload": draw_offload,
     "json_schema_coverage": draw_json_schema_coverage,
     "trace_replay": draw_trace_replay,
     "grammar_decode": draw_grammar_decode,

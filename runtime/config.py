@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -12,6 +13,30 @@ from sglc.runtime.core import Flag, InvalidRequest, ParamRule, Range, Text
 # the same names as sglc.kernels.kv_quant / sglc.runtime.quant (this module stays torch-free)
 KV_CACHE_DTYPES = ("auto", "int8", "int4")
 QUANTIZATIONS = ("int8", "int4")  # sglc.runtime.quant.QUANTIZATIONS
+OFFLOAD_COSTS = ("compute_s", "host_bytes_per_s", "disk_bytes_per_s")
+_BYTE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "kb": 10**3, "m": 1 << 20,
+               "mib": 1 << 20, "mb": 10**6, "g": 1 << 30, "gib": 1 << 30, "gb": 10**9,
+               "t": 1 << 40, "tib": 1 << 40, "tb": 10**12}
+_BYTES = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*")
+
+
+def parse_bytes(name: str, value: object) -> int | None:
+    """Option `name`'s byte count from an int or a string such as "2GiB", "512MB" or "1.5G"
+    (K/M/G/T and KiB/MiB/GiB/TiB are powers of 1024, KB/MB/GB/TB of 1000); None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        match = _BYTES.fullmatch(value) if isinstance(value, str) else None
+        unit = _BYTE_UNITS.get(match.group(2).lower()) if match else None
+        if unit is None:
+            raise InvalidRequest(f"{name} must be a number of bytes or a size such as "
+                                 f"\"2GiB\" or \"512MB\", got {value!r}")
+        number = int(float(match.group(1)) * unit)
+    if number < 1:
+        raise InvalidRequest(f"{name} must be at least 1 byte, got {value!r}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -108,12 +133,30 @@ class EngineConfig:
     sparsity_calibration: str | None = None
     sparsity_label_ratio: float = 0.25
     sparsity_min_tokens: int = 16
+    # offloading (FlexGen): `max_device_memory` bounds the tensors the model computes from
+    # (on CPU: the resident set in RAM) and `max_host_memory` the RAM copies streamed in
+    # from there (unset: none on CPU, the available RAM on CUDA); the rest is read from the
+    # memory-mapped safetensors files (disk). Bytes, or strings such as "512MiB" / "2GB".
+    # Setting either turns offloading on: a linear program over FlexGen's cost model places
+    # the weights and the KV cache on the tiers, from the costs in `offload_costs`
+    # (compute_s, host_bytes_per_s, disk_bytes_per_s; None: measured at start-up), and the
+    # layers stream with the next one prefetched. KV on disk lives in `offload_dir` (None:
+    # the system's temp dir); `offload_drop_page_cache` evicts the disk tier's pages from
+    # the page cache after each read, so that the OS does not keep them in RAM. Without
+    # `max_total_tokens`, an offloaded engine's KV pool holds four full contexts
+    max_device_memory: int | str | None = None
+    max_host_memory: int | str | None = None
+    offload_dir: str | None = None
+    offload_costs: Mapping[str, float] | None = None
+    offload_drop_page_cache: bool = False
 
     def __post_init__(self) -> None:
         if self.lora_paths is not None:
             object.__setattr__(self, "lora_paths", MappingProxyType(
                 {str(name): str(path) for name, path in dict(self.lora_paths).items()}))
-        for name in ("index_cache_dir", "response_cache", "sparsity_calibration"):
+        for name in ("max_device_memory", "max_host_memory"):
+            object.__setattr__(self, name, parse_bytes(name, getattr(self, name)))
+        for name in ("index_cache_dir", "response_cache", "sparsity_calibration", "offload_dir"):
             if isinstance(getattr(self, name), os.PathLike):
                 object.__setattr__(self, name, os.fspath(getattr(self, name)))
         for name, rule in _RULES.items():
@@ -134,6 +177,7 @@ class EngineConfig:
         self._check_scaling()
         self._check_response_cache()
         self._check_sparsity()
+        self._check_offload()
 
     def _check_sparsity(self) -> None:
         if self.sparsity_calibration is None:
@@ -144,6 +188,26 @@ class EngineConfig:
         if self.kv_policy != "exact":
             raise InvalidRequest(f"sparsity_calibration with kv_policy {self.kv_policy!r}: "
                                  "Double Sparsity needs kv_policy 'exact'")
+
+    def _check_offload(self) -> None:
+        if self.offload_costs is not None:
+            costs = dict(self.offload_costs)
+            if set(costs) != set(OFFLOAD_COSTS) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+                    for v in costs.values()):
+                raise InvalidRequest(f"offload_costs must give {', '.join(OFFLOAD_COSTS)}, "
+                                     f"each a number > 0; got {costs!r}")
+            object.__setattr__(self, "offload_costs", MappingProxyType(
+                {k: float(v) for k, v in costs.items()}))
+        if not self.offloads:
+            return
+        if self.tp_size > 1:
+            raise InvalidRequest(f"max_device_memory / max_host_memory with tp_size="
+                                 f"{self.tp_size}: offloading needs tp_size=1")
+        if self.quantization is not None:
+            raise InvalidRequest(f"max_device_memory / max_host_memory with quantization="
+                                 f"{self.quantization!r}: offloading streams the checkpoint's "
+                                 "weights as they are; choose one")
 
     def _check_scaling(self) -> None:
         if self.dp_router not in ("cache_aware", "round_robin"):
@@ -204,6 +268,11 @@ class EngineConfig:
                 {str(c): float(w) for c, w in dict(self.client_weights).items()}))
         if not self.dlpm_quantum > 0:
             raise InvalidRequest(f"dlpm_quantum must be > 0, got {self.dlpm_quantum}")
+
+    @property
+    def offloads(self) -> bool:
+        """A memory budget is set: the model is placed by the offloading policy."""
+        return self.max_device_memory is not None or self.max_host_memory is not None
 
     @property
     def lora_names(self) -> tuple[str, ...]:
@@ -268,5 +337,7 @@ _RULES: dict[str, ParamRule] = {
     "sparsity_calibration": Text("a calibration file path or 'auto'", optional=True),
     "sparsity_label_ratio": Range(low=0, high=1, low_open=True),
     "sparsity_min_tokens": _COUNT,
+    "offload_dir": Text("a directory path", optional=True),
+    "offload_drop_page_cache": Flag(),
 }
 """What each option may be (the rules SamplingParams words its errors with)."""

@@ -67,6 +67,10 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
     ("sglc.stdlib", ("sglc.runtime.engine", "sglc.runtime.scheduler", "sglc.runtime.mem",
                      "sglc.runtime.models", "sglc.runtime.model_runner", "sglc.kernels",
                      "sglc.cli")),
+    # offloading is built by the engine, never importing it
+    ("sglc.runtime.offload", ("sglc.runtime.engine", "sglc.runtime.server",
+                              "sglc.runtime.executor", "sglc.runtime.scheduler",
+                              "sglc.program", "sglc.cli")),
     # the editor tools work on source: they never start a model
     ("sglc.editor", ("sglc.runtime.engine", "sglc.runtime.server", "sglc.runtime.models",
                      "sglc.kernels", "sglc.cli")),
@@ -75,7 +79,8 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
 TORCH_FREE = ("sglc.source", "sglc.constraints", "sglc.lang", "sglc.frontend", "sglc.ir",
               "sglc.editor", "sglc.runtime.core", "sglc.runtime.config",
               "sglc.runtime.response_cache", "sglc.runtime.mux", "sglc.trace_view",
-              "sglc.progress")
+              "sglc.progress",
+              "sglc.runtime.offload.policy", "sglc.runtime.offload.placement")
 
 
 def _modules() -> dict[str, Path]:

@@ -44,6 +44,7 @@ from sglc.runtime.models.loader import (
     load_model_info,
     read_hf_config,
 )
+from sglc.runtime.offload import Offloaded, plan_offload
 from sglc.runtime.req import Req
 from sglc.runtime.response_cache import ResponseCache
 
@@ -91,11 +92,15 @@ class Engine:
         device = engine_device(self.config.device)
         check_options(self.config, device)
         calibration = sparsity_calibration(self.config, path)  # a bad file fails fast
+        # offloading: a policy placed from config.json and the budgets, before anything slow
+        plan = plan_offload(path, hf_config, self.config, device) \
+            if self.config.offloads and self.config.dp_size == 1 else None
         # the response cache opens before the model loads: a bad cache file fails fast
         self._responses = None if self.config.response_cache is None else CachedResponses(
             open_response_cache(self.config, path, hf_config, device,
                                 self.config.kernel_backend or default_backend(device.type)))
         self._tp: TensorParallel | None = None  # rank 0's handle on the other ranks
+        self.offloaded: Offloaded | None = None  # the placement and streamer, when offloading
         # None under dp_size > 1: the replicas hold the model
         self.loaded: LoadedModel | None = None
         if self.config.dp_size > 1:
@@ -105,6 +110,13 @@ class Engine:
             ops = kernel_ops(self.config.kernel_backend, device)
             if self.config.tp_size > 1:
                 capacity = self._start_tensor_parallel(path, device, ops)
+            elif plan is not None:
+                self.config, self.offloaded = plan.config, Offloaded.load(plan, ops)
+                self.loaded = self.offloaded.loaded
+                self.core, capacity = build_core(self.config, self.loaded, ops, device,
+                                                 calibration=calibration)
+                self.offloaded.place_kv(self.core.runner.kv_pool)
+                log.info("%s", self.offloaded.describe())
             else:
                 self.loaded = load_model_dir(path, dtype=self.config.dtype, device=device,
                                              ops=ops)
@@ -183,6 +195,8 @@ class Engine:
             self._thread.join(timeout=30)
             if self._tp is not None:
                 self._tp.close()
+            if self.offloaded is not None:
+                self.offloaded.close()
             if self._responses is not None:
                 self._responses.cache.close()
 

@@ -124,6 +124,11 @@ def _instantiate(cfg: ModelConfig, ops, device: torch.device, dtype: torch.dtype
     return model.eval().requires_grad_(False)
 
 
+def weight_files(path: Path) -> list[Path]:
+    """The safetensors files of a model directory (its index's shards, else every one)."""
+    return _weight_files(path)
+
+
 def _weight_files(path: Path) -> list[Path]:
     index = path / "model.safetensors.index.json"
     if index.is_file():

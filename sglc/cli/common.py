@@ -76,6 +76,15 @@ def add_engine_options(p: argparse.ArgumentParser | argparse._ArgumentGroup,
     p.add_argument("--sparsity-min-tokens", type=int, metavar="N",
                    help="Double Sparsity: tokens a sparse request attends to at least "
                         "(default: 16)")
+    p.add_argument("--max-device-memory", metavar="SIZE",
+                   help="offloading: bytes (or 2GiB, 512MB...) the tensors computed from may "
+                        "take (on CPU: the resident weights and KV); the rest streams from host "
+                        "memory or the mapped checkpoint, placed by FlexGen's policy search")
+    p.add_argument("--max-host-memory", metavar="SIZE",
+                   help="offloading: RAM for weight and KV copies streamed to the device "
+                        "(default: none on CPU, the available RAM on CUDA)")
+    p.add_argument("--offload-dir", metavar="DIR",
+                   help="offloading: where KV layers placed on disk live (default: the temp dir)")
     p.add_argument("--track-client-service", action="store_true",
                    help="count per-client service under fcfs and lpm too (engine stats)")
     p.add_argument("--lora", dest="lora_paths", action="append", default=None,
@@ -131,7 +140,8 @@ _PASSED_WHEN_SET = ("max_total_tokens", "max_running_requests", "max_context_len
                     "tp_size", "dp_size", "dp_router", "dp_balance_threshold",
                     "response_cache", "response_cache_max_bytes", "response_cache_policy",
                     "response_cache_cost", "kv_cache_dtype", "quantization",
-                    "sparsity_calibration", "sparsity_label_ratio", "sparsity_min_tokens")
+                    "sparsity_calibration", "sparsity_label_ratio", "sparsity_min_tokens",
+                    "max_device_memory", "max_host_memory", "offload_dir")
 
 
 def engine_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -101,6 +101,9 @@ RESULTS = {
                  "heldout_loss": 0.84, "decode_tokens_per_s": 100.0},
         "int8": {"tokens_in_same_bytes": 3.8, "tokens_in_same_bytes_bf16": 1.9,
                  "heldout_loss": 0.84, "decode_tokens_per_s": 130.0}}},
+    "offload": {"results": {
+        "resident": {"tokens_per_s": 40.0, "peak_rss_anon_mib": 420.0},
+        "disk (page cache dropped)": {"tokens_per_s": 12.0, "peak_rss_anon_mib": 110.0}}},
     "weight_quant": {"results": {
         "float32": {"projection_bytes_ratio": 1.0, "heldout_loss": 0.84,
                     "batch1_tokens_per_s": 21.0, "batch_tokens_per_s": 160.0},
