@@ -99,6 +99,9 @@ RESULTS = {
                     "batch1_tokens_per_s": 21.0, "batch_tokens_per_s": 160.0},
         "int4": {"projection_bytes_ratio": 7.1, "heldout_loss": 0.85,
                  "batch1_tokens_per_s": 29.0, "batch_tokens_per_s": 108.0}}},
+    "cpu_vs_llamacpp": {"results": {
+        "sglc int8": {"batch1_tokens_per_s": 70.0, "batch_tokens_per_s": 300.0},
+        "llama.cpp q8_0": {"batch1_tokens_per_s": 260.0, "batch_tokens_per_s": None}}},
     "json_schema_coverage": {"groups": 40, "top_level_groups": 30, "results": [
         {"system": "sglc", "compiled": 30, "compiled_top_level": 25, "violations": 0},
         {"system": "outlines-core", "compiled": 15, "compiled_top_level": 12, "violations": 9},
