@@ -432,6 +432,21 @@ def draw_double_sparsity(report: Report) -> Figure:
     return fig
 
 
+def draw_cpu_vs_llamacpp(report: Report) -> Figure:
+    """Tokens/s of sglc (fp32, int8, int4 weights) and llama.cpp (f32, q8_0), batch 1 and
+    batched."""
+    results = report["results"]
+    systems = list(results)
+    fig, (left, right) = _figure(2, "sglc vs llama.cpp on CPU, same weights")
+    _bars(left, systems, [r.get("batch1_tokens_per_s") for r in results.values()],
+          "tokens / s, batch 1")
+    _bars(right, systems, [r.get("batch_tokens_per_s") for r in results.values()],
+          "tokens / s, mixed requests")
+    for ax in (left, right):
+        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+    return fig
+
+
 def draw_json_schema_coverage(report: Report) -> Figure:
     """Suite groups each system compiles, and the soundness violations found in them."""
     rows = report["results"]
@@ -550,6 +565,7 @@ PLOTS: dict[str, Callable[[Report], Figure]] = {
     "mixattention": draw_mixattention,
     "double_sparsity": draw_double_sparsity,
     "offload": draw_offload,
+    "cpu_vs_llamacpp": draw_cpu_vs_llamacpp,
     "json_schema_coverage": draw_json_schema_coverage,
     "trace_replay": draw_trace_replay,
     "grammar_decode": draw_grammar_decode,

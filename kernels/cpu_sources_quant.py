@@ -1,17 +1,12 @@
 """The C++ of the compiled CPU kernels over group-wise quantized data (`kv_quant` layout).
 
-QUANT: decode attention over a quantized KV pool, and the weight-only quantized linear.
+QUANT: decode attention over a quantized KV pool, and the store that quantizes into it
+(the weight-only quantized linear is `cpu_sources_weight_quant`).
 
 The attention makes the same walk as `cpu_sources.DECODE_ATTENTION` (per request and KV head, blocks of 64 keys,
 online softmax in float32, optional tanh cap), but each K and V row is read as its codes
 and dequantized in registers with its group's float16 scale and zero (`kv_quant` gives
 the layout): the pool is never expanded to floats. Wrapped by `cpu_decode_attention`.
-
-The linear (`y = x W^T`, W ``[N, K]`` quantized per row in groups along K, as a KV row is)
-never dequantizes W: per group, ``scale * (x . codes) + zero * sum(x)``, the codes converted
-to floats once and dotted with four rows of x at a time. One pass over the quantized weight,
-which is what batch-1 decoding is bound by once the weights outgrow the caches.
-Wrapped by `weight_quant.cpu_quant_linear`.
 
 The store quantizes new tokens' K/V rows straight into their slots, group by group, with
 the reference's arithmetic (`kv_quant.quantize`): float16 zero = min, float16 scale =
@@ -173,95 +168,6 @@ torch::Tensor decode_attention_quant(torch::Tensor q, torch::Tensor k_codes,
         lens.data_ptr<int64_t>(), out.data_ptr<scalar_t>(), batch, hq, num_kv_heads, d,
         static_cast<float>(scale), static_cast<float>(cap));
   });
-  return out;
-}
-
-namespace kvq {
-
-// codes [start, start + len) of one weight row as floats (start, len even for int4)
-template <int BITS>
-inline void unpack(const uint8_t* __restrict codes, int64_t start, int64_t len,
-                   float* __restrict out) {
-  if (BITS == 8) {
-#pragma omp simd
-    for (int64_t t = 0; t < len; ++t) out[t] = static_cast<float>(codes[start + t]);
-  } else {
-    const uint8_t* __restrict c = codes + start / 2;
-#pragma omp simd
-    for (int64_t t = 0; t < len / 2; ++t) {
-      out[2 * t] = static_cast<float>(c[t] & 0xF);
-      out[2 * t + 1] = static_cast<float>(c[t] >> 4);
-    }
-  }
-}
-
-// y[i, j] = sum over groups g of scale[j, g] * (x_i,g . codes_j,g) + zero[j, g] * sum(x_i,g):
-// each group's codes are converted once and meet four rows of x at a time
-template <int BITS>
-void linear(const float* x, const Rows& w, float* out, int64_t m, int64_t n, int64_t k) {
-  const int64_t size = w.group, groups = k / size;
-  std::vector<float> xsum(m * groups);
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t g = 0; g < groups; ++g) {
-      float s = 0.f;
-      for (int64_t t = 0; t < size; ++t) s += x[i * k + g * size + t];
-      xsum[i * groups + g] = s;
-    }
-  // a task takes enough output rows to cover ~32k weight values (no fork cost below that)
-  const int64_t grain = std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(k, 1));
-  at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
-    std::vector<float> cf(size), acc(m);
-    for (int64_t j = begin; j < end; ++j) {
-      const uint8_t* codes = w.codes + j * w.code_stride;
-      const at::Half* scales = w.scales + j * w.param_stride;
-      const at::Half* zeros = w.zeros + j * w.param_stride;
-      if (j + 1 < end) __builtin_prefetch(codes + w.code_stride);
-      std::fill(acc.begin(), acc.end(), 0.f);
-      for (int64_t g = 0; g < groups; ++g) {
-        unpack<BITS>(codes, g * size, size, cf.data());
-        const float* __restrict c = cf.data();
-        const float s = static_cast<float>(scales[g]), z = static_cast<float>(zeros[g]);
-        int64_t i = 0;
-        for (; i + 4 <= m; i += 4) {
-          const float* __restrict x0 = x + i * k + g * size;
-          const float* __restrict x1 = x0 + k;
-          const float* __restrict x2 = x1 + k;
-          const float* __restrict x3 = x2 + k;
-          float d0 = 0.f, d1 = 0.f, d2 = 0.f, d3 = 0.f;
-#pragma omp simd reduction(+ : d0, d1, d2, d3)
-          for (int64_t t = 0; t < size; ++t) {
-            d0 += x0[t] * c[t];
-            d1 += x1[t] * c[t];
-            d2 += x2[t] * c[t];
-            d3 += x3[t] * c[t];
-          }
-          acc[i] += s * d0 + z * xsum[i * groups + g];
-          acc[i + 1] += s * d1 + z * xsum[(i + 1) * groups + g];
-          acc[i + 2] += s * d2 + z * xsum[(i + 2) * groups + g];
-          acc[i + 3] += s * d3 + z * xsum[(i + 3) * groups + g];
-        }
-        for (; i < m; ++i) {
-          const float* __restrict xi = x + i * k + g * size;
-          float d = 0.f;
-#pragma omp simd reduction(+ : d)
-          for (int64_t t = 0; t < size; ++t) d += xi[t] * c[t];
-          acc[i] += s * d + z * xsum[i * groups + g];
-        }
-      }
-      for (int64_t i = 0; i < m; ++i) out[i * n + j] = acc[i];
-    }
-  });
-}
-
-}  // namespace kvq
-
-torch::Tensor quant_linear(torch::Tensor x, torch::Tensor codes, torch::Tensor scales,
-                           torch::Tensor zeros, int64_t bits, int64_t group) {
-  const int64_t m = x.size(0), k = x.size(1), n = codes.size(0);
-  auto out = torch::empty({m, n}, x.options());
-  const kvq::Rows w = kvq::rows_of(codes, scales, zeros, group);
-  auto run = bits == 8 ? kvq::linear<8> : kvq::linear<4>;
-  run(x.data_ptr<float>(), w, out.data_ptr<float>(), m, n, k);
   return out;
 }
 

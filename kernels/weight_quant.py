@@ -9,8 +9,9 @@ two codes a byte)::
                       zeros  [N, K / group_size] float16      (group = k // group_size)
 
 `quant_linear` is the reference (dequantize, then one matmul: the ground truth, and what
-non-CPU devices run); `cpu_quant_linear` reads the codes in a compiled kernel for the few
-rows of a decode step and dequantizes once for a long prefill, where a float GEMM wins.
+non-CPU devices run); `cpu_quant_linear` is the compiled kernel (`cpu_sources_weight_quant`):
+one pass over the codes for the few rows of a decode step, and for more rows (prefill, large
+batches) a float GEMM over cache-sized tiles of W dequantized on the fly.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from sglc.kernels.kv_quant import dequantize, group_size_for, quantize
 
 WEIGHT_BITS = {"int8": 8, "int4": 4}
 
-# Rows of x the compiled kernel takes; more rows dequantize W once and run a float GEMM.
-MAX_KERNEL_ROWS = 16
+# Rows of x up to which the compiled kernel makes one pass over the codes per four rows;
+# more rows go through its tiled float GEMM (the crossover measured by
+# benchmarks/weight_quant.py --kernels).
+GEMV_ROWS = 12
 
 
 class QuantizedWeight(NamedTuple):
@@ -68,14 +71,13 @@ def quant_linear(x: Tensor, weight: QuantizedWeight, bias: Tensor | None = None)
 
 
 def cpu_quant_linear(x: Tensor, weight: QuantizedWeight, bias: Tensor | None = None) -> Tensor:
-    """Same contract as `quant_linear`, for CPU tensors."""
+    """Same contract as `quant_linear`, for CPU tensors (computed in float32)."""
     from sglc.kernels.cpu_build import extension
 
     rows = x.reshape(-1, x.shape[-1])
-    if rows.shape[0] > MAX_KERNEL_ROWS:
-        return quant_linear(x, weight, bias)
-    out = extension().quant_linear(rows.float().contiguous(), weight.codes, weight.scales,
-                                   weight.zeros, weight.bits, weight.group_size)
+    out = extension().weight_quant_linear(rows.float().contiguous(), weight.codes, weight.scales,
+                                          weight.zeros, weight.bits, weight.group_size,
+                                          GEMV_ROWS)
     if bias is not None:
         out += bias
     return out.to(x.dtype).view(*x.shape[:-1], weight.out_features)

@@ -119,6 +119,9 @@ RESULTS = {
                      "num_conversations": 10},
             "recall": {"dense": {"exact_match": 1.0}, "1/8": {"exact_match": 0.3},
                        "mean_prompt_tokens": 60.0}} for f in (16, 4)}},
+    "cpu_vs_llamacpp": {"results": {
+        "sglc int8": {"batch1_tokens_per_s": 70.0, "batch_tokens_per_s": 300.0},
+        "llama.cpp q8_0": {"batch1_tokens_per_s": 260.0, "batch_tokens_per_s": None}}},
     "json_schema_coverage": {"groups": 40, "top_level_groups": 30, "results": [
         {"system": "sglc", "compiled": 30, "compiled_top_level": 25, "violations": 0},
         {"system": "outlines-core", "compiled": 15, "compiled_top_level": 12, "violations": 9},

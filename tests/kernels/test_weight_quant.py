@@ -3,12 +3,14 @@ reference on the same codes."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from sglc.kernels.cpu_decode_attention import cpu_kernels_available
 from sglc.kernels.weight_quant import (
-    MAX_KERNEL_ROWS,
+    GEMV_ROWS,
     cpu_quant_linear,
     dequantize_weight,
     quant_linear,
@@ -32,16 +34,32 @@ def test_quantized_matmul_is_close_to_the_float_one(bits, rel):
 
 @pytest.mark.skipif(not cpu_kernels_available(), reason="no C++ toolchain")
 @pytest.mark.parametrize("bits", [8, 4])
-@pytest.mark.parametrize("rows", [1, 3, MAX_KERNEL_ROWS, MAX_KERNEL_ROWS + 5])
+@pytest.mark.parametrize("rows", [1, 3, 4, 7, GEMV_ROWS, GEMV_ROWS + 5])
 @pytest.mark.parametrize(("dtype", "atol"), [(torch.float32, 1e-4), (torch.bfloat16, 0.1)])
 def test_cpu_kernel_matches_the_reference(bits, rows, dtype, atol):
     gen = torch.Generator().manual_seed(rows)
     q = quantize_weight(torch.randn(70, 160, generator=gen), bits)  # K=160: groups of 32
     bias = torch.randn(70, generator=gen).to(dtype)
     x = torch.randn(2, rows, 160, generator=gen).to(dtype)
-    # the kernel accumulates in float32 whatever x is (past MAX_KERNEL_ROWS a bfloat16 GEMM
-    # runs): the float32 reference is the truth; outputs are about +-40
+    # the kernel computes in float32 whatever x is: the float32 reference is the truth;
+    # outputs are about +-40
     want = quant_linear(x.float(), q, bias.float())
     got = cpu_quant_linear(x, q, bias)
     assert got.shape == (2, rows, 70) and got.dtype == dtype
     assert torch.allclose(got.float(), want, atol=atol, rtol=1e-2)
+
+
+@pytest.mark.skipif(not cpu_kernels_available(), reason="no C++ toolchain")
+@pytest.mark.parametrize("bits", [8, 4])
+@pytest.mark.parametrize("rows", [1, 5, GEMV_ROWS + 1])
+# K=2048: groups of 64 and more rows of W than one tile of the GEMM path; K=72: groups of 8
+# (the portable loop); K=48: groups of 16
+@pytest.mark.parametrize(("n", "k"), [(70, 2048), (33, 72), (19, 48)])
+def test_cpu_kernel_shapes(bits, rows, n, k):
+    gen = torch.Generator().manual_seed(n + rows)
+    q = quantize_weight(torch.randn(n, k, generator=gen), bits)
+    assert q.group_size == math.gcd(k, 64)
+    x = torch.randn(rows, k, generator=gen)
+    want = quant_linear(x, q)
+    got = cpu_quant_linear(x, q)
+    assert torch.allclose(got, want, atol=1e-3 * want.abs().max().item(), rtol=1e-4)

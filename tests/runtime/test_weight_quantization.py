@@ -4,6 +4,7 @@ outputs close to the float model's on a tiny model; bad names refused before loa
 from __future__ import annotations
 
 import pytest
+from model_fixtures import make_model_dir
 
 import sglc
 from sglc.runtime.core import InvalidRequest
@@ -51,3 +52,17 @@ def test_quantized_weights_with_a_quantized_kv_cache(llama_dir, float_model):
 def test_unknown_quantization_is_refused_before_loading(tmp_path):
     with pytest.raises(InvalidRequest, match="quantization 'q4_k'.*int8, int4"):
         sglc.Engine(tmp_path / "no-such-model", quantization="q4_k")
+
+
+def test_a_tied_lm_head_is_quantized_to_int8(tmp_path):
+    make_model_dir(tmp_path, "qwen2")  # tie_word_embeddings
+    with sglc.Engine(tmp_path, max_total_tokens=1024) as engine:
+        want = engine.score(PROMPTS[0], [SCORED])[0].logprob
+    with sglc.Engine(tmp_path, max_total_tokens=1024, quantization="int4") as engine:
+        model = engine.loaded.model
+        assert isinstance(model.lm_head, QuantizedLinear) and model.lm_head.bits == 8
+        assert model.lm_head.weight is model.model.embed_tokens.weight  # no second copy
+        assert model.lm_head_t is None
+        got = engine.score(PROMPTS[0], [SCORED])[0].logprob
+        assert len(engine.generate(PROMPTS, GREEDY)[0].token_ids) == GREEDY["max_new_tokens"]
+    assert got == pytest.approx(want, rel=0.05) and got != want

@@ -1,0 +1,232 @@
+"""The C++ of the compiled weight-only quantized linear (`y = x W^T`, `weight_quant` layout).
+
+W ``[N, K]`` is stored per output row as codes in groups along K with a float16 scale and
+zero per group (int8: a byte a code; int4: two codes a byte, low nibble first). The kernel
+never expands W as a whole. Two paths, chosen by the number of rows M of x:
+
+- few rows (decode): one pass over the codes. Per group,
+  ``scale * (x . codes) + zero * sum(x)``: the codes are widened to floats in registers 16 at
+  a time and meet up to four rows of x, the dot products accumulate lane-wise and are
+  reduced once per output row. This is the batch-1 GEMV, bound by the bytes of W it reads,
+  which is what int8 and int4 shrink.
+- many rows (prefill, large decode batches): W is dequantized a tile of output rows at a
+  time into a float scratch the size of a cache, and each tile runs through ATen's float GEMM
+  (`at::mm_out` into the output's columns). The GEMM is compute bound, so the dequantization
+  is a small share of it, and no float copy of W outlives the call.
+
+The vector code is AVX2 + FMA + F16C intrinsics, compiled when the build machine has them
+(``-march=native`` defines the macros); elsewhere a portable loop does the same arithmetic.
+Wrapped by `weight_quant.cpu_quant_linear`.
+"""
+
+WEIGHT_QUANT = r"""
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <algorithm>
+#include <vector>
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#define WQ_AVX2 1
+#endif
+
+namespace wq {
+
+struct Weight {
+  const uint8_t* codes;
+  const at::Half* scales;
+  const at::Half* zeros;
+  int64_t n, k, group, groups, row_bytes;
+};
+
+// float16 -> float32 for `count` values
+inline void halves_to_floats(const at::Half* src, int64_t count, float* dst) {
+  int64_t i = 0;
+#ifdef WQ_AVX2
+  for (; i + 8 <= count; i += 8)
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(
+                                  reinterpret_cast<const __m128i*>(src + i))));
+#endif
+  for (; i < count; ++i) dst[i] = static_cast<float>(src[i]);
+}
+
+// code of value t (portable path)
+template <int BITS>
+inline float code_at(const uint8_t* row, int64_t t) {
+  if (BITS == 8) return static_cast<float>(row[t]);
+  const uint8_t byte = row[t / 2];
+  return static_cast<float>(t % 2 == 0 ? (byte & 0xF) : (byte >> 4));
+}
+
+#ifdef WQ_AVX2
+// values [t, t + 16) of a row's codes as two vectors of 8 floats (t a multiple of 16)
+template <int BITS>
+inline void load16(const uint8_t* row, int64_t t, __m256& lo, __m256& hi) {
+  __m128i bytes;
+  if (BITS == 8) {
+    bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + t));
+  } else {  // 8 bytes -> 16 nibbles, interleaved back into value order
+    const __m128i packed = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + t / 2));
+    const __m128i mask = _mm_set1_epi8(0xF);
+    bytes = _mm_unpacklo_epi8(_mm_and_si128(packed, mask),
+                              _mm_and_si128(_mm_srli_epi16(packed, 4), mask));
+  }
+  lo = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes));
+  hi = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8)));
+}
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+#endif
+
+// out[i, j] for MB rows of x (x rows i0.., stride k) and output rows [begin, end)
+template <int BITS, int MB>
+void gemv_rows(const float* x, const float* xsum, const Weight& w, float* out, int64_t i0,
+               int64_t begin, int64_t end) {
+  std::vector<float> s(w.groups), z(w.groups);
+  for (int64_t j = begin; j < end; ++j) {
+    const uint8_t* row = w.codes + j * w.row_bytes;
+    halves_to_floats(w.scales + j * w.groups, w.groups, s.data());
+    halves_to_floats(w.zeros + j * w.groups, w.groups, z.data());
+    float dots[MB];
+#ifdef WQ_AVX2
+    if (w.group % 16 == 0) {
+      __m256 total[MB];
+      for (int r = 0; r < MB; ++r) total[r] = _mm256_setzero_ps();
+      for (int64_t g = 0; g < w.groups; ++g) {
+        __m256 acc_lo[MB], acc_hi[MB];
+        for (int r = 0; r < MB; ++r) acc_lo[r] = acc_hi[r] = _mm256_setzero_ps();
+        for (int64_t t = g * w.group, stop = t + w.group; t < stop; t += 16) {
+          __m256 c_lo, c_hi;
+          load16<BITS>(row, t, c_lo, c_hi);
+          for (int r = 0; r < MB; ++r) {
+            const float* xr = x + (i0 + r) * w.k + t;
+            acc_lo[r] = _mm256_fmadd_ps(c_lo, _mm256_loadu_ps(xr), acc_lo[r]);
+            acc_hi[r] = _mm256_fmadd_ps(c_hi, _mm256_loadu_ps(xr + 8), acc_hi[r]);
+          }
+        }
+        const __m256 scale = _mm256_set1_ps(s[g]);
+        for (int r = 0; r < MB; ++r)
+          total[r] = _mm256_fmadd_ps(_mm256_add_ps(acc_lo[r], acc_hi[r]), scale, total[r]);
+      }
+      for (int r = 0; r < MB; ++r) dots[r] = hsum(total[r]);
+    } else
+#endif
+    {
+      for (int r = 0; r < MB; ++r) {
+        const float* xr = x + (i0 + r) * w.k;
+        float d = 0.f;
+        for (int64_t g = 0; g < w.groups; ++g) {
+          float part = 0.f;
+          for (int64_t t = g * w.group; t < (g + 1) * w.group; ++t)
+            part += xr[t] * code_at<BITS>(row, t);
+          d += s[g] * part;
+        }
+        dots[r] = d;
+      }
+    }
+    for (int r = 0; r < MB; ++r) {
+      const float* xs = xsum + (i0 + r) * w.groups;
+      float zero_part = 0.f;
+      for (int64_t g = 0; g < w.groups; ++g) zero_part += z[g] * xs[g];
+      out[(i0 + r) * w.n + j] = dots[r] + zero_part;
+    }
+  }
+}
+
+template <int BITS>
+void gemv(const float* x, const Weight& w, float* out, int64_t m) {
+  std::vector<float> xsum(m * w.groups);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t g = 0; g < w.groups; ++g) {
+      float sum = 0.f;
+      for (int64_t t = 0; t < w.group; ++t) sum += x[i * w.k + g * w.group + t];
+      xsum[i * w.groups + g] = sum;
+    }
+  // a task covers ~64k weight values (no fork for the small projections)
+  const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(w.k, 1));
+  at::parallel_for(0, w.n, grain, [&](int64_t begin, int64_t end) {
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) gemv_rows<BITS, 4>(x, xsum.data(), w, out, i, begin, end);
+    switch (m - i) {
+      case 3: gemv_rows<BITS, 3>(x, xsum.data(), w, out, i, begin, end); break;
+      case 2: gemv_rows<BITS, 2>(x, xsum.data(), w, out, i, begin, end); break;
+      case 1: gemv_rows<BITS, 1>(x, xsum.data(), w, out, i, begin, end); break;
+      default: break;
+    }
+  });
+}
+
+// rows [begin, end) of W as floats into dst ([end - begin, k])
+template <int BITS>
+void dequantize_rows(const Weight& w, int64_t begin, int64_t end, float* dst) {
+  std::vector<float> s(w.groups), z(w.groups);
+  for (int64_t j = begin; j < end; ++j) {
+    const uint8_t* row = w.codes + j * w.row_bytes;
+    float* o = dst + (j - begin) * w.k;
+    halves_to_floats(w.scales + j * w.groups, w.groups, s.data());
+    halves_to_floats(w.zeros + j * w.groups, w.groups, z.data());
+    for (int64_t g = 0; g < w.groups; ++g) {
+      int64_t t = g * w.group;
+      const int64_t stop = t + w.group;
+#ifdef WQ_AVX2
+      if (w.group % 16 == 0) {
+        const __m256 scale = _mm256_set1_ps(s[g]), zero = _mm256_set1_ps(z[g]);
+        for (; t < stop; t += 16) {
+          __m256 c_lo, c_hi;
+          load16<BITS>(row, t, c_lo, c_hi);
+          _mm256_storeu_ps(o + t, _mm256_fmadd_ps(c_lo, scale, zero));
+          _mm256_storeu_ps(o + t + 8, _mm256_fmadd_ps(c_hi, scale, zero));
+        }
+      }
+#endif
+      for (; t < stop; ++t) o[t] = z[g] + s[g] * code_at<BITS>(row, t);
+    }
+  }
+}
+
+// y = x W^T through a float GEMM over cache-sized tiles of dequantized rows of W
+template <int BITS>
+void tiled(const torch::Tensor& x, const Weight& w, torch::Tensor& out) {
+  const int64_t tile = std::max<int64_t>(16, ((1 << 16) / std::max<int64_t>(w.k, 1)) / 16 * 16);
+  auto scratch = torch::empty({std::min(tile, w.n), w.k}, x.options());
+  for (int64_t j0 = 0; j0 < w.n; j0 += tile) {
+    const int64_t rows = std::min(tile, w.n - j0);
+    float* dst = scratch.data_ptr<float>();
+    at::parallel_for(j0, j0 + rows, 16, [&](int64_t begin, int64_t end) {
+      dequantize_rows<BITS>(w, begin, end, dst + (begin - j0) * w.k);
+    });
+    auto part = out.narrow(1, j0, rows);
+    at::mm_out(part, x, scratch.narrow(0, 0, rows).t());
+  }
+}
+
+}  // namespace wq
+
+// y = x W^T (float32 x [M, K] contiguous) with W as codes; the GEMV path up to
+// `gemv_rows` rows of x, the tiled float GEMM above
+torch::Tensor weight_quant_linear(torch::Tensor x, torch::Tensor codes, torch::Tensor scales,
+                                  torch::Tensor zeros, int64_t bits, int64_t group,
+                                  int64_t gemv_rows) {
+  TORCH_CHECK(x.scalar_type() == at::kFloat && x.is_contiguous() && x.dim() == 2,
+              "weight_quant_linear: x must be a contiguous float32 [M, K]");
+  TORCH_CHECK(bits == 8 || bits == 4, "weight_quant_linear: bits must be 8 or 4");
+  TORCH_CHECK(codes.is_contiguous() && scales.is_contiguous() && zeros.is_contiguous(),
+              "weight_quant_linear: codes, scales and zeros must be contiguous");
+  const int64_t m = x.size(0), k = x.size(1), n = codes.size(0);
+  TORCH_CHECK(k % group == 0 && codes.size(1) * 8 == k * bits,
+              "weight_quant_linear: x's K does not match the codes");
+  const wq::Weight w{codes.data_ptr<uint8_t>(), scales.data_ptr<at::Half>(),
+                     zeros.data_ptr<at::Half>(), n, k, group, k / group, codes.stride(0)};
+  auto out = torch::empty({m, n}, x.options());
+  if (m <= gemv_rows) {
+    (bits == 8 ? wq::gemv<8> : wq::gemv<4>)(x.data_ptr<float>(), w, out.data_ptr<float>(), m);
+  } else {
+    (bits == 8 ? wq::tiled<8> : wq::tiled<4>)(x, w, out);
+  }
+  return out;
+}
+"""
