@@ -71,7 +71,7 @@ def test_sglc_run_trace_html(tmp_path, trace_runtime, monkeypatch):
     import sglc.cli.program_commands as commands
 
     (tmp_path / "p.sgl").write_text(PROGRAM)
-    monkeypatch.setattr(commands, "make_runtime", lambda args: _Borrowed(trace_runtime))
+    monkeypatch.setattr(commands, "make_runtime", lambda args, mux=None: _Borrowed(trace_runtime))
     argv = ["run", str(tmp_path / "p.sgl"), "--fn", "item", "-a", "word=red",
             "--trace", str(tmp_path / "t.json"), "--trace-html", str(tmp_path / "t.html")]
     assert main(argv) == 0
