@@ -75,6 +75,16 @@ def _grouped(ax: Axes, groups: Sequence[str], series: dict[str, Sequence[float |
 
 
 # -- one function per benchmark -----------------------------------------------------------
+def _two_metrics(results: dict[str, dict], title: str, left: tuple[str, str],
+                 right: tuple[str, str], rotation: int) -> Figure:
+    """Two bar panels over the same systems: `results[system][key]` for each (key, ylabel)."""
+    fig, axes = _figure(2, title)
+    for ax, (key, ylabel) in zip(axes, (left, right), strict=True):
+        _bars(ax, list(results), [r.get(key) for r in results.values()], ylabel)
+        ax.tick_params(axis="x", labelrotation=rotation, labelsize=7)
+    return fig
+
+
 def draw_engine_throughput(report: Report) -> Figure:
     """Output tokens per second of sglc and transformers at each batch size."""
     results = report["results"]
@@ -435,16 +445,9 @@ def draw_double_sparsity(report: Report) -> Figure:
 def draw_cpu_vs_llamacpp(report: Report) -> Figure:
     """Tokens/s of sglc (fp32, int8, int4 weights) and llama.cpp (f32, q8_0), batch 1 and
     batched."""
-    results = report["results"]
-    systems = list(results)
-    fig, (left, right) = _figure(2, "sglc vs llama.cpp on CPU, same weights")
-    _bars(left, systems, [r.get("batch1_tokens_per_s") for r in results.values()],
-          "tokens / s, batch 1")
-    _bars(right, systems, [r.get("batch_tokens_per_s") for r in results.values()],
-          "tokens / s, mixed requests")
-    for ax in (left, right):
-        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
-    return fig
+    return _two_metrics(report["results"], "sglc vs llama.cpp on CPU, same weights",
+                        ("batch1_tokens_per_s", "tokens / s, batch 1"),
+                        ("batch_tokens_per_s", "tokens / s, mixed requests"), rotation=30)
 
 
 def draw_json_schema_coverage(report: Report) -> Figure:
@@ -514,32 +517,20 @@ def draw_metropolis(report: Report) -> Figure:
 def draw_multi_model_prism(report: Report) -> Figure:
     """SLO attainment and output tokens per second per system (shared elastic memory and
     deadline-first order against a static equal split)."""
-    results = report["results"]
     ratios = ", ".join(t for t in (
         _ratio_title(report, "slo_attainment_ratio", "SLO attainment"),
         _ratio_title(report, "throughput_ratio", "tok/s")) if t)
-    fig, (left, right) = _figure(2, "several models, one memory" +
-                                 (f": prism vs static {ratios}" if ratios else ""))
-    _bars(left, list(results), [r.get("slo_attainment") for r in results.values()],
-          "SLO attainment")
-    _bars(right, list(results), [r.get("output_tokens_per_s") for r in results.values()],
-          "output tokens / s")
-    for ax in (left, right):
-        ax.tick_params(axis="x", labelrotation=20, labelsize=7)
-    return fig
+    return _two_metrics(report["results"], "several models, one memory" +
+                        (f": prism vs static {ratios}" if ratios else ""),
+                        ("slo_attainment", "SLO attainment"),
+                        ("output_tokens_per_s", "output tokens / s"), rotation=20)
 
 
 def draw_offload(report: Report) -> Figure:
     """Decode tokens/s and peak anonymous memory per offloading configuration."""
-    results = report["results"]
-    names = list(results)
-    fig, axes = _figure(2, "offloading (FlexGen policy)")
-    _bars(axes[0], names, [r.get("tokens_per_s") for r in results.values()], "tokens / s")
-    _bars(axes[1], names, [r.get("peak_rss_anon_mib") for r in results.values()],
-          "peak RssAnon (MiB)")
-    for ax in axes:
-        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
-    return fig
+    return _two_metrics(report["results"], "offloading (FlexGen policy)",
+                        ("tokens_per_s", "tokens / s"), ("peak_rss_anon_mib", "peak RssAnon (MiB)"),
+                        rotation=30)
 
 
 PLOTS: dict[str, Callable[[Report], Figure]] = {
