@@ -13,94 +13,42 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.container import BarContainer  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-Report = dict[str, Any]
-_WIDTH, _HEIGHT = 8.0, 3.6
-_DPI = 100
-
-
-def _figure(num_axes: int = 1, title: str = "") -> tuple[Figure, list[Axes]]:
-    fig, axes = plt.subplots(1, num_axes, figsize=(_WIDTH, _HEIGHT), squeeze=False)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    return fig, list(axes[0])
-
-
-def _annotate(ax: Axes, bars: BarContainer, values: Sequence[float | None], fontsize: int = 8) -> None:
-    """Write each bar's value on top of it ("n/a" for a missing one)."""
-    for bar, value in zip(bars, values, strict=True):
-        text = "n/a" if value is None else f"{value:,.0f}" if abs(value) >= 100 else \
-            f"{value:.3g}"
-        ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center", va="bottom", fontsize=fontsize)
-
-
-def _bars(ax: Axes, labels: Sequence[str], values: Sequence[float | None], ylabel: str,
-          title: str = "") -> None:
-    """One bar per label (a missing value is drawn as 0 and marked "n/a")."""
-    heights = [v if v is not None else 0.0 for v in values]
-    bars = ax.bar(range(len(labels)), heights, color="#3f8ee8")
-    _annotate(ax, bars, values)
-    ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title, fontsize=10)
-
-
-def _grouped(ax: Axes, groups: Sequence[str], series: dict[str, Sequence[float | None]],
-             ylabel: str, title: str = "", numbers: bool = False) -> None:
-    """Bars of each series side by side within each group (`numbers`: values on top)."""
-    width = 0.8 / max(len(series), 1)
-    for k, (name, values) in enumerate(series.items()):
-        xs = [g + (k - (len(series) - 1) / 2) * width for g in range(len(groups))]
-        bars = ax.bar(xs, [v if v is not None else 0.0 for v in values], width, label=name)
-        if numbers:
-            _annotate(ax, bars, values, fontsize=7)
-    ax.set_xticks(range(len(groups)), groups, rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=10)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from plot_kit import (  # noqa: E402  (the script runs from any directory)
+    DPI,
+    Axes,
+    Figure,
+    Report,
+    bar_chart,
+    grouped_bars,
+    line_chart,
+    new_figure,
+    plt,
+    ratio_title,
+    two_bar_panels,
+)
 
 
 # -- one function per benchmark -----------------------------------------------------------
-def _two_metrics(results: dict[str, dict], title: str, left: tuple[str, str],
-                 right: tuple[str, str], rotation: int) -> Figure:
-    """Two bar panels over the same systems: `results[system][key]` for each (key, ylabel)."""
-    fig, axes = _figure(2, title)
-    for ax, (key, ylabel) in zip(axes, (left, right), strict=True):
-        _bars(ax, list(results), [r.get(key) for r in results.values()], ylabel)
-        ax.tick_params(axis="x", labelrotation=rotation, labelsize=7)
-    return fig
-
-
 def draw_engine_throughput(report: Report) -> Figure:
     """Output tokens per second of sglc and transformers at each batch size."""
     results = report["results"]
-    fig, (ax,) = _figure(title="engine throughput (CPU, offline, medians)")
-    _bars(ax, list(results), [r["median_tokens_per_s"] for r in results.values()],
-          "output tokens / s")
+    fig, (ax,) = new_figure(title="engine throughput (CPU, offline, medians)")
+    bar_chart(ax, list(results), [r["median_tokens_per_s"] for r in results.values()],
+              "output tokens / s")
     return fig
 
 
 def draw_prefix_sharing(report: Report) -> Figure:
     """Prefill tokens and wall time with the radix cache on and off."""
     results = report["results"]
-    fig, (left, right) = _figure(2, "prefix sharing: radix cache on vs off")
-    _bars(left, list(results), [r["num_prefill_tokens"] for r in results.values()],
-          "prefill tokens")
-    _bars(right, list(results), [r["median_seconds"] for r in results.values()], "wall s")
+    fig, (left, right) = new_figure(2, "prefix sharing: radix cache on vs off")
+    bar_chart(left, list(results), [r["num_prefill_tokens"] for r in results.values()],
+              "prefill tokens")
+    bar_chart(right, list(results), [r["median_seconds"] for r in results.values()], "wall s")
     return fig
 
 
@@ -110,25 +58,25 @@ def draw_program_throughput(report: Report) -> Figure:
     systems = list(next(iter(workloads.values()))["results"])
     series = {s: [w["results"].get(s, {}).get("median_seconds") for w in workloads.values()]
               for s in systems}
-    fig, (ax,) = _figure(title="SGL program throughput (lower is better)")
-    _grouped(ax, list(workloads), series, "wall s")
+    fig, (ax,) = new_figure(title="SGL program throughput (lower is better)")
+    grouped_bars(ax, list(workloads), series, "wall s")
     return fig
 
 
 def draw_json_decode(report: Report) -> Figure:
     """Forward passes per system (jump-forward on/off, outlines) and index build times."""
-    fig, (left, right) = _figure(2, "constrained decoding")
+    fig, (left, right) = new_figure(2, "constrained decoding")
     decoding = report.get("decoding") or report.get("decoding_default_model")
     if decoding:
         results = decoding["results"]
-        _bars(left, list(results), [r["median_forward_passes"] for r in results.values()],
-              "forward passes", "JSON schema decoding")
+        bar_chart(left, list(results), [r["median_forward_passes"] for r in results.values()],
+                  "forward passes", "JSON schema decoding")
     builds = report.get("constraint_costs", {}).get("index_build", {})
     if builds:
         vocabs = sorted({label for per in builds.values() for label in per})
         series = {v: [builds[s].get(v, {}).get("median_seconds") for s in builds]
                   for v in vocabs}
-        _grouped(right, list(builds), series, "index build s", "token index builds")
+        grouped_bars(right, list(builds), series, "index build s", "token index builds")
     return fig
 
 
@@ -149,7 +97,7 @@ def draw_fairness(report: Report) -> Figure:
     parts = [(key, title) for key, title in (("sim", "scheduler simulation"),
                                              ("engine", "sglc.Engine"))
              if report.get(key)]
-    fig, axes = _figure(max(len(parts), 1), "fairness: service over time")
+    fig, axes = new_figure(max(len(parts), 1), "fairness: service over time")
     for ax, (key, title) in zip(axes, parts, strict=False):
         timelines = {p: (r["timeline"] if key == "sim" else r["runs"][0]["timeline"])
                      for p, r in report[key].items()}
@@ -160,11 +108,11 @@ def draw_fairness(report: Report) -> Figure:
 def draw_kv_policies(report: Report) -> Figure:
     """KV memory per request and agreement with exact attention, per eviction config."""
     results = report["results"]
-    fig, (left, right) = _figure(2, "KV eviction: memory per request vs agreement")
-    _bars(left, list(results), [r.get("peak_kv_kib_per_request") for r in results.values()],
-          "peak KV KiB / request")
-    _bars(right, list(results), [r.get("token_agreement") for r in results.values()],
-          "token agreement with exact")
+    fig, (left, right) = new_figure(2, "KV eviction: memory per request vs agreement")
+    bar_chart(left, list(results), [r.get("peak_kv_kib_per_request") for r in results.values()],
+              "peak KV KiB / request")
+    bar_chart(right, list(results), [r.get("token_agreement") for r in results.values()],
+              "token agreement with exact")
     return fig
 
 
@@ -173,7 +121,7 @@ def draw_multi_lora(report: Report) -> Figure:
     results = report["results"]
     counts = sorted(results, key=int)
     systems = [k for k, v in results[counts[0]].items() if isinstance(v, dict)]
-    fig, (ax,) = _figure(title="multi-LoRA throughput")
+    fig, (ax,) = new_figure(title="multi-LoRA throughput")
     for system in systems:
         ax.plot([int(c) for c in counts], [results[c][system]["tokens_per_s"] for c in counts],
                 marker="o", label=system)
@@ -186,10 +134,10 @@ def draw_multi_lora(report: Report) -> Figure:
 def draw_serve_load(report: Report) -> Figure:
     """Throughput and time to first token, server against in-process engine."""
     summary = report["summary"]
-    fig, (left, right) = _figure(2, f"serving load ({report.get('num_requests', '?')} requests)")
-    _bars(left, list(summary), [s["output_tokens_per_s"] for s in summary.values()],
-          "output tokens / s")
-    _grouped(right, list(summary), {
+    fig, (left, right) = new_figure(2, f"serving load ({report.get('num_requests', '?')} requests)")
+    bar_chart(left, list(summary), [s["output_tokens_per_s"] for s in summary.values()],
+              "output tokens / s")
+    grouped_bars(right, list(summary), {
         "TTFT p50": [s["ttft_p50_ms"] for s in summary.values()],
         "TTFT p99": [s["ttft_p99_ms"] for s in summary.values()]}, "ms")
     return fig
@@ -200,8 +148,8 @@ def draw_default_model_eval(report: Report) -> Figure:
     results, targets = report["results"], report.get("targets", {})
     skills = list(results)
     series = {way: [results[s].get(way) for s in skills] for way in ("generate", "select", "sgl")}
-    fig, (ax,) = _figure(title=f"default model, {report.get('num_per_skill', '?')} per skill")
-    _grouped(ax, skills, series, "accuracy")
+    fig, (ax,) = new_figure(title=f"default model, {report.get('num_per_skill', '?')} per skill")
+    grouped_bars(ax, skills, series, "accuracy")
     ax.legend(fontsize=8, loc="lower left")
     for k, skill in enumerate(skills):
         if targets.get(skill) is not None:
@@ -213,7 +161,7 @@ def draw_default_model_eval(report: Report) -> Figure:
 def draw_gpu_engine(report: Report) -> Figure:
     """Decode throughput of sglc and transformers against batch size."""
     rows = report["throughput"]
-    fig, (ax,) = _figure(title=f"engine throughput on {report.get('device', '?')}")
+    fig, (ax,) = new_figure(title=f"engine throughput on {report.get('device', '?')}")
     for key, label in (("sglc_tok_s", "sglc"), ("hf_tok_s", "transformers")):
         ax.plot([r["batch"] for r in rows], [r[key] for r in rows], marker="o", label=label)
     ax.set_xlabel("batch size")
@@ -224,11 +172,11 @@ def draw_gpu_engine(report: Report) -> Figure:
 
 def draw_gpu_kernels(report: Report) -> Figure:
     """Kernel bandwidth (Triton vs torch) and engine decode throughput per backend."""
-    fig, (left, right) = _figure(2, f"Triton kernels ({report['environment'].get('mode', '')})")
+    fig, (left, right) = new_figure(2, f"Triton kernels ({report['environment'].get('mode', '')})")
     rows = report.get("bandwidth", [])
     if rows:
         labels = [r["kernel"] for r in rows]
-        _grouped(left, labels, {"triton": [r["triton_gbs"] for r in rows],
+        grouped_bars(left, labels, {"triton": [r["triton_gbs"] for r in rows],
                                 "torch": [r["torch_gbs"] for r in rows]}, "GB/s", "bandwidth")
     engine = report.get("engine", [])
     for backend in sorted({r["backend"] for r in engine}):
@@ -246,7 +194,7 @@ def draw_gpu_extend_tune(report: Report) -> Figure:
     """Each launch config's time against SDPA, per case (below 1: faster than SDPA)."""
     rows = report["rows"]
     cases = list(dict.fromkeys(r["case"] for r in rows))
-    fig, (ax,) = _figure(title=f"extend attention configs on {report.get('device', '?')}")
+    fig, (ax,) = new_figure(title=f"extend attention configs on {report.get('device', '?')}")
     for case in cases:
         mine = [r for r in rows if r["case"] == case]
         ax.plot(range(len(mine)), [r["ratio_vs_sdpa"] for r in mine], marker="o", label=case)
@@ -257,40 +205,18 @@ def draw_gpu_extend_tune(report: Report) -> Figure:
     return fig
 
 
-def _lines(ax: Axes, xs: Sequence[float], series: dict[str, Sequence[float | None]],
-           xlabel: str, ylabel: str, title: str = "") -> None:
-    """One line per series over `xs` (a missing value leaves a gap)."""
-    for name, values in series.items():
-        ax.plot(xs, [float("nan") if v is None else v for v in values], marker="o",
-                markersize=4, label=name)
-    ax.set_xticks(list(xs), [f"{x:g}" for x in xs])
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=10)
-
-
-def _ratio_title(report: Report, key: str, label: str) -> str:
-    """The report's ratio `key` as "label 1.28x (target 1.5x)"; "" where it has none."""
-    value, target = report.get(key), report.get("targets", {}).get(key)
-    if value is None:
-        return ""
-    return f"{label} {value:.2f}x" + (f" (target {target:g}x)" if target is not None else "")
-
-
 def draw_dp_router(report: Report) -> Figure:
     """Prefix-cache hit rate and requests per second per data-parallel router."""
     results = report["results"]
     dp = report.get("workload", {}).get("dp", "?")
-    ratios = ", ".join(t for t in (_ratio_title(report, "hit_rate_ratio", "hit rate"),
-                                   _ratio_title(report, "throughput_ratio", "req/s")) if t)
-    fig, (left, right) = _figure(2, f"data-parallel router, dp={dp}" +
-                                 (f": {ratios}" if ratios else ""))
-    _bars(left, list(results), [r.get("hit_rate") for r in results.values()],
-          "prefix cache hit rate")
-    _bars(right, list(results), [r.get("requests_per_s") for r in results.values()],
-          "requests / s (median)")
+    ratios = ", ".join(t for t in (ratio_title(report, "hit_rate_ratio", "hit rate"),
+                                   ratio_title(report, "throughput_ratio", "req/s")) if t)
+    fig, (left, right) = new_figure(2, f"data-parallel router, dp={dp}" +
+                                    (f": {ratios}" if ratios else ""))
+    bar_chart(left, list(results), [r.get("hit_rate") for r in results.values()],
+              "prefix cache hit rate")
+    bar_chart(right, list(results), [r.get("requests_per_s") for r in results.values()],
+              "requests / s (median)")
     return fig
 
 
@@ -298,14 +224,14 @@ def draw_placement_sim(report: Report) -> Figure:
     """SLO attainment against the SLO scale, one panel per arrival CV, per placement method."""
     rows = report["results"]
     cvs = list(dict.fromkeys(r.get("cv") for r in rows))
-    fig, axes = _figure(max(len(cvs), 1), "model placement (simulated): SLO attainment")
+    fig, axes = new_figure(max(len(cvs), 1), "model placement (simulated): SLO attainment")
     for ax, cv in zip(axes, cvs, strict=False):
         mine = [r for r in rows if r.get("cv") == cv]
         scales = sorted({r.get("slo_scale") for r in mine if r.get("slo_scale") is not None})
         methods = list(dict.fromkeys(r.get("method", "?") for r in mine))
         at = {(r.get("method", "?"), r.get("slo_scale")): r.get("attainment") for r in mine}
-        _lines(ax, scales, {m: [at.get((m, s)) for s in scales] for m in methods},
-               "SLO (x model latency)", "SLO attainment", f"arrival CV {cv}")
+        line_chart(ax, scales, {m: [at.get((m, s)) for s in scales] for m in methods},
+                   "SLO (x model latency)", "SLO attainment", f"arrival CV {cv}")
         ax.set_ylim(0, 1.05)
     return fig
 
@@ -323,15 +249,15 @@ def draw_response_cache(report: Report) -> Figure:
         return {p: [cell.get((p, s), {}).get(key) for s in sizes] for p in policies}
 
     e2e = report.get("end_to_end") or []
-    fig, axes = _figure(3 if e2e else 2, "response cache: FLOPs and hits vs size, per policy")
+    fig, axes = new_figure(3 if e2e else 2, "response cache: FLOPs and hits vs size, per policy")
     for ax, key, ylabel in ((axes[0], "cost_vs_no_cache", "FLOPs / no-cache FLOPs"),
                             (axes[1], "hit_rate", "hit rate")):
         ax.set_xscale("log")
-        _lines(ax, pct, series(key), "cache size (% of answers' bytes)", ylabel)
+        line_chart(ax, pct, series(key), "cache size (% of answers' bytes)", ylabel)
         ax.minorticks_off()
     if e2e:
-        _bars(axes[2], [r.get("policy", "?") for r in e2e], [r.get("wall_s") for r in e2e],
-              "wall s", f"end to end ({e2e[0].get('requests', '?')} requests)")
+        bar_chart(axes[2], [r.get("policy", "?") for r in e2e], [r.get("wall_s") for r in e2e],
+                  "wall s", f"end to end ({e2e[0].get('requests', '?')} requests)")
     return fig
 
 
@@ -349,16 +275,16 @@ def draw_mux(report: Report) -> Figure:
                 for p, r in lines}
 
     e2e = report.get("end_to_end") or []
-    fig, axes = _figure(3 if e2e else 2, "multiplexing x response cache: FLOPs and hits")
+    fig, axes = new_figure(3 if e2e else 2, "multiplexing x response cache: FLOPs and hits")
     for ax, key, ylabel in ((axes[0], "cost_vs_large_no_cache", "FLOPs / large-only FLOPs"),
                             (axes[1], "hit_rate", "hit rate")):
         ax.set_xscale("log")
-        _lines(ax, pct, series(key), "cache size (% of large answers' bytes)", ylabel)
+        line_chart(ax, pct, series(key), "cache size (% of large answers' bytes)", ylabel)
         ax.minorticks_off()
     if e2e:
-        _bars(axes[2], ["mux" if r.get("multiplexed") else "large only" for r in e2e],
-              [r.get("wall_s") for r in e2e], "wall s",
-              f"end to end ({e2e[0].get('requests', '?')} requests)")
+        bar_chart(axes[2], ["mux" if r.get("multiplexed") else "large only" for r in e2e],
+                  [r.get("wall_s") for r in e2e], "wall s",
+                  f"end to end ({e2e[0].get('requests', '?')} requests)")
     return fig
 
 
@@ -366,11 +292,11 @@ def draw_spec_pushdown(report: Report) -> Figure:
     """Spec failures, retries and violations, and wall time, with and without pushdown."""
     results = report["results"]
     counts = ("spec_failures", "retries", "violations")
-    fig, (left, right) = _figure(2, f"spec pushdown ({report.get('runs', '?')} runs)")
-    _grouped(left, [c.replace("_", " ") for c in counts],
-             {name: [r.get(c) for c in counts] for name, r in results.items()}, "count",
-             numbers=True)
-    _bars(right, list(results), [r.get("wall_s") for r in results.values()], "wall s")
+    fig, (left, right) = new_figure(2, f"spec pushdown ({report.get('runs', '?')} runs)")
+    grouped_bars(left, [c.replace("_", " ") for c in counts],
+                 {name: [r.get(c) for c in counts] for name, r in results.items()}, "count",
+                 numbers=True)
+    bar_chart(right, list(results), [r.get("wall_s") for r in results.values()], "wall s")
     return fig
 
 
@@ -379,15 +305,15 @@ def draw_kv_quant(report: Report) -> Figure:
     per KV cache dtype."""
     results = report["results"]
     dtypes = list(results)
-    fig, axes = _figure(3, "quantized KV cache")
-    _grouped(axes[0], dtypes, {
+    fig, axes = new_figure(3, "quantized KV cache")
+    grouped_bars(axes[0], dtypes, {
         "vs pool as stored": [r.get("tokens_in_same_bytes") for r in results.values()],
         "vs bf16 pool": [r.get("tokens_in_same_bytes_bf16") for r in results.values()]},
         "tokens in the same bytes (x)", numbers=True)
     axes[0].legend(fontsize=7, loc="upper left")
-    _bars(axes[1], dtypes, [r.get("heldout_loss") for r in results.values()], "held-out loss")
-    _bars(axes[2], dtypes, [r.get("decode_tokens_per_s") for r in results.values()],
-          "decode tokens / s")
+    bar_chart(axes[1], dtypes, [r.get("heldout_loss") for r in results.values()], "held-out loss")
+    bar_chart(axes[2], dtypes, [r.get("decode_tokens_per_s") for r in results.values()],
+              "decode tokens / s")
     return fig
 
 
@@ -395,11 +321,11 @@ def draw_mixattention(report: Report) -> Figure:
     """Tokens that fit in the standard model's KV bytes and decode tokens/s per variant."""
     results = report["results"]
     names = list(results)
-    fig, axes = _figure(2, "MixAttention")
-    _bars(axes[0], names, [r.get("tokens_in_same_bytes") for r in results.values()],
-          "tokens in the same KV bytes (x)")
-    _bars(axes[1], names, [r.get("decode_tokens_per_s") for r in results.values()],
-          "decode tokens / s")
+    fig, axes = new_figure(2, "MixAttention")
+    bar_chart(axes[0], names, [r.get("tokens_in_same_bytes") for r in results.values()],
+              "tokens in the same KV bytes (x)")
+    bar_chart(axes[1], names, [r.get("decode_tokens_per_s") for r in results.values()],
+              "decode tokens / s")
     return fig
 
 
@@ -407,11 +333,11 @@ def draw_weight_quant(report: Report) -> Figure:
     """Projection memory saved, held-out loss and tokens/s (batch 1, batched) per dtype."""
     results = report["results"]
     dtypes = list(results)
-    fig, axes = _figure(3, "weight-only quantization")
-    _bars(axes[0], dtypes, [r.get("projection_bytes_ratio") for r in results.values()],
-          "projection bytes saved (x)")
-    _bars(axes[1], dtypes, [r.get("heldout_loss") for r in results.values()], "held-out loss")
-    _grouped(axes[2], dtypes, {
+    fig, axes = new_figure(3, "weight-only quantization")
+    bar_chart(axes[0], dtypes, [r.get("projection_bytes_ratio") for r in results.values()],
+              "projection bytes saved (x)")
+    bar_chart(axes[1], dtypes, [r.get("heldout_loss") for r in results.values()], "held-out loss")
+    grouped_bars(axes[2], dtypes, {
         "batch 1": [r.get("batch1_tokens_per_s") for r in results.values()],
         "batched": [r.get("batch_tokens_per_s") for r in results.values()]}, "tokens / s",
         numbers=True)
@@ -424,20 +350,20 @@ def draw_double_sparsity(report: Report) -> Figure:
     op = report["op_ms"]
     contexts = list(op)
     systems = list(op[contexts[0]])
-    fig, axes = _figure(3, "Double Sparsity")
-    _grouped(axes[0], contexts, {name: [op[c].get(name) for c in contexts] for name in systems},
-             "decode attention ms (context)")
+    fig, axes = new_figure(3, "Double Sparsity")
+    grouped_bars(axes[0], contexts, {name: [op[c].get(name) for c in contexts] for name in systems},
+                 "decode attention ms (context)")
     axes[0].legend(fontsize=7, loc="upper left")
     quality = report["quality"]
     floors = list(quality)
     settings = list(quality[floors[0]]["loss"])
     settings = [s for s in settings if s != "num_conversations"]
-    _grouped(axes[1], settings, {f"floor {f}": [quality[f]["loss"][s].get("heldout_loss")
+    grouped_bars(axes[1], settings, {f"floor {f}": [quality[f]["loss"][s].get("heldout_loss")
                                                 for s in settings] for f in floors},
-             "held-out loss", numbers=True)
-    _grouped(axes[2], settings, {f"floor {f}": [quality[f]["recall"][s].get("exact_match")
+                 "held-out loss", numbers=True)
+    grouped_bars(axes[2], settings, {f"floor {f}": [quality[f]["recall"][s].get("exact_match")
                                                 for s in settings] for f in floors},
-             "recall exact match", numbers=True)
+                 "recall exact match", numbers=True)
     axes[2].legend(fontsize=7, loc="upper right")
     return fig
 
@@ -445,22 +371,22 @@ def draw_double_sparsity(report: Report) -> Figure:
 def draw_cpu_vs_llamacpp(report: Report) -> Figure:
     """Tokens/s of sglc (fp32, int8, int4 weights) and llama.cpp (f32, q8_0), batch 1 and
     batched."""
-    return _two_metrics(report["results"], "sglc vs llama.cpp on CPU, same weights",
-                        ("batch1_tokens_per_s", "tokens / s, batch 1"),
-                        ("batch_tokens_per_s", "tokens / s, mixed requests"), rotation=30)
+    return two_bar_panels(report["results"], "sglc vs llama.cpp on CPU, same weights",
+                          ("batch1_tokens_per_s", "tokens / s, batch 1"),
+                          ("batch_tokens_per_s", "tokens / s, mixed requests"), rotation=30)
 
 
 def draw_json_schema_coverage(report: Report) -> Figure:
     """Suite groups each system compiles, and the soundness violations found in them."""
     rows = report["results"]
     systems = [r.get("system", "?") for r in rows]
-    fig, (left, right) = _figure(2, "JSON-Schema-Test-Suite coverage")
-    _grouped(left, systems, {
+    fig, (left, right) = new_figure(2, "JSON-Schema-Test-Suite coverage")
+    grouped_bars(left, systems, {
         f"all ({report.get('groups', '?')})": [r.get("compiled") for r in rows],
         f"top level ({report.get('top_level_groups', '?')})":
             [r.get("compiled_top_level") for r in rows]}, "groups compiled", numbers=True)
-    _bars(right, systems, [r.get("violations") for r in rows], "soundness violations",
-          "invalid accepted or sampled (n/a: unchecked)")
+    bar_chart(right, systems, [r.get("violations") for r in rows], "soundness violations",
+              "invalid accepted or sampled (n/a: unchecked)")
     return fig
 
 
@@ -468,12 +394,12 @@ def draw_trace_replay(report: Report) -> Figure:
     """Throughput and prefix-cache hit rate per configuration, replaying a chat trace."""
     systems = report["systems"]
     trace = report.get("trace", {})
-    fig, (left, right) = _figure(2, f"chat trace replay ({trace.get('conversations', '?')} "
+    fig, (left, right) = new_figure(2, f"chat trace replay ({trace.get('conversations', '?')} "
                                     f"conversations, {trace.get('requests', '?')} requests)")
-    _bars(left, list(systems), [s.get("tokens_per_s") for s in systems.values()],
-          "tokens / s (prompt + output)")
-    _bars(right, list(systems), [s.get("cache_hit_rate") for s in systems.values()],
-          "prefix cache hit rate")
+    bar_chart(left, list(systems), [s.get("tokens_per_s") for s in systems.values()],
+              "tokens / s (prompt + output)")
+    bar_chart(right, list(systems), [s.get("cache_hit_rate") for s in systems.values()],
+              "prefix cache hit rate")
     return fig
 
 
@@ -481,14 +407,14 @@ def draw_grammar_decode(report: Report) -> Figure:
     """Mask time per token (p50, p99; log scale) per grammar, one panel per vocabulary."""
     masks = report["masks"]
     vocabs = list(dict.fromkeys(m.get("vocab", "?") for m in masks))
-    fig, axes = _figure(max(len(vocabs), 1), "grammar masks: time per token")
+    fig, axes = new_figure(max(len(vocabs), 1), "grammar masks: time per token")
     for ax, vocab in zip(axes, vocabs, strict=False):
         mine = [m for m in masks if m.get("vocab", "?") == vocab]
         labels = [m.get("grammar", "?") + (" (regex)" if m.get("path") == "regex" else "")
                   for m in mine]
         times = {"p50": [m.get("mask_p50_us") for m in mine],
                  "p99": [m.get("mask_p99_us") for m in mine]}
-        _grouped(ax, labels, times, "us per mask", vocab)
+        grouped_bars(ax, labels, times, "us per mask", vocab)
         ax.set_yscale("log")
         ax.set_ylim(top=30 * max((v for vs in times.values() for v in vs if v), default=1.0))
         ax.legend(fontsize=7, loc="upper center", ncol=2)
@@ -506,11 +432,11 @@ def draw_metropolis(report: Report) -> Figure:
         return {s: [results[n].get("median", {}).get(s, {}).get(key) for n in sizes]
                 for s in schedules}
 
-    fig, (left, right) = _figure(2, "AI Metropolis: barrier vs out-of-order agents")
-    _grouped(left, [f"{n} agents" for n in sizes], series("wall_s"), "wall s (median)",
-             numbers=True)
-    _grouped(right, [f"{n} agents" for n in sizes], series("mean_decode_batch"),
-             "requests per decode batch", numbers=True)
+    fig, (left, right) = new_figure(2, "AI Metropolis: barrier vs out-of-order agents")
+    grouped_bars(left, [f"{n} agents" for n in sizes], series("wall_s"), "wall s (median)",
+                 numbers=True)
+    grouped_bars(right, [f"{n} agents" for n in sizes], series("mean_decode_batch"),
+                 "requests per decode batch", numbers=True)
     return fig
 
 
@@ -518,19 +444,19 @@ def draw_multi_model_prism(report: Report) -> Figure:
     """SLO attainment and output tokens per second per system (shared elastic memory and
     deadline-first order against a static equal split)."""
     ratios = ", ".join(t for t in (
-        _ratio_title(report, "slo_attainment_ratio", "SLO attainment"),
-        _ratio_title(report, "throughput_ratio", "tok/s")) if t)
-    return _two_metrics(report["results"], "several models, one memory" +
-                        (f": prism vs static {ratios}" if ratios else ""),
-                        ("slo_attainment", "SLO attainment"),
-                        ("output_tokens_per_s", "output tokens / s"), rotation=20)
+        ratio_title(report, "slo_attainment_ratio", "SLO attainment"),
+        ratio_title(report, "throughput_ratio", "tok/s")) if t)
+    return two_bar_panels(report["results"], "several models, one memory" +
+                          (f": prism vs static {ratios}" if ratios else ""),
+                          ("slo_attainment", "SLO attainment"),
+                          ("output_tokens_per_s", "output tokens / s"), rotation=20)
 
 
 def draw_offload(report: Report) -> Figure:
     """Decode tokens/s and peak anonymous memory per offloading configuration."""
-    return _two_metrics(report["results"], "offloading (FlexGen policy)",
-                        ("tokens_per_s", "tokens / s"), ("peak_rss_anon_mib", "peak RssAnon (MiB)"),
-                        rotation=30)
+    return two_bar_panels(report["results"], "offloading (FlexGen policy)",
+                          ("tokens_per_s", "tokens / s"), ("peak_rss_anon_mib", "peak RssAnon (MiB)"),
+                          rotation=30)
 
 
 PLOTS: dict[str, Callable[[Report], Figure]] = {
@@ -582,7 +508,7 @@ def save_plot(name: str, report: Report, path: Path) -> Path | None:
     try:
         fig = draw(report)
         fig.tight_layout()
-        fig.savefig(path, dpi=_DPI)
+        fig.savefig(path, dpi=DPI)
         plt.close(fig)
     except (KeyError, TypeError, ValueError, IndexError, StopIteration) as exc:
         print(f"no plot for {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
