@@ -319,14 +319,9 @@ def draw_kv_quant(report: Report) -> Figure:
 
 def draw_mixattention(report: Report) -> Figure:
     """Tokens that fit in the standard model's KV bytes and decode tokens/s per variant."""
-    results = report["results"]
-    names = list(results)
-    fig, axes = new_figure(2, "MixAttention")
-    bar_chart(axes[0], names, [r.get("tokens_in_same_bytes") for r in results.values()],
-              "tokens in the same KV bytes (x)")
-    bar_chart(axes[1], names, [r.get("decode_tokens_per_s") for r in results.values()],
-              "decode tokens / s")
-    return fig
+    return two_bar_panels(report["results"], "MixAttention",
+                          ("tokens_in_same_bytes", "tokens in the same KV bytes (x)"),
+                          ("decode_tokens_per_s", "decode tokens / s"), rotation=20)
 
 
 def draw_weight_quant(report: Report) -> Figure:
