@@ -5,11 +5,12 @@ after each one succeeds). Auth, the body size limit and the in-flight limit."""
 from __future__ import annotations
 
 import json
+import time
 
 import openai
 import pytest
 
-from server.support import API_KEY
+from server.support import API_KEY, metric
 
 GOOD = {"model": "default", "prompt": "Hello", "max_tokens": 2, "temperature": 0}
 CHAT = {"model": "default", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
@@ -191,7 +192,12 @@ def test_over_the_in_flight_limit_is_503(server):
         assert_error(refused, 503, code="overloaded", contains="limit of 8 sequences")
         assert refused.json()["error"]["type"] == "server_overloaded"
         assert refused.headers["Retry-After"] == "1"
-        assert_still_serving(http)  # the streams closed: their sequences were released
+        # the streams closed: their sequences are released once the server sees the disconnects
+        deadline = time.monotonic() + 30
+        while metric(http.get("/metrics").text, "sglc:num_requests_in_flight") > 0:
+            assert time.monotonic() < deadline, "closed streams still hold their sequences"
+            time.sleep(0.05)
+        assert_still_serving(http)
 
 
 def test_request_larger_than_the_limit_is_400(http):
