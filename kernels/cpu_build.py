@@ -1,7 +1,8 @@
 """Build the compiled CPU kernels: one C++ extension, compiled on first use.
 
-The sources are `cpu_sources`, `cpu_sources_quant` and `cpu_sources_weight_quant` (wrapped
-by `cpu_decode_attention`, `cpu_elementwise`, `kv_store` and `weight_quant`);
+The sources are `cpu_sources`, `cpu_sources_quant`, `cpu_sources_weight_quant` and
+`cpu_sources_decode_step` (wrapped by `cpu_decode_attention`, `cpu_elementwise`, `kv_store`,
+`weight_quant` and `runtime.models.compiled_decode`);
 this module compiles them together with ``torch.utils.cpp_extension.load_inline`` (needs a
 C++ compiler and ninja; once, then cached by torch under ``~/.cache/torch_extensions``).
 :func:`cpu_kernels_available` says whether it built.
@@ -32,6 +33,7 @@ from pathlib import Path
 from types import ModuleType
 
 from sglc.kernels.cpu_sources import DECODE_ATTENTION, ELEMENTWISE
+from sglc.kernels.cpu_sources_decode_step import DECODE_STEP
 from sglc.kernels.cpu_sources_quant import QUANT
 from sglc.kernels.cpu_sources_weight_quant import WEIGHT_QUANT
 from sglc.progress import working
@@ -45,8 +47,10 @@ log = logging.getLogger(__name__)
 
 _EXTENSION_PREFIX = "sglc_cpu_kernels"
 _FUNCTIONS = ["decode_attention", "decode_attention_quant", "weight_quant_linear",
-              "quantize_store", "rms_norm", "silu_and_mul", "rope"]
-_SOURCES = (DECODE_ATTENTION, QUANT, WEIGHT_QUANT, ELEMENTWISE)
+              "quantize_store", "rms_norm", "silu_and_mul", "rope", "decode_stack_new",
+              "decode_stack_free", "decode_stack_run"]
+# DECODE_STEP calls the others' functions: it comes last (one translation unit)
+_SOURCES = (DECODE_ATTENTION, QUANT, WEIGHT_QUANT, ELEMENTWISE, DECODE_STEP)
 # -fopenmp: ATen's parallel_for is OpenMP pragmas in its headers; without the flag the work
 # items run one after another on one core
 _CFLAGS = ("-O3", "-march=native", "-fopenmp", "-ffast-math")

@@ -12,7 +12,7 @@ DECODE_ATTENTION = r"""
 #include <cmath>
 #include <limits>
 #include <vector>
-#ifdef __AVX512F__
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -76,6 +76,38 @@ inline void block_scores<float>(const float* __restrict qf, const float* __restr
       a = _mm512_fmadd_ps(q[g][3], k3, a);
       p[g * kBlock + j] = _mm512_reduce_add_ps(a);
     }
+  }
+}
+#endif
+
+#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// float32, head dim a multiple of 8 up to 128, at most 4 query heads per KV head (AVX2):
+// the group's q in registers, each key row read once for all of them
+template <>
+inline void block_scores<float>(const float* __restrict qf, const float* __restrict kb,
+                                const int64_t* slots, int64_t n, int64_t slot_stride,
+                                int64_t hoff, int64_t group, int64_t d, float* __restrict p) {
+  if (d % 8 != 0 || d > 128 || group > 4)
+    return block_scores_any<float>(qf, kb, slots, n, slot_stride, hoff, group, d, p);
+  const int64_t chunks = d / 8;
+  for (int64_t j = 0; j < n; ++j) {
+    const float* k = kb + slots[j] * slot_stride + hoff;
+    if (j + kAhead < n) prefetch_row(kb + slots[j + kAhead] * slot_stride + hoff, d * 4);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    for (int64_t c = 0; c < chunks; ++c) {
+      const __m256 kc = _mm256_loadu_ps(k + c * 8);
+      for (int64_t g = 0; g < group; ++g)
+        acc[g] = _mm256_fmadd_ps(_mm256_loadu_ps(qf + g * d + c * 8), kc, acc[g]);
+    }
+    for (int64_t g = 0; g < group; ++g) p[g * kBlock + j] = hsum8(acc[g]);
   }
 }
 #endif

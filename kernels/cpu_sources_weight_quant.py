@@ -4,18 +4,20 @@ W ``[N, K]`` is stored per output row as codes in groups along K with a float16 
 zero per group (int8: a byte a code; int4: two codes a byte, low nibble first). The kernel
 never expands W as a whole. Two paths, chosen by the number of rows M of x:
 
-- few rows (decode): one pass over the codes. Per group,
-  ``scale * (x . codes) + zero * sum(x)``: the codes are widened to floats in registers 16 at
-  a time and meet up to four rows of x, the dot products accumulate lane-wise and are
-  reduced once per output row. This is the batch-1 GEMV, bound by the bytes of W it reads,
-  which is what int8 and int4 shrink.
+- few rows (decode): one pass over the codes. x is first written as int16 per group of W
+  (a scale per row and group: 2^-16 of the group's largest value, far finer than the
+  float16 scales), then per group ``scale * xscale * (xq . codes) + zero * sum(x)``: the
+  codes are widened to int16 16 at a time and multiplied with ``madd`` (16 products a step,
+  exact in int32) against up to four rows of x, and reduced once per output row. This is
+  the batch-1 GEMV, bound by the bytes of W it reads, which is what int8 and int4 shrink
+  (float multiplies would first widen every code to a float: twice the instructions).
 - many rows (prefill, large decode batches): W is dequantized a tile of output rows at a
   time into a float scratch the size of a cache, and each tile runs through ATen's float GEMM
   (`at::mm_out` into the output's columns). The GEMM is compute bound, so the dequantization
   is a small share of it, and no float copy of W outlives the call.
 
 The vector code is AVX2 + FMA + F16C intrinsics, compiled when the build machine has them
-(``-march=native`` defines the macros); elsewhere a portable loop does the same arithmetic.
+(``-march=native`` defines the macros); elsewhere a portable loop computes the same in float32.
 Wrapped by `weight_quant.cpu_quant_linear`.
 """
 
@@ -23,6 +25,7 @@ WEIGHT_QUANT = r"""
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <algorithm>
+#include <cmath>
 #include <vector>
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
@@ -82,7 +85,83 @@ inline float hsum(__m256 v) {
 }
 #endif
 
-// out[i, j] for MB rows of x (x rows i0.., stride k) and output rows [begin, end)
+#ifdef WQ_AVX2
+// codes [t, t + 16) of a row widened to 16 int16 (t a multiple of 16)
+template <int BITS>
+inline __m256i codes16(const uint8_t* row, int64_t t) {
+  __m128i bytes;
+  if (BITS == 8) {
+    bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + t));
+  } else {
+    const __m128i packed = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + t / 2));
+    const __m128i mask = _mm_set1_epi8(0xF);
+    bytes = _mm_unpacklo_epi8(_mm_and_si128(packed, mask),
+                              _mm_and_si128(_mm_srli_epi16(packed, 4), mask));
+  }
+  return _mm256_cvtepu8_epi16(bytes);
+}
+
+// x as int16 per group of W: x[i, t] ~= xs[i, g] * xq[i, t], |xq| <= 32767 (a relative
+// error of 2^-16 of the group's largest value, far below float16 scales' own)
+struct Int16Rows {
+  std::vector<int16_t> q;
+  std::vector<float> scale;
+};
+
+inline Int16Rows to_int16(const float* x, const Weight& w, int64_t m) {
+  Int16Rows r{std::vector<int16_t>(m * w.k), std::vector<float>(m * w.groups)};
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t g = 0; g < w.groups; ++g) {
+      const float* src = x + i * w.k + g * w.group;
+      float big = 0.f;
+      for (int64_t t = 0; t < w.group; ++t) big = std::max(big, std::abs(src[t]));
+      const float scale = big / 32767.f, inv = big > 0.f ? 32767.f / big : 0.f;
+      r.scale[i * w.groups + g] = scale;
+      int16_t* dst = r.q.data() + i * w.k + g * w.group;
+      for (int64_t t = 0; t < w.group; ++t)
+        dst[t] = static_cast<int16_t>(std::nearbyint(src[t] * inv));
+    }
+  return r;
+}
+
+// out[i, j] for MB rows of x (rows i0..) and output rows [begin, end): per group, the
+// int16 dot products of codes and x (madd: 16 products a step, exact in int32), scaled once
+template <int BITS, int MB>
+void gemv_rows_int16(const Int16Rows& xr, const float* xsum, const Weight& w, float* out,
+                     int64_t i0, int64_t begin, int64_t end) {
+  std::vector<float> s(w.groups), z(w.groups);
+  for (int64_t j = begin; j < end; ++j) {
+    const uint8_t* row = w.codes + j * w.row_bytes;
+    halves_to_floats(w.scales + j * w.groups, w.groups, s.data());
+    halves_to_floats(w.zeros + j * w.groups, w.groups, z.data());
+    __m256 total[MB];
+    for (int r = 0; r < MB; ++r) total[r] = _mm256_setzero_ps();
+    for (int64_t g = 0; g < w.groups; ++g) {
+      __m256i acc[MB];
+      for (int r = 0; r < MB; ++r) acc[r] = _mm256_setzero_si256();
+      for (int64_t t = g * w.group, stop = t + w.group; t < stop; t += 16) {
+        const __m256i c = codes16<BITS>(row, t);
+        for (int r = 0; r < MB; ++r)
+          acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(c, _mm256_loadu_si256(
+              reinterpret_cast<const __m256i*>(xr.q.data() + (i0 + r) * w.k + t))));
+      }
+      for (int r = 0; r < MB; ++r)
+        total[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r]),
+                                   _mm256_set1_ps(s[g] * xr.scale[(i0 + r) * w.groups + g]),
+                                   total[r]);
+    }
+    for (int r = 0; r < MB; ++r) {
+      const float* xs = xsum + (i0 + r) * w.groups;
+      float zero_part = 0.f;
+      for (int64_t g = 0; g < w.groups; ++g) zero_part += z[g] * xs[g];
+      out[(i0 + r) * w.n + j] = hsum(total[r]) + zero_part;
+    }
+  }
+}
+#endif
+
+// out[i, j] for MB rows of x (x rows i0.., stride k) and output rows [begin, end): the
+// portable loop
 template <int BITS, int MB>
 void gemv_rows(const float* x, const float* xsum, const Weight& w, float* out, int64_t i0,
                int64_t begin, int64_t end) {
@@ -91,48 +170,19 @@ void gemv_rows(const float* x, const float* xsum, const Weight& w, float* out, i
     const uint8_t* row = w.codes + j * w.row_bytes;
     halves_to_floats(w.scales + j * w.groups, w.groups, s.data());
     halves_to_floats(w.zeros + j * w.groups, w.groups, z.data());
-    float dots[MB];
-#ifdef WQ_AVX2
-    if (w.group % 16 == 0) {
-      __m256 total[MB];
-      for (int r = 0; r < MB; ++r) total[r] = _mm256_setzero_ps();
-      for (int64_t g = 0; g < w.groups; ++g) {
-        __m256 acc_lo[MB], acc_hi[MB];
-        for (int r = 0; r < MB; ++r) acc_lo[r] = acc_hi[r] = _mm256_setzero_ps();
-        for (int64_t t = g * w.group, stop = t + w.group; t < stop; t += 16) {
-          __m256 c_lo, c_hi;
-          load16<BITS>(row, t, c_lo, c_hi);
-          for (int r = 0; r < MB; ++r) {
-            const float* xr = x + (i0 + r) * w.k + t;
-            acc_lo[r] = _mm256_fmadd_ps(c_lo, _mm256_loadu_ps(xr), acc_lo[r]);
-            acc_hi[r] = _mm256_fmadd_ps(c_hi, _mm256_loadu_ps(xr + 8), acc_hi[r]);
-          }
-        }
-        const __m256 scale = _mm256_set1_ps(s[g]);
-        for (int r = 0; r < MB; ++r)
-          total[r] = _mm256_fmadd_ps(_mm256_add_ps(acc_lo[r], acc_hi[r]), scale, total[r]);
-      }
-      for (int r = 0; r < MB; ++r) dots[r] = hsum(total[r]);
-    } else
-#endif
-    {
-      for (int r = 0; r < MB; ++r) {
-        const float* xr = x + (i0 + r) * w.k;
-        float d = 0.f;
-        for (int64_t g = 0; g < w.groups; ++g) {
-          float part = 0.f;
-          for (int64_t t = g * w.group; t < (g + 1) * w.group; ++t)
-            part += xr[t] * code_at<BITS>(row, t);
-          d += s[g] * part;
-        }
-        dots[r] = d;
-      }
-    }
     for (int r = 0; r < MB; ++r) {
+      const float* xr = x + (i0 + r) * w.k;
+      float d = 0.f;
+      for (int64_t g = 0; g < w.groups; ++g) {
+        float part = 0.f;
+        for (int64_t t = g * w.group; t < (g + 1) * w.group; ++t)
+          part += xr[t] * code_at<BITS>(row, t);
+        d += s[g] * part;
+      }
       const float* xs = xsum + (i0 + r) * w.groups;
       float zero_part = 0.f;
       for (int64_t g = 0; g < w.groups; ++g) zero_part += z[g] * xs[g];
-      out[(i0 + r) * w.n + j] = dots[r] + zero_part;
+      out[(i0 + r) * w.n + j] = d + zero_part;
     }
   }
 }
@@ -148,6 +198,22 @@ void gemv(const float* x, const Weight& w, float* out, int64_t m) {
     }
   // a task covers ~64k weight values (no fork for the small projections)
   const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(w.k, 1));
+#ifdef WQ_AVX2
+  if (w.group % 16 == 0) {
+    const Int16Rows xr = to_int16(x, w, m);
+    at::parallel_for(0, w.n, grain, [&](int64_t begin, int64_t end) {
+      int64_t i = 0;
+      for (; i + 4 <= m; i += 4) gemv_rows_int16<BITS, 4>(xr, xsum.data(), w, out, i, begin, end);
+      switch (m - i) {
+        case 3: gemv_rows_int16<BITS, 3>(xr, xsum.data(), w, out, i, begin, end); break;
+        case 2: gemv_rows_int16<BITS, 2>(xr, xsum.data(), w, out, i, begin, end); break;
+        case 1: gemv_rows_int16<BITS, 1>(xr, xsum.data(), w, out, i, begin, end); break;
+        default: break;
+      }
+    });
+    return;
+  }
+#endif
   at::parallel_for(0, w.n, grain, [&](int64_t begin, int64_t end) {
     int64_t i = 0;
     for (; i + 4 <= m; i += 4) gemv_rows<BITS, 4>(x, xsum.data(), w, out, i, begin, end);

@@ -16,6 +16,7 @@ from sglc.runtime.lora.pool import LoraPool
 from sglc.runtime.mem.kv_eviction import KeyScores
 from sglc.runtime.mem.kv_pool import KVPool, ReqToTokenPool
 from sglc.runtime.models.attention import ForwardBatch, PagedAttention, ScoreSink
+from sglc.runtime.models.compiled_decode import CompiledDecode
 from sglc.runtime.models.lora import NO_ADAPTER, LoraBatch, LoraSegments
 from sglc.runtime.req import Req, ScheduledBatch
 from sglc.runtime.sparsity.decode import LabelCache, SparseStep
@@ -53,6 +54,11 @@ class ModelRunner:
         self.labels = labels  # Double Sparsity's label cache; None: not served
         # vocabulary column sets -> (their ids, those lm_head rows), least recently used first
         self._column_weights: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}
+        # decode batches in one compiled call where the model allows (CPU backend; see
+        # CompiledDecode); False: always the per-op path. Built at the first decode step.
+        self.compiled_decode = True
+        self._compiled: CompiledDecode | None = None
+        self.compiled_decode_off_reason = ""
 
     @torch.inference_mode()
     def forward(
@@ -74,10 +80,31 @@ class ModelRunner:
         # the last layer computes only the rows whose logits are wanted (in decode: all)
         keep = None if batch.mode is ForwardMode.DECODE else fb.logits_indices
         lora = self._lora_batch(batch, layout) if self.lora_pool is not None else None
-        hidden = self.run_model(fb, keep, lora)
+        if batch.mode is ForwardMode.DECODE and lora is None and self._use_compiled():
+            out = self._compiled.run(fb.input_ids, fb.positions, fb.out_cache_loc,
+                                     self.req_pool.req_to_token, fb.req_pool_indices,
+                                     fb.seq_lens, logits=logit_columns is None)
+            if logit_columns is None:
+                return out, layout
+            hidden = out
+        else:
+            hidden = self.run_model(fb, keep, lora)
         if logit_columns is None:
             return self.model.compute_logits(hidden), layout
         return self._column_logits(hidden, logit_columns, compact), layout
+
+    def _use_compiled(self) -> bool:
+        """Whether this decode batch runs as one compiled call (built on first use)."""
+        if not self.compiled_decode or self.key_scores is not None or self.labels is not None \
+                or type(self).run_model is not ModelRunner.run_model:
+            return False
+        if self._compiled is None:
+            self._compiled, why = CompiledDecode.build(self.model, self.kv_pool,
+                                                       self.ops.decode_attention)
+            if self._compiled is None:
+                self.compiled_decode, self.compiled_decode_off_reason = False, why
+                return False
+        return self._compiled.usable
 
     def run_model(self, fb: ForwardBatch, keep: torch.Tensor | None,
                   lora: LoraBatch | None) -> torch.Tensor:
@@ -153,16 +180,26 @@ class ModelRunner:
         dev = self.device
         ids = [r.output_ids[-1] if r.output_ids else r.prompt_ids[-1] for r in batch.reqs]
         row_list = [r.kv.row for r in batch.reqs]
-        positions = torch.tensor(batch.extend_starts, dtype=torch.int64, device=dev)
         col_list = self._columns(batch)
-        cols = torch.tensor(col_list, dtype=torch.int64, device=dev) if self.evicts else positions
-        rows = torch.tensor(row_list, dtype=torch.int64, device=dev)
+        host = self.req_pool.host
+        if host is not None:  # CPU: from numpy arrays (cheaper than tensors from lists)
+            positions, cols, rows = (torch.from_numpy(np.array(v, dtype=np.int64)) for v in (
+                batch.extend_starts, col_list, row_list))
+            out_cache_loc = torch.from_numpy(host[row_list, col_list])
+        else:
+            positions = torch.tensor(batch.extend_starts, dtype=torch.int64, device=dev)
+            cols = torch.tensor(col_list, dtype=torch.int64, device=dev)
+            rows = torch.tensor(row_list, dtype=torch.int64, device=dev)
+            out_cache_loc = self.req_pool.req_to_token[rows, cols]
+        if not self.evicts:
+            cols = positions
         n = len(ids)
         fb = ForwardBatch(
             mode=ForwardMode.DECODE,
-            input_ids=torch.tensor(ids, dtype=torch.int64, device=dev),
+            input_ids=torch.from_numpy(np.array(ids, dtype=np.int64)) if host is not None
+            else torch.tensor(ids, dtype=torch.int64, device=dev),
             positions=positions,
-            out_cache_loc=self.req_pool.req_to_token[rows, cols],
+            out_cache_loc=out_cache_loc,
             req_pool_indices=rows,
             prefix_lens=cols,
             extend_lens=torch.ones(n, dtype=torch.int64, device=dev),

@@ -23,7 +23,7 @@ import torch
 
 from sglc.runtime.config import EngineConfig
 from sglc.runtime.constrained.stage import FULL_LOGITS, ConstraintStage, LogitsPlan, Rewrite
-from sglc.runtime.core import FinishReason, ForwardMode, TokenLogprob
+from sglc.runtime.core import FinishReason, ForwardMode, SamplingParams, TokenLogprob
 from sglc.runtime.engine.delivery import Receivers, Sink, call, refused_output
 from sglc.runtime.engine.stats import EngineStats, StepCounters
 from sglc.runtime.model_runner import LogitsLayout, ModelRunner
@@ -262,10 +262,15 @@ class EngineCore:
         """Sample the picked (request, logits row) pairs under their constraints' masks;
         from the compact logits by a greedy pick when the plan made them compact."""
         reqs = [r for r, _ in picked]
-        logits = logits[torch.tensor([row for _, row in picked], device=logits.device)]
+        rows = [row for _, row in picked]
+        if rows != list(range(logits.shape[0])):  # a decode batch's rows are all of them
+            logits = logits[torch.tensor(rows, device=logits.device)]
         self.constraints.mask(logits, reqs, plan)
         if plan.compact:
             return Sampled(reqs, greedy_from_columns(logits, plan.columns), [None] * len(reqs))
+        if not self._under_min_tokens and all(_plain_greedy(r.params) for r in reqs):
+            # what `sample` picks for these (no penalty, no logprobs): the first maximum
+            return Sampled(reqs, logits.argmax(dim=-1).tolist(), [None] * len(reqs))
         params = SamplingBatch.prepare([r.params for r in reqs], [r.prompt_ids for r in reqs],
                                        [r.output_ids for r in reqs], logits.device,
                                        self._banned(reqs) if self._under_min_tokens else ())
@@ -373,3 +378,8 @@ class EngineCore:
                 req, req.error or f"engine error while building its output: "
                                   f"{type(exc).__name__}: {exc}")
         self.receivers.send_output(output)
+
+
+def _plain_greedy(params: SamplingParams) -> bool:
+    """Greedy with no penalty and no logprobs: the token is the argmax of the raw logits."""
+    return params.is_greedy and params.logprobs is None and not params.has_penalties

@@ -229,6 +229,9 @@ class ReqToTokenPool:
         )
         self._free_rows = list(range(max_reqs - 1, -1, -1))
         self._is_free = [True] * max_reqs
+        # CPU: the same memory as a numpy array, for indexed stores of a few entries without
+        # building three tensors first (a decode step's bookkeeping)
+        self.host = self.req_to_token.numpy() if self.req_to_token.device.type == "cpu" else None
 
     @property
     def num_free(self) -> int:
@@ -263,6 +266,9 @@ class ReqToTokenPool:
         if any(s + len(r) > self.max_context_len for s, r in zip(starts, slots, strict=True)):
             raise ValueError(f"positions exceed {self.max_context_len}")
         index_rows = [row for row, row_slots in zip(rows, slots, strict=True) for _ in row_slots]
+        if self.host is not None:
+            self.host[index_rows, cols] = [slot for row_slots in slots for slot in row_slots]
+            return
         device = self.req_to_token.device
         self.req_to_token[torch.tensor(index_rows, device=device),
                           torch.tensor(cols, device=device)] = torch.tensor(

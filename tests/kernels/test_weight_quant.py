@@ -46,7 +46,19 @@ def test_cpu_kernel_matches_the_reference(bits, rows, dtype, atol):
     want = quant_linear(x.float(), q, bias.float())
     got = cpu_quant_linear(x, q, bias)
     assert got.shape == (2, rows, 70) and got.dtype == dtype
-    assert torch.allclose(got.float(), want, atol=atol, rtol=1e-2)
+    slack = _int16_rounding_bound(x.float(), q)
+    assert ((got.float() - want).abs() <= atol + 1e-2 * want.abs() + slack).all()
+
+
+def _int16_rounding_bound(x: torch.Tensor, q) -> torch.Tensor:
+    """How far the GEMV path may be from the float reference because it multiplies x on an
+    int16 grid per group of W (a step of the group's largest |x| / 32767): half a step per
+    value times |W|, summed. The float GEMM path is well inside it."""
+    w = dequantize_weight(q, torch.float32).abs()
+    groups = x.reshape(*x.shape[:-1], -1, q.group_size)
+    half_step = groups.abs().amax(-1) / 32767 / 2  # [..., groups]
+    w_groups = w.reshape(w.shape[0], -1, q.group_size).sum(-1)  # [N, groups]
+    return half_step @ w_groups.T
 
 
 @pytest.mark.skipif(not cpu_kernels_available(), reason="no C++ toolchain")
@@ -62,4 +74,5 @@ def test_cpu_kernel_shapes(bits, rows, n, k):
     x = torch.randn(rows, k, generator=gen)
     want = quant_linear(x, q)
     got = cpu_quant_linear(x, q)
-    assert torch.allclose(got, want, atol=1e-3 * want.abs().max().item(), rtol=1e-4)
+    tolerance = 1e-4 * want.abs().max().item() + _int16_rounding_bound(x, q)
+    assert ((got - want).abs() <= tolerance).all()
