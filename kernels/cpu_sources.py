@@ -89,7 +89,8 @@ inline float hsum8(__m256 v) {
 }
 
 // float32, head dim a multiple of 8 up to 128, at most 4 query heads per KV head (AVX2):
-// the group's q in registers, each key row read once for all of them
+// four keys at a time, each key row read once for the whole group, and the four keys' sums
+// reduced together
 template <>
 inline void block_scores<float>(const float* __restrict qf, const float* __restrict kb,
                                 const int64_t* slots, int64_t n, int64_t slot_stride,
@@ -97,17 +98,37 @@ inline void block_scores<float>(const float* __restrict qf, const float* __restr
   if (d % 8 != 0 || d > 128 || group > 4)
     return block_scores_any<float>(qf, kb, slots, n, slot_stride, hoff, group, d, p);
   const int64_t chunks = d / 8;
-  for (int64_t j = 0; j < n; ++j) {
-    const float* k = kb + slots[j] * slot_stride + hoff;
-    if (j + kAhead < n) prefetch_row(kb + slots[j + kAhead] * slot_stride + hoff, d * 4);
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                     _mm256_setzero_ps()};
-    for (int64_t c = 0; c < chunks; ++c) {
-      const __m256 kc = _mm256_loadu_ps(k + c * 8);
-      for (int64_t g = 0; g < group; ++g)
-        acc[g] = _mm256_fmadd_ps(_mm256_loadu_ps(qf + g * d + c * 8), kc, acc[g]);
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const float* k[4];
+    for (int u = 0; u < 4; ++u) {
+      k[u] = kb + slots[j + u] * slot_stride + hoff;
+      if (j + u + kAhead < n) prefetch_row(kb + slots[j + u + kAhead] * slot_stride + hoff, d * 4);
     }
-    for (int64_t g = 0; g < group; ++g) p[g * kBlock + j] = hsum8(acc[g]);
+    for (int64_t g = 0; g < group; ++g) {
+      __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                       _mm256_setzero_ps()};
+      for (int64_t c = 0; c < chunks; ++c) {
+        const __m256 qc = _mm256_loadu_ps(qf + g * d + c * 8);
+        for (int u = 0; u < 4; ++u)
+          acc[u] = _mm256_fmadd_ps(qc, _mm256_loadu_ps(k[u] + c * 8), acc[u]);
+      }
+      // [a0 a1 a2 a3] -> their four sums, in order
+      const __m256 h01 = _mm256_hadd_ps(acc[0], acc[1]), h23 = _mm256_hadd_ps(acc[2], acc[3]);
+      const __m256 h = _mm256_hadd_ps(h01, h23);
+      _mm_storeu_ps(p + g * kBlock + j,
+                    _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+    }
+  }
+  for (; j < n; ++j) {
+    const float* k = kb + slots[j] * slot_stride + hoff;
+    for (int64_t g = 0; g < group; ++g) {
+      __m256 acc = _mm256_setzero_ps();
+      for (int64_t c = 0; c < chunks; ++c)
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(qf + g * d + c * 8), _mm256_loadu_ps(k + c * 8),
+                              acc);
+      p[g * kBlock + j] = hsum8(acc);
+    }
   }
 }
 #endif
@@ -128,6 +149,57 @@ inline void block_values(const float* __restrict p, const T* __restrict vb, cons
     }
   }
 }
+
+#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+// float32 V rows, a block's weighted sum kept in registers (CH 8-float chunks of each of G
+// query heads) and stored once
+template <int CH, int G>
+inline void block_values_regs(const float* __restrict p, const float* __restrict vb,
+                              const int64_t* slots, int64_t n, int64_t slot_stride, int64_t hoff,
+                              float* __restrict acc) {
+  constexpr int64_t d = CH * 8;
+  __m256 a[G][CH];
+  for (int g = 0; g < G; ++g)
+    for (int c = 0; c < CH; ++c) a[g][c] = _mm256_loadu_ps(acc + g * d + c * 8);
+  for (int64_t j = 0; j < n; ++j) {
+    const float* v = vb + slots[j] * slot_stride + hoff;
+    if (j + kAhead < n) prefetch_row(vb + slots[j + kAhead] * slot_stride + hoff, d * 4);
+    __m256 vc[CH];
+    for (int c = 0; c < CH; ++c) vc[c] = _mm256_loadu_ps(v + c * 8);
+    for (int g = 0; g < G; ++g) {
+      const __m256 pj = _mm256_set1_ps(p[g * kBlock + j]);
+      for (int c = 0; c < CH; ++c) a[g][c] = _mm256_fmadd_ps(pj, vc[c], a[g][c]);
+    }
+  }
+  for (int g = 0; g < G; ++g)
+    for (int c = 0; c < CH; ++c) _mm256_storeu_ps(acc + g * d + c * 8, a[g][c]);
+}
+
+template <>
+inline void block_values<float>(const float* __restrict p, const float* __restrict vb,
+                                const int64_t* slots, int64_t n, int64_t slot_stride,
+                                int64_t hoff, int64_t group, int64_t d, float* __restrict acc) {
+  const int64_t key = d * 10 + group;
+  switch (key) {
+    case 32 * 10 + 1: return block_values_regs<4, 1>(p, vb, slots, n, slot_stride, hoff, acc);
+    case 32 * 10 + 2: return block_values_regs<4, 2>(p, vb, slots, n, slot_stride, hoff, acc);
+    case 32 * 10 + 4: return block_values_regs<4, 4>(p, vb, slots, n, slot_stride, hoff, acc);
+    case 64 * 10 + 1: return block_values_regs<8, 1>(p, vb, slots, n, slot_stride, hoff, acc);
+    case 64 * 10 + 2: return block_values_regs<8, 2>(p, vb, slots, n, slot_stride, hoff, acc);
+    default: break;
+  }
+  for (int64_t j = 0; j < n; ++j) {
+    const float* __restrict v = vb + slots[j] * slot_stride + hoff;
+    if (j + kAhead < n) prefetch_row(vb + slots[j + kAhead] * slot_stride + hoff, d * 4);
+    for (int64_t g = 0; g < group; ++g) {
+      const float pj = p[g * kBlock + j];
+      float* __restrict a = acc + g * d;
+#pragma omp simd
+      for (int64_t i = 0; i < d; ++i) a[i] += pj * v[i];
+    }
+  }
+}
+#endif
 
 template <typename T>
 void decode(const T* q, const T* kb, const T* vb, const int64_t* table, int64_t table_stride,

@@ -49,7 +49,11 @@ inline void halves_to_floats(const at::Half* src, int64_t count, float* dst) {
     _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(
                                   reinterpret_cast<const __m128i*>(src + i))));
 #endif
+#ifdef WQ_AVX2
+  for (; i < count; ++i) dst[i] = _cvtsh_ss(src[i].x);  // one instruction (F16C)
+#else
   for (; i < count; ++i) dst[i] = static_cast<float>(src[i]);
+#endif
 }
 
 // code of value t (portable path)
@@ -158,6 +162,44 @@ void gemv_rows_int16(const Int16Rows& xr, const float* xsum, const Weight& w, fl
     }
   }
 }
+
+// one row of x (row i0) against output rows [begin, end), four at a time: each 16 values of
+// x load once for four rows of codes, and the four sums reduce together
+template <int BITS>
+void gemv_one_row_int16(const Int16Rows& xr, const float* xsum, const Weight& w, float* out,
+                        int64_t i0, int64_t begin, int64_t end) {
+  const int16_t* x = xr.q.data() + i0 * w.k;
+  const float* xscale = xr.scale.data() + i0 * w.groups;
+  const float* xs = xsum + i0 * w.groups;
+  std::vector<float> s(4 * w.groups), z(4 * w.groups);
+  int64_t j = begin;
+  for (; j + 4 <= end; j += 4) {
+    halves_to_floats(w.scales + j * w.groups, 4 * w.groups, s.data());  // rows j..j+3
+    halves_to_floats(w.zeros + j * w.groups, 4 * w.groups, z.data());
+    const uint8_t* rows[4] = {w.codes + j * w.row_bytes, w.codes + (j + 1) * w.row_bytes,
+                              w.codes + (j + 2) * w.row_bytes, w.codes + (j + 3) * w.row_bytes};
+    __m256 total[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                       _mm256_setzero_ps()};
+    for (int64_t g = 0; g < w.groups; ++g) {
+      __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),
+                        _mm256_setzero_si256(), _mm256_setzero_si256()};
+      for (int64_t t = g * w.group, stop = t + w.group; t < stop; t += 16) {
+        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + t));
+        for (int r = 0; r < 4; ++r)
+          acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(codes16<BITS>(rows[r], t), xv));
+      }
+      for (int r = 0; r < 4; ++r)
+        total[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r]),
+                                   _mm256_set1_ps(s[r * w.groups + g] * xscale[g]), total[r]);
+    }
+    for (int r = 0; r < 4; ++r) {
+      float zero_part = 0.f;
+      for (int64_t g = 0; g < w.groups; ++g) zero_part += z[r * w.groups + g] * xs[g];
+      out[i0 * w.n + j + r] = hsum(total[r]) + zero_part;
+    }
+  }
+  if (j < end) gemv_rows_int16<BITS, 1>(xr, xsum, w, out, i0, j, end);
+}
 #endif
 
 // out[i, j] for MB rows of x (x rows i0.., stride k) and output rows [begin, end): the
@@ -207,7 +249,7 @@ void gemv(const float* x, const Weight& w, float* out, int64_t m) {
       switch (m - i) {
         case 3: gemv_rows_int16<BITS, 3>(xr, xsum.data(), w, out, i, begin, end); break;
         case 2: gemv_rows_int16<BITS, 2>(xr, xsum.data(), w, out, i, begin, end); break;
-        case 1: gemv_rows_int16<BITS, 1>(xr, xsum.data(), w, out, i, begin, end); break;
+        case 1: gemv_one_row_int16<BITS>(xr, xsum.data(), w, out, i, begin, end); break;
         default: break;
       }
     });

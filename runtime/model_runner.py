@@ -69,6 +69,9 @@ class ModelRunner:
         vocabulary columns are computed and every other one is -inf: for batches whose
         requests are all constrained, the columns their masks allow. `compact` returns just
         those columns ([rows, len(logit_columns)]) instead of full-width rows."""
+        if batch.mode is ForwardMode.DECODE and self._use_compiled() and (
+                self.lora_pool is None or not any(r.params.lora for r in batch.reqs)):
+            return self._forward_compiled(batch, logit_columns, compact)
         fb, layout = self.prepare(batch)
         if self.key_scores is not None:
             fb.score_sink = self._score_sink(fb)
@@ -80,23 +83,34 @@ class ModelRunner:
         # the last layer computes only the rows whose logits are wanted (in decode: all)
         keep = None if batch.mode is ForwardMode.DECODE else fb.logits_indices
         lora = self._lora_batch(batch, layout) if self.lora_pool is not None else None
-        if batch.mode is ForwardMode.DECODE and lora is None and self._use_compiled():
-            out = self._compiled.run(fb.input_ids, fb.positions, fb.out_cache_loc,
-                                     self.req_pool.req_to_token, fb.req_pool_indices,
-                                     fb.seq_lens, logits=logit_columns is None)
-            if logit_columns is None:
-                return out, layout
-            hidden = out
-        else:
-            hidden = self.run_model(fb, keep, lora)
+        hidden = self.run_model(fb, keep, lora)
         if logit_columns is None:
             return self.model.compute_logits(hidden), layout
         return self._column_logits(hidden, logit_columns, compact), layout
 
+    def _forward_compiled(self, batch: ScheduledBatch, logit_columns: np.ndarray | None,
+                          compact: bool) -> tuple[torch.Tensor, LogitsLayout]:
+        """`forward` of a decode batch through the compiled step: its few inputs straight
+        from the requests and the CPU `req_to_token` (no ForwardBatch)."""
+        reqs, n = batch.reqs, len(batch.reqs)
+        ids = np.fromiter((r.output_ids[-1] if r.output_ids else r.prompt_ids[-1]
+                           for r in reqs), np.int64, n)
+        rows = np.fromiter((r.kv.row for r in reqs), np.int64, n)
+        cols = np.array(self._columns(batch), dtype=np.int64)
+        positions = np.array(batch.extend_starts, dtype=np.int64)
+        slots = self.req_pool.host[rows, cols]
+        out = self._compiled.run(
+            *(torch.from_numpy(a) for a in (ids, positions, slots)), self.req_pool.req_to_token,
+            torch.from_numpy(rows), torch.from_numpy(cols + 1), logits=logit_columns is None)
+        layout = LogitsLayout(list(range(n)), [None] * n)
+        if logit_columns is None:
+            return out, layout
+        return self._column_logits(out, logit_columns, compact), layout
+
     def _use_compiled(self) -> bool:
         """Whether this decode batch runs as one compiled call (built on first use)."""
         if not self.compiled_decode or self.key_scores is not None or self.labels is not None \
-                or type(self).run_model is not ModelRunner.run_model:
+                or type(self).run_model is not ModelRunner.run_model or self.req_pool.host is None:
             return False
         if self._compiled is None:
             self._compiled, why = CompiledDecode.build(self.model, self.kv_pool,
