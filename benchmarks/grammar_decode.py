@@ -7,8 +7,10 @@
    no download); ``trained``, a **trained 128k byte-level BPE** (`trained_vocab.py`: trained
    here on site-packages' Python sources and docs, cached under benchmarks/out/), whose
    tokens share prefixes the way a real tokenizer's do. Compile time
-   is `grammar_cache.build_grammar` (an llguidance `LLMatcher` for the vocabulary; the
-   `LLTokenizer` is built once per vocabulary, reported apart). Mask time is
+   is `grammar_cache.build_grammar` (an llguidance `LLMatcher` for the vocabulary, on the
+   tokenizer `Tokenizers.for_grammar` picks, with or without llguidance's slices, as the
+   engine does; the two `LLTokenizer`s are built once per vocabulary, reported apart). Mask
+   time is
    `GrammarMatcher.fill_bitmask` into a CPU int32 row, on random walks that pick an allowed
    token uniformly (a stop id once the text is complete, with probability 1/4), restarting
    when a walk finishes or reaches 64 tokens: p50 and p99 microseconds over `--fills` fills.
@@ -54,7 +56,7 @@ from trained_vocab import trained_tokenizer  # noqa: E402
 
 from sglc.constraints.grammar import lark_grammar  # noqa: E402
 from sglc.runtime.constrained.base import BaseMatcher  # noqa: E402
-from sglc.runtime.constrained.grammar_cache import build_grammar, llg_tokenizer  # noqa: E402
+from sglc.runtime.constrained.grammar_cache import Tokenizers, build_grammar  # noqa: E402
 from sglc.runtime.constrained.grammar_matcher import GrammarMatcher  # noqa: E402
 from sglc.runtime.constrained.index_cache import build_index  # noqa: E402
 from sglc.runtime.constrained.jump_forward import make_encoder  # noqa: E402
@@ -141,7 +143,8 @@ def measure_masks(vocabs: dict[str, tuple[TokenVocabulary, Any]], fills: int, se
     rows = []
     for vocab_name, (vocab, encode) in vocabs.items():
         start = time.perf_counter()
-        tokenizer = llg_tokenizer(vocab, encode)
+        tokenizers = Tokenizers(vocab, encode)
+        tokenizers.plain  # noqa: B018 - both tokenizers, built before the clock runs on masks
         tokenizer_s = time.perf_counter() - start
         xgr_compiler, xgr_tokenizer_s = (xgrammar_compare.new_compiler(vocab, threads)
                                          if use_xgrammar else (None, None))
@@ -150,7 +153,8 @@ def measure_masks(vocabs: dict[str, tuple[TokenVocabulary, Any]], fills: int, se
                   for path in ("grammar", "regex")]
         for name, path, text, regex in cases:
             if path == "grammar":
-                compiled = build_grammar(lark_grammar(text), vocab, tokenizer)
+                grammar = lark_grammar(text)
+                compiled = build_grammar(grammar, vocab, tokenizers.for_grammar(grammar))
                 seconds = compiled.build_seconds
                 times, done = _walk_times(lambda c=compiled: GrammarMatcher(c), vocab, fills,
                                           seed)
