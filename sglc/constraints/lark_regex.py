@@ -15,8 +15,9 @@ of a grammar only when it can show that the two agree, and otherwise says why no
 - no terminal C can run on past the end of a terminal A into what the rules let follow A
   (no text of C starts with a text of A and then a prefix of a terminal that may follow A):
   the lexer never cuts later than the rules do;
-- no terminal's text is a proper prefix of another terminal's text: the lexer never cuts
-  earlier either (Lark's lexer tries terminals in an order, not longest first).
+- no terminal's text is a proper prefix of another terminal's text, nor a text of another
+  terminal (two terminals of one language are one): the lexer never cuts earlier, nor takes
+  one terminal for another (Lark's lexer tries terminals in an order, not longest first).
 
 Under these conditions a text matches the regex exactly when the lexer cuts it into the
 terminals of a derivation, i.e. when the grammar accepts it.
@@ -239,6 +240,21 @@ def _prefixes(fsm: FSM) -> FSM:
                map=fsm.map)
 
 
+def _first_chars(fsm: FSM) -> set[object]:
+    """The characters a text of `fsm` can start with (`anything_else` among them: any
+    character the automaton does not name)."""
+    chars: set[object] = set()
+    for symbol, target in fsm.map.get(fsm.initial, {}).items():
+        if fsm.islive(target):
+            chars.update(fsm.alphabet.by_transition[symbol])
+    return chars
+
+
+def _may_share(one: set[object], other: set[object]) -> bool:
+    """Whether texts starting with a character of `one` and of `other` can start alike."""
+    return any(not isinstance(c, str) for c in (*one, *other)) or bool(one & other)
+
+
 def _check_lexing(tree: Node) -> None:
     follows: dict[str, set[str]] = {}
     _follow(tree, set(), follows)
@@ -248,17 +264,29 @@ def _check_lexing(tree: Node) -> None:
     for t in terminals:
         if fsms[t].accepts(""):
             raise NotRegular(f"the terminal /{t}/ matches the empty text")
+    same = {}  # terminal -> the first terminal of the same language (one lexer unit)
+    for t in terminals:
+        same[t] = next((u for u in terminals[:terminals.index(t)]
+                        if same[u] == u and fsms[u].equivalent(fsms[t])), t)
     nonempty = _fsm("(?:[^a]|a)+")  # any nonempty text (`anything_else` in its alphabet)
-    nonempty_prefixes = {t: _prefixes(f).difference(empty) for t, f in fsms.items()}
+    prefixes = {t: _prefixes(f) for t, f in fsms.items()}
+    starts = {t: _first_chars(f) for t, f in fsms.items()}
+    nonempty_prefixes = {t: p.difference(empty) for t, p in prefixes.items()}
     for a in terminals:
         longer = {b: fsms[a].concatenate(nonempty_prefixes[b]) for b in follows[a]}
         for c in terminals:
-            run_on = _prefixes(fsms[c])
+            if not _may_share(starts[a], starts[c]):  # no text of c starts like one of a
+                continue
             for b, joined in longer.items():
-                if not (run_on & joined).empty():
+                if not (prefixes[c] & joined).empty():
                     raise NotRegular(f"/{c}/ can run on past /{a}/ into /{b}/, so a lexer "
                                      "would cut the text elsewhere than the rules")
-            if c != a and not (fsms[a] & fsms[c].concatenate(nonempty)).empty():
+            if same[c] == same[a]:
+                continue
+            if not (fsms[a] & fsms[c]).empty():
+                raise NotRegular(f"/{a}/ and /{c}/ match a text in common, so a lexer may "
+                                 "take one where the rules want the other")
+            if not (fsms[a] & fsms[c].concatenate(nonempty)).empty():
                 raise NotRegular(f"/{c}/ matches a proper prefix of a text of /{a}/, so a "
                                  "lexer may cut the text earlier than the rules")
 

@@ -25,13 +25,16 @@ TAKEN = {
     "ranges": 'start: ITEM~2..3 ("," ITEM)?\nITEM: /[a-c]/ "-" /[0-9]/',
     "spaced": 'start: NAME " " NAME\nNAME: /[a-z]+/',
     "optional": 'start: [SIGN] DIGITS "." DIGITS\nSIGN: "+" | "-"\nDIGITS: /[0-9]+/',
+    "one terminal, two spellings": 'start: PLUS NUM ("+" NUM)*\nPLUS: "+"\nNUM: /[0-9]/',
+    "sql.lark": (Path(__file__).parents[2] / "examples" / "sql.lark").read_text(),
 }
 
 REFUSED = [
     (GRAMMARS["arithmetic"], "recursive"),
     (GRAMMARS["nested_lists"], "recursive"),
     ('start: NAME NAME\nNAME: /[a-z]+/', "run on past"),
-    ('start: "select" NAME\nNAME: /[a-z]+/', "proper prefix"),
+    ('start: "select" NAME\nNAME: /[a-z]+/', "in common"),
+    ('start: KW | NAME "x"\nKW: "ab"\nNAME: /[a-z]{2}/', "in common"),
     ('start: A B\nA: "a"\nB: "ab"', "proper prefix"),
     ('start: NUM\nNUM: /\\d+/', "Unicode"),
     ('start: WORD\nWORD: /[a-z]./', "Unicode"),
