@@ -40,6 +40,8 @@ __all__ = ["NotRegular", "grammar_regex"]
 
 MAX_NODES = 20_000  # rule references inlined, at most: past it the grammar stays a grammar
 MAX_REGEX_CHARS = 20_000
+MAX_TERMINALS = 200  # distinct terminals checked pairwise, at most
+MAX_TERMINAL_STATES = 2_000  # states of one terminal's automaton, at most
 _META = set("\\.^$*+?{}[]|()")
 
 
@@ -259,7 +261,13 @@ def _check_lexing(tree: Node) -> None:
     follows: dict[str, set[str]] = {}
     _follow(tree, set(), follows)
     terminals = sorted(follows)
+    if len(terminals) > MAX_TERMINALS:
+        raise NotRegular(f"it has more than {MAX_TERMINALS} terminals to check")
     fsms = {t: _fsm(t) for t in terminals}
+    for t, fsm in fsms.items():
+        if len(fsm.states) > MAX_TERMINAL_STATES:
+            raise NotRegular(f"the terminal /{t[:40]}/ has more than {MAX_TERMINAL_STATES} "
+                             "automaton states to check")
     empty = _fsm("")
     for t in terminals:
         if fsms[t].accepts(""):

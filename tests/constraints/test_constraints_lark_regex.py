@@ -108,3 +108,8 @@ def test_the_regex_and_lark_agree_on_sentences_and_near_misses(name):
             miss = (text[:i] + c + text[i:] if edit == "insert" else
                     text[:i] + text[i + 1:] if edit == "delete" else text[:i] + c + text[i + 1:])
             assert bool(re.fullmatch(regex, miss)) == parses(grammar, miss), (text, miss)
+
+
+def test_a_terminal_too_large_to_check_stays_on_the_grammar_path():
+    with pytest.raises(NotRegular, match="automaton states"):
+        grammar_regex('start: N ";"\nN: /[a-z]{1,3000}/')
