@@ -11,10 +11,19 @@ releases the GIL while it compiles, so builds run in a ``ThreadPoolExecutor`` be
 engine loop like the regex indexes. Each request gets a ``deep_copy`` of the compiled
 matcher. Compiled grammars live in an in-memory LRU; they are not stored on disk (llguidance
 has no serialized form, and compiling again costs about what reading would).
+
+llguidance's "slices" (tokens split by a few regexes, JSON-string-like characters by default,
+each with its own token trie) let a mask add a whole slice at once where the current lexeme
+admits every token of it: inside a JSON string, a comment. Where no lexeme can (a grammar
+whose terminals are narrow classes and literals) they only split the trie walk, and masks are
+computed faster without them. `slices_help` tells the two kinds apart from the grammar text,
+and :class:`Tokenizers` hands each grammar the tokenizer that suits it (the masks are the same
+either way; only their cost differs).
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import OrderedDict
@@ -27,8 +36,8 @@ import llguidance
 
 from sglc.runtime.constrained.vocabulary import TokenVocabulary
 
-__all__ = ["CompiledGrammar", "GrammarBuildError", "GrammarCache", "build_grammar",
-           "llg_tokenizer"]
+__all__ = ["CompiledGrammar", "GrammarBuildError", "GrammarCache", "Tokenizers", "build_grammar",
+           "llg_tokenizer", "slices_help"]
 
 Encoder = Callable[[str], list[int]]
 
@@ -55,9 +64,17 @@ class CompiledGrammar:
 class _Tokenizer:
     """What ``llguidance.TokenizerWrapper`` asks of a tokenizer: the bytes of every id (the
     vocabulary's; a placeholder for the non-text ids it lists as special) and `__call__`,
-    text -> ids (used to tokenize forced text)."""
+    text -> ids (used to tokenize forced text).
 
-    def __init__(self, vocab: TokenVocabulary, encode: Encoder | None) -> None:
+    llguidance calls `__call__` from inside a mask computation whenever the grammar forces
+    bytes (it turns them into the one token the mask then allows), through the GIL and the
+    model tokenizer: the dearest part of such a mask. The same forced texts come back at every
+    visit of a grammar position (a keyword, a closing bracket), so the answers are memoized:
+    a pure function of the text, at most `memo_entries` of them (the memo is emptied when
+    full)."""
+
+    def __init__(self, vocab: TokenVocabulary, encode: Encoder | None,
+                 memo_entries: int = 4096) -> None:
         self.vocab = vocab
         self.eos_token_id = vocab.eos_id
         self.bos_token_id = None
@@ -65,8 +82,18 @@ class _Tokenizer:
                        for i, b in enumerate(vocab.token_bytes)]
         self.special_token_ids = [i for i, b in enumerate(vocab.token_bytes) if b is None]
         self._encode = encode
+        self._memo: dict[str, list[int]] = {}
+        self._memo_entries = memo_entries
 
     def __call__(self, text: str) -> list[int]:
+        hit = self._memo.get(text)
+        if hit is None:
+            if len(self._memo) >= self._memo_entries:
+                self._memo.clear()
+            hit = self._memo[text] = self._ids(text)
+        return list(hit)
+
+    def _ids(self, text: str) -> list[int]:
         """Token ids that spell exactly `text`: the tokenizer's own where they do (after a
         newline anchor for tokenizers that prepend a space), else longest-match greedy."""
         expected = text.encode("utf-8")
@@ -106,6 +133,58 @@ def llg_tokenizer(vocab: TokenVocabulary, encode: Encoder | None) -> llguidance.
     return llguidance.LLTokenizer(llguidance.TokenizerWrapper(_Tokenizer(vocab, encode)))
 
 
+# regex constructs under which a lexeme can admit a whole slice (a negated or any-character
+# class: the default slices are runs of "any character but a quote, backslash or control")
+_SLICEABLE = ("[^", ".*", ".+", ".{", "\\S", "\\W", "\\D", "\\P", "%json")
+
+
+def slices_help(grammar: str) -> bool:
+    """Whether llguidance's default slices can speed up this grammar's masks: a JSON schema,
+    or a Lark text with a negated or any-character class (see the module docstring). Only
+    the cost of a mask depends on the answer, never the mask."""
+    try:
+        parts = json.loads(grammar)["grammars"]
+    except (ValueError, KeyError, TypeError):  # Lark text itself
+        return any(mark in grammar for mark in _SLICEABLE)
+    for part in parts:
+        if not isinstance(part, dict) or part.get("json_schema") is not None:
+            return True
+        lark = part.get("lark_grammar")
+        if not isinstance(lark, str) or any(mark in lark for mark in _SLICEABLE):
+            return True
+    return False
+
+
+class Tokenizers:
+    """The llguidance tokenizers of one vocabulary: with the default slices and without
+    (:meth:`for_grammar` picks), built once each on first use."""
+
+    def __init__(self, vocab: TokenVocabulary, encode: Encoder | None) -> None:
+        self.vocab = vocab
+        self._encode = encode
+        self._sliced: llguidance.LLTokenizer | None = None
+        self._plain: llguidance.LLTokenizer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def sliced(self) -> llguidance.LLTokenizer:
+        with self._lock:
+            if self._sliced is None:
+                self._sliced = llg_tokenizer(self.vocab, self._encode)
+            return self._sliced
+
+    @property
+    def plain(self) -> llguidance.LLTokenizer:
+        sliced = self.sliced
+        with self._lock:
+            if self._plain is None:
+                self._plain = sliced.with_slices([])
+            return self._plain
+
+    def for_grammar(self, grammar: str) -> llguidance.LLTokenizer:
+        return self.sliced if slices_help(grammar) else self.plain
+
+
 def build_grammar(grammar: str, vocab: TokenVocabulary,
                   tokenizer: llguidance.LLTokenizer) -> CompiledGrammar:
     """Compile (no caching) an llguidance grammar; GrammarBuildError says why it failed."""
@@ -118,7 +197,7 @@ def build_grammar(grammar: str, vocab: TokenVocabulary,
 
 class GrammarCache:
     """Thread-safe LRU of :class:`CompiledGrammar` by grammar text, for one vocabulary;
-    builds run on `max_workers` threads, and the llguidance tokenizer is made by the first."""
+    builds run on `max_workers` threads, and the llguidance tokenizers are made by the first."""
 
     def __init__(self, vocab: TokenVocabulary, encode: Encoder | None, *,
                  max_entries: int = 64, max_workers: int = 2) -> None:
@@ -128,21 +207,12 @@ class GrammarCache:
         self.max_entries = max_entries
         self.num_builds = 0
         self.num_memory_hits = 0
-        self._encode = encode
-        self._tokenizer: llguidance.LLTokenizer | None = None
+        self.tokenizers = Tokenizers(vocab, encode)
         self._lock = threading.Lock()
-        self._tokenizer_lock = threading.Lock()
         self._lru: OrderedDict[str, CompiledGrammar] = OrderedDict()
         self._inflight: dict[str, Future[CompiledGrammar]] = {}
         self._pool = ThreadPoolExecutor(max_workers=max_workers,
                                         thread_name_prefix="sglc-grammar")
-
-    @property
-    def tokenizer(self) -> llguidance.LLTokenizer:
-        with self._tokenizer_lock:
-            if self._tokenizer is None:
-                self._tokenizer = llg_tokenizer(self.vocab, self._encode)
-            return self._tokenizer
 
     def get_async(self, grammar: str) -> Future[CompiledGrammar]:
         """A future of the compiled grammar; never blocks on a build."""
@@ -173,7 +243,7 @@ class GrammarCache:
 
     def _job(self, grammar: str) -> CompiledGrammar:
         try:
-            compiled = build_grammar(grammar, self.vocab, self.tokenizer)
+            compiled = build_grammar(grammar, self.vocab, self.tokenizers.for_grammar(grammar))
         except BaseException:
             with self._lock:
                 self._inflight.pop(grammar, None)

@@ -20,6 +20,8 @@ from sglc.cli.common import (
 )
 from sglc.cli.mux_commands import add_mux_options, mux_config
 from sglc.cli.program_args import parse_arguments, parse_defaults, read_args_file
+from sglc.constraints.errors import ConstraintError
+from sglc.constraints.grammar import route_grammar
 from sglc.frontend import check_program, has_errors, render, render_all, to_json
 from sglc.frontend.models import check_model_names, multiplexed_notes
 from sglc.ir import print_program
@@ -149,6 +151,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         for span, refusal in checked.grammar_path_schemas:
             print(f"{span.file}:{span.line}:{span.col}: note: this schema decodes on the "
                   f"grammar path (llguidance), not as a regex: {refusal}", file=sys.stderr)
+        for span in _regular_grammars(checked):
+            print(f"{span.file}:{span.line}:{span.col}: note: this grammar is regular: it "
+                  "decodes on the regex path (as its regex), not on llguidance", file=sys.stderr)
         num_errors = sum(d.is_error for d in diags)
         num_notes = sum(d.severity == "note" for d in diags)
         num_warnings = len(diags) - num_errors - num_notes
@@ -160,6 +165,18 @@ def cmd_check(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return EXIT_ERROR if has_errors(diags) else EXIT_OK
+
+
+def _regular_grammars(checked: Any) -> list[Any]:
+    """The spans of the `grammar(...)` constraints that take the regex path."""
+    spans = []
+    for ref, text in checked.grammars.items():
+        try:
+            if route_grammar(text).path == "regex":
+                spans.append(ref.span)
+        except ConstraintError:  # reported as the grammar's error already
+            continue
+    return spans
 
 
 def _clover(checked: Any, model: str | None) -> list[Any]:

@@ -10,11 +10,14 @@ JSON schemas take the regex path when `to_regex` accepts them (it is faster and 
 jump-forward); a schema it refuses (recursive `$ref`, `patternProperties`, unbounded nesting)
 takes the grammar path when llguidance accepts it, with the same compact layout (no
 whitespace, `,` and `:` separators) as the regex path. `route_schema` says which path a
-schema takes, and why.
+schema takes, and why. Likewise a Lark grammar whose language is regular, in a way the lexer
+cannot blur (`lark_regex.grammar_regex`: rules that never recurse, terminals that split where
+the rules do), takes the regex path; `route_grammar` says which path a grammar takes.
 
     lark_grammar(text)              the llguidance grammar of a Lark text; GrammarError
     schema_grammar(schema_text)     the llguidance grammar of a JSON schema; ConstraintError
     route_schema(schema_text)       SchemaRoute: regex or grammar (and the regex refusal)
+    route_grammar(text)             GrammarRoute: regex (a regular Lark grammar) or grammar
     request_constraint(...)         an engine request's constraint: a regex or a grammar
 """
 
@@ -24,21 +27,25 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from llguidance import LLMatcher
 
 from sglc.constraints.canonical import Constraint, request_regex, to_regex
 from sglc.constraints.errors import ConstraintError
+from sglc.constraints.lark_regex import NotRegular, grammar_regex
 from sglc.constraints.schema import recursion_cut
 from sglc.constraints.schema_subset import DEFAULT_MAX_REF_DEPTH
 
 __all__ = [
     "GrammarError",
+    "GrammarRoute",
     "RequestConstraint",
     "SchemaRoute",
     "is_llguidance_grammar",
     "lark_grammar",
     "request_constraint",
+    "route_grammar",
     "route_schema",
     "schema_grammar",
 ]
@@ -158,6 +165,36 @@ def route_schema(schema_text: str) -> SchemaRoute:
 
 
 @dataclass(frozen=True)
+class GrammarRoute:
+    """How a grammar is decoded: under `regex` (the regex path: a regular Lark grammar) or
+    under `grammar` (llguidance; `refusal` is why the regex path does not take it)."""
+
+    regex: str | None = None
+    grammar: str | None = None
+    refusal: str | None = None
+
+    @property
+    def path(self) -> str:
+        return "grammar" if self.grammar is not None else "regex"
+
+
+@lru_cache(maxsize=256)
+def route_grammar(text: str) -> GrammarRoute:
+    """The regex path when the grammar (Lark text) is regular in the sense of
+    `lark_regex.grammar_regex` and its regex is in the regex dialect, else the grammar path.
+    GrammarError where llguidance rejects the grammar (either way: it is checked first)."""
+    grammar = lark_grammar(text)
+    if is_llguidance_grammar(text):
+        return GrammarRoute(grammar=grammar, refusal="an llguidance grammar (JSON form)")
+    try:
+        regex = to_regex(Constraint("regex", pattern=grammar_regex(text)))
+    except (NotRegular, ConstraintError) as refusal:
+        message = refusal.message if isinstance(refusal, ConstraintError) else str(refusal)
+        return GrammarRoute(grammar=grammar, refusal=message)
+    return GrammarRoute(regex=regex)
+
+
+@dataclass(frozen=True)
 class RequestConstraint:
     """An engine request's constraint: a canonical `regex`, or an llguidance `grammar`."""
 
@@ -169,10 +206,12 @@ def request_constraint(regex: str | None, json_schema: str | None,
                        choices: Sequence[str] | None,
                        grammar: str | None) -> RequestConstraint | None:
     """The constraint of a request as `SamplingParams` spells it (None: unconstrained).
-    `grammar` (Lark text, or an llguidance grammar) takes the grammar path; a `json_schema`
-    the regex path refuses takes it too. ConstraintError (GrammarError for a grammar)."""
+    `grammar` (Lark text, or an llguidance grammar) takes the grammar path unless it is
+    regular (`route_grammar`); a `json_schema` the regex path refuses takes the grammar path
+    too. ConstraintError (GrammarError for a grammar)."""
     if grammar is not None:
-        return RequestConstraint(grammar=lark_grammar(grammar))
+        route = route_grammar(grammar)
+        return RequestConstraint(regex=route.regex, grammar=route.grammar)
     if json_schema is not None:
         route = route_schema(json_schema)
         return RequestConstraint(regex=route.regex, grammar=route.grammar)

@@ -16,8 +16,9 @@ import re
 import jsonschema
 import pytest
 from constrained_support import engine_with_index
-from grammars import GRAMMARS, JSON, SQL, TOY_LANGUAGE, parses
+from grammars import GRAMMARS, JSON, REGULAR, SQL, TOY_LANGUAGE, parses
 
+from sglc.constraints.grammar import route_grammar
 from sglc.runtime.core import FinishReason, InvalidRequest, SamplingParams
 
 NUM_SAMPLES = 24
@@ -65,7 +66,19 @@ def test_grammar_and_lark_agree_on_a_sentence_the_model_is_forced_to_write(engin
                           grammar=grammar)[0]
     assert out.finish_reason is FinishReason.STOP and parses(grammar, out.text)
     assert re.fullmatch(r"SELECT [a-z]{3} FROM t;", out.text)
-    assert out.usage.forced_tokens > 0  # "SELECT " and " FROM t;" came from llguidance
+    assert out.usage.forced_tokens > 0  # "SELECT " and " FROM t;" were jumped over
+
+
+def test_a_regular_grammar_decodes_like_its_regex(engine):
+    grammar, regex = REGULAR["sql_select"]
+    assert route_grammar(grammar).path == "regex"
+    params = SamplingParams(temperature=1.0, seed=3, n=4, max_new_tokens=24)
+    by_grammar = engine.generate([[1, 40, 41]], params, grammar=grammar)
+    by_regex = engine.generate([[1, 40, 41]], params, regex=regex)
+    assert [o.token_ids for o in by_grammar] == [o.token_ids for o in by_regex]
+    for out in by_grammar:
+        if out.finish_reason is FinishReason.STOP:
+            assert parses(grammar, out.text), out.text
 
 
 def test_jump_forward_does_not_change_greedy_grammar_outputs(engine, engine_no_jump):

@@ -123,3 +123,15 @@ def test_check_says_which_path_a_schema_takes(tmp_path, capsys):
     gens = _gens(sglc.load(path))
     assert gens["t"].regex is None and json.loads(gens["t"].grammar)["grammars"]
     assert gens["p"].regex is not None and gens["p"].grammar is None
+
+
+def test_check_says_which_grammars_take_the_regex_path(tmp_path, capsys):
+    head = 'grammar FLAT: r"""\nstart: NUM ("+" NUM)*\nNUM: /[0-9]{1,3}/\n"""\n'
+    body = ('    "F: " gen f: grammar(FLAT)(max_tokens=16)\n'
+            '    "A: " gen a: grammar("arith.lark")(max_tokens=16)\n    print(f, a)')
+    path = _program(tmp_path, body, head, {"arith.lark": ARITH})
+    code, err = _check(path, capsys)
+    assert code == 0, err
+    notes = [ln for ln in err.splitlines() if ": note: " in ln]
+    assert len(notes) == 1 and "regex path" in notes[0], notes
+    assert notes[0].startswith(f"{path}:6:"), notes  # the gen of FLAT, not the recursive one
