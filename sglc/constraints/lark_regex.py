@@ -229,8 +229,8 @@ def _fsm(regex: str) -> FSM:
         raise NotRegular(f"cannot read the terminal /{regex}/ as an automaton: {exc}") from None
 
 
-def _prefixes(fsm: FSM) -> FSM:
-    """The automaton of every prefix of a text of `fsm`."""
+def live_states(fsm: FSM) -> set:
+    """The states of `fsm` from which some final state can be reached."""
     live, changed = set(fsm.finals), True
     while changed:
         changed = False
@@ -238,8 +238,13 @@ def _prefixes(fsm: FSM) -> FSM:
             if state not in live and any(target in live for target in moves.values()):
                 live.add(state)
                 changed = True
-    return FSM(alphabet=fsm.alphabet, states=fsm.states, initial=fsm.initial, finals=live,
-               map=fsm.map)
+    return live
+
+
+def _prefixes(fsm: FSM) -> FSM:
+    """The automaton of every prefix of a text of `fsm`."""
+    return FSM(alphabet=fsm.alphabet, states=fsm.states, initial=fsm.initial,
+               finals=live_states(fsm), map=fsm.map)
 
 
 def _first_chars(fsm: FSM) -> set[object]:

@@ -13,7 +13,7 @@ import interegular
 import pytest
 
 from sglc.constraints.grammar import GrammarError, route_grammar
-from sglc.constraints.lark_regex import NotRegular, grammar_regex
+from sglc.constraints.lark_regex import NotRegular, grammar_regex, live_states
 
 sys.path.append(str(Path(__file__).parents[1] / "runtime"))
 from grammars import GRAMMARS, REGULAR, parses  # noqa: E402
@@ -78,23 +78,13 @@ def _sample(fsm, live: set, rng: random.Random) -> str:
         out.append(rng.choice(chars) if chars else "~")  # `anything_else`: a char none names
 
 
-def _live(fsm) -> set:
-    live, changed = set(fsm.finals), True
-    while changed:
-        changed = False
-        for state, moves in fsm.map.items():
-            if state not in live and any(d in live for d in moves.values()):
-                live.add(state)
-                changed = True
-    return live
-
 
 @pytest.mark.parametrize("name", sorted(TAKEN))
 def test_the_regex_and_lark_agree_on_sentences_and_near_misses(name):
     grammar = TAKEN[name]
     regex = route_grammar(grammar).regex
     fsm = interegular.parse_pattern(regex).to_fsm()
-    live = _live(fsm)
+    live = live_states(fsm)
     rng = random.Random(0)
     pool = sorted(set(re.sub(r"[\\/]", "", grammar)) - {"\n"}) + ["~"]
     for _ in range(60):
