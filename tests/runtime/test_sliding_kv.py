@@ -204,3 +204,26 @@ def test_quantized_sliding_kv_matches_the_quantized_single_space_pool(ref_model,
             assert bool(engine.core.runner.kv_pool.sliding_layers) == (policy == "exact")
             outs[policy] = [o.token_ids for o in engine.generate([LONG, LONG[7:]], params)]
     assert outs["exact"] == outs["window"]
+
+
+def test_constrained_decoding_with_jump_forward_matches_the_single_space_pool(ref_model):
+    # JSON far longer than the window, jump-forward re-spelling tokens: the same text as
+    # with sliding layers keeping every position (kv_policy's single slot space)
+    _, path = ref_model
+    schema = {"type": "object", "properties": {
+        "name": {"type": "string", "maxLength": 12},
+        "tags": {"type": "array", "maxItems": 3, "items": {"type": "string", "maxLength": 6}}},
+        "required": ["name", "tags"], "additionalProperties": False}
+    prompts = [f"Record {i}: " for i in range(4)]
+    tokens = {}
+    for policy in ("exact", "window"):
+        extra = {} if policy == "exact" else {"kv_policy": "window", "kv_budget": 4096}
+        with sglc.Engine(path, dtype="float32", max_total_tokens=1024, **extra) as engine:
+            assert bool(engine.core.runner.kv_pool.sliding_layers) == (policy == "exact")
+            outs = engine.generate(prompts, {"max_new_tokens": 200, "temperature": 0},
+                                   json_schema=schema)
+        assert all(o.is_valid for o in outs)
+        assert sum(o.usage.forced_tokens for o in outs) > 0  # jump-forward ran
+        tokens[policy] = [o.token_ids for o in outs]
+    assert tokens["exact"] == tokens["window"]
+    assert max(len(t) for t in tokens["exact"]) > 3 * WINDOW
