@@ -6,6 +6,8 @@ holds stay within its window, and every slot comes back."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import torch
 from mixattention_reference import MIX_CONFIG, MixAttentionReference
@@ -227,3 +229,29 @@ def test_constrained_decoding_with_jump_forward_matches_the_single_space_pool(re
         tokens[policy] = [o.token_ids for o in outs]
     assert tokens["exact"] == tokens["window"]
     assert max(len(t) for t in tokens["exact"]) > 3 * WINDOW
+
+
+def test_random_shared_prefixes_under_memory_pressure_match_reference_and_free_all(ref_model):
+    # prompts branching off each other at random points, a pool small enough to evict and
+    # retract, chunked prefill: reference outputs, and every slot of both spaces comes back
+    ref, path = ref_model
+    rng = random.Random(3)
+    starts = [LONG, LONG[::-1], [9, 8, 7] * 10]
+    prompts = [rng.choice(starts)[: rng.randint(3, 30)] + [rng.randint(100, 299)
+                                                          for _ in range(rng.randint(0, 5))]
+               for _ in range(10)]
+    lens = [rng.randint(1, 14) for _ in prompts]
+    expected = [_expected(ref, p, n) for p, n in zip(prompts, lens, strict=True)]
+    with sglc.Engine(path, dtype="float32", max_total_tokens=120, page_size=2,
+                     chunked_prefill_size=8, max_running_requests=4,
+                     new_token_reserve_ratio=0.0) as engine:
+        kv = engine.core.scheduler.kv
+        outs = []
+        for half in (slice(0, 5), slice(5, 10)):
+            outs += engine.generate(prompts[half], [{"max_new_tokens": n, **GREEDY}
+                                                    for n in lens[half]])
+        kv.cache.reset()
+        for allocator in (kv.allocator, kv.sliding.allocator):
+            assert allocator.num_free_slots == allocator.num_usable_slots
+    assert [o.token_ids for o in outs] == expected
+    assert sum(o.usage.cached_tokens for o in outs) > 0
