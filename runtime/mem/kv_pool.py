@@ -1,8 +1,9 @@
 """The paged KV pool, its slot allocator and the request-to-token table.
 
-A *slot* holds the K and V of one token in every layer. Slots come in *pages* of `page_size`
-(P) consecutive slots, and a request's token at position p always sits at offset p % P of
-its page, so a page-aligned prefix can be shared by handing over whole pages.
+A *slot* holds the K and V of one token in every layer (of its slot space: sliding-window
+layers have one of their own, see below). Slots come in *pages* of `page_size` (P)
+consecutive slots, and a request's token at position p always sits at offset p % P of its
+page, so a page-aligned prefix can be shared by handing over whole pages.
 
     req_to_token  [max_reqs, max_context_len] int64   (row = request, column = position)
 
@@ -32,8 +33,10 @@ allocator hands out its pages. A request releases the sliding pages of positions
 out of the window, so sliding memory follows the window, not the context:
 
     req_to_token    row A: [ 4,  5,  6,  7,  8,  9, 10, 11, 12, 13 ]   full layers
-    req_to_sliding  row A: [ 0,  0,  0,  0,  6,  7,  8,  9, 12, 13 ]   window 5, P = 2
-                             `- released: 0 (the padding slot) marks "no sliding K/V"
+    req_to_sliding  row A: [ 0,  0,  0,  0,  0,  0,  6,  7,  2,  3 ]   sliding layers
+                             `- released        -'  `- what position 10 (next) sees:
+                                                       window 5, P = 2
+    released entries are 0 (the padding slot): "no sliding K/V here"
 
 The prefix cache keeps, per cached token, its full slot and its sliding slot (0 once freed);
 a cached prefix is reusable only where the sliding K/V of the window before its end is still
