@@ -189,6 +189,10 @@ def test_sliding_buffers_are_sized_by_the_window_not_the_context(ref_model):
         assert pool.k_buffers[0].shape[0] == pool.num_slots
         assert pool.k_buffers[2] is pool.k_buffers[1]
         out = engine.generate([LONG], {"max_new_tokens": 4, **GREEDY})[0]
+        sliding = engine.core.scheduler.kv.sliding.allocator
+        assert sliding.num_usable_slots == pool.num_sliding_slots - 4  # the padding page
+        # the finished request's last window stays cached; the rest came back
+        assert 0 < sliding.num_usable_slots - sliding.num_free_slots <= WINDOW + 4
     assert len(out.token_ids) == 4
 
 
