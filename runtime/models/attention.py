@@ -198,7 +198,8 @@ class PagedAttention(BaseAttention):
         if self._sliding_loc is None:
             # columns are positions: a pool with a sliding space runs no kv_policy
             rows = b.req_pool_indices if b.mode is ForwardMode.DECODE else \
-                b.req_pool_indices.repeat_interleave(b.extend_lens)
+                b.req_pool_indices.repeat_interleave(b.extend_lens,
+                                                     output_size=b.positions.shape[0])
             self._sliding_loc = sliding.req_to_token[rows, b.positions]
         return sliding.req_to_token, self._sliding_loc
 
