@@ -10,7 +10,7 @@ freed: a tombstone). A finished request leaves only its window's tail of them, a
 ends at the longest page boundary behind which `window - 1` tokens keep sliding slots:
 
     path tokens   0 1 2 3 4 5 6 7 8 9        window 3 (the 2 tokens before the end), P = 2
-    sliding       0 0 0 0 7 9 0 0 0 0        match of all 10 tokens -> 6 (4, 5 have theirs)
+    sliding       0 0 0 0 6 7 0 0 0 0        match of all 10 tokens -> 6 (4, 5 have theirs)
 """
 
 from __future__ import annotations
