@@ -169,7 +169,7 @@ def build_core(
     sliding = None
     if kv_memory is None:
         num_slots = _num_slots(config, loaded, device, dtype, max_context_len)
-        sliding_layers = _sliding_layers(config, loaded)
+        sliding_layers = _sliding_layers(config, loaded, max_context_len)
         num_sliding = None
         if sliding_layers:
             num_slots, num_sliding = _split_slots(config, loaded, dtype, num_slots,
@@ -259,13 +259,16 @@ def _num_slots(config: EngineConfig, loaded: LoadedModel, device: torch.device,
     return max(slots // config.page_size, 2) * config.page_size
 
 
-def _sliding_layers(config: EngineConfig, loaded: LoadedModel) -> frozenset[int]:
+def _sliding_layers(config: EngineConfig, loaded: LoadedModel,
+                    max_context_len: int) -> frozenset[int]:
     """The layers whose K/V get a slot space of their own, freed as positions leave the
     window (`ModelConfig.sliding_kv_layers`). Empty (one slot space, sliding layers keeping
-    every position) for the features that index all layers' K/V by one slot: a kv_policy's
-    compaction, Double Sparsity's label cache, tensor parallelism's other ranks."""
-    if (config.kv_policy != "exact" or config.sparsity_calibration is not None
-            or config.tp_size > 1):
+    every position) when no sequence outgrows the window, and for the features that index
+    all layers' K/V by one slot: a kv_policy's compaction, Double Sparsity's label cache,
+    tensor parallelism's other ranks."""
+    window = loaded.config.kv_window
+    if (window is None or window >= max_context_len or config.kv_policy != "exact"
+            or config.sparsity_calibration is not None or config.tp_size > 1):
         return frozenset()
     return loaded.config.sliding_kv_layers
 

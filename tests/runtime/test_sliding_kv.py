@@ -259,3 +259,12 @@ def test_random_shared_prefixes_under_memory_pressure_match_reference_and_free_a
             assert allocator.num_free_slots == allocator.num_usable_slots
     assert [o.token_ids for o in outs] == expected
     assert sum(o.usage.cached_tokens for o in outs) > 0
+
+
+def test_a_window_no_shorter_than_the_context_keeps_one_slot_space(ref_model):
+    _, path = ref_model
+    with sglc.Engine(path, dtype="float32", max_total_tokens=64, max_context_len=WINDOW) as engine:
+        assert engine.core.runner.kv_pool.sliding_layers == frozenset()
+        assert engine.core.scheduler.kv.sliding is None
+        out = engine.generate([[3, 4, 5]], {"max_new_tokens": 3, **GREEDY})[0]
+    assert len(out.token_ids) == 3
