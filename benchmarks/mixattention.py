@@ -10,11 +10,17 @@ KV drops its k/v projections), listed as layer types (F full, S sliding) and KV 
 - mixattention:   F S S S F S S S, 2-3 read 1, 4 reads 0, 6-7 read 5 (the paper's
                   MA-Offset pattern: 3 of 8 layers own KV).
 
-Measured: KV bytes per token (on the allocated pool buffers), how many tokens fit in the
-standard pool's bytes, and decode tokens/s of a batch at a long context: the batch's prompts
-are prefilled in one pass (no chunking), then decode together; the decode phase is the
-longest `usage.decode_s` (first token to the end) of the batch. Interleaved repeats,
-medians, the prefix cache off so every repeat computes the same.
+Measured: KV bytes per token held while the batch decodes at a long context, how many
+tokens fit in the standard model's bytes, and decode tokens/s. KV bytes per token count the
+slots in use after each forward pass, each at its buffers' bytes per slot: a full slot per
+token in the layers without a window, and in the sliding layers' own slot space only the
+window's slots each request still holds (sliding layers free what leaves their window),
+taken after the last decode step, when every request holds its longest context. A prefill
+in one pass holds the whole prompts' sliding slots for that pass; chunked prefill bounds
+that by the chunk. The batch's prompts are prefilled in one pass (no
+chunking), then decode together; the decode phase is the longest `usage.decode_s` (first
+token to the end) of the batch. Interleaved repeats, medians, the prefix cache off so every
+repeat computes the same.
 
     python benchmarks/mixattention.py [--quick] [--repeats 3]
 """
@@ -80,10 +86,37 @@ def write_variants(args: argparse.Namespace) -> dict[str, Path]:
     return paths
 
 
-def pool_bytes_per_token(engine) -> float:
-    """Bytes of the allocated K/V buffers (each owning layer once) per pool slot."""
-    pool = engine.core.runner.kv_pool
-    return sum(k.nbytes + v.nbytes for k, v in pool.owned_buffers()) / pool.num_slots
+def watch_kv_bytes(engine) -> list[tuple[int, int]]:
+    """Records (KV bytes in use, tokens held) after each forward pass's window release:
+    full slots at the full buffers' bytes per slot, sliding slots at theirs."""
+    pool, kv = engine.core.runner.kv_pool, engine.core.scheduler.kv
+    full_bytes = sliding_bytes = 0
+    for layer in sorted(set(pool.kv_owner)):
+        k, v = pool.layer(layer)
+        if layer in pool.sliding_layers:
+            sliding_bytes += (k.nbytes + v.nbytes) // pool.num_sliding_slots
+        else:
+            full_bytes += (k.nbytes + v.nbytes) // pool.num_slots
+    seen: list[tuple[int, int]] = []
+    release = kv.release_window
+
+    def in_use(allocator) -> int:
+        return allocator.num_usable_slots - allocator.num_free_slots
+
+    def watched(req) -> None:
+        release(req)
+        tokens = in_use(kv.allocator)
+        sliding = 0 if kv.sliding is None else in_use(kv.sliding.allocator)
+        seen.append((tokens * full_bytes + sliding * sliding_bytes, tokens))
+
+    kv.release_window = watched
+    return seen
+
+
+def bytes_per_token(seen: list[tuple[int, int]]) -> float:
+    """KV bytes per held token after the last decode step (every request at its longest)."""
+    used, tokens = seen[-1]
+    return used / tokens
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for engine in engines.values():
             engine.generate(prompts[:1], common.greedy_params(2))  # warm up
+        watched = {name: watch_kv_bytes(e) for name, e in engines.items()}
 
         def system(name: str):
             def run(_rep: int) -> dict:
@@ -123,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             return run
 
         runs = common.interleave({name: system(name) for name in engines}, args.repeats)
-        memory = {name: pool_bytes_per_token(e) for name, e in engines.items()}
+        memory = {name: bytes_per_token(seen) for name, seen in watched.items()}
     finally:
         for engine in engines.values():
             engine.shutdown()

@@ -15,7 +15,7 @@ from sglc.runtime.core import ForwardMode
 from sglc.runtime.lora.pool import LoraPool
 from sglc.runtime.mem.kv_eviction import KeyScores
 from sglc.runtime.mem.kv_pool import KVPool, ReqToTokenPool
-from sglc.runtime.models.attention import ForwardBatch, PagedAttention, ScoreSink
+from sglc.runtime.models.attention import ForwardBatch, PagedAttention, ScoreSink, SlidingSlots
 from sglc.runtime.models.compiled_decode import CompiledDecode
 from sglc.runtime.models.lora import NO_ADAPTER, LoraBatch, LoraSegments
 from sglc.runtime.req import Req, ScheduledBatch
@@ -123,9 +123,11 @@ class ModelRunner:
     def run_model(self, fb: ForwardBatch, keep: torch.Tensor | None,
                   lora: LoraBatch | None) -> torch.Tensor:
         """The model's final hidden states of rows `keep` (all if None) over the KV pool."""
+        sliding = self.req_pool.req_to_sliding
         attn = PagedAttention(
             self.ops, self.kv_pool.k_buffers, self.kv_pool.v_buffers,
             self.req_pool.req_to_token, fb,
+            None if sliding is None else SlidingSlots(self.kv_pool.sliding_layers, sliding),
         )
         return self.model(fb.input_ids, fb.positions, attn, keep, lora)
 

@@ -50,6 +50,10 @@ class KVState:
     `num_computed_tokens` of `Req.fill_ids`; while a forward pass is pending,
     num_allocated_tokens may run ahead of it.
 
+    Sliding slots (a pool with sliding layers): positions [0, sliding_owned_from) read the
+    prefix cache's, the rest are the request's own; it gives back those of
+    [sliding_owned_from, num_sliding_released) as they leave the window (0 in its row).
+
     A KV eviction policy (`kv_policy`) may drop `num_evicted_tokens` of them: the kept ones
     are compacted to the front of the row, so token position p >= the last dropped one lives
     in column p - num_evicted_tokens. Once any are dropped, the request owns every slot of
@@ -62,6 +66,8 @@ class KVState:
     num_cache_owned_tokens: int = 0
     prefix_node: BaseCacheNode | None = None  # the prefix-cache node locked for the request
     num_evicted_tokens: int = 0  # dropped by the KV eviction policy
+    sliding_owned_from: int = 0
+    num_sliding_released: int = 0
 
     @property
     def num_cols(self) -> int:

@@ -28,7 +28,7 @@ from sglc.runtime.core import InvalidRequest
 from sglc.runtime.engine.engine_core import EngineCore
 from sglc.runtime.lora.adapter import load_adapters
 from sglc.runtime.lora.pool import LoraPool
-from sglc.runtime.mem import KVPool, ReqToTokenPool, SlotAllocator, make_prefix_cache
+from sglc.runtime.mem import KVPool, ReqToTokenPool, SlidingKV, SlotAllocator, make_prefix_cache
 from sglc.runtime.mem.kv_eviction import make_kv_policy
 from sglc.runtime.model_runner import ModelRunner
 from sglc.runtime.models.loader import LoadedModel, read_hf_config
@@ -166,15 +166,25 @@ def build_core(
     max_context_len = min(
         config.max_context_len or mcfg.max_position_embeddings, mcfg.max_position_embeddings
     )
+    sliding = None
     if kv_memory is None:
         num_slots = _num_slots(config, loaded, device, dtype, max_context_len)
+        sliding_layers = _sliding_layers(config, loaded, max_context_len)
+        num_sliding = None
+        if sliding_layers:
+            num_slots, num_sliding = _split_slots(config, loaded, dtype, num_slots,
+                                                  max_context_len)
         pool = KVPool(
             num_layers=mcfg.num_layers, num_slots=num_slots,
             num_kv_heads=loaded.model.cfg.num_kv_heads,  # this process's (a shard's, under tp)
             head_dim=mcfg.head_dim, dtype=dtype, device=device, page_size=config.page_size,
             kv_cache_dtype=config.kv_cache_dtype, kv_sources=mcfg.kv_sources,
+            sliding_layers=sliding_layers, num_sliding_slots=num_sliding,
         )
         allocator = SlotAllocator(num_slots, config.page_size, device)
+        if sliding_layers:
+            sliding = SlidingKV(SlotAllocator(num_sliding, config.page_size, device),
+                                mcfg.kv_window)
     else:
         pool, allocator = kv_memory(loaded, dtype)
     labels = None
@@ -187,13 +197,15 @@ def build_core(
         calibration = calibration or sparsity_calibration(config, loaded.path)
         labels = LabelCache(calibration, config.sparsity_label_ratio, pool.num_slots, dtype,
                             device, config.sparsity_min_tokens)
-    req_pool = ReqToTokenPool(config.max_running_requests + 1, max_context_len, device)
+    req_pool = ReqToTokenPool(config.max_running_requests + 1, max_context_len, device,
+                              sliding=sliding is not None)
     cache_name = "none" if config.disable_radix_cache else "radix"
-    cache = make_prefix_cache(cache_name, allocator, config.page_size)
+    cache = make_prefix_cache(cache_name, allocator, config.page_size, sliding)
     eviction = make_kv_policy(config.kv_policy, config.kv_budget, config.kv_sink_tokens,
                               config.kv_recent_ratio)
     kv = KVManager(allocator, req_pool, cache, config.page_size, not config.disable_radix_cache,
-                   lora_names=config.lora_names, eviction=eviction, kv_pool=pool)
+                   lora_names=config.lora_names, eviction=eviction, kv_pool=pool,
+                   sliding=sliding)
     runner = runner_type(loaded.model, ops, pool, req_pool, device, lora_pool,
                          evicts=eviction is not None, key_scores=kv.key_scores, labels=labels)
     outputs = OutputProcessor(loaded.tokenizer, max_context_len)
@@ -245,3 +257,48 @@ def _num_slots(config: EngineConfig, loaded: LoadedModel, device: torch.device,
     else:
         slots = min(_CPU_POOL_BYTES // per_slot, 64 * max_context_len)
     return max(slots // config.page_size, 2) * config.page_size
+
+
+def _sliding_layers(config: EngineConfig, loaded: LoadedModel,
+                    max_context_len: int) -> frozenset[int]:
+    """The layers whose K/V get a slot space of their own, freed as positions leave the
+    window (`ModelConfig.sliding_kv_layers`). Empty (one slot space, sliding layers keeping
+    every position) when no sequence outgrows the window, and for the features that index
+    all layers' K/V by one slot: a kv_policy's compaction, Double Sparsity's label cache,
+    tensor parallelism's other ranks."""
+    window = loaded.config.kv_window
+    if (window is None or window >= max_context_len or config.kv_policy != "exact"
+            or config.sparsity_calibration is not None or config.tp_size > 1):
+        return frozenset()
+    return loaded.config.sliding_kv_layers
+
+
+def _split_slots(config: EngineConfig, loaded: LoadedModel, dtype: torch.dtype,
+                 num_slots: int, max_context_len: int) -> tuple[int, int]:
+    """(full slots, sliding slots) of a pool with a sliding slot space.
+
+    Sliding slots: what every running request can hold at once (its own window and the
+    cached window it started from, a page of slack each) and one prefill pass (a chunk, or
+    a whole prompt without chunking), at most `num_slots`. When the pool is sized from
+    memory (no `max_total_tokens`), the bytes the sliding layers no longer take go to more
+    full slots."""
+    mcfg, size = loaded.config, config.page_size
+    window = mcfg.kv_window
+    one_pass = config.prefill_budget if config.is_chunking else max(config.prefill_budget,
+                                                                    max_context_len)
+    wanted = config.max_running_requests * (2 * window + 3 * size) + one_pass + window + size
+    num_sliding = max(min(-(-wanted // size) + 1, num_slots // size), 2) * size
+    if config.max_total_tokens is not None:
+        return num_slots, num_sliding
+
+    def per_slot(num_layers: int) -> int:
+        return KVPool.bytes_per_slot(
+            num_layers=num_layers, num_kv_heads=loaded.model.cfg.num_kv_heads,
+            head_dim=mcfg.head_dim, dtype=dtype, kv_cache_dtype=config.kv_cache_dtype)
+
+    owners = {i for i in range(mcfg.num_layers) if mcfg.kv_source(i) is None}
+    num_sliding_owners = len(owners & mcfg.sliding_kv_layers)
+    budget = num_slots * per_slot(len(owners)) - num_sliding * per_slot(num_sliding_owners)
+    full = per_slot(len(owners) - num_sliding_owners)
+    slots = budget // full if full else 64 * max_context_len
+    return max(min(slots, 64 * max_context_len) // size, 2) * size, num_sliding

@@ -23,6 +23,16 @@ class MatchResult(NamedTuple):
     slots: torch.Tensor  # int64, `length` slots, one per matched token
     node: BaseCacheNode | None  # pass to `lock` / `unlock`
     length: int
+    # with a sliding slot space: each matched token's sliding slot, 0 where it has none
+    sliding_slots: torch.Tensor | None = None
+
+
+class SlidingKV(NamedTuple):
+    """The sliding-window layers' slot space (see `sglc.runtime.mem.kv_pool`): its
+    allocator, and the window (tokens, counting the query) whose K/V a position needs."""
+
+    allocator: SlotAllocator
+    window: int
 
 
 class BasePrefixCache(ABC):
@@ -39,23 +49,35 @@ class BasePrefixCache(ABC):
     Locking: the slots of a match are safe to use only while its node is locked; a locked
     node (and so its whole path from the root) is never evicted. Single-threaded: nothing
     else can evict between `match_prefix` and `lock`.
+
+    Sliding slots (`sliding` given): each cached token also has a slot of the sliding slot
+    space, or none (0) once it was freed. A match ends only where the `window - 1` tokens
+    before its end have theirs (the next token's sliding layers read them); the ownership
+    rules above hold for sliding slots too, and `evict_sliding` frees them alone.
     """
 
-    def __init__(self, allocator: SlotAllocator, page_size: int = 1) -> None:
+    def __init__(self, allocator: SlotAllocator, page_size: int = 1,
+                 sliding: SlidingKV | None = None) -> None:
         if page_size != allocator.page_size:
             raise ValueError(f"page_size {page_size} != allocator's {allocator.page_size}")
+        if sliding is not None and sliding.allocator.page_size != page_size:
+            raise ValueError(f"page_size {page_size} != the sliding allocator's "
+                             f"{sliding.allocator.page_size}")
         self.allocator = allocator
         self.page_size = page_size
+        self.sliding = sliding
         self._reset_stats()
 
     @abstractmethod
-    def match_prefix(self, key: list[int], *, record: bool = True) -> MatchResult:
+    def match_prefix(self, key: list[int], *, record: bool = True,
+                     need_window: bool = True) -> MatchResult:
         """The longest cached prefix of `key`, rounded down to whole pages.
 
         May return all of `key`; a caller that needs a token left to compute truncates the
         key first. Marks the matched path as just used (LRU). The result is not locked.
         `record=False` leaves the hit statistics alone (a re-match of what the caller just
-        inserted is no hit).
+        inserted is no hit). `need_window=False` ignores whether sliding slots are there (a
+        request re-matching what it inserted keeps its own).
         """
 
     @abstractmethod
@@ -64,7 +86,8 @@ class BasePrefixCache(ABC):
         no statistics, no node splits. For policies that rank waiting requests."""
 
     @abstractmethod
-    def insert(self, key: list[int], slots: torch.Tensor) -> int:
+    def insert(self, key: list[int], slots: torch.Tensor,
+               sliding_slots: torch.Tensor | None = None) -> int:
         """Cache `key` (a multiple of P long) whose KV lives in `slots` (one per token).
 
         Returns `num_existing`, how many leading tokens of `key` were cached before the call.
@@ -72,6 +95,12 @@ class BasePrefixCache(ABC):
         and must free the part of them it allocated itself (not what it got from
         `match_prefix`), since the cache keeps its own copy of that KV. The newly cached
         tokens are unlocked: re-match and lock to keep using them.
+
+        `sliding_slots` (with a sliding space; None gives none): the caller's sliding slot
+        of each token, 0 for none. The cache takes the nonzero ones of
+        `sliding_slots[num_existing:]` and, of the earlier ones, those whose cached token has
+        none; it sets what it took to 0 in the tensor given (which must be the caller's own
+        copy), and the caller frees what is left nonzero.
         """
 
     @abstractmethod
@@ -89,6 +118,16 @@ class BasePrefixCache(ABC):
         Frees whole entries, so it may free more; frees less only when nothing unlocked is
         left. Returns the number of slots given back to the allocator.
         """
+
+    def evict_sliding(self, num_slots: int) -> int:
+        """Free the sliding slots (only) of least-recently-used unlocked entries until
+        `num_slots` are freed; returns how many were. Caches without sliding slots: 0."""
+        return 0
+
+    @property
+    def sliding_evictable_size(self) -> int:
+        """Sliding slots held by unlocked entries."""
+        return 0
 
     @property
     @abstractmethod

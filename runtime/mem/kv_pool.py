@@ -1,8 +1,9 @@
 """The paged KV pool, its slot allocator and the request-to-token table.
 
-A *slot* holds the K and V of one token in every layer. Slots come in *pages* of `page_size`
-(P) consecutive slots, and a request's token at position p always sits at offset p % P of
-its page, so a page-aligned prefix can be shared by handing over whole pages.
+A *slot* holds the K and V of one token in every layer (of its slot space: sliding-window
+layers have one of their own, see below). Slots come in *pages* of `page_size` (P)
+consecutive slots, and a request's token at position p always sits at offset p % P of its
+page, so a page-aligned prefix can be shared by handing over whole pages.
 
     req_to_token  [max_reqs, max_context_len] int64   (row = request, column = position)
 
@@ -23,9 +24,23 @@ its page, so a page-aligned prefix can be shared by handing over whole pages.
 
 MixAttention (`kv_sources`): a layer that reads an earlier layer's K/V has no buffers of
 its own; `k_buffers[layer]` is its source's tensor, so slot memory counts only the layers
-that own K/V. Sliding-window layers keep every position's K/V like full ones (attention
-masks to the window): a slot is one token in every owning layer, and the radix cache hands
-whole slots to later requests, whose sliding layers need the K/V just before their prefix.
+that own K/V.
+
+Sliding-window layers (`sliding_layers`: the owners with a window and the layers reading
+them) keep their K/V in a second, smaller slot space of `num_sliding_slots` slots, with a
+table of its own laid out like req_to_token (`ReqToTokenPool.req_to_sliding`); its own
+allocator hands out its pages. A request releases the sliding pages of positions that fell
+out of the window, so sliding memory follows the window, not the context:
+
+    req_to_token    row A: [ 4,  5,  6,  7,  8,  9, 10, 11, 12, 13 ]   full layers
+    req_to_sliding  row A: [ 0,  0,  0,  0,  0,  0,  6,  7,  2,  3 ]   sliding layers
+                             `- released        -'  `- what position 10 (next) sees:
+                                                       window 5, P = 2
+    released entries are 0 (the padding slot): "no sliding K/V here"
+
+The prefix cache keeps, per cached token, its full slot and its sliding slot (0 once freed);
+a cached prefix is reusable only where the sliding K/V of the window before its end is still
+there (`sglc.runtime.mem.radix_cache`). Without sliding layers there is one slot space.
 
 With `kv_cache_dtype` "int8" or "int4" each layer's buffer is a `QuantizedKV` instead:
 the same slots, each row stored as group-wise codes with their scales and zeros
@@ -59,8 +74,14 @@ class KVPool:
         page_size: int = 1,
         kv_cache_dtype: str = "auto",
         kv_sources: tuple[int | None, ...] | None = None,
+        sliding_layers: frozenset[int] = frozenset(),
+        num_sliding_slots: int | None = None,
     ) -> None:
         _check_paging(num_slots, page_size)
+        if sliding_layers:
+            if num_sliding_slots is None:
+                raise ValueError("sliding_layers need num_sliding_slots")
+            _check_paging(num_sliding_slots, page_size)
         bits = kv_bits(kv_cache_dtype)
         self.num_layers = num_layers
         self.num_slots = num_slots
@@ -70,17 +91,20 @@ class KVPool:
         self.device = torch.device(device)
         self.page_size = page_size
         self.kv_cache_dtype = kv_cache_dtype
+        # layers whose K/V live in the sliding slot space (empty: one slot space)
+        self.sliding_layers = frozenset(sliding_layers)
+        self.num_sliding_slots = num_sliding_slots if sliding_layers else None
 
-        def buffer() -> KVBuffer:
+        def buffer(layer: int) -> KVBuffer:
+            rows = num_sliding_slots if layer in self.sliding_layers else num_slots
             if bits is None:
-                return torch.zeros((num_slots, num_kv_heads, head_dim), dtype=dtype,
-                                   device=device)
-            return allocate(num_slots, num_kv_heads, head_dim, bits, device)
+                return torch.zeros((rows, num_kv_heads, head_dim), dtype=dtype, device=device)
+            return allocate(rows, num_kv_heads, head_dim, bits, device)
 
         # layer -> the layer whose buffers it uses (itself unless it reads another's K/V)
         self.kv_owner = [i if kv_sources is None or kv_sources[i] is None else kv_sources[i]
                          for i in range(num_layers)]
-        owned = {i: (buffer(), buffer()) for i in sorted(set(self.kv_owner))}
+        owned = {i: (buffer(i), buffer(i)) for i in sorted(set(self.kv_owner))}
         self.k_buffers = [owned[self.kv_owner[i]][0] for i in range(num_layers)]
         self.v_buffers = [owned[self.kv_owner[i]][1] for i in range(num_layers)]
 
@@ -96,7 +120,10 @@ class KVPool:
         store_kv(self.k_buffers[layer_id], self.v_buffers[layer_id], slots, k, v)
 
     def copy_slots(self, src: torch.Tensor, dst: torch.Tensor) -> None:
-        """Copy the K and V of slots `src` into slots `dst`, in every layer."""
+        """Copy the K and V of slots `src` into slots `dst`, in every layer (one slot space
+        only: a pool with sliding layers refuses)."""
+        if self.sliding_layers:
+            raise RuntimeError("copy_slots on a pool with a sliding slot space")
         for k_buf, v_buf in self.owned_buffers():
             copy_rows(k_buf, src, dst)
             copy_rows(v_buf, src, dst)
@@ -221,17 +248,22 @@ class SlotAllocator:
 class ReqToTokenPool:
     """Rows of `req_to_token` (request -> slot of each position), handed out one per request."""
 
-    def __init__(self, max_reqs: int, max_context_len: int, device: torch.device | str):
+    def __init__(self, max_reqs: int, max_context_len: int, device: torch.device | str,
+                 sliding: bool = False):
         self.max_reqs = max_reqs
         self.max_context_len = max_context_len
         self.req_to_token = torch.zeros(
             (max_reqs, max_context_len), dtype=torch.int64, device=device
         )
+        # the sliding layers' slots, laid out the same (None: the pool has no sliding space)
+        self.req_to_sliding = torch.zeros_like(self.req_to_token) if sliding else None
         self._free_rows = list(range(max_reqs - 1, -1, -1))
         self._is_free = [True] * max_reqs
         # CPU: the same memory as a numpy array, for indexed stores of a few entries without
         # building three tensors first (a decode step's bookkeeping)
         self.host = self.req_to_token.numpy() if self.req_to_token.device.type == "cpu" else None
+        self.sliding_host = (self.req_to_sliding.numpy()
+                             if self.req_to_sliding is not None and self.host is not None else None)
 
     @property
     def num_free(self) -> int:
@@ -251,14 +283,16 @@ class ReqToTokenPool:
         self._is_free[idx] = True
         self._free_rows.append(idx)
 
-    def write(self, idx: int, start: int, slots: torch.Tensor) -> None:
-        """Record that positions `start .. start + len(slots) - 1` of row `idx` live in `slots`."""
+    def write(self, idx: int, start: int, slots: torch.Tensor, *, sliding: bool = False) -> None:
+        """Record that positions `start .. start + len(slots) - 1` of row `idx` live in `slots`
+        (of the sliding slot space with `sliding`)."""
         end = start + len(slots)
         if start < 0 or end > self.max_context_len:
             raise ValueError(f"positions {start}..{end - 1} exceed {self.max_context_len}")
-        self.req_to_token[idx, start:end] = slots
+        (self.req_to_sliding if sliding else self.req_to_token)[idx, start:end] = slots
 
-    def write_many(self, rows: list[int], starts: list[int], slots: list[list[int]]) -> None:
+    def write_many(self, rows: list[int], starts: list[int], slots: list[list[int]], *,
+                   sliding: bool = False) -> None:
         """`write` for several rows at once (one indexed store): row `rows[i]` gets
         `slots[i]` from position `starts[i]` on."""
         cols = [start + j for start, row_slots in zip(starts, slots, strict=True)
@@ -266,12 +300,14 @@ class ReqToTokenPool:
         if any(s + len(r) > self.max_context_len for s, r in zip(starts, slots, strict=True)):
             raise ValueError(f"positions exceed {self.max_context_len}")
         index_rows = [row for row, row_slots in zip(rows, slots, strict=True) for _ in row_slots]
-        if self.host is not None:
-            self.host[index_rows, cols] = [slot for row_slots in slots for slot in row_slots]
+        table = self.req_to_sliding if sliding else self.req_to_token
+        host = self.sliding_host if sliding else self.host
+        if host is not None:
+            host[index_rows, cols] = [slot for row_slots in slots for slot in row_slots]
             return
-        device = self.req_to_token.device
-        self.req_to_token[torch.tensor(index_rows, device=device),
-                          torch.tensor(cols, device=device)] = torch.tensor(
+        device = table.device
+        table[torch.tensor(index_rows, device=device),
+              torch.tensor(cols, device=device)] = torch.tensor(
             [slot for row_slots in slots for slot in row_slots], device=device)  # fmt: skip
 
     def read(self, idx: int, start: int, end: int) -> torch.Tensor:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from .base import BasePrefixCache, MatchResult
+from .base import BasePrefixCache, MatchResult, SlidingKV
 from .kv_pool import SlotAllocator
 from .radix_cache import RadixCache
 
@@ -18,7 +18,8 @@ class NoPrefixCache(BasePrefixCache):
     to free afterwards, and locks are no-ops on the `None` node.
     """
 
-    def match_prefix(self, key: list[int], *, record: bool = True) -> MatchResult:
+    def match_prefix(self, key: list[int], *, record: bool = True,
+                     need_window: bool = True) -> MatchResult:
         if record:
             self._record_match(len(key), 0)
         return MatchResult(slots=self._empty_slots(), node=None, length=0)
@@ -26,11 +27,17 @@ class NoPrefixCache(BasePrefixCache):
     def peek_len(self, key: list[int]) -> int:
         return 0
 
-    def insert(self, key: list[int], slots: torch.Tensor) -> int:
+    def insert(self, key: list[int], slots: torch.Tensor,
+               sliding_slots: torch.Tensor | None = None) -> int:
         assert len(key) % self.page_size == 0, f"key length {len(key)} is not page aligned"
         assert len(slots) == len(key), f"{len(slots)} slots for {len(key)} tokens"
         if len(slots):
             self.allocator.free(slots)
+        if sliding_slots is not None:
+            held = sliding_slots[sliding_slots != 0]
+            if len(held):
+                self.sliding.allocator.free(held)
+            sliding_slots.zero_()
         return 0
 
     def lock(self, node: None) -> None:
@@ -57,7 +64,7 @@ class NoPrefixCache(BasePrefixCache):
         self._reset_stats()
 
 
-PrefixCacheFactory = Callable[[SlotAllocator, int], BasePrefixCache]
+PrefixCacheFactory = Callable[[SlotAllocator, int, "SlidingKV | None"], BasePrefixCache]
 
 PREFIX_CACHES: dict[str, PrefixCacheFactory] = {
     "radix": RadixCache,
@@ -65,12 +72,14 @@ PREFIX_CACHES: dict[str, PrefixCacheFactory] = {
 }
 
 
-def make_prefix_cache(name: str, allocator: SlotAllocator, page_size: int = 1) -> BasePrefixCache:
-    """Build the prefix cache registered under `name` (see `PREFIX_CACHES`)."""
+def make_prefix_cache(name: str, allocator: SlotAllocator, page_size: int = 1,
+                      sliding: SlidingKV | None = None) -> BasePrefixCache:
+    """Build the prefix cache registered under `name` (see `PREFIX_CACHES`); `sliding`: the
+    sliding layers' slot space, when the pool has one."""
     try:
         factory = PREFIX_CACHES[name]
     except KeyError:
         raise ValueError(
             f"unknown prefix cache {name!r}; choose one of {sorted(PREFIX_CACHES)}"
         ) from None
-    return factory(allocator, page_size)
+    return factory(allocator, page_size, sliding)

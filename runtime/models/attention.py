@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -136,11 +136,20 @@ class ForwardBatch:
         return int(self.req_pool_indices.shape[0])
 
 
+class SlidingSlots(NamedTuple):
+    """The KV pool's sliding slot space as attention sees it: which layers' buffers are
+    indexed by it, and its request-to-slot table (`ReqToTokenPool.req_to_sliding`)."""
+
+    layers: frozenset[int]
+    req_to_token: torch.Tensor
+
+
 class PagedAttention(BaseAttention):
     """Serving attention: store the new K/V into the pool, then attend through req_to_token.
 
-    The attention layout of the batch is planned once per sliding-window value and reused
-    by every layer of the forward pass."""
+    The attention layout of the batch is planned once per sliding-window value (and slot
+    space) and reused by every layer of the forward pass. `sliding`: the layers whose
+    buffers live in the sliding slot space (stored and read through its table), if any."""
 
     def __init__(
         self,
@@ -149,39 +158,58 @@ class PagedAttention(BaseAttention):
         v_buffers: list[torch.Tensor],
         req_to_token: torch.Tensor,
         batch: ForwardBatch,
+        sliding: SlidingSlots | None = None,
     ) -> None:
         self.ops = ops
         self.k_buffers = k_buffers
         self.v_buffers = v_buffers
         self.req_to_token = req_to_token
         self.batch = batch
-        self._plans: dict[int | None, object | None] = {}
+        self.sliding = sliding
+        self._sliding_loc: torch.Tensor | None = None  # the new tokens' sliding slots
+        self._plans: dict[tuple[int | None, bool], object | None] = {}
         self._rows = batch.rows_list
         self._seq_lens = batch.seq_lens_list
         self._prefix_lens = batch.prefix_lens_list
         self._extend_lens = batch.extend_lens_list
 
-    def _plan(self, q: torch.Tensor, k_buf: torch.Tensor, window: int | None):
-        if window not in self._plans:
+    def _plan(self, q: torch.Tensor, k_buf: torch.Tensor, window: int | None,
+              table: torch.Tensor):
+        key = (window, table is not self.req_to_token)
+        if key not in self._plans:
             shape = AttentionShape(q.shape[1], k_buf.shape[1], q.shape[2])
             if self.batch.mode is ForwardMode.DECODE:
                 plan = self.ops.plan_decode(
-                    self.req_to_token, self._rows, self._seq_lens, shape, sliding_window=window
+                    table, self._rows, self._seq_lens, shape, sliding_window=window
                 )
             else:
                 plan = self.ops.plan_extend(
-                    self.req_to_token, self._rows, self._prefix_lens, self._extend_lens, shape,
+                    table, self._rows, self._prefix_lens, self._extend_lens, shape,
                     sliding_window=window,
                 )
-            self._plans[window] = plan
-        return self._plans[window]
+            self._plans[key] = plan
+        return self._plans[key]
+
+    def _slots(self, layer_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The layer's request-to-slot table and the new tokens' slots in it."""
+        b, sliding = self.batch, self.sliding
+        if sliding is None or layer_id not in sliding.layers:
+            return self.req_to_token, b.out_cache_loc
+        if self._sliding_loc is None:
+            # columns are positions: a pool with a sliding space runs no kv_policy
+            rows = b.req_pool_indices if b.mode is ForwardMode.DECODE else \
+                b.req_pool_indices.repeat_interleave(b.extend_lens,
+                                                     output_size=b.positions.shape[0])
+            self._sliding_loc = sliding.req_to_token[rows, b.positions]
+        return sliding.req_to_token, self._sliding_loc
 
     def attend(self, layer_id, q, k, v, *, sm_scale, sliding_window):  # noqa: D102
         b = self.batch
         # NOTE: a layer sharing K/V (k is None) finds its source's buffers at its own index
         k_buf, v_buf = self.k_buffers[layer_id], self.v_buffers[layer_id]
+        table, out_loc = self._slots(layer_id)
         if k is not None:
-            self.ops.store_kv(k_buf, v_buf, b.out_cache_loc, k, v)
+            self.ops.store_kv(k_buf, v_buf, out_loc, k, v)
         if b.sparsity is not None:
             b.sparsity.store(layer_id, b.out_cache_loc, k)
             if b.mode is ForwardMode.DECODE:
@@ -189,15 +217,15 @@ class PagedAttention(BaseAttention):
                                                   sliding_window=sliding_window)
                 if out is not None:
                     return out
-        plan = self._plan(q, k_buf, sliding_window)
+        plan = self._plan(q, k_buf, sliding_window, table)
         if b.score_sink is not None:
             b.score_sink(layer_id, q, k_buf, sm_scale, sliding_window)
         if b.mode is ForwardMode.DECODE:
             return self.ops.decode_attention(
-                q, k_buf, v_buf, self.req_to_token, self._rows, self._seq_lens,
+                q, k_buf, v_buf, table, self._rows, self._seq_lens,
                 sm_scale=sm_scale, sliding_window=sliding_window, plan=plan,
             )
         return self.ops.extend_attention(
-            q, k_buf, v_buf, self.req_to_token, self._rows, self._prefix_lens,
+            q, k_buf, v_buf, table, self._rows, self._prefix_lens,
             self._extend_lens, sm_scale=sm_scale, sliding_window=sliding_window, plan=plan,
         )

@@ -120,6 +120,23 @@ class ModelConfig:
         """Layers that own K/V: what the KV pool allocates for."""
         return sum(self.kv_source(i) is None for i in range(self.num_layers))
 
+    @property
+    def sliding_kv_layers(self) -> frozenset[int]:
+        """Layers whose K/V is read within a window only: the sliding-window layers that own
+        K/V and the layers reading theirs (a full layer never reads a sliding one's). The KV
+        pool keeps these in a slot space of their own, freed as positions leave the window."""
+        owners = {i for i in range(self.num_layers)
+                  if self.kv_source(i) is None and self.sliding_windows[i] is not None}
+        return frozenset(i for i in range(self.num_layers)
+                         if (self.kv_source(i) if self.kv_source(i) is not None else i) in owners)
+
+    @property
+    def kv_window(self) -> int | None:
+        """The widest window over `sliding_kv_layers` (None when there are none): how many
+        positions, counting the query, a token's sliding K/V must keep behind it."""
+        windows = [self.sliding_windows[i] for i in self.sliding_kv_layers]
+        return max(windows) if windows else None
+
     @classmethod
     def from_hf(cls, hf: Mapping[str, Any]) -> ModelConfig:
         """Build from a parsed config.json; raises UnsupportedModel naming the problem."""

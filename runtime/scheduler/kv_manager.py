@@ -2,12 +2,18 @@
 
 The only writer of `req.kv` (see `KVState` for who owns which slots). Every path that ends a
 request's hold on memory goes through `release`.
+
+With a sliding slot space (`sliding`), every allocation takes a sliding slot per position
+too, `release_window` gives back the request's own ones that left the window, and
+`release` hands the prefix cache the ones it still holds (the window's tail), so a later
+request can start right after the cached prefix.
 """
 
 from __future__ import annotations
 
 import torch
 
+from sglc.runtime.mem.base import SlidingKV
 from sglc.runtime.mem.kv_eviction import KeyScores, KVEvictionPolicy
 from sglc.runtime.mem.kv_pool import KVPool, ReqToTokenPool, SlotAllocator
 from sglc.runtime.mem.prefix_cache import BasePrefixCache
@@ -25,7 +31,10 @@ class KVManager:
         lora_names: tuple[str, ...] = (),
         eviction: KVEvictionPolicy | None = None,
         kv_pool: KVPool | None = None,
+        sliding: SlidingKV | None = None,
     ) -> None:
+        if sliding is not None and (eviction is not None or req_pool.req_to_sliding is None):
+            raise ValueError("a sliding slot space needs req_to_sliding and no kv_policy")
         self.allocator = allocator
         self.req_pool = req_pool
         self.cache = cache
@@ -45,6 +54,7 @@ class KVManager:
                                      req_pool.req_to_token.device)
                            if eviction is not None and eviction.needs_scores else None)
         self.num_evicted_tokens = 0
+        self.sliding = sliding  # the sliding layers' slot space; None: one slot space
 
     # -- queries ---------------------------------------------------------------------------
     def match_key(self, req: Req) -> list[int]:
@@ -79,8 +89,12 @@ class KVManager:
 
     @property
     def available_slots(self) -> int:
-        """Slots free now or after evicting unlocked cache entries."""
-        return self.allocator.num_free_slots + self.cache.evictable_size
+        """Slots free now or after evicting unlocked cache entries (of both slot spaces, the
+        scarcer one's)."""
+        num = self.allocator.num_free_slots + self.cache.evictable_size
+        if self.sliding is None:
+            return num
+        return min(num, self.sliding.allocator.num_free_slots + self.cache.sliding_evictable_size)
 
     @property
     def num_free_slots(self) -> int:
@@ -110,6 +124,9 @@ class KVManager:
         kv.num_computed_tokens = kv.num_cache_owned_tokens = kv.num_allocated_tokens = match.length
         if match.length:
             self.req_pool.write(row, 0, match.slots)
+            if self.sliding is not None:
+                self.req_pool.write(row, 0, match.sliding_slots, sliding=True)
+        kv.sliding_owned_from = kv.num_sliding_released = match.length
         if req.num_retractions == 0 and not req.output_ids:
             req.num_cached_prompt_tokens = match.length
         return True
@@ -123,30 +140,69 @@ class KVManager:
         """Slots for each request's next `nums[i]` positions in turn (a decode step's),
         evicting cache if needed, written to req_to_token in one store; returns the requests
         that got their slots, in order."""
-        done, starts, slots = [], [], []
+        done, starts, slots, sliding = [], [], [], []
         for req, num in zip(reqs, nums, strict=True):
+            if self.sliding is not None and not self._make_sliding_room(req, num):
+                continue
             got = self._alloc_slots(req, num)
             if got is None:
                 continue
             done.append(req)
             starts.append(req.kv.num_cols)
             slots.append(got)
+            if self.sliding is not None:  # room made above, and evicting only adds to it
+                sliding.append(self._alloc_slots(req, num, self.sliding.allocator))
             req.kv.num_allocated_tokens = req.kv.num_computed_tokens + num
         if done:
-            self.req_pool.write_many([r.kv.row for r in done], starts, slots)
+            rows = [r.kv.row for r in done]
+            self.req_pool.write_many(rows, starts, slots)
+            if sliding:
+                self.req_pool.write_many(rows, starts, sliding, sliding=True)
         return done
 
-    def _alloc_slots(self, req: Req, num_tokens: int) -> list[int] | None:
+    def _alloc_slots(self, req: Req, num_tokens: int,
+                     allocator: SlotAllocator | None = None) -> list[int] | None:
+        """Slots of `allocator` (default: the full one) for the request's next positions."""
         start = req.kv.num_computed_tokens
+        is_sliding = allocator is not None
+        allocator = allocator or self.allocator
+        table = self.req_pool.req_to_sliding if is_sliding else self.req_pool.req_to_token
         # only a position that continues a partly filled page needs the slot before it
-        last = (int(self.req_pool.req_to_token[req.kv.row, start - 1])
-                if start % self.page_size else None)  # fmt: skip
-        slots = self.allocator.alloc_slots(last, start, num_tokens)
-        if slots is None:
+        last = int(table[req.kv.row, start - 1]) if start % self.page_size else None
+        slots = allocator.alloc_slots(last, start, num_tokens)
+        if slots is None and not is_sliding:
             needed = self.allocator.num_pages_needed(start, num_tokens) * self.page_size
             self.cache.evict(needed - self.allocator.num_free_slots)
             slots = self.allocator.alloc_slots(last, start, num_tokens)
         return slots
+
+    def _make_sliding_room(self, req: Req, num_tokens: int) -> bool:
+        """Whether the sliding allocator has the pages for the request's next `num_tokens`
+        positions, after freeing unlocked cache entries' sliding slots if needed."""
+        allocator = self.sliding.allocator
+        needed = allocator.num_pages_needed(req.kv.num_computed_tokens, num_tokens) * self.page_size
+        if needed > allocator.num_free_slots:
+            self.cache.evict_sliding(needed - allocator.num_free_slots)
+        return needed <= allocator.num_free_slots
+
+    def release_window(self, req: Req) -> None:
+        """Give back the request's own sliding slots of whole pages that left the window of
+        its next position (after a forward pass); nothing without a sliding slot space."""
+        kv = req.kv
+        if self.sliding is None or kv.row is None:
+            return
+        end = (kv.num_computed_tokens - self.sliding.window + 1) // self.page_size * self.page_size
+        if end <= kv.num_sliding_released:
+            return
+        self._free_sliding(self.req_pool.req_to_sliding[kv.row, kv.num_sliding_released:end])
+        kv.num_sliding_released = end
+
+    def _free_sliding(self, row: torch.Tensor) -> None:
+        """Free the sliding slots held in `row` (a view of req_to_sliding) and zero it."""
+        held = row[row != 0]
+        if len(held):
+            self.sliding.allocator.free(held)
+        row.zero_()
 
     def slots_needed(self, req: Req, num_tokens: int) -> int:
         return self.allocator.num_pages_needed(req.kv.num_computed_tokens, num_tokens) * self.page_size
@@ -159,10 +215,16 @@ class KVManager:
             return True
         if num_tokens < kv.num_cache_owned_tokens or kv.num_evicted_tokens:
             return False
+        if self.sliding is not None and kv.num_sliding_released > max(
+                kv.sliding_owned_from, num_tokens - self.sliding.window + 1):
+            return False  # the window before num_tokens is gone: recompute from the cache
         # the rest of a partly used page stays with the request: the next alloc continues it
         first_free = -(-num_tokens // self.page_size) * self.page_size
         if kv.num_allocated_tokens > first_free:
             self.allocator.free(self.row_slots(req, kv.num_allocated_tokens)[first_free:].clone())
+            if self.sliding is not None:
+                self._free_sliding(
+                    self.req_pool.req_to_sliding[kv.row, first_free:kv.num_allocated_tokens])
         kv.num_computed_tokens = min(kv.num_computed_tokens, num_tokens)
         kv.num_allocated_tokens = num_tokens
         return True
@@ -177,9 +239,17 @@ class KVManager:
         aligned = kv.num_computed_tokens // self.page_size * self.page_size
         if aligned <= kv.num_cache_owned_tokens:
             return
-        self._insert(req, aligned)
-        match = self.cache.match_prefix(self.cache_key(req, aligned), record=False)
+        # sliding slots go with it once the prompt is in (then a request extending this one
+        # can start right after it); mid prefill the request keeps them, since the cache
+        # would keep each chunk's window (locked) until the request ends
+        with_sliding = self.sliding is not None and kv.num_computed_tokens == req.num_tokens
+        self._insert(req, aligned, with_sliding)
+        match = self.cache.match_prefix(self.cache_key(req, aligned), record=False,
+                                        need_window=False)
         self.req_pool.write(kv.row, 0, match.slots)
+        if with_sliding:
+            self.req_pool.write(kv.row, 0, match.sliding_slots, sliding=True)
+            kv.sliding_owned_from = kv.num_sliding_released = aligned
         self.cache.lock(match.node)
         self.cache.unlock(kv.prefix_node)
         kv.prefix_node = match.node
@@ -197,24 +267,40 @@ class KVManager:
             req.kv = KVState()
             return
         aligned = kv.num_computed_tokens // self.page_size * self.page_size
-        if self.caches_prefixes and aligned > kv.num_cache_owned_tokens:
-            self._insert(req, aligned)
+        # sliding slots still held: the cache may take them even where it has the tokens
+        gives_sliding = self.sliding is not None and aligned > kv.sliding_owned_from
+        if self.caches_prefixes and (aligned > kv.num_cache_owned_tokens or gives_sliding):
+            self._insert(req, aligned, with_sliding=True)
+            sliding_done = aligned
         else:
             aligned = kv.num_cache_owned_tokens
+            sliding_done = kv.sliding_owned_from
         if kv.num_allocated_tokens > aligned:
             self.allocator.free(self.row_slots(req, kv.num_allocated_tokens)[aligned:].clone())
+        if self.sliding is not None:
+            start = max(sliding_done, kv.num_sliding_released)
+            self._free_sliding(self.req_pool.req_to_sliding[kv.row, start:kv.num_allocated_tokens])
         self.cache.unlock(kv.prefix_node)
         self.req_pool.free(kv.row)
         req.kv = KVState()
 
-    def _insert(self, req: Req, aligned: int) -> None:
+    def _insert(self, req: Req, aligned: int, with_sliding: bool) -> None:
+        """Cache the request's first `aligned` tokens; `with_sliding`: hand over its own
+        sliding slots of them too (the cache takes those it lacks, the rest are freed)."""
+        kv = req.kv
         slots = self.row_slots(req, aligned).clone()
-        num_existing = self.cache.insert(self.cache_key(req, aligned), slots)
+        sliding = None
+        if with_sliding and self.sliding is not None:
+            sliding = self.req_pool.req_to_sliding[kv.row, :aligned].clone()
+            sliding[: kv.sliding_owned_from] = 0  # the cache's already
+        num_existing = self.cache.insert(self.cache_key(req, aligned), slots, sliding)
         # the cache already held [num_cache_owned_tokens, num_existing): our copies are
         # duplicates
-        owned = req.kv.num_cache_owned_tokens
+        owned = kv.num_cache_owned_tokens
         if num_existing > owned:
             self.allocator.free(slots[owned:num_existing])
+        if sliding is not None:
+            self._free_sliding(sliding)
 
     # -- KV eviction ------------------------------------------------------------------------
     def evict(self, req: Req) -> None:

@@ -199,6 +199,7 @@ class Scheduler:
         self.policy.on_forward(batch)
         for i, req in enumerate(batch.reqs):
             req.kv.num_computed_tokens = batch.extend_starts[i] + batch.extend_lens[i]
+            self.kv.release_window(req)  # sliding layers' K/V that left the window
             if batch.mode is ForwardMode.DECODE or req.state is ReqState.RUNNING:
                 continue
             if batch.completes_fill(i):

@@ -15,7 +15,9 @@ import sglc  # noqa: E402
 from sglc.runtime.core import InvalidRequest  # noqa: E402
 
 SHARED = [1, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31, 33, 35, 37, 39, 41]
-PROMPTS = [SHARED + [50, 60], SHARED + [70], [3, 4], [1, *range(100, 130)]]
+# the second prompt extends the first: with mistral's window, a cached prefix is reused only
+# where the sliding K/V of the window before its end is kept (a prompt's last window)
+PROMPTS = [SHARED + [50, 60], SHARED + [50, 60, 70], [3, 4], [1, *range(100, 130)]]
 GREEDY = {"max_new_tokens": 6, "temperature": 0, "ignore_eos": True}
 
 
