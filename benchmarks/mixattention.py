@@ -144,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
                for name, path in paths.items()}
     try:
         for engine in engines.values():
+            # the layouts compared on one execution path: the compiled CPU decode step
+            # (runtime/models/compiled_decode.py) runs only the standard one
+            engine.core.runner.compiled_decode = False
             engine.generate(prompts[:1], common.greedy_params(2))  # warm up
         watched = {name: watch_kv_bytes(e) for name, e in engines.items()}
 

@@ -178,6 +178,12 @@ void gemv_one_row_int16(const Int16Rows& xr, const float* xsum, const Weight& w,
     halves_to_floats(w.zeros + j * w.groups, 4 * w.groups, z.data());
     const uint8_t* rows[4] = {w.codes + j * w.row_bytes, w.codes + (j + 1) * w.row_bytes,
                               w.codes + (j + 2) * w.row_bytes, w.codes + (j + 3) * w.row_bytes};
+    // the next four rows start loading now: four short streams at once are more than the
+    // hardware prefetcher follows when W does not fit in cache (a large lm_head)
+    if (j + 8 <= end)
+      for (int64_t off = 0; off < 4 * w.row_bytes; off += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(w.codes + (j + 4) * w.row_bytes + off),
+                     _MM_HINT_T0);
     __m256 total[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                        _mm256_setzero_ps()};
     for (int64_t g = 0; g < w.groups; ++g) {
