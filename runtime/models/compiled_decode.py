@@ -7,14 +7,16 @@ final hidden states in one call, through the same kernels the per-op path calls,
 order (the tests compare the two). llama.cpp runs a step the same way, as one C graph.
 
 `CompiledDecode.build` returns None, with the reason, for what the stack does not cover:
-other backends or dtypes, quantized K/V, q/k norms, sliding windows, KV shared across
-layers, other layer classes (MoE, tensor-parallel shards), and models whose layers have
-hooks (weight offloading streams each layer's weights in a pre-forward hook). The runner
+other backends or dtypes, quantized K/V, a pool whose buffers are views of a shared arena
+(Prism), q/k norms, sliding windows, KV shared across layers, other layer classes (MoE,
+tensor-parallel shards), and models whose layers have hooks (weight offloading streams each
+layer's weights in a pre-forward hook). The runner
 also keeps the per-op path for batches with LoRA adapters, H2O scoring or Double Sparsity.
 """
 
 from __future__ import annotations
 
+import logging
 import weakref
 
 import torch
@@ -34,6 +36,7 @@ from sglc.runtime.models.llama import (
 from sglc.runtime.quant.linear import QuantizedLinear
 
 _EMPTY = torch.empty(0)
+log = logging.getLogger(__name__)
 
 
 class CompiledDecode:
@@ -72,7 +75,11 @@ class CompiledDecode:
         why = unsupported(model, kv_pool, decode_attention)
         if why:
             return None, why
-        return cls(model, kv_pool), ""
+        try:
+            return cls(model, kv_pool), ""
+        except (RuntimeError, ValueError) as exc:  # the C++ side's checks: keep the per-op path
+            log.warning("compiled decode step not used: %s", exc)
+            return None, f"the compiled step refused the model: {exc}"
 
     @property
     def usable(self) -> bool:
@@ -102,6 +109,9 @@ def unsupported(model: nn.Module, kv_pool: KVPool, decode_attention: object) -> 
         return "q/k norms, sliding windows or KV shared across layers"
     if kv_pool.kv_cache_dtype != "auto" or kv_pool.dtype != torch.float32:
         return "the KV pool is not float32"
+    if not all(isinstance(b, torch.Tensor) and b.is_contiguous()
+               for b in (*kv_pool.k_buffers, *kv_pool.v_buffers)):
+        return "K/V buffers that are not contiguous tensors (a shared arena)"
     if model.rope_cache.dtype != torch.float32 or model.model.embed_tokens.weight.dtype != \
             torch.float32:
         return "not a float32 model"

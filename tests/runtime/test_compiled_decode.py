@@ -100,3 +100,7 @@ def test_unfused_or_hooked_layers_are_refused():
     assert compiled.usable
     model.model.layers[1].register_forward_pre_hook(lambda module, args: None)
     assert not compiled.usable  # e.g. weight offloading streams layers in such hooks
+    arena = torch.zeros(16, 2, 2, 2, 8)  # Prism: each layer's K/V a strided view of one arena
+    pool.k_buffers, pool.v_buffers = [arena[:, i, 0] for i in (0, 1)], [arena[:, i, 1]
+                                                                         for i in (0, 1)]
+    assert "not contiguous" in unsupported(model, pool, ops.decode_attention)
