@@ -233,7 +233,7 @@ class RadixCache(BasePrefixCache):
     # -- eviction ------------------------------------------------------------------------
 
     def evict(self, num_tokens: int) -> int:
-        heap = [(n.last_access, n.id, n) for n in self._nodes() if self._is_evictable(n)]
+        heap = [(n.last_access, n.id, n) for n in self.nodes() if self._is_evictable(n)]
         heapq.heapify(heap)
         num_freed = 0
         while num_freed < num_tokens and heap:
@@ -250,7 +250,7 @@ class RadixCache(BasePrefixCache):
         return num_freed
 
     def evict_sliding(self, num_slots: int) -> int:
-        heap = [(n.last_access, n.id, n) for n in self._nodes()
+        heap = [(n.last_access, n.id, n) for n in self.nodes()
                 if n is not self.root and n.lock_ref == 0 and n.num_sliding]
         heapq.heapify(heap)
         num_freed = 0
@@ -270,14 +270,14 @@ class RadixCache(BasePrefixCache):
 
     def unlocked_slots(self) -> list[torch.Tensor]:
         """The slots of every unlocked entry: what `evict_holding` may give back."""
-        return [n.value for n in self._nodes() if n is not self.root and n.lock_ref == 0]
+        return [n.value for n in self.nodes() if n is not self.root and n.lock_ref == 0]
 
     def evict_holding(self, slots: set[int]) -> int:
         """Evict every unlocked entry holding one of `slots`, with the entries below it
         (unlocked too: a lock covers the whole path up to the root), so those slots go back
         to the allocator whatever their recency. Returns the number of slots freed."""
         num_freed = 0
-        for node in self._nodes():  # parents first: a subtree goes before its own nodes
+        for node in self.nodes():  # parents first: a subtree goes before its own nodes
             if node is self.root or node.lock_ref or node.parent is None:
                 continue
             if not slots.intersection(node.value.tolist()):
@@ -313,12 +313,12 @@ class RadixCache(BasePrefixCache):
         return self._protected_size
 
     def total_size(self) -> int:
-        return sum(len(n.key) for n in self._nodes() if n is not self.root)
+        return sum(len(n.key) for n in self.nodes() if n is not self.root)
 
     def reset(self) -> None:
         if self._protected_size:
             raise RuntimeError(f"reset with {self._protected_size} locked tokens")
-        for node in self._nodes():
+        for node in self.nodes():
             if node is not self.root:
                 self.allocator.free(node.value)
                 if node.num_sliding:
@@ -326,7 +326,7 @@ class RadixCache(BasePrefixCache):
         self._new_tree()
         self._reset_stats()
 
-    def _nodes(self) -> list[TreeNode]:
+    def nodes(self) -> list[TreeNode]:
         """Every node, the root included, parents before children."""
         order, stack = [], [self.root]
         while stack:

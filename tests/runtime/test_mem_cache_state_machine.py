@@ -111,12 +111,7 @@ class CacheMachine(RuleBasedStateMachine):
         return [s for node in self.tree_nodes() for s in node.value.tolist()]
 
     def tree_nodes(self) -> list:
-        nodes, stack = [], list(self.cache.root.children.values())
-        while stack:
-            node = stack.pop()
-            nodes.append(node)
-            stack.extend(node.children.values())
-        return nodes
+        return [n for n in self.cache.nodes() if n is not self.cache.root]
 
     def pick(self, data) -> Request:
         return self.reqs[data.draw(st.integers(0, len(self.reqs) - 1))]

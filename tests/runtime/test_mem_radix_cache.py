@@ -209,9 +209,9 @@ def test_peek_len_equals_match_length_and_changes_nothing(page_size):
     cache, alloc = new_cache(page_size, num_pages=64)
     cache_tokens(cache, alloc, list(range(1, 17)))
     cache_tokens(cache, alloc, list(range(1, 9)) + [50] * 8)
-    before = (cache.stats(), len(cache._nodes()))
+    before = (cache.stats(), len(cache.nodes()))
     keys = [list(range(1, 13)), list(range(1, 9)) + [50, 50, 50], [1, 2, 99], [], [7]]
     peeks = [cache.peek_len(k) for k in keys]
-    assert (cache.stats(), len(cache._nodes())) == before  # no stats, no splits
+    assert (cache.stats(), len(cache.nodes())) == before  # no stats, no splits
     assert peeks == [cache.match_prefix(k).length for k in keys]
     assert NoPrefixCache(alloc, page_size).peek_len(list(range(1, 9))) == 0

@@ -103,12 +103,7 @@ class SlidingCacheMachine(RuleBasedStateMachine):
     # -- invariants ----------------------------------------------------------------------
 
     def nodes(self) -> list:
-        nodes, stack = [], list(self.cache.root.children.values())
-        while stack:
-            node = stack.pop()
-            nodes.append(node)
-            stack.extend(node.children.values())
-        return nodes
+        return [n for n in self.cache.nodes() if n is not self.cache.root]
 
     @invariant()
     def counters_agree_with_nodes(self) -> None:
