@@ -92,16 +92,12 @@ class ModelRunner:
                           compact: bool) -> tuple[torch.Tensor, LogitsLayout]:
         """`forward` of a decode batch through the compiled step: its few inputs straight
         from the requests and the CPU `req_to_token` (no ForwardBatch)."""
-        reqs, n = batch.reqs, len(batch.reqs)
-        ids = np.fromiter((r.output_ids[-1] if r.output_ids else r.prompt_ids[-1]
-                           for r in reqs), np.int64, n)
-        rows = np.fromiter((r.kv.row for r in reqs), np.int64, n)
-        cols = np.array(self._columns(batch), dtype=np.int64)
-        positions = np.array(batch.extend_starts, dtype=np.int64)
-        slots = self.req_pool.host[rows, cols]
+        ids, positions, rows, cols = self._decode_arrays(batch)
+        n = len(ids)
         out = self._compiled.run(
-            *(torch.from_numpy(a) for a in (ids, positions, slots)), self.req_pool.req_to_token,
-            torch.from_numpy(rows), torch.from_numpy(cols + 1), logits=logit_columns is None)
+            *(torch.from_numpy(a) for a in (ids, positions)), self._decode_slots(rows, cols),
+            self.req_pool.req_to_token, torch.from_numpy(rows), torch.from_numpy(cols + 1),
+            logits=logit_columns is None)
         layout = LogitsLayout(list(range(n)), [None] * n)
         if logit_columns is None:
             return out, layout
@@ -192,37 +188,42 @@ class ModelRunner:
             return self._prepare_decode(batch)
         return self._prepare_extend(batch)
 
+    def _decode_arrays(self, batch: ScheduledBatch) -> tuple[np.ndarray, ...]:
+        """A decode batch's input ids, positions, req_to_token rows and new columns (int64)."""
+        reqs, n = batch.reqs, len(batch.reqs)
+        ids = np.fromiter((r.output_ids[-1] if r.output_ids else r.prompt_ids[-1]
+                           for r in reqs), np.int64, n)
+        rows = np.fromiter((r.kv.row for r in reqs), np.int64, n)
+        return (ids, np.array(batch.extend_starts, dtype=np.int64), rows,
+                np.array(self._columns(batch), dtype=np.int64))
+
+    def _decode_slots(self, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
+        """The KV slots of (row, column) pairs of req_to_token (on CPU read through numpy)."""
+        host = self.req_pool.host
+        if host is not None:
+            return torch.from_numpy(host[rows, cols])
+        req_to_token = self.req_pool.req_to_token
+        return req_to_token[torch.from_numpy(rows).to(req_to_token.device),
+                            torch.from_numpy(cols).to(req_to_token.device)]
+
     def _prepare_decode(self, batch: ScheduledBatch) -> tuple[ForwardBatch, LogitsLayout]:
         dev = self.device
-        ids = [r.output_ids[-1] if r.output_ids else r.prompt_ids[-1] for r in batch.reqs]
-        row_list = [r.kv.row for r in batch.reqs]
-        col_list = self._columns(batch)
-        host = self.req_pool.host
-        if host is not None:  # CPU: from numpy arrays (cheaper than tensors from lists)
-            positions, cols, rows = (torch.from_numpy(np.array(v, dtype=np.int64)) for v in (
-                batch.extend_starts, col_list, row_list))
-            out_cache_loc = torch.from_numpy(host[row_list, col_list])
-        else:
-            positions = torch.tensor(batch.extend_starts, dtype=torch.int64, device=dev)
-            cols = torch.tensor(col_list, dtype=torch.int64, device=dev)
-            rows = torch.tensor(row_list, dtype=torch.int64, device=dev)
-            out_cache_loc = self.req_pool.req_to_token[rows, cols]
-        if not self.evicts:
-            cols = positions
+        ids, positions, rows, cols = self._decode_arrays(batch)
         n = len(ids)
+        positions_t = torch.from_numpy(positions).to(dev)
+        cols_t = torch.from_numpy(cols).to(dev) if self.evicts else positions_t
         fb = ForwardBatch(
             mode=ForwardMode.DECODE,
-            input_ids=torch.from_numpy(np.array(ids, dtype=np.int64)) if host is not None
-            else torch.tensor(ids, dtype=torch.int64, device=dev),
-            positions=positions,
-            out_cache_loc=out_cache_loc,
-            req_pool_indices=rows,
-            prefix_lens=cols,
+            input_ids=torch.from_numpy(ids).to(dev),
+            positions=positions_t,
+            out_cache_loc=self._decode_slots(rows, cols),
+            req_pool_indices=torch.from_numpy(rows).to(dev),
+            prefix_lens=cols_t,
             extend_lens=torch.ones(n, dtype=torch.int64, device=dev),
-            seq_lens=cols + 1,
+            seq_lens=cols_t + 1,
             logits_indices=torch.arange(n, device=dev),
-            rows_list=row_list,
-            prefix_lens_list=list(col_list),
+            rows_list=rows.tolist(),
+            prefix_lens_list=cols.tolist(),
             extend_lens_list=[1] * n,
         )
         return fb, LogitsLayout(list(range(n)), [None] * n)

@@ -263,17 +263,15 @@ class EngineCore:
         from the compact logits by a greedy pick when the plan made them compact."""
         reqs = [r for r, _ in picked]
         rows = [row for _, row in picked]
-        plain = not self._under_min_tokens and all(_plain_greedy(r.params) for r in reqs)
-        if plain and not plan.compact and rows == list(range(logits.shape[0])) and \
-                not any(r.params.is_constrained for r in reqs):
-            # a decode batch with nothing to mask or penalize: what `sample` picks, the
-            # first maximum, without copying the rows
-            return Sampled(reqs, logits.argmax(dim=-1).tolist(), [None] * len(reqs))
-        logits = logits[torch.tensor(rows, device=logits.device)]
+        # a copy unless a decode batch with no masks takes every row as it is (the masks
+        # write into the rows)
+        if rows != list(range(logits.shape[0])) or any(r.constraint is not None for r in reqs):
+            logits = logits[torch.tensor(rows, device=logits.device)]
         self.constraints.mask(logits, reqs, plan)
         if plan.compact:
             return Sampled(reqs, greedy_from_columns(logits, plan.columns), [None] * len(reqs))
-        if plain:
+        if not self._under_min_tokens and all(_plain_greedy(r.params) for r in reqs):
+            # what `sample` picks for these (no penalty, no logprobs): the first maximum
             return Sampled(reqs, logits.argmax(dim=-1).tolist(), [None] * len(reqs))
         params = SamplingBatch.prepare([r.params for r in reqs], [r.prompt_ids for r in reqs],
                                        [r.output_ids for r in reqs], logits.device,
