@@ -249,6 +249,18 @@ def write_json(name: str, payload: dict[str, Any], path: Path | None = None) -> 
     return path
 
 
+def save_report(name: str, env_start: dict[str, Any], args: Any, model: str,
+                file_name: str | None = None, **fields: Any) -> dict[str, Any]:
+    """A benchmark's report: its name, the environment at the start and the load at the
+    end, the model, the workload (its arguments) and `fields`; written as JSON (with its
+    plot: `write_json`, under `file_name`, default `name`), announced, and returned."""
+    report = {"benchmark": name, "env": env_start, "model": model,
+              "workload": vars(args) | {"out": None}, **fields,
+              "load_avg_1m_end": environment()["load_avg_1m"]}
+    print(f"\nwrote {write_json(file_name or name, report, args.out)}")
+    return report
+
+
 def plot_beside(name: str, payload: dict[str, Any], json_path: Path) -> Path | None:
     """Draw benchmark `name`'s plot (plots.py) into the PNG beside `json_path`."""
     try:

@@ -169,13 +169,9 @@ def main(argv: list[str] | None = None) -> dict | None:
                                for k, v in ratios.items()]))
     print(f"\nsglc fp32 and llama.cpp f32 single-stream greedy tokens agree for the first "
           f"{same} of {args.output_len}")
-    report = {"benchmark": NAME, "env": env_start, "model": str(path),
-              "workload": vars(args) | {"out": None}, "results": results, "ratios": ratios,
-              "fp32_greedy_agreement_tokens": same,
-              "load_avg_1m_end": common.environment()["load_avg_1m"]}
-    out = common.write_json(f"{NAME}_{args.model}", report, args.out)
-    print(f"\nwrote {out}")
-    return report
+    return common.save_report(NAME, env_start, args, str(path), f"{NAME}_{args.model}",
+                              results=results, ratios=ratios,
+                              fp32_greedy_agreement_tokens=same)
 
 
 if __name__ == "__main__":

@@ -203,12 +203,8 @@ def main(argv: list[str] | None = None) -> dict:
                          q["recall"][name]["attended_share"], q["loss"][name]["heldout_loss"]])
     print(common.format_table(["setting", "recall exact", "share attended", "heldout loss"],
                               rows))
-    report = {"benchmark": NAME, "env": env_start, "model": "sglc default model",
-              "workload": vars(args) | {"out": None}, "op_ms": op, "quality": quality,
-              "load_avg_1m_end": common.environment()["load_avg_1m"]}
-    out = common.write_json(NAME, report, args.out)
-    print(f"\nwrote {out}")
-    return report
+    return common.save_report(NAME, env_start, args, "sglc default model", op_ms=op,
+                              quality=quality)
 
 
 if __name__ == "__main__":

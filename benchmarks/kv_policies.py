@@ -145,12 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"\n== {NAME}: {args.repeats} repeat(s), median wall time ==")
     print(common.format_table(["config", "KV tok/req", "KV KiB/req", "wall s", "out tok/s",
                                "agreement", "common prefix", "logprob/tok"], rows))
-    report = {"benchmark": NAME, "env": env_start, "model": "sglc default model",
-              "workload": vars(args) | {"out": None}, "results": summary,
-              "load_avg_1m_end": common.environment()["load_avg_1m"]}
-    out = common.write_json(NAME, report, args.out)
-    print(f"\nwrote {out}")
-    return report
+    return common.save_report(NAME, env_start, args, "sglc default model", results=summary)
 
 
 if __name__ == "__main__":

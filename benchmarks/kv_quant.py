@@ -216,13 +216,9 @@ def main(argv: list[str] | None = None) -> dict:
         ["kv dtype", "B/token", "tokens x (fp32)", "tokens x (bf16)", "decode tok/s",
          f"attn ms ({args.kernel_batch}x{args.kernel_context})", "heldout loss",
          "identical", "token agree"], rows))
-    report = {"benchmark": NAME, "env": env_start, "model": "sglc default model",
-              "kernel_backend": backend, "workload": vars(args) | {"out": None},
-              "num_eval_prompts": len(greedy["auto"]), "results": results,
-              "load_avg_1m_end": common.environment()["load_avg_1m"]}
-    out = common.write_json(NAME, report, args.out)
-    print(f"\nwrote {out}")
-    return report
+    return common.save_report(NAME, env_start, args, "sglc default model",
+                              kernel_backend=backend, num_eval_prompts=len(greedy["auto"]),
+                              results=results)
 
 
 if __name__ == "__main__":

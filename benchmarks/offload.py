@@ -170,12 +170,8 @@ def main(argv: list[str] | None = None) -> dict:
         ["config", "RAM budget MiB", "decode RssAnon MiB", "build RssAnon MiB",
          "RssFile MiB", "tokens/s",
          "x resident", "build s", "identical"], rows))
-    report = {"benchmark": NAME, "env": env_start, "model": spec.name,
-              "model_mib": model_bytes / 2**20, "workload": vars(args) | {"out": None},
-              "results": results, "load_avg_1m_end": common.environment()["load_avg_1m"]}
-    out = common.write_json(NAME, report, args.out)
-    print(f"\nwrote {out}")
-    return report
+    return common.save_report(NAME, env_start, args, spec.name,
+                              model_mib=model_bytes / 2**20, results=results)
 
 
 if __name__ == "__main__":

@@ -105,12 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
         ["weights", "MiB all", "MiB proj", "proj x smaller", "tok/s batch 1",
          f"tok/s batch {args.num_requests}", "heldout loss", "identical", "token agree"],
         rows))
-    report = {"benchmark": NAME, "env": env_start, "model": "sglc default model",
-              "workload": vars(args) | {"out": None}, "results": results,
-              "load_avg_1m_end": common.environment()["load_avg_1m"]}
-    out = common.write_json(NAME, report, args.out)
-    print(f"\nwrote {out}")
-    return report
+    return common.save_report(NAME, env_start, args, "sglc default model", results=results)
 
 
 if __name__ == "__main__":
