@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from kv_tables import scattered_table
 
 from sglc.kernels import for_kv_cache, torch_ops
 from sglc.kernels.attention_scores import accumulate_key_scores
@@ -100,13 +101,7 @@ def _pools(seq_lens, num_kv_heads, head_dim, bits, seed):
                                                       generator=gen) * 3,
              torch.randn(num_slots, num_kv_heads, head_dim, generator=gen))
     dense_k, dense_v = gather_rows(quant_k, all_slots), gather_rows(quant_v, all_slots)
-    perm = torch.randperm(num_slots, generator=gen)
-    table = torch.zeros(len(seq_lens) + 1, max(seq_lens) + 2, dtype=torch.int64)
-    rows = torch.randperm(len(seq_lens) + 1, generator=gen)[: len(seq_lens)]
-    used = 0
-    for row, n in zip(rows.tolist(), seq_lens, strict=True):
-        table[row, :n] = perm[used : used + n]
-        used += n
+    table, rows = scattered_table(seq_lens, num_slots, gen)
     return (quant_k, quant_v), (dense_k, dense_v), table, rows
 
 

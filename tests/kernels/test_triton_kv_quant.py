@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from kv_tables import scattered_table
 
 from sglc.kernels import AttentionShape, for_kv_cache, triton_ops
 from sglc.kernels.decode_attention import decode_attention
@@ -32,13 +33,7 @@ def quant_pools(seq_lens, num_kv_heads, head_dim, bits, seed, device):
     values = [torch.randn(num_slots, num_kv_heads, head_dim, generator=gen) * scale
               for scale in (3.0, 1.0)]
     store_kv(*pools, torch.arange(num_slots), *values)
-    perm = torch.randperm(num_slots, generator=gen)
-    table = torch.zeros(len(seq_lens) + 1, max(seq_lens) + 2, dtype=torch.int64)
-    rows = torch.randperm(len(seq_lens) + 1, generator=gen)[: len(seq_lens)]
-    used = 0
-    for row, n in zip(rows.tolist(), seq_lens, strict=True):
-        table[row, :n] = perm[used : used + n]
-        used += n
+    table, rows = scattered_table(seq_lens, num_slots, gen)
     return [to_device(p, device) for p in pools], table.to(device), rows.to(device)
 
 
