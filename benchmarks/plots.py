@@ -249,16 +249,10 @@ def draw_response_cache(report: Report) -> Figure:
         return {p: [cell.get((p, s), {}).get(key) for s in sizes] for p in policies}
 
     e2e = report.get("end_to_end") or []
-    fig, axes = new_figure(3 if e2e else 2, "response cache: FLOPs and hits vs size, per policy")
-    for ax, key, ylabel in ((axes[0], "cost_vs_no_cache", "FLOPs / no-cache FLOPs"),
-                            (axes[1], "hit_rate", "hit rate")):
-        ax.set_xscale("log")
-        line_chart(ax, pct, series(key), "cache size (% of answers' bytes)", ylabel)
-        ax.minorticks_off()
-    if e2e:
-        bar_chart(axes[2], [r.get("policy", "?") for r in e2e], [r.get("wall_s") for r in e2e],
-                  "wall s", f"end to end ({e2e[0].get('requests', '?')} requests)")
-    return fig
+    return _cache_sweep_figure("response cache: FLOPs and hits vs size, per policy", pct,
+                               series, ("cost_vs_no_cache", "FLOPs / no-cache FLOPs"),
+                               "cache size (% of answers' bytes)", e2e,
+                               [r.get("policy", "?") for r in e2e])
 
 
 def draw_mux(report: Report) -> Figure:
@@ -275,15 +269,23 @@ def draw_mux(report: Report) -> Figure:
                 for p, r in lines}
 
     e2e = report.get("end_to_end") or []
-    fig, axes = new_figure(3 if e2e else 2, "multiplexing x response cache: FLOPs and hits")
-    for ax, key, ylabel in ((axes[0], "cost_vs_large_no_cache", "FLOPs / large-only FLOPs"),
-                            (axes[1], "hit_rate", "hit rate")):
+    return _cache_sweep_figure("multiplexing x response cache: FLOPs and hits", pct, series,
+                               ("cost_vs_large_no_cache", "FLOPs / large-only FLOPs"),
+                               "cache size (% of large answers' bytes)", e2e,
+                               ["mux" if r.get("multiplexed") else "large only" for r in e2e])
+
+
+def _cache_sweep_figure(title: str, pct: list[float], series, cost: tuple[str, str],
+                        x_label: str, e2e: list[dict], e2e_labels: list[str]) -> Figure:
+    """Cost (`cost`: key, axis label) and hit rate against cache size (log x, one line per
+    series), and the end-to-end wall time of each run in `e2e` when there are any."""
+    fig, axes = new_figure(3 if e2e else 2, title)
+    for ax, key, ylabel in ((axes[0], *cost), (axes[1], "hit_rate", "hit rate")):
         ax.set_xscale("log")
-        line_chart(ax, pct, series(key), "cache size (% of large answers' bytes)", ylabel)
+        line_chart(ax, pct, series(key), x_label, ylabel)
         ax.minorticks_off()
     if e2e:
-        bar_chart(axes[2], ["mux" if r.get("multiplexed") else "large only" for r in e2e],
-                  [r.get("wall_s") for r in e2e], "wall s",
+        bar_chart(axes[2], e2e_labels, [r.get("wall_s") for r in e2e], "wall s",
                   f"end to end ({e2e[0].get('requests', '?')} requests)")
     return fig
 
