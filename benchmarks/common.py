@@ -282,11 +282,17 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def start(num_threads: int) -> tuple[dict[str, Any], ModelSpec, Path]:
-    """A benchmark's preamble: threads set, environment recorded and printed, the model
-    built (once) and its directory returned."""
+def begin(num_threads: int) -> dict[str, Any]:
+    """A benchmark's first step: threads set, the environment recorded and printed."""
     set_threads(num_threads)
     env_start = environment()
     print(f"{env_start['date_utc']}  load avg {env_start['load_avg_1m']:.2f}")
+    return env_start
+
+
+def start(num_threads: int) -> tuple[dict[str, Any], ModelSpec, Path]:
+    """A benchmark's preamble: threads set, environment recorded and printed, the model
+    built (once) and its directory returned."""
+    env_start = begin(num_threads)
     spec = ModelSpec()
     return env_start, spec, model_dir(spec)

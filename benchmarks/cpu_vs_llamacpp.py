@@ -133,9 +133,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         print(f"{NAME}: skipped: {', '.join(absent)} not installed (optional benchmark "
               f"dependencies: pip install {' '.join(absent)})")
         return None
-    common.set_threads(args.threads)
-    env_start = common.environment()
-    print(f"{env_start['date_utc']}  load avg {env_start['load_avg_1m']:.2f}")
+    env_start = common.begin(args.threads)
     path = model_dir(args.model)
     vocab_size = json.loads((path / "config.json").read_text())["vocab_size"]
     work = workload(args, vocab_size)

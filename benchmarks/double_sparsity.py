@@ -176,9 +176,7 @@ def heldout_loss(args, floor: int) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    common.set_threads(args.threads)
-    env_start = common.environment()
-    print(f"{env_start['date_utc']}  load avg {env_start['load_avg_1m']:.2f}")
+    env_start = common.begin(args.threads)
     op: dict[int, dict] = {}
     for context in args.contexts:
         runs = common.interleave(op_systems(args, context), args.repeats)

@@ -117,9 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     # NOTE: before any replica starts: each replica process takes its share of the threads
     os.environ["OMP_NUM_THREADS"] = str(max(1, args.threads // args.dp))
-    common.set_threads(args.threads)
-    env_start = common.environment()
-    print(f"{env_start['date_utc']}  load avg {env_start['load_avg_1m']:.2f}")
+    env_start = common.begin(args.threads)
     from sglc.runtime.engine import default_model_path
     from sglc.runtime.models.loader import load_model_info
 

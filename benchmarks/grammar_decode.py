@@ -242,9 +242,7 @@ def main() -> None:
     names = [n.strip() for n in args.vocabs.split(",") if n.strip()]
     if not names or set(names) - set(VOCABS):
         parser.error(f"--vocabs takes names among {', '.join(VOCABS)}, got {args.vocabs!r}")
-    common.set_threads(args.threads)
-    env = common.environment()
-    print(f"{env['date_utc']}  load avg {env['load_avg_1m']:.2f}")
+    env = common.begin(args.threads)
     fills = 200 if args.quick else args.fills
     use_xgrammar = not args.no_xgrammar and xgrammar_compare.available()
     xgrammar = ("xgrammar: compared" if use_xgrammar else

@@ -129,9 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.batch, args.context, args.output_len, args.repeats = 4, 384, 16, 2
-    common.set_threads(args.threads)
-    env = common.environment()
-    print(f"{env['date_utc']}  load avg {env['load_avg_1m']:.2f}")
+    env = common.begin(args.threads)
     import sglc
 
     paths = write_variants(args)

@@ -204,9 +204,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.num_queries, args.num_requests, args.e2e_requests = 120, 600, 30
-    common.set_threads(args.threads)
-    env = common.environment()
-    print(f"{env['date_utc']}  load avg {env['load_avg_1m']:.2f}")
+    env = common.begin(args.threads)
 
     import sglc
     from sglc.runtime.mux import FeatureSpec, query_features

@@ -235,9 +235,7 @@ def main() -> None:
     if args.quick:
         args.repeats, args.num_models, args.cvs, args.slo_scales = 1, 4, [3.0], [5.0]
         args.num_devices, args.hidden, args.intermediate, args.layers = 4, 256, 704, 4
-    common.set_threads(args.threads)
-    env = common.environment()
-    print(f"{env['date_utc']}  load avg {env['load_avg_1m']:.2f}")
+    env = common.begin(args.threads)
     layer_s = common.run_in_thread(lambda: layer_latency_s(
         args.hidden, args.intermediate, args.heads, args.tokens, args.repeats))
     model_s = args.layers * layer_s

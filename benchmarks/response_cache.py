@@ -158,9 +158,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.num_queries, args.num_requests, args.e2e_requests = 60, 400, 60
-    common.set_threads(args.threads)
-    env = common.environment()
-    print(f"{env['date_utc']}  load avg {env['load_avg_1m']:.2f}")
+    env = common.begin(args.threads)
 
     import sglc
     from sglc.runtime.response_cache import request_key

@@ -316,9 +316,7 @@ def vocab_size(args: argparse.Namespace) -> int:
 # -- main --------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    common.set_threads(args.threads)
-    env_start = common.environment()
-    print(f"{env_start['date_utc']}  load avg {env_start['load_avg_1m']:.2f}")
+    env_start = common.begin(args.threads)
     workload = make_workload(args, vocab_size(args))
     num_requests = sum(map(len, workload))
     print(f"workload: {args.clients} clients x {args.requests_per_client} streaming requests, "

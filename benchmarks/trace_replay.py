@@ -177,9 +177,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    common.set_threads(args.threads)
-    env_start = common.environment()
-    print(f"{env_start['date_utc']}  load avg {env_start['load_avg_1m']:.2f}")
+    env_start = common.begin(args.threads)
     trace = make_trace(args)
     shape = describe(trace)
     print(f"model: the embedded default model, fp32, CPU, {args.threads} torch threads")
