@@ -45,9 +45,7 @@ class CompiledDecode:
     def __init__(self, model: LlamaForCausalLM, kv_pool: KVPool) -> None:
         cfg = model.cfg
         layers = list(model.model.layers)
-        projections = [p for layer in layers for p in _projections(layer)]
-        bits = {p.bits if isinstance(p, QuantizedLinear) else 0 for p in projections}
-        groups = {p.group_size for p in projections if isinstance(p, QuantizedLinear)}
+        bits, groups = _weight_formats(layers)
         tensors: list[torch.Tensor] = []
         for i, layer in enumerate(layers):
             attn, mlp = layer.self_attn, layer.mlp
@@ -136,11 +134,17 @@ def unsupported(model: nn.Module, kv_pool: KVPool, decode_attention: object) -> 
     if not (type(head) is QuantizedLinear or (type(head) is nn.Linear and head.bias is None
                                                and head.weight.dtype == torch.float32)):
         return f"lm_head {type(head).__name__}"
-    projections = [p for layer in model.model.layers for p in _projections(layer)]
-    if len({p.bits if isinstance(p, QuantizedLinear) else 0 for p in projections}) != 1 or \
-            len({p.group_size for p in projections if isinstance(p, QuantizedLinear)}) > 1:
+    bits, groups = _weight_formats(model.model.layers)
+    if len(bits) != 1 or len(groups) > 1:
         return "mixed weight formats"
     return ""
+
+
+def _weight_formats(layers) -> tuple[set[int], set[int]]:
+    """The projections' weight bits (0: float) and quantization group sizes, each once."""
+    projections = [p for layer in layers for p in _projections(layer)]
+    return ({p.bits if isinstance(p, QuantizedLinear) else 0 for p in projections},
+            {p.group_size for p in projections if isinstance(p, QuantizedLinear)})
 
 
 def _projections(layer: LlamaDecoderLayer) -> list[nn.Module]:
