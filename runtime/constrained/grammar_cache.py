@@ -34,6 +34,8 @@ from typing import Any
 
 import llguidance
 
+from sglc.constraints.grammar import is_llguidance_grammar
+from sglc.runtime.constrained.grammar_keys import StateKeys, for_grammar
 from sglc.runtime.constrained.vocabulary import TokenVocabulary
 
 __all__ = ["CompiledGrammar", "GrammarBuildError", "GrammarCache", "Tokenizers", "build_grammar",
@@ -49,12 +51,15 @@ class GrammarBuildError(ValueError):
 @dataclass(eq=False)
 class CompiledGrammar:
     """One grammar compiled for one vocabulary: `template` is a fresh matcher that
-    :meth:`new_matcher` copies. `extras` holds per-grammar helpers (stop masks)."""
+    :meth:`new_matcher` copies; `keys` name its positions for the mask cache (None where
+    the grammar has no sound keys: `grammar_keys`). `extras` holds per-grammar helpers (stop
+    masks, the mask cache)."""
 
     grammar: str
     vocab: TokenVocabulary
     template: llguidance.LLMatcher
     build_seconds: float = 0.0
+    keys: StateKeys | None = None
     extras: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def new_matcher(self) -> llguidance.LLMatcher:
@@ -187,12 +192,14 @@ class Tokenizers:
 
 def build_grammar(grammar: str, vocab: TokenVocabulary,
                   tokenizer: llguidance.LLTokenizer) -> CompiledGrammar:
-    """Compile (no caching) an llguidance grammar; GrammarBuildError says why it failed."""
+    """Compile (no caching) an llguidance grammar, and the state keys of a Lark text;
+    GrammarBuildError says why it failed."""
     start = time.perf_counter()
     template = llguidance.LLMatcher(tokenizer, grammar, log_level=0)
     if template.is_error():
         raise GrammarBuildError(f"cannot compile the grammar: {template.get_error()}")
-    return CompiledGrammar(grammar, vocab, template, time.perf_counter() - start)
+    keys = None if is_llguidance_grammar(grammar) else for_grammar(grammar)
+    return CompiledGrammar(grammar, vocab, template, time.perf_counter() - start, keys)
 
 
 class GrammarCache:

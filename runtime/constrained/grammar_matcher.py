@@ -9,6 +9,13 @@ rather than fed to llguidance, so rollback treats it like the regex path does. A
 llguidance would reject is checked first (``validate_tokens``): a rejected token must never
 reach ``consume_token``, which would leave the matcher in its error state for good.
 
+Masks are kept by grammar position in the regex path's :class:`MaskCache`, shared by the
+grammar's matchers: a position is named by :mod:`~sglc.runtime.constrained.grammar_keys`
+(an LALR parse kept in step with llguidance; equal keys mean equal masks), and a position
+without a key (a grammar Lark cannot build as LALR(1), a text the keys cannot follow) has its
+mask computed by llguidance each time. At a cached position `is_allowed` reads the cached
+row instead of asking llguidance.
+
 Forced strings come from llguidance itself (``compute_ff_tokens``: tokens whose text the
 grammar forces, already cut where a longer token could span the boundary), so a grammar
 jump never drops tokens already generated.
@@ -17,13 +24,14 @@ jump never drops tokens already generated.
 from __future__ import annotations
 
 import itertools
+import time
 
 import numpy as np
 import torch
 
 from sglc.runtime.constrained.base import BaseMatcher
 from sglc.runtime.constrained.grammar_cache import CompiledGrammar
-from sglc.runtime.constrained.matcher import BitmaskRow
+from sglc.runtime.constrained.matcher import BitmaskRow, CachedRow, mask_cache
 
 __all__ = ["GrammarMatcher"]
 
@@ -31,15 +39,22 @@ _versions = itertools.count(1)  # matcher states: unique across matchers and mov
 
 
 class GrammarMatcher(BaseMatcher):
-    """One request's position in a compiled grammar (see the module docstring)."""
+    """One request's position in a compiled grammar (see the module docstring).
+    ``mask_cache_bytes``/``mask_cache_threshold_us`` configure the grammar's shared
+    :class:`MaskCache` (they take effect for the first matcher of a compiled grammar)."""
 
-    def __init__(self, compiled: CompiledGrammar) -> None:
+    def __init__(self, compiled: CompiledGrammar, *, mask_cache_bytes: int | None = None,
+                 mask_cache_threshold_us: float | None = None) -> None:
         self.compiled = compiled
         self.vocab = compiled.vocab
         self._words = self.vocab.mask_words
         self._stop_set = frozenset(self.vocab.stop_ids)
         self._stop_row, self._extra_stop_bits = _stop_masks(compiled)
         self._llg = compiled.new_matcher()
+        self._masks = mask_cache(compiled, mask_cache_bytes, mask_cache_threshold_us)
+        self._keys = compiled.keys
+        self._key: int | None = None if self._keys is None else self._keys.start
+        self._key_before: list[int | None] = []  # the key before each consumed text token
         self._tokens: list[int] = []
         self._state = next(_versions)
         self.stopped = False
@@ -69,7 +84,12 @@ class GrammarMatcher(BaseMatcher):
             return False
         if token_id in self._stop_set:
             return self._llg.is_accepting()
-        return self._is_text_token(token_id) and self._llg.validate_tokens([token_id]) == 1
+        if not self._is_text_token(token_id):
+            return False
+        cached = None if self._key is None else self._masks.get(self._key)
+        if cached is not None:
+            return bool((int(cached.array[token_id >> 5]) >> (token_id & 31)) & 1)
+        return self._llg.validate_tokens([token_id]) == 1
 
     def forced_tokens(self) -> list[int]:
         """The tokens the grammar forces next (empty when the next token is a choice)."""
@@ -81,16 +101,25 @@ class GrammarMatcher(BaseMatcher):
 
     def fill_bitmask(self, out: torch.Tensor | np.ndarray) -> None:
         row = BitmaskRow(out, self._words)
-        words = row.numpy()
         if self.stopped:
-            np.copyto(words, self._stop_row)
+            row.copy_from(self._stop_row)
             return
+        key = self._key
+        if key is not None:
+            cached = self._masks.get(key)
+            if cached is not None:
+                row.copy_from(cached)
+                return
+        words = row.numpy()
+        start = time.perf_counter_ns()
         self._llg.unsafe_compute_mask_ptr(row.ptr, self._words * 4)
         if self._llg.is_error():
             raise RuntimeError(f"grammar matcher failed: {self._llg.get_error()}")
         if self._extra_stop_bits and self._llg.is_accepting():  # llguidance set its EOS bit
             for word, bits in self._extra_stop_bits:
                 words[word] |= bits
+        if key is not None:
+            self._masks.offer(key, words, time.perf_counter_ns() - start)
 
     # --- moves -------------------------------------------------------------------------------
 
@@ -108,6 +137,9 @@ class GrammarMatcher(BaseMatcher):
                              "here by the grammar")
         if not self._llg.consume_token(token_id):  # pragma: no cover - validated above
             raise RuntimeError(f"grammar matcher failed: {self._llg.get_error()}")
+        self._key_before.append(self._key)
+        if self._keys is not None:
+            self._key = self._keys.step(self._key, token_id, self.vocab.token_bytes[token_id])
         self._tokens.append(token_id)
         self._state = next(_versions)
 
@@ -118,14 +150,23 @@ class GrammarMatcher(BaseMatcher):
             self.stopped = False
             n -= 1
         if n:
-            if not self._llg.rollback(n):  # pragma: no cover - n is within what was consumed
-                raise RuntimeError(f"grammar rollback failed: {self._llg.get_error()}")
+            # replayed on a fresh copy, not `LLMatcher.rollback`: after tokens consumed with
+            # no mask computed (the cache answered), llguidance 1.9's rollback can leave a
+            # state whose masks are wrong (test_grammar_keys.py replays such a sequence)
             del self._tokens[-n:]
+            self._llg = self.compiled.new_matcher()
+            if self._tokens and not self._llg.consume_tokens(self._tokens):
+                raise RuntimeError(  # pragma: no cover - the tokens were accepted before
+                    f"grammar rollback failed: {self._llg.get_error()}")
+            self._key = self._key_before[-n]
+            del self._key_before[-n:]
         self._state = next(_versions)
 
     def reset(self) -> None:
         self._llg.reset()
         self._tokens.clear()
+        self._key = None if self._keys is None else self._keys.start
+        self._key_before.clear()
         self.stopped = False
         self._state = next(_versions)
 
@@ -138,7 +179,7 @@ class GrammarMatcher(BaseMatcher):
         return "not a text token"
 
 
-def _stop_masks(compiled: CompiledGrammar) -> tuple[np.ndarray, list[tuple[int, np.int32]]]:
+def _stop_masks(compiled: CompiledGrammar) -> tuple[CachedRow, list[tuple[int, np.int32]]]:
     """(a row allowing exactly the stop ids, the (word, bits) of the stop ids llguidance does
     not know), shared by the grammar's matchers."""
     hit = compiled.extras.get("stop_masks")
@@ -150,5 +191,5 @@ def _stop_masks(compiled: CompiledGrammar) -> tuple[np.ndarray, list[tuple[int, 
         extra = [t for t in vocab.stop_ids if t != vocab.eos_id]
         words = sorted({t // 32 for t in extra})
         pairs = [(w, np.int32(row[w])) for w in words]
-        hit = compiled.extras["stop_masks"] = (row, pairs)
+        hit = compiled.extras["stop_masks"] = (CachedRow(row), pairs)
     return hit

@@ -16,6 +16,7 @@ Mask fills and advances for one matcher must come from one thread (the engine's)
 
 from __future__ import annotations
 
+import ctypes
 import random
 import statistics
 import time
@@ -31,7 +32,7 @@ from sglc.runtime.constrained.base import BaseMatcher
 from sglc.runtime.constrained.index_cache import CompiledIndex, build_index
 from sglc.runtime.constrained.vocabulary import TokenVocabulary, vocabulary_from_token_bytes
 
-__all__ = ["BitmaskRow", "MaskCache", "RegexMatcher", "measure_mask_overhead",
+__all__ = ["BitmaskRow", "MaskCache", "RegexMatcher", "mask_cache", "measure_mask_overhead",
            "synthetic_token_bytes"]
 
 _DEFAULT_THRESHOLD_US = 8.0
@@ -39,13 +40,13 @@ _DEFAULT_BUDGET = 16 << 20  # per index: ~1000 rows of a 128k vocabulary
 
 
 class CachedRow:
-    """One finished mask row, as numpy and as a torch tensor sharing its memory."""
+    """One finished mask row: its words (numpy, contiguous) and their address."""
 
-    __slots__ = ("array", "tensor")
+    __slots__ = ("array", "ptr")
 
     def __init__(self, array: np.ndarray) -> None:
-        self.array = array
-        self.tensor = torch.from_numpy(array)
+        self.array = np.ascontiguousarray(array)
+        self.ptr = self.array.ctypes.data
 
     @property
     def nbytes(self) -> int:
@@ -87,10 +88,9 @@ class MaskCache:
         return len(self._rows)
 
 
-def _mask_cache(
-    compiled: CompiledIndex, budget_bytes: int | None, threshold_us: float | None
-) -> MaskCache:
-    """The index's shared mask cache (the first matcher's options create it)."""
+def mask_cache(compiled: Any, budget_bytes: int | None, threshold_us: float | None) -> MaskCache:
+    """The shared mask cache of a compiled index or grammar (anything with `extras`; the
+    first matcher's options create it)."""
     cache = compiled.extras.get("masks")
     if cache is None:
         cache = compiled.extras["masks"] = MaskCache(
@@ -122,7 +122,7 @@ class RegexMatcher(BaseMatcher):
         self._words = self.vocab.mask_words
         self._stop_set = frozenset(self.vocab.stop_ids)
         self._stop_bits, self._extra_stop_bits, self._stop_row = _stop_masks(compiled)
-        self._masks = _mask_cache(compiled, mask_cache_bytes, mask_cache_threshold_us)
+        self._masks = mask_cache(compiled, mask_cache_bytes, mask_cache_threshold_us)
         self._guide = Guide(compiled.index, max_rollback=max_rollback)
         self._guide_prefix = compiled.prefix_tokens
         for tid in self._guide_prefix:
@@ -329,12 +329,10 @@ class BitmaskRow:
         return flat if flat.size == self.words else flat[: self.words]
 
     def copy_from(self, words: CachedRow) -> None:
-        """Overwrite the row with ``words``."""
-        if self.is_torch:
-            dst = self.out if self.out.numel() == self.words else self.out.view(-1)[: self.words]
-            dst.copy_(words.tensor)
-        else:
-            np.copyto(self.numpy(), words.array)
+        """Overwrite the row with ``words`` (one memmove: the row is checked to hold them)."""
+        if words.array.size != self.words:
+            raise ValueError(f"a cached row of {words.array.size} words for a row of {self.words}")
+        ctypes.memmove(self.ptr, words.ptr, words.array.nbytes)
 
 
 # --- measurement --------------------------------------------------------------------------------

@@ -1,0 +1,238 @@
+"""State keys for the grammar path's mask cache: an LALR(1) parse kept in step with llguidance.
+
+llguidance gives its parser state no identity, so every request at the same grammar position
+computes the same mask again (tens of microseconds at a 128k vocabulary where many tokens
+are allowed). :class:`StateKeys` follows the consumed text with Lark's LALR(1) tables and a
+lexer of its own, and names each position by a small integer, its **key**:
+
+    key = (the LALR state stack, the live terminals' automaton states inside the unfinished
+           lexeme, and the bytes of a UTF-8 character still cut by a token boundary)
+
+That is all the rest of the text's validity depends on: the stack decides which sequences of
+terminals may follow (an LALR(1) property), and the automaton states decide how the rest of
+the lexeme may go (a lexeme is committed greedily, when the next character cannot extend it,
+and its terminal is the one live terminal that accepts it: llguidance's lexer, which is
+contextual and greedy, cuts the same way). Equal keys therefore mean equal masks, and
+:class:`~sglc.runtime.constrained.grammar_matcher.GrammarMatcher` keeps finished masks by key
+in the regex path's :class:`~sglc.runtime.constrained.matcher.MaskCache`.
+
+A key is never made where it could be wrong:
+
+- a grammar Lark cannot build as LALR(1) (a conflict, llguidance-only syntax), or whose
+  terminals interegular cannot turn into automata, gets no :class:`StateKeys` (`for_grammar`
+  returns None) and its masks are computed as before;
+- a text the tracker cannot follow (two terminals accept the same lexeme, a lexeme that ends
+  in no terminal) gets no key from there on (`step` returns None), until a rollback returns
+  to a keyed position;
+- past `max_keys` distinct positions new ones get no key (the tables stay bounded).
+
+    for_grammar(lark_text)      StateKeys, or None where no sound key can be made
+    keys.start                  the key of the empty text
+    keys.step(key, token_id, token_bytes)   the key after one more token, or None
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from interegular import parse_pattern
+from interegular.fsm import FSM
+from lark import Lark
+from lark.parsers.lalr_analysis import Shift
+
+from sglc.constraints.lark_regex import live_states
+
+__all__ = ["StateKeys", "for_grammar"]
+
+log = logging.getLogger(__name__)
+
+Lexer = tuple[tuple[tuple[int, int], ...], bytes]  # ((terminal, automaton state)...), cut bytes
+_FAIL = -1
+
+
+class _Terminal:
+    """One terminal's automaton: `step(state, char)` is the next live state or None."""
+
+    __slots__ = ("finals", "initial", "_alphabet", "_map", "_live", "_moves", "ends")
+
+    def __init__(self, fsm: FSM) -> None:
+        self._alphabet = fsm.alphabet
+        self._map = fsm.map
+        self._live = live_states(fsm)
+        self.initial = fsm.initial
+        self.finals = frozenset(fsm.finals)
+        # accepting states no character can leave alive: the lexeme is over as soon as it
+        # gets there (a literal's last character)
+        self.ends = frozenset(s for s in self.finals
+                              if not any(t in self._live for t in fsm.map.get(s, {}).values()))
+        self._moves: dict[tuple[int, str], int | None] = {}
+
+    def step(self, state: int, char: str) -> int | None:
+        move = (state, char)
+        try:
+            return self._moves[move]
+        except KeyError:
+            symbol = self._alphabet[char]
+            target = None if symbol is None else self._map.get(state, {}).get(symbol)
+            found = self._moves[move] = target if target in self._live else None
+            return found
+
+
+class StateKeys:
+    """Keys of grammar positions for one Lark grammar (see the module docstring). Shared by
+    every matcher of a compiled grammar; the tables only grow, up to `max_keys` positions."""
+
+    def __init__(self, lark: Lark, max_keys: int = 1 << 16, max_moves: int = 1 << 18) -> None:
+        table = lark.parser.parser.parser.parse_table
+        names = [t.name for t in lark.terminals]
+        self._index = {name: i for i, name in enumerate(names)}
+        self._terminals = [_Terminal(_fsm(t)) for t in lark.terminals]
+        ignore = {self._index[name] for name in lark.ignore_tokens}
+        self._ignore = frozenset(ignore)
+        # per LALR state: terminal index -> (shift?, next state or (rule origin, length))
+        self._actions: dict[int, dict[Any, tuple[bool, Any]]] = {}
+        for state, row in table.states.items():
+            acts: dict[Any, tuple[bool, Any]] = {}
+            for symbol, (action, arg) in row.items():
+                key = self._index.get(symbol, symbol)  # terminals by index, rules by name
+                shift = action is Shift
+                acts[key] = (True, arg) if shift else (False, (arg.origin.name, len(arg.expansion)))
+            self._actions[state] = acts
+        self._fresh: dict[int, tuple[tuple[int, int], ...]] = {}
+        self.max_keys = max_keys
+        self.max_moves = max_moves
+        self._ids: dict[tuple[tuple[int, ...], Lexer], int] = {}
+        self._values: list[tuple[tuple[int, ...], Lexer]] = []
+        self._moves: dict[tuple[int, int], int] = {}
+        (start_state,) = table.start_states.values()
+        stack = (start_state,)
+        start = self._intern(stack, (self._fresh_lexer(start_state), b""))
+        assert start is not None
+        self.start: int = start
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def step(self, key: int | None, token_id: int, token_bytes: bytes) -> int | None:
+        """The key after `token_bytes` (the text of `token_id`) from the position `key`; None
+        where there is none (see the module docstring)."""
+        if key is None:
+            return None
+        move = (key, token_id)
+        found = self._moves.get(move)
+        if found is None:
+            stack, lexer = self._values[key]
+            after = self._follow(stack, lexer, token_bytes)
+            found = _FAIL if after is None else self._intern(*after)
+            found = _FAIL if found is None else found
+            if len(self._moves) >= self.max_moves:
+                self._moves.clear()
+            self._moves[move] = found
+        return None if found == _FAIL else found
+
+    # --- the tracker ---------------------------------------------------------------------------
+
+    def _intern(self, stack: tuple[int, ...], lexer: Lexer) -> int | None:
+        value = (stack, lexer)
+        found = self._ids.get(value)
+        if found is None:
+            if len(self._values) >= self.max_keys:
+                return None
+            found = self._ids[value] = len(self._values)
+            self._values.append(value)
+        return found
+
+    def _fresh_lexer(self, state: int) -> tuple[tuple[int, int], ...]:
+        """The live terminals at the start of a lexeme in LALR state `state`."""
+        found = self._fresh.get(state)
+        if found is None:
+            allowed = {k for k in self._actions[state] if isinstance(k, int)} | self._ignore
+            found = self._fresh[state] = tuple(sorted((t, self._terminals[t].initial)
+                                                      for t in allowed))
+        return found
+
+    def _follow(self, stack: tuple[int, ...], lexer: Lexer,
+                data: bytes) -> tuple[tuple[int, ...], Lexer] | None:
+        live, cut = lexer
+        data = cut + data
+        try:
+            text = data.decode("utf-8")
+            rest = b""
+        except UnicodeDecodeError as exc:
+            if exc.reason != "unexpected end of data":
+                return None
+            text, rest = data[:exc.start].decode("utf-8"), data[exc.start:]
+        for char in text:
+            moved = self._extend(live, char)
+            if moved is None:  # the lexeme is over: commit it, start the next with `char`
+                stack = self._commit(stack, live)
+                if stack is None:
+                    return None
+                moved = self._extend(self._fresh_lexer(stack[-1]), char)
+                if moved is None:
+                    return None
+            live = moved
+            if len(live) == 1 and live[0][1] in self._terminals[live[0][0]].ends:
+                stack = self._commit(stack, live)  # a lexeme nothing can extend
+                if stack is None:
+                    return None
+                live = self._fresh_lexer(stack[-1])
+        return stack, (live, rest)
+
+    def _extend(self, live: tuple[tuple[int, int], ...],
+                char: str) -> tuple[tuple[int, int], ...] | None:
+        terminals = self._terminals
+        moved = []
+        for t, state in live:
+            target = terminals[t].step(state, char)
+            if target is not None:
+                moved.append((t, target))
+        return tuple(moved) if moved else None
+
+    def _commit(self, stack: tuple[int, ...],
+                live: tuple[tuple[int, int], ...]) -> tuple[int, ...] | None:
+        """The stack after the lexeme `live` ends: exactly one live terminal must accept it."""
+        done = [t for t, state in live if state in self._terminals[t].finals]
+        if len(done) != 1:
+            return None
+        (terminal,) = done
+        if terminal in self._ignore:
+            return stack
+        return self._shift(stack, terminal)
+
+    def _shift(self, stack: tuple[int, ...], terminal: int) -> tuple[int, ...] | None:
+        actions = self._actions
+        while True:
+            act = actions[stack[-1]].get(terminal)
+            if act is None:
+                return None
+            shift, arg = act
+            if shift:
+                return stack + (arg,)
+            origin, length = arg
+            if length:
+                stack = stack[:-length]
+            goto = actions[stack[-1]].get(origin)
+            if goto is None:  # pragma: no cover - the LALR tables always have the goto
+                return None
+            stack = stack + (goto[1],)
+
+
+def _fsm(terminal: Any) -> FSM:
+    """The automaton of a Lark terminal (its regex, as Lark writes it)."""
+    pattern = terminal.pattern
+    if pattern.flags:
+        raise ValueError(f"terminal {terminal.name} has flags {sorted(pattern.flags)}")
+    fsm = parse_pattern(pattern.to_regexp()).to_fsm()
+    return fsm.reduce() if hasattr(fsm, "reduce") else fsm
+
+
+def for_grammar(text: str, max_keys: int = 1 << 16) -> StateKeys | None:
+    """The StateKeys of a Lark grammar text; None where Lark cannot build it as LALR(1) or a
+    terminal has no automaton (the grammar's masks are then never cached)."""
+    try:
+        return StateKeys(Lark(text, parser="lalr"), max_keys=max_keys)
+    except Exception as exc:  # noqa: BLE001 - Lark's and interegular's many errors: no keys
+        log.debug("no mask-cache keys for this grammar: %s", exc)
+        return None
