@@ -34,6 +34,7 @@ A key is never made where it could be wrong:
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from interegular import parse_pattern
@@ -66,22 +67,24 @@ class _Terminal:
         # gets there (a literal's last character)
         self.ends = frozenset(s for s in self.finals
                               if not any(t in self._live for t in fsm.map.get(s, {}).values()))
-        self._moves: dict[tuple[int, str], int | None] = {}
+        # per state: char -> next live state (None: dead), filled as characters come
+        self._moves: dict[int, dict[str, int | None]] = {s: {} for s in fsm.states}
 
     def step(self, state: int, char: str) -> int | None:
-        move = (state, char)
+        moves = self._moves[state]
         try:
-            return self._moves[move]
+            return moves[char]
         except KeyError:
             symbol = self._alphabet[char]
             target = None if symbol is None else self._map.get(state, {}).get(symbol)
-            found = self._moves[move] = target if target in self._live else None
+            found = moves[char] = target if target in self._live else None
             return found
 
 
 class StateKeys:
     """Keys of grammar positions for one Lark grammar (see the module docstring). Shared by
-    every matcher of a compiled grammar; the tables only grow, up to `max_keys` positions."""
+    every matcher of a compiled grammar (and thread-safe: a key is interned under a lock); the
+    tables only grow, up to `max_keys` positions."""
 
     def __init__(self, lark: Lark, max_keys: int = 1 << 16, max_moves: int = 1 << 18) -> None:
         table = lark.parser.parser.parser.parse_table
@@ -105,6 +108,7 @@ class StateKeys:
         self._ids: dict[tuple[tuple[int, ...], Lexer], int] = {}
         self._values: list[tuple[tuple[int, ...], Lexer]] = []
         self._moves: dict[tuple[int, int], int] = {}
+        self._lock = threading.Lock()
         (start_state,) = table.start_states.values()
         stack = (start_state,)
         start = self._intern(stack, (self._fresh_lexer(start_state), b""))
@@ -137,10 +141,14 @@ class StateKeys:
         value = (stack, lexer)
         found = self._ids.get(value)
         if found is None:
-            if len(self._values) >= self.max_keys:
-                return None
-            found = self._ids[value] = len(self._values)
-            self._values.append(value)
+            with self._lock:  # an id must name one position, whatever thread asks
+                found = self._ids.get(value)
+                if found is None:
+                    if len(self._values) >= self.max_keys:
+                        return None
+                    found = len(self._values)
+                    self._values.append(value)
+                    self._ids[value] = found
         return found
 
     def _fresh_lexer(self, state: int) -> tuple[tuple[int, int], ...]:
@@ -164,7 +172,12 @@ class StateKeys:
                 return None
             text, rest = data[:exc.start].decode("utf-8"), data[exc.start:]
         for char in text:
-            moved = self._extend(live, char)
+            if len(live) == 1:  # one live terminal: the common case, without the tuple work
+                (t, state), = live
+                target = self._terminals[t].step(state, char)
+                moved = None if target is None else ((t, target),)
+            else:
+                moved = self._extend(live, char)
             if moved is None:  # the lexeme is over: commit it, start the next with `char`
                 stack = self._commit(stack, live)
                 if stack is None:
