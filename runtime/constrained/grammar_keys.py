@@ -105,13 +105,18 @@ class StateKeys:
         self._fresh: dict[int, tuple[tuple[int, int], ...]] = {}
         self.max_keys = max_keys
         self.max_moves = max_moves
-        self._ids: dict[tuple[tuple[int, ...], Lexer], int] = {}
-        self._values: list[tuple[tuple[int, ...], Lexer]] = []
+        # stacks are interned nodes (parent node, top LALR state): a push or a pop is O(1)
+        # and a key holds one node id, however deep the stack
+        self._nodes: dict[tuple[int, int], int] = {}
+        self._parent: list[int] = []
+        self._top: list[int] = []
+        self._ids: dict[tuple[int, Lexer], int] = {}
+        self._values: list[tuple[int, Lexer]] = []
         self._moves: dict[tuple[int, int], int] = {}
         self._lock = threading.Lock()
         (start_state,) = table.start_states.values()
-        stack = (start_state,)
-        start = self._intern(stack, (self._fresh_lexer(start_state), b""))
+        root = self._push(-1, start_state)
+        start = None if root is None else self._intern(root, (self._fresh_lexer(start_state), b""))
         assert start is not None
         self.start: int = start
 
@@ -137,7 +142,23 @@ class StateKeys:
 
     # --- the tracker ---------------------------------------------------------------------------
 
-    def _intern(self, stack: tuple[int, ...], lexer: Lexer) -> int | None:
+    def _push(self, node: int, state: int) -> int | None:
+        """The node of the stack `node` with `state` pushed (None past the table's bound)."""
+        pair = (node, state)
+        found = self._nodes.get(pair)
+        if found is None:
+            with self._lock:
+                found = self._nodes.get(pair)
+                if found is None:
+                    if len(self._top) >= 4 * self.max_keys:
+                        return None
+                    found = len(self._top)
+                    self._parent.append(node)
+                    self._top.append(state)
+                    self._nodes[pair] = found
+        return found
+
+    def _intern(self, stack: int, lexer: Lexer) -> int | None:
         value = (stack, lexer)
         found = self._ids.get(value)
         if found is None:
@@ -160,8 +181,7 @@ class StateKeys:
                                                       for t in allowed))
         return found
 
-    def _follow(self, stack: tuple[int, ...], lexer: Lexer,
-                data: bytes) -> tuple[tuple[int, ...], Lexer] | None:
+    def _follow(self, stack: int, lexer: Lexer, data: bytes) -> tuple[int, Lexer] | None:
         live, cut = lexer
         data = cut + data
         try:
@@ -182,7 +202,7 @@ class StateKeys:
                 stack = self._commit(stack, live)
                 if stack is None:
                     return None
-                moved = self._extend(self._fresh_lexer(stack[-1]), char)
+                moved = self._extend(self._fresh_lexer(self._top[stack]), char)
                 if moved is None:
                     return None
             live = moved
@@ -190,7 +210,7 @@ class StateKeys:
                 stack = self._commit(stack, live)  # a lexeme nothing can extend
                 if stack is None:
                     return None
-                live = self._fresh_lexer(stack[-1])
+                live = self._fresh_lexer(self._top[stack])
         return stack, (live, rest)
 
     def _extend(self, live: tuple[tuple[int, int], ...],
@@ -203,8 +223,7 @@ class StateKeys:
                 moved.append((t, target))
         return tuple(moved) if moved else None
 
-    def _commit(self, stack: tuple[int, ...],
-                live: tuple[tuple[int, int], ...]) -> tuple[int, ...] | None:
+    def _commit(self, stack: int, live: tuple[tuple[int, int], ...]) -> int | None:
         """The stack after the lexeme `live` ends: exactly one live terminal must accept it."""
         done = [t for t, state in live if state in self._terminals[t].finals]
         if len(done) != 1:
@@ -214,22 +233,27 @@ class StateKeys:
             return stack
         return self._shift(stack, terminal)
 
-    def _shift(self, stack: tuple[int, ...], terminal: int) -> tuple[int, ...] | None:
-        actions = self._actions
+    def _shift(self, stack: int, terminal: int) -> int | None:
+        """The stack after the LALR parser takes `terminal` (its reductions, then its shift);
+        None where the terminal cannot come next."""
+        actions, parent, top = self._actions, self._parent, self._top
         while True:
-            act = actions[stack[-1]].get(terminal)
+            act = actions[top[stack]].get(terminal)
             if act is None:
                 return None
             shift, arg = act
             if shift:
-                return stack + (arg,)
+                return self._push(stack, arg)
             origin, length = arg
-            if length:
-                stack = stack[:-length]
-            goto = actions[stack[-1]].get(origin)
+            for _ in range(length):
+                stack = parent[stack]
+            goto = actions[top[stack]].get(origin)
             if goto is None:  # pragma: no cover - the LALR tables always have the goto
                 return None
-            stack = stack + (goto[1],)
+            pushed = self._push(stack, goto[1])
+            if pushed is None:
+                return None
+            stack = pushed
 
 
 def _fsm(terminal: Any) -> FSM:
