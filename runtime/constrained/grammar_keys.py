@@ -24,7 +24,9 @@ A key is never made where it could be wrong:
 - a text the tracker cannot follow (two terminals accept the same lexeme, a lexeme that ends
   in no terminal) gets no key from there on (`step` returns None), until a rollback returns
   to a keyed position;
-- past `max_keys` distinct positions new ones get no key (the tables stay bounded).
+- past `max_keys` distinct positions (32,768 by default; stack nodes: four times that) new
+  ones get no key, and the memo of moves is emptied at `max_moves` (65,536): the tables of
+  a grammar stay within a few MB.
 
     for_grammar(lark_text)      StateKeys, or None where no sound key can be made
     keys.start                  the key of the empty text
@@ -86,7 +88,7 @@ class StateKeys:
     every matcher of a compiled grammar (and thread-safe: a key is interned under a lock); the
     tables only grow, up to `max_keys` positions."""
 
-    def __init__(self, lark: Lark, max_keys: int = 1 << 16, max_moves: int = 1 << 18) -> None:
+    def __init__(self, lark: Lark, max_keys: int = 1 << 15, max_moves: int = 1 << 16) -> None:
         table = lark.parser.parser.parser.parse_table
         names = [t.name for t in lark.terminals]
         self._index = {name: i for i, name in enumerate(names)}
@@ -265,7 +267,7 @@ def _fsm(terminal: Any) -> FSM:
     return fsm.reduce() if hasattr(fsm, "reduce") else fsm
 
 
-def for_grammar(text: str, max_keys: int = 1 << 16) -> StateKeys | None:
+def for_grammar(text: str, max_keys: int = 1 << 15) -> StateKeys | None:
     """The StateKeys of a Lark grammar text; None where Lark cannot build it as LALR(1) or a
     terminal has no automaton (the grammar's masks are then never cached)."""
     try:
