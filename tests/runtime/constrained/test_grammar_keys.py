@@ -164,3 +164,13 @@ def test_rollback_after_tokens_consumed_without_masks():
         matcher.fill_bitmask(row)
         assert np.array_equal(row, expected)
         assert matcher.is_allowed(vocab.bytes_to_ids[b")"][0])
+
+
+def test_past_max_keys_new_positions_get_no_key(setup):
+    keys = for_grammar(ARITHMETIC, max_keys=4)
+    vocab = setup[0]
+    assert _key_of(keys, vocab, b"1") is not None
+    assert _key_of(keys, vocab, b"1+(") is not None  # with the start: four positions
+    assert _key_of(keys, vocab, b"1+(2") is None  # the fifth: over the bound
+    assert _key_of(keys, vocab, b"1") is not None  # positions named before keep their names
+    assert len(keys) == 4
