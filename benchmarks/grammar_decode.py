@@ -296,7 +296,7 @@ def print_masks(masks: list[dict[str, Any]], use_xgrammar: bool) -> None:
     if use_xgrammar:
         headers += ["xgr compile ms", "xgr p50 us", "xgr p99 us", "xgr walks parsed"]
         keys += ["xgr_compile_ms", "xgr_p50_us", "xgr_p99_us", "xgr_walks_parsed"]
-    print(common.format_table(headers, [[r[k] for k in keys] for r in masks]))
+    print(common.format_table(headers, [[r.get(k, "") for k in keys] for r in masks]))
     for vocab in dict.fromkeys(r["vocab"] for r in masks):
         first = next(r for r in masks if r["vocab"] == vocab)
         xgr = (f"; xgrammar's {first['xgr_tokenizer_s']:.2f} s"
