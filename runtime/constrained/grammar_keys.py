@@ -1,4 +1,4 @@
-"""State keys for the grammar path's mask cache: an LALR(1) parse kept in step with llguidance.
+r"""State keys for the grammar path's mask cache: an LALR(1) parse kept in step with llguidance.
 
 llguidance gives its parser state no identity, so every request at the same grammar position
 computes the same mask again (tens of microseconds at a 128k vocabulary where many tokens
@@ -19,8 +19,9 @@ in the regex path's :class:`~sglc.runtime.constrained.matcher.MaskCache`.
 A key is never made where it could be wrong:
 
 - a grammar Lark cannot build as LALR(1) (a conflict, llguidance-only syntax), or whose
-  terminals interegular cannot turn into automata, gets no :class:`StateKeys` (`for_grammar`
-  returns None) and its masks are computed as before;
+  terminals interegular cannot turn into automata, or read differently by Python's regexes
+  (Lark's) and Rust's (llguidance's: `\s`, `\w`, POSIX classes), gets no
+  :class:`StateKeys` (`for_grammar` returns None) and its masks are computed as before;
 - a text the tracker cannot follow (two terminals accept the same lexeme, a lexeme that ends
   in no terminal) gets no key from there on (`step` returns None), until a rollback returns
   to a keyed position;
@@ -258,12 +259,23 @@ class StateKeys:
             stack = pushed
 
 
+# constructs Python's `re` (Lark's reading, and interegular's) and llguidance's Rust regexes
+# read differently: \s and \w take other Unicode sets, POSIX classes and class set operations
+# are Rust's alone. A terminal with one gets its grammar no keys, rather than a guess.
+_READ_APART = ("\\s", "\\S", "\\w", "\\W", "\\p", "\\P", "[:", "&&", "--", "~~")
+
+
 def _fsm(terminal: Any) -> FSM:
     """The automaton of a Lark terminal (its regex, as Lark writes it)."""
     pattern = terminal.pattern
     if pattern.flags:
         raise ValueError(f"terminal {terminal.name} has flags {sorted(pattern.flags)}")
-    fsm = parse_pattern(pattern.to_regexp()).to_fsm()
+    regex = pattern.to_regexp()
+    apart = next((mark for mark in _READ_APART if mark in regex), None)
+    if apart is not None:
+        raise ValueError(f"terminal {terminal.name} uses {apart}, which Python and Rust read "
+                         "differently")
+    fsm = parse_pattern(regex).to_fsm()
     return fsm.reduce() if hasattr(fsm, "reduce") else fsm
 
 

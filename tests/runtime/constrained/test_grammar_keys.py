@@ -174,3 +174,10 @@ def test_past_max_keys_new_positions_get_no_key(setup):
     assert _key_of(keys, vocab, b"1+(2") is None  # the fifth: over the bound
     assert _key_of(keys, vocab, b"1") is not None  # positions named before keep their names
     assert len(keys) == 4
+
+
+def test_terminals_python_and_rust_read_apart_give_no_keys():
+    # Python's \s holds \x1c-\x1f, Rust's does not; \w differs on combining marks
+    assert for_grammar('start: A B\nA: /x\\s/\nB: "y"\n') is None
+    assert for_grammar('start: WORD (" " WORD)*\nWORD: /\\w+/\n') is None
+    assert for_grammar('start: WORD (" " WORD)*\nWORD: /[a-z0-9_]+/\n') is not None
