@@ -18,10 +18,12 @@ in the regex path's :class:`~sglc.runtime.constrained.matcher.MaskCache`.
 
 A key is never made where it could be wrong:
 
-- a grammar Lark cannot build as LALR(1) (a conflict, llguidance-only syntax), or whose
-  terminals interegular cannot turn into automata, or read differently by Python's regexes
-  (Lark's) and Rust's (llguidance's: `\s`, `\w`, POSIX classes), gets no
-  :class:`StateKeys` (`for_grammar` returns None) and its masks are computed as before;
+- these grammars get no :class:`StateKeys` (`for_grammar` returns None), and their masks
+  are computed as before: one Lark cannot build as LALR(1) (a conflict, llguidance-only
+  syntax); one with a terminal interegular cannot turn into an automaton, or that Python's
+  regexes (Lark's) and Rust's (llguidance's) read differently (`\s`, `\w`, POSIX classes);
+  one that imports terminals (`%import common.X`: Lark's definitions and llguidance's
+  built-in ones are not known to be the same);
 - a text the tracker cannot follow (two terminals accept the same lexeme, a lexeme that ends
   in no terminal) gets no key from there on (`step` returns None), until a rollback returns
   to a keyed position;
@@ -282,6 +284,8 @@ def _fsm(terminal: Any) -> FSM:
 def for_grammar(text: str, max_keys: int = 1 << 15) -> StateKeys | None:
     """The StateKeys of a Lark grammar text; None where Lark cannot build it as LALR(1) or a
     terminal has no automaton (the grammar's masks are then never cached)."""
+    if "%import" in text:  # Lark's common.lark and llguidance's built-in one may differ
+        return None
     try:
         return StateKeys(Lark(text, parser="lalr"), max_keys=max_keys)
     except Exception as exc:  # noqa: BLE001 - Lark's and interegular's many errors: no keys

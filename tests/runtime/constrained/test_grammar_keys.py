@@ -181,3 +181,5 @@ def test_terminals_python_and_rust_read_apart_give_no_keys():
     assert for_grammar('start: A B\nA: /x\\s/\nB: "y"\n') is None
     assert for_grammar('start: WORD (" " WORD)*\nWORD: /\\w+/\n') is None
     assert for_grammar('start: WORD (" " WORD)*\nWORD: /[a-z0-9_]+/\n') is not None
+    # imported terminals: Lark's common.lark, llguidance's own built-in definitions
+    assert for_grammar('start: NUMBER\n%import common.NUMBER\n') is None
