@@ -15,11 +15,15 @@
    token uniformly (a stop id once the text is complete, with probability 1/4), restarting
    when a walk finishes or reaches 64 tokens: p50 and p99 microseconds over `--fills` fills.
    The walks that chose to stop are parsed by Lark (`walks parsed`: parsed / finished).
-   Each grammar runs twice on llguidance: `grammar`, as the engine runs it (masks kept by
-   grammar position in the mask cache, `grammar_keys`; the cache is shared by the walks of a
-   grammar, as by the requests of one, and `mask cache` says what it held at the end), and
-   `grammar, no cache` (llguidance alone). `advance p50 us` is the time of `advance`, where
-   the cached path follows its keys, so that no part of a token's cost goes unmeasured.
+   Each grammar runs three times on llguidance: `grammar`, as the engine runs it (masks
+   kept by grammar position in the mask cache, `grammar_keys`, shared by the walks of a
+   grammar as by the requests of one; and the tokens the grammar never allows left out of
+   its llguidance tokenizer, `grammar_vocab`: the `mask cache; vocabulary` column says what
+   the cache held at the end and how many tokens were left out), `grammar, no cache` (the
+   tokens left out, no cache), and `llguidance alone` (the vocabulary's own tokenizer, no
+   cache). Compile time includes finding the tokens to leave out and building that
+   tokenizer. `advance p50 us` is the time of `advance`, where the cached path follows its
+   keys, so that no part of a token's cost goes unmeasured.
 2. **The regex path**: a grammar whose language is regular (`route_grammar`: no rule
    recurses and the terminals split where the rules do; grammars.REGULAR and the SQL subset)
    decodes on the regex path in the engine, as its regex. Such a grammar gets a second row,
@@ -172,20 +176,26 @@ def measure_masks(vocabs: dict[str, tuple[TokenVocabulary, Any]], fills: int, se
             route = route_grammar(text)
             cases.append((name, "grammar", text, None, route.path))
             cases.append((name, "grammar, no cache", text, None, None))
+            cases.append((name, "llguidance alone", text, None, None))
             if route.regex is not None:
                 cases.append((name, "regex", text, route.regex, route.path))
         for name, path, text, regex, engine_path in cases:
-            if path.startswith("grammar"):
+            if path != "regex":
                 grammar = lark_grammar(text)
-                compiled = build_grammar(grammar, vocab, tokenizers.for_grammar(grammar))
+                if path == "llguidance alone":  # the vocabulary's own tokenizer, no keys
+                    shared, _ = tokenizers.for_grammar(grammar)
+                    compiled = build_grammar(grammar, vocab, shared)
+                else:  # as the engine builds it: keys, and the tokens it never allows left out
+                    compiled = build_grammar(grammar, vocab, tokenizers)
                 seconds = compiled.build_seconds
-                if path != "grammar":  # llguidance alone: no keys, no mask cache
+                if path != "grammar":  # no keys, no mask cache
                     compiled = dataclasses.replace(compiled, keys=None, extras={})
                 times, done, advances = _walk_times(lambda c=compiled: GrammarMatcher(c), vocab,
                                                     fills, seed)
                 masks = compiled.extras.get("masks")
-                cached = "" if compiled.keys is None else \
-                    f"{len(masks)} masks, {masks.used_bytes / 2**20:.1f} MiB"
+                cached = ("" if compiled.keys is None else
+                          f"{len(masks)} masks, {masks.used_bytes / 2**20:.1f} MiB; ") + \
+                    (f"{compiled.left_out:,} tokens left out" if compiled.left_out else "")
             else:
                 index = build_index(regex, vocab)
                 seconds = index.build_seconds
@@ -199,7 +209,7 @@ def measure_masks(vocabs: dict[str, tuple[TokenVocabulary, Any]], fills: int, se
                    "advance_p50_us": _quantiles(advances)[0], "mask_cache": cached,
                    "fills": len(times), "walks_parsed": _num_parsed(text, done),
                    "tokenizer_s": tokenizer_s, "xgr_tokenizer_s": xgr_tokenizer_s}
-            if xgr_compiler is not None and path != "grammar, no cache":
+            if xgr_compiler is not None and path in ("grammar", "regex"):
                 row.update(_measure_xgrammar(xgr_compiler, vocab, text, regex, fills, seed))
             rows.append(row)
             print(f"  {vocab_name} {name} {path}: p50 {p50:.1f} us"
@@ -290,7 +300,7 @@ def main() -> None:
 def print_masks(masks: list[dict[str, Any]], use_xgrammar: bool) -> None:
     print("\nMask time per token (fill_bitmask) and compile time")
     headers = ["vocabulary", "grammar", "path", "engine path", "compile ms", "mask p50 us",
-               "mask p99 us", "advance p50 us", "mask cache", "walks parsed"]
+               "mask p99 us", "advance p50 us", "mask cache; vocabulary", "walks parsed"]
     keys = ["vocab", "grammar", "path", "engine_path", "compile_ms", "mask_p50_us",
             "mask_p99_us", "advance_p50_us", "mask_cache", "walks_parsed"]
     if use_xgrammar:
@@ -305,7 +315,7 @@ def print_masks(masks: list[dict[str, Any]], use_xgrammar: bool) -> None:
     for vocab in dict.fromkeys(r["vocab"] for r in masks if "128k" in r["vocab"]):
         mine = [r for r in masks if r["vocab"] == vocab]
         for what, rows in (("llguidance alone", [r for r in mine
-                                                 if r["path"] == "grammar, no cache"]),
+                                                 if r["path"] == "llguidance alone"]),
                            ("llguidance with the mask cache",
                             [r for r in mine if r["path"] == "grammar"]),
                            ("the engine's path", [r for r in mine if r["engine_path"]])):

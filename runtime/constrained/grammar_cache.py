@@ -27,7 +27,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,12 +36,17 @@ import llguidance
 
 from sglc.constraints.grammar import is_llguidance_grammar
 from sglc.runtime.constrained.grammar_keys import StateKeys, for_grammar
+from sglc.runtime.constrained.grammar_vocab import never_tokens
 from sglc.runtime.constrained.vocabulary import TokenVocabulary
 
 __all__ = ["CompiledGrammar", "GrammarBuildError", "GrammarCache", "Tokenizers", "build_grammar",
            "llg_tokenizer", "slices_help"]
 
 Encoder = Callable[[str], list[int]]
+
+MIN_LEFT_OUT = 1024
+"""A grammar gets a tokenizer of its own when at least this many tokens it never allows
+would be entered by a mask's trie walk (`Tokenizers.for_grammar`)."""
 
 
 class GrammarBuildError(ValueError):
@@ -52,7 +57,8 @@ class GrammarBuildError(ValueError):
 class CompiledGrammar:
     """One grammar compiled for one vocabulary: `template` is a fresh matcher that
     :meth:`new_matcher` copies; `keys` name its positions for the mask cache (None where
-    the grammar has no sound keys: `grammar_keys`). `extras` holds per-grammar helpers (stop
+    the grammar has no sound keys: `grammar_keys`); `left_out` counts the tokens its
+    llguidance tokenizer lists as never text (`grammar_vocab`). `extras` holds per-grammar helpers (stop
     masks, the mask cache)."""
 
     grammar: str
@@ -60,6 +66,7 @@ class CompiledGrammar:
     template: llguidance.LLMatcher
     build_seconds: float = 0.0
     keys: StateKeys | None = None
+    left_out: int = 0
     extras: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def new_matcher(self) -> llguidance.LLMatcher:
@@ -79,13 +86,15 @@ class _Tokenizer:
     full)."""
 
     def __init__(self, vocab: TokenVocabulary, encode: Encoder | None,
-                 memo_entries: int = 4096) -> None:
+                 memo_entries: int = 4096, never: Iterable[int] = ()) -> None:
         self.vocab = vocab
         self.eos_token_id = vocab.eos_id
         self.bos_token_id = None
-        self.tokens = [b if b is not None else f"<|sglc:{i}|>".encode()
+        left_out = set(never)
+        self.tokens = [b if b is not None and i not in left_out else f"<|sglc:{i}|>".encode()
                        for i, b in enumerate(vocab.token_bytes)]
-        self.special_token_ids = [i for i, b in enumerate(vocab.token_bytes) if b is None]
+        self.special_token_ids = [i for i, b in enumerate(vocab.token_bytes)
+                                  if b is None or i in left_out]
         self._encode = encode
         self._memo: dict[str, list[int]] = {}
         self._memo_entries = memo_entries
@@ -132,10 +141,13 @@ class _Tokenizer:
         return ids
 
 
-def llg_tokenizer(vocab: TokenVocabulary, encode: Encoder | None) -> llguidance.LLTokenizer:
+def llg_tokenizer(vocab: TokenVocabulary, encode: Encoder | None,
+                  never: Iterable[int] = ()) -> llguidance.LLTokenizer:
     """The llguidance tokenizer of a vocabulary; `encode` is the model tokenizer's
-    text -> ids (None: longest-match greedy)."""
-    return llguidance.LLTokenizer(llguidance.TokenizerWrapper(_Tokenizer(vocab, encode)))
+    text -> ids (None: longest-match greedy). The ids in `never` are listed as special
+    tokens (never text): tokens a grammar can never allow (`grammar_vocab`)."""
+    return llguidance.LLTokenizer(llguidance.TokenizerWrapper(_Tokenizer(vocab, encode,
+                                                                         never=never)))
 
 
 # regex constructs under which a lexeme can admit a whole slice (a negated or any-character
@@ -186,20 +198,39 @@ class Tokenizers:
                 self._plain = sliced.with_slices([])
             return self._plain
 
-    def for_grammar(self, grammar: str) -> llguidance.LLTokenizer:
-        return self.sliced if slices_help(grammar) else self.plain
+    def for_grammar(self, grammar: str,
+                    keys: StateKeys | None = None) -> tuple[llguidance.LLTokenizer, int]:
+        """The tokenizer for `grammar`, and how many tokens it leaves out: the sliced one
+        where slices help; else, where the grammar's keys find at least `MIN_LEFT_OUT`
+        tokens it never allows that a mask's walk would enter, a tokenizer of its own
+        without them (about a second to build at 128k tokens, off the decode loop); else
+        the plain one."""
+        if slices_help(grammar):
+            return self.sliced, 0
+        if keys is not None:
+            never = never_tokens(keys, self.vocab.token_bytes)
+            if never.walked >= MIN_LEFT_OUT:
+                own = llg_tokenizer(self.vocab, self._encode, never.ids.tolist())
+                return own.with_slices([]), len(never.ids)
+        return self.plain, 0
 
 
 def build_grammar(grammar: str, vocab: TokenVocabulary,
-                  tokenizer: llguidance.LLTokenizer) -> CompiledGrammar:
+                  tokenizer: llguidance.LLTokenizer | Tokenizers) -> CompiledGrammar:
     """Compile (no caching) an llguidance grammar, and the state keys of a Lark text;
-    GrammarBuildError says why it failed."""
+    given the vocabulary's `Tokenizers`, on the tokenizer `Tokenizers.for_grammar` picks
+    (leaving out the tokens the grammar never allows). GrammarBuildError says why it
+    failed."""
     start = time.perf_counter()
+    keys = None if is_llguidance_grammar(grammar) else for_grammar(grammar)
+    left_out = 0
+    if isinstance(tokenizer, Tokenizers):
+        tokenizer, left_out = tokenizer.for_grammar(grammar, keys)
     template = llguidance.LLMatcher(tokenizer, grammar, log_level=0)
     if template.is_error():
         raise GrammarBuildError(f"cannot compile the grammar: {template.get_error()}")
-    keys = None if is_llguidance_grammar(grammar) else for_grammar(grammar)
-    return CompiledGrammar(grammar, vocab, template, time.perf_counter() - start, keys)
+    return CompiledGrammar(grammar, vocab, template, time.perf_counter() - start, keys,
+                           left_out)
 
 
 class GrammarCache:
@@ -250,7 +281,7 @@ class GrammarCache:
 
     def _job(self, grammar: str) -> CompiledGrammar:
         try:
-            compiled = build_grammar(grammar, self.vocab, self.tokenizers.for_grammar(grammar))
+            compiled = build_grammar(grammar, self.vocab, self.tokenizers)
         except BaseException:
             with self._lock:
                 self._inflight.pop(grammar, None)

@@ -60,18 +60,18 @@ _FAIL = -1
 class _Terminal:
     """One terminal's automaton: `step(state, char)` is the next live state or None."""
 
-    __slots__ = ("finals", "initial", "_alphabet", "_map", "_live", "_moves", "ends")
+    __slots__ = ("finals", "initial", "live", "_alphabet", "_map", "_moves", "ends")
 
     def __init__(self, fsm: FSM) -> None:
         self._alphabet = fsm.alphabet
         self._map = fsm.map
-        self._live = live_states(fsm)
+        self.live = frozenset(live_states(fsm))
         self.initial = fsm.initial
         self.finals = frozenset(fsm.finals)
         # accepting states no character can leave alive: the lexeme is over as soon as it
         # gets there (a literal's last character)
         self.ends = frozenset(s for s in self.finals
-                              if not any(t in self._live for t in fsm.map.get(s, {}).values()))
+                              if not any(t in self.live for t in fsm.map.get(s, {}).values()))
         # per state: char -> next live state (None: dead), filled as characters come
         self._moves: dict[int, dict[str, int | None]] = {s: {} for s in fsm.states}
 
@@ -82,7 +82,7 @@ class _Terminal:
         except KeyError:
             symbol = self._alphabet[char]
             target = None if symbol is None else self._map.get(state, {}).get(symbol)
-            found = moves[char] = target if target in self._live else None
+            found = moves[char] = target if target in self.live else None
             return found
 
 
@@ -127,6 +127,25 @@ class StateKeys:
 
     def __len__(self) -> int:
         return len(self._values)
+
+    @property
+    def terminals(self) -> list[_Terminal]:
+        """The grammar's terminals' automata, by terminal index."""
+        return self._terminals
+
+    def follows(self) -> list[frozenset[int]]:
+        """Per terminal, the terminals that may come next in some text (a superset: those
+        the LALR tables act on after shifting it), ignored terminals after any terminal and
+        any terminal after an ignored one."""
+        found: list[set[int]] = [set(self._ignore) for _ in self._terminals]
+        for acts in self._actions.values():
+            for symbol, (shift, target) in acts.items():
+                if shift and isinstance(symbol, int):
+                    found[symbol] |= {t for t in self._actions[target] if isinstance(t, int)}
+        everything = set(range(len(self._terminals)))
+        for t in self._ignore:
+            found[t] = everything
+        return [frozenset(f) for f in found]
 
     def step(self, key: int | None, token_id: int, token_bytes: bytes) -> int | None:
         """The key after `token_bytes` (the text of `token_id`) from the position `key`; None

@@ -40,7 +40,7 @@ def setup() -> tuple[TokenVocabulary, Tokenizers]:
 def _compile(setup, grammar: str) -> tuple[CompiledGrammar, CompiledGrammar]:
     """(the grammar compiled with its keys, the same grammar with no keys: no mask cache)."""
     vocab, tokenizers = setup
-    compiled = build_grammar(grammar, vocab, tokenizers.for_grammar(grammar))
+    compiled = build_grammar(grammar, vocab, tokenizers)
     return compiled, dataclasses.replace(compiled, keys=None, extras={})
 
 

@@ -1,0 +1,100 @@
+"""Tokens a grammar never allows (`grammar_vocab.never_tokens`), left out of its llguidance
+tokenizer: masks on random walks equal those of the full tokenizer, token for token, and the
+tokens found are the ones no text of the grammar can hold."""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sglc.constraints.grammar import lark_grammar, schema_grammar
+from sglc.runtime.constrained import grammar_cache
+from sglc.runtime.constrained.grammar_cache import (
+    MIN_LEFT_OUT,
+    Tokenizers,
+    build_grammar,
+    llg_tokenizer,
+)
+from sglc.runtime.constrained.grammar_keys import for_grammar
+from sglc.runtime.constrained.grammar_matcher import GrammarMatcher
+from sglc.runtime.constrained.grammar_vocab import never_tokens
+from sglc.runtime.constrained.matcher import synthetic_token_bytes
+from sglc.runtime.constrained.vocabulary import TokenVocabulary, vocabulary_from_token_bytes
+
+sys.path.append(str(Path(__file__).parents[1]))
+from grammars import ARITHMETIC, GRAMMARS  # noqa: E402
+
+SIZE = 4096
+PIECES = [b"1000", b"1.", b"1.5", b"((", b"))", b"-(", b"1..", b".5", b"2+", b"+*", b"a"]
+
+
+@pytest.fixture(scope="module")
+def vocab() -> TokenVocabulary:
+    token_bytes = synthetic_token_bytes(SIZE)
+    for i, piece in enumerate(PIECES):  # arithmetic-like tokens, in place of random words
+        token_bytes[300 + i] = piece
+    return vocabulary_from_token_bytes(token_bytes, SIZE + 1, [SIZE])
+
+
+def test_never_tokens_are_those_no_text_holds(vocab):
+    found = set(never_tokens(for_grammar(ARITHMETIC), vocab.token_bytes).ids.tolist())
+    never = {piece for i, piece in enumerate(PIECES) if 300 + i in found}
+    # four digits (NUMBER takes three, and no NUMBER follows a NUMBER); two dots; an
+    # operator after an operator other than "-"; a letter
+    assert never == {b"1000", b"1..", b"+*", b"a"}
+
+
+@pytest.mark.parametrize("name", sorted(GRAMMARS))
+def test_masks_without_the_never_tokens_equal_the_full_tokenizers(vocab, name):
+    grammar = lark_grammar(GRAMMARS[name])
+    never = never_tokens(for_grammar(GRAMMARS[name]), vocab.token_bytes)
+    assert len(never.ids) > SIZE // 2  # random words: most never fit these grammars
+    full = build_grammar(grammar, vocab, Tokenizers(vocab, None).plain)
+    lean = build_grammar(grammar, vocab, llg_tokenizer(vocab, None, never.ids).with_slices([]))
+    rng = random.Random(1)
+    row_full = np.zeros(vocab.mask_words, dtype=np.int32)
+    row_lean = row_full.copy()
+    allowed_ever: set[int] = set()
+    for _ in range(30):
+        a, b = GrammarMatcher(full), GrammarMatcher(lean)
+        for _ in range(40):
+            a.fill_bitmask(row_full)
+            b.fill_bitmask(row_lean)
+            assert np.array_equal(row_full, row_lean), a.text_bytes()
+            bits = np.unpackbits(row_full.view(np.uint8), bitorder="little")[: vocab.width]
+            text = [int(t) for t in np.flatnonzero(bits) if int(t) not in vocab.stop_ids]
+            allowed_ever.update(text)
+            if not text or (bits[vocab.eos_id] and rng.random() < 0.2):
+                break
+            token = rng.choice(text)
+            a.advance(token)
+            b.advance(token)
+    assert not allowed_ever & set(never.ids.tolist())
+
+
+def test_the_engines_build_leaves_tokens_out_where_it_pays(vocab, monkeypatch):
+    tokenizers = Tokenizers(vocab, None)
+    keys = for_grammar(ARITHMETIC)
+    never = never_tokens(keys, vocab.token_bytes)
+    assert never.walked < MIN_LEFT_OUT  # a 4k vocabulary: too few to pay for a tokenizer
+    assert build_grammar(lark_grammar(ARITHMETIC), vocab, tokenizers).left_out == 0
+    monkeypatch.setattr(grammar_cache, "MIN_LEFT_OUT", 1)
+    compiled = build_grammar(lark_grammar(ARITHMETIC), vocab, tokenizers)
+    assert compiled.left_out == len(never.ids)
+    matcher, plain = GrammarMatcher(compiled), GrammarMatcher(
+        build_grammar(lark_grammar(ARITHMETIC), vocab, tokenizers.plain))
+    for piece in (b"(", b"1.", b"5", b"+"):
+        token = vocab.bytes_to_ids[piece][0]
+        matcher.advance(token)
+        plain.advance(token)
+        rows = np.zeros((2, vocab.mask_words), dtype=np.int32)
+        matcher.fill_bitmask(rows[0])
+        plain.fill_bitmask(rows[1])
+        assert np.array_equal(rows[0], rows[1])
+    # a JSON schema's grammar (no Lark text, no keys) keeps the shared tokenizer
+    schema = '{"type": "object", "properties": {"a": {"type": "integer"}}}'
+    assert build_grammar(schema_grammar(schema), vocab, tokenizers).left_out == 0
