@@ -18,7 +18,9 @@ admits every token of it: inside a JSON string, a comment. Where no lexeme can (
 whose terminals are narrow classes and literals) they only split the trie walk, and masks are
 computed faster without them. `slices_help` tells the two kinds apart from the grammar text,
 and :class:`Tokenizers` hands each grammar the tokenizer that suits it (the masks are the same
-either way; only their cost differs).
+either way; only their cost differs). A Lark grammar with state keys may get a tokenizer of
+its own, without the tokens it never allows (`grammar_vocab`), where enough of them would be
+walked.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ _FAIL = -1
 class _Terminal:
     """One terminal's automaton: `step(state, char)` is the next live state or None."""
 
-    __slots__ = ("finals", "initial", "live", "_alphabet", "_map", "_moves", "ends")
+    __slots__ = ("finals", "initial", "live", "_alphabet", "_map", "_moves", "_symbols", "ends")
 
     def __init__(self, fsm: FSM) -> None:
         self._alphabet = fsm.alphabet
@@ -74,6 +74,14 @@ class _Terminal:
                               if not any(t in self.live for t in fsm.map.get(s, {}).values()))
         # per state: char -> next live state (None: dead), filled as characters come
         self._moves: dict[int, dict[str, int | None]] = {s: {} for s in fsm.states}
+        # the character classes some live state can move on and stay alive
+        self._symbols = frozenset(symbol for state in self.live
+                                  for symbol, target in fsm.map.get(state, {}).items()
+                                  if target in self.live)
+
+    def takes(self, char: str) -> bool:
+        """Whether some live state moves on `char` and stays alive."""
+        return self._alphabet[char] in self._symbols
 
     def step(self, state: int, char: str) -> int | None:
         moves = self._moves[state]

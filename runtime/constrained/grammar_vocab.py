@@ -81,32 +81,37 @@ def never_tokens(keys: StateKeys, token_bytes: Sequence[bytes | None]) -> Never:
     """The text tokens that no text of the grammar holds (see the module docstring);
     non-text ids (None) are not listed."""
     pairs = _Pairs(keys)
+    decoded: list[tuple[int, str]] = []
+    for tid, data in enumerate(token_bytes):
+        if data:
+            try:
+                decoded.append((tid, data.decode("utf-8")))
+            except UnicodeDecodeError:  # a piece of a character: kept
+                pass
+    chars = set().union(*(text for _, text in decoded))
+    dead = {char for char in chars if not any(t.takes(char) for t in pairs.terminals)}
     texts: list[tuple[int, str]] = []
     never: list[int] = []
     walked = 0
-    for tid, data in enumerate(token_bytes):
-        if not data:
-            continue
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:  # a piece of a character: kept
-            continue
-        if any(pairs.moves(char) is None for char in set(text)):
-            never.append(tid)
-            walked += pairs.moves(text[0]) is not None
-        else:
+    for tid, text in decoded:
+        if dead.isdisjoint(text):
             texts.append((tid, text))
+        else:  # a character no terminal takes
+            never.append(tid)
+            walked += text[0] not in dead
     if texts:
         ids = np.array([tid for tid, _ in texts])
         lengths = np.array([len(text) for _, text in texts])
+        codes = np.full((len(texts), int(lengths.max())), -1, dtype=np.int64)
+        for row, (_, text) in enumerate(texts):
+            codes[row, :len(text)] = [ord(char) for char in text]
         alive = np.ones((len(texts), len(pairs.pairs)), dtype=np.float32)
-        for pos in range(int(lengths.max())):
+        for pos in range(codes.shape[1]):
             rows = np.flatnonzero(lengths > pos)
-            chars: dict[str, list[int]] = {}
-            for row in rows.tolist():
-                chars.setdefault(texts[row][1][pos], []).append(row)
-            for char, members in chars.items():
-                moved = alive[members] @ pairs.moves(char)
+            order = rows[np.argsort(codes[rows, pos], kind="stable")]
+            chars, starts = np.unique(codes[order, pos], return_index=True)
+            for code, members in zip(chars.tolist(), np.split(order, starts[1:]), strict=True):
+                moved = alive[members] @ pairs.moves(chr(code))
                 alive[members] = np.minimum(moved, 1.0)
         dead = ids[~alive.any(axis=1)].tolist()
         never.extend(dead)
