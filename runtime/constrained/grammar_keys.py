@@ -118,6 +118,13 @@ class StateKeys:
         self._fresh: dict[int, tuple[tuple[int, int], ...]] = {}
         self.max_keys = max_keys
         self.max_moves = max_moves
+        # whether the cache pays: keyed fills and hits, counted until `probe_fills`; below
+        # `min_hit_rate` the grammar's matchers stop following keys (`caching` False)
+        self.probe_fills = 1024
+        self.min_hit_rate = 0.5
+        self.fills = 0
+        self.hits = 0
+        self.caching = True
         # stacks are interned nodes (parent node, top LALR state): a push or a pop is O(1)
         # and a key holds one node id, however deep the stack
         self._nodes: dict[tuple[int, int], int] = {}
@@ -135,6 +142,19 @@ class StateKeys:
 
     def __len__(self) -> int:
         return len(self._values)
+
+    def note_fill(self, hit: bool) -> None:
+        """Count one keyed mask fill; after `probe_fills` of them, keep caching only if at
+        least `min_hit_rate` of them were hits. A miss after hits costs more than one
+        without (llguidance computed no mask at the positions in between), so a cache
+        that rarely hits is dearer than none: deep, rarely repeated positions (arithmetic
+        nested at random) are such a workload."""
+        if self.fills >= self.probe_fills:
+            return
+        self.fills += 1
+        self.hits += hit
+        if self.fills == self.probe_fills:
+            self.caching = self.hits >= self.min_hit_rate * self.fills
 
     @property
     def terminals(self) -> list[_Terminal]:

@@ -14,7 +14,8 @@ grammar's matchers: a position is named by :mod:`~sglc.runtime.constrained.gramm
 (an LALR parse kept in step with llguidance; equal keys mean equal masks), and a position
 without a key (a grammar Lark cannot build as LALR(1), a text the keys cannot follow) has its
 mask computed by llguidance each time. At a cached position `is_allowed` reads the cached
-row instead of asking llguidance.
+row instead of asking llguidance. A grammar whose first 1024 keyed fills hit less than half
+the time stops caching (`StateKeys.note_fill`).
 
 Forced strings come from llguidance itself (``compute_ff_tokens``: tokens whose text the
 grammar forces, already cut where a longer token could span the boundary), so a grammar
@@ -86,7 +87,8 @@ class GrammarMatcher(BaseMatcher):
             return self._llg.is_accepting()
         if not self._is_text_token(token_id):
             return False
-        cached = None if self._key is None else self._masks.get(self._key)
+        cached = (None if self._key is None or not self._keys.caching
+                  else self._masks.get(self._key))
         if cached is not None:
             return bool((int(cached.array[token_id >> 5]) >> (token_id & 31)) & 1)
         return self._llg.validate_tokens([token_id]) == 1
@@ -104,9 +106,10 @@ class GrammarMatcher(BaseMatcher):
         if self.stopped:
             row.copy_from(self._stop_row)
             return
-        key = self._key
+        key = self._key if self._keys is not None and self._keys.caching else None
         if key is not None:
             cached = self._masks.get(key)
+            self._keys.note_fill(cached is not None)
             if cached is not None:
                 row.copy_from(cached)
                 return
@@ -138,8 +141,10 @@ class GrammarMatcher(BaseMatcher):
         if not self._llg.consume_token(token_id):  # pragma: no cover - validated above
             raise RuntimeError(f"grammar matcher failed: {self._llg.get_error()}")
         self._key_before.append(self._key)
-        if self._keys is not None:
+        if self._keys is not None and self._keys.caching:
             self._key = self._keys.step(self._key, token_id, self.vocab.token_bytes[token_id])
+        else:  # no keys, or the grammar's cache does not pay (`StateKeys.note_fill`)
+            self._key = None
         self._tokens.append(token_id)
         self._state = next(_versions)
 

@@ -183,3 +183,28 @@ def test_terminals_python_and_rust_read_apart_give_no_keys():
     assert for_grammar('start: WORD (" " WORD)*\nWORD: /[a-z0-9_]+/\n') is not None
     # imported terminals: Lark's common.lark, llguidance's own built-in definitions
     assert for_grammar('start: NUMBER\n%import common.NUMBER\n') is None
+
+
+def test_a_cache_that_rarely_hits_turns_itself_off(setup):
+    grammar = lark_grammar(ARITHMETIC)
+    compiled, plain = _compile(setup, grammar)
+    compiled.keys.probe_fills = 30
+    compiled.keys.min_hit_rate = 1.01  # no cache can hit this often: off after 30 fills
+    vocab = setup[0]
+    row, expected = (np.zeros(vocab.mask_words, dtype=np.int32) for _ in range(2))
+    matcher, ref = GrammarMatcher(compiled, mask_cache_threshold_us=0), GrammarMatcher(plain)
+    rng = random.Random(3)
+    for _ in range(60):
+        matcher.fill_bitmask(row)
+        ref.fill_bitmask(expected)
+        assert np.array_equal(row, expected)
+        bits = np.unpackbits(expected.view(np.uint8), bitorder="little")[: vocab.width]
+        text = [int(t) for t in np.flatnonzero(bits) if int(t) not in vocab.stop_ids]
+        token = rng.choice(text)
+        matcher.advance(token)
+        ref.advance(token)
+    assert compiled.keys.fills == 30 and not compiled.keys.caching
+    assert matcher._key is None  # no longer followed
+    cached = len(compiled.extras["masks"])
+    GrammarMatcher(compiled).fill_bitmask(row)
+    assert len(compiled.extras["masks"]) == cached  # nothing more is kept
