@@ -102,16 +102,16 @@ class StateKeys:
     def __init__(self, lark: Lark, max_keys: int = 1 << 15, max_moves: int = 1 << 16) -> None:
         table = lark.parser.parser.parser.parse_table
         names = [t.name for t in lark.terminals]
-        self._index = {name: i for i, name in enumerate(names)}
+        index = {name: i for i, name in enumerate(names)}
         self._terminals = [_Terminal(_fsm(t)) for t in lark.terminals]
-        ignore = {self._index[name] for name in lark.ignore_tokens}
+        ignore = {index[name] for name in lark.ignore_tokens}
         self._ignore = frozenset(ignore)
         # per LALR state: terminal index -> (shift?, next state or (rule origin, length))
         self._actions: dict[int, dict[Any, tuple[bool, Any]]] = {}
         for state, row in table.states.items():
             acts: dict[Any, tuple[bool, Any]] = {}
             for symbol, (action, arg) in row.items():
-                key = self._index.get(symbol, symbol)  # terminals by index, rules by name
+                key = index.get(symbol, symbol)  # terminals by index, rules by name
                 shift = action is Shift
                 acts[key] = (True, arg) if shift else (False, (arg.origin.name, len(arg.expansion)))
             self._actions[state] = acts

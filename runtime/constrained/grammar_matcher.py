@@ -87,8 +87,8 @@ class GrammarMatcher(BaseMatcher):
             return self._llg.is_accepting()
         if not self._is_text_token(token_id):
             return False
-        cached = (None if self._key is None or not self._keys.caching
-                  else self._masks.get(self._key))
+        key = self._live_key()
+        cached = None if key is None else self._masks.get(key)
         if cached is not None:
             return bool((int(cached.array[token_id >> 5]) >> (token_id & 31)) & 1)
         return self._llg.validate_tokens([token_id]) == 1
@@ -106,7 +106,7 @@ class GrammarMatcher(BaseMatcher):
         if self.stopped:
             row.copy_from(self._stop_row)
             return
-        key = self._key if self._keys is not None and self._keys.caching else None
+        key = self._live_key()
         if key is not None:
             cached = self._masks.get(key)
             self._keys.note_fill(cached is not None)
@@ -174,6 +174,12 @@ class GrammarMatcher(BaseMatcher):
         self._key_before.clear()
         self.stopped = False
         self._state = next(_versions)
+
+    def _live_key(self) -> int | None:
+        """The position's key where the grammar caches masks (None: no key, or the
+        grammar's cache switched itself off)."""
+        keys = self._keys
+        return self._key if keys is not None and keys.caching else None
 
     def _is_text_token(self, token_id: int) -> bool:
         return 0 <= token_id < self.vocab.width and self.vocab.token_bytes[token_id] is not None
