@@ -128,8 +128,7 @@ class StateKeys:
         # stacks are interned nodes (parent node, top LALR state): a push or a pop is O(1)
         # and a key holds one node id, however deep the stack
         self._nodes: dict[tuple[int, int], int] = {}
-        self._parent: list[int] = []
-        self._top: list[int] = []
+        self._stacks: list[tuple[int, int]] = []  # node -> (parent node, top LALR state)
         self._ids: dict[tuple[int, Lexer], int] = {}
         self._values: list[tuple[int, Lexer]] = []
         self._moves: dict[tuple[int, int], int] = {}
@@ -196,32 +195,26 @@ class StateKeys:
 
     def _push(self, node: int, state: int) -> int | None:
         """The node of the stack `node` with `state` pushed (None past the table's bound)."""
-        pair = (node, state)
-        found = self._nodes.get(pair)
-        if found is None:
-            with self._lock:
-                found = self._nodes.get(pair)
-                if found is None:
-                    if len(self._top) >= 4 * self.max_keys:
-                        return None
-                    found = len(self._top)
-                    self._parent.append(node)
-                    self._top.append(state)
-                    self._nodes[pair] = found
-        return found
+        return self._interned(self._nodes, self._stacks, (node, state), 4 * self.max_keys)
 
     def _intern(self, stack: int, lexer: Lexer) -> int | None:
-        value = (stack, lexer)
-        found = self._ids.get(value)
+        """The key of a position (None past `max_keys`)."""
+        return self._interned(self._ids, self._values, (stack, lexer), self.max_keys)
+
+    def _interned(self, ids: dict[Any, int], values: list[Any], value: Any,
+                  limit: int) -> int | None:
+        """The id of `value` in the table (`ids`: value -> id, `values`: id -> value), added
+        if new and the table holds fewer than `limit`; None past it."""
+        found = ids.get(value)
         if found is None:
-            with self._lock:  # an id must name one position, whatever thread asks
-                found = self._ids.get(value)
+            with self._lock:  # an id must name one value, whatever thread asks
+                found = ids.get(value)
                 if found is None:
-                    if len(self._values) >= self.max_keys:
+                    if len(values) >= limit:
                         return None
-                    found = len(self._values)
-                    self._values.append(value)
-                    self._ids[value] = found
+                    found = len(values)
+                    values.append(value)
+                    ids[value] = found
         return found
 
     def _fresh_lexer(self, state: int) -> tuple[tuple[int, int], ...]:
@@ -254,7 +247,7 @@ class StateKeys:
                 stack = self._commit(stack, live)
                 if stack is None:
                     return None
-                moved = self._extend(self._fresh_lexer(self._top[stack]), char)
+                moved = self._extend(self._fresh_lexer(self._stacks[stack][1]), char)
                 if moved is None:
                     return None
             live = moved
@@ -262,7 +255,7 @@ class StateKeys:
                 stack = self._commit(stack, live)  # a lexeme nothing can extend
                 if stack is None:
                     return None
-                live = self._fresh_lexer(self._top[stack])
+                live = self._fresh_lexer(self._stacks[stack][1])
         return stack, (live, rest)
 
     def _extend(self, live: tuple[tuple[int, int], ...],
@@ -288,9 +281,9 @@ class StateKeys:
     def _shift(self, stack: int, terminal: int) -> int | None:
         """The stack after the LALR parser takes `terminal` (its reductions, then its shift);
         None where the terminal cannot come next."""
-        actions, parent, top = self._actions, self._parent, self._top
+        actions, stacks = self._actions, self._stacks
         while True:
-            act = actions[top[stack]].get(terminal)
+            act = actions[stacks[stack][1]].get(terminal)
             if act is None:
                 return None
             shift, arg = act
@@ -298,8 +291,8 @@ class StateKeys:
                 return self._push(stack, arg)
             origin, length = arg
             for _ in range(length):
-                stack = parent[stack]
-            goto = actions[top[stack]].get(origin)
+                stack = stacks[stack][0]
+            goto = actions[stacks[stack][1]].get(origin)
             if goto is None:  # pragma: no cover - the LALR tables always have the goto
                 return None
             pushed = self._push(stack, goto[1])
@@ -324,8 +317,7 @@ def _fsm(terminal: Any) -> FSM:
     if apart is not None:
         raise ValueError(f"terminal {terminal.name} uses {apart}, which Python and Rust read "
                          "differently")
-    fsm = parse_pattern(regex).to_fsm()
-    return fsm.reduce() if hasattr(fsm, "reduce") else fsm
+    return parse_pattern(regex).to_fsm().reduce()
 
 
 def for_grammar(text: str, max_keys: int = 1 << 15) -> StateKeys | None:
