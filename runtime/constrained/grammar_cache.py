@@ -60,8 +60,8 @@ class CompiledGrammar:
     """One grammar compiled for one vocabulary: `template` is a fresh matcher that
     :meth:`new_matcher` copies; `keys` name its positions for the mask cache (None where
     the grammar has no sound keys: `grammar_keys`); `left_out` counts the tokens its
-    llguidance tokenizer lists as never text (`grammar_vocab`). `extras` holds per-grammar helpers (stop
-    masks, the mask cache)."""
+    llguidance tokenizer lists as never text (`grammar_vocab`). `extras` holds per-grammar
+    helpers (stop masks, the mask cache)."""
 
     grammar: str
     vocab: TokenVocabulary

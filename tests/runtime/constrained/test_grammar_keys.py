@@ -44,6 +44,12 @@ def _compile(setup, grammar: str) -> tuple[CompiledGrammar, CompiledGrammar]:
     return compiled, dataclasses.replace(compiled, keys=None, extras={})
 
 
+def allowed_text(row: np.ndarray, vocab: TokenVocabulary) -> tuple[np.ndarray, list[int]]:
+    """(the row's bits over the vocabulary, the text token ids it allows)."""
+    bits = np.unpackbits(row.view(np.uint8), bitorder="little")[: vocab.width]
+    return bits, [int(t) for t in np.flatnonzero(bits) if int(t) not in vocab.stop_ids]
+
+
 def _walk_and_compare(setup, grammar: str, walks: int, seed: int = 0) -> tuple[int, int, list]:
     """Random walks (uniform over allowed text tokens, a random rollback one step in ten)
     with a cached matcher and an uncached one in lockstep: masks and `is_allowed` must agree.
@@ -64,8 +70,7 @@ def _walk_and_compare(setup, grammar: str, walks: int, seed: int = 0) -> tuple[i
             ref.fill_bitmask(row_b)
             fills += 1
             assert np.array_equal(row_a, row_b), cached.text_bytes()
-            bits = np.unpackbits(row_b.view(np.uint8), bitorder="little")[: vocab.width]
-            text = [int(t) for t in np.flatnonzero(bits) if int(t) not in vocab.stop_ids]
+            bits, text = allowed_text(row_b, vocab)
             if bits[vocab.eos_id] and (not text or rng.random() < 0.2):
                 done.append(ref.text_bytes().decode())
                 break
@@ -198,8 +203,7 @@ def test_a_cache_that_rarely_hits_turns_itself_off(setup):
         matcher.fill_bitmask(row)
         ref.fill_bitmask(expected)
         assert np.array_equal(row, expected)
-        bits = np.unpackbits(expected.view(np.uint8), bitorder="little")[: vocab.width]
-        text = [int(t) for t in np.flatnonzero(bits) if int(t) not in vocab.stop_ids]
+        _, text = allowed_text(expected, vocab)
         token = rng.choice(text)
         matcher.advance(token)
         ref.advance(token)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_grammar_keys import allowed_text
 
 from sglc.constraints.grammar import lark_grammar, schema_grammar
 from sglc.runtime.constrained import grammar_cache
@@ -65,8 +66,7 @@ def test_masks_without_the_never_tokens_equal_the_full_tokenizers(vocab, name):
             a.fill_bitmask(row_full)
             b.fill_bitmask(row_lean)
             assert np.array_equal(row_full, row_lean), a.text_bytes()
-            bits = np.unpackbits(row_full.view(np.uint8), bitorder="little")[: vocab.width]
-            text = [int(t) for t in np.flatnonzero(bits) if int(t) not in vocab.stop_ids]
+            bits, text = allowed_text(row_full, vocab)
             allowed_ever.update(text)
             if not text or (bits[vocab.eos_id] and rng.random() < 0.2):
                 break
