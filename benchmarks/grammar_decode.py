@@ -316,7 +316,7 @@ def print_masks(masks: list[dict[str, Any]], use_xgrammar: bool) -> None:
         mine = [r for r in masks if r["vocab"] == vocab]
         for what, rows in (("llguidance alone", [r for r in mine
                                                  if r["path"] == "llguidance alone"]),
-                           ("llguidance with the mask cache",
+                           ("llguidance with the mask cache and tokens left out",
                             [r for r in mine if r["path"] == "grammar"]),
                            ("the engine's path", [r for r in mine if r["engine_path"]])):
             worst = max(rows, key=lambda r: r["mask_p50_us"])
