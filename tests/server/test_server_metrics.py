@@ -3,12 +3,14 @@ its requests are aborted, the engine's running count drops back, its KV is freed
 
 from __future__ import annotations
 
+import json
+import socket
 import time
+from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
-from server.support import metric
+from server.support import API_KEY, metric
 
 LONG = {"model": "default", "prompt": "Count:", "max_tokens": 800, "temperature": 1.0,
         "ignore_eos": True}
@@ -95,11 +97,34 @@ def test_disconnect_mid_stream_aborts_and_frees_kv(http, server):
 
 
 def test_disconnect_while_waiting_for_a_whole_response_aborts(http, server):
+    # A raw socket that goes away once /metrics shows its request running: no client timeout
+    # to race the generation (a fast machine finished 800 tokens inside one).
     before = wait_idle(http)
-    with pytest.raises(httpx.ReadTimeout), server.http(timeout=1.5) as impatient:
-        impatient.post("/v1/chat/completions", json={
-            "model": "default", "messages": [{"role": "user", "content": "Count!"}],
-            "max_tokens": 800, "temperature": 1.0, "ignore_eos": True})
+    body = json.dumps({"model": "default", "messages": [{"role": "user", "content": "Count!"}],
+                       "max_tokens": 800, "temperature": 1.0, "ignore_eos": True}).encode()
+    url = urlsplit(server.base_url)
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\n"
+            + f"Host: {url.netloc}\r\nAuthorization: Bearer {API_KEY}\r\n".encode()
+            + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body)
+        busy = wait_busy(http)
+        assert busy["running"] + busy["waiting"] == 1 and busy["in_flight"] == 1
+        sock.setblocking(False)
+        with pytest.raises(BlockingIOError):  # no response yet: the request is still going
+            sock.recv(1)
     after = wait_idle(http, timeout_s=20)
     assert after["aborts"] == before["aborts"] + 1
+    assert after["generated"] - before["generated"] < 800
     assert_no_kv_held_by_requests(after)
+
+
+def wait_busy(http, timeout_s: float = 30) -> dict[str, float]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = snapshot(http)
+        if state["running"] + state["waiting"]:  # in the engine, not only admitted
+            return state
+        assert time.monotonic() < deadline, f"nothing in the engine after {timeout_s} s: {state}"
+        time.sleep(0.01)
