@@ -81,39 +81,64 @@ def never_tokens(keys: StateKeys, token_bytes: Sequence[bytes | None]) -> Never:
     """The text tokens that no text of the grammar holds (see the module docstring);
     non-text ids (None) are not listed."""
     pairs = _Pairs(keys)
-    decoded: list[tuple[int, str]] = []
+    ids: list[int] = []
+    texts: list[str] = []
     for tid, data in enumerate(token_bytes):
         if data:
             try:
-                decoded.append((tid, data.decode("utf-8")))
+                texts.append(data.decode("utf-8"))
+                ids.append(tid)
             except UnicodeDecodeError:  # a piece of a character: kept
                 pass
-    chars = set().union(*(text for _, text in decoded))
-    dead = {char for char in chars if not any(t.takes(char) for t in pairs.terminals)}
-    texts: list[tuple[int, str]] = []
-    never: list[int] = []
-    walked = 0
-    for tid, text in decoded:
-        if dead.isdisjoint(text):
-            texts.append((tid, text))
-        else:  # a character no terminal takes
-            never.append(tid)
-            walked += text[0] not in dead
-    if texts:
-        ids = np.array([tid for tid, _ in texts])
-        lengths = np.array([len(text) for _, text in texts])
-        codes = np.full((len(texts), int(lengths.max())), -1, dtype=np.int64)
-        for row, (_, text) in enumerate(texts):
-            codes[row, :len(text)] = [ord(char) for char in text]
-        alive = np.ones((len(texts), len(pairs.pairs)), dtype=np.float32)
-        for pos in range(codes.shape[1]):
-            rows = np.flatnonzero(lengths > pos)
-            order = rows[np.argsort(codes[rows, pos], kind="stable")]
-            chars, starts = np.unique(codes[order, pos], return_index=True)
-            for code, members in zip(chars.tolist(), np.split(order, starts[1:]), strict=True):
-                moved = alive[members] @ pairs.moves(chr(code))
-                alive[members] = np.minimum(moved, 1.0)
-        dead = ids[~alive.any(axis=1)].tolist()
-        never.extend(dead)
-        walked += len(dead)
-    return Never(np.array(sorted(never), dtype=np.int64), walked)
+    if not texts:
+        return Never(np.zeros(0, dtype=np.int64), 0)
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    flat = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+    # characters no terminal takes: a token holding one is never allowed, and a mask's walk
+    # enters it only if its first character is taken
+    chars = np.unique(flat)
+    dead = chars[[not any(t.takes(chr(c)) for t in pairs.terminals) for c in chars.tolist()]]
+    is_dead = np.isin(flat, dead)
+    owner = np.repeat(np.arange(len(texts)), lengths)
+    holds_dead = np.bincount(owner, weights=is_dead, minlength=len(texts)) > 0
+    first_dead = is_dead[np.cumsum(lengths) - lengths]
+    alive = ~holds_dead
+    alive[alive] = _survive(pairs, flat[alive[owner]], lengths[alive])
+    never = np.flatnonzero(~alive)
+    walked = int(np.count_nonzero(~first_dead[never]))
+    return Never(np.asarray(ids, dtype=np.int64)[never], walked)
+
+
+def _survive(pairs: _Pairs, flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """For texts given as their characters' codes end to end (`flat`) and their `lengths`:
+    whether some pair stays alive through all of each. Runs level by level over the texts' prefix
+    trie, so texts that share a prefix share its work (one matrix row per distinct prefix);
+    a text stops being walked as soon as its prefix leaves no pair alive."""
+    survive = np.zeros(len(lengths), dtype=bool)
+    if not len(lengths):
+        return survive
+    width = int(lengths.max())
+    codes = np.zeros((len(lengths), width), dtype=np.int64)
+    codes[np.arange(width) < lengths[:, None]] = flat
+    walking = np.arange(len(lengths))
+    node = np.zeros(len(lengths), dtype=np.int64)  # each walking text's prefix at this level
+    alive = np.ones((1, len(pairs.pairs)), dtype=np.float32)  # per prefix of the level
+    base = int(flat.max()) + 1
+    for pos in range(width):
+        prefixes, node = np.unique(node * base + codes[walking, pos], return_inverse=True)
+        parents, chars = np.divmod(prefixes, base)
+        moved = np.zeros((len(prefixes), len(pairs.pairs)), dtype=np.float32)
+        order = np.argsort(chars, kind="stable")
+        firsts, starts = np.unique(chars[order], return_index=True)
+        for code, members in zip(firsts.tolist(), np.split(order, starts[1:]), strict=True):
+            moves = pairs.moves(chr(code))
+            if moves is not None:
+                moved[members] = np.minimum(alive[parents[members]] @ moves, 1.0)
+        live = moved.any(axis=1)[node]
+        ends = lengths[walking] == pos + 1
+        survive[walking[ends & live]] = True
+        going = live & ~ends
+        walking, node, alive = walking[going], node[going], moved
+        if not len(walking):
+            break
+    return survive
