@@ -77,8 +77,8 @@ class CompiledGrammar:
 
 class _Tokenizer:
     """What ``llguidance.TokenizerWrapper`` asks of a tokenizer: the bytes of every id (the
-    vocabulary's; a placeholder for the non-text ids it lists as special) and `__call__`,
-    text -> ids (used to tokenize forced text).
+    vocabulary's; a placeholder for the non-text ids it lists as special; none for the ids
+    in `never`) and `__call__`, text -> ids (used to tokenize forced text).
 
     llguidance calls `__call__` from inside a mask computation whenever the grammar forces
     bytes (it turns them into the one token the mask then allows), through the GIL and the
@@ -92,11 +92,11 @@ class _Tokenizer:
         self.vocab = vocab
         self.eos_token_id = vocab.eos_id
         self.bos_token_id = None
-        left_out = set(never)
-        self.tokens = [b if b is not None and i not in left_out else f"<|sglc:{i}|>".encode()
+        self.tokens = [b if b is not None else f"<|sglc:{i}|>".encode()
                        for i, b in enumerate(vocab.token_bytes)]
-        self.special_token_ids = [i for i, b in enumerate(vocab.token_bytes)
-                                  if b is None or i in left_out]
+        for i in never:  # no bytes: llguidance never allows them, nor puts them in its trie
+            self.tokens[i] = b""
+        self.special_token_ids = [i for i, b in enumerate(vocab.token_bytes) if b is None]
         self._encode = encode
         self._memo: dict[str, list[int]] = {}
         self._memo_entries = memo_entries
@@ -146,8 +146,10 @@ class _Tokenizer:
 def llg_tokenizer(vocab: TokenVocabulary, encode: Encoder | None,
                   never: Iterable[int] = ()) -> llguidance.LLTokenizer:
     """The llguidance tokenizer of a vocabulary; `encode` is the model tokenizer's
-    text -> ids (None: longest-match greedy). The ids in `never` are listed as special
-    tokens (never text): tokens a grammar can never allow (`grammar_vocab`)."""
+    text -> ids (None: longest-match greedy). The ids in `never`, tokens a grammar can never
+    allow (`grammar_vocab`), get no bytes: llguidance never allows an empty token and leaves
+    it out of its trie (which makes such a tokenizer about 8x faster to build at 128k than
+    one that lists them as special tokens, and its masks a little faster)."""
     return llguidance.LLTokenizer(llguidance.TokenizerWrapper(_Tokenizer(vocab, encode,
                                                                          never=never)))
 

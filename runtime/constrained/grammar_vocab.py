@@ -5,7 +5,8 @@ start like the grammar's text before they go wrong: at a 128k vocabulary trained
 arithmetic's grammar meets about 23,000 tokens made only of digits, operators and
 parentheses, and about 22,000 of them (`1000`, `0.000`, `2..`) can stand nowhere in an
 arithmetic text. `never_tokens` finds such tokens once per grammar; the grammar's llguidance
-tokenizer then lists them as special tokens (never text), and each mask walks only the rest.
+tokenizer then gives them no bytes (llguidance never allows an empty token, nor puts it in
+its trie), and each mask walks only the rest.
 The masks are the same: a token left out is one no mask would allow.
 
 A token can appear in a text only as a piece of a string of the grammar's *terminal

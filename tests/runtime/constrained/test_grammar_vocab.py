@@ -57,6 +57,7 @@ def test_masks_without_the_never_tokens_equal_the_full_tokenizers(vocab, name):
     full = build_grammar(grammar, vocab, Tokenizers(vocab, None).plain)
     lean = build_grammar(grammar, vocab, llg_tokenizer(vocab, None, never.ids).with_slices([]))
     rng = random.Random(1)
+    never_ids = never.ids.tolist()
     row_full = np.zeros(vocab.mask_words, dtype=np.int32)
     row_lean = row_full.copy()
     allowed_ever: set[int] = set()
@@ -66,6 +67,8 @@ def test_masks_without_the_never_tokens_equal_the_full_tokenizers(vocab, name):
             a.fill_bitmask(row_full)
             b.fill_bitmask(row_lean)
             assert np.array_equal(row_full, row_lean), a.text_bytes()
+            for left_out in rng.sample(never_ids, 3):  # asked of llguidance or the cached row
+                assert not b.is_allowed(left_out)
             bits, text = allowed_text(row_full, vocab)
             allowed_ever.update(text)
             if not text or (bits[vocab.eos_id] and rng.random() < 0.2):
@@ -73,7 +76,7 @@ def test_masks_without_the_never_tokens_equal_the_full_tokenizers(vocab, name):
             token = rng.choice(text)
             a.advance(token)
             b.advance(token)
-    assert not allowed_ever & set(never.ids.tolist())
+    assert not allowed_ever & set(never_ids)
 
 
 def test_the_engines_build_leaves_tokens_out_where_it_pays(vocab, monkeypatch):
