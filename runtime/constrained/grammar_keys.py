@@ -118,10 +118,10 @@ class StateKeys:
         self._fresh: dict[int, tuple[tuple[int, int], ...]] = {}
         self.max_keys = max_keys
         self.max_moves = max_moves
-        # whether the cache pays: keyed fills and hits, counted until `probe_fills`; below
-        # `min_hit_rate` the grammar's matchers stop following keys (`caching` False)
-        self.probe_fills = 1024
-        self.min_hit_rate = 0.5
+        # whether the cache pays: keyed fills and hits, counted until the last checkpoint of
+        # `probe` ((fills, least hit rate), ...); a checkpoint missed and the grammar's
+        # matchers stop following keys (`caching` False)
+        self.probe: tuple[tuple[int, float], ...] = ((256, 0.25), (1024, 0.5))
         self.fills = 0
         self.hits = 0
         self.caching = True
@@ -143,17 +143,20 @@ class StateKeys:
         return len(self._values)
 
     def note_fill(self, hit: bool) -> None:
-        """Count one keyed mask fill; after `probe_fills` of them, keep caching only if at
-        least `min_hit_rate` of them were hits. A miss after hits costs more than one
-        without (llguidance computed no mask at the positions in between), so a cache
-        that rarely hits is dearer than none: deep, rarely repeated positions (arithmetic
-        nested at random) are such a workload."""
-        if self.fills >= self.probe_fills:
+        """Count one keyed mask fill; at each checkpoint of `probe` (256 fills, then 1024),
+        keep caching only if at least its share of them were hits (a quarter, then half).
+        A miss after hits costs more than one without (llguidance computed no mask at the
+        positions in between), so a cache that rarely hits is dearer than none: deep, rarely
+        repeated positions (arithmetic nested at random) are such a workload. Hit rates
+        rise as a cache fills, so the early checkpoint asks less: it only stops what
+        clearly will not pay."""
+        if not self.caching or self.fills >= self.probe[-1][0]:
             return
         self.fills += 1
         self.hits += hit
-        if self.fills == self.probe_fills:
-            self.caching = self.hits >= self.min_hit_rate * self.fills
+        for fills, rate in self.probe:
+            if self.fills == fills and self.hits < rate * fills:
+                self.caching = False
 
     @property
     def terminals(self) -> list[_Terminal]:

@@ -193,8 +193,7 @@ def test_terminals_python_and_rust_read_apart_give_no_keys():
 def test_a_cache_that_rarely_hits_turns_itself_off(setup):
     grammar = lark_grammar(ARITHMETIC)
     compiled, plain = _compile(setup, grammar)
-    compiled.keys.probe_fills = 30
-    compiled.keys.min_hit_rate = 1.01  # no cache can hit this often: off after 30 fills
+    compiled.keys.probe = ((10, 0.0), (30, 1.01))  # no cache can hit this often: off at 30
     vocab = setup[0]
     row, expected = (np.zeros(vocab.mask_words, dtype=np.int32) for _ in range(2))
     matcher, ref = GrammarMatcher(compiled, mask_cache_threshold_us=0), GrammarMatcher(plain)
@@ -212,3 +211,16 @@ def test_a_cache_that_rarely_hits_turns_itself_off(setup):
     cached = len(compiled.extras["masks"])
     GrammarMatcher(compiled).fill_bitmask(row)
     assert len(compiled.extras["masks"]) == cached  # nothing more is kept
+
+
+@pytest.mark.parametrize(("hits", "caching", "fills"), [
+    ([False, False, False, True], False, 4),  # a quarter at the early checkpoint: off there
+    ([True, True, False, False] + [False] * 4, False, 8),  # half, then a quarter: off later
+    ([True, True, False, False] + [True, False] * 4, True, 8),  # half at both: kept
+])
+def test_the_probe_stops_the_cache_at_the_first_checkpoint_it_misses(hits, caching, fills):
+    keys = for_grammar(ARITHMETIC)
+    keys.probe = ((4, 0.5), (8, 0.5))
+    for hit in hits:
+        keys.note_fill(hit)
+    assert keys.caching is caching and keys.fills == fills
