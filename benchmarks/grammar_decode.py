@@ -183,7 +183,7 @@ def measure_masks(vocabs: dict[str, tuple[TokenVocabulary, Any]], fills: int, se
             if path != "regex":
                 grammar = lark_grammar(text)
                 if path == "llguidance alone":  # the vocabulary's own tokenizer, no keys
-                    shared, _ = tokenizers.for_grammar(grammar)
+                    shared = tokenizers.for_grammar(grammar).tokenizer
                     compiled = build_grammar(grammar, vocab, shared)
                 else:  # as the engine builds it: keys, and the tokens it never allows left out
                     compiled = build_grammar(grammar, vocab, tokenizers)

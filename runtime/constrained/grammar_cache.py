@@ -32,17 +32,17 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import llguidance
 
 from sglc.constraints.grammar import is_llguidance_grammar
 from sglc.runtime.constrained.grammar_keys import StateKeys, for_grammar
-from sglc.runtime.constrained.grammar_vocab import never_tokens
+from sglc.runtime.constrained.grammar_vocab import TokenClasses, never_tokens, token_classes
 from sglc.runtime.constrained.vocabulary import TokenVocabulary
 
-__all__ = ["CompiledGrammar", "GrammarBuildError", "GrammarCache", "Tokenizers", "build_grammar",
-           "llg_tokenizer", "slices_help"]
+__all__ = ["CompiledGrammar", "GrammarBuildError", "GrammarCache", "GrammarTokenizer", "Tokenizers",
+           "build_grammar", "llg_tokenizer", "slices_help"]
 
 Encoder = Callable[[str], list[int]]
 
@@ -60,7 +60,8 @@ class CompiledGrammar:
     """One grammar compiled for one vocabulary: `template` is a fresh matcher that
     :meth:`new_matcher` copies; `keys` name its positions for the mask cache (None where
     the grammar has no sound keys: `grammar_keys`); `left_out` counts the tokens its
-    llguidance tokenizer lists as never text (`grammar_vocab`). `extras` holds per-grammar
+    llguidance tokenizer gives no bytes, and `classes` maps the members of token classes it
+    walks as one token to their representative (`grammar_vocab`). `extras` holds per-grammar
     helpers (stop masks, the mask cache)."""
 
     grammar: str
@@ -69,6 +70,7 @@ class CompiledGrammar:
     build_seconds: float = 0.0
     keys: StateKeys | None = None
     left_out: int = 0
+    classes: TokenClasses | None = None
     extras: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def new_matcher(self) -> llguidance.LLMatcher:
@@ -124,8 +126,9 @@ class _Tokenizer:
         return self._greedy(expected)
 
     def _spells(self, ids: list[int], expected: bytes) -> bool:
-        vocab = self.vocab
-        return (all(0 <= t < vocab.width and vocab.token_bytes[t] is not None for t in ids)
+        vocab, known = self.vocab, self.tokens  # known: not left out (b"" to llguidance)
+        return (all(0 <= t < vocab.width and vocab.token_bytes[t] is not None and known[t]
+                    for t in ids)
                 and vocab.decode(ids) == expected)
 
     def _greedy(self, data: bytes) -> list[int]:
@@ -133,9 +136,10 @@ class _Tokenizer:
         table = self.vocab.bytes_to_ids
         while pos < len(data):
             for size in range(min(longest, len(data) - pos), 0, -1):
-                hit = table.get(data[pos:pos + size])
-                if hit:
-                    ids.append(hit[0])
+                hit = next((t for t in table.get(data[pos:pos + size], ()) if self.tokens[t]),
+                           None)
+                if hit is not None:
+                    ids.append(hit)
                     pos += size
                     break
             else:  # a byte no token spells: the grammar cannot force it anyway
@@ -176,6 +180,15 @@ def slices_help(grammar: str) -> bool:
     return False
 
 
+class GrammarTokenizer(NamedTuple):
+    """A grammar's llguidance tokenizer (`Tokenizers.for_grammar`): how many tokens it gives
+    no bytes, and the token classes whose members it walks as their representative."""
+
+    tokenizer: llguidance.LLTokenizer
+    left_out: int = 0
+    classes: TokenClasses | None = None
+
+
 class Tokenizers:
     """The llguidance tokenizers of one vocabulary: with the default slices and without
     (:meth:`for_grammar` picks), built once each on first use."""
@@ -202,21 +215,24 @@ class Tokenizers:
                 self._plain = sliced.with_slices([])
             return self._plain
 
-    def for_grammar(self, grammar: str,
-                    keys: StateKeys | None = None) -> tuple[llguidance.LLTokenizer, int]:
-        """The tokenizer for `grammar`, and how many tokens it leaves out: the sliced one
-        where slices help; else, where the grammar's keys find at least `MIN_LEFT_OUT`
-        tokens it never allows that a mask's walk would enter, a tokenizer of its own
-        without them (about a second to build at 128k tokens, off the decode loop); else
-        the plain one."""
+    def for_grammar(self, grammar: str, keys: StateKeys | None = None) -> GrammarTokenizer:
+        """The tokenizer for `grammar`: the sliced one where slices help; else, where the
+        grammar's keys find at least `MIN_LEFT_OUT` tokens a mask's walk would enter and
+        need not (tokens it never allows, and all but one of each large class of tokens it
+        allows together: `grammar_vocab`), a tokenizer of its own without them (0.1-0.5 s
+        at 128k tokens, finding them included; off the decode loop); else the plain one."""
         if slices_help(grammar):
-            return self.sliced, 0
+            return GrammarTokenizer(self.sliced)
         if keys is not None:
-            never = never_tokens(keys, self.vocab.token_bytes)
-            if never.walked >= MIN_LEFT_OUT:
-                own = llg_tokenizer(self.vocab, self._encode, never.ids.tolist())
-                return own.with_slices([]), len(never.ids)
-        return self.plain, 0
+            vocab = self.vocab
+            never = never_tokens(keys, vocab.token_bytes)
+            classes = token_classes(keys, vocab.token_bytes, never.ids, vocab.mask_words)
+            members = [] if classes is None else classes.left_out
+            if never.walked + len(members) >= MIN_LEFT_OUT:
+                left_out = never.ids.tolist() + members
+                own = llg_tokenizer(vocab, self._encode, left_out)
+                return GrammarTokenizer(own.with_slices([]), len(left_out), classes)
+        return GrammarTokenizer(self.plain)
 
 
 def build_grammar(grammar: str, vocab: TokenVocabulary,
@@ -227,14 +243,13 @@ def build_grammar(grammar: str, vocab: TokenVocabulary,
     failed."""
     start = time.perf_counter()
     keys = None if is_llguidance_grammar(grammar) else for_grammar(grammar)
-    left_out = 0
-    if isinstance(tokenizer, Tokenizers):
-        tokenizer, left_out = tokenizer.for_grammar(grammar, keys)
-    template = llguidance.LLMatcher(tokenizer, grammar, log_level=0)
+    picked = (tokenizer.for_grammar(grammar, keys) if isinstance(tokenizer, Tokenizers)
+              else GrammarTokenizer(tokenizer))
+    template = llguidance.LLMatcher(picked.tokenizer, grammar, log_level=0)
     if template.is_error():
         raise GrammarBuildError(f"cannot compile the grammar: {template.get_error()}")
     return CompiledGrammar(grammar, vocab, template, time.perf_counter() - start, keys,
-                           left_out)
+                           picked.left_out, picked.classes)
 
 
 class GrammarCache:

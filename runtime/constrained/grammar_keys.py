@@ -79,6 +79,10 @@ class _Terminal:
                                   for symbol, target in fsm.map.get(state, {}).items()
                                   if target in self.live)
 
+    def symbol(self, char: str) -> Any:
+        """The character class of `char` here: characters of one class move alike."""
+        return self._alphabet[char]
+
     def takes(self, char: str) -> bool:
         """Whether some live state moves on `char` and stays alive."""
         return self._alphabet[char] in self._symbols

@@ -54,6 +54,9 @@ class GrammarMatcher(BaseMatcher):
         self._llg = compiled.new_matcher()
         self._masks = mask_cache(compiled, mask_cache_bytes, mask_cache_threshold_us)
         self._keys = compiled.keys
+        # members of token classes llguidance walks as one token go to it as their class's
+        # representative (`grammar_vocab.TokenClasses`); masks get the whole class back
+        self._classes = compiled.classes
         self._key: int | None = None if self._keys is None else self._keys.start
         self._key_before: list[int | None] = []  # the key before each consumed text token
         self._tokens: list[int] = []
@@ -91,7 +94,7 @@ class GrammarMatcher(BaseMatcher):
         cached = None if key is None else self._masks.get(key)
         if cached is not None:
             return bool((int(cached.array[token_id >> 5]) >> (token_id & 31)) & 1)
-        return self._llg.validate_tokens([token_id]) == 1
+        return self._llg.validate_tokens([self._llg_id(token_id)]) == 1
 
     def forced_tokens(self) -> list[int]:
         """The tokens the grammar forces next (empty when the next token is a choice)."""
@@ -118,6 +121,8 @@ class GrammarMatcher(BaseMatcher):
         self._llg.unsafe_compute_mask_ptr(row.ptr, self._words * 4)
         if self._llg.is_error():
             raise RuntimeError(f"grammar matcher failed: {self._llg.get_error()}")
+        if self._classes is not None:
+            self._classes.expand(words)
         if self._extra_stop_bits and self._llg.is_accepting():  # llguidance set its EOS bit
             for word, bits in self._extra_stop_bits:
                 words[word] |= bits
@@ -138,7 +143,7 @@ class GrammarMatcher(BaseMatcher):
         if not self.is_allowed(token_id):
             raise ValueError(f"token {token_id} ({self._describe(token_id)}) is not allowed "
                              "here by the grammar")
-        if not self._llg.consume_token(token_id):  # pragma: no cover - validated above
+        if not self._llg.consume_token(self._llg_id(token_id)):  # pragma: no cover
             raise RuntimeError(f"grammar matcher failed: {self._llg.get_error()}")
         self._key_before.append(self._key)
         if self._keys is not None and self._keys.caching:
@@ -160,7 +165,8 @@ class GrammarMatcher(BaseMatcher):
             # state whose masks are wrong (test_grammar_keys.py replays such a sequence)
             del self._tokens[-n:]
             self._llg = self.compiled.new_matcher()
-            if self._tokens and not self._llg.consume_tokens(self._tokens):
+            replay = [self._llg_id(t) for t in self._tokens]
+            if replay and not self._llg.consume_tokens(replay):
                 raise RuntimeError(  # pragma: no cover - the tokens were accepted before
                     f"grammar rollback failed: {self._llg.get_error()}")
             self._key = self._key_before[-n]
@@ -180,6 +186,11 @@ class GrammarMatcher(BaseMatcher):
         grammar's cache switched itself off)."""
         keys = self._keys
         return self._key if keys is not None and keys.caching else None
+
+    def _llg_id(self, token_id: int) -> int:
+        """The id llguidance knows `token_id` by: a class member's representative."""
+        classes = self._classes
+        return token_id if classes is None else classes.rep_of.get(token_id, token_id)
 
     def _is_text_token(self, token_id: int) -> bool:
         return 0 <= token_id < self.vocab.width and self.vocab.token_bytes[token_id] is not None

@@ -9,6 +9,13 @@ tokenizer then gives them no bytes (llguidance never allows an empty token, nor 
 its trie), and each mask walks only the rest.
 The masks are the same: a token left out is one no mask would allow.
 
+Tokens that differ only in characters no terminal tells apart (`123` and `456` where every
+terminal takes any digit alike: the same class in every terminal's automaton) are allowed
+together at every position, so `token_classes` keeps one of each large class in the walk
+(the representative) and gives the rest no bytes too; a mask where the representative is
+allowed then ORs in a row of its whole class, and a class member is fed to llguidance as its
+representative (the same automaton moves, so the same parser state).
+
 A token can appear in a text only as a piece of a string of the grammar's *terminal
 language*, a regular superset of it: the terminals' automata chained as the grammar may
 chain them (`StateKeys.follows`: which terminal may come after which). The check runs, for
@@ -18,6 +25,8 @@ alive is never allowed. Tokens that are not whole UTF-8 text are kept (never pru
 
     never_tokens(keys, token_bytes)   Never: the ids of tokens the grammar can never allow,
                                       and how many of them a mask's walk would enter
+    token_classes(keys, token_bytes, never, words)
+                                      TokenClasses: the large classes of the other tokens
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ import numpy as np
 
 from sglc.runtime.constrained.grammar_keys import StateKeys
 
-__all__ = ["Never", "never_tokens"]
+__all__ = ["MAX_CLASSES", "MIN_CLASS", "Never", "TokenClasses", "never_tokens", "token_classes"]
 
 
 class Never(NamedTuple):
@@ -39,6 +48,65 @@ class Never(NamedTuple):
 
     ids: np.ndarray
     walked: int
+
+
+MIN_CLASS = 256
+"""A class of tokens no terminal tells apart is walked as one token from this many members."""
+MAX_CLASSES = 16
+"""At most this many classes (the largest) are walked as one: a mask ORs in a row per class
+whose representative it allows."""
+
+
+class TokenClasses:
+    """Classes of tokens a grammar allows together (see the module docstring): `reps`, one
+    token per class (the one llguidance walks), `rows`, each class's members as a mask row
+    (int32 words), and `rep_of`, member -> representative for the members llguidance does
+    not know (`left_out`)."""
+
+    def __init__(self, classes: Sequence[np.ndarray], words: int) -> None:
+        self.reps = [int(members[0]) for members in classes]
+        self.rows: list[np.ndarray] = []
+        self.rep_of: dict[int, int] = {}
+        for members in classes:
+            bits = np.zeros(words * 32, dtype=np.uint8)
+            bits[members] = 1
+            self.rows.append(np.packbits(bits, bitorder="little").view(np.int32))
+            self.rep_of.update(dict.fromkeys(members[1:].tolist(), int(members[0])))
+
+    @property
+    def left_out(self) -> list[int]:
+        """The members llguidance does not walk: all but the representatives."""
+        return list(self.rep_of)
+
+    def expand(self, words: np.ndarray) -> None:
+        """OR into a mask row (int32 words, llguidance's answer) every class whose
+        representative it allows."""
+        for rep, row in zip(self.reps, self.rows, strict=True):
+            if (int(words[rep >> 5]) >> (rep & 31)) & 1:
+                np.bitwise_or(words, row, out=words)
+
+
+def token_classes(keys: StateKeys, token_bytes: Sequence[bytes | None], never: np.ndarray,
+                  words: int) -> TokenClasses | None:
+    """The largest classes (at least `MIN_CLASS` members, at most `MAX_CLASSES` of them) of
+    the ASCII text tokens not in `never` whose characters, position by position, fall in
+    one class of every terminal's automaton; None where there are none. The representative
+    of a class is its smallest id."""
+    signatures: dict[tuple, str] = {}  # per character class, one character names it
+    table = {}
+    for code in range(128):
+        signature = tuple(t.symbol(chr(code)) for t in keys.terminals)
+        table[code] = signatures.setdefault(signature, chr(len(signatures)))
+    left_out = set(never.tolist())
+    classes: dict[str, list[int]] = {}
+    for tid, data in enumerate(token_bytes):
+        if data and data.isascii() and tid not in left_out:
+            classes.setdefault(data.decode("ascii").translate(table), []).append(tid)
+    large = sorted((ids for ids in classes.values() if len(ids) >= MIN_CLASS),
+                   key=len, reverse=True)[:MAX_CLASSES]
+    if not large:
+        return None
+    return TokenClasses([np.array(ids, dtype=np.int64) for ids in large], words)
 
 
 class _Pairs:

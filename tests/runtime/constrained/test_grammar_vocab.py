@@ -1,9 +1,12 @@
 """Tokens a grammar never allows (`grammar_vocab.never_tokens`), left out of its llguidance
 tokenizer: masks on random walks equal those of the full tokenizer, token for token, and the
-tokens found are the ones no text of the grammar can hold."""
+tokens found are the ones no text of the grammar can hold. Classes of tokens no terminal
+tells apart (`token_classes`), walked as one: masks, `is_allowed`, forced tokens and
+rollbacks as with the full tokenizer."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import sys
 from pathlib import Path
@@ -22,12 +25,12 @@ from sglc.runtime.constrained.grammar_cache import (
 )
 from sglc.runtime.constrained.grammar_keys import for_grammar
 from sglc.runtime.constrained.grammar_matcher import GrammarMatcher
-from sglc.runtime.constrained.grammar_vocab import never_tokens
+from sglc.runtime.constrained.grammar_vocab import never_tokens, token_classes
 from sglc.runtime.constrained.matcher import synthetic_token_bytes
 from sglc.runtime.constrained.vocabulary import TokenVocabulary, vocabulary_from_token_bytes
 
 sys.path.append(str(Path(__file__).parents[1]))
-from grammars import ARITHMETIC, GRAMMARS  # noqa: E402
+from grammars import ARITHMETIC, GRAMMARS, parses  # noqa: E402
 
 SIZE = 4096
 PIECES = [b"1000", b"1.", b"1.5", b"((", b"))", b"-(", b"1..", b".5", b"2+", b"+*", b"a"]
@@ -101,3 +104,49 @@ def test_the_engines_build_leaves_tokens_out_where_it_pays(vocab, monkeypatch):
     # a JSON schema's grammar (no Lark text, no keys) keeps the shared tokenizer
     schema = '{"type": "object", "properties": {"a": {"type": "integer"}}}'
     assert build_grammar(schema_grammar(schema), vocab, tokenizers).left_out == 0
+
+
+def test_a_class_of_tokens_walked_as_one_gives_the_full_tokenizers_masks(monkeypatch):
+    # 1,000 three-digit tokens: NUMBER takes any digit alike, so they are one class
+    token_bytes = synthetic_token_bytes(SIZE)
+    digits = list(range(1000, 2000))
+    for i, tid in enumerate(digits):
+        token_bytes[tid] = b"%03d" % i
+    vocab = vocabulary_from_token_bytes(token_bytes, SIZE + 1, [SIZE])
+    keys = for_grammar(ARITHMETIC)
+    classes = token_classes(keys, vocab.token_bytes, never_tokens(keys, vocab.token_bytes).ids,
+                            vocab.mask_words)
+    assert classes is not None and classes.reps[0] in digits
+    assert set(digits) - {classes.reps[0]} <= set(classes.left_out)
+    assert all(len(vocab.token_bytes[t]) == 3 and vocab.token_bytes[t].isdigit()
+               for t in classes.left_out)
+
+    monkeypatch.setattr(grammar_cache, "MIN_LEFT_OUT", 1)
+    tokenizers = Tokenizers(vocab, None)
+    grammar = lark_grammar(ARITHMETIC)
+    lean = build_grammar(grammar, vocab, tokenizers)
+    assert lean.classes is not None and lean.left_out >= len(classes.left_out)
+    full = dataclasses.replace(build_grammar(grammar, vocab, tokenizers.plain), keys=None)
+    rng = random.Random(4)
+    rows = np.zeros((2, vocab.mask_words), dtype=np.int32)
+    members = lean.classes.left_out
+    for _ in range(30):
+        a, b = GrammarMatcher(lean, mask_cache_threshold_us=0), GrammarMatcher(full)
+        for _ in range(30):
+            a.fill_bitmask(rows[0])
+            b.fill_bitmask(rows[1])
+            assert np.array_equal(rows[0], rows[1]), b.text_bytes()
+            assert a.forced_tokens() == b.forced_tokens()
+            for token in rng.sample(members, 3) + [rng.randrange(vocab.width)]:
+                assert a.is_allowed(token) == b.is_allowed(token)
+            bits, text = allowed_text(rows[1], vocab)
+            if not text or (bits[vocab.eos_id] and rng.random() < 0.2):
+                assert parses(ARITHMETIC, b.text_bytes().decode())
+                break
+            token = rng.choice(text)
+            a.advance(token)
+            b.advance(token)
+            if rng.random() < 0.1 and a.num_consumed > 1:
+                n = rng.randint(1, a.num_consumed)
+                a.rollback(n)
+                b.rollback(n)
