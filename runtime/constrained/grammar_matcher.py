@@ -17,6 +17,11 @@ mask computed by llguidance each time. At a cached position `is_allowed` reads t
 row instead of asking llguidance. A grammar whose first 1024 keyed fills hit less than half
 the time stops caching (`StateKeys.note_fill`).
 
+Where the grammar's tokenizer walks a class of tokens no terminal tells apart as one token
+(`grammar_vocab.TokenClasses`), llguidance's mask allows the class's representative and the
+class's row is OR-ed in; a member goes to llguidance (`is_allowed`, `advance`, the replay of a
+rollback) as its representative, which moves every automaton alike.
+
 Forced strings come from llguidance itself (``compute_ff_tokens``: tokens whose text the
 grammar forces, already cut where a longer token could span the boundary), so a grammar
 jump never drops tokens already generated.
