@@ -74,16 +74,23 @@ def _walk_and_compare(setup, grammar: str, walks: int, seed: int = 0) -> tuple[i
             if bits[vocab.eos_id] and (not text or rng.random() < 0.2):
                 done.append(ref.text_bytes().decode())
                 break
-            token = rng.choice(text)
             other = rng.randrange(vocab.width)
             assert cached.is_allowed(other) == ref.is_allowed(other)
-            cached.advance(token)
-            ref.advance(token)
-            if rng.random() < 0.1 and cached.num_consumed > 1:
-                n = rng.randint(1, cached.num_consumed)
-                cached.rollback(n)
-                ref.rollback(n)
+            advance_both(rng, cached, ref, text)
     return fills, hits, done
+
+
+def advance_both(rng: random.Random, a: GrammarMatcher, b: GrammarMatcher,
+                 text: list[int]) -> None:
+    """One step of a lockstep walk: both matchers take the same random token of `text`,
+    and one time in ten both roll back the same random number of tokens."""
+    token = rng.choice(text)
+    a.advance(token)
+    b.advance(token)
+    if rng.random() < 0.1 and a.num_consumed > 1:
+        n = rng.randint(1, a.num_consumed)
+        a.rollback(n)
+        b.rollback(n)
 
 
 @pytest.mark.parametrize("name", sorted(GRAMMARS))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_grammar_keys import allowed_text
+from test_grammar_keys import advance_both, allowed_text
 
 from sglc.constraints.grammar import lark_grammar, schema_grammar
 from sglc.runtime.constrained import grammar_cache
@@ -143,10 +143,4 @@ def test_a_class_of_tokens_walked_as_one_gives_the_full_tokenizers_masks(monkeyp
             if not text or (bits[vocab.eos_id] and rng.random() < 0.2):
                 assert parses(ARITHMETIC, b.text_bytes().decode())
                 break
-            token = rng.choice(text)
-            a.advance(token)
-            b.advance(token)
-            if rng.random() < 0.1 and a.num_consumed > 1:
-                n = rng.randint(1, a.num_consumed)
-                a.rollback(n)
-                b.rollback(n)
+            advance_both(rng, a, b, text)
