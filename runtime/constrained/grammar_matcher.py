@@ -14,8 +14,8 @@ grammar's matchers: a position is named by :mod:`~sglc.runtime.constrained.gramm
 (an LALR parse kept in step with llguidance; equal keys mean equal masks), and a position
 without a key (a grammar Lark cannot build as LALR(1), a text the keys cannot follow) has its
 mask computed by llguidance each time. At a cached position `is_allowed` reads the cached
-row instead of asking llguidance. A grammar whose first 1024 keyed fills hit less than half
-the time stops caching (`StateKeys.note_fill`).
+row instead of asking llguidance. A grammar whose cache hits less than a quarter of its first
+256 keyed fills, or less than half of its first 1024, stops caching (`StateKeys.note_fill`).
 
 Where the grammar's tokenizer walks a class of tokens no terminal tells apart as one token
 (`grammar_vocab.TokenClasses`), llguidance's mask allows the class's representative and the
