@@ -229,7 +229,7 @@ class Tokenizers:
             vocab = self.vocab
             never = never_tokens(keys, vocab.token_bytes)
             classes = token_classes(keys, vocab.token_bytes, never.ids, vocab.mask_words)
-            members = [] if classes is None else classes.left_out
+            members = [] if classes is None else classes.members
             if never.walked + len(members) >= MIN_LEFT_OUT:
                 left_out = never.ids.tolist() + members
                 own = llg_tokenizer(vocab, self._encode, left_out)

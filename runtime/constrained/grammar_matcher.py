@@ -37,6 +37,7 @@ import torch
 
 from sglc.runtime.constrained.base import BaseMatcher
 from sglc.runtime.constrained.grammar_cache import CompiledGrammar
+from sglc.runtime.constrained.masks import row_allows, row_of
 from sglc.runtime.constrained.matcher import BitmaskRow, CachedRow, mask_cache
 
 __all__ = ["GrammarMatcher"]
@@ -98,7 +99,7 @@ class GrammarMatcher(BaseMatcher):
         key = self._live_key()
         cached = None if key is None else self._masks.get(key)
         if cached is not None:
-            return bool((int(cached.array[token_id >> 5]) >> (token_id & 31)) & 1)
+            return row_allows(cached.array, token_id)
         return self._llg.validate_tokens([self._llg_id(token_id)]) == 1
 
     def forced_tokens(self) -> list[int]:
@@ -212,9 +213,7 @@ def _stop_masks(compiled: CompiledGrammar) -> tuple[CachedRow, list[tuple[int, n
     hit = compiled.extras.get("stop_masks")
     if hit is None:
         vocab = compiled.vocab
-        bits = np.zeros(vocab.mask_words * 32, dtype=np.uint8)
-        bits[list(vocab.stop_ids)] = 1
-        row = np.packbits(bits, bitorder="little").view(np.int32)
+        row = row_of(vocab.stop_ids, vocab.mask_words)
         extra = [t for t in vocab.stop_ids if t != vocab.eos_id]
         words = sorted({t // 32 for t in extra})
         pairs = [(w, np.int32(row[w])) for w in words]

@@ -37,6 +37,7 @@ from typing import NamedTuple
 import numpy as np
 
 from sglc.runtime.constrained.grammar_keys import StateKeys
+from sglc.runtime.constrained.masks import row_allows, row_of
 
 __all__ = ["MAX_CLASSES", "MIN_CLASS", "Never", "TokenClasses", "never_tokens", "token_classes"]
 
@@ -61,20 +62,17 @@ class TokenClasses:
     """Classes of tokens a grammar allows together (see the module docstring): `reps`, one
     token per class (the one llguidance walks), `rows`, each class's members as a mask row
     (int32 words), and `rep_of`, member -> representative for the members llguidance does
-    not know (`left_out`)."""
+    not know (`members`)."""
 
     def __init__(self, classes: Sequence[np.ndarray], words: int) -> None:
         self.reps = [int(members[0]) for members in classes]
-        self.rows: list[np.ndarray] = []
+        self.rows = [row_of(members, words) for members in classes]
         self.rep_of: dict[int, int] = {}
         for members in classes:
-            bits = np.zeros(words * 32, dtype=np.uint8)
-            bits[members] = 1
-            self.rows.append(np.packbits(bits, bitorder="little").view(np.int32))
             self.rep_of.update(dict.fromkeys(members[1:].tolist(), int(members[0])))
 
     @property
-    def left_out(self) -> list[int]:
+    def members(self) -> list[int]:
         """The members llguidance does not walk: all but the representatives."""
         return list(self.rep_of)
 
@@ -82,7 +80,7 @@ class TokenClasses:
         """OR into a mask row (int32 words, llguidance's answer) every class whose
         representative it allows."""
         for rep, row in zip(self.reps, self.rows, strict=True):
-            if (int(words[rep >> 5]) >> (rep & 31)) & 1:
+            if row_allows(words, rep):
                 np.bitwise_or(words, row, out=words)
 
 

@@ -56,6 +56,18 @@ class MaskBuffer:
         return self._buffer[:num_rows]
 
 
+def row_of(token_ids: Sequence[int], words: int) -> np.ndarray:
+    """A bitmask row (`words` int32 words) allowing exactly `token_ids`."""
+    bits = np.zeros(words * 32, dtype=np.uint8)
+    bits[np.asarray(token_ids, dtype=np.int64)] = 1
+    return np.packbits(bits, bitorder="little").view(np.int32)
+
+
+def row_allows(row: np.ndarray, token_id: int) -> bool:
+    """Whether bitmask row `row` (int32 words) allows `token_id`."""
+    return bool((int(row[token_id >> 5]) >> (token_id & 31)) & 1)
+
+
 def allowed_union(mask: torch.Tensor, width: int) -> np.ndarray:
     """Sorted token ids below `width` that any row of `mask` allows (the rows OR-ed)."""
     union = np.bitwise_or.reduce(mask.numpy(), axis=0)

@@ -117,19 +117,19 @@ def test_a_class_of_tokens_walked_as_one_gives_the_full_tokenizers_masks(monkeyp
     classes = token_classes(keys, vocab.token_bytes, never_tokens(keys, vocab.token_bytes).ids,
                             vocab.mask_words)
     assert classes is not None and classes.reps[0] in digits
-    assert set(digits) - {classes.reps[0]} <= set(classes.left_out)
+    assert set(digits) - {classes.reps[0]} <= set(classes.members)
     assert all(len(vocab.token_bytes[t]) == 3 and vocab.token_bytes[t].isdigit()
-               for t in classes.left_out)
+               for t in classes.members)
 
     monkeypatch.setattr(grammar_cache, "MIN_LEFT_OUT", 1)
     tokenizers = Tokenizers(vocab, None)
     grammar = lark_grammar(ARITHMETIC)
     lean = build_grammar(grammar, vocab, tokenizers)
-    assert lean.classes is not None and lean.left_out >= len(classes.left_out)
+    assert lean.classes is not None and lean.left_out >= len(classes.members)
     full = dataclasses.replace(build_grammar(grammar, vocab, tokenizers.plain), keys=None)
     rng = random.Random(4)
     rows = np.zeros((2, vocab.mask_words), dtype=np.int32)
-    members = lean.classes.left_out
+    members = lean.classes.members
     for _ in range(30):
         a, b = GrammarMatcher(lean, mask_cache_threshold_us=0), GrammarMatcher(full)
         for _ in range(30):
