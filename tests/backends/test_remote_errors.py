@@ -26,6 +26,14 @@ fn main() -> str:
     return reply
 '''
 FAST_RETRIES = {"backoff_s": 0.01, "max_retries": 2}
+# no constrained gen: no background probe of an OpenAI server's regex field shares the
+# proxy's refusals with the gen, so the gen alone is refused
+FREE = '''
+fn main() -> str:
+    user "Tell me about tea."
+    assistant: gen reply(max_tokens=24, stop=".")
+    return reply
+'''
 
 
 @pytest.fixture()
@@ -77,9 +85,9 @@ def test_refusals_past_the_retry_limit_are_a_located_error(proxy, api):
         connect(runtime)
         proxy.faults.refuse = 100
         with pytest.raises(GenError) as info:
-            sglc.load(FEATURES).run("free", runtime=runtime, topic="tea")
+            sglc.compile(FREE, "free.sgl").run(runtime=runtime)
     text = str(info.value)
-    assert "features.sgl:12:16: generation error: gen 'reply'" in text
+    assert "free.sgl:4:16: generation error: gen 'reply'" in text
     assert "answered 503: busy, retry (after 2 retries: max_retries)" in text
     assert proxy.refused == 3  # the first try and two retries
 
