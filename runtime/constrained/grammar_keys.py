@@ -43,7 +43,7 @@ import threading
 from typing import Any
 
 from interegular import parse_pattern
-from interegular.fsm import FSM
+from interegular.fsm import FSM, anything_else
 from lark import Lark
 from lark.parsers.lalr_analysis import Shift
 
@@ -86,6 +86,11 @@ class _Terminal:
     def takes(self, char: str) -> bool:
         """Whether some live state moves on `char` and stays alive."""
         return self._alphabet[char] in self._symbols
+
+    def takes_beyond_ascii(self) -> bool:
+        """Whether some live state moves on a character past U+007F and stays alive."""
+        return any((char is anything_else or ord(char) > 127) and symbol in self._symbols
+                   for char, symbol in self._alphabet.items())
 
     def step(self, state: int, char: str) -> int | None:
         moves = self._moves[state]

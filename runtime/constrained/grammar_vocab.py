@@ -21,7 +21,8 @@ language*, a regular superset of it: the terminals' automata chained as the gram
 chain them (`StateKeys.follows`: which terminal may come after which). The check runs, for
 every token at once (numpy, by character position), the set of (terminal, automaton state)
 pairs it could start from (all of them) through its characters; a token that leaves no pair
-alive is never allowed. Tokens that are not whole UTF-8 text are kept (never pruned).
+alive is never allowed. Tokens that are not whole UTF-8 text (a piece of a character) are
+kept, unless no terminal takes any character past ASCII: then no text holds such a byte.
 
     never_tokens(keys, token_bytes)   Never: the ids of tokens the grammar can never allow,
                                       and how many of them a mask's walk would enter
@@ -148,17 +149,24 @@ def never_tokens(keys: StateKeys, token_bytes: Sequence[bytes | None]) -> Never:
     """The text tokens that no text of the grammar holds (see the module docstring);
     non-text ids (None) are not listed."""
     pairs = _Pairs(keys)
+    ascii_only = not any(t.takes_beyond_ascii() for t in pairs.terminals)
     ids: list[int] = []
     texts: list[str] = []
+    cut: list[int] = []  # pieces of characters where every text is ASCII: never allowed
+    cut_walked = 0
     for tid, data in enumerate(token_bytes):
         if data:
             try:
                 texts.append(data.decode("utf-8"))
                 ids.append(tid)
-            except UnicodeDecodeError:  # a piece of a character: kept
-                pass
+            except UnicodeDecodeError:  # a piece of a character: kept, unless text is ASCII
+                if ascii_only:
+                    cut.append(tid)
+                    first = data[0]
+                    cut_walked += first < 128 and any(t.takes(chr(first))
+                                                      for t in pairs.terminals)
     if not texts:
-        return Never(np.zeros(0, dtype=np.int64), 0)
+        return Never(np.asarray(cut, dtype=np.int64), cut_walked)
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
     flat = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
     # characters no terminal takes: a token holding one is never allowed, and a mask's walk
@@ -172,8 +180,10 @@ def never_tokens(keys: StateKeys, token_bytes: Sequence[bytes | None]) -> Never:
     alive = ~holds_dead
     alive[alive] = _survive(pairs, flat[alive[owner]], lengths[alive])
     never = np.flatnonzero(~alive)
-    walked = int(np.count_nonzero(~first_dead[never]))
-    return Never(np.asarray(ids, dtype=np.int64)[never], walked)
+    walked = int(np.count_nonzero(~first_dead[never])) + cut_walked
+    found = np.concatenate([np.asarray(ids, dtype=np.int64)[never],
+                            np.asarray(cut, dtype=np.int64)])
+    return Never(np.sort(found), walked)
 
 
 def _survive(pairs: _Pairs, flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:

@@ -33,7 +33,8 @@ sys.path.append(str(Path(__file__).parents[1]))
 from grammars import ARITHMETIC, GRAMMARS, parses  # noqa: E402
 
 SIZE = 4096
-PIECES = [b"1000", b"1.", b"1.5", b"((", b"))", b"-(", b"1..", b".5", b"2+", b"+*", b"a"]
+PIECES = [b"1000", b"1.", b"1.5", b"((", b"))", b"-(", b"1..", b".5", b"2+", b"+*", b"a",
+          b"1\xe2", b"\x80("]  # the last two: pieces of a character (not whole UTF-8)
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +49,18 @@ def test_never_tokens_are_those_no_text_holds(vocab):
     found = set(never_tokens(for_grammar(ARITHMETIC), vocab.token_bytes).ids.tolist())
     never = {piece for i, piece in enumerate(PIECES) if 300 + i in found}
     # four digits (NUMBER takes three, and no NUMBER follows a NUMBER); two dots; an
-    # operator after an operator other than "-"; a letter
-    assert never == {b"1000", b"1..", b"+*", b"a"}
+    # operator after an operator other than "-"; a letter; bytes past ASCII, which no
+    # terminal takes (the single bytes 0x80-0xff of the synthetic vocabulary too)
+    assert never == {b"1000", b"1..", b"+*", b"a", b"1\xe2", b"\x80("}
+    assert {bytes([b]) for b in range(128, 256)} <= {vocab.token_bytes[t] for t in found}
+
+
+def test_pieces_of_characters_are_kept_where_a_terminal_takes_more_than_ascii(vocab):
+    found = set(never_tokens(for_grammar('start: WORD\nWORD: /[^ ]{1,8}/\n'),
+                             vocab.token_bytes).ids.tolist())
+    pieces = [300 + PIECES.index(b"1\xe2"), 300 + PIECES.index(b"\x80(")]
+    assert not found & {*pieces, *range(128, 256)}  # a WORD may hold any character
+    assert 300 + PIECES.index(b"1..") not in found and 300 + PIECES.index(b"a") not in found
 
 
 @pytest.mark.parametrize("name", sorted(GRAMMARS))
