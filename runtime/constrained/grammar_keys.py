@@ -125,6 +125,7 @@ class StateKeys:
                 acts[key] = (True, arg) if shift else (False, (arg.origin.name, len(arg.expansion)))
             self._actions[state] = acts
         self._fresh: dict[int, tuple[tuple[int, int], ...]] = {}
+        self._every_rule_ends = _every_rule_ends(lark)
         self.max_keys = max_keys
         self.max_moves = max_moves
         # whether the cache pays: keyed fills and hits, counted until the last checkpoint of
@@ -185,6 +186,34 @@ class StateKeys:
         for t in self._ignore:
             found[t] = everything
         return [frozenset(f) for f in found]
+
+    def pumps(self, char: str) -> bool:
+        """Whether a run of `char` goes on wherever one `char` can: for every text `u`,
+        `u + char * n` (n >= 1) begins some text of the grammar exactly when `u + char` does.
+
+        That holds when `char` is always a lexeme of its own (a terminal takes it only as its
+        whole text, and nothing extends it: no gluing), and every LALR state entered by
+        shifting such a lexeme can shift one again. An LALR state's shift on a terminal is
+        valid for every stack that reaches the state (its items are valid for every viable
+        prefix that enters it), so after one `char` the next is always taken; and every rule
+        derives some text (checked), so a viable prefix is a prefix of a text. `-` in
+        arithmetic pumps (`1-` is followed by unary minuses, each of which takes another);
+        `)` does not (a closing parenthesis needs an open one)."""
+        matching = set()
+        for t, term in enumerate(self._terminals):
+            for state in term.live:
+                target = term.step(state, char)
+                if target is None:
+                    continue
+                if state != term.initial or target not in term.ends:
+                    return False  # `char` inside or at the start of a longer lexeme
+                matching.add(t)
+        if not matching or matching & self._ignore or not self._every_rule_ends:
+            return False
+        entered = {target for acts in self._actions.values()
+                   for symbol, (shift, target) in acts.items() if shift and symbol in matching}
+        return all(any(self._actions[state].get(t, (False, None))[0] for t in matching)
+                   for state in entered)
 
     def step(self, key: int | None, token_id: int, token_bytes: bytes) -> int | None:
         """The key after `token_bytes` (the text of `token_id`) from the position `key`; None
@@ -330,6 +359,22 @@ def _fsm(terminal: Any) -> FSM:
         raise ValueError(f"terminal {terminal.name} uses {apart}, which Python and Rust read "
                          "differently")
     return parse_pattern(regex).to_fsm().reduce()
+
+
+def _every_rule_ends(lark: Lark) -> bool:
+    """Whether every rule of the grammar derives some text (a fixpoint: a rule does once
+    every rule in one of its expansions does)."""
+    rules = [(rule.origin.name, [s.name for s in rule.expansion if not s.is_term])
+             for rule in lark.rules]
+    ends: set[str] = set()
+    grew = True
+    while grew:
+        grew = False
+        for origin, needs in rules:
+            if origin not in ends and all(n in ends for n in needs):
+                ends.add(origin)
+                grew = True
+    return all(origin in ends for origin, _ in rules)
 
 
 def for_grammar(text: str, max_keys: int = 1 << 15) -> StateKeys | None:

@@ -17,10 +17,12 @@ mask computed by llguidance each time. At a cached position `is_allowed` reads t
 row instead of asking llguidance. A grammar whose cache hits less than a quarter of its first
 256 keyed fills, or less than half of its first 1024, stops caching (`StateKeys.note_fill`).
 
-Where the grammar's tokenizer walks a class of tokens no terminal tells apart as one token
-(`grammar_vocab.TokenClasses`), llguidance's mask allows the class's representative and the
-class's row is OR-ed in; a member goes to llguidance (`is_allowed`, `advance`, the replay of a
-rollback) as its representative, which moves every automaton alike.
+Where the grammar's tokenizer walks a class of tokens as one token
+(`grammar_vocab.TokenClasses`: tokens no terminal tells apart, runs of a character that
+pumps), llguidance's mask allows the class's representative and the class's row is OR-ed
+in; a member goes to llguidance (`is_allowed`, `advance`, the replay of a rollback) as its
+spelling there: its representative, which moves every automaton alike, or for a run the
+representative and one token per character left.
 
 Forced strings come from llguidance itself (``compute_ff_tokens``: tokens whose text the
 grammar forces, already cut where a longer token could span the boundary), so a grammar
@@ -60,8 +62,8 @@ class GrammarMatcher(BaseMatcher):
         self._llg = compiled.new_matcher()
         self._masks = mask_cache(compiled, mask_cache_bytes, mask_cache_threshold_us)
         self._keys = compiled.keys
-        # members of token classes llguidance walks as one token go to it as their class's
-        # representative (`grammar_vocab.TokenClasses`); masks get the whole class back
+        # members of token classes llguidance walks as one token go to it spelled with the
+        # tokens it knows (`grammar_vocab.TokenClasses`); masks get the whole class back
         self._classes = compiled.classes
         self._key: int | None = None if self._keys is None else self._keys.start
         self._key_before: list[int | None] = []  # the key before each consumed text token
@@ -100,7 +102,8 @@ class GrammarMatcher(BaseMatcher):
         cached = None if key is None else self._masks.get(key)
         if cached is not None:
             return row_allows(cached.array, token_id)
-        return self._llg.validate_tokens([self._llg_id(token_id)]) == 1
+        spelled = self._llg_ids(token_id)
+        return self._llg.validate_tokens(spelled) == len(spelled)
 
     def forced_tokens(self) -> list[int]:
         """The tokens the grammar forces next (empty when the next token is a choice)."""
@@ -149,7 +152,7 @@ class GrammarMatcher(BaseMatcher):
         if not self.is_allowed(token_id):
             raise ValueError(f"token {token_id} ({self._describe(token_id)}) is not allowed "
                              "here by the grammar")
-        if not self._llg.consume_token(self._llg_id(token_id)):  # pragma: no cover
+        if not self._llg.consume_tokens(self._llg_ids(token_id)):  # pragma: no cover
             raise RuntimeError(f"grammar matcher failed: {self._llg.get_error()}")
         self._key_before.append(self._key)
         if self._keys is not None and self._keys.caching:
@@ -171,7 +174,7 @@ class GrammarMatcher(BaseMatcher):
             # state whose masks are wrong (test_grammar_keys.py replays such a sequence)
             del self._tokens[-n:]
             self._llg = self.compiled.new_matcher()
-            replay = [self._llg_id(t) for t in self._tokens]
+            replay = [i for t in self._tokens for i in self._llg_ids(t)]
             if replay and not self._llg.consume_tokens(replay):
                 raise RuntimeError(  # pragma: no cover - the tokens were accepted before
                     f"grammar rollback failed: {self._llg.get_error()}")
@@ -193,10 +196,12 @@ class GrammarMatcher(BaseMatcher):
         keys = self._keys
         return self._key if keys is not None and keys.caching else None
 
-    def _llg_id(self, token_id: int) -> int:
-        """The id llguidance knows `token_id` by: a class member's representative."""
+    def _llg_ids(self, token_id: int) -> list[int]:
+        """The ids llguidance reads `token_id` as: itself, or for a member of a token class
+        its spelling there (`TokenClasses.spell`)."""
         classes = self._classes
-        return token_id if classes is None else classes.rep_of.get(token_id, token_id)
+        spelled = None if classes is None else classes.spell.get(token_id)
+        return [token_id] if spelled is None else list(spelled)
 
     def _is_text_token(self, token_id: int) -> bool:
         return 0 <= token_id < self.vocab.width and self.vocab.token_bytes[token_id] is not None

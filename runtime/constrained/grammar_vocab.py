@@ -16,6 +16,14 @@ together at every position, so `token_classes` keeps one of each large class in 
 allowed then ORs in a row of its whole class, and a class member is fed to llguidance as its
 representative (the same automaton moves, so the same parser state).
 
+Runs of one character are the other kind of class. Where a character always makes a lexeme
+of its own and every parser state that shifts it shifts another (`StateKeys.pumps`: `-` in
+arithmetic, whose unary minus nests), `u + "-" * n` begins a text exactly when `u + "-"`
+does. A 128k vocabulary trained on code holds `-` runs up to 71 long (markdown rules), and
+llguidance walks each character of them as a lexeme and a parser step, at every mask. The
+shortest run with one prefix `u` represents the longer ones, which llguidance reads as it
+and then one `-` token per character left.
+
 A token can appear in a text only as a piece of a string of the grammar's *terminal
 language*, a regular superset of it: the terminals' automata chained as the grammar may
 chain them (`StateKeys.follows`: which terminal may come after which). The check runs, for
@@ -27,7 +35,8 @@ kept, unless no terminal takes any character past ASCII: then no text holds such
     never_tokens(keys, token_bytes)   Never: the ids of tokens the grammar can never allow,
                                       and how many of them a mask's walk would enter
     token_classes(keys, token_bytes, never, words)
-                                      TokenClasses: the large classes of the other tokens
+                                      TokenClasses: the large classes of the other tokens,
+                                      and the runs
 """
 
 from __future__ import annotations
@@ -40,7 +49,8 @@ import numpy as np
 from sglc.runtime.constrained.grammar_keys import StateKeys
 from sglc.runtime.constrained.masks import row_allows, row_of
 
-__all__ = ["MAX_CLASSES", "MIN_CLASS", "Never", "TokenClasses", "never_tokens", "token_classes"]
+__all__ = ["MAX_CLASSES", "MIN_CLASS", "MIN_RUN_SAVED", "Never", "TokenClasses", "never_tokens",
+           "token_classes"]
 
 
 class Never(NamedTuple):
@@ -55,27 +65,33 @@ class Never(NamedTuple):
 MIN_CLASS = 256
 """A class of tokens no terminal tells apart is walked as one token from this many members."""
 MAX_CLASSES = 16
-"""At most this many classes (the largest) are walked as one: a mask ORs in a row per class
-whose representative it allows."""
+"""At most this many classes of each kind (the largest) are walked as one: a mask ORs in a
+row per class whose representative it allows."""
+MIN_RUN_SAVED = 8
+"""A class of runs is walked as one where its longest member is at least this many
+characters longer than its representative (the characters the trie walk no longer takes)."""
 
 
 class TokenClasses:
     """Classes of tokens a grammar allows together (see the module docstring): `reps`, one
     token per class (the one llguidance walks), `rows`, each class's members as a mask row
-    (int32 words), and `rep_of`, member -> representative for the members llguidance does
-    not know (`members`)."""
+    (int32 words), and `spell`, member -> the ids llguidance reads it as, for the members it
+    does not know (`members`): its representative, which moves every automaton alike, or
+    for a run the representative and then one token per character left."""
 
-    def __init__(self, classes: Sequence[np.ndarray], words: int) -> None:
+    def __init__(self, classes: Sequence[np.ndarray], words: int,
+                 spell: dict[int, tuple[int, ...]] | None = None) -> None:
         self.reps = [int(members[0]) for members in classes]
         self.rows = [row_of(members, words) for members in classes]
-        self.rep_of: dict[int, int] = {}
+        self.spell: dict[int, tuple[int, ...]] = {}
         for members in classes:
-            self.rep_of.update(dict.fromkeys(members[1:].tolist(), int(members[0])))
+            self.spell.update(dict.fromkeys(members[1:].tolist(), (int(members[0]),)))
+        self.spell.update(spell or {})
 
     @property
     def members(self) -> list[int]:
         """The members llguidance does not walk: all but the representatives."""
-        return list(self.rep_of)
+        return list(self.spell)
 
     def expand(self, words: np.ndarray) -> None:
         """OR into a mask row (int32 words, llguidance's answer) every class whose
@@ -87,25 +103,66 @@ class TokenClasses:
 
 def token_classes(keys: StateKeys, token_bytes: Sequence[bytes | None], never: np.ndarray,
                   words: int) -> TokenClasses | None:
-    """The largest classes (at least `MIN_CLASS` members, at most `MAX_CLASSES` of them) of
-    the ASCII text tokens not in `never` whose characters, position by position, fall in
-    one class of every terminal's automaton; None where there are none. The representative
-    of a class is its smallest id."""
+    """Tokens llguidance need not walk one by one, as classes with a representative each;
+    None where there are none. Two kinds, at most `MAX_CLASSES` of each:
+
+    - tokens alike: the largest classes (at least `MIN_CLASS` members) of the ASCII text
+      tokens not in `never` whose characters, position by position, fall in one class of
+      every terminal's automaton; the representative is the smallest id;
+    - runs: the tokens `u + c * n` (one `u`, n >= 1, a character `c` where
+      `StateKeys.pumps(c)`) are allowed exactly where the shortest of them, `u + c * m`
+      (the representative), is; llguidance reads a member as the representative and then
+      `n - m` tokens `c`. Walked as one where that saves at least `MIN_RUN_SAVED`
+      characters (`----...` in arithmetic: a lexeme and a parser step per character)."""
     signatures: dict[tuple, str] = {}  # per character class, one character names it
     table = {}
     for code in range(128):
         signature = tuple(t.symbol(chr(code)) for t in keys.terminals)
         table[code] = signatures.setdefault(signature, chr(len(signatures)))
     left_out = set(never.tolist())
-    classes: dict[str, list[int]] = {}
+    alike: dict[str, list[int]] = {}
     for tid, data in enumerate(token_bytes):
         if data and data.isascii() and tid not in left_out:
-            classes.setdefault(data.decode("ascii").translate(table), []).append(tid)
-    large = sorted((ids for ids in classes.values() if len(ids) >= MIN_CLASS),
+            alike.setdefault(data.decode("ascii").translate(table), []).append(tid)
+    large = sorted((ids for ids in alike.values() if len(ids) >= MIN_CLASS),
                    key=len, reverse=True)[:MAX_CLASSES]
-    if not large:
+    classes = [np.array(ids, dtype=np.int64) for ids in large]
+    taken = left_out | {int(t) for ids in classes for t in ids}
+    runs, spell = _run_classes(keys, token_bytes, taken)
+    if not classes and not runs:
         return None
-    return TokenClasses([np.array(ids, dtype=np.int64) for ids in large], words)
+    return TokenClasses(classes + runs, words, spell)
+
+
+def _run_classes(keys: StateKeys, token_bytes: Sequence[bytes | None], taken: set[int]
+                 ) -> tuple[list[np.ndarray], dict[int, tuple[int, ...]]]:
+    """The classes of runs (see `token_classes`) among the ASCII tokens not `taken`, and
+    how llguidance spells their members."""
+    pumping = {code for code in range(32, 127) if keys.pumps(chr(code))}
+    if not pumping:
+        return [], {}
+    groups: dict[tuple[bytes, int], list[tuple[int, int]]] = {}  # (u, c) -> [(n, id)]
+    single: dict[int, int] = {}  # c -> the id of the token `c`
+    for tid, data in enumerate(token_bytes):
+        if not data or not data.isascii() or tid in taken or data[-1] not in pumping:
+            continue
+        code = data[-1]
+        n = len(data) - len(data.rstrip(bytes([code])))
+        groups.setdefault((data[:-n], code), []).append((n, tid))
+        if n == len(data) == 1:
+            single.setdefault(code, tid)
+    found: list[tuple[int, np.ndarray, dict[int, tuple[int, ...]]]] = []
+    for (_, code), runs in groups.items():
+        runs.sort()
+        m, rep = runs[0]
+        saved = runs[-1][0] - m
+        if code not in single or saved < MIN_RUN_SAVED:
+            continue
+        spell = {tid: (rep,) + (single[code],) * (n - m) for n, tid in runs[1:] if n > m}
+        if spell:
+            found.append((saved, np.array([rep, *spell], dtype=np.int64), spell))
+    found = sorted(found, key=lambda item: -item[0])[:MAX_CLASSES]
+    return [ids for _, ids, _ in found], {t: s for *_, run in found for t, s in run.items()}
 
 
 class _Pairs:

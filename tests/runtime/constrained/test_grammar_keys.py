@@ -231,3 +231,25 @@ def test_the_probe_stops_the_cache_at_the_first_checkpoint_it_misses(hits, cachi
     for hit in hits:
         keys.note_fill(hit)
     assert keys.caching is caching and keys.fills == fills
+
+
+@pytest.mark.parametrize(("text", "pumping"), [
+    (GRAMMARS["arithmetic"], "(-"),  # `1-` then unary minuses; `(((`; not `)`, `+`, digits
+    (GRAMMARS["json"], "["),
+    (GRAMMARS["nested_lists"], "["),
+    (GRAMMARS["toy_language"], "("),
+    (GRAMMARS["sql"], ""),
+    ('start: "-" NAME\nNAME: /[a-z]+/\n', ""),  # one `-` only
+    ('start: item+\nitem: "-" | "--"\n', ""),  # `--` would glue two `-` into one lexeme
+    # `-` begins `-a`, but `--` begins no text: `y` derives none (the tables shift `-` on)
+    ('start: "-" "a" | "-" "-" y\ny: "-" y\n', ""),
+    # runs of `[` and `]` go on here too, but a list's next item comes after a reduction,
+    # which reads below the top of the stack: not proven, so not claimed
+    ('start: ("[" | "]")* "."\n', ""),
+    (KEYWORD, ""),  # `;` ends a statement, the next must start with a name
+])
+def test_a_character_pumps_where_a_run_of_it_goes_on_wherever_one_can(text, pumping):
+    keys = for_grammar(text)
+    assert keys is not None
+    assert "".join(c for c in map(chr, range(32, 127)) if keys.pumps(c)) == "".join(
+        sorted(pumping))
