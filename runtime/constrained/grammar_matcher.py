@@ -196,12 +196,12 @@ class GrammarMatcher(BaseMatcher):
         keys = self._keys
         return self._key if keys is not None and keys.caching else None
 
-    def _llg_ids(self, token_id: int) -> list[int]:
+    def _llg_ids(self, token_id: int) -> tuple[int, ...]:
         """The ids llguidance reads `token_id` as: itself, or for a member of a token class
-        its spelling there (`TokenClasses.spell`)."""
+        its spelling there (`TokenClasses.spell`, shared: no copy per call)."""
         classes = self._classes
         spelled = None if classes is None else classes.spell.get(token_id)
-        return [token_id] if spelled is None else list(spelled)
+        return (token_id,) if spelled is None else spelled
 
     def _is_text_token(self, token_id: int) -> bool:
         return 0 <= token_id < self.vocab.width and self.vocab.token_bytes[token_id] is not None
